@@ -1,0 +1,143 @@
+//! The command line, declared with clap's derive API. Parsing only; the
+//! commands themselves live in [`crate::commands`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Overrides;
+
+/// Tails Exim's main log into SQLite and answers what happened to every
+/// message.
+#[derive(Debug, Parser)]
+#[command(name = "exim-pilot", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Configuration file [default: /etc/exim-pilot/exim-pilot.toml when it exists]
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: tail the main log and keep the database current
+    Run {
+        #[command(flatten)]
+        log: LogArg,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Read whole log files (plain or .gz) into the database, then exit
+    Ingest {
+        #[command(flatten)]
+        db: DbArg,
+        /// Exim main log files, oldest first
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Parse log files and report what the parser recognised (no database)
+    Parse {
+        /// Print one JSON object instead of a report
+        #[arg(long)]
+        json: bool,
+        /// Exim main log files (plain or .gz)
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Show every line about a message, an address or an IP, grouped by message
+    Trace {
+        #[command(flatten)]
+        db: DbArg,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+        /// An Exim message id, an email address or an IP address
+        #[arg(value_name = "ID|ADDRESS|IP")]
+        query: String,
+    },
+    /// Summarise traffic like eximstats, from the database
+    Stats {
+        #[command(flatten)]
+        db: DbArg,
+        /// Print one JSON object instead of a report
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the configuration and print the effective values
+    CheckConfig {
+        #[command(flatten)]
+        log: LogArg,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+/// `--log PATH`
+#[derive(Debug, Default, Clone, Args)]
+pub struct LogArg {
+    /// Exim main log to tail (overrides [log] path)
+    #[arg(long = "log", value_name = "PATH")]
+    pub log_path: Option<PathBuf>,
+}
+
+/// `--db PATH`
+#[derive(Debug, Default, Clone, Args)]
+pub struct DbArg {
+    /// SQLite database file (overrides [database] path)
+    #[arg(long = "db", value_name = "PATH")]
+    pub db_path: Option<PathBuf>,
+}
+
+impl Command {
+    /// The configuration overrides this command's flags carry.
+    pub fn overrides(&self) -> Overrides {
+        let (log, db) = match self {
+            Command::Run { log, db } | Command::CheckConfig { log, db } => {
+                (log.log_path.clone(), db.db_path.clone())
+            }
+            Command::Ingest { db, .. } | Command::Trace { db, .. } | Command::Stats { db, .. } => {
+                (None, db.db_path.clone())
+            }
+            Command::Parse { .. } => (None, None),
+        };
+        Overrides {
+            log_path: log,
+            database_path: db,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn db_flag_is_accepted_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["exim-pilot", "stats", "--db", "x.db", "--json"]).unwrap();
+        assert_eq!(
+            cli.command.overrides().database_path,
+            Some(PathBuf::from("x.db"))
+        );
+        let cli = Cli::try_parse_from(["exim-pilot", "ingest", "--db", "x.db", "mainlog"]).unwrap();
+        assert_eq!(
+            cli.command.overrides().database_path,
+            Some(PathBuf::from("x.db"))
+        );
+    }
+
+    #[test]
+    fn config_flag_is_global() {
+        let cli =
+            Cli::try_parse_from(["exim-pilot", "check-config", "--config", "a.toml"]).unwrap();
+        assert_eq!(cli.config, Some(PathBuf::from("a.toml")));
+    }
+}

@@ -1,0 +1,727 @@
+//! Configuration: read the TOML file, apply command-line overrides, and turn
+//! the result into a validated [`Config`] ("parse, don't validate").
+//!
+//! Every key is optional; with no file at all the defaults give a working
+//! daemon. Every error names the file, the key and what is wrong, and all
+//! problems in a file are reported together so an operator fixes them in one
+//! pass.
+
+mod raw;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use raw::RawConfig;
+use raw::{RawDatabase, RawHealth, RawIngest, RawLog, RawLogging};
+
+/// Where the packages install the configuration file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/exim-pilot/exim-pilot.toml";
+/// Debian's and Ubuntu's Exim main log.
+pub const DEBIAN_MAINLOG: &str = "/var/log/exim4/mainlog";
+/// RHEL's and Fedora's Exim main log.
+pub const RHEL_MAINLOG: &str = "/var/log/exim/main.log";
+/// Where the packages keep the database.
+pub const DEFAULT_DATABASE_PATH: &str = "/var/lib/exim-pilot/exim-pilot.db";
+
+/// Upper bound for `max_line_bytes`: beyond this a "line" is not a log line,
+/// and the reader must keep its buffers bounded.
+const MAX_LINE_BYTES_LIMIT: i64 = 64 * 1024 * 1024;
+/// Upper bound for the pool size; SQLite has one writer, so more connections
+/// only add file descriptors.
+const MAX_OPEN_CONNS_LIMIT: i64 = 1000;
+
+/// The validated configuration. Construct it with [`Config::load`] or
+/// [`Config::from_raw`]; every value in it has been checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this came from, if any (for messages only).
+    pub source: Option<PathBuf>,
+    pub log: LogConfig,
+    pub database: DatabaseConfig,
+    pub ingest: IngestConfig,
+    pub health: HealthConfig,
+    pub logging: LoggingConfig,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// The Exim main log to tail.
+    pub path: PathBuf,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatabaseConfig {
+    pub path: PathBuf,
+    /// Pool size: connections open at once, at most.
+    pub max_open_conns: usize,
+    /// Idle connections kept open for reuse; extra ones are closed.
+    pub max_idle_conns: usize,
+    /// A connection older than this is closed instead of being reused.
+    pub conn_max_lifetime: Duration,
+    /// How long SQLite waits on a lock before it reports "busy".
+    pub busy_timeout: Duration,
+    /// How long a caller waits for a free pool connection before failing.
+    pub pool_wait_timeout: Duration,
+}
+
+/// `[ingest]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestConfig {
+    /// Entries committed in one transaction, at most.
+    pub batch_size: usize,
+    /// A partial batch is committed after this long.
+    pub flush_interval: Duration,
+    /// Entries in flight between the reader and the writer, at most.
+    pub channel_capacity: usize,
+    /// Longer lines are stored truncated, flagged, with their real length.
+    pub max_line_bytes: usize,
+}
+
+/// `[health]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthConfig {
+    /// How often the pool is pinged.
+    pub interval: Duration,
+    /// How long one ping may take before the store counts as unhealthy.
+    pub timeout: Duration,
+    /// First reconnect delay.
+    pub backoff_min: Duration,
+    /// Reconnect delays never exceed this.
+    pub backoff_max: Duration,
+}
+
+/// `[logging]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggingConfig {
+    /// A `tracing` filter directive such as `info` or `info,exim_pilot=debug`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+/// Where and how the daemon writes its own log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// journald when stderr is connected to the journal, else text.
+    Auto,
+    Journald,
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    const NAMES: [(&'static str, LogFormat); 4] = [
+        ("auto", LogFormat::Auto),
+        ("journald", LogFormat::Journald),
+        ("text", LogFormat::Text),
+        ("json", LogFormat::Json),
+    ];
+
+    /// The name used in the configuration file.
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, format)| *format == self)
+            .map_or("auto", |(name, _)| name)
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, format)| *format)
+    }
+}
+
+/// Values given on the command line; they win over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub log_path: Option<PathBuf>,
+    pub database_path: Option<PathBuf>,
+}
+
+/// One thing wrong with one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// `[section] key`
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Why a configuration could not be loaded. Every variant maps to exit
+/// status 78 (EX_CONFIG).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax, a wrong type, or an unknown key (the message names it).
+    #[error("{}: {message}", display_source(path.as_deref()))]
+    Syntax {
+        path: Option<PathBuf>,
+        message: String,
+    },
+    #[error("{}", render_problems(path.as_deref(), problems))]
+    Invalid {
+        path: Option<PathBuf>,
+        problems: Vec<Problem>,
+    },
+}
+
+fn display_source(path: Option<&Path>) -> String {
+    path.map_or_else(
+        || "built-in configuration".to_owned(),
+        |p| p.display().to_string(),
+    )
+}
+
+fn render_problems(path: Option<&Path>, problems: &[Problem]) -> String {
+    let source = display_source(path);
+    problems
+        .iter()
+        .map(|problem| format!("{source}: {problem}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Config {
+    /// Loads the configuration the way every subcommand does.
+    ///
+    /// `explicit` is the `--config` argument: that file must exist. Without
+    /// it the default path is read when present, and the built-in defaults
+    /// apply when it is not.
+    pub fn load(explicit: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let (raw, source) = match explicit {
+            Some(path) => (read_file(path)?, Some(path.to_path_buf())),
+            None => {
+                let default = Path::new(DEFAULT_CONFIG_PATH);
+                match std::fs::read_to_string(default) {
+                    Ok(text) => (
+                        parse_toml(&text, Some(default))?,
+                        Some(default.to_path_buf()),
+                    ),
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                        (RawConfig::default(), None)
+                    }
+                    Err(source) => {
+                        return Err(ConfigError::Read {
+                            path: default.to_path_buf(),
+                            source,
+                        });
+                    }
+                }
+            }
+        };
+        Config::from_raw(raw, source, overrides)
+    }
+
+    /// Parses TOML text (from `source`, for messages) into a Config.
+    pub fn from_toml(
+        text: &str,
+        source: Option<&Path>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let raw = parse_toml(text, source)?;
+        Config::from_raw(raw, source.map(Path::to_path_buf), overrides)
+    }
+
+    /// Checks every key of `raw` (after applying `overrides`) and collects
+    /// all problems before failing.
+    pub fn from_raw(
+        raw: RawConfig,
+        source: Option<PathBuf>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut check = Checker::default();
+
+        let log = raw.log.unwrap_or_default();
+        let log_path = match &overrides.log_path {
+            Some(path) => Some(path.clone()),
+            None => check.path("[log] path", log.path),
+        }
+        .unwrap_or_else(default_log_path);
+
+        let db = raw.database.unwrap_or_default();
+        let db_path = match &overrides.database_path {
+            Some(path) => Some(path.clone()),
+            None => check.path("[database] path", db.path),
+        }
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE_PATH));
+        let max_open_conns = check.count(
+            "[database] max_open_conns",
+            db.max_open_conns,
+            10,
+            1,
+            MAX_OPEN_CONNS_LIMIT,
+        );
+        let max_idle_conns = check.count(
+            "[database] max_idle_conns",
+            db.max_idle_conns,
+            5,
+            0,
+            MAX_OPEN_CONNS_LIMIT,
+        );
+        if max_idle_conns > max_open_conns {
+            check.problem(
+                "[database] max_idle_conns",
+                format!(
+                    "must not exceed [database] max_open_conns ({max_open_conns}), got {max_idle_conns}"
+                ),
+            );
+        }
+        let database = DatabaseConfig {
+            path: db_path,
+            max_open_conns,
+            max_idle_conns,
+            conn_max_lifetime: check.duration(
+                "[database] conn_max_lifetime",
+                db.conn_max_lifetime,
+                Duration::from_secs(30 * 60),
+                Duration::from_secs(1),
+            ),
+            busy_timeout: check.duration(
+                "[database] busy_timeout",
+                db.busy_timeout,
+                Duration::from_secs(5),
+                Duration::ZERO,
+            ),
+            pool_wait_timeout: check.duration(
+                "[database] pool_wait_timeout",
+                db.pool_wait_timeout,
+                Duration::from_secs(10),
+                Duration::from_millis(1),
+            ),
+        };
+
+        let ingest = raw.ingest.unwrap_or_default();
+        let ingest = IngestConfig {
+            batch_size: check.count("[ingest] batch_size", ingest.batch_size, 2000, 1, 1_000_000),
+            flush_interval: check.duration(
+                "[ingest] flush_interval",
+                ingest.flush_interval,
+                Duration::from_millis(100),
+                Duration::from_millis(1),
+            ),
+            channel_capacity: check.count(
+                "[ingest] channel_capacity",
+                ingest.channel_capacity,
+                8192,
+                1,
+                10_000_000,
+            ),
+            max_line_bytes: check.count(
+                "[ingest] max_line_bytes",
+                ingest.max_line_bytes,
+                1024 * 1024,
+                256,
+                MAX_LINE_BYTES_LIMIT,
+            ),
+        };
+
+        let health = raw.health.unwrap_or_default();
+        let health = HealthConfig {
+            interval: check.duration(
+                "[health] interval",
+                health.interval,
+                Duration::from_secs(10),
+                Duration::from_millis(10),
+            ),
+            timeout: check.duration(
+                "[health] timeout",
+                health.timeout,
+                Duration::from_secs(5),
+                Duration::from_millis(1),
+            ),
+            backoff_min: check.duration(
+                "[health] backoff_min",
+                health.backoff_min,
+                Duration::from_millis(250),
+                Duration::from_millis(1),
+            ),
+            backoff_max: check.duration(
+                "[health] backoff_max",
+                health.backoff_max,
+                Duration::from_secs(30),
+                Duration::from_millis(1),
+            ),
+        };
+        if health.backoff_min > health.backoff_max {
+            check.problem(
+                "[health] backoff_min",
+                format!(
+                    "must not exceed [health] backoff_max ({}), got {}",
+                    humantime::format_duration(health.backoff_max),
+                    humantime::format_duration(health.backoff_min)
+                ),
+            );
+        }
+
+        let logging = raw.logging.unwrap_or_default();
+        let level = logging.level.unwrap_or_else(|| "info".to_owned());
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&level) {
+            check.problem(
+                "[logging] level",
+                format!("not a valid level or filter ({err}), got {level:?}"),
+            );
+        }
+        let format = match logging.format {
+            None => LogFormat::Auto,
+            Some(name) => LogFormat::from_name(&name).unwrap_or_else(|| {
+                check.problem(
+                    "[logging] format",
+                    format!("must be one of auto, journald, text, json, got {name:?}"),
+                );
+                LogFormat::Auto
+            }),
+        };
+
+        if !check.problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: source,
+                problems: check.problems,
+            });
+        }
+        Ok(Config {
+            source,
+            log: LogConfig { path: log_path },
+            database,
+            ingest,
+            health,
+            logging: LoggingConfig { level, format },
+        })
+    }
+
+    /// The effective configuration in the file's own shape, every key
+    /// filled in. Printing it as TOML gives a file that loads back to `self`.
+    pub fn to_raw(&self) -> RawConfig {
+        let duration = |d: Duration| Some(humantime::format_duration(d).to_string());
+        let count = |n: usize| Some(i64::try_from(n).unwrap_or(i64::MAX));
+        let path = |p: &Path| Some(p.display().to_string());
+        RawConfig {
+            log: Some(RawLog {
+                path: path(&self.log.path),
+            }),
+            database: Some(RawDatabase {
+                path: path(&self.database.path),
+                max_open_conns: count(self.database.max_open_conns),
+                max_idle_conns: count(self.database.max_idle_conns),
+                conn_max_lifetime: duration(self.database.conn_max_lifetime),
+                busy_timeout: duration(self.database.busy_timeout),
+                pool_wait_timeout: duration(self.database.pool_wait_timeout),
+            }),
+            ingest: Some(RawIngest {
+                batch_size: count(self.ingest.batch_size),
+                flush_interval: duration(self.ingest.flush_interval),
+                channel_capacity: count(self.ingest.channel_capacity),
+                max_line_bytes: count(self.ingest.max_line_bytes),
+            }),
+            health: Some(RawHealth {
+                interval: duration(self.health.interval),
+                timeout: duration(self.health.timeout),
+                backoff_min: duration(self.health.backoff_min),
+                backoff_max: duration(self.health.backoff_max),
+            }),
+            logging: Some(RawLogging {
+                level: Some(self.logging.level.clone()),
+                format: Some(self.logging.format.name().to_owned()),
+            }),
+        }
+    }
+
+    /// The effective configuration as TOML text.
+    pub fn to_toml(&self) -> String {
+        // Serialising plain strings and integers into TOML cannot fail.
+        toml::to_string(&self.to_raw()).unwrap_or_default()
+    }
+}
+
+/// The first Exim main log that exists, else Debian's path.
+fn default_log_path() -> PathBuf {
+    [DEBIAN_MAINLOG, RHEL_MAINLOG]
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| path.exists())
+        .unwrap_or_else(|| PathBuf::from(DEBIAN_MAINLOG))
+}
+
+fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_toml(&text, Some(path))
+}
+
+fn parse_toml(text: &str, source: Option<&Path>) -> Result<RawConfig, ConfigError> {
+    toml::from_str(text).map_err(|err| ConfigError::Syntax {
+        path: source.map(Path::to_path_buf),
+        message: err.to_string().trim_end().to_owned(),
+    })
+}
+
+/// Collects problems while converting raw values, so that one run reports
+/// every bad key.
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn problem(&mut self, key: &str, message: String) {
+        self.problems.push(Problem {
+            key: key.to_owned(),
+            message,
+        });
+    }
+
+    fn count(
+        &mut self,
+        key: &str,
+        value: Option<i64>,
+        default: usize,
+        min: i64,
+        max: i64,
+    ) -> usize {
+        let Some(value) = value else {
+            return default;
+        };
+        if value < min {
+            self.problem(key, format!("must be at least {min}, got {value}"));
+            return default;
+        }
+        if value > max {
+            self.problem(key, format!("must be at most {max}, got {value}"));
+            return default;
+        }
+        usize::try_from(value).unwrap_or(default)
+    }
+
+    fn duration(
+        &mut self,
+        key: &str,
+        value: Option<String>,
+        default: Duration,
+        min: Duration,
+    ) -> Duration {
+        let Some(text) = value else {
+            return default;
+        };
+        match humantime::parse_duration(text.trim()) {
+            Ok(duration) if duration < min => {
+                self.problem(
+                    key,
+                    format!(
+                        "must be at least {}, got {text:?}",
+                        humantime::format_duration(min)
+                    ),
+                );
+                default
+            }
+            Ok(duration) => duration,
+            Err(err) => {
+                self.problem(
+                    key,
+                    format!("not a duration such as \"5s\" or \"30m\" ({err}), got {text:?}"),
+                );
+                default
+            }
+        }
+    }
+
+    fn path(&mut self, key: &str, value: Option<String>) -> Option<PathBuf> {
+        let text = value?;
+        if text.trim().is_empty() {
+            self.problem(key, "must not be empty".to_owned());
+            return None;
+        }
+        Some(PathBuf::from(text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Some(Path::new("test.toml")), &Overrides::default())
+    }
+
+    fn problems(text: &str) -> String {
+        load(text)
+            .expect_err("configuration should be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn empty_file_gives_the_documented_defaults() {
+        let config = load("").unwrap();
+        assert_eq!(config.database.path, PathBuf::from(DEFAULT_DATABASE_PATH));
+        assert_eq!(config.database.max_open_conns, 10);
+        assert_eq!(config.database.max_idle_conns, 5);
+        assert_eq!(config.database.conn_max_lifetime, Duration::from_secs(1800));
+        assert_eq!(config.database.busy_timeout, Duration::from_secs(5));
+        assert_eq!(config.logging.format, LogFormat::Auto);
+        assert_eq!(config.logging.level, "info");
+        assert!(
+            config.log.path == Path::new(DEBIAN_MAINLOG)
+                || config.log.path == Path::new(RHEL_MAINLOG)
+        );
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let config = load(
+            r#"
+            [log]
+            path = "/srv/exim/mainlog"
+            [database]
+            path = "/tmp/x.db"
+            max_open_conns = 4
+            max_idle_conns = 2
+            conn_max_lifetime = "1h 5m"
+            busy_timeout = "250ms"
+            pool_wait_timeout = "3s"
+            [ingest]
+            batch_size = 10
+            flush_interval = "1s"
+            channel_capacity = 20
+            max_line_bytes = 4096
+            [health]
+            interval = "2s"
+            timeout = "1s"
+            backoff_min = "10ms"
+            backoff_max = "1m"
+            [logging]
+            level = "debug"
+            format = "json"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.log.path, PathBuf::from("/srv/exim/mainlog"));
+        assert_eq!(config.database.max_open_conns, 4);
+        assert_eq!(config.database.max_idle_conns, 2);
+        assert_eq!(config.database.conn_max_lifetime, Duration::from_secs(3900));
+        assert_eq!(config.database.busy_timeout, Duration::from_millis(250));
+        assert_eq!(config.database.pool_wait_timeout, Duration::from_secs(3));
+        assert_eq!(config.ingest.batch_size, 10);
+        assert_eq!(config.ingest.flush_interval, Duration::from_secs(1));
+        assert_eq!(config.ingest.channel_capacity, 20);
+        assert_eq!(config.ingest.max_line_bytes, 4096);
+        assert_eq!(config.health.interval, Duration::from_secs(2));
+        assert_eq!(config.health.timeout, Duration::from_secs(1));
+        assert_eq!(config.health.backoff_min, Duration::from_millis(10));
+        assert_eq!(config.health.backoff_max, Duration::from_secs(60));
+        assert_eq!(config.logging.level, "debug");
+        assert_eq!(config.logging.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn errors_name_the_file_the_key_and_the_value() {
+        assert_eq!(
+            problems("[database]\nmax_open_conns = 0\n"),
+            "test.toml: [database] max_open_conns: must be at least 1, got 0"
+        );
+        let message = problems("[database]\nbusy_timeout = \"soon\"\n");
+        assert!(
+            message.starts_with("test.toml: [database] busy_timeout: not a duration"),
+            "{message}"
+        );
+        assert!(message.ends_with("got \"soon\""), "{message}");
+    }
+
+    #[test]
+    fn all_problems_are_reported_together() {
+        let message = problems(
+            "[database]\nmax_open_conns = 2\nmax_idle_conns = 3\n[ingest]\nbatch_size = -1\n[logging]\nformat = \"xml\"\n",
+        );
+        let lines: Vec<&str> = message.lines().collect();
+        assert_eq!(lines.len(), 3, "{message}");
+        assert!(lines[0].contains("[database] max_idle_conns: must not exceed"));
+        assert!(lines[1].contains("[ingest] batch_size: must be at least 1, got -1"));
+        assert!(lines[2].contains("[logging] format: must be one of auto, journald, text, json"));
+    }
+
+    #[test]
+    fn unknown_keys_and_sections_are_rejected_by_name() {
+        let message = problems("[database]\nmax_open_connections = 3\n");
+        assert!(message.starts_with("test.toml: "), "{message}");
+        assert!(message.contains("max_open_connections"), "{message}");
+        let message = problems("[datbase]\npath = \"x\"\n");
+        assert!(message.contains("datbase"), "{message}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let message = problems("[ingest]\nbatch_size = \"many\"\n");
+        assert!(message.contains("batch_size"), "{message}");
+    }
+
+    #[test]
+    fn backoff_bounds_and_level_are_checked() {
+        let message = problems("[health]\nbackoff_min = \"2m\"\nbackoff_max = \"1m\"\n");
+        assert!(
+            message.contains("[health] backoff_min: must not exceed"),
+            "{message}"
+        );
+        let message = problems("[logging]\nlevel = \"loud=[\"\n");
+        assert!(message.contains("[logging] level"), "{message}");
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let overrides = Overrides {
+            log_path: Some(PathBuf::from("/override/mainlog")),
+            database_path: Some(PathBuf::from("/override/db")),
+        };
+        let config = Config::from_toml(
+            "[log]\npath = \"/file/mainlog\"\n[database]\npath = \"/file/db\"\n",
+            None,
+            &overrides,
+        )
+        .unwrap();
+        assert_eq!(config.log.path, PathBuf::from("/override/mainlog"));
+        assert_eq!(config.database.path, PathBuf::from("/override/db"));
+    }
+
+    #[test]
+    fn printed_configuration_loads_back_unchanged() {
+        let config = load(
+            "[database]\nconn_max_lifetime = \"90m\"\nbusy_timeout = \"1500ms\"\n[logging]\nformat = \"text\"\n",
+        )
+        .unwrap();
+        let printed = config.to_toml();
+        let reloaded = load(&printed).unwrap();
+        assert_eq!(
+            Config {
+                source: None,
+                ..reloaded
+            },
+            Config {
+                source: None,
+                ..config
+            }
+        );
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error_naming_it() {
+        let err = Config::load(
+            Some(Path::new("/nonexistent/exim-pilot.toml")),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+        assert!(err.to_string().contains("/nonexistent/exim-pilot.toml"));
+    }
+}

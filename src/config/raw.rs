@@ -1,0 +1,66 @@
+//! The configuration file exactly as written: every key optional, nothing
+//! checked beyond TOML types and unknown keys.
+//!
+//! [`super::Config::from_raw`] turns this into a validated `Config`; the same
+//! shape is also used to print the effective configuration, so what
+//! `check-config` prints can be read back as a configuration file.
+
+use serde::{Deserialize, Serialize};
+
+/// The whole file. Sections may be absent.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub log: Option<RawLog>,
+    pub database: Option<RawDatabase>,
+    pub ingest: Option<RawIngest>,
+    pub health: Option<RawHealth>,
+    pub logging: Option<RawLogging>,
+}
+
+/// `[log]`: which Exim main log to tail.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub path: Option<String>,
+}
+
+/// `[database]`: the SQLite file and its connection pool.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    pub path: Option<String>,
+    pub max_open_conns: Option<i64>,
+    pub max_idle_conns: Option<i64>,
+    pub conn_max_lifetime: Option<String>,
+    pub busy_timeout: Option<String>,
+    pub pool_wait_timeout: Option<String>,
+}
+
+/// `[ingest]`: batching between the reader and the writer.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngest {
+    pub batch_size: Option<i64>,
+    pub flush_interval: Option<String>,
+    pub channel_capacity: Option<i64>,
+    pub max_line_bytes: Option<i64>,
+}
+
+/// `[health]`: the database health check and reconnect backoff.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub backoff_min: Option<String>,
+    pub backoff_max: Option<String>,
+}
+
+/// `[logging]`: the daemon's own diagnostics.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogging {
+    pub level: Option<String>,
+    pub format: Option<String>,
+}

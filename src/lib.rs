@@ -1,0 +1,13 @@
+//! exim-pilot: tails Exim's main log into SQLite and answers what happened to
+//! every message.
+//!
+//! The binary (`src/main.rs`) is a thin shell over this library so that the
+//! integration tests can drive the same code. See ARCHITECTURE.md for the
+//! bird's-eye view.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod exit;
+pub mod logging;
+pub mod store;

@@ -1,0 +1,76 @@
+//! The daemon's own diagnostics: tracing to journald, text or JSON on stderr.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::{LogFormat, LoggingConfig};
+
+/// Installs the global subscriber for `config`. `RUST_LOG`, when set, wins
+/// over `[logging] level` so an operator can raise verbosity for one run.
+pub fn init(config: &LoggingConfig) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directive| EnvFilter::try_new(directive).ok())
+        .or_else(|| EnvFilter::try_new(&config.level).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let format = match config.format {
+        LogFormat::Auto if stderr_is_journal() => LogFormat::Journald,
+        LogFormat::Auto => LogFormat::Text,
+        other => other,
+    };
+    let registry = tracing_subscriber::registry().with(filter);
+    let installed = match format {
+        LogFormat::Journald => match tracing_journald::layer() {
+            Ok(journald) => registry.with(journald).try_init(),
+            Err(err) => {
+                let result = registry.with(text_layer()).try_init();
+                tracing::warn!(error = %err, "journald is not reachable; logging to stderr");
+                result
+            }
+        },
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Text | LogFormat::Auto => registry.with(text_layer()).try_init(),
+    };
+    // A subscriber is already installed only in tests that call init twice.
+    drop(installed);
+}
+
+fn text_layer<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+}
+
+/// systemd sets JOURNAL_STREAM to the device and inode of the journal
+/// stream it connected stderr to; when they match stderr, we log natively.
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(value) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = value.split_once(':') else {
+        return false;
+    };
+    use std::os::fd::AsFd;
+    let Ok(meta) = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|file| file.metadata())
+    else {
+        return false;
+    };
+    dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
+}

@@ -1,0 +1,75 @@
+//! Schema migrations: an append-only list of SQL scripts, versioned by
+//! SQLite's `PRAGMA user_version`.
+//!
+//! Migration N (1-based) brings a database from version N-1 to N. Each runs in
+//! its own transaction together with the version bump, so a crash leaves the
+//! database at a whole version. Released migrations are never edited; a
+//! change is a new file at the end of [`MIGRATIONS`].
+
+use deadpool_sqlite::rusqlite::{Connection, TransactionBehavior};
+
+use super::error::{Context, ResultExt, StoreError};
+
+/// One schema step.
+pub struct Migration {
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration, in order. Index 0 is version 1.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    name: "0001_initial",
+    sql: include_str!("migrations/0001_initial.sql"),
+}];
+
+/// The schema version this build writes.
+pub fn latest_version() -> u32 {
+    u32::try_from(MIGRATIONS.len()).unwrap_or(u32::MAX)
+}
+
+/// The database's schema version.
+pub fn current_version(conn: &Connection) -> Result<u32, StoreError> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get::<_, u32>(0))
+        .ctx(|| Context::op("read the schema version"))
+}
+
+/// Brings the database up to [`latest_version`]. Returns the migrations it
+/// applied (none when the database is up to date, which changes nothing).
+pub fn migrate(conn: &mut Connection) -> Result<Vec<&'static str>, StoreError> {
+    let current = current_version(conn)?;
+    let latest = latest_version();
+    if current > latest {
+        return Err(StoreError::other(
+            Context::op("check the schema version"),
+            format!(
+                "the database has schema version {current}, newer than the {latest} this \
+                 exim-pilot knows; use a newer exim-pilot or another database file"
+            ),
+        ));
+    }
+    let mut applied = Vec::new();
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = index + 1;
+        let context = || Context::op("apply migration").key(migration.name);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(context)?;
+        tx.execute_batch(migration.sql).ctx(context)?;
+        // PRAGMA takes no bound parameters; `version` is our own integer.
+        tx.execute_batch(&format!("PRAGMA user_version = {version}"))
+            .ctx(context)?;
+        tx.execute(
+            "INSERT INTO audit_log (at_ms, actor, action, detail) VALUES (?1, 'exim-pilot', 'migrate', ?2)",
+            (super::repo::now_ms(), migration.name),
+        )
+        .ctx(context)?;
+        tx.commit().ctx(context)?;
+        tracing::info!(
+            migration = migration.name,
+            version,
+            "applied schema migration"
+        );
+        applied.push(migration.name);
+    }
+    Ok(applied)
+}

@@ -1,0 +1,21 @@
+//! The SQLite store: opening, configuring and migrating the database in one
+//! place, the connection pool, transactions, classified errors, and the
+//! repository functions that read and write rows.
+//!
+//! Only the writer task writes through this module in the daemon; query
+//! commands read. SQL lives here and nowhere else.
+
+mod error;
+mod migrations;
+mod open;
+mod pool;
+pub mod repo;
+mod retry;
+mod tx;
+
+pub use error::{ConstraintKind, Context, ErrorClass, ResultExt, StoreError};
+pub use migrations::{MIGRATIONS, current_version, latest_version, migrate};
+pub use open::{DATABASE_FILE_MODE, open_connection};
+pub use pool::{PoolStats, Store, connect};
+pub use retry::{Backoff, retry};
+pub use tx::{TxError, in_transaction};

@@ -1,0 +1,211 @@
+//! The binary's command line: configuration checking and exit statuses.
+
+use tempfile::TempDir;
+
+use crate::util::{outcome, run};
+
+#[test]
+fn check_config_prints_the_effective_defaults_without_a_file() {
+    let dir = TempDir::new().unwrap();
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let (status, stdout, _) = outcome(&run(&["check-config", "--config", empty.to_str().unwrap()]));
+    assert_eq!(status, 0);
+    for expected in [
+        "max_open_conns = 10",
+        "max_idle_conns = 5",
+        "conn_max_lifetime = \"30m\"",
+        "busy_timeout = \"5s\"",
+        "path = \"/var/lib/exim-pilot/exim-pilot.db\"",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn check_config_output_is_itself_a_valid_configuration() {
+    let dir = TempDir::new().unwrap();
+    let first = dir.path().join("first.toml");
+    std::fs::write(
+        &first,
+        "[ingest]\nbatch_size = 77\n[health]\nbackoff_max = \"2m\"\n",
+    )
+    .unwrap();
+    let (status, printed, _) =
+        outcome(&run(&["check-config", "--config", first.to_str().unwrap()]));
+    assert_eq!(status, 0);
+    let second = dir.path().join("second.toml");
+    std::fs::write(&second, &printed).unwrap();
+    let (status, reprinted, _) = outcome(&run(&[
+        "check-config",
+        "--config",
+        second.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 0);
+    let body = |text: &str| text.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&printed), body(&reprinted));
+    assert!(printed.contains("batch_size = 77") && printed.contains("backoff_max = \"2m\""));
+}
+
+#[test]
+fn flags_override_the_file() {
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[database]\npath = \"/from/file.db\"\n[log]\npath = \"/from/file.log\"\n",
+    )
+    .unwrap();
+    let (status, stdout, _) = outcome(&run(&[
+        "check-config",
+        "--config",
+        config.to_str().unwrap(),
+        "--db",
+        "/from/flag.db",
+        "--log",
+        "/from/flag.log",
+    ]));
+    assert_eq!(status, 0);
+    assert!(stdout.contains("path = \"/from/flag.db\""), "{stdout}");
+    assert!(stdout.contains("path = \"/from/flag.log\""), "{stdout}");
+}
+
+#[test]
+fn bad_configuration_exits_78_naming_file_and_key() {
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[database]\nmax_open_conns = 0\n[ingest]\nflush_interval = \"often\"\n",
+    )
+    .unwrap();
+    let (status, _, stderr) = outcome(&run(&[
+        "check-config",
+        "--config",
+        config.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 78, "{stderr}");
+    let file = config.display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "{file}: [database] max_open_conns: must be at least 1, got 0"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{file}: [ingest] flush_interval: not a duration")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_keys_and_syntax_errors_exit_78() {
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[logging]\nlevle = \"debug\"\n").unwrap();
+    let (status, _, stderr) = outcome(&run(&[
+        "check-config",
+        "--config",
+        config.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 78);
+    assert!(stderr.contains("levle"), "{stderr}");
+
+    std::fs::write(&config, "[logging\n").unwrap();
+    let (status, _, _) = outcome(&run(&[
+        "check-config",
+        "--config",
+        config.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 78);
+}
+
+#[test]
+fn a_missing_configuration_file_exits_78() {
+    let (status, _, stderr) = outcome(&run(&[
+        "check-config",
+        "--config",
+        "/nonexistent/exim-pilot.toml",
+    ]));
+    assert_eq!(status, 78);
+    assert!(stderr.contains("/nonexistent/exim-pilot.toml"), "{stderr}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(outcome(&run(&["no-such-command"])).0, 2);
+    assert_eq!(outcome(&run(&["ingest"])).0, 2, "ingest needs a file");
+    assert_eq!(outcome(&run(&["stats", "--bogus"])).0, 2);
+}
+
+#[test]
+fn commands_of_later_issues_say_they_are_not_implemented_and_exit_70() {
+    let dir = TempDir::new().unwrap();
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let config = empty.to_str().unwrap();
+    for args in [
+        vec!["run"],
+        vec!["parse", "x"],
+        vec!["trace", "1abcde-000000-00"],
+        vec!["stats", "--json"],
+    ] {
+        let mut full = vec!["--config", config];
+        full.extend(args.iter());
+        let (status, stdout, stderr) = outcome(&run(&full));
+        assert_eq!(status, 70, "{args:?}");
+        assert!(stderr.contains("not yet implemented"), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?} printed {stdout}");
+    }
+}
+
+#[test]
+fn the_packaged_configuration_is_valid_and_documents_every_key() {
+    let packaged =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/exim-pilot.toml");
+    let (status, stdout, stderr) = outcome(&run(&[
+        "check-config",
+        "--config",
+        packaged.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 0, "{stderr}");
+    let documented = std::fs::read_to_string(&packaged).unwrap();
+    // Every key the program prints must be documented (commented out) in the file.
+    for line in stdout.lines().filter(|l| l.contains(" = ")) {
+        let key = line.split(" = ").next().unwrap();
+        assert!(
+            documented.contains(&format!("#{key} = ")),
+            "{key} is not documented"
+        );
+    }
+    // And the documented defaults are the real ones.
+    let uncommented: String = documented
+        .lines()
+        .map(|l| {
+            l.strip_prefix('#')
+                .filter(|rest| rest.contains(" = "))
+                .unwrap_or(l)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let dir = TempDir::new().unwrap();
+    let explicit = dir.path().join("explicit.toml");
+    std::fs::write(&explicit, uncommented).unwrap();
+    let (status, explicit_out, stderr) = outcome(&run(&[
+        "check-config",
+        "--config",
+        explicit.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 0, "{stderr}");
+    let body = |text: &str| {
+        text.lines()
+            .skip(1)
+            .filter(|l| !l.starts_with("path"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(body(&explicit_out), body(&stdout));
+}

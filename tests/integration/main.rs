@@ -1,0 +1,7 @@
+//! The integration tests: one binary (fast to link), a module per area.
+//! They use real SQLite files in temporary directories and run the real
+//! `exim-pilot` binary.
+
+mod cli;
+mod store;
+mod util;

@@ -10,4 +10,6 @@ pub mod commands;
 pub mod config;
 pub mod exit;
 pub mod logging;
+pub mod pipeline;
 pub mod store;
+pub mod tail;

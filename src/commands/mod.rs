@@ -2,6 +2,7 @@
 //! the one the command line names.
 
 mod check_config;
+mod ingest;
 
 use anyhow::Result;
 
@@ -18,7 +19,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::CheckConfig { .. } => check_config::run(&config),
         Command::Run { .. } => not_yet("run", 4),
-        Command::Ingest { .. } => not_yet("ingest", 4),
+        Command::Ingest { files, .. } => ingest::run(&config, &files).await,
         Command::Parse { .. } => not_yet("parse", 3),
         Command::Trace { .. } => not_yet("trace", 5),
         Command::Stats { .. } => not_yet("stats", 5),

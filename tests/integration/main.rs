@@ -3,5 +3,6 @@
 //! `exim-pilot` binary.
 
 mod cli;
+mod ingest;
 mod store;
 mod util;

@@ -41,3 +41,10 @@ pub fn database_config(dir: &Path) -> DatabaseConfig {
     config.pool_wait_timeout = Duration::from_secs(5);
     config
 }
+
+/// A bundled fixture.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}

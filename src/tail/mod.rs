@@ -1,0 +1,7 @@
+//! Reading Exim's log files: opening plain and compressed generations,
+//! identifying a generation by its content, and framing bytes into lines
+//! with exact offsets. The live tailer's state machine builds on these.
+
+pub mod framing;
+pub mod identity;
+pub mod input;

@@ -1,0 +1,159 @@
+//! `exim-pilot ingest`: raw lines stored byte-exact, exactly once.
+
+use std::io::Write;
+
+use deadpool_sqlite::rusqlite::Connection;
+use tempfile::TempDir;
+
+use crate::util::{fixture, outcome, run};
+
+fn ingest(dir: &TempDir, files: &[&std::path::Path]) -> (i32, String, String) {
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[ingest]\nbatch_size = 7\nmax_line_bytes = 4096\n").unwrap();
+    let db = dir.path().join("x.db");
+    let mut args = vec![
+        "ingest".to_owned(),
+        "--config".to_owned(),
+        config.display().to_string(),
+        "--db".to_owned(),
+        db.display().to_string(),
+    ];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    outcome(&run(&args))
+}
+
+fn stored_lines(dir: &TempDir) -> Vec<(i64, i64, Vec<u8>, i64)> {
+    let conn = Connection::open(dir.path().join("x.db")).unwrap();
+    let mut statement = conn
+        .prepare("SELECT byte_offset, line_length, raw, truncated FROM log_entries ORDER BY source_id, byte_offset")
+        .unwrap();
+    statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn the_bundled_sample_is_stored_line_for_line_and_a_second_run_adds_nothing() {
+    let dir = TempDir::new().unwrap();
+    let sample = fixture("sample/mainlog");
+    let (status, stdout, stderr) = ingest(&dir, &[&sample]);
+    assert_eq!(status, 0, "{stderr}");
+    let content = std::fs::read(&sample).unwrap();
+    let expected: Vec<&[u8]> = content
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let stored = stored_lines(&dir);
+    assert_eq!(stored.len(), expected.len());
+    for ((offset, length, raw, _), line) in stored.iter().zip(&expected) {
+        assert_eq!(raw.as_slice(), *line);
+        assert_eq!(*length as usize, line.len());
+        assert_eq!(
+            &content[*offset as usize..*offset as usize + line.len()],
+            *line
+        );
+    }
+    assert!(
+        stdout.contains(&format!("{} new", expected.len())),
+        "{stdout}"
+    );
+
+    let (status, stdout, _) = ingest(&dir, &[&sample]);
+    assert_eq!(status, 0);
+    assert!(
+        stdout.contains("0 lines read"),
+        "resumes from the checkpoint: {stdout}"
+    );
+    assert_eq!(stored_lines(&dir).len(), expected.len());
+}
+
+#[test]
+fn an_appended_file_resumes_where_it_stopped_and_an_incomplete_line_waits() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    std::fs::write(&log, b"2026-01-01 00:00:00 one\n2026-01-01 00:00:01 tw").unwrap();
+    let (status, stdout, _) = ingest(&dir, &[&log]);
+    assert_eq!(status, 0);
+    assert!(
+        stdout.contains("1 lines read") && stdout.contains("incomplete line"),
+        "{stdout}"
+    );
+
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    file.write_all(b"o\n2026-01-01 00:00:02 three \xff\0\n")
+        .unwrap();
+    let (status, stdout, _) = ingest(&dir, &[&log]);
+    assert_eq!(status, 0);
+    assert!(stdout.contains("2 lines read from byte 24"), "{stdout}");
+    let raws: Vec<Vec<u8>> = stored_lines(&dir).into_iter().map(|l| l.2).collect();
+    assert_eq!(
+        raws,
+        vec![
+            b"2026-01-01 00:00:00 one".to_vec(),
+            b"2026-01-01 00:00:01 two".to_vec(),
+            b"2026-01-01 00:00:02 three \xff\0".to_vec(),
+        ]
+    );
+}
+
+#[test]
+fn a_gzip_copy_of_the_same_generation_is_the_same_source() {
+    let dir = TempDir::new().unwrap();
+    let plain = dir.path().join("mainlog.1");
+    let mut content = Vec::new();
+    for i in 0..50 {
+        content.extend_from_slice(format!("2026-01-01 00:00:{i:02} line {i}\n").as_bytes());
+    }
+    std::fs::write(&plain, &content[..content.len() / 2 + 7]).unwrap();
+    let (status, _, _) = ingest(&dir, &[&plain]);
+    assert_eq!(status, 0);
+
+    // Rotated and compressed: the rest is read from the gzip copy.
+    let gz = dir.path().join("mainlog.1.gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&content).unwrap();
+    std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+    let (status, stdout, stderr) = ingest(&dir, &[&gz]);
+    assert_eq!(status, 0, "{stderr}");
+    assert!(
+        stdout.contains("already stored") && !stdout.contains("read from byte 0"),
+        "{stdout}"
+    );
+    assert_eq!(stored_lines(&dir).len(), 50);
+}
+
+#[test]
+fn long_lines_are_stored_truncated_with_their_real_length() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let mut content = b"2026-01-01 00:00:00 ".to_vec();
+    content.extend(std::iter::repeat_n(b'x', 10_000));
+    content.extend_from_slice(b"\n2026-01-01 00:00:01 short\n");
+    std::fs::write(&log, &content).unwrap();
+    let (status, stdout, _) = ingest(&dir, &[&log]);
+    assert_eq!(status, 0);
+    assert!(stdout.contains("1 truncated"), "{stdout}");
+    let stored = stored_lines(&dir);
+    assert_eq!(
+        (stored[0].1, stored[0].2.len(), stored[0].3),
+        (10_020, 4096, 1)
+    );
+    assert_eq!(stored[1].0, 10_021);
+}
+
+#[test]
+fn an_unreachable_database_exits_75() {
+    let dir = TempDir::new().unwrap();
+    let (status, _, stderr) = outcome(&run(&[
+        "ingest",
+        "--db",
+        "/nonexistent/dir/x.db",
+        fixture("sample/mainlog").to_str().unwrap(),
+    ]));
+    assert_eq!(status, 75, "{stderr}");
+    assert!(stderr.contains("/nonexistent/dir/x.db"), "{stderr}");
+    drop(dir);
+}

@@ -209,3 +209,48 @@ fn the_packaged_configuration_is_valid_and_documents_every_key() {
     };
     assert_eq!(body(&explicit_out), body(&stdout));
 }
+
+#[test]
+fn logging_format_and_level_come_from_the_configuration() {
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("c.toml");
+    let db = dir.path().join("x.db");
+    let sample = crate::util::fixture("sample/mainlog");
+    let ingest = |format: &str, level: &str| {
+        std::fs::write(
+            &config,
+            format!("[logging]\nformat = \"{format}\"\nlevel = \"{level}\"\n"),
+        )
+        .unwrap();
+        let _ = std::fs::remove_file(&db);
+        outcome(&run(&[
+            "ingest",
+            "--config",
+            config.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+            sample.to_str().unwrap(),
+        ]))
+    };
+    // Creating the database logs the migration at info level.
+    let (status, _, stderr) = ingest("json", "info");
+    assert_eq!(status, 0, "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("applied schema migration"))
+        .expect(&stderr);
+    assert!(
+        line.starts_with('{') && line.contains("\"level\":\"INFO\""),
+        "{line}"
+    );
+
+    let (_, _, stderr) = ingest("text", "info");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("applied schema migration"))
+        .expect(&stderr);
+    assert!(!line.starts_with('{') && line.contains("INFO"), "{line}");
+
+    let (_, _, stderr) = ingest("text", "warn");
+    assert!(!stderr.contains("applied schema migration"), "{stderr}");
+}

@@ -33,6 +33,16 @@ fn side_connection(dir: &TempDir) -> Connection {
     Connection::open(dir.path().join("test.db")).unwrap()
 }
 
+/// Audit rows the tests wrote (actor 'test').
+fn test_audit_rows(conn: &Connection) -> i64 {
+    conn.query_row(
+        "SELECT count(*) FROM audit_log WHERE actor = 'test'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 fn source(conn: &Connection) -> i64 {
     upsert_source(
         conn,
@@ -219,14 +229,7 @@ async fn in_transaction_commits_on_ok() {
         })
         .await
         .unwrap();
-    let other = side_connection(&dir);
-    let actions: i64 = other
-        .query_row(
-            "SELECT count(*) FROM audit_log WHERE actor = 'test'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let actions = test_audit_rows(&side_connection(&dir));
     assert_eq!(actions, 2);
 }
 
@@ -249,14 +252,7 @@ async fn in_transaction_rolls_back_on_error() {
         .unwrap_err();
     assert!(matches!(err, TxError::Body(_)), "{err}");
     assert_eq!(err.class(), ErrorClass::Constraint(ConstraintKind::Check));
-    let other = side_connection(&dir);
-    let actions: i64 = other
-        .query_row(
-            "SELECT count(*) FROM audit_log WHERE actor = 'test'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let actions = test_audit_rows(&side_connection(&dir));
     assert_eq!(actions, 0);
 }
 
@@ -307,14 +303,7 @@ async fn a_panic_in_a_pooled_transaction_reaches_the_caller_and_leaves_no_rows()
     };
     assert!(task.await.unwrap_err().is_panic());
     let count = store
-        .with_conn("count", |conn| {
-            conn.query_row(
-                "SELECT count(*) FROM audit_log WHERE actor = 'test'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(|e| StoreError::from_sqlite(store::Context::op("count"), e))
-        })
+        .with_conn("count", |conn| Ok(test_audit_rows(conn)))
         .await
         .unwrap();
     assert_eq!(count, 0);

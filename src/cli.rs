@@ -41,8 +41,11 @@ pub enum Command {
     /// Parse log files and report what the parser recognised (no database)
     Parse {
         /// Print one JSON object instead of a report
-        #[arg(long)]
+        #[arg(long, conflicts_with = "show")]
         json: bool,
+        /// Print every parsed entry in compact form instead of a report
+        #[arg(long)]
+        show: bool,
         /// Exim main log files (plain or .gz)
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,

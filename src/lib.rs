@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod exit;
 pub mod logging;
+pub mod parse;
 pub mod pipeline;
 pub mod store;
 pub mod tail;

@@ -11,7 +11,6 @@ use crate::pipeline::{reader, writer};
 use crate::store::repo::{SourceIdentity, load_checkpoint, upsert_source};
 use crate::store::{self, Backoff, Store, TxError};
 use crate::tail::identity::Fingerprint;
-use crate::tail::input::LogInput;
 
 /// Attempts per batch before a retryable database error ends the command.
 const MAX_ATTEMPTS_PER_BATCH: u32 = 8;
@@ -30,10 +29,9 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
 async fn ingest_file(store: &Store, config: &Config, path: &Path) -> Result<()> {
     let fingerprint = {
         let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            Fingerprint::of_head(&mut LogInput::open(&path, 0)?.into_reader())
-        })
-        .await??
+        let input = super::open_input(&path, 0)?;
+        tokio::task::spawn_blocking(move || Fingerprint::of_head(&mut input.into_reader()))
+            .await??
     };
     let Some(fingerprint) = fingerprint else {
         println!(

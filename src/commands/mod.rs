@@ -3,6 +3,7 @@
 
 mod check_config;
 mod ingest;
+mod parse;
 
 use anyhow::Result;
 
@@ -20,10 +21,26 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::CheckConfig { .. } => check_config::run(&config),
         Command::Run { .. } => not_yet("run", 4),
         Command::Ingest { files, .. } => ingest::run(&config, &files).await,
-        Command::Parse { .. } => not_yet("parse", 3),
+        Command::Parse { json, show, files } => parse::run(&config, &files, json, show),
         Command::Trace { .. } => not_yet("trace", 5),
         Command::Stats { .. } => not_yet("stats", 5),
     }
+}
+
+/// Opens a log file named on the command line; a missing file is a usage
+/// error (status 2) that names it.
+fn open_input(path: &std::path::Path, offset: u64) -> Result<crate::tail::input::LogInput> {
+    crate::tail::input::LogInput::open(path, offset).map_err(|err| {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            Failure::new(
+                crate::exit::USAGE,
+                format!("{}: no such file", path.display()),
+            )
+            .into()
+        } else {
+            anyhow::Error::new(err).context(format!("opening {}", path.display()))
+        }
+    })
 }
 
 /// Subcommands whose issue has not landed yet say so and exit 70, rather

@@ -48,7 +48,7 @@ pub fn read_file(
             summary.truncated += u64::from(line.is_truncated());
             lines.push(FramedLine {
                 start: line.start,
-                length: line.length(),
+                length: line.length,
                 bytes: line.bytes.to_vec(),
             });
         }

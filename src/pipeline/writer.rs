@@ -11,11 +11,16 @@ use deadpool_sqlite::rusqlite::Transaction;
 use tokio::sync::mpsc;
 
 use super::batch::Batch;
+use crate::parse::{Event, parse_line};
 use crate::store::repo::{NewLogEntry, insert_log_entry, save_checkpoint};
 use crate::store::{Backoff, Store, StoreError, TxError};
 
-/// The kind stored for lines until the parser classifies them.
-pub const UNPARSED_KIND: &str = "unparsed";
+/// What a continuation line inherits from the entry before it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EntryContext {
+    pub exim_id: Option<String>,
+    pub logged_ms: Option<i64>,
+}
 
 /// What the writer stored.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -28,12 +33,23 @@ pub struct WriteTotals {
 }
 
 /// Stores one batch and advances its source's checkpoint, inside `tx`.
-pub fn write_batch(tx: &Transaction<'_>, batch: &Batch) -> Result<WriteTotals, StoreError> {
+/// `context` is the entry before the batch (for continuation lines); it is
+/// updated to the batch's last entry.
+pub fn write_batch(
+    tx: &Transaction<'_>,
+    batch: &Batch,
+    context: &mut EntryContext,
+) -> Result<WriteTotals, StoreError> {
     let mut totals = WriteTotals {
         batches: 1,
         ..WriteTotals::default()
     };
     for line in &batch.lines {
+        let entry = parse_line(&line.bytes);
+        if !matches!(entry.event, Event::Continuation { .. }) {
+            context.exim_id = entry.message_id().map(|id| id.as_str().to_owned());
+            context.logged_ms = entry.prefix.map(|prefix| prefix.timestamp.local_ms());
+        }
         let inserted = insert_log_entry(
             tx,
             &NewLogEntry {
@@ -41,9 +57,9 @@ pub fn write_batch(tx: &Transaction<'_>, batch: &Batch) -> Result<WriteTotals, S
                 byte_offset: line.start,
                 line_length: line.length,
                 raw: &line.bytes,
-                kind: UNPARSED_KIND,
-                logged_ms: None,
-                exim_id: None,
+                kind: entry.kind().name(),
+                logged_ms: context.logged_ms,
+                exim_id: context.exim_id.as_deref(),
                 message_id: None,
             },
         )?;
@@ -68,18 +84,24 @@ pub async fn run(
     max_attempts: u32,
 ) -> Result<WriteTotals, StoreError> {
     let mut totals = WriteTotals::default();
+    let mut context = EntryContext::default();
     while let Some(batch) = receiver.recv().await {
         let batch = Arc::new(batch);
-        let written = crate::store::retry(&mut backoff, max_attempts, || {
+        let (written, next_context) = crate::store::retry(&mut backoff, max_attempts, || {
             let batch = Arc::clone(&batch);
+            let mut context = context.clone();
             async move {
                 store
-                    .transaction("commit batch", move |tx| write_batch(tx, &batch))
+                    .transaction("commit batch", move |tx| {
+                        let written = write_batch(tx, &batch, &mut context)?;
+                        Ok((written, context))
+                    })
                     .await
                     .map_err(TxError::into_primary)
             }
         })
         .await?;
+        context = next_context;
         totals.batches += written.batches;
         totals.inserted += written.inserted;
         totals.replayed += written.replayed;

@@ -16,19 +16,16 @@ pub struct Line<'a> {
     pub start: u64,
     /// Offset just past its newline: where the next line starts.
     pub end: u64,
+    /// The line's real length without the newline.
+    pub length: u64,
     /// The stored bytes, without the newline; at most `max_line_bytes`.
     pub bytes: &'a [u8],
 }
 
 impl Line<'_> {
-    /// The line's real length without the newline.
-    pub fn length(&self) -> u64 {
-        self.end - self.start - 1
-    }
-
     /// Whether `bytes` is shorter than the real line.
     pub fn is_truncated(&self) -> bool {
-        (self.bytes.len() as u64) < self.length()
+        (self.bytes.len() as u64) < self.length
     }
 }
 
@@ -118,18 +115,39 @@ impl<R: BufRead> LineReader<R> {
                     self.pending_marker.push(b"\n");
                     self.marker = std::mem::take(&mut self.pending_marker);
                     let start = self.line_start;
-                    let end = start + self.line_seen + 1;
+                    let length = self.line_seen;
+                    let end = start + length + 1;
                     self.line_start = end;
                     self.line_seen = 0;
                     return Ok(Some(Line {
                         start,
                         end,
+                        length,
                         bytes: &self.line,
                     }));
                 }
                 None => self.inner.consume(take),
             }
         }
+    }
+
+    /// The unterminated last line, for readers of finished files (a log
+    /// that crashed mid-line, a sample without a final newline). A tailer
+    /// never calls this: the newline may still come.
+    pub fn finish(&mut self) -> Option<Line<'_>> {
+        if self.line_seen == 0 {
+            return None;
+        }
+        let start = self.line_start;
+        let length = self.line_seen;
+        self.line_start = start + length;
+        self.line_seen = 0;
+        Some(Line {
+            start,
+            end: start + length,
+            length,
+            bytes: &self.line,
+        })
     }
 
     /// Offset just past the last complete line: where reading would resume.
@@ -198,7 +216,7 @@ mod tests {
         input.extend_from_slice(b"next\n");
         let mut reader = LineReader::new(BufReader::with_capacity(64, &input[..]), 100, 300);
         let line = reader.next_line().unwrap().unwrap();
-        assert_eq!((line.start, line.end, line.length()), (100, 5101, 5000));
+        assert_eq!((line.start, line.end, line.length), (100, 5101, 5000));
         assert_eq!(line.bytes.len(), 300);
         assert!(line.is_truncated());
         let line = reader.next_line().unwrap().unwrap();
@@ -274,6 +292,19 @@ mod tests {
         assert_eq!((line.start, line.end, line.bytes), (4, 8, &b"two"[..]));
         assert_eq!(reader.next_line().unwrap().unwrap().bytes, b"three");
         assert_eq!(reader.committed_offset(), 14);
+    }
+
+    #[test]
+    fn finish_returns_the_unterminated_last_line() {
+        let mut reader = LineReader::new(BufReader::new(&b"one\ntwo"[..]), 0, 1024);
+        reader.next_line().unwrap();
+        assert!(reader.next_line().unwrap().is_none());
+        let last = reader.finish().unwrap();
+        assert_eq!(
+            (last.start, last.end, last.length, last.bytes),
+            (4, 7, 3, &b"two"[..])
+        );
+        assert!(reader.finish().is_none());
     }
 
     #[test]

@@ -149,7 +149,6 @@ fn commands_of_later_issues_say_they_are_not_implemented_and_exit_70() {
     let config = empty.to_str().unwrap();
     for args in [
         vec!["run"],
-        vec!["parse", "x"],
         vec!["trace", "1abcde-000000-00"],
         vec!["stats", "--json"],
     ] {
@@ -253,4 +252,72 @@ fn logging_format_and_level_come_from_the_configuration() {
 
     let (_, _, stderr) = ingest("text", "warn");
     assert!(!stderr.contains("applied schema migration"), "{stderr}");
+}
+
+#[test]
+fn parse_reports_kinds_as_json_for_plain_and_gzip_files() {
+    let dir = TempDir::new().unwrap();
+    let sample = crate::util::fixture("sample/mainlog");
+    let content = std::fs::read(&sample).unwrap();
+    let gz = dir.path().join("mainlog.1.gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut encoder, &content).unwrap();
+    std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+
+    let (status, stdout, stderr) = outcome(&run(&[
+        "parse",
+        "--json",
+        sample.to_str().unwrap(),
+        gz.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let lines = content.iter().filter(|&&b| b == b'\n').count() as u64;
+    assert_eq!(report["lines"], 2 * lines);
+    assert_eq!(report["unrecognised"], 0);
+    let receptions = String::from_utf8_lossy(&content).matches(" <= ").count() as u64;
+    assert_eq!(report["kinds"]["reception"], 2 * receptions);
+    let total: u64 = report["kinds"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        total,
+        2 * lines,
+        "every line is counted under exactly one kind"
+    );
+}
+
+#[test]
+fn parse_shows_unrecognised_examples_and_counts_an_unterminated_last_line() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("odd.log");
+    std::fs::write(&log, "2024-01-01 00:00:00 Start queue run: pid=1\nnonsense here\n2024-01-01 00:00:01 End queue run: pid=1").unwrap();
+    let (status, stdout, _) = outcome(&run(&["parse", log.to_str().unwrap()]));
+    assert_eq!(status, 0);
+    assert!(stdout.starts_with("3 lines"), "{stdout}");
+    assert!(
+        stdout.contains("unrecognised: 1\n  nonsense here"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_missing_input_file_is_a_usage_error_naming_it() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("x.db");
+    let db = db.to_str().unwrap();
+    for args in [
+        vec!["parse", "/nonexistent/mainlog"],
+        vec!["ingest", "--db", db, "/nonexistent/mainlog"],
+    ] {
+        let (status, _, stderr) = outcome(&run(&args));
+        assert_eq!(status, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("/nonexistent/mainlog: no such file"),
+            "{stderr}"
+        );
+    }
 }

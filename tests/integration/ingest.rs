@@ -157,3 +157,62 @@ fn an_unreachable_database_exits_75() {
     assert!(stderr.contains("/nonexistent/dir/x.db"), "{stderr}");
     drop(dir);
 }
+
+#[test]
+fn lines_are_stored_with_their_kind_time_and_message_id() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    std::fs::write(
+        &log,
+        "2024-05-06 07:08:09.250 [12] 1smkL5-00000000e65-24eQ <= a@example.com U=a P=local S=10\n\
+         2024-05-06 07:08:10 1smkL5-00000000e65-24eQ Warning: something odd\n  \
+         and its continuation\n\
+         2024-05-06 07:08:11 SMTP connection from [192.0.2.1] lost\n\
+         not an exim line\n",
+    )
+    .unwrap();
+    let (status, _, stderr) = ingest(&dir, &[&log]);
+    assert_eq!(status, 0, "{stderr}");
+    let conn = Connection::open(dir.path().join("x.db")).unwrap();
+    let rows: Vec<(String, Option<i64>, Option<String>)> = conn
+        .prepare("SELECT kind, logged_ms, exim_id FROM log_entries ORDER BY byte_offset")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let id = Some("1smkL5-00000000e65-24eQ".to_owned());
+    // 2024-05-06 07:08:09.250 as milliseconds of the log's own clock.
+    let at = 1_714_979_289_250;
+    assert_eq!(
+        rows,
+        vec![
+            ("reception".to_owned(), Some(at), id.clone()),
+            ("warning".to_owned(), Some(at + 750), id.clone()),
+            ("continuation".to_owned(), Some(at + 750), id.clone()),
+            ("connection_lost".to_owned(), Some(at + 1750), None),
+            ("unrecognised".to_owned(), None, None),
+        ]
+    );
+}
+
+#[test]
+fn the_real_exim_sample_has_no_unrecognised_lines() {
+    let dir = TempDir::new().unwrap();
+    let (status, _, _) = ingest(&dir, &[&fixture("sample/mainlog")]);
+    assert_eq!(status, 0);
+    let conn = Connection::open(dir.path().join("x.db")).unwrap();
+    let count = |kind: &str| -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM log_entries WHERE kind = ?1",
+            [kind],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(count("unrecognised"), 0);
+    let content = std::fs::read_to_string(fixture("sample/mainlog")).unwrap();
+    assert_eq!(count("reception") as usize, content.matches(" <= ").count());
+    assert_eq!(count("delivery") as usize, content.matches(" => ").count());
+    assert_eq!(count("failure") as usize, content.matches(" ** ").count());
+}

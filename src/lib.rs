@@ -13,4 +13,5 @@ pub mod logging;
 pub mod parse;
 pub mod pipeline;
 pub mod store;
+pub mod synth;
 pub mod tail;

@@ -4,5 +4,6 @@
 
 mod cli;
 mod ingest;
+mod parser;
 mod store;
 mod util;

@@ -246,16 +246,47 @@ pub struct Reception<'a> {
     pub chunking: bool,
     /// `PRDR` requested.
     pub prdr: bool,
+    /// `L`, `L-`, `L.`, `L*`...: what happened to PIPELINING.
+    pub pipelining: Option<&'a [u8]>,
     /// `DKIM=`: first verified signing domain.
     pub dkim: Option<&'a [u8]>,
     /// `M8S=`: 8BITMIME state.
     pub eight_bit: Option<&'a [u8]>,
 }
 
-impl Reception<'_> {
+impl<'a> Reception<'a> {
     /// `S=` as a number.
     pub fn size_bytes(&self) -> Option<u64> {
         self.size.and_then(parse_decimal)
+    }
+
+    /// The `for` list, one address at a time. Quoted local parts may hold
+    /// spaces (`"a b"@c`), so splitting respects quotes; a list cut short by
+    /// Exim ends in `<trunc>`, which is left out.
+    pub fn recipient_list(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let mut rest = self.recipients.unwrap_or_default();
+        std::iter::from_fn(move || {
+            while let Some(after) = rest.strip_prefix(b" ") {
+                rest = after;
+            }
+            if rest.is_empty() {
+                return None;
+            }
+            let mut in_quotes = false;
+            let end = rest
+                .iter()
+                .position(|&b| {
+                    if b == b'"' {
+                        in_quotes = !in_quotes;
+                    }
+                    b == b' ' && !in_quotes
+                })
+                .unwrap_or(rest.len());
+            let (address, after) = rest.split_at(end);
+            rest = after;
+            Some(address)
+        })
+        .filter(|address| *address != b"<trunc>")
     }
 
     /// Whether this is a bounce (null sender).
@@ -315,6 +346,8 @@ pub struct Delivery<'a> {
     /// `K`: CHUNKING used.
     pub chunking: bool,
     pub prdr: bool,
+    /// `L` or `L*`: PIPELINING (or early pipelining) used.
+    pub pipelining: Option<&'a [u8]>,
     /// `defer (n)` or `routing defer (n)`: the errno as written.
     pub errno: Option<&'a [u8]>,
     /// `routing defer`: the whole routing was deferred.

@@ -65,6 +65,11 @@ pub fn reception(body: &[u8], fake_reject: bool) -> Event<'_> {
             match word {
                 b"K" => r.chunking = true,
                 b"PRDR" => r.prdr = true,
+                _ if word.first() == Some(&b'L')
+                    && word[1..].iter().all(|b| matches!(b, b'-' | b'.' | b'*')) =>
+                {
+                    r.pipelining = Some(word);
+                }
                 b"DS" => {
                     if let Some(h) = r.host.as_mut() {
                         h.dnssec = true;
@@ -133,7 +138,16 @@ fn spaced_value(input: &[u8], is_tag: fn(&[u8]) -> bool) -> (&[u8], &[u8]) {
 
 /// The delivery-result lines: `=> -> >> *> ** ==`, `body` after the flag.
 pub fn delivery(body: &[u8], flag: DeliveryFlag) -> Event<'_> {
-    let (address, mut rest, mut error) = address_part(body);
+    let (mut address, mut rest, mut error) = address_part(body);
+    if flag == DeliveryFlag::Failed && error.is_none() && rest.is_empty() {
+        // Fixed texts without a separator: `** a@b routing yielded a
+        // deferred delivery`, `** a@b mua_wrapper forced failure ...`.
+        let (first, text) = token(address.final_address);
+        if !text.is_empty() && first.contains(&b'@') && !address.final_address.starts_with(b"\"") {
+            address.final_address = first;
+            error = Some(text);
+        }
+    }
     let mut d = Delivery {
         flag,
         address,
@@ -153,6 +167,7 @@ pub fn delivery(body: &[u8], flag: DeliveryFlag) -> Event<'_> {
         queue: None,
         chunking: false,
         prdr: false,
+        pipelining: None,
         errno: None,
         routing_defer: false,
         error: None,
@@ -222,6 +237,7 @@ pub fn delivery(body: &[u8], flag: DeliveryFlag) -> Event<'_> {
             None => match word {
                 b"K" => d.chunking = true,
                 b"PRDR" => d.prdr = true,
+                b"L" | b"L*" => d.pipelining = Some(word),
                 _ => {}
             },
             Some(eq) => {

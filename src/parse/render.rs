@@ -122,6 +122,7 @@ fn reception(out: &mut Fields, r: &Reception<'_>) {
     out.bytes("Ci", r.connection_id);
     out.bytes("DKIM", r.dkim);
     out.bytes("M8S", r.eight_bit);
+    out.bytes("L", r.pipelining);
     out.flag("K", r.chunking);
     out.flag("PRDR", r.prdr);
 }
@@ -142,6 +143,7 @@ fn delivery(out: &mut Fields, d: &Delivery<'_>) {
     out.bytes("A", d.auth);
     out.bytes("C", d.confirmation);
     out.bytes("Q", d.queue);
+    out.bytes("L", d.pipelining);
     out.flag("K", d.chunking);
     out.flag("PRDR", d.prdr);
     out.flag("routing", d.routing_defer);

@@ -174,6 +174,23 @@ fn reception_with_chunking_prdr_connection_id_and_receive_time() {
 }
 
 #[test]
+fn reception_with_pipelining_and_a_quoted_recipient() {
+    let line = br#"1999-03-02 09:44:33 10HmbC-000000005vi-0000 <= CALLER@myhost.test.ex H=localhost (myhost.test.ex) [127.0.0.1] P=esmtp L- S=sss for A@test.ex "b c"@test.ex d@test.ex <trunc>"#;
+    check_bytes(
+        line,
+        expect![[
+            r#"reception at="1999-03-02 09:44:33" id="10HmbC-000000005vi-0000" sender="CALLER@myhost.test.ex" host="localhost" helo="myhost.test.ex" ip="127.0.0.1" P="esmtp" S="sss" for="A@test.ex \"b c\"@test.ex d@test.ex <trunc>" L="L-""#
+        ]],
+    );
+    let entry = parse_line(line);
+    let super::Event::Reception(reception) = entry.event else {
+        panic!("{entry:?}")
+    };
+    let list: Vec<&[u8]> = reception.recipient_list().collect();
+    assert_eq!(list, [&b"A@test.ex"[..], br#""b c"@test.ex"#, b"d@test.ex"]);
+}
+
+#[test]
 fn fake_reject() {
     check(
         "1999-03-02 09:44:33 10HmaX-000000005vi-0000 (= CALLER@myhost.test.ex U=CALLER P=local-smtp S=sss",
@@ -251,6 +268,16 @@ fn delivery_over_a_continued_connection_with_port_and_sender() {
         r#"1999-03-02 09:44:33 10HmaY-000000005vi-0000 => usery@test.ex F=<CALLER@the.local.host.name> R=my_main_router T=my_smtp H=127.0.0.1 [127.0.0.1]:25* C="250 second message accepted OK" QT=1h2m3s DT=4.5s"#,
         expect![[
             r#"delivery at="1999-03-02 09:44:33" id="10HmaY-000000005vi-0000" final="usery@test.ex" F="CALLER@the.local.host.name" R="my_main_router" T="my_smtp" host="127.0.0.1" ip="127.0.0.1" port="25" continued C="250 second message accepted OK" QT=3723000ms DT=4500ms"#
+        ]],
+    );
+}
+
+#[test]
+fn delivery_with_early_pipelining_and_fast_open() {
+    check(
+        r#"2017-07-30 18:51:05.712 10HmbD-000000005vi-0000 => chunking@test.ex R=client T=smtp H=127.0.0.1 [127.0.0.1] TFO* X=TLS1.x:ke-RSA-AES256-SHAnnn:xxx L* K C="250- 3nn byte chunk, total 3nn\n250 OK id=10HmbE-000000005vi-0000""#,
+        expect![[
+            r#"delivery at="2017-07-30 18:51:05.712" id="10HmbD-000000005vi-0000" final="chunking@test.ex" R="client" T="smtp" host="127.0.0.1" ip="127.0.0.1" X="TLS1.x:ke-RSA-AES256-SHAnnn:xxx" C="250- 3nn byte chunk, total 3nn\\n250 OK id=10HmbE-000000005vi-0000" L="L*" K"#
         ]],
     );
 }
@@ -353,6 +380,16 @@ fn failure_of_a_fail_router_address_with_colons() {
         r#"1999-03-02 09:44:33 10HmbC-000000005vi-0000 ** :fail: fail message@special <":fail: fail message"@special> R=special : fail message"#,
         expect![[
             r#"failure at="1999-03-02 09:44:33" id="10HmbC-000000005vi-0000" final=":fail: fail message@special" original="\":fail: fail message\"@special" R="special" error="fail message""#
+        ]],
+    );
+}
+
+#[test]
+fn failure_with_a_fixed_text_and_no_separator() {
+    check(
+        "1999-03-02 09:44:33 10HmbG-0005vi-00 ** defer@x.y routing yielded a deferred delivery",
+        expect![[
+            r#"failure at="1999-03-02 09:44:33" id="10HmbG-0005vi-00" final="defer@x.y" error="routing yielded a deferred delivery""#
         ]],
     );
 }

@@ -1,116 +1,137 @@
-//! `exim-pilot ingest FILE...`: read whole log files into the database,
-//! resuming each from its stored read position, then exit.
+//! `exim-pilot ingest FILE...`: read whole log files into the database
+//! through the same parser, writer and read positions as the daemon, then
+//! exit. Ingesting a file twice adds nothing; ingesting rotated files and
+//! then starting `run` continues without a gap or a duplicate.
 
-use std::path::{Path, PathBuf};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
 
-use anyhow::{Context as _, Result};
-use tokio::sync::mpsc;
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
-use crate::pipeline::{reader, writer};
-use crate::store::repo::{SourceIdentity, load_checkpoint, upsert_source};
-use crate::store::{self, Backoff, Store, TxError};
-use crate::tail::identity::Fingerprint;
+use crate::pipeline::item::Item;
+use crate::pipeline::reader::{ItemSink, Positions, ReadSummary, read_file};
+use crate::pipeline::writer::{self, NoProgress, WriterSettings};
+use crate::store::{self, StoreHandle};
 
 /// Attempts per batch before a retryable database error ends the command.
 const MAX_ATTEMPTS_PER_BATCH: u32 = 8;
 
-/// Ingests `files` in order and prints one summary line per file.
+/// Ingests `files` in order and prints what each held, then a summary.
 pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
-    let store = store::connect(&config.database).await?;
     for path in files {
-        ingest_file(&store, config, path)
-            .await
-            .with_context(|| format!("ingesting {}", path.display()))?;
+        // Fail on a missing file before touching the database.
+        drop(super::open_input(path, 0)?);
     }
-    Ok(())
-}
-
-async fn ingest_file(store: &Store, config: &Config, path: &Path) -> Result<()> {
-    let fingerprint = {
-        let path = path.to_path_buf();
-        let input = super::open_input(&path, 0)?;
-        tokio::task::spawn_blocking(move || Fingerprint::of_head(&mut input.into_reader()))
-            .await??
-    };
-    let Some(fingerprint) = fingerprint else {
-        println!(
-            "{}: no complete line yet, nothing to ingest",
-            path.display()
-        );
-        return Ok(());
-    };
-    let (source_id, resume_at) = locate(store, path, fingerprint).await?;
-
-    let (sender, receiver) = mpsc::channel(
-        config
-            .ingest
-            .channel_capacity
-            .div_ceil(config.ingest.batch_size)
-            .max(1),
-    );
-    let read = {
-        let path = path.to_path_buf();
-        let batch_size = config.ingest.batch_size;
-        let max_line_bytes = config.ingest.max_line_bytes;
-        tokio::task::spawn_blocking(move || {
-            reader::read_file(
-                &path,
-                source_id,
-                resume_at,
-                batch_size,
-                max_line_bytes,
-                &sender,
-            )
+    let store = store::connect(&config.database).await?;
+    let positions = store
+        .with_conn("load read positions", |conn| {
+            store::repo::source_positions(conn)
         })
-    };
-    let backoff = Backoff::new(config.health.backoff_min, config.health.backoff_max);
-    let written = writer::run(store, receiver, backoff, MAX_ATTEMPTS_PER_BATCH).await;
-    let summary = read.await??;
-    let written = written?;
+        .await?;
+    let mut positions = Positions::from_rows(&positions);
+    let started = Instant::now();
 
-    println!(
-        "{}: {} lines read from byte {} ({} new, {} already stored, {} truncated)",
-        path.display(),
-        summary.lines,
-        resume_at,
-        written.inserted,
-        written.replayed,
-        summary.truncated
-    );
-    if summary.pending_bytes > 0 {
+    let (sender, receiver) = mpsc::channel(config.ingest.channel_capacity);
+    let (_settings_tx, settings) = watch::channel(WriterSettings {
+        batch_size: config.ingest.batch_size,
+        flush_interval: config.ingest.flush_interval,
+        backoff_min: config.health.backoff_min,
+        backoff_max: config.health.backoff_max,
+        max_attempts: Some(MAX_ATTEMPTS_PER_BATCH),
+    });
+    let handle = StoreHandle::new(store);
+    let writer = tokio::spawn({
+        let handle = handle.clone();
+        async move { writer::run(handle, receiver, settings, &mut NoProgress).await }
+    });
+
+    let files = files.to_vec();
+    let max_line_bytes = config.ingest.max_line_bytes;
+    let reading = tokio::task::spawn_blocking(move || -> Result<Vec<(PathBuf, ReadSummary)>> {
+        let mut summaries = Vec::new();
+        for path in files {
+            let bar = progress_bar(&path);
+            let mut sink = CountingSink {
+                sender: sender.clone(),
+                bar: &bar,
+            };
+            let summary = read_file(&path, &mut positions, max_line_bytes, false, &mut sink)
+                .map_err(|err| {
+                    anyhow::Error::new(err).context(format!("reading {}", path.display()))
+                })?;
+            bar.finish_and_clear();
+            summaries.push((path, summary));
+        }
+        Ok(summaries)
+    });
+    let summaries = reading.await?;
+    let totals = writer.await??;
+    let summaries = summaries?;
+
+    for (path, summary) in &summaries {
+        if summary.no_first_line {
+            println!(
+                "{}: no complete line yet, nothing to ingest",
+                path.display()
+            );
+            continue;
+        }
         println!(
-            "{}: {} bytes after the last newline were left for later (incomplete line)",
+            "{}: {} lines read from byte {} ({} truncated)",
             path.display(),
-            summary.pending_bytes
+            summary.lines,
+            summary.resumed_at,
+            summary.truncated
         );
+        if summary.pending_bytes > 0 {
+            println!(
+                "{}: {} bytes after the last newline were left for later (incomplete line)",
+                path.display(),
+                summary.pending_bytes
+            );
+        }
     }
+    let seconds = started.elapsed().as_secs_f64();
+    let lines: u64 = summaries.iter().map(|(_, s)| s.lines).sum();
+    println!(
+        "ingested {lines} lines ({} new, {} already stored) in {seconds:.2} s, {:.0} lines/s",
+        totals.inserted,
+        totals.replayed,
+        lines as f64 / seconds.max(1e-9)
+    );
     Ok(())
 }
 
-/// The source row for this file and the offset to resume from.
-async fn locate(store: &Store, path: &Path, fingerprint: Fingerprint) -> Result<(i64, u64)> {
-    let metadata = std::fs::metadata(path)?;
-    let path_text = path.display().to_string();
-    let (device, inode) = {
-        use std::os::unix::fs::MetadataExt;
-        (metadata.dev(), metadata.ino())
-    };
-    let located = store
-        .transaction("locate log source", move |tx| {
-            let source_id = upsert_source(
-                tx,
-                &SourceIdentity {
-                    fingerprint: &fingerprint.0,
-                    path: &path_text,
-                    device: Some(device),
-                    inode: Some(inode),
-                },
-            )?;
-            let offset = load_checkpoint(tx, source_id)?.map_or(0, |c| c.byte_offset);
-            Ok((source_id, offset))
-        })
-        .await
-        .map_err(TxError::into_primary)?;
-    Ok(located)
+/// A progress bar over the file's size when stderr is a terminal; hidden
+/// otherwise (scripts and tests see only the summary).
+fn progress_bar(path: &std::path::Path) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(std::fs::metadata(path).map_or(0, |m| m.len()));
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} {per_sec} {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(path.display().to_string());
+    bar
+}
+
+/// Sends to the writer and advances the progress bar by the line's bytes.
+struct CountingSink<'a> {
+    sender: mpsc::Sender<Item>,
+    bar: &'a ProgressBar,
+}
+
+impl ItemSink for CountingSink<'_> {
+    fn send(&mut self, item: Item) -> bool {
+        if let Item::Line(line) = &item {
+            self.bar.inc(line.end - line.start);
+        }
+        ItemSink::send(&mut self.sender, item)
+    }
 }

@@ -1,28 +1,42 @@
 //! The single writer: the only code that writes log data to the database.
 //!
-//! Each batch is one transaction holding its lines and the checkpoint that
-//! covers them, so after any crash the stored rows and the stored read
-//! position agree. Lines are keyed by (source, offset): a batch replayed
-//! after a crash stores nothing twice.
+//! It collects items from the channel into a batch (up to `batch_size`
+//! lines, or whatever arrived within `flush_interval` of the first), and
+//! commits each batch in ONE transaction holding its lines, its gaps and
+//! the read position of every source it touched. After any crash the stored
+//! rows and the stored positions agree; lines are keyed by (source, offset),
+//! so a replayed batch stores nothing twice. A failed commit keeps the batch
+//! and tries again with backoff while the reader waits on the full channel.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use deadpool_sqlite::rusqlite::Transaction;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use super::batch::Batch;
+use super::item::{Item, SourceInfo};
 use crate::parse::{Event, parse_line};
-use crate::store::repo::{NewLogEntry, insert_log_entry, save_checkpoint};
-use crate::store::{Backoff, Store, StoreError, TxError};
+use crate::store::repo::{
+    Checkpoint, Gap, NewLogEntry, SourceIdentity, insert_log_entry, record_gap, save_checkpoint,
+    upsert_source,
+};
+use crate::store::{Backoff, StoreError, StoreHandle, TxError};
+use crate::tail::identity::Fingerprint;
 
-/// What a continuation line inherits from the entry before it.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct EntryContext {
-    pub exim_id: Option<String>,
-    pub logged_ms: Option<i64>,
+/// Batching limits, changeable while running (SIGHUP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterSettings {
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Attempts per batch before giving up; `None` retries forever (the
+    /// daemon), a number makes a one-shot command fail instead of hanging.
+    pub max_attempts: Option<u32>,
 }
 
-/// What the writer stored.
+/// What the writer has stored so far.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WriteTotals {
     pub batches: u64,
@@ -30,81 +44,271 @@ pub struct WriteTotals {
     pub inserted: u64,
     /// Lines that were already stored (a replay), left unchanged.
     pub replayed: u64,
+    pub gaps: u64,
 }
 
-/// Stores one batch and advances its source's checkpoint, inside `tx`.
-/// `context` is the entry before the batch (for continuation lines); it is
-/// updated to the batch's last entry.
-pub fn write_batch(
+impl WriteTotals {
+    fn add(&mut self, other: WriteTotals) {
+        self.batches += other.batches;
+        self.inserted += other.inserted;
+        self.replayed += other.replayed;
+        self.gaps += other.gaps;
+    }
+}
+
+/// Told after every commit and on every idle tick, so the caller can feed
+/// the watchdog and status from real progress.
+pub trait Progress: Send {
+    /// A batch was committed.
+    fn committed(&mut self, batch: WriteTotals, totals: WriteTotals);
+    /// The writer is alive: waiting for lines, or retrying a commit.
+    fn alive(&mut self, healthy: bool);
+}
+
+/// Does nothing: for one-shot commands.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn committed(&mut self, _: WriteTotals, _: WriteTotals) {}
+    fn alive(&mut self, _: bool) {}
+}
+
+/// What a continuation line inherits from the entry before it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct EntryContext {
+    exim_id: Option<String>,
+    logged_ms: Option<i64>,
+}
+
+/// State that survives from batch to batch. Cloned into each attempt, so a
+/// rolled-back attempt leaves no trace.
+#[derive(Debug, Default, Clone)]
+struct WriterState {
+    source_ids: HashMap<Fingerprint, i64>,
+    contexts: HashMap<Fingerprint, EntryContext>,
+}
+
+/// Runs until the channel closes and everything received is committed.
+pub async fn run(
+    store: StoreHandle,
+    mut receiver: mpsc::Receiver<Item>,
+    mut settings: watch::Receiver<WriterSettings>,
+    progress: &mut dyn Progress,
+) -> Result<WriteTotals, StoreError> {
+    let mut totals = WriteTotals::default();
+    let mut state = WriterState::default();
+    let mut open = true;
+    while open {
+        let current = *settings.borrow_and_update();
+        let mut batch = Vec::with_capacity(current.batch_size.min(65_536));
+        open = collect(&mut receiver, &mut batch, &current, progress, &store).await;
+        if batch.is_empty() {
+            continue;
+        }
+        let (written, next_state) =
+            commit_with_retry(&store, batch, &state, &current, progress).await?;
+        state = next_state;
+        totals.add(written);
+        progress.committed(written, totals);
+    }
+    Ok(totals)
+}
+
+/// Fills `batch` with up to `batch_size` lines, waiting at most
+/// `flush_interval` after the first. Returns false once the channel is
+/// closed and empty.
+async fn collect(
+    receiver: &mut mpsc::Receiver<Item>,
+    batch: &mut Vec<Item>,
+    settings: &WriterSettings,
+    progress: &mut dyn Progress,
+    store: &StoreHandle,
+) -> bool {
+    // Idle: wake up now and then to show the writer is alive.
+    let idle_tick = settings.flush_interval.max(Duration::from_millis(500));
+    let first = loop {
+        match tokio::time::timeout(idle_tick, receiver.recv()).await {
+            Ok(Some(item)) => break item,
+            Ok(None) => return false,
+            Err(_) => progress.alive(store.is_healthy()),
+        }
+    };
+    batch.push(first);
+    let deadline = tokio::time::Instant::now() + settings.flush_interval;
+    while batch.len() < settings.batch_size {
+        // Take what is already queued without waiting.
+        match receiver.try_recv() {
+            Ok(item) => {
+                batch.push(item);
+                continue;
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            Err(mpsc::error::TryRecvError::Empty) => {}
+        }
+        match tokio::time::timeout_at(deadline, receiver.recv()).await {
+            Ok(Some(item)) => batch.push(item),
+            Ok(None) => return false,
+            Err(_) => break,
+        }
+    }
+    true
+}
+
+async fn commit_with_retry(
+    store: &StoreHandle,
+    batch: Vec<Item>,
+    state: &WriterState,
+    settings: &WriterSettings,
+    progress: &mut dyn Progress,
+) -> Result<(WriteTotals, WriterState), StoreError> {
+    let batch = Arc::new(batch);
+    let mut backoff = Backoff::new(settings.backoff_min, settings.backoff_max);
+    let started = Instant::now();
+    loop {
+        let attempt_batch = Arc::clone(&batch);
+        let mut attempt_state = state.clone();
+        let outcome = store
+            .current()
+            .transaction("commit batch", move |tx| {
+                let written = write_batch(tx, &attempt_batch, &mut attempt_state)?;
+                Ok((written, attempt_state))
+            })
+            .await
+            .map_err(TxError::into_primary);
+        match outcome {
+            Ok(done) => {
+                if backoff.attempts() > 0 {
+                    tracing::info!(
+                        after = ?started.elapsed(),
+                        attempts = backoff.attempts() + 1,
+                        "batch committed after the database recovered"
+                    );
+                }
+                return Ok(done);
+            }
+            Err(err) if err.is_retryable() || err.class() == crate::store::ErrorClass::Timeout => {
+                let gave_up = settings
+                    .max_attempts
+                    .is_some_and(|max| backoff.attempts() + 1 >= max);
+                if gave_up {
+                    return Err(err);
+                }
+                let delay = backoff.next_delay();
+                tracing::warn!(
+                    error = %err,
+                    lines = batch.len(),
+                    attempt = backoff.attempts(),
+                    retry_in = ?delay,
+                    "cannot commit a batch; keeping it and retrying (reading is paused)"
+                );
+                progress.alive(false);
+                tokio::time::sleep(delay).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Stores one batch inside `tx`: sources, lines, gaps, and the read
+/// position after the last line of each source.
+fn write_batch(
     tx: &Transaction<'_>,
-    batch: &Batch,
-    context: &mut EntryContext,
+    batch: &[Item],
+    state: &mut WriterState,
 ) -> Result<WriteTotals, StoreError> {
     let mut totals = WriteTotals {
         batches: 1,
         ..WriteTotals::default()
     };
-    for line in &batch.lines {
-        let entry = parse_line(&line.bytes);
-        if !matches!(entry.event, Event::Continuation { .. }) {
-            context.exim_id = entry.message_id().map(|id| id.as_str().to_owned());
-            context.logged_ms = entry.prefix.map(|prefix| prefix.timestamp.local_ms());
-        }
-        let inserted = insert_log_entry(
-            tx,
-            &NewLogEntry {
-                source_id: batch.checkpoint.source_id,
-                byte_offset: line.start,
-                line_length: line.length,
-                raw: &line.bytes,
-                kind: entry.kind().name(),
-                logged_ms: context.logged_ms,
-                exim_id: context.exim_id.as_deref(),
-                message_id: None,
-            },
-        )?;
-        if inserted {
-            totals.inserted += 1;
-        } else {
-            totals.replayed += 1;
+    let mut positions: HashMap<i64, Checkpoint> = HashMap::new();
+    for item in batch {
+        match item {
+            Item::Line(line) => {
+                let source_id = source_id(tx, &line.source, state)?;
+                let entry = parse_line(&line.bytes);
+                let context = state.contexts.entry(line.source.fingerprint).or_default();
+                if !matches!(entry.event, Event::Continuation { .. }) {
+                    context.exim_id = entry.message_id().map(|id| id.as_str().to_owned());
+                    context.logged_ms = entry.prefix.map(|prefix| prefix.timestamp.local_ms());
+                }
+                let inserted = insert_log_entry(
+                    tx,
+                    &NewLogEntry {
+                        source_id,
+                        byte_offset: line.start,
+                        line_length: line.length,
+                        raw: &line.bytes,
+                        kind: entry.kind().name(),
+                        logged_ms: context.logged_ms,
+                        exim_id: context.exim_id.as_deref(),
+                        message_id: None,
+                    },
+                )?;
+                // The message model (issue #5) applies `entry` here, in this
+                // same transaction, for newly inserted lines only.
+                if inserted {
+                    totals.inserted += 1;
+                } else {
+                    totals.replayed += 1;
+                }
+                positions.insert(
+                    source_id,
+                    Checkpoint {
+                        source_id,
+                        byte_offset: line.end,
+                        tail_marker: line.tail_marker.clone(),
+                    },
+                );
+            }
+            Item::Gap(gap) => {
+                let source_id = match &gap.source {
+                    Some(source) => Some(source_id(tx, source, state)?),
+                    None => None,
+                };
+                record_gap(
+                    tx,
+                    &Gap {
+                        source_id,
+                        path: &gap.path,
+                        start_offset: gap.start,
+                        end_offset: gap.end,
+                        reason: &gap.reason,
+                    },
+                )?;
+                tracing::warn!(
+                    path = %gap.path,
+                    start = gap.start,
+                    end = ?gap.end,
+                    reason = %gap.reason,
+                    "recorded a gap: these bytes of the log could not be read"
+                );
+                totals.gaps += 1;
+            }
         }
     }
-    save_checkpoint(tx, &batch.checkpoint)?;
+    for checkpoint in positions.values() {
+        save_checkpoint(tx, checkpoint)?;
+    }
     Ok(totals)
 }
 
-/// Commits batches from `receiver` until the channel closes. A retryable
-/// failure (lock, full disk, read-only, lost file) keeps the batch and tries
-/// again with backoff, up to `max_attempts` times per batch; the reader
-/// meanwhile waits on the full channel.
-pub async fn run(
-    store: &Store,
-    mut receiver: mpsc::Receiver<Batch>,
-    mut backoff: Backoff,
-    max_attempts: u32,
-) -> Result<WriteTotals, StoreError> {
-    let mut totals = WriteTotals::default();
-    let mut context = EntryContext::default();
-    while let Some(batch) = receiver.recv().await {
-        let batch = Arc::new(batch);
-        let (written, next_context) = crate::store::retry(&mut backoff, max_attempts, || {
-            let batch = Arc::clone(&batch);
-            let mut context = context.clone();
-            async move {
-                store
-                    .transaction("commit batch", move |tx| {
-                        let written = write_batch(tx, &batch, &mut context)?;
-                        Ok((written, context))
-                    })
-                    .await
-                    .map_err(TxError::into_primary)
-            }
-        })
-        .await?;
-        context = next_context;
-        totals.batches += written.batches;
-        totals.inserted += written.inserted;
-        totals.replayed += written.replayed;
+fn source_id(
+    tx: &Transaction<'_>,
+    source: &SourceInfo,
+    state: &mut WriterState,
+) -> Result<i64, StoreError> {
+    if let Some(id) = state.source_ids.get(&source.fingerprint) {
+        return Ok(*id);
     }
-    Ok(totals)
+    let id = upsert_source(
+        tx,
+        &SourceIdentity {
+            fingerprint: &source.fingerprint.0,
+            path: &source.path,
+            device: source.device,
+            inode: source.inode,
+        },
+    )?;
+    state.source_ids.insert(source.fingerprint, id);
+    Ok(id)
 }

@@ -17,10 +17,16 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Index 0 is version 1.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "0001_initial",
-    sql: include_str!("migrations/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0001_initial",
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        name: "0002_ingest_gaps",
+        sql: include_str!("migrations/0002_ingest_gaps.sql"),
+    },
+];
 
 /// The schema version this build writes.
 pub fn latest_version() -> u32 {

@@ -6,6 +6,7 @@
 //! commands read. SQL lives here and nowhere else.
 
 mod error;
+mod handle;
 mod migrations;
 mod open;
 mod pool;
@@ -14,6 +15,7 @@ mod retry;
 mod tx;
 
 pub use error::{ConstraintKind, Context, ErrorClass, ResultExt, StoreError};
+pub use handle::StoreHandle;
 pub use migrations::{MIGRATIONS, current_version, latest_version, migrate};
 pub use open::{DATABASE_FILE_MODE, open_connection};
 pub use pool::{PoolStats, Store, connect};

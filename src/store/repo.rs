@@ -27,7 +27,8 @@ pub struct SourceIdentity<'a> {
 }
 
 /// Returns the id of the source with this fingerprint, creating it if new.
-/// The path, device and inode are updated to where it was last seen.
+/// The path stays the one it was first seen under; device and inode are
+/// updated to where it was last seen.
 pub fn upsert_source(conn: &Connection, source: &SourceIdentity<'_>) -> Result<i64, StoreError> {
     let context = || {
         Context::op("record log source")
@@ -40,7 +41,7 @@ pub fn upsert_source(conn: &Connection, source: &SourceIdentity<'_>) -> Result<i
         "INSERT INTO log_sources (fingerprint, path, device, inode, first_seen_ms)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (fingerprint) DO UPDATE
-             SET path = excluded.path, device = excluded.device, inode = excluded.inode
+             SET device = excluded.device, inode = excluded.inode
          RETURNING id",
     )
     .ctx(context)?
@@ -165,6 +166,78 @@ pub fn load_checkpoint(
     .ctx(context)
 }
 
+/// A byte range of a log that was never read, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap<'a> {
+    pub source_id: Option<i64>,
+    pub path: &'a str,
+    pub start_offset: u64,
+    /// `None` when the end is unknown (the file is gone).
+    pub end_offset: Option<u64>,
+    pub reason: &'a str,
+}
+
+/// Records a gap. Call it in the transaction that commits the lines around
+/// it, so the record and the read position agree.
+pub fn record_gap(conn: &Connection, gap: &Gap<'_>) -> Result<(), StoreError> {
+    let context = || Context::op("record gap").table("ingest_gaps").key(gap.path);
+    let start = i64::try_from(gap.start_offset).unwrap_or(i64::MAX);
+    let end = gap
+        .end_offset
+        .map(|end| i64::try_from(end).unwrap_or(i64::MAX));
+    conn.prepare_cached(
+        "INSERT INTO ingest_gaps (source_id, path, start_offset, end_offset, reason, detected_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .ctx(context)?
+    .execute(params![
+        gap.source_id,
+        gap.path,
+        start,
+        end,
+        gap.reason,
+        now_ms()
+    ])
+    .ctx(context)?;
+    Ok(())
+}
+
+/// A source with its read position, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePosition {
+    pub source_id: i64,
+    pub fingerprint: Vec<u8>,
+    pub path: String,
+    pub byte_offset: u64,
+    pub tail_marker: Vec<u8>,
+    pub updated_ms: i64,
+}
+
+/// Every source with a checkpoint, most recently advanced first.
+pub fn source_positions(conn: &Connection) -> Result<Vec<SourcePosition>, StoreError> {
+    let context = || Context::op("load read positions").table("ingest_checkpoints");
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT s.id, s.fingerprint, s.path, c.byte_offset, c.tail_marker, c.updated_ms
+             FROM ingest_checkpoints c JOIN log_sources s ON s.id = c.source_id
+             ORDER BY c.updated_ms DESC, c.rowid DESC",
+        )
+        .ctx(context)?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok(SourcePosition {
+                source_id: row.get(0)?,
+                fingerprint: row.get(1)?,
+                path: row.get(2)?,
+                byte_offset: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+                tail_marker: row.get(4)?,
+                updated_ms: row.get(5)?,
+            })
+        })
+        .ctx(context)?;
+    rows.collect::<Result<_, _>>().ctx(context)
+}
+
 /// Appends to the audit log. `detail` is free text (JSON by convention).
 pub fn append_audit(
     conn: &Connection,
@@ -205,11 +278,12 @@ pub enum Table {
     DeliveryAttempts,
     Rejections,
     AuditLog,
+    IngestGaps,
 }
 
 impl Table {
     /// Every table, in creation order.
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::LogSources,
         Table::IngestCheckpoints,
         Table::Messages,
@@ -218,6 +292,7 @@ impl Table {
         Table::DeliveryAttempts,
         Table::Rejections,
         Table::AuditLog,
+        Table::IngestGaps,
     ];
 
     /// The table's SQL name.
@@ -231,6 +306,7 @@ impl Table {
             Table::DeliveryAttempts => "delivery_attempts",
             Table::Rejections => "rejections",
             Table::AuditLog => "audit_log",
+            Table::IngestGaps => "ingest_gaps",
         }
     }
 }

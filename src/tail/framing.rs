@@ -20,6 +20,10 @@ pub struct Line<'a> {
     pub length: u64,
     /// The stored bytes, without the newline; at most `max_line_bytes`.
     pub bytes: &'a [u8],
+    /// Up to [`TAIL_MARKER_BYTES`] real bytes just before `end` (newline
+    /// included), even when the line itself was truncated: stored with the
+    /// read position to recognise the file on resume.
+    pub tail_marker: &'a [u8],
 }
 
 impl Line<'_> {
@@ -124,6 +128,7 @@ impl<R: BufRead> LineReader<R> {
                         end,
                         length,
                         bytes: &self.line,
+                        tail_marker: self.marker.as_slice(),
                     }));
                 }
                 None => self.inner.consume(take),
@@ -142,11 +147,13 @@ impl<R: BufRead> LineReader<R> {
         let length = self.line_seen;
         self.line_start = start + length;
         self.line_seen = 0;
+        self.marker = std::mem::take(&mut self.pending_marker);
         Some(Line {
             start,
             end: start + length,
             length,
             bytes: &self.line,
+            tail_marker: self.marker.as_slice(),
         })
     }
 

@@ -24,6 +24,18 @@ impl Fingerprint {
         Ok(complete.then(|| Fingerprint::of_bytes(&head)))
     }
 
+    /// The identity of a generation that starts like `self` but differs at
+    /// `offset` (where `marker` was expected): derived, so that a later
+    /// resume of the same rewritten file finds it again only by content.
+    pub fn rewritten(self, offset: u64, marker: &[u8]) -> Fingerprint {
+        let mut input = Vec::with_capacity(16 + 8 + marker.len() + 9);
+        input.extend_from_slice(&self.0);
+        input.extend_from_slice(&offset.to_be_bytes());
+        input.extend_from_slice(marker);
+        input.extend_from_slice(b"rewritten");
+        Fingerprint::of_bytes(&input)
+    }
+
     /// The fingerprint of exactly these head bytes.
     pub fn of_bytes(head: &[u8]) -> Fingerprint {
         Fingerprint(xxhash_rust::xxh3::xxh3_128(head).to_be_bytes())

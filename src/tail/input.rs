@@ -1,6 +1,6 @@
 //! Opening a log file for reading, plain or gzip-compressed (logrotate's and
 //! exicyclog's `mainlog.N.gz`), recognised by its magic bytes rather than
-//! its name.
+//! its name, and checking that it still holds what was read before.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -18,42 +18,80 @@ pub struct LogInput {
     pub compressed: bool,
 }
 
+/// Whether a file still holds, just before an offset, the bytes read there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerCheck {
+    /// The bytes match (or there was nothing to compare).
+    Matches,
+    /// The file is shorter than the offset: truncated, or another file.
+    TooShort,
+    /// Different bytes: the content was rewritten.
+    Differs,
+}
+
 impl LogInput {
     /// Opens `path`, decompressing when it starts with the gzip magic, and
     /// positions the stream at `offset` (of the decompressed content).
     pub fn open(path: &Path, offset: u64) -> io::Result<LogInput> {
+        Self::open_checked(path, offset, &[]).map(|(input, _)| input)
+    }
+
+    /// Like [`LogInput::open`], and compares the bytes just before `offset`
+    /// with `marker`. On a mismatch the stream is positioned at 0.
+    pub fn open_checked(
+        path: &Path,
+        offset: u64,
+        marker: &[u8],
+    ) -> io::Result<(LogInput, MarkerCheck)> {
         let mut file = File::open(path)?;
-        let mut magic = [0u8; 2];
-        let magic_len = read_up_to(&mut file, &mut magic)?;
-        let compressed = magic_len == 2 && magic == [0x1f, 0x8b];
+        let compressed = is_gzip(&mut file)?;
+        let marker_start = offset.saturating_sub(marker.len() as u64);
+        let mut reader = Self::stream(file, compressed)?;
+        // Skip to the marker (a gzip stream cannot seek: decompress and
+        // discard), then read it and compare.
+        let skipped = io::copy(&mut (&mut reader).take(marker_start), &mut io::sink())?;
+        let mut found = vec![0u8; (offset - marker_start) as usize];
+        let found_len = read_up_to(&mut reader, &mut found)?;
+        let check = if skipped < marker_start || found_len < found.len() {
+            MarkerCheck::TooShort
+        } else if found != marker[marker.len() - found.len()..] {
+            MarkerCheck::Differs
+        } else {
+            MarkerCheck::Matches
+        };
+        if check != MarkerCheck::Matches {
+            let file = File::open(path)?;
+            return Ok((
+                LogInput {
+                    reader: Self::stream(file, compressed)?,
+                    compressed,
+                },
+                check,
+            ));
+        }
+        Ok((LogInput { reader, compressed }, check))
+    }
+
+    fn stream(mut file: File, compressed: bool) -> io::Result<Box<dyn BufRead + Send>> {
         file.seek(SeekFrom::Start(0))?;
-        let mut reader: Box<dyn BufRead + Send> = if compressed {
+        Ok(if compressed {
             let decoder = MultiGzDecoder::new(BufReader::with_capacity(READ_BUFFER_BYTES, file));
             Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, decoder))
         } else {
-            file.seek(SeekFrom::Start(offset))?;
             Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, file))
-        };
-        if compressed && offset > 0 {
-            // A gzip stream cannot seek: decompress and discard up to offset.
-            let skipped = io::copy(&mut (&mut reader).take(offset), &mut io::sink())?;
-            if skipped < offset {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "{} has only {skipped} bytes, fewer than the offset {offset}",
-                        path.display()
-                    ),
-                ));
-            }
-        }
-        Ok(LogInput { reader, compressed })
+        })
     }
 
     /// The buffered stream.
     pub fn into_reader(self) -> Box<dyn BufRead + Send> {
         self.reader
     }
+}
+
+fn is_gzip(file: &mut File) -> io::Result<bool> {
+    let mut magic = [0u8; 2];
+    let len = read_up_to(file, &mut magic)?;
+    Ok(len == 2 && magic == [0x1f, 0x8b])
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.
@@ -68,4 +106,38 @@ pub fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn markers_are_checked_in_plain_and_gzip_files() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let plain = dir.path().join("mainlog");
+        std::fs::write(&plain, b"first line\nsecond line\n").unwrap();
+        let gz = dir.path().join("mainlog.1.gz");
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(b"first line\nsecond line\n").unwrap();
+        std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+
+        for path in [&plain, &gz] {
+            let (input, check) = LogInput::open_checked(path, 11, b"line\n").unwrap();
+            assert_eq!(check, MarkerCheck::Matches);
+            let mut rest = String::new();
+            input.into_reader().read_to_string(&mut rest).unwrap();
+            assert_eq!(rest, "second line\n");
+
+            let (input, check) = LogInput::open_checked(path, 11, b"LINE\n").unwrap();
+            assert_eq!(check, MarkerCheck::Differs);
+            let mut all = String::new();
+            input.into_reader().read_to_string(&mut all).unwrap();
+            assert_eq!(all, "first line\nsecond line\n", "a mismatch rewinds to 0");
+
+            let (_, check) = LogInput::open_checked(path, 500, b"x\n").unwrap();
+            assert_eq!(check, MarkerCheck::TooShort);
+        }
+    }
 }

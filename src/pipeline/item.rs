@@ -1,0 +1,49 @@
+//! What travels from a reader to the writer: lines with the read position
+//! just after them, and gaps.
+
+use std::sync::Arc;
+
+use crate::tail::identity::Fingerprint;
+
+/// The file generation a line came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    pub fingerprint: Fingerprint,
+    /// The path it was read as (the live log, or a file named to `ingest`).
+    pub path: String,
+    pub device: Option<u64>,
+    pub inode: Option<u64>,
+}
+
+/// One framed line, owned so it can cross the channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineItem {
+    pub source: Arc<SourceInfo>,
+    pub start: u64,
+    /// Offset just past the line (and its newline): the read position to
+    /// store once this line is committed.
+    pub end: u64,
+    /// The real length without the newline (may exceed `bytes.len()`).
+    pub length: u64,
+    pub bytes: Vec<u8>,
+    /// The bytes just before `end`, stored with the read position.
+    pub tail_marker: Vec<u8>,
+}
+
+/// A byte range that can no longer be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GapItem {
+    /// The generation the bytes belonged to, when known.
+    pub source: Option<Arc<SourceInfo>>,
+    pub path: String,
+    pub start: u64,
+    pub end: Option<u64>,
+    pub reason: String,
+}
+
+/// One message on the reader → writer channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Line(LineItem),
+    Gap(GapItem),
+}

@@ -1,21 +1,48 @@
-//! The daemon's own diagnostics: tracing to journald, text or JSON on stderr.
+//! The daemon's own diagnostics: tracing to journald, text or JSON on stderr,
+//! with a level that SIGHUP can change.
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::reload;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, LoggingConfig};
 
+/// Changes the level of the installed subscriber.
+pub struct LogControl {
+    filter: Option<reload::Handle<EnvFilter, tracing_subscriber::Registry>>,
+    /// `RUST_LOG` was set: it stays in force over reloads.
+    env_override: bool,
+}
+
+impl LogControl {
+    /// Applies `[logging] level` (unless `RUST_LOG` overrides it).
+    pub fn set_level(&self, level: &str) {
+        if self.env_override {
+            return;
+        }
+        let (Some(handle), Ok(filter)) = (&self.filter, EnvFilter::try_new(level)) else {
+            return;
+        };
+        if let Err(err) = handle.reload(filter) {
+            tracing::warn!(error = %err, "cannot change the log level");
+        }
+    }
+}
+
 /// Installs the global subscriber for `config`. `RUST_LOG`, when set, wins
 /// over `[logging] level` so an operator can raise verbosity for one run.
-pub fn init(config: &LoggingConfig) {
-    let filter = std::env::var("RUST_LOG")
+pub fn init(config: &LoggingConfig) -> LogControl {
+    let env_filter = std::env::var("RUST_LOG")
         .ok()
-        .and_then(|directive| EnvFilter::try_new(directive).ok())
+        .and_then(|directive| EnvFilter::try_new(directive).ok());
+    let env_override = env_filter.is_some();
+    let filter = env_filter
         .or_else(|| EnvFilter::try_new(&config.level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
     let format = match config.format {
         LogFormat::Auto if stderr_is_journal() => LogFormat::Journald,
         LogFormat::Auto => LogFormat::Text,
@@ -40,8 +67,22 @@ pub fn init(config: &LoggingConfig) {
             .try_init(),
         LogFormat::Text | LogFormat::Auto => registry.with(text_layer()).try_init(),
     };
-    // A subscriber is already installed only in tests that call init twice.
-    drop(installed);
+    LogControl {
+        // A subscriber is already installed only in tests that call init
+        // twice; the first one stays.
+        filter: installed.is_ok().then_some(handle),
+        env_override,
+    }
+}
+
+/// Logs a panic through tracing (so it reaches the journal) before the
+/// default hook prints it; release builds then abort.
+pub fn log_panics() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(panic = %info, "exim-pilot panicked; aborting");
+        default_hook(info);
+    }));
 }
 
 fn text_layer<S>() -> impl tracing_subscriber::Layer<S>
@@ -56,6 +97,7 @@ where
 /// systemd sets JOURNAL_STREAM to the device and inode of the journal
 /// stream it connected stderr to; when they match stderr, we log natively.
 fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd;
     use std::os::unix::fs::MetadataExt;
     let Ok(value) = std::env::var("JOURNAL_STREAM") else {
         return false;
@@ -63,7 +105,6 @@ fn stderr_is_journal() -> bool {
     let Some((dev, ino)) = value.split_once(':') else {
         return false;
     };
-    use std::os::fd::AsFd;
     let Ok(meta) = std::io::stderr()
         .as_fd()
         .try_clone_to_owned()

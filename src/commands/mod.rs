@@ -16,10 +16,10 @@ use crate::exit::{Failure, SOFTWARE};
 pub async fn dispatch(cli: Cli) -> Result<()> {
     let overrides = cli.command.overrides();
     let config = Config::load(cli.config.as_deref(), &overrides)?;
-    crate::logging::init(&config.logging);
+    let log = crate::logging::init(&config.logging);
     match cli.command {
         Command::CheckConfig { .. } => check_config::run(&config),
-        Command::Run { .. } => not_yet("run", 4),
+        Command::Run { .. } => crate::daemon::run(cli.config, overrides, config, log).await,
         Command::Ingest { files, .. } => ingest::run(&config, &files).await,
         Command::Parse { json, show, files } => parse::run(&config, &files, json, show),
         Command::Trace { .. } => not_yet("trace", 5),

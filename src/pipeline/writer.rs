@@ -108,6 +108,12 @@ pub async fn run(
         let (written, next_state) =
             commit_with_retry(&store, batch, &state, &current, progress).await?;
         state = next_state;
+        tracing::debug!(
+            inserted = written.inserted,
+            replayed = written.replayed,
+            gaps = written.gaps,
+            "committed a batch"
+        );
         totals.add(written);
         progress.committed(written, totals);
     }

@@ -2,6 +2,8 @@
 //! identifying a generation by its content, and framing bytes into lines
 //! with exact offsets. The live tailer's state machine builds on these.
 
+pub mod follower;
 pub mod framing;
 pub mod identity;
 pub mod input;
+pub mod siblings;

@@ -3,6 +3,8 @@
 //! `exim-pilot` binary.
 
 mod cli;
+mod daemon;
+mod faults;
 mod ingest;
 mod parser;
 mod store;

@@ -48,3 +48,234 @@ pub fn fixture(name: &str) -> PathBuf {
         .join("fixtures")
         .join(name)
 }
+
+/// A running `exim-pilot run` with its files in one directory.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub db: PathBuf,
+    pub config: PathBuf,
+    pub stderr: PathBuf,
+}
+
+/// A configuration that reacts fast, for tests.
+pub const FAST_CONFIG: &str = r#"
+[ingest]
+batch_size = 200
+flush_interval = "20ms"
+channel_capacity = 1000
+[database]
+busy_timeout = "100ms"
+pool_wait_timeout = "2s"
+[health]
+interval = "200ms"
+timeout = "1s"
+backoff_min = "20ms"
+backoff_max = "400ms"
+[logging]
+level = "info"
+format = "text"
+"#;
+
+impl Daemon {
+    /// Starts the daemon on `dir/mainlog` and `dir/x.db` with
+    /// [`FAST_CONFIG`] (written to `dir/c.toml` unless it exists).
+    pub fn start(dir: &Path) -> Daemon {
+        Self::start_with(dir, &[])
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables.
+    pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Daemon {
+        let config = dir.join("c.toml");
+        if !config.exists() {
+            std::fs::write(&config, FAST_CONFIG).unwrap();
+        }
+        Self::start_at(dir, &dir.join("mainlog"), &dir.join("x.db"), &config, env)
+    }
+
+    /// Starts the daemon with explicit paths.
+    pub fn start_at(
+        dir: &Path,
+        log: &Path,
+        db: &Path,
+        config: &Path,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let stderr = dir.join(format!(
+            "stderr-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let mut command = Command::new(binary());
+        command
+            .args(["run", "--config"])
+            .arg(config)
+            .arg("--log")
+            .arg(log)
+            .arg("--db")
+            .arg(db)
+            .env_remove("RUST_LOG")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Daemon {
+            child: command.spawn().expect("start exim-pilot run"),
+            db: db.to_path_buf(),
+            config: config.to_path_buf(),
+            stderr,
+        }
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`, `KILL`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// SIGTERM, then the exit status (fails the test after 10 s).
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.wait(Duration::from_secs(10))
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "exim-pilot did not exit within {limit:?}; stderr:\n{}",
+                    self.stderr_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What the daemon logged so far.
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Every stored raw line, in the order it was committed.
+pub fn stored_lines(db: &Path) -> Vec<Vec<u8>> {
+    let Ok(conn) = deadpool_sqlite::rusqlite::Connection::open_with_flags(
+        db,
+        deadpool_sqlite::rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ) else {
+        return Vec::new();
+    };
+    let _ = conn.busy_timeout(Duration::from_secs(5));
+    let Ok(mut statement) = conn.prepare("SELECT raw FROM log_entries ORDER BY id") else {
+        return Vec::new();
+    };
+    statement
+        .query_map([], |row| row.get(0))
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+/// Waits until `db` holds `count` lines (fails after `limit`).
+pub fn wait_for_lines(
+    db: &Path,
+    count: usize,
+    limit: Duration,
+    daemon: Option<&Daemon>,
+) -> Vec<Vec<u8>> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let lines = stored_lines(db);
+        if lines.len() >= count {
+            return lines;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "expected {count} lines, found {} after {limit:?}; stderr:\n{}",
+                lines.len(),
+                daemon.map(Daemon::stderr_text).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Exim-shaped lines with a unique token each: `tag` and a sequence.
+pub fn numbered_lines(tag: &str, from: usize, count: usize) -> Vec<String> {
+    (from..from + count)
+        .map(|seq| {
+            format!(
+                "2024-01-01 00:{:02}:{:02} [{seq}] Start queue run: pid={tag}-{seq}",
+                seq / 60 % 60,
+                seq % 60
+            )
+        })
+        .collect()
+}
+
+/// Appends lines (each with its newline) to `path`, creating it.
+pub fn append_lines(path: &Path, lines: &[String]) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let mut text = lines.join("\n");
+    text.push('\n');
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// Asserts that the database holds exactly `expected`, in order.
+pub fn assert_exactly(db: &Path, expected: &[String]) {
+    let stored = stored_lines(db);
+    let stored: Vec<String> = stored
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    if stored != expected {
+        let first_difference = stored.iter().zip(expected).position(|(a, b)| a != b);
+        panic!(
+            "stored {} lines, expected {}; first difference at {:?}: stored {:?}, expected {:?}",
+            stored.len(),
+            expected.len(),
+            first_difference,
+            first_difference.and_then(|i| stored.get(i)),
+            first_difference.and_then(|i| expected.get(i)),
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! The reader thread: runs the [`Follower`] on a blocking thread, waking on
+//! file-system events (notify, on the log's directory) or the poll interval,
+//! whichever comes first, and sending lines into the bounded channel (it
+//! blocks there when the writer is behind: the log file is the buffer).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::pipeline::item::Item;
+use crate::tail::follower::Follower;
+use crate::tail::identity::Fingerprint;
+
+/// How the rest of the daemon steers the reader.
+pub struct ReaderControl {
+    stop: AtomicBool,
+    switch_to: Mutex<Option<PathBuf>>,
+    wake: SyncSender<()>,
+    /// Bytes between the read position and the end of the live file.
+    pub lag_bytes: AtomicU64,
+}
+
+impl ReaderControl {
+    /// Asks the reader to stop after the line it is sending.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// Asks the reader to follow another path.
+    pub fn switch_path(&self, path: PathBuf) {
+        if let Ok(mut slot) = self.switch_to.lock() {
+            *slot = Some(path);
+        }
+        self.wake();
+    }
+
+    /// Makes the reader poll now. Wake-ups coalesce: a full queue means one
+    /// is already pending.
+    pub fn wake(&self) {
+        match self.wake.try_send(()) {
+            Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// Starts the reader thread. It first finishes generations rotated while
+/// stopped (`latest` is the newest stored position of this log), then
+/// follows the live file until stopped or the writer goes away.
+pub fn spawn(
+    mut follower: Follower,
+    latest: Option<(Fingerprint, u64)>,
+    mut sender: mpsc::Sender<Item>,
+    poll_active: Duration,
+    poll_idle: Duration,
+) -> (Arc<ReaderControl>, std::thread::JoinHandle<()>) {
+    let (wake_tx, wake_rx) = sync_channel(1);
+    let control = Arc::new(ReaderControl {
+        stop: AtomicBool::new(false),
+        switch_to: Mutex::new(None),
+        wake: wake_tx,
+        lag_bytes: AtomicU64::new(0),
+    });
+    let thread_control = Arc::clone(&control);
+    let thread = std::thread::Builder::new()
+        .name("reader".to_owned())
+        .spawn(move || {
+            if let Err(err) = follower.resume(latest, &mut sender) {
+                tracing::error!(error = %err, "cannot read the rotated generations of the log");
+            }
+            follow(
+                &mut follower,
+                &mut sender,
+                &thread_control,
+                &wake_rx,
+                poll_active,
+                poll_idle,
+            );
+        })
+        .unwrap_or_else(|err| {
+            tracing::error!(error = %err, "cannot start the reader thread");
+            std::thread::spawn(|| {})
+        });
+    (control, thread)
+}
+
+fn follow(
+    follower: &mut Follower,
+    sender: &mut mpsc::Sender<Item>,
+    control: &Arc<ReaderControl>,
+    wake: &Receiver<()>,
+    poll_active: Duration,
+    poll_idle: Duration,
+) {
+    let mut watcher = watch(follower.path(), control);
+    let mut last_lines = Instant::now();
+    let mut read_errors = 0u32;
+    while !control.stopping() {
+        let switch = control
+            .switch_to
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take());
+        if let Some(path) = switch {
+            if let Err(err) = follower.switch_path(path, sender) {
+                tracing::warn!(error = %err, "error while finishing the previous log");
+            }
+            watcher = watch(follower.path(), control);
+        }
+        let again = match follower.poll(sender) {
+            Ok(outcome) => {
+                read_errors = 0;
+                if outcome.closed {
+                    return;
+                }
+                if outcome.lines > 0 {
+                    last_lines = Instant::now();
+                }
+                outcome.again
+            }
+            Err(err) => {
+                // An I/O error reading the log: say so (once per episode)
+                // and try again at the idle pace.
+                if read_errors == 0 {
+                    tracing::warn!(path = %follower.path().display(), error = %err, "error reading the log; retrying");
+                }
+                read_errors = read_errors.saturating_add(1);
+                false
+            }
+        };
+        control
+            .lag_bytes
+            .store(follower.lag_bytes(), Ordering::Relaxed);
+        if again {
+            continue;
+        }
+        let interval = if last_lines.elapsed() < Duration::from_secs(5) {
+            poll_active
+        } else {
+            poll_idle
+        };
+        match wake.recv_timeout(interval) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+    drop(watcher);
+}
+
+/// Watches the log's directory; any event (an overflow included) only
+/// means "poll now". Without a watch the reader polls alone, and says so.
+fn watch(path: &Path, control: &Arc<ReaderControl>) -> Option<notify::RecommendedWatcher> {
+    let directory = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let waker = Arc::clone(control);
+    let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+        waker.wake();
+    })
+    .and_then(|mut watcher| {
+        watcher.watch(&directory, RecursiveMode::NonRecursive)?;
+        Ok(watcher)
+    });
+    match watcher {
+        Ok(watcher) => Some(watcher),
+        Err(err) => {
+            tracing::warn!(
+                directory = %directory.display(),
+                error = %err,
+                "cannot watch the log directory; polling only"
+            );
+            None
+        }
+    }
+}

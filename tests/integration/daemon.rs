@@ -1,0 +1,385 @@
+//! `exim-pilot run` as a real process: rotation in every form, crashes,
+//! partial lines, signals and systemd notifications. The oracle is always
+//! the same: the database holds every line written, exactly once, in order,
+//! byte-exact.
+
+use std::io::Write;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::util::{Daemon, append_lines, assert_exactly, numbered_lines, wait_for_lines};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn rename_rotation_copytruncate_and_recreate_while_running() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let mut expected = numbered_lines("a", 0, 100);
+    append_lines(&log, &expected);
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 100, WAIT, Some(&daemon));
+
+    // Rename rotation, with late writes to the renamed file (Exim's
+    // stat/write race) before the new file appears.
+    std::fs::rename(&log, dir.path().join("mainlog.1")).unwrap();
+    let late = numbered_lines("late", 0, 5);
+    append_lines(&dir.path().join("mainlog.1"), &late);
+    expected.extend(late);
+    let fresh = numbered_lines("b", 0, 50);
+    append_lines(&log, &fresh);
+    expected.extend(fresh);
+    wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
+
+    // copytruncate: the copy holds lines the daemon may not have read yet.
+    let before_copy = numbered_lines("c", 0, 20);
+    append_lines(&log, &before_copy);
+    expected.extend(before_copy);
+    std::fs::copy(&log, dir.path().join("mainlog.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let after_truncate = numbered_lines("d", 0, 30);
+    append_lines(&log, &after_truncate);
+    expected.extend(after_truncate);
+    wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
+
+    // Delete and recreate.
+    std::fs::remove_file(&log).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let recreated = numbered_lines("e", 0, 10);
+    append_lines(&log, &recreated);
+    expected.extend(recreated);
+    wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
+
+    let db = daemon.db.clone();
+    assert!(daemon.stop().success());
+    assert_exactly(&db, &expected);
+}
+
+#[test]
+fn rotation_while_stopped_into_gzip_resumes_without_gap_or_duplicate() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let mut expected = numbered_lines("a", 0, 50);
+    append_lines(&log, &expected);
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 50, WAIT, Some(&daemon));
+    let db = daemon.db.clone();
+    assert!(daemon.stop().success());
+
+    // While stopped: unread lines, then two rotations; the older
+    // generation is compressed.
+    let unread = numbered_lines("a", 50, 10);
+    append_lines(&log, &unread);
+    expected.extend(unread);
+    std::fs::rename(&log, dir.path().join("mainlog.1")).unwrap();
+    let second = numbered_lines("b", 0, 20);
+    append_lines(&log, &second);
+    expected.extend(second);
+    let generation = std::fs::read(dir.path().join("mainlog.1")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&generation).unwrap();
+    std::fs::write(dir.path().join("mainlog.2.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::remove_file(dir.path().join("mainlog.1")).unwrap();
+    std::fs::rename(&log, dir.path().join("mainlog.1")).unwrap();
+    let third = numbered_lines("c", 0, 5);
+    append_lines(&log, &third);
+    expected.extend(third);
+
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&db, expected.len(), WAIT, Some(&daemon));
+    assert!(daemon.stop().success());
+    assert_exactly(&db, &expected);
+}
+
+#[test]
+fn a_generation_deleted_while_stopped_is_recorded_as_a_gap() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    append_lines(&log, &numbered_lines("a", 0, 10));
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 10, WAIT, Some(&daemon));
+    let db = daemon.db.clone();
+    assert!(daemon.stop().success());
+
+    std::fs::remove_file(&log).unwrap();
+    append_lines(&log, &numbered_lines("b", 0, 3));
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&db, 13, WAIT, Some(&daemon));
+    assert!(daemon.stop().success());
+    let conn = deadpool_sqlite::rusqlite::Connection::open(&db).unwrap();
+    let (gaps, start): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), max(start_offset) FROM ingest_gaps",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(gaps, 1);
+    let ten_lines = numbered_lines("a", 0, 10)
+        .iter()
+        .map(|l| l.len() + 1)
+        .sum::<usize>();
+    assert_eq!(
+        start as usize, ten_lines,
+        "the gap starts where reading stopped"
+    );
+}
+
+#[test]
+fn a_partial_line_written_in_two_parts_across_a_restart_is_one_row() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    append_lines(&log, &numbered_lines("a", 0, 3));
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(b"2024-01-01 00:00:09 [9] Start queue")
+        .unwrap();
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 3, WAIT, Some(&daemon));
+    std::thread::sleep(Duration::from_millis(500));
+    let db = daemon.db.clone();
+    assert!(daemon.stop().success());
+    assert_eq!(
+        crate::util::stored_lines(&db).len(),
+        3,
+        "the half line waits"
+    );
+
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(b" run: pid=9\n")
+        .unwrap();
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&db, 4, WAIT, Some(&daemon));
+    assert!(daemon.stop().success());
+    let mut expected = numbered_lines("a", 0, 3);
+    expected.push("2024-01-01 00:00:09 [9] Start queue run: pid=9".to_owned());
+    assert_exactly(&db, &expected);
+}
+
+#[test]
+fn twenty_sigkills_at_random_moments_lose_and_double_nothing() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let mut expected = numbered_lines("bulk", 0, 60_000);
+    append_lines(&log, &expected);
+    let mut rng = fastrand::Rng::with_seed(0xE1);
+    let mut db = None;
+    for round in 0..20 {
+        let daemon = Daemon::start(dir.path());
+        db = Some(daemon.db.clone());
+        // Appends while running, so kills also land mid-tail.
+        let more = numbered_lines(&format!("r{round}"), 0, rng.usize(0..500));
+        append_lines(&log, &more);
+        expected.extend(more);
+        std::thread::sleep(Duration::from_millis(rng.u64(30..400)));
+        daemon.kill();
+    }
+    let daemon = Daemon::start(dir.path());
+    let db = db.unwrap();
+    wait_for_lines(&db, expected.len(), Duration::from_secs(120), Some(&daemon));
+    assert!(daemon.stop().success());
+    assert_exactly(&db, &expected);
+}
+
+#[test]
+fn ingest_of_rotated_files_then_run_continues_without_gap_or_duplicate() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let mut expected = numbered_lines("old", 0, 40);
+    append_lines(&dir.path().join("mainlog.1"), &expected);
+    let current = numbered_lines("new", 0, 25);
+    append_lines(&log, &current);
+    expected.extend(current);
+    let db = dir.path().join("x.db");
+    let status = std::process::Command::new(crate::util::binary())
+        .args(["ingest", "--db"])
+        .arg(&db)
+        .arg(dir.path().join("mainlog.1"))
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let more = numbered_lines("new", 25, 10);
+    append_lines(&log, &more);
+    expected.extend(more);
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&db, expected.len(), WAIT, Some(&daemon));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(daemon.stop().success());
+    assert_exactly(&db, &expected);
+}
+
+#[test]
+fn sighup_applies_a_valid_configuration_and_keeps_running_on_an_invalid_one() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    append_lines(&log, &numbered_lines("a", 0, 5));
+    let mut daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 5, WAIT, Some(&daemon));
+
+    std::fs::write(&daemon.config, "[ingest]\nbatch_size = 0\n").unwrap();
+    daemon.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        daemon.running(),
+        "an invalid configuration does not stop the daemon"
+    );
+    append_lines(&log, &numbered_lines("a", 5, 5));
+    wait_for_lines(&daemon.db, 10, WAIT, Some(&daemon));
+    let text = daemon.stderr_text();
+    assert!(
+        text.contains("configuration reload failed") && text.contains("[ingest] batch_size"),
+        "{text}"
+    );
+
+    // A valid one: the new level applies.
+    let mut config = crate::util::FAST_CONFIG.replace("level = \"info\"", "level = \"debug\"");
+    config.push('\n');
+    std::fs::write(&daemon.config, config).unwrap();
+    daemon.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    append_lines(&log, &numbered_lines("a", 10, 5));
+    wait_for_lines(&daemon.db, 15, WAIT, Some(&daemon));
+    let db = daemon.db.clone();
+    let text = daemon.stderr_text();
+    assert!(daemon.stop().success());
+    assert!(text.contains("configuration reloaded"), "{text}");
+    assert!(text.contains("DEBUG"), "the new level applies: {text}");
+    assert_exactly(&db, &numbered_lines("a", 0, 15));
+}
+
+#[test]
+fn sighup_switches_to_a_new_log_path_from_the_configuration() {
+    let dir = TempDir::new().unwrap();
+    let first = dir.path().join("first.log");
+    let second = dir.path().join("second.log");
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[log]\npath = {:?}\n{}",
+            first.display().to_string(),
+            crate::util::FAST_CONFIG
+        ),
+    )
+    .unwrap();
+    append_lines(&first, &numbered_lines("one", 0, 5));
+    append_lines(&second, &numbered_lines("two", 0, 5));
+    let db = dir.path().join("x.db");
+    // Without --log, so the file decides the path.
+    let stderr = dir.path().join("stderr.log");
+    let mut child = std::process::Command::new(crate::util::binary())
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--db")
+        .arg(&db)
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_lines(&db, 5, WAIT, None);
+    std::fs::write(
+        &config,
+        format!(
+            "[log]\npath = {:?}\n{}",
+            second.display().to_string(),
+            crate::util::FAST_CONFIG
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    wait_for_lines(&db, 10, WAIT, None);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let mut expected = numbered_lines("one", 0, 5);
+    expected.extend(numbered_lines("two", 0, 5));
+    assert_exactly(&db, &expected);
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero_quickly() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let expected = numbered_lines("a", 0, 20_000);
+    append_lines(&log, &expected);
+    let mut daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 1, WAIT, Some(&daemon));
+    daemon.signal("TERM");
+    let status = daemon.wait(Duration::from_secs(5));
+    assert!(status.success(), "{}", daemon.stderr_text());
+    // Whatever was committed is a prefix of the file, in order, once.
+    let stored = crate::util::stored_lines(&daemon.db);
+    let stored: Vec<String> = stored
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    assert_eq!(stored[..], expected[..stored.len()]);
+}
+
+#[test]
+fn sd_notify_ready_reloading_watchdog_and_stopping() {
+    let dir = TempDir::new().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    append_lines(&dir.path().join("mainlog"), &numbered_lines("a", 0, 3));
+    let daemon = Daemon::start_with(
+        dir.path(),
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    let mut received: Vec<String> = Vec::new();
+    // Reads messages until one after position `from` contains `needle`;
+    // returns its position.
+    let receive_after = |from: usize, needle: &str, received: &mut Vec<String>| -> usize {
+        let mut buffer = [0u8; 4096];
+        loop {
+            if let Some(at) = received.iter().skip(from).position(|m| m.contains(needle)) {
+                return from + at;
+            }
+            let n = socket
+                .recv(&mut buffer)
+                .unwrap_or_else(|_| panic!("no {needle} in {received:?}"));
+            received.push(String::from_utf8_lossy(&buffer[..n]).into_owned());
+        }
+    };
+    let ready = receive_after(0, "READY=1", &mut received);
+    wait_for_lines(&daemon.db, 3, WAIT, Some(&daemon));
+    receive_after(ready, "WATCHDOG=1", &mut received);
+    daemon.signal("HUP");
+    let reloading = receive_after(ready + 1, "RELOADING=1", &mut received);
+    assert!(
+        received[reloading].contains("MONOTONIC_USEC="),
+        "{}",
+        received[reloading]
+    );
+    receive_after(reloading + 1, "READY=1", &mut received);
+    assert!(
+        received.iter().any(|m| m.contains("STATUS=tailing")),
+        "{received:?}"
+    );
+    daemon.signal("TERM");
+    receive_after(0, "STOPPING=1", &mut received);
+}

@@ -229,12 +229,13 @@ impl DaemonProgress {
     fn status(&mut self, totals: Option<WriteTotals>, healthy: bool) {
         let elapsed = self.rate_since.elapsed();
         if let Some(totals) = totals
-            && elapsed >= Duration::from_secs(2) {
-                let lines = totals.inserted + totals.replayed;
-                self.lines_per_second = (lines - self.rate_lines) as f64 / elapsed.as_secs_f64();
-                self.rate_lines = lines;
-                self.rate_since = Instant::now();
-            }
+            && elapsed >= Duration::from_secs(2)
+        {
+            let lines = totals.inserted + totals.replayed;
+            self.lines_per_second = (lines - self.rate_lines) as f64 / elapsed.as_secs_f64();
+            self.rate_lines = lines;
+            self.rate_since = Instant::now();
+        }
         let lag = self
             .reader
             .lag_bytes

@@ -86,6 +86,8 @@ struct EntryContext {
 struct WriterState {
     source_ids: HashMap<Fingerprint, i64>,
     contexts: HashMap<Fingerprint, EntryContext>,
+    /// The store generation the cached ids belong to.
+    store_generation: u64,
 }
 
 /// Runs until the channel closes and everything received is committed.
@@ -173,6 +175,12 @@ async fn commit_with_retry(
     loop {
         let attempt_batch = Arc::clone(&batch);
         let mut attempt_state = state.clone();
+        let generation = store.generation();
+        if attempt_state.store_generation != generation {
+            // A rebuilt pool may point at a new file: look ids up again.
+            attempt_state.source_ids.clear();
+            attempt_state.store_generation = generation;
+        }
         let outcome = store
             .current()
             .transaction("commit batch", move |tx| {

@@ -1,7 +1,7 @@
 //! [`StoreHandle`]: the store the daemon's tasks share, which the health
 //! task can replace with a freshly built pool while the others keep going.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::pool::Store;
@@ -11,6 +11,7 @@ use super::pool::Store;
 pub struct StoreHandle {
     current: Arc<RwLock<Store>>,
     healthy: Arc<AtomicBool>,
+    generation: Arc<AtomicU64>,
 }
 
 impl StoreHandle {
@@ -19,6 +20,7 @@ impl StoreHandle {
         StoreHandle {
             current: Arc::new(RwLock::new(store)),
             healthy: Arc::new(AtomicBool::new(true)),
+            generation: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -38,7 +40,14 @@ impl StoreHandle {
             Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), store),
         };
         old.close();
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.set_healthy(true);
+    }
+
+    /// Counts replacements: row ids cached from an older store may not
+    /// exist in the new one (the file may have been replaced).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Whether the last health check passed.

@@ -371,3 +371,45 @@ impl Drop for RemoveOnDrop {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+#[test]
+fn a_database_directory_moved_away_is_reconnected_when_it_returns() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let log = dir.path().join("mainlog");
+    append_lines(&log, &numbered_lines("a", 0, 10));
+    let config = dir.path().join("c.toml");
+    // Short-lived connections, so the pool must open new ones.
+    std::fs::write(
+        &config,
+        FAST_CONFIG.replace("[database]\n", "[database]\nconn_max_lifetime = \"1s\"\n"),
+    )
+    .unwrap();
+    let db = data.join("x.db");
+    let mut daemon = Daemon::start_at(dir.path(), &log, &db, &config, &[]);
+    wait_for_lines(&db, 10, WAIT, Some(&daemon));
+
+    std::fs::rename(&data, dir.path().join("data.old")).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !daemon.stderr_text().contains("health check failed") {
+        assert!(
+            Instant::now() < deadline,
+            "the lost database was not reported:\n{}",
+            daemon.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    append_lines(&log, &numbered_lines("b", 0, 5));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(daemon.running(), "{}", daemon.stderr_text());
+
+    // The directory comes back empty: a new database is created and the
+    // lines read since are stored in it.
+    std::fs::create_dir(&data).unwrap();
+    wait_for_lines(&db, 5, WAIT, Some(&daemon));
+    let text = daemon.stderr_text();
+    assert!(text.contains("connection pool rebuilt"), "{text}");
+    assert!(daemon.stop().success());
+    assert_exactly(&db, &numbered_lines("b", 0, 5));
+}

@@ -175,7 +175,12 @@ fn twenty_sigkills_at_random_moments_lose_and_double_nothing() {
     append_lines(&log, &expected);
     let mut rng = fastrand::Rng::with_seed(0xE1);
     let mut db = None;
-    for round in 0..20 {
+    // EXIM_PILOT_CRASH_ROUNDS=200 for a longer local run.
+    let rounds = std::env::var("EXIM_PILOT_CRASH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    for round in 0..rounds {
         let daemon = Daemon::start(dir.path());
         db = Some(daemon.db.clone());
         // Appends while running, so kills also land mid-tail.

@@ -113,10 +113,15 @@ fn a_read_only_database_directory_then_writable_again() {
     expected.extend(during);
     std::thread::sleep(Duration::from_secs(4));
     assert!(daemon.running(), "{}", daemon.stderr_text());
+    let warnings = retry_warnings(&daemon);
     assert!(
-        retry_warnings(&daemon) >= 1,
+        warnings >= 1,
         "the read-only database was reported:\n{}",
         daemon.stderr_text()
+    );
+    assert!(
+        warnings <= 60,
+        "{warnings} retry warnings in about 5 s: a busy loop"
     );
 
     set_mode(&data, 0o755);
@@ -168,6 +173,12 @@ fn a_full_disk_then_space_freed() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    std::thread::sleep(Duration::from_secs(2));
+    let warnings = retry_warnings(&daemon);
+    assert!(
+        warnings <= 60,
+        "{warnings} retry warnings in about 2 s: a busy loop"
+    );
     std::fs::remove_file(&filler).unwrap();
     wait_for_lines(&db, expected.len(), WAIT, Some(&daemon));
     let db_copy = dir.path().join("copy.db");

@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod exit;
 pub mod logging;
+pub mod model;
 pub mod parse;
 pub mod pipeline;
 pub mod store;

@@ -16,6 +16,7 @@ use deadpool_sqlite::rusqlite::Transaction;
 use tokio::sync::{mpsc, watch};
 
 use super::item::{Item, SourceInfo};
+use crate::model::{self, MessageIds};
 use crate::parse::{Event, parse_line};
 use crate::store::repo::{
     Checkpoint, Gap, NewLogEntry, SourceIdentity, insert_log_entry, record_gap, save_checkpoint,
@@ -78,6 +79,7 @@ impl Progress for NoProgress {
 struct EntryContext {
     exim_id: Option<String>,
     logged_ms: Option<i64>,
+    message_row: Option<i64>,
 }
 
 /// State that survives from batch to batch. Cloned into each attempt, so a
@@ -86,6 +88,7 @@ struct EntryContext {
 struct WriterState {
     source_ids: HashMap<Fingerprint, i64>,
     contexts: HashMap<Fingerprint, EntryContext>,
+    messages: MessageIds,
     /// The store generation the cached ids belong to.
     store_generation: u64,
 }
@@ -179,6 +182,8 @@ async fn commit_with_retry(
         if attempt_state.store_generation != generation {
             // A rebuilt pool may point at a new file: look ids up again.
             attempt_state.source_ids.clear();
+            attempt_state.messages.clear();
+            attempt_state.contexts.clear();
             attempt_state.store_generation = generation;
         }
         let outcome = store
@@ -240,10 +245,15 @@ fn write_batch(
             Item::Line(line) => {
                 let source_id = source_id(tx, &line.source, state)?;
                 let entry = parse_line(&line.bytes);
+                let message_row = match entry.message_id() {
+                    Some(id) => Some(state.messages.row(tx, id.as_str())?),
+                    None => None,
+                };
                 let context = state.contexts.entry(line.source.fingerprint).or_default();
                 if !matches!(entry.event, Event::Continuation { .. }) {
                     context.exim_id = entry.message_id().map(|id| id.as_str().to_owned());
                     context.logged_ms = entry.prefix.map(|prefix| prefix.timestamp.local_ms());
+                    context.message_row = message_row;
                 }
                 let inserted = insert_log_entry(
                     tx,
@@ -255,12 +265,14 @@ fn write_batch(
                         kind: entry.kind().name(),
                         logged_ms: context.logged_ms,
                         exim_id: context.exim_id.as_deref(),
-                        message_id: None,
+                        message_id: context.message_row,
                     },
                 )?;
-                // The message model (issue #5) applies `entry` here, in this
-                // same transaction, for newly inserted lines only.
                 if inserted {
+                    // What the line means for its message, in this same
+                    // transaction; a replayed line changes nothing.
+                    let log_entry = tx.last_insert_rowid();
+                    model::apply(tx, &entry, message_row, log_entry, context.logged_ms)?;
                     totals.inserted += 1;
                 } else {
                     totals.replayed += 1;

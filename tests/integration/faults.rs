@@ -261,8 +261,17 @@ fn a_log_that_appears_unreadable_is_retried_until_it_can_be_read() {
     let daemon = start_as_nobody(dir.path(), &log, &db, &config);
     std::thread::sleep(Duration::from_millis(500));
     let expected = numbered_lines("a", 0, 30);
+    // Created unreadable for nobody from the first moment.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(&log)
+            .unwrap();
+    }
     append_lines(&log, &expected);
-    set_mode(&log, 0o600);
     std::thread::sleep(Duration::from_secs(3));
     assert!(crate::util::stored_lines(&db).is_empty());
     assert!(

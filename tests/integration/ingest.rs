@@ -216,3 +216,70 @@ fn the_real_exim_sample_has_no_unrecognised_lines() {
     assert_eq!(count("delivery") as usize, content.matches(" => ").count());
     assert_eq!(count("failure") as usize, content.matches(" ** ").count());
 }
+
+#[test]
+fn the_real_exim_sample_gives_each_message_the_outcome_exim_had() {
+    let dir = TempDir::new().unwrap();
+    let (status, _, stderr) = ingest(&dir, &[&fixture("sample/mainlog")]);
+    assert_eq!(status, 0, "{stderr}");
+    let conn = Connection::open(dir.path().join("x.db")).unwrap();
+    let messages: Vec<(String, String, String, Option<String>)> = conn
+        .prepare("SELECT exim_id, coalesce(sender, ''), status, parent_exim_id FROM messages ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected = [
+        ("1xWZzS-0001uN-1x", "a@outside.example", "completed", None),
+        ("1xWZzS-0001uR-2j", "b@outside.example", "completed", None),
+        ("1xWZzT-0001uX-0I", "c@outside.example", "completed", None),
+        ("1xWZzT-0001ud-14", "c@outside.example", "completed", None),
+        ("1xWZzT-0001uj-1r", "d@outside.example", "completed", None),
+        ("1xWZzT-0001un-20", "<>", "frozen", Some("1xWZzT-0001uj-1r")),
+        ("1xWZzT-0001uq-2c", "e@outside.example", "deferred", None),
+        ("1xWZzU-0001uz-1g", "", "rejected", None),
+        ("1xWZzU-0001v1-2g", "h@outside.example", "completed", None),
+        ("1xWZzU-0001v5-2o", "i@outside.example", "completed", None),
+        ("1xWZzV-0001v9-0M", "root@vm", "completed", None),
+    ];
+    let expected: Vec<(String, String, String, Option<String>)> = expected
+        .iter()
+        .map(|(id, sender, status, parent)| {
+            (
+                id.to_string(),
+                sender.to_string(),
+                status.to_string(),
+                parent.map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(messages, expected);
+    let recipient_states: Vec<(String, i64)> = conn
+        .prepare("SELECT status, count(*) FROM recipients GROUP BY status ORDER BY status")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        recipient_states,
+        [
+            ("bounced".to_owned(), 2),
+            ("deferred".to_owned(), 1),
+            ("delivered".to_owned(), 10)
+        ]
+    );
+    let unlinked: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM log_entries WHERE exim_id IS NOT NULL AND message_id IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(unlinked, 0, "every line with an id links to its message");
+    let rejections: i64 = conn
+        .query_row("SELECT count(*) FROM rejections", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rejections, 3);
+}

@@ -60,22 +60,27 @@ CREATE INDEX messages_host_ip ON messages (host_ip);
 CREATE INDEX messages_parent ON messages (parent_exim_id) WHERE parent_exim_id IS NOT NULL;
 CREATE INDEX messages_open ON messages (status, last_event_ms) WHERE status <> 'completed';
 
--- One row per (message, final address, original address). The original is
--- the address the sender used when Exim shows one in angle brackets; '' when
--- it does not, so the uniqueness constraint holds (NULLs never collide).
+-- One row per envelope recipient of a message: the address the sender
+-- used, which is the original Exim shows in angle brackets on delivery
+-- lines, or the final address when it shows none. Receptions (`for ...`)
+-- and delivery lines meet on it.
 CREATE TABLE recipients (
-    id               INTEGER PRIMARY KEY,
-    message_id       INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
-    address          TEXT    NOT NULL,
-    original_address TEXT    NOT NULL DEFAULT '',
-    status           TEXT    NOT NULL DEFAULT 'pending'
+    id              INTEGER PRIMARY KEY,
+    message_id      INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    address         TEXT    NOT NULL,
+    -- Where it was last delivered or tried: an address, a local part, a
+    -- pipe or a file.
+    final_address   TEXT,
+    -- Intermediate parents `(...)` for pipes, files and autoreplies.
+    parent_address  TEXT,
+    status          TEXT    NOT NULL DEFAULT 'pending'
         CHECK (status IN ('pending', 'delivered', 'deferred', 'bounced')),
-    last_attempt_ms  INTEGER,
-    delivered_ms     INTEGER,
-    UNIQUE (message_id, address, original_address)
+    last_attempt_ms INTEGER,
+    delivered_ms    INTEGER,
+    UNIQUE (message_id, address)
 ) STRICT;
 CREATE INDEX recipients_address ON recipients (address);
-CREATE INDEX recipients_original ON recipients (original_address) WHERE original_address <> '';
+CREATE INDEX recipients_final ON recipients (final_address) WHERE final_address IS NOT NULL;
 CREATE INDEX recipients_open ON recipients (status, last_attempt_ms)
     WHERE status IN ('pending', 'deferred');
 
@@ -109,6 +114,7 @@ CREATE TABLE delivery_attempts (
     recipient_id     INTEGER REFERENCES recipients (id) ON DELETE CASCADE,
     log_entry_id     INTEGER UNIQUE REFERENCES log_entries (id) ON DELETE SET NULL,
     attempted_ms     INTEGER NOT NULL,
+    final_address    TEXT,
     outcome          TEXT    NOT NULL CHECK (outcome IN ('delivered', 'deferred', 'failed')),
     router           TEXT,
     transport        TEXT,

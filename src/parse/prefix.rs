@@ -59,9 +59,7 @@ pub fn timestamp(input: &[u8]) -> IResult<&[u8], Timestamp> {
 /// Three digits (milliseconds) or six (microseconds), in microseconds.
 fn fraction(input: &[u8]) -> IResult<&[u8], u32> {
     let (rest, digits) = take_while_m_n(3, 6, |b: u8| b.is_ascii_digit()).parse(input)?;
-    let value = digits
-        .iter()
-        .fold(0u32, |acc, digit| acc * 10 + u32::from(digit - b'0'));
+    let value = decimal(digits);
     match digits.len() {
         3 => Ok((rest, value * 1000)),
         6 => Ok((rest, value)),
@@ -125,34 +123,30 @@ pub fn whole_message_id(input: &[u8]) -> Option<MessageId<'_>> {
 
 /// Exactly `width` ASCII digits as a number.
 fn fixed<T: TryFrom<u32>>(width: usize) -> impl Fn(&[u8]) -> IResult<&[u8], T> {
+    move |input| digits(width, width).parse(input)
+}
+
+/// One to nine digits as a number.
+fn number<T: TryFrom<u32>>(input: &[u8]) -> IResult<&[u8], T> {
+    digits(1, 9).parse(input)
+}
+
+/// Between `min` and `max` ASCII digits (at most nine) as a number.
+fn digits<T: TryFrom<u32>>(min: usize, max: usize) -> impl Fn(&[u8]) -> IResult<&[u8], T> {
     move |input| {
         map_res(
-            take_while_m_n(width, width, |b: u8| b.is_ascii_digit()),
-            |digits: &[u8]| {
-                T::try_from(
-                    digits
-                        .iter()
-                        .fold(0u32, |acc, digit| acc * 10 + u32::from(digit - b'0')),
-                )
-            },
+            take_while_m_n(min, max, |b: u8| b.is_ascii_digit()),
+            |digits: &[u8]| T::try_from(decimal(digits)),
         )
         .parse(input)
     }
 }
 
-/// One to nine digits as a number.
-fn number<T: TryFrom<u32>>(input: &[u8]) -> IResult<&[u8], T> {
-    map_res(
-        take_while_m_n(1, 9, |b: u8| b.is_ascii_digit()),
-        |digits: &[u8]| {
-            T::try_from(
-                digits
-                    .iter()
-                    .fold(0u32, |acc, digit| acc * 10 + u32::from(digit - b'0')),
-            )
-        },
-    )
-    .parse(input)
+/// The value of up to nine ASCII digits.
+fn decimal(digits: &[u8]) -> u32 {
+    digits
+        .iter()
+        .fold(0u32, |acc, digit| acc * 10 + u32::from(digit - b'0'))
 }
 
 #[cfg(test)]

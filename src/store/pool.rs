@@ -78,13 +78,48 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Store, StoreError> {
     Ok(store)
 }
 
+/// A SQLite URI that opens `path` read-write but never creates it.
+fn existing_file_uri(path: &Path) -> PathBuf {
+    let mut uri = String::from("file:");
+    for ch in path.to_string_lossy().chars() {
+        match ch {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            other => uri.push(other),
+        }
+    }
+    uri.push_str("?mode=rw");
+    PathBuf::from(uri)
+}
+
+/// A pooled connection must see the schema `connect` migrated; anything
+/// else means the file was replaced behind our back.
+fn require_current_schema(conn: &Connection) -> Result<(), StoreError> {
+    let version = migrations::current_version(conn)?;
+    if version == migrations::latest_version() {
+        return Ok(());
+    }
+    Err(StoreError::Connection {
+        context: Box::new(Context::op("check the schema")),
+        cause: format!(
+            "the database has schema version {version}, expected {}: the file was replaced",
+            migrations::latest_version()
+        )
+        .into(),
+    })
+}
+
 impl Store {
     fn build_pool(config: &DatabaseConfig) -> Result<Store, StoreError> {
         let created = Arc::new(AtomicU64::new(0));
         let busy_timeout = config.busy_timeout;
         let max_lifetime = config.conn_max_lifetime;
         let created_counter = Arc::clone(&created);
-        let pool = deadpool_sqlite::Config::new(&config.path)
+        // Pooled connections never create the file: if it vanished, they
+        // fail (and are retried) until `connect` has made and migrated a
+        // new one with the right mode.
+        let pool = deadpool_sqlite::Config::new(existing_file_uri(&config.path))
             .builder(Runtime::Tokio1)
             .map_err(|err| StoreError::other(Context::op("build connection pool"), err))?
             .max_size(config.max_open_conns)
@@ -94,10 +129,13 @@ impl Store {
             .post_create(Hook::async_fn(move |conn, _| {
                 created_counter.fetch_add(1, Ordering::Relaxed);
                 Box::pin(async move {
-                    conn.interact(move |conn| configure(conn, busy_timeout))
-                        .await
-                        .map_err(|err| HookError::message(err.to_string()))?
-                        .map_err(|err| HookError::message(err.to_string()))
+                    conn.interact(move |conn| {
+                        configure(conn, busy_timeout)?;
+                        require_current_schema(conn)
+                    })
+                    .await
+                    .map_err(|err| HookError::message(err.to_string()))?
+                    .map_err(|err| HookError::message(err.to_string()))
                 })
             }))
             .pre_recycle(Hook::sync_fn(move |_, metrics: &Metrics| {

@@ -283,18 +283,8 @@ fn sighup_switches_to_a_new_log_path_from_the_configuration() {
     append_lines(&second, &numbered_lines("two", 0, 5));
     let db = dir.path().join("x.db");
     // Without --log, so the file decides the path.
-    let stderr = dir.path().join("stderr.log");
-    let mut child = std::process::Command::new(crate::util::binary())
-        .args(["run", "--config"])
-        .arg(&config)
-        .arg("--db")
-        .arg(&db)
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for_lines(&db, 5, WAIT, None);
+    let daemon = Daemon::launch(dir.path(), None, &db, &config, &[], &[]);
+    wait_for_lines(&db, 5, WAIT, Some(&daemon));
     std::fs::write(
         &config,
         format!(
@@ -304,16 +294,9 @@ fn sighup_switches_to_a_new_log_path_from_the_configuration() {
         ),
     )
     .unwrap();
-    std::process::Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    wait_for_lines(&db, 10, WAIT, None);
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    daemon.signal("HUP");
+    wait_for_lines(&db, 10, WAIT, Some(&daemon));
+    assert!(daemon.stop().success());
     let mut expected = numbered_lines("one", 0, 5);
     expected.extend(numbered_lines("two", 0, 5));
     assert_exactly(&db, &expected);

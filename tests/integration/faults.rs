@@ -219,28 +219,20 @@ fn chown_nobody(path: &Path) {
 
 /// The daemon as user nobody, so file permissions apply to it.
 fn start_as_nobody(dir: &Path, log: &Path, db: &Path, config: &Path) -> Daemon {
-    let stderr = dir.join("stderr.log");
-    let child = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(crate::util::binary())
-        .args(["run", "--config"])
-        .arg(config)
-        .arg("--log")
-        .arg(log)
-        .arg("--db")
-        .arg(db)
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    Daemon {
-        child,
-        db: db.to_path_buf(),
-        config: config.to_path_buf(),
-        stderr,
-    }
+    Daemon::launch(
+        dir,
+        Some(log),
+        db,
+        config,
+        &[],
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+        ],
+    )
 }
 
 #[test]

@@ -601,3 +601,43 @@ async fn a_truncated_line_keeps_its_real_length_and_flag() {
         .unwrap();
     assert_eq!((truncated, length), (1, 10_000));
 }
+
+#[tokio::test]
+async fn paths_with_uri_special_characters_work() {
+    let dir = TempDir::new().unwrap();
+    let odd = dir.path().join("a dir%20with ?odd#chars");
+    std::fs::create_dir(&odd).unwrap();
+    let mut config = database_config(&odd);
+    config.path = odd.join("x%41.db");
+    let store = store::connect(&config).await.unwrap();
+    store
+        .transaction("write", |tx| append_audit(tx, "test", "odd path", ""))
+        .await
+        .unwrap();
+    assert!(config.path.exists());
+    assert_eq!(
+        std::fs::read_dir(&odd)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name() == "x%41.db")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn pooled_connections_never_create_a_missing_database() {
+    let dir = TempDir::new().unwrap();
+    let mut config = database_config(dir.path());
+    config.conn_max_lifetime = Duration::from_millis(1);
+    let store = store::connect(&config).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", config.path.display()));
+    }
+    std::thread::sleep(Duration::from_millis(5));
+    let err = store.ping(Duration::from_secs(5)).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(
+        !config.path.exists(),
+        "the pool did not create an empty database"
+    );
+}

@@ -100,21 +100,42 @@ impl Daemon {
         config: &Path,
         env: &[(&str, &str)],
     ) -> Daemon {
-        let stderr = dir.join(format!(
-            "stderr-{}.log",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        let mut command = Command::new(binary());
+        Self::launch(dir, Some(log), db, config, env, &[])
+    }
+
+    /// Starts `wrapper... exim-pilot run --config C [--log L] --db D`: a
+    /// wrapper such as `setpriv` runs it as another user; without `log`
+    /// the configuration file names the log.
+    pub fn launch(
+        dir: &Path,
+        log: Option<&Path>,
+        db: &Path,
+        config: &Path,
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> Daemon {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let stderr = dir.join(format!("stderr-{stamp}.log"));
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary());
+                command
+            }
+            None => Command::new(binary()),
+        };
         command
             .args(["run", "--config"])
             .arg(config)
-            .arg("--log")
-            .arg(log)
             .arg("--db")
-            .arg(db)
+            .arg(db);
+        if let Some(log) = log {
+            command.arg("--log").arg(log);
+        }
+        command
             .env_remove("RUST_LOG")
             .env_remove("JOURNAL_STREAM")
             .env_remove("NOTIFY_SOCKET")

@@ -54,6 +54,11 @@ pub enum Command {
     Trace {
         #[command(flatten)]
         db: DbArg,
+        #[command(flatten)]
+        window: WindowArgs,
+        /// Also show bounces of the messages found, and what they bounced
+        #[arg(long)]
+        related: bool,
         /// Print JSON instead of text
         #[arg(long)]
         json: bool,
@@ -65,7 +70,20 @@ pub enum Command {
     Stats {
         #[command(flatten)]
         db: DbArg,
+        #[command(flatten)]
+        window: WindowArgs,
         /// Print one JSON object instead of a report
+        #[arg(long)]
+        json: bool,
+    },
+    /// List recipients still waiting (pending or deferred), oldest first
+    Stuck {
+        #[command(flatten)]
+        db: DbArg,
+        /// Only those waiting longer than this ("4h", "2d")
+        #[arg(long, value_name = "AGE", default_value = "4h")]
+        older_than: String,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
@@ -76,6 +94,17 @@ pub enum Command {
         #[command(flatten)]
         db: DbArg,
     },
+}
+
+/// `--since` and `--until`: dates, dates with times, or ages.
+#[derive(Debug, Default, Clone, Args)]
+pub struct WindowArgs {
+    /// Start: 2024-03-01, "2024-03-01 14:00", or an age such as 2h (before the newest line)
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// End, in the same forms
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
 }
 
 /// `--log PATH`
@@ -101,9 +130,10 @@ impl Command {
             Command::Run { log, db } | Command::CheckConfig { log, db } => {
                 (log.log_path.clone(), db.db_path.clone())
             }
-            Command::Ingest { db, .. } | Command::Trace { db, .. } | Command::Stats { db, .. } => {
-                (None, db.db_path.clone())
-            }
+            Command::Ingest { db, .. }
+            | Command::Trace { db, .. }
+            | Command::Stats { db, .. }
+            | Command::Stuck { db, .. } => (None, db.db_path.clone()),
             Command::Parse { .. } => (None, None),
         };
         Overrides {

@@ -14,6 +14,7 @@ pub mod logging;
 pub mod model;
 pub mod parse;
 pub mod pipeline;
+pub mod query;
 pub mod store;
 pub mod synth;
 pub mod tail;

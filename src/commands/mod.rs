@@ -4,12 +4,13 @@
 mod check_config;
 mod ingest;
 mod parse;
+mod query;
 
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
-use crate::exit::{Failure, SOFTWARE};
+use crate::exit::Failure;
 
 /// Runs the command `cli` names. Errors carry their exit status (see
 /// [`crate::exit::status_for`]).
@@ -22,8 +23,17 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Run { .. } => crate::daemon::run(cli.config, overrides, config, log).await,
         Command::Ingest { files, .. } => ingest::run(&config, &files).await,
         Command::Parse { json, show, files } => parse::run(&config, &files, json, show),
-        Command::Trace { .. } => not_yet("trace", 5),
-        Command::Stats { .. } => not_yet("stats", 5),
+        Command::Trace {
+            window,
+            related,
+            json,
+            query: text,
+            ..
+        } => query::trace(&config, &window, related, json, &text),
+        Command::Stats { window, json, .. } => query::stats(&config, &window, json),
+        Command::Stuck {
+            older_than, json, ..
+        } => query::stuck(&config, &older_than, json),
     }
 }
 
@@ -41,14 +51,4 @@ fn open_input(path: &std::path::Path, offset: u64) -> Result<crate::tail::input:
             anyhow::Error::new(err).context(format!("opening {}", path.display()))
         }
     })
-}
-
-/// Subcommands whose issue has not landed yet say so and exit 70, rather
-/// than pretend to work.
-fn not_yet(command: &str, issue: u32) -> Result<()> {
-    Err(Failure::new(
-        SOFTWARE,
-        format!("`exim-pilot {command}` is not yet implemented (issue #{issue})"),
-    )
-    .into())
 }

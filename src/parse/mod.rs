@@ -22,7 +22,7 @@ mod session;
 
 pub use entry::{
     AddressPart, Delivery, DeliveryFlag, Entry, Event, EximDuration, Host, Kind, MessageId, Prefix,
-    Reception, Rejection, Session, SmtpCode, Stage, Timestamp, Tls, parse_decimal,
+    Reception, Rejection, Session, SmtpCode, Stage, Timestamp, Tls, civil_from_days, parse_decimal,
 };
 pub use fields::unescape_quoted;
 pub use render::render;

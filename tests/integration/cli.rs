@@ -142,22 +142,6 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn commands_of_later_issues_say_they_are_not_implemented_and_exit_70() {
-    let dir = TempDir::new().unwrap();
-    let empty = dir.path().join("empty.toml");
-    std::fs::write(&empty, "").unwrap();
-    let config = empty.to_str().unwrap();
-    for args in [vec!["trace", "1abcde-000000-00"], vec!["stats", "--json"]] {
-        let mut full = vec!["--config", config];
-        full.extend(args.iter());
-        let (status, stdout, stderr) = outcome(&run(&full));
-        assert_eq!(status, 70, "{args:?}");
-        assert!(stderr.contains("not yet implemented"), "{args:?}: {stderr}");
-        assert!(stdout.is_empty(), "{args:?} printed {stdout}");
-    }
-}
-
-#[test]
 fn the_packaged_configuration_is_valid_and_documents_every_key() {
     let packaged =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/exim-pilot.toml");

@@ -7,5 +7,6 @@ mod daemon;
 mod faults;
 mod ingest;
 mod parser;
+mod query;
 mod store;
 mod util;

@@ -1,0 +1,76 @@
+//! `trace`, `stats` and `stuck`: open the database read-only, ask, print.
+
+use anyhow::Result;
+
+use crate::cli::WindowArgs;
+use crate::config::Config;
+use crate::exit::{Failure, USAGE};
+use crate::query::{self, QueryError, Window, stats, stuck, trace};
+
+fn usage(err: QueryError) -> anyhow::Error {
+    match err {
+        QueryError::BadArgument(message) => Failure::new(USAGE, message).into(),
+        QueryError::Store(err) => err.into(),
+    }
+}
+
+/// `exim-pilot trace`
+pub fn trace(
+    config: &Config,
+    window: &WindowArgs,
+    related: bool,
+    json: bool,
+    query_text: &str,
+) -> Result<()> {
+    let target = trace::Target::parse(query_text).map_err(usage)?;
+    let conn = query::open(&config.database.path).map_err(usage)?;
+    let window =
+        Window::parse(&conn, window.since.as_deref(), window.until.as_deref()).map_err(usage)?;
+    let messages = trace::find(&conn, &target, window, related).map_err(usage)?;
+    if messages.is_empty() {
+        return Err(Failure::new(
+            USAGE,
+            format!("no message in the database matches {query_text:?}"),
+        )
+        .into());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&messages)?);
+    } else {
+        print!("{}", trace::render(&messages));
+    }
+    Ok(())
+}
+
+/// `exim-pilot stats`
+pub fn stats(config: &Config, window: &WindowArgs, json: bool) -> Result<()> {
+    let conn = query::open(&config.database.path).map_err(usage)?;
+    let window =
+        Window::parse(&conn, window.since.as_deref(), window.until.as_deref()).map_err(usage)?;
+    let report = stats::compute(&conn, window).map_err(usage)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", stats::render(&report));
+    }
+    Ok(())
+}
+
+/// `exim-pilot stuck`
+pub fn stuck(config: &Config, older_than: &str, json: bool) -> Result<()> {
+    let age = humantime::parse_duration(older_than.trim()).map_err(|err| {
+        Failure::new(
+            USAGE,
+            format!("--older-than: not an age such as 4h or 2d ({err}), got {older_than:?}"),
+        )
+    })?;
+    let conn = query::open(&config.database.path).map_err(usage)?;
+    let rows =
+        stuck::find(&conn, i64::try_from(age.as_millis()).unwrap_or(i64::MAX)).map_err(usage)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", stuck::render(&rows));
+    }
+    Ok(())
+}

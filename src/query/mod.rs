@@ -1,0 +1,184 @@
+//! Answers to operators' questions, read from the database: `stats`,
+//! `trace` and `stuck`. Read-only, fixed SQL, every value bound.
+//!
+//! Times are the log's own clock (see the schema). A window bound is a
+//! date (`2024-03-01`), a date and time (`2024-03-01 14:00[:00]`), or an
+//! age (`2h`, `3d`) counted back from the newest line in the database, so
+//! questions about old logs and live ones work the same way.
+
+pub mod stats;
+pub mod stuck;
+pub mod trace;
+
+use std::path::Path;
+
+use deadpool_sqlite::rusqlite::{Connection, OpenFlags};
+
+use crate::store::{Context, ResultExt, StoreError};
+
+/// Why a question could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The arguments are wrong: one clear line, exit status 2.
+    #[error("{0}")]
+    BadArgument(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Opens the database read-only (queries work while the daemon writes).
+pub fn open(path: &Path) -> Result<Connection, QueryError> {
+    if !path.is_file() {
+        return Err(QueryError::BadArgument(format!(
+            "no database at {}: start the daemon or run `exim-pilot ingest` first, or pass --db",
+            path.display()
+        )));
+    }
+    let context = || Context::op("open database read-only").key(path.display());
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .ctx(context)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .ctx(context)?;
+    let version = crate::store::current_version(&conn)?;
+    if version != crate::store::latest_version() {
+        return Err(QueryError::BadArgument(format!(
+            "{} has schema version {version}, this exim-pilot reads {}: run the daemon or \
+             `exim-pilot ingest` once with this version to upgrade it",
+            path.display(),
+            crate::store::latest_version()
+        )));
+    }
+    Ok(conn)
+}
+
+/// A time window in the log's clock, in milliseconds; open ends are `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Window {
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+impl Window {
+    /// Parses `--since` and `--until`.
+    pub fn parse(
+        conn: &Connection,
+        since: Option<&str>,
+        until: Option<&str>,
+    ) -> Result<Window, QueryError> {
+        let newest = || newest_line_ms(conn);
+        let since = since
+            .map(|text| bound(text, "--since", newest))
+            .transpose()?;
+        let until = until
+            .map(|text| bound(text, "--until", newest))
+            .transpose()?;
+        if let (Some(since), Some(until)) = (since, until)
+            && since > until
+        {
+            return Err(QueryError::BadArgument(
+                "--since is after --until".to_owned(),
+            ));
+        }
+        Ok(Window { since, until })
+    }
+
+    /// The bounds for SQL `BETWEEN ?1 AND ?2` (open ends widened).
+    pub fn sql_bounds(&self) -> (i64, i64) {
+        (
+            self.since.unwrap_or(i64::MIN),
+            self.until.unwrap_or(i64::MAX),
+        )
+    }
+}
+
+fn newest_line_ms(conn: &Connection) -> Result<i64, QueryError> {
+    let newest: Option<i64> = conn
+        .query_row("SELECT max(logged_ms) FROM log_entries", [], |row| {
+            row.get(0)
+        })
+        .ctx(|| Context::op("find the newest line").table("log_entries"))?;
+    Ok(newest.unwrap_or(0))
+}
+
+/// One window bound: a date, a date and time, or an age.
+fn bound(
+    text: &str,
+    flag: &str,
+    newest: impl Fn() -> Result<i64, QueryError>,
+) -> Result<i64, QueryError> {
+    let text = text.trim();
+    if let Ok(age) = humantime::parse_duration(text) {
+        let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+        return Ok(newest()?.saturating_sub(age));
+    }
+    let padded = match text.len() {
+        10 => format!("{text} 00:00:00"),
+        16 => format!("{text}:00"),
+        _ => text.to_owned(),
+    };
+    match crate::parse::parse_line(format!("{padded} x").as_bytes()).prefix {
+        Some(prefix) if padded.len() == 19 => Ok(prefix.timestamp.local_ms()),
+        _ => Err(QueryError::BadArgument(format!(
+            "{flag}: not a date such as 2024-03-01, 2024-03-01 14:00 or an age such as 2h, got {text:?}"
+        ))),
+    }
+}
+
+/// Formats log-clock milliseconds as `YYYY-MM-DD HH:MM:SS`.
+pub fn format_ms(ms: i64) -> String {
+    let seconds = ms.div_euclid(1000);
+    let days = seconds.div_euclid(86_400);
+    let (year, month, day) = crate::parse::civil_from_days(days);
+    let time = seconds.rem_euclid(86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        time / 3600,
+        time / 60 % 60,
+        time % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn_with_newest(ms: i64) -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO log_sources (id, fingerprint, path, first_seen_ms) VALUES (1, x'00', 't', 0);
+             INSERT INTO log_entries (source_id, byte_offset, line_length, raw, kind, logged_ms)
+             VALUES (1, 0, 0, x'', 'reception', {ms});"
+        ))
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn window_bounds_are_dates_times_or_ages() {
+        let conn = conn_with_newest(1_709_290_800_000); // 2024-03-01 11:00:00
+        let window = Window::parse(&conn, Some("2024-03-01"), Some("2024-03-01 12:30")).unwrap();
+        assert_eq!(window.since, Some(1_709_251_200_000));
+        assert_eq!(window.until, Some(1_709_296_200_000));
+        let window = Window::parse(&conn, Some("2h"), None).unwrap();
+        assert_eq!(window.since, Some(1_709_290_800_000 - 7_200_000));
+        assert_eq!(format_ms(1_709_290_800_000), "2024-03-01 11:00:00");
+    }
+
+    #[test]
+    fn bad_bounds_are_one_clear_line() {
+        let conn = conn_with_newest(0);
+        for (since, until) in [
+            (Some("yesterday"), None),
+            (None, Some("2024-13-01")),
+            (Some("2024-03-02"), Some("2024-03-01")),
+        ] {
+            let err = Window::parse(&conn, since, until).unwrap_err();
+            assert!(matches!(err, QueryError::BadArgument(_)), "{err}");
+            assert!(!err.to_string().contains('\n'));
+        }
+    }
+}

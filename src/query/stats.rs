@@ -1,0 +1,497 @@
+//! `exim-pilot stats`: the eximstats report, from the database.
+//!
+//! Counting follows eximstats so the numbers can be compared: received
+//! messages and volume are the `<=` lines and their `S=`; delivered
+//! "messages" are `=>` lines, "addresses" are `=>` and `->` lines, and the
+//! delivered volume is the received size of the message for each `=>`
+//! line; delayed and failed count messages with at least one `==` or `**`.
+
+use std::collections::BTreeMap;
+
+use deadpool_sqlite::rusqlite::{Connection, params};
+use serde::Serialize;
+
+use super::{QueryError, Window};
+use crate::store::{Context, ResultExt};
+
+/// Rows in each "top" list.
+const TOP: usize = 10;
+
+/// The whole report; serialised as the `--json` output.
+#[derive(Debug, Default, Serialize)]
+pub struct Stats {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// Log lines in the window.
+    pub lines: u64,
+    /// `<=` lines.
+    pub received: u64,
+    /// `=>` and `->` lines.
+    pub delivered: u64,
+    /// `==` lines.
+    pub deferred: u64,
+    /// `**` lines.
+    pub bounced: u64,
+    pub completed: u64,
+    /// Permanent SMTP rejections.
+    pub rejected: u64,
+    pub temporarily_rejected: u64,
+    /// `Frozen` lines.
+    pub frozen: u64,
+    pub unrecognised: u64,
+    /// Lines per entry kind.
+    pub kinds: BTreeMap<String, u64>,
+    pub totals: Totals,
+    pub by_transport: Vec<Row>,
+    /// Messages received per hour of the day (0 to 23).
+    pub received_per_hour: Vec<u64>,
+    /// Deliveries (`=>` and `->`) per hour of the day.
+    pub delivered_per_hour: Vec<u64>,
+    pub top_senders: Vec<Row>,
+    pub top_sending_hosts: Vec<Row>,
+    pub top_recipient_domains: Vec<Row>,
+    pub rejections_by_reason: Vec<Row>,
+    pub rejections_by_ip: Vec<Row>,
+    pub errors: Vec<Row>,
+    /// Time from reception to completion, per bucket.
+    pub queue_times: Vec<Row>,
+    /// Time each delivery took, per bucket.
+    pub delivery_times: Vec<Row>,
+    /// Messages by current status.
+    pub message_status: BTreeMap<String, u64>,
+}
+
+/// eximstats' grand totals.
+#[derive(Debug, Default, Serialize)]
+pub struct Totals {
+    pub received_messages: u64,
+    pub received_volume: u64,
+    pub received_hosts: u64,
+    pub delayed_messages: u64,
+    pub failed_messages: u64,
+    /// `=>` lines.
+    pub delivered_messages: u64,
+    /// `=>` and `->` lines.
+    pub delivered_addresses: u64,
+    pub delivered_volume: u64,
+    pub rejected_messages: u64,
+    pub rejected_hosts: u64,
+}
+
+/// One line of a ranked list.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Row {
+    pub key: String,
+    pub count: u64,
+    /// Bytes, where the list has a volume.
+    pub volume: Option<u64>,
+}
+
+/// Computes the report for `window`.
+pub fn compute(conn: &Connection, window: Window) -> Result<Stats, QueryError> {
+    let (since, until) = window.sql_bounds();
+    let windowed = window.since.is_some() || window.until.is_some();
+    let mut stats = Stats {
+        since: window.since.map(super::format_ms),
+        until: window.until.map(super::format_ms),
+        ..Stats::default()
+    };
+    // Without a window, lines without a timestamp (continuations, foreign
+    // lines) count too.
+    let kinds_sql = if windowed {
+        "SELECT kind, count(*) FROM log_entries WHERE logged_ms BETWEEN ?1 AND ?2 GROUP BY kind"
+    } else {
+        "SELECT kind, count(*) FROM log_entries WHERE ?1 <= ?2 GROUP BY kind"
+    };
+    for row in rows(conn, kinds_sql, since, until)? {
+        stats.kinds.insert(row.key, row.count);
+    }
+    let kind = |name: &str| stats.kinds.get(name).copied().unwrap_or(0);
+    stats.lines = stats.kinds.values().sum();
+    stats.received = kind("reception") + kind("fake_reject");
+    stats.delivered = kind("delivery") + kind("delivery_more");
+    stats.deferred = kind("deferral");
+    stats.bounced = kind("failure");
+    stats.completed = kind("completed");
+    stats.frozen = kind("frozen");
+    stats.unrecognised = kind("unrecognised");
+    stats.rejected = scalar(
+        conn,
+        "SELECT count(*) FROM rejections WHERE temporary = 0 AND rejected_ms BETWEEN ?1 AND ?2",
+        since,
+        until,
+    )?;
+    stats.temporarily_rejected = scalar(
+        conn,
+        "SELECT count(*) FROM rejections WHERE temporary = 1 AND rejected_ms BETWEEN ?1 AND ?2",
+        since,
+        until,
+    )?;
+
+    let totals = &mut stats.totals;
+    totals.received_messages = stats.received;
+    totals.received_volume = scalar(
+        conn,
+        "SELECT coalesce(sum(size), 0) FROM messages WHERE received_ms BETWEEN ?1 AND ?2",
+        since,
+        until,
+    )?;
+    totals.received_hosts = scalar(
+        conn,
+        "SELECT count(DISTINCT host_ip) FROM messages WHERE received_ms BETWEEN ?1 AND ?2",
+        since,
+        until,
+    )?;
+    totals.delayed_messages = scalar(
+        conn,
+        "SELECT count(*) FROM messages m WHERE m.received_ms BETWEEN ?1 AND ?2
+           AND EXISTS (SELECT 1 FROM delivery_attempts a WHERE a.message_id = m.id AND a.outcome = 'deferred')",
+        since,
+        until,
+    )?;
+    totals.failed_messages = scalar(
+        conn,
+        "SELECT count(*) FROM messages m WHERE m.received_ms BETWEEN ?1 AND ?2
+           AND EXISTS (SELECT 1 FROM delivery_attempts a WHERE a.message_id = m.id AND a.outcome = 'failed')",
+        since,
+        until,
+    )?;
+    totals.delivered_messages = stats.kinds.get("delivery").copied().unwrap_or(0);
+    totals.delivered_addresses = stats.delivered;
+    totals.delivered_volume = scalar(
+        conn,
+        "SELECT coalesce(sum(m.size), 0) FROM log_entries e JOIN messages m ON m.id = e.message_id
+         WHERE e.kind = 'delivery' AND e.logged_ms BETWEEN ?1 AND ?2",
+        since,
+        until,
+    )?;
+    totals.rejected_messages = stats.rejected;
+    totals.rejected_hosts = scalar(
+        conn,
+        "SELECT count(DISTINCT host_ip) FROM rejections WHERE temporary = 0 AND rejected_ms BETWEEN ?1 AND ?2",
+        since,
+        until,
+    )?;
+
+    stats.by_transport = rows(
+        conn,
+        "SELECT coalesce(a.transport, '(none)'), count(*), coalesce(sum(m.size), 0)
+         FROM log_entries e JOIN delivery_attempts a ON a.log_entry_id = e.id
+         JOIN messages m ON m.id = e.message_id
+         WHERE e.kind = 'delivery' AND e.logged_ms BETWEEN ?1 AND ?2
+         GROUP BY 1 ORDER BY 2 DESC, 1",
+        since,
+        until,
+    )?;
+    stats.received_per_hour = per_hour(
+        conn,
+        "SELECT (received_ms / 3600000) % 24, count(*) FROM messages WHERE received_ms BETWEEN ?1 AND ?2 GROUP BY 1",
+        since,
+        until,
+    )?;
+    stats.delivered_per_hour = per_hour(
+        conn,
+        "SELECT (logged_ms / 3600000) % 24, count(*) FROM log_entries
+         WHERE kind IN ('delivery', 'delivery_more') AND logged_ms BETWEEN ?1 AND ?2 GROUP BY 1",
+        since,
+        until,
+    )?;
+    stats.top_senders = top(
+        conn,
+        "SELECT sender, count(*), coalesce(sum(size), 0) FROM messages WHERE received_ms BETWEEN ?1 AND ?2 AND sender IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?3",
+        since,
+        until,
+    )?;
+    stats.top_sending_hosts = top(
+        conn,
+        "SELECT coalesce(host_name, helo, '') || ' [' || host_ip || ']', count(*), coalesce(sum(size), 0)
+         FROM messages WHERE received_ms BETWEEN ?1 AND ?2 AND host_ip IS NOT NULL
+         GROUP BY host_ip ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?3",
+        since,
+        until,
+    )?;
+    stats.top_recipient_domains = top(
+        conn,
+        "SELECT lower(substr(r.address, instr(r.address, '@') + 1)), count(*), coalesce(sum(m.size), 0)
+         FROM delivery_attempts a JOIN recipients r ON r.id = a.recipient_id JOIN messages m ON m.id = a.message_id
+         WHERE a.outcome = 'delivered' AND instr(r.address, '@') > 0 AND a.attempted_ms BETWEEN ?1 AND ?2
+         GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?3",
+        since,
+        until,
+    )?;
+    stats.rejections_by_reason = top(
+        conn,
+        "SELECT reason, count(*), NULL FROM rejections WHERE rejected_ms BETWEEN ?1 AND ?2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?3",
+        since,
+        until,
+    )?;
+    stats.rejections_by_ip = top(
+        conn,
+        "SELECT coalesce(host_ip, '(local)'), count(*), NULL FROM rejections WHERE rejected_ms BETWEEN ?1 AND ?2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?3",
+        since,
+        until,
+    )?;
+    stats.errors = top(
+        conn,
+        "SELECT coalesce(error_text, '(no message)'), count(*), NULL FROM delivery_attempts
+         WHERE outcome IN ('deferred', 'failed') AND attempted_ms BETWEEN ?1 AND ?2
+         GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?3",
+        since,
+        until,
+    )?;
+    stats.queue_times = buckets(
+        conn,
+        "SELECT completed_ms - received_ms FROM messages WHERE status = 'completed' AND received_ms IS NOT NULL AND completed_ms BETWEEN ?1 AND ?2",
+        since,
+        until,
+    )?;
+    stats.delivery_times = buckets(
+        conn,
+        "SELECT delivery_time_ms FROM delivery_attempts WHERE outcome = 'delivered' AND delivery_time_ms IS NOT NULL AND attempted_ms BETWEEN ?1 AND ?2",
+        since,
+        until,
+    )?;
+    let status_sql = if windowed {
+        "SELECT status, count(*) FROM messages WHERE coalesce(received_ms, last_event_ms) BETWEEN ?1 AND ?2 GROUP BY 1"
+    } else {
+        "SELECT status, count(*) FROM messages WHERE ?1 <= ?2 GROUP BY 1"
+    };
+    for row in rows(conn, status_sql, since, until)? {
+        stats.message_status.insert(row.key, row.count);
+    }
+    Ok(stats)
+}
+
+fn context() -> Context {
+    Context::op("compute statistics")
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn scalar(conn: &Connection, sql: &str, since: i64, until: i64) -> Result<u64, QueryError> {
+    let value: i64 = conn
+        .prepare_cached(sql)
+        .ctx(context)?
+        .query_row(params![since, until], |row| row.get(0))
+        .ctx(context)?;
+    Ok(to_u64(value))
+}
+
+/// `(key, count[, volume])` rows.
+fn rows(conn: &Connection, sql: &str, since: i64, until: i64) -> Result<Vec<Row>, QueryError> {
+    query_rows(conn, sql, params![since, until])
+}
+
+fn top(conn: &Connection, sql: &str, since: i64, until: i64) -> Result<Vec<Row>, QueryError> {
+    query_rows(conn, sql, params![since, until, TOP as i64])
+}
+
+fn query_rows(
+    conn: &Connection,
+    sql: &str,
+    values: impl deadpool_sqlite::rusqlite::Params,
+) -> Result<Vec<Row>, QueryError> {
+    let mut statement = conn.prepare_cached(sql).ctx(context)?;
+    let columns = statement.column_count();
+    let rows = statement
+        .query_map(values, |row| {
+            let key: Option<String> = row.get(0)?;
+            let volume: Option<i64> = if columns > 2 { row.get(2)? } else { None };
+            Ok(Row {
+                key: key.unwrap_or_default(),
+                count: to_u64(row.get(1)?),
+                volume: volume.map(to_u64),
+            })
+        })
+        .ctx(context)?;
+    Ok(rows.collect::<Result<_, _>>().ctx(context)?)
+}
+
+fn per_hour(conn: &Connection, sql: &str, since: i64, until: i64) -> Result<Vec<u64>, QueryError> {
+    let mut hours = vec![0u64; 24];
+    let mut statement = conn.prepare_cached(sql).ctx(context)?;
+    let rows = statement
+        .query_map(params![since, until], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+        })
+        .ctx(context)?;
+    for row in rows {
+        let (hour, count) = row.ctx(context)?;
+        if let Some(slot) = usize::try_from(hour.rem_euclid(24))
+            .ok()
+            .and_then(|h| hours.get_mut(h))
+        {
+            *slot += to_u64(count);
+        }
+    }
+    Ok(hours)
+}
+
+/// The duration buckets eximstats uses.
+const BUCKETS: [(&str, i64); 9] = [
+    ("under 1m", 60_000),
+    ("1m-5m", 300_000),
+    ("5m-15m", 900_000),
+    ("15m-30m", 1_800_000),
+    ("30m-1h", 3_600_000),
+    ("1h-3h", 10_800_000),
+    ("3h-6h", 21_600_000),
+    ("6h-12h", 43_200_000),
+    ("12h-1d", 86_400_000),
+];
+
+fn buckets(conn: &Connection, sql: &str, since: i64, until: i64) -> Result<Vec<Row>, QueryError> {
+    let mut counts = vec![0u64; BUCKETS.len() + 1];
+    let mut statement = conn.prepare_cached(sql).ctx(context)?;
+    let rows = statement
+        .query_map(params![since, until], |row| row.get::<_, i64>(0))
+        .ctx(context)?;
+    for row in rows {
+        let ms = row.ctx(context)?;
+        let index = BUCKETS
+            .iter()
+            .position(|(_, limit)| ms < *limit)
+            .unwrap_or(BUCKETS.len());
+        counts[index] += 1;
+    }
+    Ok(BUCKETS
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(std::iter::once("over 1d"))
+        .zip(counts)
+        .map(|(key, count)| Row {
+            key: key.to_owned(),
+            count,
+            volume: None,
+        })
+        .collect())
+}
+
+/// The human report, in eximstats' order.
+pub fn render(stats: &Stats) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let percent = |part: u64, whole: u64| 100.0 * part as f64 / whole.max(1) as f64;
+    let t = &stats.totals;
+    let _ = writeln!(
+        out,
+        "exim-pilot statistics from {} to {}\n",
+        stats.since.as_deref().unwrap_or("the first line"),
+        stats.until.as_deref().unwrap_or("the last line")
+    );
+    let _ = writeln!(out, "Grand total summary\n-------------------");
+    let _ = writeln!(
+        out,
+        "  {:<10} {:>12} {:>9} {:>10} {:>6} {:>14} {:>14}",
+        "TOTAL", "Volume", "Messages", "Addresses", "Hosts", "Delayed", "Failed"
+    );
+    let _ = writeln!(
+        out,
+        "  {:<10} {:>12} {:>9} {:>10} {:>6} {:>7} {:>5.1}% {:>7} {:>5.1}%",
+        "Received",
+        t.received_volume,
+        t.received_messages,
+        "",
+        t.received_hosts,
+        t.delayed_messages,
+        percent(t.delayed_messages, t.received_messages),
+        t.failed_messages,
+        percent(t.failed_messages, t.received_messages)
+    );
+    let _ = writeln!(
+        out,
+        "  {:<10} {:>12} {:>9} {:>10}",
+        "Delivered", t.delivered_volume, t.delivered_messages, t.delivered_addresses
+    );
+    let _ = writeln!(
+        out,
+        "  {:<10} {:>12} {:>9} {:>10} {:>6}\n",
+        "Rejects", "", t.rejected_messages, "", t.rejected_hosts
+    );
+    let _ = writeln!(
+        out,
+        "Log events: {} lines, {} received, {} delivered, {} deferred, {} bounced, {} completed, {} rejected ({} temporarily), {} frozen, {} unrecognised\n",
+        stats.lines,
+        stats.received,
+        stats.delivered,
+        stats.deferred,
+        stats.bounced,
+        stats.completed,
+        stats.rejected,
+        stats.temporarily_rejected,
+        stats.frozen,
+        stats.unrecognised
+    );
+    section(&mut out, "Deliveries by transport", &stats.by_transport);
+    hours(
+        &mut out,
+        "Messages received per hour",
+        &stats.received_per_hour,
+    );
+    hours(&mut out, "Deliveries per hour", &stats.delivered_per_hour);
+    section(&mut out, "Top senders by message count", &stats.top_senders);
+    section(
+        &mut out,
+        "Top sending hosts by message count",
+        &stats.top_sending_hosts,
+    );
+    section(
+        &mut out,
+        "Top recipient domains by delivery count",
+        &stats.top_recipient_domains,
+    );
+    section(
+        &mut out,
+        "Rejections by reason",
+        &stats.rejections_by_reason,
+    );
+    section(&mut out, "Rejections by IP", &stats.rejections_by_ip);
+    section(&mut out, "Deferral and failure errors", &stats.errors);
+    section(
+        &mut out,
+        "Time spent on the queue (completed messages)",
+        &stats.queue_times,
+    );
+    section(&mut out, "Time spent delivering", &stats.delivery_times);
+    let status: Vec<Row> = stats
+        .message_status
+        .iter()
+        .map(|(key, count)| Row {
+            key: key.clone(),
+            count: *count,
+            volume: None,
+        })
+        .collect();
+    section(&mut out, "Messages by status", &status);
+    out
+}
+
+fn section(out: &mut String, title: &str, rows: &[Row]) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "{title}\n{}", "-".repeat(title.len()));
+    if rows.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for row in rows {
+        match row.volume {
+            Some(volume) => {
+                let _ = writeln!(out, "  {:>8} {:>12}  {}", row.count, volume, row.key);
+            }
+            None => {
+                let _ = writeln!(out, "  {:>8}  {}", row.count, row.key);
+            }
+        }
+    }
+    out.push('\n');
+}
+
+fn hours(out: &mut String, title: &str, counts: &[u64]) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "{title}\n{}", "-".repeat(title.len()));
+    for (hour, count) in counts.iter().enumerate() {
+        let _ = writeln!(out, "  {hour:02}-{:02} {count:>8}", hour + 1);
+    }
+    out.push('\n');
+}

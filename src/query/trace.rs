@@ -1,0 +1,239 @@
+//! `exim-pilot trace <id | address | IP>`: like exigrep, every line of
+//! every matching message, grouped by message, with the message's summary
+//! and each recipient's status. Answered from indexes.
+
+use std::net::IpAddr;
+
+use deadpool_sqlite::rusqlite::{Connection, params};
+use serde::Serialize;
+
+use super::{QueryError, Window, format_ms};
+use crate::store::{Context, ResultExt};
+
+/// Messages returned at most (an address can match many).
+const MAX_MESSAGES: i64 = 1000;
+
+/// What the query names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    MessageId(String),
+    Address(String),
+    Ip(String),
+}
+
+impl Target {
+    /// Classifies the argument, or explains why it is none of the three.
+    pub fn parse(text: &str) -> Result<Target, QueryError> {
+        let text = text.trim();
+        if crate::parse::parse_line(format!("2000-01-01 00:00:00 {text} x").as_bytes())
+            .message_id()
+            .is_some_and(|id| id.as_str() == text)
+        {
+            return Ok(Target::MessageId(text.to_owned()));
+        }
+        if let Ok(ip) = text
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            return Ok(Target::Ip(ip.to_string()));
+        }
+        if text.contains('@') && !text.contains(char::is_whitespace) {
+            return Ok(Target::Address(
+                text.trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_owned(),
+            ));
+        }
+        Err(QueryError::BadArgument(format!(
+            "{text:?} is not a message id (like 1smkL5-00000000e65-24eQ or 1jmFYj-00039V-QX), an address or an IP address"
+        )))
+    }
+}
+
+/// One message with its recipients and lines.
+#[derive(Debug, Serialize)]
+pub struct TracedMessage {
+    pub id: String,
+    pub status: String,
+    pub sender: Option<String>,
+    pub received_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub size: Option<i64>,
+    pub host: Option<String>,
+    pub subject: Option<String>,
+    pub parent: Option<String>,
+    pub frozen: bool,
+    pub recipients: Vec<TracedRecipient>,
+    pub lines: Vec<String>,
+}
+
+/// A recipient's state.
+#[derive(Debug, Serialize)]
+pub struct TracedRecipient {
+    pub address: String,
+    pub final_address: Option<String>,
+    pub status: String,
+}
+
+/// Finds the messages `target` names within `window`; with `related`,
+/// bounces of them and the messages they bounced too.
+pub fn find(
+    conn: &Connection,
+    target: &Target,
+    window: Window,
+    related: bool,
+) -> Result<Vec<TracedMessage>, QueryError> {
+    let (since, until) = window.sql_bounds();
+    let sql = match target {
+        Target::MessageId(_) => "SELECT id FROM messages WHERE exim_id = ?1",
+        Target::Address(_) => {
+            // Exact matches, so the indexes answer.
+            "SELECT id FROM messages WHERE sender = ?1
+             UNION SELECT message_id FROM recipients WHERE address = ?1
+             UNION SELECT message_id FROM recipients WHERE final_address = ?1"
+        }
+        Target::Ip(_) => {
+            "SELECT id FROM messages WHERE host_ip = ?1
+             UNION SELECT message_id FROM delivery_attempts WHERE host_ip = ?1"
+        }
+    };
+    let value = match target {
+        Target::MessageId(v) | Target::Address(v) | Target::Ip(v) => v.as_str(),
+    };
+    let context = || Context::op("trace").table("messages").key(value);
+    let windowed = format!(
+        "SELECT m.id FROM messages m WHERE m.id IN ({sql})
+           AND coalesce(m.received_ms, m.last_event_ms, 0) BETWEEN ?2 AND ?3
+         ORDER BY coalesce(m.received_ms, m.last_event_ms), m.id LIMIT ?4"
+    );
+    let mut ids: Vec<i64> = conn
+        .prepare(&windowed)
+        .ctx(context)?
+        .query_map(params![value, since, until, MAX_MESSAGES], |row| row.get(0))
+        .ctx(context)?
+        .collect::<Result<_, _>>()
+        .ctx(context)?;
+    if related {
+        let mut extra: Vec<i64> = Vec::new();
+        for id in &ids {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT p.id FROM messages m JOIN messages p ON p.exim_id = m.parent_exim_id WHERE m.id = ?1
+                     UNION SELECT c.id FROM messages m JOIN messages c ON c.parent_exim_id = m.exim_id WHERE m.id = ?1",
+                )
+                .ctx(context)?;
+            let found = statement
+                .query_map([id], |row| row.get::<_, i64>(0))
+                .ctx(context)?
+                .collect::<Result<Vec<_>, _>>()
+                .ctx(context)?;
+            extra.extend(found);
+        }
+        for id in extra {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids.iter().map(|id| load(conn, *id)).collect()
+}
+
+fn load(conn: &Connection, id: i64) -> Result<TracedMessage, QueryError> {
+    let context = || Context::op("trace").table("messages").key(id);
+    let mut message = conn
+        .prepare_cached(
+            "SELECT exim_id, status, sender, received_ms, completed_ms, size,
+                    CASE WHEN host_ip IS NULL THEN NULL
+                         ELSE trim(coalesce(host_name, '') || ' (' || coalesce(helo, '') || ') [' || host_ip || ']') END,
+                    subject, parent_exim_id, frozen
+             FROM messages WHERE id = ?1",
+        )
+        .ctx(context)?
+        .query_row([id], |row| {
+            Ok(TracedMessage {
+                id: row.get(0)?,
+                status: row.get(1)?,
+                sender: row.get(2)?,
+                received_at: row.get::<_, Option<i64>>(3)?.map(format_ms),
+                completed_at: row.get::<_, Option<i64>>(4)?.map(format_ms),
+                size: row.get(5)?,
+                host: row.get(6)?,
+                subject: row.get(7)?,
+                parent: row.get(8)?,
+                frozen: row.get::<_, i64>(9)? != 0,
+                recipients: Vec::new(),
+                lines: Vec::new(),
+            })
+        })
+        .ctx(context)?;
+    message.recipients = conn
+        .prepare_cached("SELECT address, final_address, status FROM recipients WHERE message_id = ?1 ORDER BY id")
+        .ctx(context)?
+        .query_map([id], |row| {
+            Ok(TracedRecipient {
+                address: row.get(0)?,
+                final_address: row.get(1)?,
+                status: row.get(2)?,
+            })
+        })
+        .ctx(context)?
+        .collect::<Result<_, _>>()
+        .ctx(context)?;
+    message.lines = conn
+        .prepare_cached("SELECT raw FROM log_entries WHERE message_id = ?1 ORDER BY logged_ms, id")
+        .ctx(context)?
+        .query_map([id], |row| row.get::<_, Vec<u8>>(0))
+        .ctx(context)?
+        .map(|raw| raw.map(|raw| String::from_utf8_lossy(&raw).into_owned()))
+        .collect::<Result<_, _>>()
+        .ctx(context)?;
+    Ok(message)
+}
+
+/// The human form: a summary per message, then its lines, like exigrep.
+pub fn render(messages: &[TracedMessage]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for message in messages {
+        let _ = writeln!(
+            out,
+            "== {} {} from {}{}",
+            message.id,
+            message.status,
+            message.sender.as_deref().unwrap_or("(reception not seen)"),
+            message
+                .received_at
+                .as_deref()
+                .map(|at| format!(", received {at}"))
+                .unwrap_or_default()
+        );
+        if let Some(subject) = &message.subject {
+            let _ = writeln!(out, "   subject: {subject}");
+        }
+        if let Some(host) = &message.host {
+            let _ = writeln!(out, "   from host: {host}");
+        }
+        if let Some(parent) = &message.parent {
+            let _ = writeln!(out, "   bounce of: {parent}");
+        }
+        for recipient in &message.recipients {
+            let delivered_as = match &recipient.final_address {
+                Some(final_address) if *final_address != recipient.address => {
+                    format!(" (as {final_address})")
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "   {:<10} {}{delivered_as}",
+                recipient.status, recipient.address
+            );
+        }
+        for line in &message.lines {
+            let _ = writeln!(out, "{line}");
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,259 @@
+//! `stats`, `trace` and `stuck` on the real Exim sample, in both output
+//! forms, and against eximstats' own numbers for the same log.
+
+use std::process::Command;
+
+use tempfile::TempDir;
+
+use crate::util::{fixture, outcome, run};
+
+/// A database holding the bundled sample, and its path as text.
+fn sample_db() -> (TempDir, String) {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("x.db").display().to_string();
+    let (status, _, stderr) = outcome(&run(&[
+        "ingest",
+        "--db",
+        &db,
+        fixture("sample/mainlog").to_str().unwrap(),
+    ]));
+    assert_eq!(status, 0, "{stderr}");
+    (dir, db)
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let (status, stdout, stderr) = outcome(&run(args));
+    assert_eq!(status, 0, "{args:?}: {stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+#[test]
+fn stats_json_counts_every_event_of_the_sample() {
+    let (_dir, db) = sample_db();
+    let stats = json(&["stats", "--db", &db, "--json"]);
+    for (key, expected) in [
+        ("lines", 111),
+        ("received", 10),
+        ("delivered", 10),
+        ("deferred", 8),
+        ("bounced", 2),
+        ("completed", 8),
+        ("rejected", 3),
+        ("frozen", 1),
+        ("unrecognised", 0),
+    ] {
+        assert_eq!(stats[key], expected, "{key}");
+    }
+    assert_eq!(stats["totals"]["received_volume"], 5816);
+    assert_eq!(stats["totals"]["delivered_volume"], 3953);
+    assert_eq!(stats["message_status"]["completed"], 8);
+    assert_eq!(stats["message_status"]["frozen"], 1);
+    assert_eq!(stats["message_status"]["rejected"], 1);
+    assert_eq!(stats["by_transport"][0]["key"], "local_maildir");
+    assert_eq!(stats["received_per_hour"][13], 10);
+}
+
+#[test]
+fn stats_match_eximstats_on_the_same_log() {
+    let Ok(output) = Command::new("eximstats")
+        .arg(fixture("sample/mainlog"))
+        .output()
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "eximstats must be installed in CI (.ci/run does it)"
+        );
+        eprintln!("eximstats not installed: comparison not made");
+        return;
+    };
+    let report = String::from_utf8_lossy(&output.stdout);
+    let numbers = |label: &str| -> Vec<u64> {
+        report
+            .lines()
+            .find(|line| line.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} line in eximstats output:\n{report}"))
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|word| word.parse().ok())
+            .collect()
+    };
+    let received = numbers("Received");
+    let delivered = numbers("Delivered");
+    let rejects = numbers("Rejects");
+    let (_dir, db) = sample_db();
+    let stats = json(&["stats", "--db", &db, "--json"]);
+    let totals = &stats["totals"];
+    // eximstats: Received <volume> <messages> <hosts> ...
+    assert_eq!(totals["received_volume"], received[0]);
+    assert_eq!(stats["received"], received[1]);
+    // Delivered <volume> <messages> <addresses> <hosts>
+    assert_eq!(totals["delivered_volume"], delivered[0]);
+    assert_eq!(totals["delivered_messages"], delivered[1]);
+    assert_eq!(stats["delivered"], delivered[2]);
+    // Rejects <messages> <hosts>
+    assert_eq!(stats["rejected"], rejects[0]);
+    assert_eq!(totals["rejected_hosts"], rejects[1]);
+}
+
+#[test]
+fn stats_human_report_has_the_eximstats_sections() {
+    let (_dir, db) = sample_db();
+    let (status, stdout, _) = outcome(&run(&["stats", "--db", &db]));
+    assert_eq!(status, 0);
+    for section in [
+        "Grand total summary",
+        "Deliveries by transport",
+        "Messages received per hour",
+        "Top senders",
+        "Top sending hosts",
+        "Top recipient domains",
+        "Rejections by reason",
+        "Rejections by IP",
+        "Deferral and failure errors",
+        "Time spent on the queue",
+        "Messages by status",
+    ] {
+        assert!(stdout.contains(section), "missing {section}:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("Received           5816        10"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn stats_window_limits_what_is_counted() {
+    let (_dir, db) = sample_db();
+    let before = json(&[
+        "stats",
+        "--db",
+        &db,
+        "--json",
+        "--until",
+        "2026-11-26 13:58:22",
+    ]);
+    assert_eq!(before["received"], 2);
+    let none = json(&["stats", "--db", &db, "--json", "--since", "2027-01-01"]);
+    assert_eq!(none["lines"], 0);
+    let last = json(&["stats", "--db", &db, "--json", "--since", "10s"]);
+    assert_eq!(last["received"], 0);
+    assert!(last["lines"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn trace_by_id_address_and_ip_with_related_messages() {
+    let (_dir, db) = sample_db();
+    let (status, stdout, _) = outcome(&run(&["trace", "--db", &db, "1xWZzT-0001uj-1r"]));
+    assert_eq!(status, 0);
+    assert!(
+        stdout.starts_with("== 1xWZzT-0001uj-1r completed from d@outside.example"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("bounced    nobody@remote.example"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("2026-") && l.contains(" 1xWZzT-0001uj-1r "))
+            .count(),
+        3,
+        "its three lines:\n{stdout}"
+    );
+    assert!(
+        !stdout.contains("1xWZzT-0001un-20"),
+        "the bounce only with --related"
+    );
+
+    let related = json(&[
+        "trace",
+        "--db",
+        &db,
+        "--related",
+        "--json",
+        "1xWZzT-0001uj-1r",
+    ]);
+    let ids: Vec<&str> = related
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["1xWZzT-0001uj-1r", "1xWZzT-0001un-20"]);
+    assert_eq!(related[1]["parent"], "1xWZzT-0001uj-1r");
+    assert_eq!(related[1]["status"], "frozen");
+
+    let by_address = json(&["trace", "--db", &db, "--json", "alice@test.example"]);
+    assert_eq!(
+        by_address.as_array().unwrap().len(),
+        3,
+        "three messages went to alice"
+    );
+    let by_ip = json(&["trace", "--db", &db, "--json", "::1"]);
+    assert_eq!(by_ip[0]["id"], "1xWZzU-0001v5-2o");
+    assert_eq!(by_ip[0]["recipients"][0]["status"], "delivered");
+    assert_eq!(by_ip[0]["recipients"][0]["final_address"], "bob");
+}
+
+#[test]
+fn stuck_lists_the_greylisted_recipient() {
+    let (_dir, db) = sample_db();
+    let rows = json(&["stuck", "--db", &db, "--json", "--older-than", "10s"]);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["address"], "greyuser@remote.example");
+    assert_eq!(rows[0]["status"], "deferred");
+    assert!(
+        rows[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("451 4.7.1")
+    );
+    let none = json(&["stuck", "--db", &db, "--json", "--older-than", "1d"]);
+    assert_eq!(none.as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn bad_arguments_get_one_clear_line_and_status_2() {
+    let (_dir, db) = sample_db();
+    for args in [
+        vec!["trace", "--db", &db, "1xWZzT-0001uj-1X"],
+        vec!["trace", "--db", &db, "not-an-id"],
+        vec!["stats", "--db", &db, "--since", "yesterday"],
+        vec![
+            "stats",
+            "--db",
+            &db,
+            "--since",
+            "2026-11-27",
+            "--until",
+            "2026-11-26",
+        ],
+        vec!["stuck", "--db", &db, "--older-than", "soon"],
+        vec!["stats", "--db", "/nonexistent/x.db"],
+    ] {
+        let (status, stdout, stderr) = outcome(&run(&args));
+        assert_eq!(status, 2, "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn queries_work_while_the_daemon_writes() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    std::fs::copy(fixture("sample/mainlog"), &log).unwrap();
+    let daemon = crate::util::Daemon::start(dir.path());
+    crate::util::wait_for_lines(
+        &daemon.db,
+        111,
+        std::time::Duration::from_secs(30),
+        Some(&daemon),
+    );
+    let db = daemon.db.display().to_string();
+    let stats = json(&["stats", "--db", &db, "--json"]);
+    assert_eq!(stats["received"], 10);
+    assert!(daemon.stop().success());
+}

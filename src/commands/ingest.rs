@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
-use crate::pipeline::item::Item;
+use crate::pipeline::item::{AuditItem, Item};
 use crate::pipeline::reader::{ItemSink, Positions, ReadSummary, read_file};
 use crate::pipeline::writer::{self, NoProgress, WriterSettings};
 use crate::store::{self, StoreHandle};
@@ -66,6 +66,14 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
             bar.finish_and_clear();
             summaries.push((path, summary));
         }
+        let files: Vec<serde_json::Value> = summaries
+            .iter()
+            .map(|(path, s)| serde_json::json!({ "path": path.display().to_string(), "from": s.resumed_at, "lines": s.lines }))
+            .collect();
+        ItemSink::send(
+            &mut sender.clone(),
+            AuditItem::new("backfill", "ingest", serde_json::json!({ "files": files })),
+        );
         Ok(summaries)
     });
     let summaries = reading.await?;

@@ -69,6 +69,9 @@ pub async fn run(
     let follow_settings = FollowSettings::new(config.ingest.max_line_bytes);
     let (poll_active, poll_idle) = (follow_settings.poll_active, follow_settings.poll_idle);
     let follower = Follower::new(config.log.path.clone(), follow_settings, positions);
+    // The main task keeps a sender for its own audit records (reloads); it
+    // is dropped at shutdown so the channel can close.
+    let mut audit_tx = Some(item_tx.clone());
     let (control, reader_thread) = reader::spawn(follower, latest, item_tx, poll_active, poll_idle);
 
     let mut progress = DaemonProgress::new(
@@ -91,7 +94,10 @@ pub async fn run(
         tokio::select! {
             signal = signals.recv() => match signal {
                 Some(SIGHUP) => {
-                    reload(&config_path, &overrides, &mut current, &log, &settings_tx, &config_tx, &handle, &control, &notifier).await;
+                    let outcome = reload(&config_path, &overrides, &mut current, &log, &settings_tx, &config_tx, &handle, &control, &notifier).await;
+                    if let Some(tx) = &audit_tx {
+                        audit(tx, outcome);
+                    }
                 }
                 _ => {
                     tracing::info!("stopping: committing what has been read");
@@ -103,6 +109,7 @@ pub async fn run(
     };
 
     lock(&notifier).stopping();
+    audit_tx.take();
     control.stop();
     let _ = shutdown_tx.send(true);
     let result = match writer_result {
@@ -136,8 +143,18 @@ fn writer_settings(config: &Config) -> WriterSettings {
     }
 }
 
+/// Queues an audit record without waiting: the channel may be full while
+/// the database is down, and signals must still be handled.
+fn audit(tx: &mpsc::Sender<crate::pipeline::item::Item>, item: crate::pipeline::item::Item) {
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let _ = tx.send(item).await;
+    });
+}
+
 /// SIGHUP: re-reads the configuration. A bad one is logged and the running
-/// configuration stays; a good one is applied piece by piece.
+/// configuration stays; a good one is applied piece by piece. Returns the
+/// audit record of what happened.
 #[allow(clippy::too_many_arguments)]
 async fn reload(
     config_path: &Option<PathBuf>,
@@ -149,11 +166,21 @@ async fn reload(
     handle: &StoreHandle,
     control: &ReaderControl,
     notifier: &Mutex<Notifier>,
-) {
+) -> crate::pipeline::item::Item {
+    use crate::pipeline::item::AuditItem;
     lock(notifier).reloading();
-    match Config::load(config_path.as_deref(), overrides) {
+    let source = config_path.as_deref().map_or_else(
+        || crate::config::DEFAULT_CONFIG_PATH.to_owned(),
+        |p| p.display().to_string(),
+    );
+    let outcome = match Config::load(config_path.as_deref(), overrides) {
         Err(err) => {
             tracing::error!(error = %err, "configuration reload failed; keeping the running configuration");
+            AuditItem::new(
+                "config_rejected",
+                "daemon",
+                serde_json::json!({ "file": source, "error": err.to_string() }),
+            )
         }
         Ok(new) => {
             log.set_level(&new.logging.level);
@@ -175,9 +202,15 @@ async fn reload(
             let _ = config_tx.send(Arc::new(new.clone()));
             *current = new;
             tracing::info!("configuration reloaded");
+            AuditItem::new(
+                "config_reloaded",
+                "daemon",
+                serde_json::json!({ "file": source }),
+            )
         }
-    }
+    };
     lock(notifier).ready(&format!("tailing {}", current.log.path.display()));
+    outcome
 }
 
 /// Delivers SIGHUP, SIGTERM and SIGINT to async code.

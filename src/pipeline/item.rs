@@ -41,9 +41,31 @@ pub struct GapItem {
     pub reason: String,
 }
 
+/// Something the program did on its own authority, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditItem {
+    pub action: String,
+    /// A JSON object.
+    pub details: String,
+    /// `daemon` or the command.
+    pub origin: &'static str,
+}
+
+impl AuditItem {
+    /// An audit item with `details` serialised as JSON.
+    pub fn new(action: &str, origin: &'static str, details: serde_json::Value) -> Item {
+        Item::Audit(AuditItem {
+            action: action.to_owned(),
+            details: details.to_string(),
+            origin,
+        })
+    }
+}
+
 /// One message on the reader → writer channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     Line(LineItem),
     Gap(GapItem),
+    Audit(AuditItem),
 }

@@ -19,8 +19,8 @@ use super::item::{Item, SourceInfo};
 use crate::model::{self, MessageIds};
 use crate::parse::{Event, parse_line};
 use crate::store::repo::{
-    Checkpoint, Gap, NewLogEntry, SourceIdentity, insert_log_entry, record_gap, save_checkpoint,
-    upsert_source,
+    AuditRecord, Checkpoint, Gap, NewLogEntry, SourceIdentity, insert_log_entry, record_audit,
+    record_gap, save_checkpoint, upsert_source,
 };
 use crate::store::{Backoff, StoreError, StoreHandle, TxError};
 use crate::tail::identity::Fingerprint;
@@ -301,6 +301,19 @@ fn write_batch(
                         reason: &gap.reason,
                     },
                 )?;
+                record_audit(
+                    tx,
+                    &AuditRecord {
+                        actor: "exim-pilot",
+                        action: "gap",
+                        message_id: None,
+                        details: &serde_json::json!({
+                            "path": gap.path, "start": gap.start, "end": gap.end, "reason": gap.reason,
+                        })
+                        .to_string(),
+                        origin: "daemon",
+                    },
+                )?;
                 tracing::warn!(
                     path = %gap.path,
                     start = gap.start,
@@ -309,6 +322,18 @@ fn write_batch(
                     "recorded a gap: these bytes of the log could not be read"
                 );
                 totals.gaps += 1;
+            }
+            Item::Audit(audit) => {
+                record_audit(
+                    tx,
+                    &AuditRecord {
+                        actor: "exim-pilot",
+                        action: &audit.action,
+                        message_id: None,
+                        details: &audit.details,
+                        origin: audit.origin,
+                    },
+                )?;
             }
         }
     }

@@ -26,6 +26,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_ingest_gaps",
         sql: include_str!("migrations/0002_ingest_gaps.sql"),
     },
+    Migration {
+        name: "0003_audit_origin",
+        sql: include_str!("migrations/0003_audit_origin.sql"),
+    },
 ];
 
 /// The schema version this build writes.

@@ -238,24 +238,62 @@ pub fn source_positions(conn: &Connection) -> Result<Vec<SourcePosition>, StoreE
     rows.collect::<Result<_, _>>().ctx(context)
 }
 
-/// Appends to the audit log. `detail` is free text (JSON by convention).
+/// One audit record: who did what, to which message, from where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord<'a> {
+    /// The user, or `exim-pilot` for what the program did on its own.
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub message_id: Option<&'a str>,
+    /// Details as a JSON object.
+    pub details: &'a str,
+    /// `daemon`, or the command (`ingest`, `prune`).
+    pub origin: &'a str,
+}
+
+/// Appends to the audit log.
+pub fn record_audit(conn: &Connection, record: &AuditRecord<'_>) -> Result<i64, StoreError> {
+    let context = || {
+        Context::op("append audit record")
+            .table("audit_log")
+            .key(record.action)
+    };
+    conn.prepare_cached(
+        "INSERT INTO audit_log (at_ms, actor, action, detail, message_id, origin)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+    )
+    .ctx(context)?
+    .query_row(
+        params![
+            now_ms(),
+            record.actor,
+            record.action,
+            record.details,
+            record.message_id,
+            record.origin
+        ],
+        |row| row.get(0),
+    )
+    .ctx(context)
+}
+
+/// Appends a record with no message and no origin.
 pub fn append_audit(
     conn: &Connection,
     actor: &str,
     action: &str,
     detail: &str,
 ) -> Result<i64, StoreError> {
-    let context = || {
-        Context::op("append audit record")
-            .table("audit_log")
-            .key(action)
-    };
-    conn.prepare_cached(
-        "INSERT INTO audit_log (at_ms, actor, action, detail) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+    record_audit(
+        conn,
+        &AuditRecord {
+            actor,
+            action,
+            message_id: None,
+            details: detail,
+            origin: "",
+        },
     )
-    .ctx(context)?
-    .query_row(params![now_ms(), actor, action, detail], |row| row.get(0))
-    .ctx(context)
 }
 
 /// Number of rows in one of our tables (diagnostics and tests).

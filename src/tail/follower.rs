@@ -32,7 +32,7 @@ use super::framing::LineReader;
 use super::identity::Fingerprint;
 use super::input::MarkerCheck;
 use super::siblings::rotated_generations;
-use crate::pipeline::item::{GapItem, Item, SourceInfo};
+use crate::pipeline::item::{AuditItem, GapItem, Item, SourceInfo};
 use crate::pipeline::reader::{ItemSink, Positions, identify, line_item, read_file};
 use crate::store::Backoff;
 
@@ -416,7 +416,15 @@ impl Follower {
             tracked.reader.tail_marker(),
         );
         tracing::info!(path = %self.path.display(), "finished a rotated log; following the new one");
-        open
+        open && sink.send(AuditItem::new(
+            "rotated",
+            "daemon",
+            serde_json::json!({
+                "path": tracked.source.path,
+                "first_line": tracked.source.fingerprint.to_string(),
+                "bytes": tracked.reader.committed_offset(),
+            }),
+        ))
     }
 
     /// The tracked file was truncated. Bytes not yet read are taken from a
@@ -432,6 +440,13 @@ impl Follower {
         self.positions
             .set(fingerprint, committed, tracked.reader.tail_marker());
         tracing::info!(path = %self.path.display(), read_up_to = committed, "the log was truncated (copytruncate?)");
+        if !sink.send(AuditItem::new(
+            "truncated",
+            "daemon",
+            serde_json::json!({ "path": tracked.source.path, "read_up_to": committed }),
+        )) {
+            return Ok(false);
+        }
         let copy = rotated_generations(&self.path)
             .into_iter()
             .rev()
@@ -559,7 +574,7 @@ mod tests {
                 .iter()
                 .filter_map(|item| match item {
                     Item::Line(line) => Some(String::from_utf8_lossy(&line.bytes).into_owned()),
-                    Item::Gap(_) => None,
+                    Item::Gap(_) | Item::Audit(_) => None,
                 })
                 .collect()
         }
@@ -569,7 +584,7 @@ mod tests {
                 .iter()
                 .filter_map(|item| match item {
                     Item::Gap(gap) => Some(gap),
-                    Item::Line(_) => None,
+                    Item::Line(_) | Item::Audit(_) => None,
                 })
                 .collect()
         }

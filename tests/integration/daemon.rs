@@ -59,6 +59,11 @@ fn rename_rotation_copytruncate_and_recreate_while_running() {
     let db = daemon.db.clone();
     assert!(daemon.stop().success());
     assert_exactly(&db, &expected);
+    let actions = crate::util::audit_actions(&db);
+    assert!(
+        actions.contains(&"rotated".to_owned()) && actions.contains(&"truncated".to_owned()),
+        "{actions:?}"
+    );
 }
 
 #[test]
@@ -121,6 +126,7 @@ fn a_generation_deleted_while_stopped_is_recorded_as_a_gap() {
         )
         .unwrap();
     assert_eq!(gaps, 1);
+    assert!(crate::util::audit_actions(&db).contains(&"gap".to_owned()));
     let ten_lines = numbered_lines("a", 0, 10)
         .iter()
         .map(|l| l.len() + 1)
@@ -215,6 +221,7 @@ fn ingest_of_rotated_files_then_run_continues_without_gap_or_duplicate() {
         .output()
         .unwrap();
     assert!(status.status.success());
+    assert!(crate::util::audit_actions(&db).contains(&"backfill".to_owned()));
     let more = numbered_lines("new", 25, 10);
     append_lines(&log, &more);
     expected.extend(more);
@@ -262,6 +269,17 @@ fn sighup_applies_a_valid_configuration_and_keeps_running_on_an_invalid_one() {
     assert!(text.contains("configuration reloaded"), "{text}");
     assert!(text.contains("DEBUG"), "the new level applies: {text}");
     assert_exactly(&db, &numbered_lines("a", 0, 15));
+    let actions = crate::util::audit_actions(&db);
+    let reloads: Vec<&str> = actions
+        .iter()
+        .map(String::as_str)
+        .filter(|a| a.starts_with("config_"))
+        .collect();
+    assert_eq!(
+        reloads,
+        ["config_rejected", "config_reloaded"],
+        "{actions:?}"
+    );
 }
 
 #[test]

@@ -300,3 +300,14 @@ pub fn assert_exactly(db: &Path, expected: &[String]) {
         );
     }
 }
+
+/// The actions in the audit log, oldest first.
+pub fn audit_actions(db: &Path) -> Vec<String> {
+    let conn = deadpool_sqlite::rusqlite::Connection::open(db).unwrap();
+    conn.prepare("SELECT action FROM audit_log ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}

@@ -72,7 +72,7 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
             .collect();
         ItemSink::send(
             &mut sender.clone(),
-            AuditItem::new("backfill", "ingest", serde_json::json!({ "files": files })),
+            AuditItem::item("backfill", "ingest", serde_json::json!({ "files": files })),
         );
         Ok(summaries)
     });

@@ -176,7 +176,7 @@ async fn reload(
     let outcome = match Config::load(config_path.as_deref(), overrides) {
         Err(err) => {
             tracing::error!(error = %err, "configuration reload failed; keeping the running configuration");
-            AuditItem::new(
+            AuditItem::item(
                 "config_rejected",
                 "daemon",
                 serde_json::json!({ "file": source, "error": err.to_string() }),
@@ -202,7 +202,7 @@ async fn reload(
             let _ = config_tx.send(Arc::new(new.clone()));
             *current = new;
             tracing::info!("configuration reloaded");
-            AuditItem::new(
+            AuditItem::item(
                 "config_reloaded",
                 "daemon",
                 serde_json::json!({ "file": source }),

@@ -52,8 +52,8 @@ pub struct AuditItem {
 }
 
 impl AuditItem {
-    /// An audit item with `details` serialised as JSON.
-    pub fn new(action: &str, origin: &'static str, details: serde_json::Value) -> Item {
+    /// A channel item auditing `action`, with `details` serialised as JSON.
+    pub fn item(action: &str, origin: &'static str, details: serde_json::Value) -> Item {
         Item::Audit(AuditItem {
             action: action.to_owned(),
             details: details.to_string(),

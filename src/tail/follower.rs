@@ -416,7 +416,7 @@ impl Follower {
             tracked.reader.tail_marker(),
         );
         tracing::info!(path = %self.path.display(), "finished a rotated log; following the new one");
-        open && sink.send(AuditItem::new(
+        open && sink.send(AuditItem::item(
             "rotated",
             "daemon",
             serde_json::json!({
@@ -440,7 +440,7 @@ impl Follower {
         self.positions
             .set(fingerprint, committed, tracked.reader.tail_marker());
         tracing::info!(path = %self.path.display(), read_up_to = committed, "the log was truncated (copytruncate?)");
-        if !sink.send(AuditItem::new(
+        if !sink.send(AuditItem::item(
             "truncated",
             "daemon",
             serde_json::json!({ "path": tracked.source.path, "read_up_to": committed }),

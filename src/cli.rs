@@ -87,6 +87,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Delete rows older than [retention] allows, now (the daemon does it daily)
+    Prune {
+        #[command(flatten)]
+        db: DbArg,
+    },
     /// Check the configuration and print the effective values
     CheckConfig {
         #[command(flatten)]
@@ -133,7 +138,8 @@ impl Command {
             Command::Ingest { db, .. }
             | Command::Trace { db, .. }
             | Command::Stats { db, .. }
-            | Command::Stuck { db, .. } => (None, db.db_path.clone()),
+            | Command::Stuck { db, .. }
+            | Command::Prune { db } => (None, db.db_path.clone()),
             Command::Parse { .. } => (None, None),
         };
         Overrides {

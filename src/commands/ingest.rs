@@ -42,6 +42,7 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
         backoff_min: config.health.backoff_min,
         backoff_max: config.health.backoff_max,
         max_attempts: Some(MAX_ATTEMPTS_PER_BATCH),
+        retention: None,
     });
     let handle = StoreHandle::new(store);
     let writer = tokio::spawn({

@@ -4,6 +4,7 @@
 mod check_config;
 mod ingest;
 mod parse;
+mod prune;
 mod query;
 
 use anyhow::Result;
@@ -31,6 +32,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             ..
         } => query::trace(&config, &window, related, json, &text),
         Command::Stats { window, json, .. } => query::stats(&config, &window, json),
+        Command::Prune { .. } => prune::run(&config).await,
         Command::Stuck {
             older_than, json, ..
         } => query::stuck(&config, &older_than, json),

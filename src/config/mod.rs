@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use raw::RawConfig;
-use raw::{RawDatabase, RawHealth, RawIngest, RawLog, RawLogging};
+use raw::{RawDatabase, RawHealth, RawIngest, RawLog, RawLogging, RawRetention};
 
 /// Where the packages install the configuration file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/exim-pilot/exim-pilot.toml";
@@ -42,6 +42,33 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub health: HealthConfig,
     pub logging: LoggingConfig,
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`: days each kind of row is kept; 0 keeps it forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionConfig {
+    pub log_entries_days: u32,
+    pub delivery_attempts_days: u32,
+    pub rejections_days: u32,
+    pub messages_days: u32,
+    pub audit_log_days: u32,
+    /// How often the daemon prunes.
+    pub interval: Duration,
+}
+
+impl RetentionConfig {
+    /// The store's policy: days as durations, 0 as "forever".
+    pub fn policy(&self) -> crate::store::RetentionPolicy {
+        let days = |n: u32| (n > 0).then(|| Duration::from_secs(u64::from(n) * 86_400));
+        crate::store::RetentionPolicy {
+            log_entries: days(self.log_entries_days),
+            delivery_attempts: days(self.delivery_attempts_days),
+            rejections: days(self.rejections_days),
+            messages: days(self.messages_days),
+            audit_log: days(self.audit_log_days),
+        }
+    }
 }
 
 /// `[log]`
@@ -386,6 +413,32 @@ impl Config {
             }),
         };
 
+        let retention = raw.retention.unwrap_or_default();
+        let mut days = |key: &str, value: Option<i64>, default: usize| {
+            u32::try_from(check.count(key, value, default, 0, 36_500)).unwrap_or(0)
+        };
+        let retention = RetentionConfig {
+            log_entries_days: days(
+                "[retention] log_entries_days",
+                retention.log_entries_days,
+                90,
+            ),
+            delivery_attempts_days: days(
+                "[retention] delivery_attempts_days",
+                retention.delivery_attempts_days,
+                180,
+            ),
+            rejections_days: days("[retention] rejections_days", retention.rejections_days, 90),
+            messages_days: days("[retention] messages_days", retention.messages_days, 365),
+            audit_log_days: days("[retention] audit_log_days", retention.audit_log_days, 730),
+            interval: check.duration(
+                "[retention] interval",
+                retention.interval,
+                Duration::from_secs(86_400),
+                Duration::from_secs(1),
+            ),
+        };
+
         if !check.problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: source,
@@ -399,6 +452,7 @@ impl Config {
             ingest,
             health,
             logging: LoggingConfig { level, format },
+            retention,
         })
     }
 
@@ -435,6 +489,14 @@ impl Config {
             logging: Some(RawLogging {
                 level: Some(self.logging.level.clone()),
                 format: Some(self.logging.format.name().to_owned()),
+            }),
+            retention: Some(RawRetention {
+                log_entries_days: Some(i64::from(self.retention.log_entries_days)),
+                delivery_attempts_days: Some(i64::from(self.retention.delivery_attempts_days)),
+                rejections_days: Some(i64::from(self.retention.rejections_days)),
+                messages_days: Some(i64::from(self.retention.messages_days)),
+                audit_log_days: Some(i64::from(self.retention.audit_log_days)),
+                interval: duration(self.retention.interval),
             }),
         }
     }

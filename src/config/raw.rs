@@ -16,6 +16,7 @@ pub struct RawConfig {
     pub ingest: Option<RawIngest>,
     pub health: Option<RawHealth>,
     pub logging: Option<RawLogging>,
+    pub retention: Option<RawRetention>,
 }
 
 /// `[log]`: which Exim main log to tail.
@@ -55,6 +56,18 @@ pub struct RawHealth {
     pub timeout: Option<String>,
     pub backoff_min: Option<String>,
     pub backoff_max: Option<String>,
+}
+
+/// `[retention]`: days each kind of row is kept (0 keeps it forever).
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    pub log_entries_days: Option<i64>,
+    pub delivery_attempts_days: Option<i64>,
+    pub rejections_days: Option<i64>,
+    pub messages_days: Option<i64>,
+    pub audit_log_days: Option<i64>,
+    pub interval: Option<String>,
 }
 
 /// `[logging]`: the daemon's own diagnostics.

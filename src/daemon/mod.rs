@@ -140,6 +140,7 @@ fn writer_settings(config: &Config) -> WriterSettings {
         backoff_min: config.health.backoff_min,
         backoff_max: config.health.backoff_max,
         max_attempts: None,
+        retention: Some((config.retention.policy(), config.retention.interval)),
     }
 }
 

@@ -22,7 +22,7 @@ use crate::store::repo::{
     AuditRecord, Checkpoint, Gap, NewLogEntry, SourceIdentity, insert_log_entry, record_audit,
     record_gap, save_checkpoint, upsert_source,
 };
-use crate::store::{Backoff, StoreError, StoreHandle, TxError};
+use crate::store::{Backoff, Pruned, RetentionPolicy, StoreError, StoreHandle, TxError};
 use crate::tail::identity::Fingerprint;
 
 /// Batching limits, changeable while running (SIGHUP).
@@ -35,6 +35,8 @@ pub struct WriterSettings {
     /// Attempts per batch before giving up; `None` retries forever (the
     /// daemon), a number makes a one-shot command fail instead of hanging.
     pub max_attempts: Option<u32>,
+    /// Prune by this policy every `interval` (the daemon only).
+    pub retention: Option<(RetentionPolicy, Duration)>,
 }
 
 /// What the writer has stored so far.
@@ -102,9 +104,13 @@ pub async fn run(
 ) -> Result<WriteTotals, StoreError> {
     let mut totals = WriteTotals::default();
     let mut state = WriterState::default();
+    let mut pruning = Pruning::new();
     let mut open = true;
     while open {
         let current = *settings.borrow_and_update();
+        if let Some((policy, interval)) = current.retention {
+            pruning.step(&store, &policy, interval).await;
+        }
         let mut batch = Vec::with_capacity(current.batch_size.min(65_536));
         open = collect(&mut receiver, &mut batch, &current, progress, &store).await;
         if batch.is_empty() {
@@ -125,6 +131,79 @@ pub async fn run(
     Ok(totals)
 }
 
+/// Retention, one small transaction between batches, so pruning a large
+/// database never holds up ingest for long.
+struct Pruning {
+    next: Option<tokio::time::Instant>,
+    active: Option<Pruned>,
+}
+
+impl Pruning {
+    fn new() -> Self {
+        Pruning {
+            next: None,
+            active: None,
+        }
+    }
+
+    async fn step(&mut self, store: &StoreHandle, policy: &RetentionPolicy, interval: Duration) {
+        if self.active.is_none() {
+            // The first run waits a little: start-up catch-up comes first.
+            let next = *self.next.get_or_insert_with(|| {
+                tokio::time::Instant::now() + interval.min(FIRST_PRUNE_DELAY)
+            });
+            if tokio::time::Instant::now() < next {
+                return;
+            }
+            self.active = Some(Pruned::default());
+        }
+        let Some(mut pruned) = self.active.take() else {
+            return;
+        };
+        let policy = *policy;
+        let outcome = store
+            .current()
+            .with_conn("prune", move |conn| {
+                let more = policy.prune_chunk(conn, &mut pruned)?;
+                if !more {
+                    crate::store::repo::record_audit(
+                        conn,
+                        &AuditRecord {
+                            actor: "exim-pilot",
+                            action: "pruned",
+                            message_id: None,
+                            details: &serde_json::to_string(&pruned).unwrap_or_default(),
+                            origin: "daemon",
+                        },
+                    )?;
+                }
+                Ok((more, pruned))
+            })
+            .await;
+        match outcome {
+            Ok((true, pruned)) => self.active = Some(pruned),
+            Ok((false, pruned)) => {
+                if pruned.total() > 0 {
+                    tracing::info!(
+                        rows = pruned.total(),
+                        ?pruned,
+                        "pruned rows past their retention"
+                    );
+                }
+                self.next = Some(tokio::time::Instant::now() + interval);
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "pruning failed; trying again later");
+                self.next =
+                    Some(tokio::time::Instant::now() + interval.min(Duration::from_secs(3600)));
+            }
+        }
+    }
+}
+
+/// The delay before the first prune of a run.
+const FIRST_PRUNE_DELAY: Duration = Duration::from_secs(60);
+
 /// Fills `batch` with up to `batch_size` lines, waiting at most
 /// `flush_interval` after the first. Returns false once the channel is
 /// closed and empty.
@@ -135,13 +214,15 @@ async fn collect(
     progress: &mut dyn Progress,
     store: &StoreHandle,
 ) -> bool {
-    // Idle: wake up now and then to show the writer is alive.
+    // Idle: wake up now and then to show the writer is alive (and let
+    // the caller prune).
     let idle_tick = settings.flush_interval.max(Duration::from_millis(500));
-    let first = loop {
-        match tokio::time::timeout(idle_tick, receiver.recv()).await {
-            Ok(Some(item)) => break item,
-            Ok(None) => return false,
-            Err(_) => progress.alive(store.is_healthy()),
+    let first = match tokio::time::timeout(idle_tick, receiver.recv()).await {
+        Ok(Some(item)) => item,
+        Ok(None) => return false,
+        Err(_) => {
+            progress.alive(store.is_healthy());
+            return true;
         }
     };
     batch.push(first);

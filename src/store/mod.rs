@@ -11,6 +11,7 @@ mod migrations;
 mod open;
 mod pool;
 pub mod repo;
+mod retention;
 mod retry;
 mod tx;
 
@@ -19,5 +20,6 @@ pub use handle::StoreHandle;
 pub use migrations::{MIGRATIONS, current_version, latest_version, migrate};
 pub use open::{DATABASE_FILE_MODE, open_connection};
 pub use pool::{PoolStats, Store, connect};
+pub use retention::{CHUNK_ROWS, Pruned, RetentionPolicy};
 pub use retry::{Backoff, retry};
 pub use tx::{TxError, in_transaction};

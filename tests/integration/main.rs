@@ -8,5 +8,6 @@ mod faults;
 mod ingest;
 mod parser;
 mod query;
+mod retention;
 mod store;
 mod util;

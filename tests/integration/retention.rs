@@ -1,0 +1,147 @@
+//! Retention: `exim-pilot prune` and the daemon's own pruning delete what
+//! is past its age, in chunks, and keep the rest.
+
+use std::time::Duration;
+
+use deadpool_sqlite::rusqlite::Connection;
+use tempfile::TempDir;
+
+use crate::util::{Daemon, FAST_CONFIG, append_lines, audit_actions, outcome, run, wait_for_lines};
+
+fn count(db: &std::path::Path, sql: &str) -> i64 {
+    Connection::open(db)
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Lines `days_ago` days before 2024-03-10 12:00, with a message each.
+fn old_and_new_log(path: &std::path::Path, old: usize) {
+    let mut lines = Vec::new();
+    for i in 0..old {
+        let id = format!("1aaaaa-{i:06}-00");
+        lines.push(format!(
+            "2024-03-01 10:{:02}:{:02} {id} <= a@example.com U=a P=local S=10 for b@example.net",
+            i / 60 % 60,
+            i % 60
+        ));
+        lines.push(format!(
+            "2024-03-01 10:{:02}:{:02} {id} => b@example.net R=r T=t",
+            i / 60 % 60,
+            i % 60
+        ));
+        lines.push(format!(
+            "2024-03-01 10:{:02}:{:02} {id} Completed",
+            i / 60 % 60,
+            i % 60
+        ));
+    }
+    lines.push(
+        "2024-03-10 12:00:00 1bbbbb-000000-00 <= a@example.com U=a P=local S=10 for b@example.net"
+            .to_owned(),
+    );
+    lines.push("2024-03-10 12:00:00 1bbbbb-000000-00 => b@example.net R=r T=t".to_owned());
+    lines.push("2024-03-10 12:00:01 1bbbbb-000000-00 Completed".to_owned());
+    append_lines(path, &lines);
+}
+
+#[test]
+fn prune_deletes_old_rows_in_chunks_and_keeps_recent_ones() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    // 2,000 old messages make 6,000 old lines: more than one chunk.
+    old_and_new_log(&log, 2000);
+    let db = dir.path().join("x.db");
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[retention]\nlog_entries_days = 5\nmessages_days = 5\ndelivery_attempts_days = 5\n",
+    )
+    .unwrap();
+    let db_text = db.display().to_string();
+    let config_text = config.display().to_string();
+    let (status, _, stderr) = outcome(&run(&[
+        "ingest",
+        "--config",
+        &config_text,
+        "--db",
+        &db_text,
+        log.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(count(&db, "SELECT count(*) FROM log_entries"), 6003);
+
+    let (status, stdout, stderr) =
+        outcome(&run(&["prune", "--config", &config_text, "--db", &db_text]));
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stdout.starts_with("pruned "), "{stdout}");
+    assert!(
+        stdout.contains("6000 log lines") && stdout.contains("2000 messages"),
+        "{stdout}"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM log_entries"), 3);
+    assert_eq!(count(&db, "SELECT count(*) FROM messages"), 1);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM recipients"),
+        1,
+        "recipients go with their messages"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM delivery_attempts"), 1);
+    assert!(audit_actions(&db).contains(&"pruned".to_owned()));
+
+    // Nothing left to prune: a second run deletes nothing.
+    let (_, stdout, _) = outcome(&run(&["prune", "--config", &config_text, "--db", &db_text]));
+    assert!(stdout.starts_with("pruned 0 rows"), "{stdout}");
+}
+
+#[test]
+fn zero_days_keeps_rows_forever() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    old_and_new_log(&log, 10);
+    let db = dir.path().join("x.db").display().to_string();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[retention]\nlog_entries_days = 0\nmessages_days = 0\ndelivery_attempts_days = 0\nrejections_days = 0\n").unwrap();
+    let config = config.display().to_string();
+    assert_eq!(
+        outcome(&run(&[
+            "ingest",
+            "--config",
+            &config,
+            "--db",
+            &db,
+            log.to_str().unwrap()
+        ]))
+        .0,
+        0
+    );
+    let (_, stdout, _) = outcome(&run(&["prune", "--config", &config, "--db", &db]));
+    assert!(stdout.starts_with("pruned 0 rows"), "{stdout}");
+}
+
+#[test]
+fn the_daemon_prunes_on_its_own() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    old_and_new_log(&log, 50);
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!("{FAST_CONFIG}\n[retention]\nlog_entries_days = 5\nmessages_days = 5\ninterval = \"1s\"\n"),
+    )
+    .unwrap();
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 3, Duration::from_secs(30), Some(&daemon));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !audit_actions(&daemon.db).contains(&"pruned".to_owned()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pruning:\n{}",
+            daemon.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let db = daemon.db.clone();
+    assert!(daemon.stop().success());
+    assert_eq!(count(&db, "SELECT count(*) FROM log_entries"), 3);
+    assert_eq!(count(&db, "SELECT count(*) FROM messages"), 1);
+}

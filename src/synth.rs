@@ -25,6 +25,16 @@ pub struct Truth {
     pub frozen: u64,
 }
 
+/// What the database should say about one generated message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub id: String,
+    pub status: &'static str,
+    pub frozen: bool,
+    /// Envelope recipients and their final status.
+    pub recipients: Vec<(String, &'static str)>,
+}
+
 /// A message in flight: the lines it still has to write.
 struct Pending {
     lines: Vec<String>,
@@ -39,6 +49,7 @@ pub struct Generator {
     pid: u32,
     active: Vec<Pending>,
     truth: Truth,
+    outcomes: Vec<Outcome>,
 }
 
 const LOCAL_USERS: [&str; 6] = ["alice", "bob", "carol", "dave", "erin", "frank"];
@@ -67,6 +78,7 @@ impl Generator {
             pid: 1000,
             active: Vec::new(),
             truth: Truth::default(),
+            outcomes: Vec::new(),
         }
     }
 
@@ -90,6 +102,30 @@ impl Generator {
             self.truth.lines += 1;
         }
         Ok(self.truth)
+    }
+
+    /// Writes the rest of every message in flight, so that each generated
+    /// message is whole and its [`Outcome`] holds.
+    pub fn finish(&mut self, out: &mut impl Write) -> io::Result<Truth> {
+        while !self.active.is_empty() {
+            let index = self.rng.usize(..self.active.len());
+            let pending = &mut self.active[index];
+            let line = std::mem::take(&mut pending.lines[pending.next]);
+            pending.next += 1;
+            if pending.next == pending.lines.len() {
+                self.active.swap_remove(index);
+            }
+            self.clock += i64::from(self.rng.u8(..3));
+            writeln!(out, "{} {}", self.timestamp(), line)?;
+            self.count(&line);
+            self.truth.lines += 1;
+        }
+        Ok(self.truth)
+    }
+
+    /// The expected final state of every message started so far.
+    pub fn outcomes(&self) -> &[Outcome] {
+        &self.outcomes
     }
 
     fn count(&mut self, line: &str) {
@@ -249,6 +285,13 @@ impl Generator {
                 }
             })
             .collect();
+        let mut unique: Vec<String> = Vec::new();
+        for recipient in &recipients {
+            if !unique.contains(recipient) {
+                unique.push(recipient.clone());
+            }
+        }
+        let recipients = unique;
         let subject = self.pick(&SUBJECTS);
         let mut lines = vec![
             format!("[{receiver}] SMTP connection from {host} (TCP/IP connection count = 1)"),
@@ -280,6 +323,7 @@ impl Generator {
                 "[{deliverer}] {id} Completed QT={}s",
                 self.rng.u8(..5)
             ));
+            self.record(&id, "completed", false, &recipients, "delivered");
             return lines;
         }
         let mx = format!(
@@ -300,6 +344,7 @@ impl Generator {
                     "[{deliverer}] {id} Completed QT={}s",
                     self.rng.u8(..9)
                 ));
+                self.record(&id, "completed", false, &recipients, "delivered");
             }
             70..=84 => {
                 // Greylisted, then delivered on a later queue run.
@@ -325,6 +370,7 @@ impl Generator {
                     "[{retry}] {id} Completed QT={}m",
                     self.rng.u8(5..31)
                 ));
+                self.record(&id, "completed", false, &recipients, "delivered");
             }
             _ => {
                 // Unknown user: a bounce, and its bounce message, which is
@@ -341,7 +387,10 @@ impl Generator {
                     size + 1500
                 ));
                 lines.push(format!("[{deliverer}] {id} Completed QT=1s"));
+                self.record(&id, "completed", false, &recipients, "bounced");
+                let bounce_recipients = [sender.clone()];
                 if self.rng.bool() {
+                    self.record(&bounce, "frozen", true, &bounce_recipients, "bounced");
                     lines.push(format!(
                         "[{bouncer}] {bounce} ** {sender}: Unrouteable address"
                     ));
@@ -349,6 +398,7 @@ impl Generator {
                         "[{bouncer}] {bounce} Frozen (delivery error message)"
                     ));
                 } else {
+                    self.record(&bounce, "completed", false, &bounce_recipients, "delivered");
                     lines.push(format!(
                         "[{bouncer}] {bounce} => {sender} R=dnslookup T=remote_smtp H=mx.example.com [203.0.113.9]:25 C=\"250 OK\" QT=2s DT=1s"
                     ));
@@ -357,6 +407,25 @@ impl Generator {
             }
         }
         lines
+    }
+
+    fn record(
+        &mut self,
+        id: &str,
+        status: &'static str,
+        frozen: bool,
+        recipients: &[String],
+        recipient_status: &'static str,
+    ) {
+        self.outcomes.push(Outcome {
+            id: id.to_owned(),
+            status,
+            frozen,
+            recipients: recipients
+                .iter()
+                .map(|r| (r.clone(), recipient_status))
+                .collect(),
+        });
     }
 
     fn pick<'a>(&mut self, choices: &[&'a str]) -> &'a str {

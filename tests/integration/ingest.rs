@@ -283,3 +283,58 @@ fn the_real_exim_sample_gives_each_message_the_outcome_exim_had() {
         .unwrap();
     assert_eq!(rejections, 3);
 }
+
+#[test]
+fn a_generated_log_gives_every_message_and_recipient_its_known_final_state() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let mut generator = exim_pilot::synth::Generator::new(11);
+    let mut content = Vec::new();
+    generator.write(20_000, &mut content).unwrap();
+    generator.finish(&mut content).unwrap();
+    std::fs::write(&log, &content).unwrap();
+    let (status, _, stderr) = ingest(&dir, &[&log]);
+    assert_eq!(status, 0, "{stderr}");
+
+    let conn = Connection::open(dir.path().join("x.db")).unwrap();
+    let mut stored: Vec<(String, String, bool, Vec<(String, String)>)> = Vec::new();
+    let mut messages = conn
+        .prepare("SELECT id, exim_id, status, frozen FROM messages ORDER BY exim_id")
+        .unwrap();
+    let rows: Vec<(i64, String, String, i64)> = messages
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (id, exim_id, status, frozen) in rows {
+        let recipients: Vec<(String, String)> = conn
+            .prepare("SELECT address, status FROM recipients WHERE message_id = ?1 ORDER BY id")
+            .unwrap()
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        stored.push((exim_id, status, frozen != 0, recipients));
+    }
+    let mut expected: Vec<(String, String, bool, Vec<(String, String)>)> = generator
+        .outcomes()
+        .iter()
+        .map(|o| {
+            (
+                o.id.clone(),
+                o.status.to_owned(),
+                o.frozen,
+                o.recipients
+                    .iter()
+                    .map(|(a, s)| (a.clone(), s.to_string()))
+                    .collect(),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert!(expected.len() > 2000, "a meaningful number of messages");
+    assert_eq!(stored.len(), expected.len());
+    for (stored, expected) in stored.iter().zip(&expected) {
+        assert_eq!(stored, expected);
+    }
+}

@@ -297,7 +297,9 @@ fn a_generated_log_gives_every_message_and_recipient_its_known_final_state() {
     assert_eq!(status, 0, "{stderr}");
 
     let conn = Connection::open(dir.path().join("x.db")).unwrap();
-    let mut stored: Vec<(String, String, bool, Vec<(String, String)>)> = Vec::new();
+    /// (message id, status, frozen, [(recipient, status)])
+    type MessageState = (String, String, bool, Vec<(String, String)>);
+    let mut stored: Vec<MessageState> = Vec::new();
     let mut messages = conn
         .prepare("SELECT id, exim_id, status, frozen FROM messages ORDER BY exim_id")
         .unwrap();
@@ -316,7 +318,7 @@ fn a_generated_log_gives_every_message_and_recipient_its_known_final_state() {
             .unwrap();
         stored.push((exim_id, status, frozen != 0, recipients));
     }
-    let mut expected: Vec<(String, String, bool, Vec<(String, String)>)> = generator
+    let mut expected: Vec<MessageState> = generator
         .outcomes()
         .iter()
         .map(|o| {

@@ -89,17 +89,7 @@ impl Generator {
             if self.active.len() < 8 && (self.active.is_empty() || self.rng.u8(..100) < 30) {
                 self.start_something();
             }
-            let index = self.rng.usize(..self.active.len());
-            let pending = &mut self.active[index];
-            let line = std::mem::take(&mut pending.lines[pending.next]);
-            pending.next += 1;
-            if pending.next == pending.lines.len() {
-                self.active.swap_remove(index);
-            }
-            self.clock += i64::from(self.rng.u8(..3));
-            writeln!(out, "{} {}", self.timestamp(), line)?;
-            self.count(&line);
-            self.truth.lines += 1;
+            self.write_next_line(out)?;
         }
         Ok(self.truth)
     }
@@ -108,19 +98,25 @@ impl Generator {
     /// message is whole and its [`Outcome`] holds.
     pub fn finish(&mut self, out: &mut impl Write) -> io::Result<Truth> {
         while !self.active.is_empty() {
-            let index = self.rng.usize(..self.active.len());
-            let pending = &mut self.active[index];
-            let line = std::mem::take(&mut pending.lines[pending.next]);
-            pending.next += 1;
-            if pending.next == pending.lines.len() {
-                self.active.swap_remove(index);
-            }
-            self.clock += i64::from(self.rng.u8(..3));
-            writeln!(out, "{} {}", self.timestamp(), line)?;
-            self.count(&line);
-            self.truth.lines += 1;
+            self.write_next_line(out)?;
         }
         Ok(self.truth)
+    }
+
+    /// Writes the next line of a random message in flight.
+    fn write_next_line(&mut self, out: &mut impl Write) -> io::Result<()> {
+        let index = self.rng.usize(..self.active.len());
+        let pending = &mut self.active[index];
+        let line = std::mem::take(&mut pending.lines[pending.next]);
+        pending.next += 1;
+        if pending.next == pending.lines.len() {
+            self.active.swap_remove(index);
+        }
+        self.clock += i64::from(self.rng.u8(..3));
+        writeln!(out, "{} {}", self.timestamp(), line)?;
+        self.count(&line);
+        self.truth.lines += 1;
+        Ok(())
     }
 
     /// The expected final state of every message started so far.

@@ -4,6 +4,7 @@
 
 mod cli;
 mod daemon;
+mod exim;
 mod faults;
 mod ingest;
 mod parser;

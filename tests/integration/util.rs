@@ -311,3 +311,64 @@ pub fn audit_actions(db: &Path) -> Vec<String> {
         .collect::<Result<_, _>>()
         .unwrap()
 }
+
+/// A system program by name, or in /usr/sbin when PATH lacks it; `None`
+/// when it is not installed.
+pub fn system_program(name: &str) -> Option<String> {
+    [name.to_owned(), format!("/usr/sbin/{name}")]
+        .into_iter()
+        .find(|program| Command::new(program).arg("--version").output().is_ok())
+}
+
+/// The grand totals eximstats prints for `log`.
+#[derive(Debug)]
+pub struct EximstatsTotals {
+    pub received_volume: u64,
+    pub received: u64,
+    pub delivered_volume: u64,
+    pub delivered_messages: u64,
+    pub delivered_addresses: u64,
+    pub rejects: u64,
+    pub reject_hosts: u64,
+}
+
+/// Runs eximstats on `log`; `None` when it is not installed (which CI
+/// does not allow).
+pub fn eximstats(log: &Path) -> Option<EximstatsTotals> {
+    let Some(program) = system_program("eximstats") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "eximstats must be installed in CI (.ci/run does it)"
+        );
+        eprintln!("eximstats not installed: comparison not made");
+        return None;
+    };
+    let output = Command::new(program).arg(log).output().unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    let numbers = |label: &str| -> Vec<u64> {
+        report
+            .lines()
+            .find(|line| line.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} line in eximstats output:\n{report}"))
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|word| word.parse().ok())
+            .collect()
+    };
+    // Received <volume> <messages> <hosts> ...; Delivered <volume>
+    // <messages> <addresses> ...; Rejects <messages> <hosts>.
+    let (received, delivered, rejects) = (
+        numbers("Received"),
+        numbers("Delivered"),
+        numbers("Rejects"),
+    );
+    Some(EximstatsTotals {
+        received_volume: received[0],
+        received: received[1],
+        delivered_volume: delivered[0],
+        delivered_messages: delivered[1],
+        delivered_addresses: delivered[2],
+        rejects: rejects[0],
+        reject_hosts: rejects[1],
+    })
+}

@@ -9,9 +9,10 @@
 //!   or recorded as a gap; the path is then read from 0;
 //! - the path now names another file, or none: the open file was rotated or
 //!   deleted; it is drained to its end through the open descriptor, and
-//!   after a grace period without growth it is finished (its unterminated
-//!   last line, if any, is sent) and closed; then the new file is read
-//!   from 0 as soon as it exists and can be opened;
+//!   once the grace period after the rotation is over and it no longer
+//!   grows, it is finished (its unterminated last line, if any, is sent)
+//!   and closed. Meanwhile the new file is opened and held, so that even
+//!   rapid rotations lose no generation; it is read from 0 next;
 //! - the path cannot be opened (missing, EACCES while logrotate is still
 //!   fixing permissions): retry with capped backoff, never give up.
 //!
@@ -44,8 +45,9 @@ pub struct FollowSettings {
     pub poll_active: Duration,
     /// Poll interval after a while without lines.
     pub poll_idle: Duration,
-    /// How long a rotated file must stay unchanged at its end before it is
-    /// finished and closed (Exim may still be writing to it briefly).
+    /// How long after a rotation the old file may still get lines (Exim
+    /// stats the path before each write, so only briefly); after that, once
+    /// it stops growing and is read to its end, it is finished and closed.
     pub rotate_grace: Duration,
     /// Cap of the retry delay when the path cannot be opened.
     pub open_retry_max: Duration,
@@ -79,8 +81,6 @@ struct Tracked {
     last_size: u64,
     /// When the path stopped naming this file.
     rotated_at: Option<Instant>,
-    /// When this file last grew.
-    last_growth: Instant,
 }
 
 impl Tracked {
@@ -116,6 +116,9 @@ pub struct Follower {
     settings: FollowSettings,
     positions: Positions,
     current: Option<Tracked>,
+    /// Newer generations opened while `current` is still being drained,
+    /// oldest first.
+    pending: std::collections::VecDeque<Tracked>,
     waiting: Option<Waiting>,
     retry: Backoff,
     retry_at: Option<Instant>,
@@ -130,6 +133,7 @@ impl Follower {
             settings,
             positions,
             current: None,
+            pending: std::collections::VecDeque::new(),
             waiting: None,
             retry,
             retry_at: None,
@@ -257,25 +261,30 @@ impl Follower {
         }
         outcome.lines = sent as u64;
         outcome.again = sent == LINES_PER_POLL;
-        let now = Instant::now();
-        if size != tracked.last_size {
-            tracked.last_growth = now;
-            tracked.last_size = size;
-        }
+        let grew = size != tracked.last_size;
+        tracked.last_size = size;
         self.positions.set(
             tracked.source.fingerprint,
             tracked.reader.committed_offset(),
             tracked.reader.tail_marker(),
         );
         if self.path_moved_on() {
-            let tracked = self.current.as_mut().map(|t| {
-                let rotated_at = *t.rotated_at.get_or_insert(now);
-                (rotated_at, t.last_growth)
-            });
-            if let Some((rotated_at, last_growth)) = tracked {
-                let quiet_since = rotated_at.max(last_growth);
-                if sent == 0 && now.duration_since(quiet_since) >= self.settings.rotate_grace {
+            self.hold_newer_generation()?;
+            let now = Instant::now();
+            let rotated_at = self
+                .current
+                .as_mut()
+                .map(|t| *t.rotated_at.get_or_insert(now));
+            // Exim stats the path before every write, so a file renamed
+            // longer than the grace ago gets no more lines: once it has not
+            // grown since the last poll and is read to its end, it is done.
+            if let Some(rotated_at) = rotated_at {
+                let settled = now.duration_since(rotated_at) >= self.settings.rotate_grace;
+                if settled && sent == 0 && !grew {
                     outcome.closed |= !self.finish_current(sink);
+                    outcome.again = true;
+                } else if settled {
+                    // Confirm on an immediate poll that it stopped growing.
                     outcome.again = true;
                 }
             }
@@ -295,6 +304,7 @@ impl Follower {
         }
         tracing::info!(from = %self.path.display(), to = %path.display(), "following a new log path");
         self.current = None;
+        self.pending.clear();
         self.waiting = None;
         self.path = path;
         Ok(())
@@ -302,24 +312,41 @@ impl Follower {
 
     /// Opens the live path if possible. Returns whether a file is tracked.
     fn open_live(&mut self) -> std::io::Result<bool> {
+        // A newer generation opened while the previous one was drained.
+        if let Some(next) = self.pending.pop_front() {
+            self.current = Some(next);
+            return Ok(true);
+        }
+        match self.open_path()? {
+            Some(tracked) => {
+                self.current = Some(tracked);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Opens the file the path names now, positioned where reading of that
+    /// generation stopped (0 for a new one).
+    fn open_path(&mut self) -> std::io::Result<Option<Tracked>> {
         if self.retry_at.is_some_and(|at| Instant::now() < at) {
-            return Ok(false);
+            return Ok(None);
         }
         let file = match File::open(&self.path) {
             Ok(file) => file,
             Err(err) if err.kind() == ErrorKind::NotFound => {
                 self.wait(Waiting::Missing, false);
-                return Ok(false);
+                return Ok(None);
             }
             Err(err) => {
                 self.wait(Waiting::Unreadable(err.to_string()), true);
-                return Ok(false);
+                return Ok(None);
             }
         };
         let metadata = file.metadata()?;
         let Some(fingerprint) = head_fingerprint(&file)? else {
             self.wait(Waiting::NoFirstLine, false);
-            return Ok(false);
+            return Ok(None);
         };
         let mut source = SourceInfo {
             fingerprint,
@@ -347,7 +374,7 @@ impl Follower {
                 offset = 0;
             }
         }
-        if self.waiting.take().is_some() {
+        if let Some(Waiting::Unreadable(_)) = self.waiting.take() {
             tracing::info!(path = %self.path.display(), "the log can be read again");
         }
         self.retry.reset();
@@ -355,7 +382,7 @@ impl Follower {
         let reader_handle = file.try_clone()?;
         let mut buffered = BufReader::with_capacity(256 * 1024, reader_handle);
         std::io::Seek::seek(&mut buffered, std::io::SeekFrom::Start(offset))?;
-        self.current = Some(Tracked {
+        Ok(Some(Tracked {
             file,
             reader: LineReader::new(buffered, offset, self.settings.max_line_bytes),
             source: Arc::new(source),
@@ -363,9 +390,31 @@ impl Follower {
             inode: metadata.ino(),
             last_size: metadata.len(),
             rotated_at: None,
-            last_growth: Instant::now(),
-        });
-        Ok(true)
+        }))
+    }
+
+    /// While the rotated file is drained, holds on to the generation the
+    /// path names now, so that it is read later even if it is rotated away
+    /// (or deleted) before the drain ends.
+    fn hold_newer_generation(&mut self) -> std::io::Result<()> {
+        let Ok(metadata) = std::fs::metadata(&self.path) else {
+            return Ok(());
+        };
+        let known =
+            |tracked: &Tracked| tracked.device == metadata.dev() && tracked.inode == metadata.ino();
+        if self.current.as_ref().is_some_and(known) || self.pending.iter().any(known) {
+            return Ok(());
+        }
+        if let Some(tracked) = self.open_path()? {
+            tracing::debug!(path = %self.path.display(), "holding a newer generation until the rotated one is drained");
+            // The generation before it was superseded now.
+            let now = Instant::now();
+            if let Some(previous) = self.pending.back_mut().or(self.current.as_mut()) {
+                previous.rotated_at.get_or_insert(now);
+            }
+            self.pending.push_back(tracked);
+        }
+        Ok(())
     }
 
     fn wait(&mut self, reason: Waiting, backoff: bool) {

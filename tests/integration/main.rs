@@ -10,5 +10,6 @@ mod ingest;
 mod parser;
 mod query;
 mod retention;
+mod scenarios;
 mod store;
 mod util;

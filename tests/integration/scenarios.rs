@@ -1,0 +1,224 @@
+//! The tailing scenarios of shared/docs/tailing-reliability.md section 5
+//! that the daemon and fault tests do not already cover, numbered as
+//! there. Each line carries a unique token; the database must hold every
+//! line exactly once, in order, at its exact offset.
+
+use std::io::Write;
+use std::time::Duration;
+
+use deadpool_sqlite::rusqlite::Connection;
+use tempfile::TempDir;
+
+use crate::util::{
+    Daemon, FAST_CONFIG, append_lines, assert_exactly, numbered_lines, stored_lines, wait_for_lines,
+};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Open file descriptors of `pid` that point at deleted files.
+fn deleted_fds(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+                .map(|target| target.display().to_string())
+                .filter(|target| target.ends_with("(deleted)"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|e| e.count())
+        .unwrap_or(0)
+}
+
+/// Every stored line sits at its offset in `log` (a file never rotated).
+fn assert_offsets_exact(db: &std::path::Path, log: &std::path::Path) {
+    let content = std::fs::read(log).unwrap();
+    let conn = Connection::open(db).unwrap();
+    let rows: Vec<(i64, i64, Vec<u8>, i64)> = conn
+        .prepare("SELECT byte_offset, line_length, raw, truncated FROM log_entries ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut expected_offset = 0usize;
+    for (offset, length, raw, truncated) in rows {
+        assert_eq!(offset as usize, expected_offset, "lines are contiguous");
+        let line = &content[offset as usize..offset as usize + length as usize];
+        assert!(line.starts_with(&raw) && (truncated == 1 || line == raw.as_slice()));
+        expected_offset = offset as usize + length as usize + 1;
+    }
+    let checkpoint: i64 = conn
+        .query_row("SELECT max(byte_offset) FROM ingest_checkpoints", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        checkpoint as usize,
+        content.len(),
+        "the stored position is the end of the last line"
+    );
+}
+
+#[test]
+fn scenario_15_oversized_lines_are_stored_truncated_and_offsets_stay_exact() {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        FAST_CONFIG.replace("[ingest]\n", "[ingest]\nmax_line_bytes = 65536\n"),
+    )
+    .unwrap();
+    let log = dir.path().join("mainlog");
+    let mut file = std::fs::File::create(&log).unwrap();
+    writeln!(file, "2024-01-01 00:00:00 [1] Start queue run: pid=before").unwrap();
+    let mut huge = b"2024-01-01 00:00:01 [2] Warning: ".to_vec();
+    huge.resize(10 * 1024 * 1024, b'x');
+    file.write_all(&huge).unwrap();
+    file.write_all(b"\n").unwrap();
+    let mut exact = b"2024-01-01 00:00:02 [3] Warning: ".to_vec();
+    exact.resize(65536, b'y');
+    file.write_all(&exact).unwrap();
+    file.write_all(b"\n").unwrap();
+    writeln!(file, "2024-01-01 00:00:03 [4] End queue run: pid=after").unwrap();
+    drop(file);
+
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 4, WAIT, Some(&daemon));
+    let db = daemon.db.clone();
+    assert!(daemon.stop().success());
+    let conn = Connection::open(&db).unwrap();
+    let flags: Vec<(i64, i64, i64)> = conn
+        .prepare("SELECT line_length, length(raw), truncated FROM log_entries ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(flags[1], (10 * 1024 * 1024, 65536, 1));
+    assert_eq!(flags[2], (65536, 65536, 0), "exactly at the cap is whole");
+    assert_offsets_exact(&db, &log);
+
+    // A restart after the long line neither repeats nor skips anything.
+    append_lines(&log, &numbered_lines("after", 0, 2));
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&db, 6, WAIT, Some(&daemon));
+    assert!(daemon.stop().success());
+    assert_eq!(stored_lines(&db).len(), 6);
+    assert_offsets_exact(&db, &log);
+}
+
+#[test]
+fn scenario_16_malformed_bytes_are_stored_exactly() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let lines: Vec<Vec<u8>> = vec![
+        b"2024-01-01 00:00:00 [1] Start queue run: pid=\xff\xfe invalid".to_vec(),
+        b"\0\0\0\0\x002024-01-01 00:00:01 [2] End queue run: pid=1".to_vec(),
+        b"2024-01-01 00:00:02 [3] Warning: carriage return\r".to_vec(),
+        Vec::new(),
+        b"2024-01-01 00:00:03 [4] Warning: a\ttab and \x01 control".to_vec(),
+    ];
+    let mut content = Vec::new();
+    for line in &lines {
+        content.extend_from_slice(line);
+        content.push(b'\n');
+    }
+    std::fs::write(&log, &content).unwrap();
+    let daemon = Daemon::start(dir.path());
+    let stored = wait_for_lines(&daemon.db, lines.len(), WAIT, Some(&daemon));
+    let db = daemon.db.clone();
+    assert!(daemon.stop().success());
+    assert_eq!(stored, lines);
+    assert_offsets_exact(&db, &log);
+}
+
+#[test]
+fn scenario_17_a_deleted_log_is_drained_through_its_descriptor_then_closed() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    append_lines(&log, &numbered_lines("a", 0, 10));
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 10, WAIT, Some(&daemon));
+    // A big unread tail, then the file is deleted before it is read.
+    let tail = numbered_lines("tail", 0, 200_000);
+    append_lines(&log, &tail);
+    std::fs::remove_file(&log).unwrap();
+    let mut expected = numbered_lines("a", 0, 10);
+    expected.extend(tail);
+    wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
+    // After the grace period the descriptor is closed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !deleted_fds(daemon.child.id()).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still open: {:?}",
+            deleted_fds(daemon.child.id())
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let db = daemon.db.clone();
+    assert!(daemon.stop().success());
+    assert_exactly(&db, &expected);
+}
+
+#[test]
+fn scenario_20_sighup_storm_during_ingest_and_rotation_leaks_nothing() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let mut expected = numbered_lines("a", 0, 50_000);
+    append_lines(&log, &expected);
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 50_000, WAIT, Some(&daemon));
+    let fds_before = fd_count(daemon.child.id());
+    for round in 0..60 {
+        daemon.signal("HUP");
+        let lines = numbered_lines(&format!("r{round}"), 0, 200);
+        if round == 30 {
+            std::fs::rename(&log, dir.path().join("mainlog.1")).unwrap();
+        }
+        append_lines(&log, &lines);
+        expected.extend(lines);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
+    std::thread::sleep(Duration::from_secs(3));
+    let fds_after = fd_count(daemon.child.id());
+    assert!(
+        fds_after <= fds_before + 2,
+        "file descriptors grew from {fds_before} to {fds_after}"
+    );
+    let db = daemon.db.clone();
+    assert!(daemon.stop().success());
+    assert_exactly(&db, &expected);
+}
+
+#[test]
+fn scenario_22_rapid_rotation_with_continuous_writes() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    append_lines(&log, &numbered_lines("start", 0, 10));
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 10, WAIT, Some(&daemon));
+    let mut expected = numbered_lines("start", 0, 10);
+    // A new generation every 100 ms for 5 s; old ones are kept (renamed
+    // aside), as logrotate keeps them for days.
+    for generation in 0..50 {
+        let lines = numbered_lines(&format!("g{generation}"), 0, 40);
+        append_lines(&log, &lines);
+        expected.extend(lines);
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::rename(&log, dir.path().join(format!("kept.{generation}"))).unwrap();
+    }
+    let last = numbered_lines("end", 0, 5);
+    append_lines(&log, &last);
+    expected.extend(last);
+    wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
+    let db = daemon.db.clone();
+    assert!(daemon.stop().success());
+    assert_exactly(&db, &expected);
+}

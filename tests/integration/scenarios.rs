@@ -222,3 +222,56 @@ fn scenario_22_rapid_rotation_with_continuous_writes() {
     assert!(daemon.stop().success());
     assert_exactly(&db, &expected);
 }
+
+#[test]
+fn scenario_10_truncated_and_regrown_while_stopped_is_read_from_the_start() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    append_lines(&log, &numbered_lines("old", 0, 20));
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 20, WAIT, Some(&daemon));
+    let db = daemon.db.clone();
+    assert!(daemon.stop().success());
+    // Rewritten in place with more bytes than were read: size alone would
+    // say "grown", the stored marker says "different".
+    let new = numbered_lines("new-content-longer-lines", 0, 40);
+    let mut text = new.join("\n");
+    text.push('\n');
+    std::fs::write(&log, text).unwrap();
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&db, 60, WAIT, Some(&daemon));
+    assert!(daemon.stop().success());
+    let mut expected = numbered_lines("old", 0, 20);
+    expected.extend(new);
+    assert_exactly(&db, &expected);
+}
+
+#[test]
+fn scenario_12_a_recreated_file_on_a_reused_inode_is_read_from_the_start() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    append_lines(&log, &numbered_lines("first", 0, 15));
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 15, WAIT, Some(&daemon));
+    let db = daemon.db.clone();
+    assert!(daemon.stop().success());
+    let inode = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&log).unwrap().ino()
+    };
+    // Deleted and created again: the file system usually hands out the
+    // same inode, so (device, inode) alone would call it the same file.
+    std::fs::remove_file(&log).unwrap();
+    append_lines(&log, &numbered_lines("second", 0, 5));
+    let reused = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&log).unwrap().ino() == inode
+    };
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&db, 20, WAIT, Some(&daemon));
+    assert!(daemon.stop().success());
+    let mut expected = numbered_lines("first", 0, 15);
+    expected.extend(numbered_lines("second", 0, 5));
+    assert_exactly(&db, &expected);
+    eprintln!("inode reused: {reused}");
+}

@@ -134,7 +134,8 @@ pub fn read_file(
             0
         }
     };
-    let mut reader = LineReader::new(input.into_reader(), offset, max_line_bytes);
+    let mut reader = LineReader::new(input.into_reader(), offset, max_line_bytes)
+        .with_tail_marker(if offset == 0 { &[] } else { &marker });
     let mut summary = ReadSummary {
         resumed_at: offset,
         ..ReadSummary::default()

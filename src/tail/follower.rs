@@ -75,6 +75,9 @@ struct Tracked {
     file: File,
     reader: LineReader<BufReader<File>>,
     source: Arc<SourceInfo>,
+    /// The fingerprint of the first line when the file was opened (the
+    /// source's may be a derived one).
+    head: Fingerprint,
     device: u64,
     inode: u64,
     /// Size at the last poll.
@@ -119,6 +122,11 @@ pub struct Follower {
     /// Newer generations opened while `current` is still being drained,
     /// oldest first.
     pending: std::collections::VecDeque<Tracked>,
+    /// Names, sizes and times of the rotated generations when they were
+    /// last read, to notice rotations that happened while no file was
+    /// followed (between a restart and the first poll, or twice between
+    /// two polls).
+    siblings_seen: Option<u64>,
     waiting: Option<Waiting>,
     retry: Backoff,
     retry_at: Option<Instant>,
@@ -134,6 +142,7 @@ impl Follower {
             positions,
             current: None,
             pending: std::collections::VecDeque::new(),
+            siblings_seen: None,
             waiting: None,
             retry,
             retry_at: None,
@@ -163,28 +172,10 @@ impl Follower {
         latest: Option<(Fingerprint, u64)>,
         sink: &mut dyn ItemSink,
     ) -> std::io::Result<u64> {
-        let generations = rotated_generations(&self.path);
-        let mut identified = Vec::new();
-        for generation in &generations {
-            match identify(&generation.path) {
-                Ok(Some(source)) => identified.push((generation.path.clone(), source)),
-                Ok(None) => {}
-                Err(err) => {
-                    tracing::warn!(path = %generation.path.display(), error = %err, "cannot read a rotated log")
-                }
-            }
-        }
+        let identified = self.identified_generations();
         let live = identify(&self.path).ok().flatten();
-        // The newest rotated generation with a stored position: everything
-        // from it on (newer) is unread or partly read.
-        let start = identified
-            .iter()
-            .rposition(|(_, source)| self.positions.get(&source.fingerprint).is_some());
-        let live_known = live
-            .as_ref()
-            .is_some_and(|source| self.positions.get(&source.fingerprint).is_some());
         if let Some((fingerprint, offset)) = latest {
-            let found = identified.iter().any(|(_, s)| s.fingerprint == fingerprint)
+            let found = identified.iter().any(|(_, f)| *f == fingerprint)
                 || live.as_ref().is_some_and(|s| s.fingerprint == fingerprint);
             if !found {
                 let gap = Item::Gap(GapItem {
@@ -202,26 +193,61 @@ impl Follower {
                 }
             }
         }
+        let live_known = live
+            .as_ref()
+            .is_some_and(|source| self.positions.get(&source.fingerprint).is_some());
+        if live_known {
+            return Ok(0);
+        }
+        self.read_rotated_since_positions(&identified, sink)
+    }
+
+    /// The rotated generations that have a first line, oldest first.
+    fn identified_generations(&self) -> Vec<(PathBuf, Fingerprint)> {
+        rotated_generations(&self.path)
+            .into_iter()
+            .filter_map(|generation| match identify(&generation.path) {
+                Ok(source) => source.map(|s| (generation.path, s.fingerprint)),
+                Err(err) => {
+                    tracing::warn!(path = %generation.path.display(), error = %err, "cannot read a rotated log");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Reads, oldest first, the newest rotated generation with a stored
+    /// position and every generation after it: what was rotated away
+    /// before it could be read from the live path.
+    fn read_rotated_since_positions(
+        &mut self,
+        identified: &[(PathBuf, Fingerprint)],
+        sink: &mut dyn ItemSink,
+    ) -> std::io::Result<u64> {
+        let Some(start) = identified
+            .iter()
+            .rposition(|(_, fingerprint)| self.positions.get(fingerprint).is_some())
+        else {
+            return Ok(0);
+        };
         let mut lines = 0;
-        if let (Some(start), false) = (start, live_known) {
-            let mut seen = std::collections::HashSet::new();
-            for (path, source) in &identified[start..] {
-                // A generation listed twice (plain and .gz) is read once.
-                if !seen.insert(source.fingerprint) {
-                    continue;
-                }
-                let summary = read_file(
-                    path,
-                    &mut self.positions,
-                    self.settings.max_line_bytes,
-                    true,
-                    sink,
-                )?;
-                if summary.lines > 0 {
-                    tracing::info!(path = %path.display(), lines = summary.lines, from = summary.resumed_at, "read a generation rotated while stopped");
-                }
-                lines += summary.lines;
+        let mut seen = std::collections::HashSet::new();
+        for (path, fingerprint) in &identified[start..] {
+            // A generation listed twice (plain and .gz) is read once.
+            if !seen.insert(*fingerprint) {
+                continue;
             }
+            let summary = read_file(
+                path,
+                &mut self.positions,
+                self.settings.max_line_bytes,
+                true,
+                sink,
+            )?;
+            if summary.lines > 0 {
+                tracing::info!(path = %path.display(), lines = summary.lines, from = summary.resumed_at, "read a rotated generation");
+            }
+            lines += summary.lines;
         }
         Ok(lines)
     }
@@ -229,7 +255,7 @@ impl Follower {
     /// Looks at the file once and sends what is new.
     pub fn poll(&mut self, sink: &mut dyn ItemSink) -> std::io::Result<PollOutcome> {
         let mut outcome = PollOutcome::default();
-        if self.current.is_none() && !self.open_live()? {
+        if self.current.is_none() && !self.open_live(sink)? {
             return Ok(outcome);
         }
         let Some(tracked) = self.current.as_mut() else {
@@ -311,19 +337,25 @@ impl Follower {
     }
 
     /// Opens the live path if possible. Returns whether a file is tracked.
-    fn open_live(&mut self) -> std::io::Result<bool> {
+    fn open_live(&mut self, sink: &mut dyn ItemSink) -> std::io::Result<bool> {
         // A newer generation opened while the previous one was drained.
         if let Some(next) = self.pending.pop_front() {
             self.current = Some(next);
             return Ok(true);
         }
-        match self.open_path()? {
-            Some(tracked) => {
-                self.current = Some(tracked);
-                Ok(true)
-            }
-            None => Ok(false),
+        // Generations rotated while no file was followed are read first,
+        // from the newest one with a stored position on.
+        let siblings = siblings_signature(&self.path);
+        if self.siblings_seen != Some(siblings) {
+            self.siblings_seen = Some(siblings);
+            let identified = self.identified_generations();
+            self.read_rotated_since_positions(&identified, sink)?;
         }
+        let Some(tracked) = self.open_path()? else {
+            return Ok(false);
+        };
+        self.current = Some(tracked);
+        Ok(true)
     }
 
     /// Opens the file the path names now, positioned where reading of that
@@ -384,8 +416,10 @@ impl Follower {
         std::io::Seek::seek(&mut buffered, std::io::SeekFrom::Start(offset))?;
         Ok(Some(Tracked {
             file,
-            reader: LineReader::new(buffered, offset, self.settings.max_line_bytes),
+            reader: LineReader::new(buffered, offset, self.settings.max_line_bytes)
+                .with_tail_marker(if offset == 0 { &[] } else { &marker }),
             source: Arc::new(source),
+            head: fingerprint,
             device: metadata.dev(),
             inode: metadata.ino(),
             last_size: metadata.len(),
@@ -473,7 +507,53 @@ impl Follower {
                 "first_line": tracked.source.fingerprint.to_string(),
                 "bytes": tracked.reader.committed_offset(),
             }),
-        ))
+        )) && self.catch_up(tracked.source.fingerprint, sink)
+    }
+
+    /// After finishing a rotated generation, reads the generations between
+    /// it and the ones held or live: several rotations between two polls
+    /// leave generations that were never at the path while we looked.
+    /// Returns false if the writer has gone away.
+    fn catch_up(&mut self, finished: Fingerprint, sink: &mut dyn ItemSink) -> bool {
+        let held: Vec<Fingerprint> = self.pending.iter().map(|t| t.source.fingerprint).collect();
+        let live = identify(&self.path).ok().flatten().map(|s| s.fingerprint);
+        let generations: Vec<(PathBuf, Fingerprint)> = rotated_generations(&self.path)
+            .into_iter()
+            .filter_map(|g| {
+                let source = identify(&g.path).ok().flatten()?;
+                Some((g.path, source.fingerprint))
+            })
+            .collect();
+        let Some(start) = generations.iter().position(|(_, f)| *f == finished) else {
+            return true;
+        };
+        let mut seen = std::collections::HashSet::from([finished]);
+        for (path, fingerprint) in &generations[start + 1..] {
+            // A held generation is read next, in its turn; what comes after
+            // it is caught up when it is finished.
+            if held.contains(fingerprint) || live == Some(*fingerprint) {
+                break;
+            }
+            if !seen.insert(*fingerprint) {
+                continue;
+            }
+            match read_file(
+                path,
+                &mut self.positions,
+                self.settings.max_line_bytes,
+                true,
+                sink,
+            ) {
+                Ok(summary) if summary.lines > 0 => {
+                    tracing::info!(path = %path.display(), lines = summary.lines, "read a generation rotated between two polls");
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), error = %err, "cannot read a rotated generation")
+                }
+            }
+        }
+        true
     }
 
     /// The tracked file was truncated. Bytes not yet read are taken from a
@@ -514,7 +594,7 @@ impl Follower {
                 sink,
             )?;
             tracing::info!(path = %copy.path.display(), lines = summary.lines, "read the rest of the log from its rotated copy");
-            return Ok(true);
+            return Ok(self.catch_up(fingerprint, sink));
         }
         if tracked.last_size > committed {
             let gap = Item::Gap(GapItem {
@@ -531,20 +611,45 @@ impl Follower {
     }
 }
 
-/// Whether the tracked file was truncated: it is shorter than what was
-/// read, or (truncated and rewritten between two polls, maybe to the same
-/// size) the bytes before the read position changed. One 16-byte read per
-/// poll.
+/// Whether the tracked file was truncated: it shrank, or (truncated and
+/// rewritten between two polls, maybe to the same size) the bytes before
+/// the read position changed. One 16-byte read per poll.
 fn truncated(tracked: &Tracked, size: u64) -> bool {
-    if size < tracked.read_position() {
+    // Shorter than what was read, or than it was when last seen (a held
+    // generation may be truncated before any of it was read).
+    if size < tracked.read_position() || size < tracked.last_size {
         return true;
     }
     let committed = tracked.reader.committed_offset();
+    if committed == 0 {
+        // Nothing read yet, so no marker: the first line must still be the
+        // one the file had when it was opened (it may have been held, then
+        // copied and truncated before a line of it was read).
+        return head_fingerprint(&tracked.file)
+            .is_ok_and(|head| head.is_some_and(|h| h != tracked.head));
+    }
     let marker = tracked.reader.tail_marker();
     matches!(
         check_marker(&tracked.file, committed, marker),
         Ok(MarkerCheck::Differs | MarkerCheck::TooShort)
     )
+}
+
+/// A hash of the names, sizes and modification times of the rotated
+/// generations: cheap (no file is opened), and it changes with every
+/// rotation and every late write to a rotated file.
+fn siblings_signature(path: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for generation in rotated_generations(path) {
+        generation.path.hash(&mut hasher);
+        if let Ok(metadata) = std::fs::metadata(&generation.path) {
+            metadata.len().hash(&mut hasher);
+            metadata.modified().ok().hash(&mut hasher);
+            metadata.ino().hash(&mut hasher);
+        }
+    }
+    hasher.finish()
 }
 
 /// Compares the bytes before `offset` in `file` with `marker`.

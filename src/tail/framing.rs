@@ -91,6 +91,15 @@ impl<R: BufRead> LineReader<R> {
         }
     }
 
+    /// Starts with `marker` as the bytes before `start_offset` (what was
+    /// stored with the read position), so a reader resumed mid-file can
+    /// still tell if the file was rewritten before it reads a line.
+    pub fn with_tail_marker(mut self, marker: &[u8]) -> Self {
+        self.marker = TailMarker::default();
+        self.marker.push(marker);
+        self
+    }
+
     /// The next complete line, or `None` at end of input. Bytes of an
     /// unterminated line stay pending; calling again after the input grew
     /// continues where it stopped.

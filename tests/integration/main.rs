@@ -7,6 +7,7 @@ mod daemon;
 mod exim;
 mod faults;
 mod ingest;
+mod model;
 mod parser;
 mod query;
 mod retention;

@@ -26,7 +26,7 @@ use crate::logging::LogControl;
 use crate::pipeline::reader::Positions;
 use crate::pipeline::writer::{self, Progress, WriteTotals, WriterSettings};
 use crate::store::{self, StoreHandle};
-use crate::tail::follower::{FollowSettings, Follower};
+use crate::tail::follower::{FollowSettings, Follower, LastRead};
 use crate::tail::identity::Fingerprint;
 use notify::Notifier;
 use reader::ReaderControl;
@@ -57,7 +57,11 @@ pub async fn run(
         .find(|row| row.path == live_path)
         .and_then(|row| {
             let bytes: [u8; 16] = row.fingerprint.as_slice().try_into().ok()?;
-            Some((Fingerprint(bytes), row.byte_offset))
+            Some(LastRead {
+                fingerprint: Fingerprint(bytes),
+                offset: row.byte_offset,
+                committed_ms: row.updated_ms,
+            })
         });
     let positions = Positions::from_rows(&rows);
 

@@ -13,8 +13,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::pipeline::item::Item;
-use crate::tail::follower::Follower;
-use crate::tail::identity::Fingerprint;
+use crate::tail::follower::{Follower, LastRead};
 
 /// How the rest of the daemon steers the reader.
 pub struct ReaderControl {
@@ -58,7 +57,7 @@ impl ReaderControl {
 /// follows the live file until stopped or the writer goes away.
 pub fn spawn(
     mut follower: Follower,
-    latest: Option<(Fingerprint, u64)>,
+    latest: Option<LastRead>,
     mut sender: mpsc::Sender<Item>,
     poll_active: Duration,
     poll_idle: Duration,

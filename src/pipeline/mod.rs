@@ -3,6 +3,7 @@
 //! with the read position. `exim-pilot ingest` runs it over whole files;
 //! the daemon runs the same writer behind the live tailer.
 
+mod failpoint;
 pub mod item;
 pub mod reader;
 pub mod writer;

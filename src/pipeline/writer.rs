@@ -270,11 +270,16 @@ async fn commit_with_retry(
         let outcome = store
             .current()
             .transaction("commit batch", move |tx| {
+                super::failpoint::hit("before_insert");
                 let written = write_batch(tx, &attempt_batch, &mut attempt_state)?;
+                super::failpoint::hit("after_insert_before_commit");
                 Ok((written, attempt_state))
             })
             .await
             .map_err(TxError::into_primary);
+        if outcome.is_ok() {
+            super::failpoint::hit("after_commit");
+        }
         match outcome {
             Ok(done) => {
                 if backoff.attempts() > 0 {

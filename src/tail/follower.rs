@@ -101,6 +101,16 @@ enum Waiting {
     Unreadable(String),
 }
 
+/// The newest stored read position of the followed log, for a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastRead {
+    pub fingerprint: Fingerprint,
+    pub offset: u64,
+    /// When it was committed (wall clock, ms since 1970): a rotated
+    /// generation never read and modified after it holds new lines.
+    pub committed_ms: i64,
+}
+
 /// What one poll did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PollOutcome {
@@ -127,6 +137,10 @@ pub struct Follower {
     /// followed (between a restart and the first poll, or twice between
     /// two polls).
     siblings_seen: Option<u64>,
+    /// The rotated generations (by first line) at the last look: one that
+    /// appears later without ever having been read was at the live path
+    /// while no file was followed.
+    siblings_known: Option<std::collections::HashSet<Fingerprint>>,
     waiting: Option<Waiting>,
     retry: Backoff,
     retry_at: Option<Instant>,
@@ -143,6 +157,7 @@ impl Follower {
             current: None,
             pending: std::collections::VecDeque::new(),
             siblings_seen: None,
+            siblings_known: None,
             waiting: None,
             retry,
             retry_at: None,
@@ -169,12 +184,19 @@ impl Follower {
     /// gap. Returns the lines sent.
     pub fn resume(
         &mut self,
-        latest: Option<(Fingerprint, u64)>,
+        latest: Option<LastRead>,
         sink: &mut dyn ItemSink,
     ) -> std::io::Result<u64> {
         let identified = self.identified_generations();
+        // What is rotated now is history; only what appears later is new.
+        self.siblings_known = Some(identified.iter().map(|(_, f)| *f).collect());
         let live = identify(&self.path).ok().flatten();
-        if let Some((fingerprint, offset)) = latest {
+        if let Some(LastRead {
+            fingerprint,
+            offset,
+            ..
+        }) = latest
+        {
             let found = identified.iter().any(|(_, f)| *f == fingerprint)
                 || live.as_ref().is_some_and(|s| s.fingerprint == fingerprint);
             if !found {
@@ -196,10 +218,32 @@ impl Follower {
         let live_known = live
             .as_ref()
             .is_some_and(|source| self.positions.get(&source.fingerprint).is_some());
-        if live_known {
-            return Ok(0);
+        let mut lines = 0;
+        if !live_known {
+            lines += self.read_rotated_since_positions(&identified, sink)?;
         }
-        self.read_rotated_since_positions(&identified, sink)
+        // Generations never read but written after the last commit were
+        // created and rotated away while exim-pilot was down.
+        if let Some(last) = latest {
+            for (path, fingerprint) in &identified {
+                let modified_ms = std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                if self.positions.get(fingerprint).is_none() && modified_ms >= last.committed_ms {
+                    let summary = read_file(
+                        path,
+                        &mut self.positions,
+                        self.settings.max_line_bytes,
+                        true,
+                        sink,
+                    )?;
+                    lines += summary.lines;
+                }
+            }
+        }
+        Ok(lines)
     }
 
     /// The rotated generations that have a first line, oldest first.
@@ -350,6 +394,24 @@ impl Follower {
             self.siblings_seen = Some(siblings);
             let identified = self.identified_generations();
             self.read_rotated_since_positions(&identified, sink)?;
+            let known = self
+                .siblings_known
+                .replace(identified.iter().map(|(_, f)| *f).collect());
+            if let Some(known) = known {
+                // Generations that appeared since the last look and were
+                // never read: they were at the live path in between.
+                for (path, fingerprint) in &identified {
+                    if !known.contains(fingerprint) && self.positions.get(fingerprint).is_none() {
+                        read_file(
+                            path,
+                            &mut self.positions,
+                            self.settings.max_line_bytes,
+                            true,
+                            sink,
+                        )?;
+                    }
+                }
+            }
         }
         let Some(tracked) = self.open_path()? else {
             return Ok(false);
@@ -375,9 +437,24 @@ impl Follower {
                 return Ok(None);
             }
         };
+        let Some(tracked) = self.track(file)? else {
+            self.wait(Waiting::NoFirstLine, false);
+            return Ok(None);
+        };
+        if let Some(Waiting::Unreadable(_)) = self.waiting.take() {
+            tracing::info!(path = %self.path.display(), "the log can be read again");
+        }
+        self.retry.reset();
+        self.retry_at = None;
+        Ok(Some(tracked))
+    }
+
+    /// Starts reading `file` (the live log, or a file we hold) where
+    /// reading of its generation stopped, 0 for a new one. `None` while it
+    /// has no complete first line.
+    fn track(&mut self, file: File) -> std::io::Result<Option<Tracked>> {
         let metadata = file.metadata()?;
         let Some(fingerprint) = head_fingerprint(&file)? else {
-            self.wait(Waiting::NoFirstLine, false);
             return Ok(None);
         };
         let mut source = SourceInfo {
@@ -406,11 +483,6 @@ impl Follower {
                 offset = 0;
             }
         }
-        if let Some(Waiting::Unreadable(_)) = self.waiting.take() {
-            tracing::info!(path = %self.path.display(), "the log can be read again");
-        }
-        self.retry.reset();
-        self.retry_at = None;
         let reader_handle = file.try_clone()?;
         let mut buffered = BufReader::with_capacity(256 * 1024, reader_handle);
         std::io::Seek::seek(&mut buffered, std::io::SeekFrom::Start(offset))?;
@@ -585,7 +657,7 @@ impl Follower {
                     .flatten()
                     .is_some_and(|source| source.fingerprint == fingerprint)
             });
-        if let Some(copy) = copy {
+        let open = if let Some(copy) = copy {
             let summary = read_file(
                 &copy.path,
                 &mut self.positions,
@@ -594,9 +666,8 @@ impl Follower {
                 sink,
             )?;
             tracing::info!(path = %copy.path.display(), lines = summary.lines, "read the rest of the log from its rotated copy");
-            return Ok(self.catch_up(fingerprint, sink));
-        }
-        if tracked.last_size > committed {
+            self.catch_up(fingerprint, sink)
+        } else if tracked.last_size > committed {
             let gap = Item::Gap(GapItem {
                 source: Some(Arc::clone(&tracked.source)),
                 path: tracked.source.path.clone(),
@@ -605,9 +676,18 @@ impl Follower {
                 reason: "the log was truncated before these bytes were read, and no rotated copy holds them"
                     .to_owned(),
             });
-            return Ok(sink.send(gap));
+            sink.send(gap)
+        } else {
+            true
+        };
+        // What the file holds now is a new generation: read it from the
+        // descriptor we hold (the path may name another file by now).
+        let rotated_at = tracked.rotated_at;
+        if let Some(mut next) = self.track(tracked.file)? {
+            next.rotated_at = rotated_at;
+            self.current = Some(next);
         }
-        Ok(true)
+        Ok(open)
     }
 }
 
@@ -893,7 +973,11 @@ mod tests {
 
         let latest = Fingerprint::of_head(&mut &b"k1\n"[..])
             .unwrap()
-            .map(|f| (f, 6));
+            .map(|fingerprint| LastRead {
+                fingerprint,
+                offset: 6,
+                committed_ms: 0,
+            });
         let mut follower = Follower::new(log.clone(), settings(), positions);
         follower.resume(latest, &mut sink).unwrap();
         poll_until_quiet(&mut follower, &mut sink);
@@ -913,7 +997,16 @@ mod tests {
         positions.set(gone, 500, b"x\n");
         let mut follower = Follower::new(log.clone(), settings(), positions);
         let mut sink = Collect::default();
-        follower.resume(Some((gone, 500)), &mut sink).unwrap();
+        follower
+            .resume(
+                Some(LastRead {
+                    fingerprint: gone,
+                    offset: 500,
+                    committed_ms: i64::MAX,
+                }),
+                &mut sink,
+            )
+            .unwrap();
         poll_until_quiet(&mut follower, &mut sink);
         assert_eq!(sink.lines(), ["n1"]);
         let gaps = sink.gaps();

@@ -55,6 +55,22 @@ fn rename_rotation_copytruncate_and_recreate_while_running() {
     append_lines(&log, &recreated);
     expected.extend(recreated);
     wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
+    // The deleted file's descriptor is closed once it is finished.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(format!("/proc/{}/fd", daemon.child.id()))
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|t| t.display().to_string().ends_with("(deleted)"))
+        })
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a descriptor on a deleted file stayed open"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let db = daemon.db.clone();
     assert!(daemon.stop().success());

@@ -175,7 +175,7 @@ fn scenario_20_sighup_storm_during_ingest_and_rotation_leaks_nothing() {
     let daemon = Daemon::start(dir.path());
     wait_for_lines(&daemon.db, 50_000, WAIT, Some(&daemon));
     let fds_before = fd_count(daemon.child.id());
-    for round in 0..60 {
+    for round in 0..200 {
         daemon.signal("HUP");
         let lines = numbered_lines(&format!("r{round}"), 0, 200);
         if round == 30 {
@@ -274,4 +274,99 @@ fn scenario_12_a_recreated_file_on_a_reused_inode_is_read_from_the_start() {
     expected.extend(numbered_lines("second", 0, 5));
     assert_exactly(&db, &expected);
     eprintln!("inode reused: {reused}");
+}
+
+#[test]
+fn scenario_1_steady_append_while_running() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    append_lines(&log, &numbered_lines("seed", 0, 1));
+    let daemon = Daemon::start(dir.path());
+    let mut expected = numbered_lines("seed", 0, 1);
+    // 100,000 lines in bursts of 1,000, as fast as they can be written.
+    for burst in 0..100 {
+        let lines = numbered_lines(&format!("b{burst}"), 0, 1000);
+        append_lines(&log, &lines);
+        expected.extend(lines);
+    }
+    wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
+    let db = daemon.db.clone();
+    assert!(deleted_fds(daemon.child.id()).is_empty());
+    assert!(daemon.stop().success());
+    assert_exactly(&db, &expected);
+    assert_offsets_exact(&db, &log);
+}
+
+#[test]
+fn scenario_2_crashes_at_named_points_and_at_random_moments() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let mut expected = numbered_lines("base", 0, 5000);
+    append_lines(&log, &expected);
+    let mut rng = fastrand::Rng::with_seed(2);
+    let mut db = None;
+    // Named points inside the commit path (debug builds abort there on
+    // request), then SIGKILLs at random moments.
+    let points = [
+        "before_insert",
+        "after_insert_before_commit",
+        "after_commit",
+    ];
+    for round in 0..200 {
+        let more = numbered_lines(&format!("c{round}"), 0, rng.usize(1..300));
+        append_lines(&log, &more);
+        expected.extend(more);
+        if round < 30 {
+            let spec = format!("{}:{}", points[round % 3], 1 + rng.u32(0..3));
+            let mut daemon = Daemon::start_with(dir.path(), &[("EXIM_PILOT_FAILPOINT", &spec)]);
+            db = Some(daemon.db.clone());
+            // It aborts by itself at the point (or runs out of batches).
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while daemon.running() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            daemon.kill();
+        } else {
+            let daemon = Daemon::start(dir.path());
+            db = Some(daemon.db.clone());
+            std::thread::sleep(Duration::from_millis(rng.u64(20..300)));
+            daemon.kill();
+        }
+    }
+    let daemon = Daemon::start(dir.path());
+    let db = db.unwrap();
+    wait_for_lines(&db, expected.len(), Duration::from_secs(120), Some(&daemon));
+    assert!(daemon.stop().success());
+    assert_exactly(&db, &expected);
+    assert_offsets_exact(&db, &log);
+}
+
+#[test]
+fn scenario_3_sigterm_mid_batch_then_restart() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let expected = numbered_lines("a", 0, 40_000);
+    append_lines(&log, &expected);
+    let mut db = None;
+    for _ in 0..5 {
+        let mut daemon = Daemon::start(dir.path());
+        db = Some(daemon.db.clone());
+        std::thread::sleep(Duration::from_millis(150));
+        daemon.signal("TERM");
+        let status = daemon.wait(Duration::from_secs(5));
+        assert!(status.success(), "{}", daemon.stderr_text());
+        // What was committed is a whole prefix: batches are all or nothing.
+        let stored = stored_lines(daemon.db.as_path());
+        let stored: Vec<String> = stored
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
+        assert_eq!(stored[..], expected[..stored.len()]);
+    }
+    let daemon = Daemon::start(dir.path());
+    let db = db.unwrap();
+    wait_for_lines(&db, expected.len(), WAIT, Some(&daemon));
+    assert!(daemon.stop().success());
+    assert_exactly(&db, &expected);
+    assert_offsets_exact(&db, &log);
 }

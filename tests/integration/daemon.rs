@@ -88,10 +88,7 @@ fn rotation_while_stopped_into_gzip_resumes_without_gap_or_duplicate() {
     let log = dir.path().join("mainlog");
     let mut expected = numbered_lines("a", 0, 50);
     append_lines(&log, &expected);
-    let daemon = Daemon::start(dir.path());
-    wait_for_lines(&daemon.db, 50, WAIT, Some(&daemon));
-    let db = daemon.db.clone();
-    assert!(daemon.stop().success());
+    let db = crate::util::run_until_stored(dir.path(), 50);
 
     // While stopped: unread lines, then two rotations; the older
     // generation is compressed.
@@ -112,9 +109,7 @@ fn rotation_while_stopped_into_gzip_resumes_without_gap_or_duplicate() {
     append_lines(&log, &third);
     expected.extend(third);
 
-    let daemon = Daemon::start(dir.path());
-    wait_for_lines(&db, expected.len(), WAIT, Some(&daemon));
-    assert!(daemon.stop().success());
+    crate::util::run_until_stored(dir.path(), expected.len());
     assert_exactly(&db, &expected);
 }
 
@@ -123,16 +118,11 @@ fn a_generation_deleted_while_stopped_is_recorded_as_a_gap() {
     let dir = TempDir::new().unwrap();
     let log = dir.path().join("mainlog");
     append_lines(&log, &numbered_lines("a", 0, 10));
-    let daemon = Daemon::start(dir.path());
-    wait_for_lines(&daemon.db, 10, WAIT, Some(&daemon));
-    let db = daemon.db.clone();
-    assert!(daemon.stop().success());
+    let db = crate::util::run_until_stored(dir.path(), 10);
 
     std::fs::remove_file(&log).unwrap();
     append_lines(&log, &numbered_lines("b", 0, 3));
-    let daemon = Daemon::start(dir.path());
-    wait_for_lines(&db, 13, WAIT, Some(&daemon));
-    assert!(daemon.stop().success());
+    crate::util::run_until_stored(dir.path(), 13);
     let conn = deadpool_sqlite::rusqlite::Connection::open(&db).unwrap();
     let (gaps, start): (i64, i64) = conn
         .query_row(
@@ -181,9 +171,7 @@ fn a_partial_line_written_in_two_parts_across_a_restart_is_one_row() {
         .unwrap()
         .write_all(b" run: pid=9\n")
         .unwrap();
-    let daemon = Daemon::start(dir.path());
-    wait_for_lines(&db, 4, WAIT, Some(&daemon));
-    assert!(daemon.stop().success());
+    crate::util::run_until_stored(dir.path(), 4);
     let mut expected = numbered_lines("a", 0, 3);
     expected.push("2024-01-01 00:00:09 [9] Start queue run: pid=9".to_owned());
     assert_exactly(&db, &expected);

@@ -87,10 +87,7 @@ fn scenario_15_oversized_lines_are_stored_truncated_and_offsets_stay_exact() {
     writeln!(file, "2024-01-01 00:00:03 [4] End queue run: pid=after").unwrap();
     drop(file);
 
-    let daemon = Daemon::start(dir.path());
-    wait_for_lines(&daemon.db, 4, WAIT, Some(&daemon));
-    let db = daemon.db.clone();
-    assert!(daemon.stop().success());
+    let db = crate::util::run_until_stored(dir.path(), 4);
     let conn = Connection::open(&db).unwrap();
     let flags: Vec<(i64, i64, i64)> = conn
         .prepare("SELECT line_length, length(raw), truncated FROM log_entries ORDER BY id")
@@ -105,9 +102,7 @@ fn scenario_15_oversized_lines_are_stored_truncated_and_offsets_stay_exact() {
 
     // A restart after the long line neither repeats nor skips anything.
     append_lines(&log, &numbered_lines("after", 0, 2));
-    let daemon = Daemon::start(dir.path());
-    wait_for_lines(&db, 6, WAIT, Some(&daemon));
-    assert!(daemon.stop().success());
+    crate::util::run_until_stored(dir.path(), 6);
     assert_eq!(stored_lines(&db).len(), 6);
     assert_offsets_exact(&db, &log);
 }
@@ -228,19 +223,14 @@ fn scenario_10_truncated_and_regrown_while_stopped_is_read_from_the_start() {
     let dir = TempDir::new().unwrap();
     let log = dir.path().join("mainlog");
     append_lines(&log, &numbered_lines("old", 0, 20));
-    let daemon = Daemon::start(dir.path());
-    wait_for_lines(&daemon.db, 20, WAIT, Some(&daemon));
-    let db = daemon.db.clone();
-    assert!(daemon.stop().success());
+    let db = crate::util::run_until_stored(dir.path(), 20);
     // Rewritten in place with more bytes than were read: size alone would
     // say "grown", the stored marker says "different".
     let new = numbered_lines("new-content-longer-lines", 0, 40);
     let mut text = new.join("\n");
     text.push('\n');
     std::fs::write(&log, text).unwrap();
-    let daemon = Daemon::start(dir.path());
-    wait_for_lines(&db, 60, WAIT, Some(&daemon));
-    assert!(daemon.stop().success());
+    crate::util::run_until_stored(dir.path(), 60);
     let mut expected = numbered_lines("old", 0, 20);
     expected.extend(new);
     assert_exactly(&db, &expected);
@@ -251,10 +241,7 @@ fn scenario_12_a_recreated_file_on_a_reused_inode_is_read_from_the_start() {
     let dir = TempDir::new().unwrap();
     let log = dir.path().join("mainlog");
     append_lines(&log, &numbered_lines("first", 0, 15));
-    let daemon = Daemon::start(dir.path());
-    wait_for_lines(&daemon.db, 15, WAIT, Some(&daemon));
-    let db = daemon.db.clone();
-    assert!(daemon.stop().success());
+    let db = crate::util::run_until_stored(dir.path(), 15);
     let inode = {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(&log).unwrap().ino()
@@ -267,9 +254,7 @@ fn scenario_12_a_recreated_file_on_a_reused_inode_is_read_from_the_start() {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(&log).unwrap().ino() == inode
     };
-    let daemon = Daemon::start(dir.path());
-    wait_for_lines(&db, 20, WAIT, Some(&daemon));
-    assert!(daemon.stop().success());
+    crate::util::run_until_stored(dir.path(), 20);
     let mut expected = numbered_lines("first", 0, 15);
     expected.extend(numbered_lines("second", 0, 5));
     assert_exactly(&db, &expected);

@@ -372,3 +372,13 @@ pub fn eximstats(log: &Path) -> Option<EximstatsTotals> {
         reject_hosts: rejects[1],
     })
 }
+
+/// Runs the daemon on `dir` until `count` lines are stored, stops it
+/// (SIGTERM, exit 0) and returns the database path.
+pub fn run_until_stored(dir: &Path, count: usize) -> PathBuf {
+    let daemon = Daemon::start(dir);
+    wait_for_lines(&daemon.db, count, Duration::from_secs(60), Some(&daemon));
+    let db = daemon.db.clone();
+    assert!(daemon.stop().success());
+    db
+}

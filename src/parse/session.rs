@@ -327,9 +327,8 @@ pub fn phrase_line(body: &[u8]) -> Option<Event<'_>> {
             });
         }
     }
-    if body.starts_with(b"exim user lost privilege")
-        || body.starts_with(b"cwd=")
-        || body.starts_with(b"socket bind() to port")
+    if PROCESS_NOTES.iter().any(|note| body.starts_with(note))
+        || body.starts_with(b"exim ") && find(body, b" daemon terminating").is_some()
     {
         return Some(Event::Process { detail: body });
     }
@@ -341,6 +340,18 @@ pub fn phrase_line(body: &[u8]) -> Option<Event<'_>> {
     }
     authenticator_failed(body)
 }
+
+/// Lines about Exim's own processes rather than mail. The failures are the
+/// ones a loaded host produces: fork failures and hint-database lock
+/// timeouts (`Failed to get write lock for .../retry.lockfile: timed out`).
+const PROCESS_NOTES: [&[u8]; 6] = [
+    b"exim user lost privilege",
+    b"cwd=",
+    b"socket bind() to port",
+    b"daemon: ",
+    b"fork() failed",
+    b"Failed to get ",
+];
 
 /// `SMTP connection ...` after those words: opened, closed or lost.
 fn connection(rest: &[u8]) -> Event<'_> {

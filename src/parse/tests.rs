@@ -820,6 +820,25 @@ fn daemon_queue_and_process_lines() {
             r#"process at="2026-11-26 13:58:22" pid="7336" detail="exim user lost privilege for using -C option""#
         ]],
     );
+    // Strings from the Exim 4.96 binary: what a loaded host logs about itself.
+    check(
+        "2026-11-26 15:00:00 daemon: fork of queue-runner process failed: Resource temporarily unavailable",
+        expect![[
+            r#"process at="2026-11-26 15:00:00" detail="daemon: fork of queue-runner process failed: Resource temporarily unavailable""#
+        ]],
+    );
+    check(
+        "2026-11-26 15:00:00 Failed to get write lock for /var/spool/exim4/db/retry.lockfile: timed out",
+        expect![[
+            r#"process at="2026-11-26 15:00:00" detail="Failed to get write lock for /var/spool/exim4/db/retry.lockfile: timed out""#
+        ]],
+    );
+    check(
+        "2026-11-26 15:00:00 exim 4.96 daemon terminating, inetd wait timeout reached.",
+        expect![[
+            r#"process at="2026-11-26 15:00:00" detail="exim 4.96 daemon terminating, inetd wait timeout reached.""#
+        ]],
+    );
     check(
         "2017-12-03 08:32:00 no host name found for IP address 192.0.2.8",
         expect![[

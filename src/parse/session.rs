@@ -303,6 +303,8 @@ pub fn phrase_line(body: &[u8]) -> Option<Event<'_>> {
     }
     if body.starts_with(b"no host name found for IP address ")
         || body.starts_with(b"no IP address found for host ")
+        || body.starts_with(b"host lookup for ")
+            && body.ends_with(b" did not complete (DNS timeout?)")
     {
         return Some(Event::HostLookupFailed { detail: body });
     }

@@ -840,6 +840,12 @@ fn daemon_queue_and_process_lines() {
         ]],
     );
     check(
+        "2026-11-26 15:00:00 host lookup for mail.example.net did not complete (DNS timeout?)",
+        expect![[
+            r#"host_lookup_failed at="2026-11-26 15:00:00" detail="host lookup for mail.example.net did not complete (DNS timeout?)""#
+        ]],
+    );
+    check(
         "2017-12-03 08:32:00 no host name found for IP address 192.0.2.8",
         expect![[
             r#"host_lookup_failed at="2017-12-03 08:32:00" detail="no host name found for IP address 192.0.2.8""#

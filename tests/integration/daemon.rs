@@ -184,7 +184,6 @@ fn twenty_sigkills_at_random_moments_lose_and_double_nothing() {
     let mut expected = numbered_lines("bulk", 0, 60_000);
     append_lines(&log, &expected);
     let mut rng = fastrand::Rng::with_seed(0xE1);
-    let mut db = None;
     // EXIM_PILOT_CRASH_ROUNDS=200 for a longer local run.
     let rounds = std::env::var("EXIM_PILOT_CRASH_ROUNDS")
         .ok()
@@ -192,7 +191,6 @@ fn twenty_sigkills_at_random_moments_lose_and_double_nothing() {
         .unwrap_or(20);
     for round in 0..rounds {
         let daemon = Daemon::start(dir.path());
-        db = Some(daemon.db.clone());
         // Appends while running, so kills also land mid-tail.
         let more = numbered_lines(&format!("r{round}"), 0, rng.usize(0..500));
         append_lines(&log, &more);
@@ -200,10 +198,7 @@ fn twenty_sigkills_at_random_moments_lose_and_double_nothing() {
         std::thread::sleep(Duration::from_millis(rng.u64(30..400)));
         daemon.kill();
     }
-    let daemon = Daemon::start(dir.path());
-    let db = db.unwrap();
-    wait_for_lines(&db, expected.len(), Duration::from_secs(120), Some(&daemon));
-    assert!(daemon.stop().success());
+    let db = crate::util::run_until_stored(dir.path(), expected.len());
     assert_exactly(&db, &expected);
 }
 

@@ -289,7 +289,6 @@ fn scenario_2_crashes_at_named_points_and_at_random_moments() {
     let mut expected = numbered_lines("base", 0, 5000);
     append_lines(&log, &expected);
     let mut rng = fastrand::Rng::with_seed(2);
-    let mut db = None;
     // Named points inside the commit path (debug builds abort there on
     // request), then SIGKILLs at random moments.
     let points = [
@@ -304,7 +303,6 @@ fn scenario_2_crashes_at_named_points_and_at_random_moments() {
         if round < 30 {
             let spec = format!("{}:{}", points[round % 3], 1 + rng.u32(0..3));
             let mut daemon = Daemon::start_with(dir.path(), &[("EXIM_PILOT_FAILPOINT", &spec)]);
-            db = Some(daemon.db.clone());
             // It aborts by itself at the point (or runs out of batches).
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
             while daemon.running() && std::time::Instant::now() < deadline {
@@ -313,15 +311,11 @@ fn scenario_2_crashes_at_named_points_and_at_random_moments() {
             daemon.kill();
         } else {
             let daemon = Daemon::start(dir.path());
-            db = Some(daemon.db.clone());
             std::thread::sleep(Duration::from_millis(rng.u64(20..300)));
             daemon.kill();
         }
     }
-    let daemon = Daemon::start(dir.path());
-    let db = db.unwrap();
-    wait_for_lines(&db, expected.len(), Duration::from_secs(120), Some(&daemon));
-    assert!(daemon.stop().success());
+    let db = crate::util::run_until_stored(dir.path(), expected.len());
     assert_exactly(&db, &expected);
     assert_offsets_exact(&db, &log);
 }
@@ -332,10 +326,8 @@ fn scenario_3_sigterm_mid_batch_then_restart() {
     let log = dir.path().join("mainlog");
     let expected = numbered_lines("a", 0, 40_000);
     append_lines(&log, &expected);
-    let mut db = None;
     for _ in 0..5 {
         let mut daemon = Daemon::start(dir.path());
-        db = Some(daemon.db.clone());
         std::thread::sleep(Duration::from_millis(150));
         daemon.signal("TERM");
         let status = daemon.wait(Duration::from_secs(5));
@@ -348,10 +340,7 @@ fn scenario_3_sigterm_mid_batch_then_restart() {
             .collect();
         assert_eq!(stored[..], expected[..stored.len()]);
     }
-    let daemon = Daemon::start(dir.path());
-    let db = db.unwrap();
-    wait_for_lines(&db, expected.len(), WAIT, Some(&daemon));
-    assert!(daemon.stop().success());
+    let db = crate::util::run_until_stored(dir.path(), expected.len());
     assert_exactly(&db, &expected);
     assert_offsets_exact(&db, &log);
 }

@@ -377,7 +377,7 @@ pub fn eximstats(log: &Path) -> Option<EximstatsTotals> {
 /// (SIGTERM, exit 0) and returns the database path.
 pub fn run_until_stored(dir: &Path, count: usize) -> PathBuf {
     let daemon = Daemon::start(dir);
-    wait_for_lines(&daemon.db, count, Duration::from_secs(60), Some(&daemon));
+    wait_for_lines(&daemon.db, count, Duration::from_secs(120), Some(&daemon));
     let db = daemon.db.clone();
     assert!(daemon.stop().success());
     db

@@ -400,13 +400,11 @@ fn workload(verbose: bool) {
         )
         .unwrap();
     assert!(deferrals >= 1, "greylisting was deferred first");
-    let rejections: Vec<(String, Option<String>)> = conn
-        .prepare("SELECT stage, recipient FROM rejections ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let rejections: Vec<(String, Option<String>)> = crate::util::query_all(
+        &conn,
+        "SELECT stage, recipient FROM rejections ORDER BY id",
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    );
     assert_eq!(
         rejections,
         vec![

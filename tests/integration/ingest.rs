@@ -25,14 +25,11 @@ fn ingest(dir: &TempDir, files: &[&std::path::Path]) -> (i32, String, String) {
 
 fn stored_lines(dir: &TempDir) -> Vec<(i64, i64, Vec<u8>, i64)> {
     let conn = Connection::open(dir.path().join("x.db")).unwrap();
-    let mut statement = conn
-        .prepare("SELECT byte_offset, line_length, raw, truncated FROM log_entries ORDER BY source_id, byte_offset")
-        .unwrap();
-    statement
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    crate::util::query_all(
+        &conn,
+        "SELECT byte_offset, line_length, raw, truncated FROM log_entries ORDER BY source_id, byte_offset",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
 }
 
 #[test]
@@ -174,13 +171,11 @@ fn lines_are_stored_with_their_kind_time_and_message_id() {
     let (status, _, stderr) = ingest(&dir, &[&log]);
     assert_eq!(status, 0, "{stderr}");
     let conn = Connection::open(dir.path().join("x.db")).unwrap();
-    let rows: Vec<(String, Option<i64>, Option<String>)> = conn
-        .prepare("SELECT kind, logged_ms, exim_id FROM log_entries ORDER BY byte_offset")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let rows: Vec<(String, Option<i64>, Option<String>)> = crate::util::query_all(
+        &conn,
+        "SELECT kind, logged_ms, exim_id FROM log_entries ORDER BY byte_offset",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    );
     let id = Some("1smkL5-00000000e65-24eQ".to_owned());
     // 2024-05-06 07:08:09.250 as milliseconds of the log's own clock.
     let at = 1_714_979_289_250;
@@ -223,13 +218,11 @@ fn the_real_exim_sample_gives_each_message_the_outcome_exim_had() {
     let (status, _, stderr) = ingest(&dir, &[&fixture("sample/mainlog")]);
     assert_eq!(status, 0, "{stderr}");
     let conn = Connection::open(dir.path().join("x.db")).unwrap();
-    let messages: Vec<(String, String, String, Option<String>)> = conn
-        .prepare("SELECT exim_id, coalesce(sender, ''), status, parent_exim_id FROM messages ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let messages: Vec<(String, String, String, Option<String>)> = crate::util::query_all(
+        &conn,
+        "SELECT exim_id, coalesce(sender, ''), status, parent_exim_id FROM messages ORDER BY id",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    );
     let expected = [
         ("1xWZzS-0001uN-1x", "a@outside.example", "completed", None),
         ("1xWZzS-0001uR-2j", "b@outside.example", "completed", None),
@@ -255,13 +248,11 @@ fn the_real_exim_sample_gives_each_message_the_outcome_exim_had() {
         })
         .collect();
     assert_eq!(messages, expected);
-    let recipient_states: Vec<(String, i64)> = conn
-        .prepare("SELECT status, count(*) FROM recipients GROUP BY status ORDER BY status")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let recipient_states: Vec<(String, i64)> = crate::util::query_all(
+        &conn,
+        "SELECT status, count(*) FROM recipients GROUP BY status ORDER BY status",
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    );
     assert_eq!(
         recipient_states,
         [
@@ -300,14 +291,11 @@ fn a_generated_log_gives_every_message_and_recipient_its_known_final_state() {
     /// (message id, status, frozen, [(recipient, status)])
     type MessageState = (String, String, bool, Vec<(String, String)>);
     let mut stored: Vec<MessageState> = Vec::new();
-    let mut messages = conn
-        .prepare("SELECT id, exim_id, status, frozen FROM messages ORDER BY exim_id")
-        .unwrap();
-    let rows: Vec<(i64, String, String, i64)> = messages
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let rows: Vec<(i64, String, String, i64)> = crate::util::query_all(
+        &conn,
+        "SELECT id, exim_id, status, frozen FROM messages ORDER BY exim_id",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    );
     for (id, exim_id, status, frozen) in rows {
         let recipients: Vec<(String, String)> = conn
             .prepare("SELECT address, status FROM recipients WHERE message_id = ?1 ORDER BY id")

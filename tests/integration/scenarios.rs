@@ -39,13 +39,11 @@ fn fd_count(pid: u32) -> usize {
 fn assert_offsets_exact(db: &std::path::Path, log: &std::path::Path) {
     let content = std::fs::read(log).unwrap();
     let conn = Connection::open(db).unwrap();
-    let rows: Vec<(i64, i64, Vec<u8>, i64)> = conn
-        .prepare("SELECT byte_offset, line_length, raw, truncated FROM log_entries ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let rows: Vec<(i64, i64, Vec<u8>, i64)> = crate::util::query_all(
+        &conn,
+        "SELECT byte_offset, line_length, raw, truncated FROM log_entries ORDER BY id",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    );
     let mut expected_offset = 0usize;
     for (offset, length, raw, truncated) in rows {
         assert_eq!(offset as usize, expected_offset, "lines are contiguous");
@@ -89,13 +87,11 @@ fn scenario_15_oversized_lines_are_stored_truncated_and_offsets_stay_exact() {
 
     let db = crate::util::run_until_stored(dir.path(), 4);
     let conn = Connection::open(&db).unwrap();
-    let flags: Vec<(i64, i64, i64)> = conn
-        .prepare("SELECT line_length, length(raw), truncated FROM log_entries ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let flags: Vec<(i64, i64, i64)> = crate::util::query_all(
+        &conn,
+        "SELECT line_length, length(raw), truncated FROM log_entries ORDER BY id",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    );
     assert_eq!(flags[1], (10 * 1024 * 1024, 65536, 1));
     assert_eq!(flags[2], (65536, 65536, 0), "exactly at the cap is whole");
     assert_offsets_exact(&db, &log);

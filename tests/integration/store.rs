@@ -468,14 +468,11 @@ async fn retry_waits_out_a_lock_held_by_another_connection() {
 }
 
 fn schema(conn: &Connection) -> Vec<String> {
-    let mut statement = conn
-        .prepare("SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_schema ORDER BY name")
-        .unwrap();
-    statement
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    crate::util::query_all(
+        conn,
+        "SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_schema ORDER BY name",
+        |row| row.get(0),
+    )
 }
 
 #[tokio::test]

@@ -304,9 +304,20 @@ pub fn assert_exactly(db: &Path, expected: &[String]) {
 /// The actions in the audit log, oldest first.
 pub fn audit_actions(db: &Path) -> Vec<String> {
     let conn = deadpool_sqlite::rusqlite::Connection::open(db).unwrap();
-    conn.prepare("SELECT action FROM audit_log ORDER BY id")
+    query_all(&conn, "SELECT action FROM audit_log ORDER BY id", |row| {
+        row.get(0)
+    })
+}
+
+/// Every row of a query, each read by `row`; panics on any SQLite error.
+pub fn query_all<T>(
+    conn: &deadpool_sqlite::rusqlite::Connection,
+    sql: &str,
+    row: impl FnMut(&deadpool_sqlite::rusqlite::Row<'_>) -> deadpool_sqlite::rusqlite::Result<T>,
+) -> Vec<T> {
+    conn.prepare(sql)
         .unwrap()
-        .query_map([], |row| row.get(0))
+        .query_map([], row)
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()

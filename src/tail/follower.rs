@@ -841,6 +841,17 @@ mod tests {
             .unwrap();
     }
 
+    /// A `mainlog` holding `initial`, followed and read until quiet.
+    fn following(initial: &str) -> (tempfile::TempDir, PathBuf, Follower, Collect) {
+        let dir = tempfile::TempDir::new().unwrap();
+        let log = dir.path().join("mainlog");
+        append(&log, initial);
+        let mut follower = Follower::new(log.clone(), settings(), Positions::default());
+        let mut sink = Collect::default();
+        poll_until_quiet(&mut follower, &mut sink);
+        (dir, log, follower, sink)
+    }
+
     fn poll_until_quiet(follower: &mut Follower, sink: &mut Collect) {
         for _ in 0..10 {
             let outcome = follower.poll(sink).unwrap();
@@ -852,12 +863,7 @@ mod tests {
 
     #[test]
     fn follows_growth_and_holds_a_partial_line() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let log = dir.path().join("mainlog");
-        append(&log, "one\ntw");
-        let mut follower = Follower::new(log.clone(), settings(), Positions::default());
-        let mut sink = Collect::default();
-        poll_until_quiet(&mut follower, &mut sink);
+        let (_dir, log, mut follower, mut sink) = following("one\ntw");
         assert_eq!(sink.lines(), ["one"]);
         append(&log, "o\nthree\n");
         poll_until_quiet(&mut follower, &mut sink);
@@ -866,12 +872,7 @@ mod tests {
 
     #[test]
     fn rename_rotation_drains_the_old_file_then_reads_the_new_one() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let log = dir.path().join("mainlog");
-        append(&log, "a1\n");
-        let mut follower = Follower::new(log.clone(), settings(), Positions::default());
-        let mut sink = Collect::default();
-        poll_until_quiet(&mut follower, &mut sink);
+        let (dir, log, mut follower, mut sink) = following("a1\n");
         std::fs::rename(&log, dir.path().join("mainlog.1")).unwrap();
         // Written to the renamed file after the rename (Exim's stat/write race).
         append(&dir.path().join("mainlog.1"), "a2\nlast-without-newline");
@@ -882,12 +883,7 @@ mod tests {
 
     #[test]
     fn copytruncate_takes_unread_bytes_from_the_copy() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let log = dir.path().join("mainlog");
-        append(&log, "c1\n");
-        let mut follower = Follower::new(log.clone(), settings(), Positions::default());
-        let mut sink = Collect::default();
-        poll_until_quiet(&mut follower, &mut sink);
+        let (dir, log, mut follower, mut sink) = following("c1\n");
         append(&log, "c2\nc3\n");
         std::fs::write(dir.path().join("mainlog.1"), read_all(&log)).unwrap();
         std::fs::write(&log, "d1\n").unwrap();
@@ -898,12 +894,7 @@ mod tests {
 
     #[test]
     fn truncation_without_a_copy_is_a_gap() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let log = dir.path().join("mainlog");
-        append(&log, "e1\n");
-        let mut follower = Follower::new(log.clone(), settings(), Positions::default());
-        let mut sink = Collect::default();
-        poll_until_quiet(&mut follower, &mut sink);
+        let (_dir, log, mut follower, mut sink) = following("e1\n");
         // Grows (seen by a poll that reads nothing more: simulate by
         // checking size only), then is truncated before the bytes are read.
         if let Some(tracked) = follower.current.as_mut() {
@@ -919,12 +910,7 @@ mod tests {
 
     #[test]
     fn truncated_and_regrown_between_polls_is_detected_by_the_marker() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let log = dir.path().join("mainlog");
-        append(&log, "g1 old line\n");
-        let mut follower = Follower::new(log.clone(), settings(), Positions::default());
-        let mut sink = Collect::default();
-        poll_until_quiet(&mut follower, &mut sink);
+        let (_dir, log, mut follower, mut sink) = following("g1 old line\n");
         // Rewritten, longer than before, same inode.
         std::fs::write(&log, "h1 a new first line, longer\nh2\n").unwrap();
         poll_until_quiet(&mut follower, &mut sink);

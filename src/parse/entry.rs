@@ -489,7 +489,8 @@ pub enum Event<'a> {
         detail: &'a [u8],
     },
     /// Other notes about a message: `original recipients ignored`,
-    /// `sender address changed to ...`, `recipient ... added by ...`.
+    /// `sender address changed to ...`, `recipient ... added by ...`,
+    /// spool errors such as `Spool file <id>-D not found`.
     MessageNote {
         detail: &'a [u8],
     },

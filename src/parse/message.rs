@@ -397,6 +397,12 @@ pub fn state(body: &[u8]) -> Option<Event<'_>> {
     if body.starts_with(b"Spool file ") && find(body, b"is locked").is_some() {
         return Some(Event::SpoolLocked);
     }
+    // Every other spool line: `Spool file <id>-D not found` (a queue runner
+    // raced a delivery that already finished the message), read, write and
+    // format errors. They report, and change nothing about the message.
+    if body.starts_with(b"Spool ") {
+        return Some(Event::MessageNote { detail: body });
+    }
     if let Some(reason) = after(body, b"no immediate delivery: ") {
         return Some(Event::QueuedOnly { reason });
     }

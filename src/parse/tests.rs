@@ -546,6 +546,20 @@ fn dkim_note_and_spool_lock() {
         "1999-03-02 09:44:33 10HmaX-000000005vi-0000 Spool file for 10HmaX-000000005vi-0000 is locked (another process is handling this message)",
         expect![[r#"spool_locked at="1999-03-02 09:44:33" id="10HmaX-000000005vi-0000""#]],
     );
+    // Seen from our real Exim 4.96 in CI: a queue runner picked up a message
+    // whose delivery had just finished it.
+    check(
+        "2026-11-26 16:14:13.553 [11686] 1xWc6v-00032T-1j Spool file 1xWc6v-00032T-1j-D not found",
+        expect![[
+            r#"message_note at="2026-11-26 16:14:13.553" pid="11686" id="1xWc6v-00032T-1j" detail="Spool file 1xWc6v-00032T-1j-D not found""#
+        ]],
+    );
+    check(
+        "1999-03-02 09:44:33 10HmaX-0005vi-00 Spool read error for 10HmaX-0005vi-00-H: Input/output error",
+        expect![[
+            r#"message_note at="1999-03-02 09:44:33" id="10HmaX-0005vi-00" detail="Spool read error for 10HmaX-0005vi-00-H: Input/output error""#
+        ]],
+    );
     check(
         "1999-03-02 09:44:33 10HmaX-000000005vi-0000 original recipients ignored (system filter)",
         expect![[

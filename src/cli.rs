@@ -3,12 +3,18 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Overrides;
 
 /// Tails Exim's main log into SQLite and answers what happened to every
 /// message.
+///
+/// The run command is the daemon: it follows the main log through rotations
+/// and restarts and stores every line, message, recipient, delivery attempt,
+/// deferral, bounce, rejection and frozen message in an SQLite database. The
+/// other commands answer from that database (trace, stats, stuck), load old
+/// logs (ingest), or work on log files alone (parse).
 #[derive(Debug, Parser)]
 #[command(name = "exim-pilot", version, about, max_term_width = 100)]
 pub struct Cli {
@@ -99,6 +105,25 @@ pub enum Command {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Write the man page or a shell completion script to standard output
+    #[command(hide = true)]
+    Generate {
+        #[arg(value_enum)]
+        what: Generated,
+    },
+}
+
+/// What `exim-pilot generate` writes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Generated {
+    /// exim-pilot(8), in roff
+    Man,
+    /// Completions for bash
+    Bash,
+    /// Completions for zsh
+    Zsh,
+    /// Completions for fish
+    Fish,
 }
 
 /// `--since` and `--until`: dates, dates with times, or ages.
@@ -140,7 +165,7 @@ impl Command {
             | Command::Stats { db, .. }
             | Command::Stuck { db, .. }
             | Command::Prune { db } => (None, db.db_path.clone()),
-            Command::Parse { .. } => (None, None),
+            Command::Parse { .. } | Command::Generate { .. } => (None, None),
         };
         Overrides {
             log_path: log,

@@ -8,7 +8,7 @@ use crate::store::{ErrorClass, StoreError};
 pub const OK: u8 = 0;
 /// Bad command-line usage (clap uses this too).
 pub const USAGE: u8 = 2;
-/// Internal error, or a command that is not implemented yet (EX_SOFTWARE).
+/// Internal error (EX_SOFTWARE).
 pub const SOFTWARE: u8 = 70;
 /// Temporary failure, such as the database being unavailable at start
 /// (EX_TEMPFAIL): systemd may restart and succeed.

@@ -2,6 +2,7 @@
 //! the one the command line names.
 
 mod check_config;
+mod generate;
 mod ingest;
 mod parse;
 mod prune;
@@ -16,6 +17,10 @@ use crate::exit::Failure;
 /// Runs the command `cli` names. Errors carry their exit status (see
 /// [`crate::exit::status_for`]).
 pub async fn dispatch(cli: Cli) -> Result<()> {
+    if let Command::Generate { what } = cli.command {
+        // Needs no configuration: packages are built where none exists.
+        return generate::stdout(what);
+    }
     let overrides = cli.command.overrides();
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     let log = crate::logging::init(&config.logging);
@@ -36,6 +41,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Stuck {
             older_than, json, ..
         } => query::stuck(&config, &older_than, json),
+        Command::Generate { what } => generate::stdout(what),
     }
 }
 

@@ -508,13 +508,23 @@ impl Config {
     }
 }
 
-/// The first Exim main log that exists, else Debian's path.
+/// The Exim main log of this host: see [`first_present_log`].
 fn default_log_path() -> PathBuf {
-    [DEBIAN_MAINLOG, RHEL_MAINLOG]
+    first_present_log(&[DEBIAN_MAINLOG, RHEL_MAINLOG].map(PathBuf::from))
+}
+
+/// The first candidate log that exists; else the first whose directory
+/// exists, because Exim creates its log only on its first write (and again
+/// after each rotation); else the first candidate.
+fn first_present_log(candidates: &[PathBuf]) -> PathBuf {
+    let directory_exists = |path: &&PathBuf| path.parent().is_some_and(Path::is_dir);
+    candidates
         .iter()
-        .map(PathBuf::from)
         .find(|path| path.exists())
-        .unwrap_or_else(|| PathBuf::from(DEBIAN_MAINLOG))
+        .or_else(|| candidates.iter().find(directory_exists))
+        .or_else(|| candidates.first())
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
@@ -785,5 +795,29 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }));
         assert!(err.to_string().contains("/nonexistent/exim-pilot.toml"));
+    }
+
+    #[test]
+    fn default_log_is_the_existing_file_else_the_existing_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let debian = dir.path().join("exim4/mainlog");
+        let rhel = dir.path().join("exim/main.log");
+        let candidates = [debian.clone(), rhel.clone()];
+        assert_eq!(first_present_log(&candidates), debian, "nothing exists");
+
+        std::fs::create_dir(rhel.parent().unwrap()).unwrap();
+        assert_eq!(
+            first_present_log(&candidates),
+            rhel,
+            "Exim's log directory exists before its first line"
+        );
+
+        std::fs::create_dir(debian.parent().unwrap()).unwrap();
+        std::fs::write(&rhel, "").unwrap();
+        assert_eq!(
+            first_present_log(&candidates),
+            rhel,
+            "a file beats a directory"
+        );
     }
 }

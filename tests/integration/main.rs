@@ -13,4 +13,5 @@ mod query;
 mod retention;
 mod scenarios;
 mod store;
+mod systemd;
 mod util;

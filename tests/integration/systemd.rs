@@ -1,0 +1,148 @@
+//! The shipped systemd units, checked with systemd's own analyser: they
+//! verify cleanly and their exposure score stays low. PID 1 here need not be
+//! systemd; `systemd-analyze` works offline.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+use crate::util::{binary, outcome, system_program};
+
+/// The Debian unit and the RHEL one.
+const UNITS: [&str; 2] = ["exim-pilot.service", "exim-pilot-rhel.service"];
+
+/// Worst exposure `systemd-analyze security` may give (the bar).
+const MAX_EXPOSURE: f64 = 1.5;
+
+fn unit_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("systemd")
+        .join(name)
+}
+
+fn unit_text(name: &str) -> String {
+    std::fs::read_to_string(unit_path(name)).unwrap()
+}
+
+/// `systemd-analyze`, or `None` off CI when systemd is not installed.
+fn systemd_analyze() -> Option<String> {
+    let program = system_program("systemd-analyze");
+    if program.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-analyze must be installed in CI (.ci/run does it)"
+        );
+        eprintln!("systemd-analyze missing: the unit was not checked");
+    }
+    program
+}
+
+#[test]
+fn units_verify_without_a_complaint() {
+    let Some(analyze) = systemd_analyze() else {
+        return;
+    };
+    // verify checks that ExecStart's binary and the Documentation= man page
+    // exist: give it the built binary and the generated page.
+    let dir = TempDir::new().unwrap();
+    let man8 = dir.path().join("man/man8");
+    std::fs::create_dir_all(&man8).unwrap();
+    let page = Command::new(binary())
+        .args(["generate", "man"])
+        .output()
+        .unwrap();
+    assert!(page.status.success());
+    std::fs::write(man8.join("exim-pilot.8"), page.stdout).unwrap();
+    for name in UNITS {
+        let text = unit_text(name);
+        assert!(
+            text.contains("ExecStart=/usr/bin/exim-pilot run "),
+            "{name}"
+        );
+        let copy = dir.path().join(name);
+        let built = binary().display().to_string();
+        std::fs::write(&copy, text.replace("/usr/bin/exim-pilot", &built)).unwrap();
+        let output = Command::new(&analyze)
+            .arg("verify")
+            .arg(&copy)
+            .env("MANPATH", dir.path().join("man"))
+            .output()
+            .unwrap();
+        let (status, stdout, stderr) = outcome(&output);
+        assert_eq!(
+            (status, stdout.as_str(), stderr.as_str()),
+            (0, "", ""),
+            "systemd-analyze verify {name}"
+        );
+    }
+}
+
+#[test]
+fn units_are_hardened_to_an_exposure_of_at_most_1_5() {
+    let Some(analyze) = systemd_analyze() else {
+        return;
+    };
+    for name in UNITS {
+        let output = Command::new(&analyze)
+            .args(["security", "--offline=true", "--no-pager"])
+            .arg(unit_path(name))
+            .output()
+            .unwrap();
+        let (status, stdout, stderr) = outcome(&output);
+        assert_eq!(status, 0, "{name}: {stderr}");
+        let exposure: f64 = stdout
+            .lines()
+            .find_map(|line| line.split("Overall exposure level for ").nth(1))
+            .and_then(|rest| rest.split(": ").nth(1))
+            .and_then(|score| score.split_whitespace().next())
+            .and_then(|score| score.parse().ok())
+            .unwrap_or_else(|| panic!("no exposure level in:\n{stdout}"));
+        eprintln!("{name}: exposure {exposure}");
+        assert!(
+            exposure <= MAX_EXPOSURE,
+            "{name}: exposure {exposure}\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn the_rhel_unit_differs_from_the_debian_one_only_where_the_distros_do() {
+    // Exim's log directory, its reading group and its unit name; comments
+    // may say so in their own words.
+    let debian_as_rhel: Vec<String> = unit_text(UNITS[0])
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| match line {
+            "After=exim4.service" => "After=exim.service".to_owned(),
+            "SupplementaryGroups=adm" => "SupplementaryGroups=exim".to_owned(),
+            "BindReadOnlyPaths=/var/log/exim4" => "BindReadOnlyPaths=/var/log/exim".to_owned(),
+            other => other.to_owned(),
+        })
+        .collect();
+    let rhel: Vec<String> = unit_text(UNITS[1])
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(rhel, debian_as_rhel);
+}
+
+#[test]
+fn the_unit_runs_the_daemon_on_the_shipped_configuration_path() {
+    let text = unit_text(UNITS[0]);
+    let exec = text
+        .lines()
+        .find_map(|line| line.strip_prefix("ExecStart="))
+        .unwrap();
+    assert_eq!(
+        exec,
+        format!(
+            "/usr/bin/exim-pilot run --config {}",
+            exim_pilot::config::DEFAULT_CONFIG_PATH
+        )
+    );
+    for key in ["Type=notify", "WatchdogSec=", "RestartPreventExitStatus=78"] {
+        assert!(text.lines().any(|line| line.starts_with(key)), "{key}");
+    }
+}

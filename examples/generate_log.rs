@@ -1,9 +1,14 @@
 //! Writes a realistic generated Exim main log (see `src/synth.rs`) to
 //! stdout and the truth it encodes to stderr, for benchmarks:
 //!
-//!     cargo run --release --example generate_log -- 1000000 [SEED] > mainlog
+//!     cargo run --release --example generate_log -- LINES [SEED] [mixed|old|new] > mainlog
+//!
+//! The third argument picks the message id format (default mixed); `old`
+//! gives logs that Debian 12's eximstats counts correctly.
 
 use std::io::{BufWriter, Write};
+
+use exim_pilot::synth::{Generator, IdFormat};
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -12,9 +17,20 @@ fn main() -> std::io::Result<()> {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
     let seed: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(42);
+    let ids = match args.next().as_deref() {
+        None | Some("mixed") => IdFormat::Mixed,
+        Some("old") => IdFormat::Old,
+        Some("new") => IdFormat::New,
+        Some(other) => {
+            eprintln!("generate_log: id format must be mixed, old or new, not {other:?}");
+            std::process::exit(2);
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-    let truth = exim_pilot::synth::Generator::new(seed).write(lines, &mut out)?;
+    let mut generator = Generator::new(seed).with_ids(ids);
+    generator.write(lines, &mut out)?;
+    let truth = generator.finish(&mut out)?;
     out.flush()?;
     eprintln!("{truth:?}");
     Ok(())

@@ -41,9 +41,23 @@ struct Pending {
     next: usize,
 }
 
+/// Which message id format a generated log uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdFormat {
+    /// Exim 4.97+'s 23-character ids, with one in five in the old format,
+    /// as on a host upgraded mid-log.
+    Mixed,
+    /// Only the 16-character ids of Exim 4.96 and older, which Debian 12's
+    /// eximstats counts correctly.
+    Old,
+    /// Only Exim 4.97+'s 23-character ids.
+    New,
+}
+
 /// Writes interleaved traffic: sessions that end in receptions or
 /// rejections, and deliveries, deferrals, bounces and queue runs.
 pub struct Generator {
+    ids: IdFormat,
     rng: fastrand::Rng,
     clock: i64,
     pid: u32,
@@ -73,6 +87,7 @@ impl Generator {
     /// A generator starting at 2024-03-01 00:00:00 (log clock).
     pub fn new(seed: u64) -> Self {
         Generator {
+            ids: IdFormat::Mixed,
             rng: fastrand::Rng::with_seed(seed),
             clock: 1_709_251_200,
             pid: 1000,
@@ -80,6 +95,11 @@ impl Generator {
             truth: Truth::default(),
             outcomes: Vec::new(),
         }
+    }
+
+    /// The same generator, writing ids in `ids` format.
+    pub fn with_ids(self, ids: IdFormat) -> Self {
+        Generator { ids, ..self }
     }
 
     /// Writes `lines` lines (at least) to `out` and returns what they hold.
@@ -182,7 +202,12 @@ impl Generator {
         let time = base62(self.clock.unsigned_abs(), 6);
         let pid = u64::from(self.pid);
         let fraction = self.rng.u64(..14_776_336);
-        if self.rng.u8(..100) < 80 {
+        let new_format = match self.ids {
+            IdFormat::Mixed => self.rng.u8(..100) < 80,
+            IdFormat::Old => false,
+            IdFormat::New => true,
+        };
+        if new_format {
             format!("{time}-{}-{}", base62(pid, 11), base62(fraction, 4))
         } else {
             format!("{time}-{}-{}", base62(pid, 6), base62(fraction % 3844, 2))
@@ -460,6 +485,23 @@ mod tests {
                 && truth.frozen > 0
                 && count(Kind::DeliveryMore) > 0
         );
+    }
+
+    #[test]
+    fn id_format_is_chosen() {
+        let id_lengths = |ids| {
+            let mut out = Vec::new();
+            Generator::new(3)
+                .with_ids(ids)
+                .write(2000, &mut out)
+                .unwrap();
+            out.split(|&b| b == b'\n')
+                .filter_map(|line| parse_line(line).message_id().map(|id| id.as_str().len()))
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert_eq!(id_lengths(IdFormat::Old), [16].into());
+        assert_eq!(id_lengths(IdFormat::New), [23].into());
+        assert_eq!(id_lengths(IdFormat::Mixed), [16, 23].into());
     }
 
     #[test]

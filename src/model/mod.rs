@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use deadpool_sqlite::rusqlite::{Connection, params};
+use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, params};
 
 use crate::parse::{
     Delivery, DeliveryFlag, Entry, Event, Host, Reception, Rejection, unescape_quoted,
@@ -23,8 +23,10 @@ pub struct MessageIds {
     ids: HashMap<String, i64>,
 }
 
-/// Entries kept before the cache starts over.
-const MESSAGE_ID_CACHE: usize = 100_000;
+/// Entries kept before the cache starts over: enough for the messages in
+/// flight on a busy host (a miss costs one indexed lookup), small enough to
+/// keep the daemon's memory flat.
+const MESSAGE_ID_CACHE: usize = 16_384;
 
 impl MessageIds {
     /// Forgets everything (the database was replaced).
@@ -179,7 +181,9 @@ fn received(
     Ok(())
 }
 
-/// The row of recipient `address` (the envelope recipient) of `message`.
+/// The row of recipient `address` (the envelope recipient) of `message`,
+/// created if needed. Looked up first: most calls are deliveries to a known
+/// recipient, and an upsert would rewrite its row and indexes each time.
 fn recipient(conn: &Connection, message: i64, address: &[u8]) -> Result<i64, StoreError> {
     let address = String::from_utf8_lossy(address);
     let context = || {
@@ -187,14 +191,19 @@ fn recipient(conn: &Connection, message: i64, address: &[u8]) -> Result<i64, Sto
             .table("recipients")
             .key(&address)
     };
-    conn.prepare_cached(
-        "INSERT INTO recipients (message_id, address) VALUES (?1, ?2)
-         ON CONFLICT (message_id, address) DO UPDATE SET address = excluded.address
-         RETURNING id",
-    )
-    .ctx(context)?
-    .query_row(params![message, address.as_ref()], |row| row.get(0))
-    .ctx(context)
+    let known = conn
+        .prepare_cached("SELECT id FROM recipients WHERE message_id = ?1 AND address = ?2")
+        .ctx(context)?
+        .query_row(params![message, address.as_ref()], |row| row.get(0))
+        .optional()
+        .ctx(context)?;
+    if let Some(id) = known {
+        return Ok(id);
+    }
+    conn.prepare_cached("INSERT INTO recipients (message_id, address) VALUES (?1, ?2) RETURNING id")
+        .ctx(context)?
+        .query_row(params![message, address.as_ref()], |row| row.get(0))
+        .ctx(context)
 }
 
 fn attempted(

@@ -79,7 +79,6 @@ impl Progress for NoProgress {
 /// What a continuation line inherits from the entry before it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct EntryContext {
-    exim_id: Option<String>,
     logged_ms: Option<i64>,
     message_row: Option<i64>,
 }
@@ -337,7 +336,6 @@ fn write_batch(
                 };
                 let context = state.contexts.entry(line.source.fingerprint).or_default();
                 if !matches!(entry.event, Event::Continuation { .. }) {
-                    context.exim_id = entry.message_id().map(|id| id.as_str().to_owned());
                     context.logged_ms = entry.prefix.map(|prefix| prefix.timestamp.local_ms());
                     context.message_row = message_row;
                 }
@@ -350,7 +348,6 @@ fn write_batch(
                         raw: &line.bytes,
                         kind: entry.kind().name(),
                         logged_ms: context.logged_ms,
-                        exim_id: context.exim_id.as_deref(),
                         message_id: context.message_row,
                     },
                 )?;

@@ -30,6 +30,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_audit_origin",
         sql: include_str!("migrations/0003_audit_origin.sql"),
     },
+    Migration {
+        name: "0004_log_entries_without_exim_id",
+        sql: include_str!("migrations/0004_log_entries_without_exim_id.sql"),
+    },
 ];
 
 /// The schema version this build writes.
@@ -82,4 +86,52 @@ pub fn migrate(conn: &mut Connection) -> Result<Vec<&'static str>, StoreError> {
         applied.push(migration.name);
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database as version `version` left it.
+    fn database_at(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for migration in &MIGRATIONS[..version] {
+            conn.execute_batch(migration.sql).unwrap();
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {version}"))
+            .unwrap();
+        conn
+    }
+
+    #[test]
+    fn log_entries_keep_their_rows_and_links_when_exim_id_goes() {
+        let mut conn = database_at(3);
+        conn.execute_batch(
+            "INSERT INTO log_sources (id, fingerprint, path, first_seen_ms) VALUES (1, x'01', 'mainlog', 0);
+             INSERT INTO messages (id, exim_id) VALUES (7, '1smkL5-00000000e65-24eQ');
+             INSERT INTO log_entries (source_id, byte_offset, line_length, raw, kind, logged_ms, exim_id, message_id)
+                 VALUES (1, 0, 3, x'616263', 'reception', 5, '1smkL5-00000000e65-24eQ', 7);",
+        )
+        .unwrap();
+        assert_eq!(
+            migrate(&mut conn).unwrap(),
+            ["0004_log_entries_without_exim_id"]
+        );
+        let row: (Vec<u8>, String, i64, i64) = conn
+            .query_row(
+                "SELECT e.raw, e.kind, e.logged_ms, m.id FROM log_entries e JOIN messages m ON m.id = e.message_id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (b"abc".to_vec(), "reception".to_owned(), 5, 7));
+        let columns: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('log_entries') WHERE name = 'exim_id'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(columns, 0);
+    }
 }

@@ -64,7 +64,6 @@ pub struct NewLogEntry<'a> {
     pub raw: &'a [u8],
     pub kind: &'a str,
     pub logged_ms: Option<i64>,
-    pub exim_id: Option<&'a str>,
     pub message_id: Option<i64>,
 }
 
@@ -85,8 +84,8 @@ pub fn insert_log_entry(conn: &Connection, entry: &NewLogEntry<'_>) -> Result<bo
     let inserted = conn
         .prepare_cached(
             "INSERT INTO log_entries
-                 (source_id, byte_offset, line_length, truncated, raw, kind, logged_ms, exim_id, message_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 (source_id, byte_offset, line_length, truncated, raw, kind, logged_ms, message_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (source_id, byte_offset) DO NOTHING",
         )
         .ctx(context)?
@@ -98,7 +97,6 @@ pub fn insert_log_entry(conn: &Connection, entry: &NewLogEntry<'_>) -> Result<bo
             entry.raw,
             entry.kind,
             entry.logged_ms,
-            entry.exim_id,
             entry.message_id,
         ])
         .ctx(context)?;

@@ -64,7 +64,6 @@ fn entry(source_id: i64, offset: u64, raw: &[u8]) -> NewLogEntry<'_> {
         raw,
         kind: "unparsed",
         logged_ms: None,
-        exim_id: None,
         message_id: None,
     }
 }

@@ -333,7 +333,13 @@ impl Config {
 
         let ingest = raw.ingest.unwrap_or_default();
         let ingest = IngestConfig {
-            batch_size: check.count("[ingest] batch_size", ingest.batch_size, 2000, 1, 1_000_000),
+            batch_size: check.count(
+                "[ingest] batch_size",
+                ingest.batch_size,
+                10_000,
+                1,
+                1_000_000,
+            ),
             flush_interval: check.duration(
                 "[ingest] flush_interval",
                 ingest.flush_interval,

@@ -1,0 +1,179 @@
+//! Live benchmark: appends generated Exim lines to a log at a fixed rate
+//! while `exim-pilot run` tails it, and prints how long each line took from
+//! its append to its committed row, and the daemon's CPU use.
+//!
+//!     cargo build --release --bin exim-pilot --example live_latency
+//!     target/release/examples/live_latency [RATE] [SECONDS] [BINARY]
+//!
+//! Defaults: 2000 lines/s for 60 s, target/release/exim-pilot. A poller
+//! reads new rows every 2 ms, so delays are measured to within 2 ms.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use deadpool_sqlite::rusqlite::{Connection, OpenFlags};
+use exim_pilot::synth::Generator;
+
+const POLL: Duration = Duration::from_millis(2);
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let rate: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2000);
+    let seconds: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(60);
+    let binary = args
+        .next()
+        .unwrap_or_else(|| "target/release/exim-pilot".to_owned());
+
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("mainlog");
+    let db = dir.path().join("exim-pilot.db");
+    // Lines to append, made up front so generating them costs nothing later.
+    let total = rate * seconds;
+    let mut text = Vec::new();
+    Generator::new(5).write(total + 1, &mut text)?;
+    let mut lines = text.split_inclusive(|&b| b == b'\n');
+    let first = lines.next().ok_or("the generator wrote nothing")?;
+    std::fs::write(&log, first)?;
+
+    let mut daemon = Command::new(&binary)
+        .args(["run", "--log"])
+        .arg(&log)
+        .arg("--db")
+        .arg(&db)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let result = measure(&mut daemon, &log, &db, lines.take(total as usize), rate);
+    // SIGTERM: the daemon commits and stops.
+    let _ = Command::new("kill").arg(daemon.id().to_string()).status();
+    let _ = daemon.wait();
+    result
+}
+
+fn measure<'a>(
+    daemon: &mut Child,
+    log: &Path,
+    db: &Path,
+    lines: impl Iterator<Item = &'a [u8]>,
+    rate: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let conn = wait_for_first_row(db)?;
+    let mut file = std::fs::OpenOptions::new().append(true).open(log)?;
+    let mut offset = file.metadata()?.len();
+    let mut appended: VecDeque<(u64, Instant)> = VecDeque::new();
+    let mut delays: Vec<Duration> = Vec::new();
+    let mut seen_up_to = 1i64;
+    let cpu_before = cpu_seconds(daemon.id())?;
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut lines = lines.peekable();
+    let mut next_poll = start;
+    let mut done_at: Option<Instant> = None;
+    loop {
+        // Append whatever is due, one write per line.
+        let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+        while sent < due {
+            let Some(line) = lines.next() else { break };
+            file.write_all(line)?;
+            appended.push_back((offset, Instant::now()));
+            offset += line.len() as u64;
+            sent += 1;
+        }
+        if lines.peek().is_none() && done_at.is_none() {
+            done_at = Some(Instant::now());
+        }
+        if Instant::now() >= next_poll {
+            next_poll += POLL;
+            let mut statement = conn.prepare_cached(
+                "SELECT id, byte_offset FROM log_entries WHERE id > ?1 ORDER BY id",
+            )?;
+            let rows = statement.query_map([seen_up_to], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            let now = Instant::now();
+            for row in rows {
+                let (id, stored_offset) = row?;
+                seen_up_to = id;
+                while let Some(&(line_offset, at)) = appended.front() {
+                    if line_offset as i64 > stored_offset {
+                        break;
+                    }
+                    appended.pop_front();
+                    if line_offset as i64 == stored_offset {
+                        delays.push(now - at);
+                    }
+                }
+            }
+        }
+        if let Some(done) = done_at
+            && (appended.is_empty() || done.elapsed() > Duration::from_secs(10))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(250));
+    }
+    let elapsed = start.elapsed();
+    let cpu = cpu_seconds(daemon.id())? - cpu_before;
+    delays.sort();
+    let percentile = |p: f64| {
+        delays
+            .get(((delays.len() as f64 - 1.0) * p).round() as usize)
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "appended {sent} lines at {rate} lines/s over {:.1} s; committed and seen {} (missing {})",
+        elapsed.as_secs_f64(),
+        delays.len(),
+        appended.len()
+    );
+    println!(
+        "append to committed row: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (poll every {} ms)",
+        percentile(0.50),
+        percentile(0.90),
+        percentile(0.99),
+        percentile(1.0),
+        POLL.as_millis()
+    );
+    println!(
+        "daemon CPU: {cpu:.2} s over {:.1} s = {:.1}% of one core",
+        elapsed.as_secs_f64(),
+        100.0 * cpu / elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A read-only connection, once the daemon has stored the log's first line.
+fn wait_for_first_row(db: &Path) -> Result<Connection, Box<dyn std::error::Error>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(conn) = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY) {
+            let stored: Result<i64, _> =
+                conn.query_row("SELECT count(*) FROM log_entries", [], |row| row.get(0));
+            if matches!(stored, Ok(n) if n > 0) {
+                return Ok(conn);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("the daemon stored nothing within 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// User plus system CPU seconds of process `pid`, from /proc.
+fn cpu_seconds(pid: u32) -> Result<f64, Box<dyn std::error::Error>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .ok_or("odd /proc stat")?
+        .1
+        .split(' ')
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    // /proc counts in USER_HZ, which Linux fixes at 100.
+    Ok(ticks / 100.0)
+}

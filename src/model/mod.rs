@@ -7,6 +7,7 @@
 //! before the oldest log read, or its `<=` comes later, as with cutthrough
 //! `>>`) creates a placeholder message row; the reception fills it in.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, params};
@@ -124,8 +125,10 @@ fn set_status(
     Ok(())
 }
 
-fn text(bytes: Option<&[u8]>) -> Option<String> {
-    bytes.map(|b| String::from_utf8_lossy(b).into_owned())
+/// A field as text for SQLite: borrowed when it is valid UTF-8 (nearly
+/// always), so binding it allocates nothing.
+fn text(bytes: Option<&[u8]>) -> Option<Cow<'_, str>> {
+    bytes.map(String::from_utf8_lossy)
 }
 
 fn received(

@@ -324,7 +324,9 @@ fn write_batch(
         batches: 1,
         ..WriteTotals::default()
     };
-    let mut positions: HashMap<i64, Checkpoint> = HashMap::new();
+    // Where each source stands after this batch: its end offset and the
+    // bytes before it (borrowed, so a line costs no copy of them).
+    let mut positions: HashMap<i64, (u64, &[u8])> = HashMap::new();
     for item in batch {
         match item {
             Item::Line(line) => {
@@ -360,14 +362,7 @@ fn write_batch(
                 } else {
                     totals.replayed += 1;
                 }
-                positions.insert(
-                    source_id,
-                    Checkpoint {
-                        source_id,
-                        byte_offset: line.end,
-                        tail_marker: line.tail_marker.clone(),
-                    },
-                );
+                positions.insert(source_id, (line.end, &line.tail_marker));
             }
             Item::Gap(gap) => {
                 let source_id = match &gap.source {
@@ -420,8 +415,13 @@ fn write_batch(
             }
         }
     }
-    for checkpoint in positions.values() {
-        save_checkpoint(tx, checkpoint)?;
+    for (source_id, (byte_offset, tail_marker)) in positions {
+        let checkpoint = Checkpoint {
+            source_id,
+            byte_offset,
+            tail_marker: tail_marker.to_vec(),
+        };
+        save_checkpoint(tx, &checkpoint)?;
     }
     Ok(totals)
 }

@@ -1,15 +1,20 @@
 //! The rotated generations of a log: `mainlog.1`, `mainlog.2.gz` (Debian's
-//! logrotate) and `mainlog.01`, `mainlog.02.gz` (exicyclog), numbered from
-//! the newest.
+//! logrotate), `mainlog.01`, `mainlog.02.gz` (exicyclog) and
+//! `main.log-20261126`, `main.log-20261125.gz` (logrotate's `dateext`, the
+//! default on RHEL), ordered from the newest.
 
 use std::path::{Path, PathBuf};
 
-/// A rotated generation: its number (1 = newest) and path.
+/// A rotated generation: its age rank (smaller = newer; 1 is `.1`) and path.
+/// Dated generations rank after numbered ones, newest date first.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Generation {
-    pub number: u32,
+    pub number: u64,
     pub path: PathBuf,
 }
+
+/// Ranks for dated generations count down from here.
+const DATED_RANKS: u64 = 10_000_000_000;
 
 /// The rotated generations of `live` that exist now, oldest first. When a
 /// number exists both plain and compressed (logrotate is compressing it),
@@ -27,20 +32,21 @@ pub fn rotated_generations(live: &Path) -> Vec<Generation> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut generations: Vec<(u32, bool, PathBuf)> = entries
+    let mut generations: Vec<(u64, bool, PathBuf)> = entries
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let name = entry.file_name();
-            let suffix = name
-                .as_encoded_bytes()
-                .strip_prefix(base)?
-                .strip_prefix(b".")?;
-            let (digits, compressed) = match suffix.strip_suffix(b".gz") {
-                Some(digits) => (digits, true),
-                None => (suffix, false),
+            let rest = name.as_encoded_bytes().strip_prefix(base)?;
+            let (suffix, compressed) = match rest.strip_suffix(b".gz") {
+                Some(suffix) => (suffix, true),
+                None => (rest, false),
             };
-            let number = crate::parse::parse_decimal::<u32>(digits)?;
-            (number > 0).then(|| (number, compressed, entry.path()))
+            let number = match suffix.split_first()? {
+                (b'.', digits) => crate::parse::parse_decimal::<u64>(digits).filter(|n| *n > 0)?,
+                (b'-', date) => DATED_RANKS - date_rank(date)?,
+                _ => return None,
+            };
+            Some((number, compressed, entry.path()))
         })
         .collect();
     // Oldest (highest number) first; plain before compressed within one.
@@ -49,6 +55,23 @@ pub fn rotated_generations(live: &Path) -> Vec<Generation> {
         .into_iter()
         .map(|(number, _, path)| Generation { number, path })
         .collect()
+}
+
+/// `YYYYMMDD` or `YYYYMMDDHH` (logrotate's `dateformat` for daily and
+/// hourly rotation) as `YYYYMMDDHH`; `None` for anything else.
+fn date_rank(date: &[u8]) -> Option<u64> {
+    if !(date.len() == 8 || date.len() == 10) {
+        return None;
+    }
+    let value = crate::parse::parse_decimal::<u64>(date)?;
+    let (day_value, hour) = if date.len() == 8 {
+        (value, 0)
+    } else {
+        (value / 100, value % 100)
+    };
+    let (month, day) = (day_value / 100 % 100, day_value % 100);
+    let plausible = (1..=12).contains(&month) && (1..=31).contains(&day) && hour < 24;
+    plausible.then_some(day_value * 100 + hour)
 }
 
 #[cfg(test)]
@@ -73,7 +96,7 @@ mod tests {
         ] {
             std::fs::write(dir.path().join(name), b"x").unwrap();
         }
-        let found: Vec<(u32, String)> = rotated_generations(&dir.path().join("mainlog"))
+        let found: Vec<(u64, String)> = rotated_generations(&dir.path().join("mainlog"))
             .into_iter()
             .map(|g| {
                 (
@@ -91,6 +114,36 @@ mod tests {
                 (1, "mainlog.01".to_owned()),
                 (1, "mainlog.1".to_owned()),
                 (1, "mainlog.1.gz".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn finds_dateext_generations_oldest_first() {
+        let dir = tempfile::TempDir::new().unwrap();
+        for name in [
+            "main.log",
+            "main.log-20261126",
+            "main.log-20261124.gz",
+            "main.log-20261125.gz",
+            "main.log-2026112613",
+            "main.log-20261399",
+            "main.log-backup",
+            "reject.log-20261126",
+        ] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let found: Vec<String> = rotated_generations(&dir.path().join("main.log"))
+            .into_iter()
+            .map(|g| g.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "main.log-20261124.gz",
+                "main.log-20261125.gz",
+                "main.log-20261126",
+                "main.log-2026112613",
             ]
         );
     }

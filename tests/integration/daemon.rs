@@ -114,6 +114,34 @@ fn rotation_while_stopped_into_gzip_resumes_without_gap_or_duplicate() {
 }
 
 #[test]
+fn dateext_rotation_while_stopped_resumes_without_gap_or_duplicate() {
+    // RHEL's logrotate names generations by date and compresses at once.
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let mut expected = numbered_lines("a", 0, 30);
+    append_lines(&log, &expected);
+    let db = crate::util::run_until_stored(dir.path(), 30);
+
+    let unread = numbered_lines("a", 30, 10);
+    append_lines(&log, &unread);
+    expected.extend(unread);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&std::fs::read(&log).unwrap()).unwrap();
+    std::fs::write(dir.path().join("mainlog-20261125.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    let second = numbered_lines("b", 0, 15);
+    append_lines(&log, &second);
+    expected.extend(second);
+    std::fs::rename(&log, dir.path().join("mainlog-20261126")).unwrap();
+    let third = numbered_lines("c", 0, 5);
+    append_lines(&log, &third);
+    expected.extend(third);
+
+    crate::util::run_until_stored(dir.path(), expected.len());
+    assert_exactly(&db, &expected);
+}
+
+#[test]
 fn a_generation_deleted_while_stopped_is_recorded_as_a_gap() {
     let dir = TempDir::new().unwrap();
     let log = dir.path().join("mainlog");

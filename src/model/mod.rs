@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, params};
+use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use crate::parse::{
     Delivery, DeliveryFlag, Entry, Event, Host, Reception, Rejection, unescape_quoted,
@@ -35,27 +35,63 @@ impl MessageIds {
         self.ids.clear();
     }
 
-    /// The row id of message `exim_id`, creating a placeholder if needed.
-    pub fn row(&mut self, conn: &Connection, exim_id: &str) -> Result<i64, StoreError> {
-        if let Some(id) = self.ids.get(exim_id) {
-            return Ok(*id);
-        }
-        let context = || Context::op("find message").table("messages").key(exim_id);
-        let id: i64 = conn
-            .prepare_cached(
-                "INSERT INTO messages (exim_id) VALUES (?1)
-                 ON CONFLICT (exim_id) DO UPDATE SET exim_id = excluded.exim_id
-                 RETURNING id",
-            )
-            .ctx(context)?
-            .query_row([exim_id], |row| row.get(0))
-            .ctx(context)?;
+    /// The row of the message `entry` is about, if it names one (`at` is
+    /// the entry's time). A reception creates or fills in the row with its
+    /// fields in one statement; inserting a placeholder and then updating it
+    /// would write each of the row's indexes twice. Any other line finds the
+    /// row, creating a placeholder if needed.
+    pub fn row_for(
+        &mut self,
+        conn: &Connection,
+        entry: &Entry<'_>,
+        at: Option<i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        let Some(exim_id) = entry.message_id() else {
+            return Ok(None);
+        };
+        let exim_id = exim_id.as_str();
+        let known = match self.ids.get(exim_id) {
+            Some(id) => Some(*id),
+            None => find(conn, exim_id)?,
+        };
+        let id = match (&entry.event, known) {
+            (Event::Reception(reception), _) => received(conn, exim_id, known, reception, at)?,
+            (_, Some(id)) => id,
+            (_, None) => create_placeholder(conn, exim_id)?,
+        };
         if self.ids.len() >= MESSAGE_ID_CACHE {
             self.ids.clear();
         }
         self.ids.insert(exim_id.to_owned(), id);
-        Ok(id)
+        Ok(Some(id))
     }
+}
+
+// Rows are looked up, then inserted or updated, rather than upserted (an
+// upsert rewrites a row that exists), and inserts read `last_insert_rowid`
+// rather than use RETURNING: SQLite keeps a statement journal in a temporary
+// file for a statement with RETURNING, which doubled the bytes an ingest
+// wrote.
+
+/// The row of message `exim_id`, if there is one.
+fn find(conn: &Connection, exim_id: &str) -> Result<Option<i64>, StoreError> {
+    let context = || Context::op("find message").table("messages").key(exim_id);
+    conn.prepare_cached("SELECT id FROM messages WHERE exim_id = ?1")
+        .ctx(context)?
+        .query_row([exim_id], |row| row.get(0))
+        .optional()
+        .ctx(context)
+}
+
+/// A row for a message seen before its reception (or whose reception was
+/// never read): the reception fills it in if it comes.
+fn create_placeholder(conn: &Connection, exim_id: &str) -> Result<i64, StoreError> {
+    let context = || Context::op("create message").table("messages").key(exim_id);
+    conn.prepare_cached("INSERT INTO messages (exim_id) VALUES (?1)")
+        .ctx(context)?
+        .execute([exim_id])
+        .ctx(context)?;
+    Ok(conn.last_insert_rowid())
 }
 
 /// Applies one newly stored entry. `message` is the row of the entry's
@@ -69,7 +105,12 @@ pub fn apply(
     at: Option<i64>,
 ) -> Result<(), StoreError> {
     match (&entry.event, message) {
-        (Event::Reception(reception), Some(message)) => received(conn, message, reception, at),
+        (Event::Reception(reception), Some(message)) => {
+            for address in reception.recipient_list() {
+                recipient(conn, message, address)?;
+            }
+            Ok(())
+        }
         (Event::Delivery(delivery), Some(message)) => {
             attempted(conn, message, delivery, log_entry, at)
         }
@@ -131,16 +172,19 @@ fn text(bytes: Option<&[u8]>) -> Option<Cow<'_, str>> {
     bytes.map(String::from_utf8_lossy)
 }
 
+/// Writes a reception's fields into the row of message `exim_id`: a new
+/// row, or `known` (a placeholder, or the same line replayed). Returns the row.
 fn received(
     conn: &Connection,
-    message: i64,
+    exim_id: &str,
+    known: Option<i64>,
     r: &Reception<'_>,
     at: Option<i64>,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
     let context = || {
         Context::op("record reception")
             .table("messages")
-            .key(message)
+            .key(exim_id)
     };
     let host = r.host.unwrap_or_default();
     let subject = r
@@ -151,37 +195,48 @@ fn received(
         (None, None) => (None, text(r.user)),
         (None, Some(_)) => (None, None),
     };
-    conn.prepare_cached(
-        "UPDATE messages SET
-             received_ms = ?2, sender = ?3, size = ?4, host_name = ?5, helo = ?6, host_ip = ?7,
-             host_port = ?8, protocol = ?9, tls_cipher = ?10, auth_user = ?11, local_user = ?12,
-             subject = ?13, header_message_id = ?14, parent_exim_id = ?15,
-             last_event_ms = max(coalesce(last_event_ms, ?2), coalesce(?2, last_event_ms))
-         WHERE id = ?1",
-    )
-    .ctx(context)?
-    .execute(params![
-        message,
-        at,
-        String::from_utf8_lossy(r.sender),
-        r.size_bytes().and_then(|s| i64::try_from(s).ok()),
-        text(host.name),
-        text(host.helo),
-        text(host.ip),
-        host.port_number(),
-        text(r.protocol),
-        text(r.tls.cipher),
-        auth_user,
-        local_user,
-        subject,
-        text(r.header_message_id),
-        r.bounce_of.map(|id| id.as_str().to_owned()),
-    ])
-    .ctx(context)?;
-    for address in r.recipient_list() {
-        recipient(conn, message, address)?;
-    }
-    Ok(())
+    // ?1 is the exim id for a new row, the row id for a known one.
+    let (sql, key): (&str, &dyn ToSql) = match &known {
+        None => (
+            "INSERT INTO messages
+                 (exim_id, received_ms, sender, size, host_name, helo, host_ip, host_port,
+                  protocol, tls_cipher, auth_user, local_user, subject, header_message_id,
+                  parent_exim_id, last_event_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?2)",
+            &exim_id,
+        ),
+        Some(id) => (
+            "UPDATE messages SET
+                 received_ms = ?2, sender = ?3, size = ?4, host_name = ?5, helo = ?6,
+                 host_ip = ?7, host_port = ?8, protocol = ?9, tls_cipher = ?10,
+                 auth_user = ?11, local_user = ?12, subject = ?13, header_message_id = ?14,
+                 parent_exim_id = ?15,
+                 last_event_ms = max(coalesce(last_event_ms, ?2), coalesce(?2, last_event_ms))
+             WHERE id = ?1",
+            id,
+        ),
+    };
+    conn.prepare_cached(sql)
+        .ctx(context)?
+        .execute(params![
+            key,
+            at,
+            String::from_utf8_lossy(r.sender),
+            r.size_bytes().and_then(|s| i64::try_from(s).ok()),
+            text(host.name),
+            text(host.helo),
+            text(host.ip),
+            host.port_number(),
+            text(r.protocol),
+            text(r.tls.cipher),
+            auth_user,
+            local_user,
+            subject,
+            text(r.header_message_id),
+            r.bounce_of.map(|id| id.as_str().to_owned()),
+        ])
+        .ctx(context)?;
+    Ok(known.unwrap_or_else(|| conn.last_insert_rowid()))
 }
 
 /// The row of recipient `address` (the envelope recipient) of `message`,
@@ -203,10 +258,11 @@ fn recipient(conn: &Connection, message: i64, address: &[u8]) -> Result<i64, Sto
     if let Some(id) = known {
         return Ok(id);
     }
-    conn.prepare_cached("INSERT INTO recipients (message_id, address) VALUES (?1, ?2) RETURNING id")
+    conn.prepare_cached("INSERT INTO recipients (message_id, address) VALUES (?1, ?2)")
         .ctx(context)?
-        .query_row(params![message, address.as_ref()], |row| row.get(0))
-        .ctx(context)
+        .execute(params![message, address.as_ref()])
+        .ctx(context)?;
+    Ok(conn.last_insert_rowid())
 }
 
 fn attempted(
@@ -371,16 +427,14 @@ mod tests {
         let mut ids = MessageIds::default();
         for (offset, line) in lines.iter().enumerate() {
             let entry = parse_line(line.as_bytes());
-            let message = entry
-                .message_id()
-                .map(|id| ids.row(&conn, id.as_str()).unwrap());
+            let at = entry.prefix.map(|p| p.timestamp.local_ms());
+            let message = ids.row_for(&conn, &entry, at).unwrap();
             conn.execute(
                 "INSERT INTO log_entries (source_id, byte_offset, line_length, raw, kind, message_id)
                  VALUES (1, ?1, 0, x'', ?2, ?3)",
                 params![offset as i64, entry.kind().name(), message],
             )
             .unwrap();
-            let at = entry.prefix.map(|p| p.timestamp.local_ms());
             apply(&conn, &entry, message, conn.last_insert_rowid(), at).unwrap();
         }
         conn

@@ -332,13 +332,11 @@ fn write_batch(
             Item::Line(line) => {
                 let source_id = source_id(tx, &line.source, state)?;
                 let entry = parse_line(&line.bytes);
-                let message_row = match entry.message_id() {
-                    Some(id) => Some(state.messages.row(tx, id.as_str())?),
-                    None => None,
-                };
+                let at = entry.prefix.map(|prefix| prefix.timestamp.local_ms());
+                let message_row = state.messages.row_for(tx, &entry, at)?;
                 let context = state.contexts.entry(line.source.fingerprint).or_default();
                 if !matches!(entry.event, Event::Continuation { .. }) {
-                    context.logged_ms = entry.prefix.map(|prefix| prefix.timestamp.local_ms());
+                    context.logged_ms = at;
                     context.message_row = message_row;
                 }
                 let inserted = insert_log_entry(

@@ -336,7 +336,7 @@ impl Config {
             batch_size: check.count(
                 "[ingest] batch_size",
                 ingest.batch_size,
-                10_000,
+                20_000,
                 1,
                 1_000_000,
             ),

@@ -240,9 +240,7 @@ fn parse_reports_kinds_as_json_for_plain_and_gzip_files() {
     let sample = crate::util::fixture("sample/mainlog");
     let content = std::fs::read(&sample).unwrap();
     let gz = dir.path().join("mainlog.1.gz");
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut encoder, &content).unwrap();
-    std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+    crate::util::write_gzip(&gz, &content);
 
     let (status, stdout, stderr) = outcome(&run(&[
         "parse",

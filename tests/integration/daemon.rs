@@ -100,9 +100,7 @@ fn rotation_while_stopped_into_gzip_resumes_without_gap_or_duplicate() {
     append_lines(&log, &second);
     expected.extend(second);
     let generation = std::fs::read(dir.path().join("mainlog.1")).unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&generation).unwrap();
-    std::fs::write(dir.path().join("mainlog.2.gz"), gz.finish().unwrap()).unwrap();
+    crate::util::write_gzip(&dir.path().join("mainlog.2.gz"), &generation);
     std::fs::remove_file(dir.path().join("mainlog.1")).unwrap();
     std::fs::rename(&log, dir.path().join("mainlog.1")).unwrap();
     let third = numbered_lines("c", 0, 5);
@@ -125,9 +123,10 @@ fn dateext_rotation_while_stopped_resumes_without_gap_or_duplicate() {
     let unread = numbered_lines("a", 30, 10);
     append_lines(&log, &unread);
     expected.extend(unread);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&std::fs::read(&log).unwrap()).unwrap();
-    std::fs::write(dir.path().join("mainlog-20261125.gz"), gz.finish().unwrap()).unwrap();
+    crate::util::write_gzip(
+        &dir.path().join("mainlog-20261125.gz"),
+        &std::fs::read(&log).unwrap(),
+    );
     std::fs::remove_file(&log).unwrap();
     let second = numbered_lines("b", 0, 15);
     append_lines(&log, &second);

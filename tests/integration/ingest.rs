@@ -110,9 +110,7 @@ fn a_gzip_copy_of_the_same_generation_is_the_same_source() {
 
     // Rotated and compressed: the rest is read from the gzip copy.
     let gz = dir.path().join("mainlog.1.gz");
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(&content).unwrap();
-    std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+    crate::util::write_gzip(&gz, &content);
     let (status, stdout, stderr) = ingest(&dir, &[&gz]);
     assert_eq!(status, 0, "{stderr}");
     assert!(

@@ -393,3 +393,11 @@ pub fn run_until_stored(dir: &Path, count: usize) -> PathBuf {
     assert!(daemon.stop().success());
     db
 }
+
+/// Writes `content` to `path` gzip-compressed, as logrotate's `compress` does.
+pub fn write_gzip(path: &Path, content: &[u8]) {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(content).unwrap();
+    std::fs::write(path, encoder.finish().unwrap()).unwrap();
+}

@@ -34,6 +34,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_log_entries_without_exim_id",
         sql: include_str!("migrations/0004_log_entries_without_exim_id.sql"),
     },
+    Migration {
+        name: "0005_log_entries_time_kind",
+        sql: include_str!("migrations/0005_log_entries_time_kind.sql"),
+    },
 ];
 
 /// The schema version this build writes.
@@ -104,7 +108,7 @@ mod tests {
     }
 
     #[test]
-    fn log_entries_keep_their_rows_and_links_when_exim_id_goes() {
+    fn log_entries_keep_their_rows_and_links_through_0004_and_0005() {
         let mut conn = database_at(3);
         conn.execute_batch(
             "INSERT INTO log_sources (id, fingerprint, path, first_seen_ms) VALUES (1, x'01', 'mainlog', 0);
@@ -115,7 +119,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             migrate(&mut conn).unwrap(),
-            ["0004_log_entries_without_exim_id"]
+            [
+                "0004_log_entries_without_exim_id",
+                "0005_log_entries_time_kind"
+            ]
         );
         let row: (Vec<u8>, String, i64, i64) = conn
             .query_row(
@@ -133,5 +140,13 @@ mod tests {
             )
             .unwrap();
         assert_eq!(columns, 0);
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_index_list('log_entries') WHERE origin = 'c' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(indexes, ["log_entries_message", "log_entries_time_kind"]);
     }
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::util::{Daemon, append_lines, assert_exactly, numbered_lines, wait_for_lines};
+use crate::util::{
+    Daemon, append_expected, append_lines, assert_exactly, numbered_lines, wait_for_lines,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -24,18 +26,12 @@ fn rename_rotation_copytruncate_and_recreate_while_running() {
     // Rename rotation, with late writes to the renamed file (Exim's
     // stat/write race) before the new file appears.
     std::fs::rename(&log, dir.path().join("mainlog.1")).unwrap();
-    let late = numbered_lines("late", 0, 5);
-    append_lines(&dir.path().join("mainlog.1"), &late);
-    expected.extend(late);
-    let fresh = numbered_lines("b", 0, 50);
-    append_lines(&log, &fresh);
-    expected.extend(fresh);
+    append_expected(&dir.path().join("mainlog.1"), &mut expected, "late", 0, 5);
+    append_expected(&log, &mut expected, "b", 0, 50);
     wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
 
     // copytruncate: the copy holds lines the daemon may not have read yet.
-    let before_copy = numbered_lines("c", 0, 20);
-    append_lines(&log, &before_copy);
-    expected.extend(before_copy);
+    append_expected(&log, &mut expected, "c", 0, 20);
     std::fs::copy(&log, dir.path().join("mainlog.1")).unwrap();
     std::fs::OpenOptions::new()
         .write(true)
@@ -43,17 +39,13 @@ fn rename_rotation_copytruncate_and_recreate_while_running() {
         .unwrap()
         .set_len(0)
         .unwrap();
-    let after_truncate = numbered_lines("d", 0, 30);
-    append_lines(&log, &after_truncate);
-    expected.extend(after_truncate);
+    append_expected(&log, &mut expected, "d", 0, 30);
     wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
 
     // Delete and recreate.
     std::fs::remove_file(&log).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let recreated = numbered_lines("e", 0, 10);
-    append_lines(&log, &recreated);
-    expected.extend(recreated);
+    append_expected(&log, &mut expected, "e", 0, 10);
     wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
     // The deleted file's descriptor is closed once it is finished.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -92,20 +84,14 @@ fn rotation_while_stopped_into_gzip_resumes_without_gap_or_duplicate() {
 
     // While stopped: unread lines, then two rotations; the older
     // generation is compressed.
-    let unread = numbered_lines("a", 50, 10);
-    append_lines(&log, &unread);
-    expected.extend(unread);
+    append_expected(&log, &mut expected, "a", 50, 10);
     std::fs::rename(&log, dir.path().join("mainlog.1")).unwrap();
-    let second = numbered_lines("b", 0, 20);
-    append_lines(&log, &second);
-    expected.extend(second);
+    append_expected(&log, &mut expected, "b", 0, 20);
     let generation = std::fs::read(dir.path().join("mainlog.1")).unwrap();
     crate::util::write_gzip(&dir.path().join("mainlog.2.gz"), &generation);
     std::fs::remove_file(dir.path().join("mainlog.1")).unwrap();
     std::fs::rename(&log, dir.path().join("mainlog.1")).unwrap();
-    let third = numbered_lines("c", 0, 5);
-    append_lines(&log, &third);
-    expected.extend(third);
+    append_expected(&log, &mut expected, "c", 0, 5);
 
     crate::util::run_until_stored(dir.path(), expected.len());
     assert_exactly(&db, &expected);
@@ -120,21 +106,15 @@ fn dateext_rotation_while_stopped_resumes_without_gap_or_duplicate() {
     append_lines(&log, &expected);
     let db = crate::util::run_until_stored(dir.path(), 30);
 
-    let unread = numbered_lines("a", 30, 10);
-    append_lines(&log, &unread);
-    expected.extend(unread);
+    append_expected(&log, &mut expected, "a", 30, 10);
     crate::util::write_gzip(
         &dir.path().join("mainlog-20261125.gz"),
         &std::fs::read(&log).unwrap(),
     );
     std::fs::remove_file(&log).unwrap();
-    let second = numbered_lines("b", 0, 15);
-    append_lines(&log, &second);
-    expected.extend(second);
+    append_expected(&log, &mut expected, "b", 0, 15);
     std::fs::rename(&log, dir.path().join("mainlog-20261126")).unwrap();
-    let third = numbered_lines("c", 0, 5);
-    append_lines(&log, &third);
-    expected.extend(third);
+    append_expected(&log, &mut expected, "c", 0, 5);
 
     crate::util::run_until_stored(dir.path(), expected.len());
     assert_exactly(&db, &expected);
@@ -219,9 +199,13 @@ fn twenty_sigkills_at_random_moments_lose_and_double_nothing() {
     for round in 0..rounds {
         let daemon = Daemon::start(dir.path());
         // Appends while running, so kills also land mid-tail.
-        let more = numbered_lines(&format!("r{round}"), 0, rng.usize(0..500));
-        append_lines(&log, &more);
-        expected.extend(more);
+        append_expected(
+            &log,
+            &mut expected,
+            &format!("r{round}"),
+            0,
+            rng.usize(0..500),
+        );
         std::thread::sleep(Duration::from_millis(rng.u64(30..400)));
         daemon.kill();
     }
@@ -235,9 +219,7 @@ fn ingest_of_rotated_files_then_run_continues_without_gap_or_duplicate() {
     let log = dir.path().join("mainlog");
     let mut expected = numbered_lines("old", 0, 40);
     append_lines(&dir.path().join("mainlog.1"), &expected);
-    let current = numbered_lines("new", 0, 25);
-    append_lines(&log, &current);
-    expected.extend(current);
+    append_expected(&log, &mut expected, "new", 0, 25);
     let db = dir.path().join("x.db");
     let status = std::process::Command::new(crate::util::binary())
         .args(["ingest", "--db"])
@@ -248,9 +230,7 @@ fn ingest_of_rotated_files_then_run_continues_without_gap_or_duplicate() {
         .unwrap();
     assert!(status.status.success());
     assert!(crate::util::audit_actions(&db).contains(&"backfill".to_owned()));
-    let more = numbered_lines("new", 25, 10);
-    append_lines(&log, &more);
-    expected.extend(more);
+    append_expected(&log, &mut expected, "new", 25, 10);
     let daemon = Daemon::start(dir.path());
     wait_for_lines(&db, expected.len(), WAIT, Some(&daemon));
     std::thread::sleep(Duration::from_millis(300));

@@ -12,7 +12,8 @@ use deadpool_sqlite::rusqlite::Connection;
 use tempfile::TempDir;
 
 use crate::util::{
-    Daemon, FAST_CONFIG, append_lines, assert_exactly, numbered_lines, wait_for_lines,
+    Daemon, FAST_CONFIG, append_expected, append_lines, assert_exactly, numbered_lines,
+    wait_for_lines,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -52,9 +53,7 @@ fn an_exclusive_lock_held_for_20_seconds_pauses_reading_and_loses_nothing() {
     let locker = Connection::open(&daemon.db).unwrap();
     locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let locked_at = Instant::now();
-    let during = numbered_lines("b", 0, 3000);
-    append_lines(&log, &during);
-    expected.extend(during);
+    append_expected(&log, &mut expected, "b", 0, 3000);
     std::thread::sleep(Duration::from_secs(20));
     locker.execute_batch("COMMIT").unwrap();
     let held = locked_at.elapsed();
@@ -108,9 +107,7 @@ fn a_read_only_database_directory_then_writable_again() {
         let _ = std::fs::set_permissions(data.join(name), std::fs::Permissions::from_mode(0o444));
     }
     std::thread::sleep(Duration::from_millis(1500));
-    let during = numbered_lines("b", 0, 200);
-    append_lines(&log, &during);
-    expected.extend(during);
+    append_expected(&log, &mut expected, "b", 0, 200);
     std::thread::sleep(Duration::from_secs(4));
     assert!(daemon.running(), "{}", daemon.stderr_text());
     let warnings = retry_warnings(&daemon);
@@ -161,9 +158,7 @@ fn a_full_disk_then_space_freed() {
     let block = vec![0u8; 64 * 1024];
     while std::io::Write::write_all(&mut file, &block).is_ok() {}
     drop(file);
-    let during = numbered_lines("b", 0, 3000);
-    append_lines(&log, &during);
-    expected.extend(during);
+    append_expected(&log, &mut expected, "b", 0, 3000);
     let deadline = Instant::now() + WAIT;
     while !daemon.stderr_text().contains("full") {
         assert!(

@@ -10,7 +10,8 @@ use deadpool_sqlite::rusqlite::Connection;
 use tempfile::TempDir;
 
 use crate::util::{
-    Daemon, FAST_CONFIG, append_lines, assert_exactly, numbered_lines, stored_lines, wait_for_lines,
+    Daemon, FAST_CONFIG, append_expected, append_lines, assert_exactly, numbered_lines,
+    stored_lines, wait_for_lines,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -199,15 +200,11 @@ fn scenario_22_rapid_rotation_with_continuous_writes() {
     // A new generation every 100 ms for 5 s; old ones are kept (renamed
     // aside), as logrotate keeps them for days.
     for generation in 0..50 {
-        let lines = numbered_lines(&format!("g{generation}"), 0, 40);
-        append_lines(&log, &lines);
-        expected.extend(lines);
+        append_expected(&log, &mut expected, &format!("g{generation}"), 0, 40);
         std::thread::sleep(Duration::from_millis(100));
         std::fs::rename(&log, dir.path().join(format!("kept.{generation}"))).unwrap();
     }
-    let last = numbered_lines("end", 0, 5);
-    append_lines(&log, &last);
-    expected.extend(last);
+    append_expected(&log, &mut expected, "end", 0, 5);
     wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
     let db = daemon.db.clone();
     assert!(daemon.stop().success());
@@ -266,9 +263,7 @@ fn scenario_1_steady_append_while_running() {
     let mut expected = numbered_lines("seed", 0, 1);
     // 100,000 lines in bursts of 1,000, as fast as they can be written.
     for burst in 0..100 {
-        let lines = numbered_lines(&format!("b{burst}"), 0, 1000);
-        append_lines(&log, &lines);
-        expected.extend(lines);
+        append_expected(&log, &mut expected, &format!("b{burst}"), 0, 1000);
     }
     wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
     let db = daemon.db.clone();
@@ -293,9 +288,13 @@ fn scenario_2_crashes_at_named_points_and_at_random_moments() {
         "after_commit",
     ];
     for round in 0..200 {
-        let more = numbered_lines(&format!("c{round}"), 0, rng.usize(1..300));
-        append_lines(&log, &more);
-        expected.extend(more);
+        append_expected(
+            &log,
+            &mut expected,
+            &format!("c{round}"),
+            0,
+            rng.usize(1..300),
+        );
         if round < 30 {
             let spec = format!("{}:{}", points[round % 3], 1 + rng.u32(0..3));
             let mut daemon = Daemon::start_with(dir.path(), &[("EXIM_PILOT_FAILPOINT", &spec)]);

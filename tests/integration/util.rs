@@ -281,6 +281,20 @@ pub fn append_lines(path: &Path, lines: &[String]) {
     file.write_all(text.as_bytes()).unwrap();
 }
 
+/// Appends `count` numbered lines tagged `tag`, from `from` on, to `path`,
+/// and adds them to `expected`.
+pub fn append_expected(
+    path: &Path,
+    expected: &mut Vec<String>,
+    tag: &str,
+    from: usize,
+    count: usize,
+) {
+    let lines = numbered_lines(tag, from, count);
+    append_lines(path, &lines);
+    expected.extend(lines);
+}
+
 /// Asserts that the database holds exactly `expected`, in order.
 pub fn assert_exactly(db: &Path, expected: &[String]) {
     let stored = stored_lines(db);

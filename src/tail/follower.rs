@@ -34,7 +34,7 @@ use super::identity::Fingerprint;
 use super::input::MarkerCheck;
 use super::siblings::rotated_generations;
 use crate::pipeline::item::{AuditItem, GapItem, Item, SourceInfo};
-use crate::pipeline::reader::{ItemSink, Positions, identify, line_item, read_file};
+use crate::pipeline::reader::{ItemSink, Positions, ReadSummary, identify, line_item, read_file};
 use crate::store::Backoff;
 
 /// Timing and limits of the follower.
@@ -232,18 +232,28 @@ impl Follower {
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                     .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
                 if self.positions.get(fingerprint).is_none() && modified_ms >= last.committed_ms {
-                    let summary = read_file(
-                        path,
-                        &mut self.positions,
-                        self.settings.max_line_bytes,
-                        true,
-                        sink,
-                    )?;
+                    let summary = self.read_finished(path, sink)?;
                     lines += summary.lines;
                 }
             }
         }
         Ok(lines)
+    }
+
+    /// Reads a rotated (finished) generation from its stored position to
+    /// its end, unterminated last line included.
+    fn read_finished(
+        &mut self,
+        path: &Path,
+        sink: &mut dyn ItemSink,
+    ) -> std::io::Result<ReadSummary> {
+        read_file(
+            path,
+            &mut self.positions,
+            self.settings.max_line_bytes,
+            true,
+            sink,
+        )
     }
 
     /// The rotated generations that have a first line, oldest first.
@@ -281,13 +291,7 @@ impl Follower {
             if !seen.insert(*fingerprint) {
                 continue;
             }
-            let summary = read_file(
-                path,
-                &mut self.positions,
-                self.settings.max_line_bytes,
-                true,
-                sink,
-            )?;
+            let summary = self.read_finished(path, sink)?;
             if summary.lines > 0 {
                 tracing::info!(path = %path.display(), lines = summary.lines, from = summary.resumed_at, "read a rotated generation");
             }
@@ -402,13 +406,7 @@ impl Follower {
                 // never read: they were at the live path in between.
                 for (path, fingerprint) in &identified {
                     if !known.contains(fingerprint) && self.positions.get(fingerprint).is_none() {
-                        read_file(
-                            path,
-                            &mut self.positions,
-                            self.settings.max_line_bytes,
-                            true,
-                            sink,
-                        )?;
+                        self.read_finished(path, sink)?;
                     }
                 }
             }
@@ -609,13 +607,7 @@ impl Follower {
             if !seen.insert(*fingerprint) {
                 continue;
             }
-            match read_file(
-                path,
-                &mut self.positions,
-                self.settings.max_line_bytes,
-                true,
-                sink,
-            ) {
+            match self.read_finished(path, sink) {
                 Ok(summary) if summary.lines > 0 => {
                     tracing::info!(path = %path.display(), lines = summary.lines, "read a generation rotated between two polls");
                 }
@@ -658,13 +650,7 @@ impl Follower {
                     .is_some_and(|source| source.fingerprint == fingerprint)
             });
         let open = if let Some(copy) = copy {
-            let summary = read_file(
-                &copy.path,
-                &mut self.positions,
-                self.settings.max_line_bytes,
-                true,
-                sink,
-            )?;
+            let summary = self.read_finished(&copy.path, sink)?;
             tracing::info!(path = %copy.path.display(), lines = summary.lines, "read the rest of the log from its rotated copy");
             self.catch_up(fingerprint, sink)
         } else if tracked.last_size > committed {

@@ -81,22 +81,18 @@ fn zone(input: &[u8]) -> IResult<&[u8], i16> {
 
 /// A message id: `6-11-4` (Exim 4.97+) or `6-6-2`, base-62 characters.
 pub fn message_id(input: &[u8]) -> IResult<&[u8], MessageId<'_>> {
-    let id_char = |b: u8| b.is_ascii_alphanumeric();
-    let new_format = recognize((
-        take_while_m_n(6, 6, id_char),
-        tag("-"),
-        take_while_m_n(11, 11, id_char),
-        tag("-"),
-        take_while_m_n(4, 4, id_char),
-    ));
-    let old_format = recognize((
-        take_while_m_n(6, 6, id_char),
-        tag("-"),
-        take_while_m_n(6, 6, id_char),
-        tag("-"),
-        take_while_m_n(2, 2, id_char),
-    ));
-    let (rest, id) = nom::branch::alt((new_format, old_format)).parse(input)?;
+    // Three dash-separated runs of base-62 characters of the given lengths.
+    let shape = |middle: usize, last: usize| {
+        let id_char = |b: u8| b.is_ascii_alphanumeric();
+        recognize((
+            take_while_m_n(6, 6, id_char),
+            tag("-"),
+            take_while_m_n(middle, middle, id_char),
+            tag("-"),
+            take_while_m_n(last, last, id_char),
+        ))
+    };
+    let (rest, id) = nom::branch::alt((shape(11, 4), shape(6, 2))).parse(input)?;
     // An id is a whole word: `1abcde-000000-00x` is not one.
     if rest
         .first()

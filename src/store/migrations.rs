@@ -16,28 +16,24 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
+/// A migration named by its file in `migrations/`, so name and SQL cannot
+/// drift apart.
+macro_rules! migration {
+    ($name:literal) => {
+        Migration {
+            name: $name,
+            sql: include_str!(concat!("migrations/", $name, ".sql")),
+        }
+    };
+}
+
 /// Every migration, in order. Index 0 is version 1.
 pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        name: "0001_initial",
-        sql: include_str!("migrations/0001_initial.sql"),
-    },
-    Migration {
-        name: "0002_ingest_gaps",
-        sql: include_str!("migrations/0002_ingest_gaps.sql"),
-    },
-    Migration {
-        name: "0003_audit_origin",
-        sql: include_str!("migrations/0003_audit_origin.sql"),
-    },
-    Migration {
-        name: "0004_log_entries_without_exim_id",
-        sql: include_str!("migrations/0004_log_entries_without_exim_id.sql"),
-    },
-    Migration {
-        name: "0005_log_entries_time_kind",
-        sql: include_str!("migrations/0005_log_entries_time_kind.sql"),
-    },
+    migration!("0001_initial"),
+    migration!("0002_ingest_gaps"),
+    migration!("0003_audit_origin"),
+    migration!("0004_log_entries_without_exim_id"),
+    migration!("0005_log_entries_time_kind"),
 ];
 
 /// The schema version this build writes.

@@ -50,8 +50,9 @@ impl MessageIds {
             return Ok(None);
         };
         let exim_id = exim_id.as_str();
-        let known = match self.ids.get(exim_id) {
-            Some(id) => Some(*id),
+        let cached = self.ids.get(exim_id).copied();
+        let known = match cached {
+            Some(id) => Some(id),
             None => find(conn, exim_id)?,
         };
         let id = match (&entry.event, known) {
@@ -59,10 +60,12 @@ impl MessageIds {
             (_, Some(id)) => id,
             (_, None) => create_placeholder(conn, exim_id)?,
         };
-        if self.ids.len() >= MESSAGE_ID_CACHE {
-            self.ids.clear();
+        if cached.is_none() {
+            if self.ids.len() >= MESSAGE_ID_CACHE {
+                self.ids.clear();
+            }
+            self.ids.insert(exim_id.to_owned(), id);
         }
-        self.ids.insert(exim_id.to_owned(), id);
         Ok(Some(id))
     }
 }

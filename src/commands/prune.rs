@@ -29,9 +29,9 @@ pub async fn run(config: &Config) -> Result<()> {
         })
         .await?;
     println!(
-        "pruned {} rows: {} log lines, {} delivery attempts, {} rejections, {} messages, {} audit records",
+        "pruned {} rows and lines: {} log lines, {} delivery attempts, {} rejections, {} messages, {} audit records",
         pruned.total(),
-        pruned.log_entries,
+        pruned.log_lines,
         pruned.delivery_attempts,
         pruned.rejections,
         pruned.messages,

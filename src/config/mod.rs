@@ -62,7 +62,7 @@ impl RetentionConfig {
     pub fn policy(&self) -> crate::store::RetentionPolicy {
         let days = |n: u32| (n > 0).then(|| Duration::from_secs(u64::from(n) * 86_400));
         crate::store::RetentionPolicy {
-            log_entries: days(self.log_entries_days),
+            log_lines: days(self.log_entries_days),
             delivery_attempts: days(self.delivery_attempts_days),
             rejections: days(self.rejections_days),
             messages: days(self.messages_days),

@@ -98,13 +98,11 @@ fn create_placeholder(conn: &Connection, exim_id: &str) -> Result<i64, StoreErro
 }
 
 /// Applies one newly stored entry. `message` is the row of the entry's
-/// message (when it has an id), `log_entry` the row of the line, `at` its
-/// time in the log's clock.
+/// message (when it has an id), `at` its time in the log's clock.
 pub fn apply(
     conn: &Connection,
     entry: &Entry<'_>,
     message: Option<i64>,
-    log_entry: i64,
     at: Option<i64>,
 ) -> Result<(), StoreError> {
     match (&entry.event, message) {
@@ -114,9 +112,7 @@ pub fn apply(
             }
             Ok(())
         }
-        (Event::Delivery(delivery), Some(message)) => {
-            attempted(conn, message, delivery, log_entry, at)
-        }
+        (Event::Delivery(delivery), Some(message)) => attempted(conn, message, delivery, at),
         (Event::Completed { .. }, Some(message)) => set_status(
             conn,
             message,
@@ -143,7 +139,7 @@ pub fn apply(
              WHERE id = ?1",
             at,
         ),
-        (Event::Rejection(rejection), _) => rejected(conn, message, rejection, log_entry, at),
+        (Event::Rejection(rejection), _) => rejected(conn, message, rejection, at),
         _ => Ok(()),
     }
 }
@@ -272,7 +268,6 @@ fn attempted(
     conn: &Connection,
     message: i64,
     d: &Delivery<'_>,
-    log_entry: i64,
     at: Option<i64>,
 ) -> Result<(), StoreError> {
     let recipient = recipient(conn, message, d.address.recipient())?;
@@ -288,11 +283,11 @@ fn attempted(
     let context = || {
         Context::op("record delivery attempt")
             .table("delivery_attempts")
-            .key(log_entry)
+            .key(message)
     };
     conn.prepare_cached(
         "INSERT INTO delivery_attempts
-             (message_id, recipient_id, log_entry_id, attempted_ms, final_address, outcome, router,
+             (message_id, recipient_id, flag, attempted_ms, final_address, outcome, router,
               transport, host_name, host_ip, host_port, tls_cipher, cert_verified, confirmation,
               smtp_code, error_text, queue_time_ms, delivery_time_ms, shadow, cutthrough, suppressed)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
@@ -301,7 +296,7 @@ fn attempted(
     .execute(params![
         message,
         recipient,
-        log_entry,
+        d.flag.symbol(),
         at.unwrap_or(0),
         String::from_utf8_lossy(d.address.final_address),
         outcome,
@@ -369,24 +364,18 @@ fn rejected(
     conn: &Connection,
     message: Option<i64>,
     r: &Rejection<'_>,
-    log_entry: i64,
     at: Option<i64>,
 ) -> Result<(), StoreError> {
     let host = r.host.unwrap_or_default();
-    let context = || {
-        Context::op("record rejection")
-            .table("rejections")
-            .key(log_entry)
-    };
+    let context = || Context::op("record rejection").table("rejections");
     conn.prepare_cached(
         "INSERT INTO rejections
-             (log_entry_id, message_id, rejected_ms, stage, host_name, helo, host_ip, sender,
+             (message_id, rejected_ms, stage, host_name, helo, host_ip, sender,
               recipient, reason, smtp_code, temporary)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
     .ctx(context)?
     .execute(params![
-        log_entry,
         message,
         at.unwrap_or(0),
         r.stage.name(),
@@ -418,7 +407,7 @@ mod tests {
     use super::*;
     use crate::parse::parse_line;
 
-    /// Applies lines as the writer would (each line its own log entry).
+    /// Applies lines as the writer would.
     fn apply_lines(lines: &[&str]) -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::store::migrate(&mut conn).unwrap();
@@ -428,17 +417,11 @@ mod tests {
         )
         .unwrap();
         let mut ids = MessageIds::default();
-        for (offset, line) in lines.iter().enumerate() {
+        for line in lines {
             let entry = parse_line(line.as_bytes());
             let at = entry.prefix.map(|p| p.timestamp.local_ms());
             let message = ids.row_for(&conn, &entry, at).unwrap();
-            conn.execute(
-                "INSERT INTO log_entries (source_id, byte_offset, line_length, raw, kind, message_id)
-                 VALUES (1, ?1, 0, x'', ?2, ?3)",
-                params![offset as i64, entry.kind().name(), message],
-            )
-            .unwrap();
-            apply(&conn, &entry, message, conn.last_insert_rowid(), at).unwrap();
+            apply(&conn, &entry, message, at).unwrap();
         }
         conn
     }

@@ -328,6 +328,20 @@ pub enum DeliveryFlag {
     Deferred,
 }
 
+impl DeliveryFlag {
+    /// The flag as Exim writes it.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            DeliveryFlag::Delivered => "=>",
+            DeliveryFlag::DeliveredMore => "->",
+            DeliveryFlag::Cutthrough => ">>",
+            DeliveryFlag::Suppressed => "*>",
+            DeliveryFlag::Failed => "**",
+            DeliveryFlag::Deferred => "==",
+        }
+    }
+}
+
 /// `=>`, `->`, `>>`, `*>`, `**` and `==` lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery<'a> {

@@ -18,9 +18,10 @@ use tokio::sync::{mpsc, watch};
 use super::item::{Item, SourceInfo};
 use crate::model::{self, MessageIds};
 use crate::parse::{Event, parse_line};
+use crate::store::chunk::LineRecord;
 use crate::store::repo::{
-    AuditRecord, Checkpoint, Gap, NewLogEntry, SourceIdentity, insert_log_entry, record_audit,
-    record_gap, save_checkpoint, upsert_source,
+    AuditRecord, Checkpoint, ChunkedLines, Gap, SourceIdentity, add_line_count, load_checkpoint,
+    minute_of, record_audit, record_gap, save_checkpoint, upsert_source,
 };
 use crate::store::{Backoff, Pruned, RetentionPolicy, StoreError, StoreHandle, TxError};
 use crate::tail::identity::Fingerprint;
@@ -327,10 +328,21 @@ fn write_batch(
     // Where each source stands after this batch: its end offset and the
     // bytes before it (borrowed, so a line costs no copy of them).
     let mut positions: HashMap<i64, (u64, &[u8])> = HashMap::new();
+    let mut lines = BatchLines::default();
     for item in batch {
         match item {
             Item::Line(line) => {
                 let source_id = source_id(tx, &line.source, state)?;
+                let stored_to = match lines.stored_to.get(&source_id) {
+                    Some(offset) => *offset,
+                    None => load_checkpoint(tx, source_id)?.map_or(0, |c| c.byte_offset),
+                };
+                if line.start < stored_to {
+                    // Before the stored read position: already stored.
+                    lines.stored_to.insert(source_id, stored_to);
+                    totals.replayed += 1;
+                    continue;
+                }
                 let entry = parse_line(&line.bytes);
                 let at = entry.prefix.map(|prefix| prefix.timestamp.local_ms());
                 let message_row = state.messages.row_for(tx, &entry, at)?;
@@ -339,27 +351,23 @@ fn write_batch(
                     context.logged_ms = at;
                     context.message_row = message_row;
                 }
-                let inserted = insert_log_entry(
+                // What the line means for its message, in this same
+                // transaction as the line itself.
+                model::apply(tx, &entry, message_row, context.logged_ms)?;
+                lines.add(
                     tx,
-                    &NewLogEntry {
-                        source_id,
-                        byte_offset: line.start,
-                        line_length: line.length,
-                        raw: &line.bytes,
-                        kind: entry.kind().name(),
+                    source_id,
+                    entry.kind().name(),
+                    &LineRecord {
+                        start: line.start,
+                        end: line.end,
+                        length: line.length,
+                        bytes: &line.bytes,
                         logged_ms: context.logged_ms,
-                        message_id: context.message_row,
+                        message: context.message_row,
                     },
                 )?;
-                if inserted {
-                    // What the line means for its message, in this same
-                    // transaction; a replayed line changes nothing.
-                    let log_entry = tx.last_insert_rowid();
-                    model::apply(tx, &entry, message_row, log_entry, context.logged_ms)?;
-                    totals.inserted += 1;
-                } else {
-                    totals.replayed += 1;
-                }
+                totals.inserted += 1;
                 positions.insert(source_id, (line.end, &line.tail_marker));
             }
             Item::Gap(gap) => {
@@ -413,6 +421,7 @@ fn write_batch(
             }
         }
     }
+    lines.finish(tx)?;
     for (source_id, (byte_offset, tail_marker)) in positions {
         let checkpoint = Checkpoint {
             source_id,
@@ -422,6 +431,43 @@ fn write_batch(
         save_checkpoint(tx, &checkpoint)?;
     }
     Ok(totals)
+}
+
+/// The lines of one batch on their way into chunks and line counts.
+#[derive(Default)]
+struct BatchLines {
+    chunks: ChunkedLines,
+    counts: HashMap<(i64, &'static str), u64>,
+    /// Per source, the offset before which every line is stored: lines
+    /// before it (a replay) are skipped, so none is stored twice.
+    stored_to: HashMap<i64, u64>,
+}
+
+impl BatchLines {
+    fn add(
+        &mut self,
+        tx: &Transaction<'_>,
+        source_id: i64,
+        kind: &'static str,
+        line: &LineRecord<'_>,
+    ) -> Result<(), StoreError> {
+        *self
+            .counts
+            .entry((minute_of(line.logged_ms), kind))
+            .or_default() += 1;
+        self.chunks.push(tx, source_id, line)?;
+        self.stored_to.insert(source_id, line.end);
+        Ok(())
+    }
+
+    /// Stores the open chunk and the counts.
+    fn finish(mut self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        self.chunks.finish(tx)?;
+        for ((minute, kind), count) in self.counts {
+            add_line_count(tx, minute, kind, count)?;
+        }
+        Ok(())
+    }
 }
 
 fn source_id(

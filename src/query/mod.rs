@@ -14,6 +14,7 @@ use std::path::Path;
 
 use deadpool_sqlite::rusqlite::{Connection, OpenFlags};
 
+use crate::store::repo::NO_TIME_MINUTE;
 use crate::store::{Context, ResultExt, StoreError};
 
 /// Why a question could not be answered.
@@ -85,22 +86,19 @@ impl Window {
         Ok(Window { since, until })
     }
 
-    /// The bounds for SQL `BETWEEN ?1 AND ?2` (open ends widened).
+    /// The bounds for SQL `BETWEEN ?1 AND ?2`. Open ends are widened, but
+    /// not to the minute that counts lines without a time, which only a
+    /// report without any window includes.
     pub fn sql_bounds(&self) -> (i64, i64) {
         (
-            self.since.unwrap_or(i64::MIN),
+            self.since.unwrap_or(NO_TIME_MINUTE + 1),
             self.until.unwrap_or(i64::MAX),
         )
     }
 }
 
 fn newest_line_ms(conn: &Connection) -> Result<i64, QueryError> {
-    let newest: Option<i64> = conn
-        .query_row("SELECT max(logged_ms) FROM log_entries", [], |row| {
-            row.get(0)
-        })
-        .ctx(|| Context::op("find the newest line").table("log_entries"))?;
-    Ok(newest.unwrap_or(0))
+    Ok(crate::store::repo::newest_line_ms(conn)?.unwrap_or(0))
 }
 
 /// One window bound: a date, a date and time, or an age.
@@ -150,8 +148,8 @@ mod tests {
         crate::store::migrate(&mut conn).unwrap();
         conn.execute_batch(&format!(
             "INSERT INTO log_sources (id, fingerprint, path, first_seen_ms) VALUES (1, x'00', 't', 0);
-             INSERT INTO log_entries (source_id, byte_offset, line_length, raw, kind, logged_ms)
-             VALUES (1, 0, 0, x'', 'reception', {ms});"
+             INSERT INTO log_chunks (source_id, start_offset, end_offset, lines, first_ms, last_ms, data)
+             VALUES (1, 0, 1, 1, {ms}, {ms}, x'');"
         ))
         .unwrap();
         conn

@@ -12,6 +12,7 @@ use deadpool_sqlite::rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::{QueryError, Window};
+use crate::store::repo::minute_of;
 use crate::store::{Context, ResultExt};
 
 /// Rows in each "top" list.
@@ -87,6 +88,50 @@ pub struct Row {
     pub volume: Option<u64>,
 }
 
+/// Lines per kind, all of them or those logged from `since` to `until`.
+/// Whole minutes come from the per-minute counts; the part-minutes at a
+/// window's ends are counted exactly by reading their lines.
+fn kind_counts(
+    conn: &Connection,
+    window: Option<(i64, i64)>,
+) -> Result<BTreeMap<String, u64>, QueryError> {
+    let Some((since, until)) = window else {
+        // Lines without a timestamp (continuations, foreign lines) too.
+        return counts_by_kind(conn, i64::MIN, i64::MAX);
+    };
+    let first_whole = minute_of(Some(since.saturating_add(59_999)));
+    let after_whole = minute_of(Some(until.saturating_add(1)));
+    let (mut kinds, edges) = if first_whole < after_whole {
+        let kinds = counts_by_kind(conn, first_whole, after_whole - 1)?;
+        (kinds, [(since, first_whole - 1), (after_whole, until)])
+    } else {
+        (BTreeMap::new(), [(since, until), (1, 0)])
+    };
+    for (from, to) in edges.into_iter().filter(|(from, to)| from <= to) {
+        for line in crate::store::repo::lines_between(conn, from, to)? {
+            let kind = crate::parse::parse_line(&line.bytes).kind().name();
+            *kinds.entry(kind.to_owned()).or_default() += 1;
+        }
+    }
+    Ok(kinds)
+}
+
+fn counts_by_kind(
+    conn: &Connection,
+    from_minute: i64,
+    to_minute: i64,
+) -> Result<BTreeMap<String, u64>, QueryError> {
+    Ok(rows(
+        conn,
+        "SELECT kind, sum(lines) FROM line_counts WHERE minute_ms BETWEEN ?1 AND ?2 GROUP BY kind",
+        from_minute,
+        to_minute,
+    )?
+    .into_iter()
+    .map(|row| (row.key, row.count))
+    .collect())
+}
+
 /// Computes the report for `window`.
 pub fn compute(conn: &Connection, window: Window) -> Result<Stats, QueryError> {
     let (since, until) = window.sql_bounds();
@@ -96,16 +141,7 @@ pub fn compute(conn: &Connection, window: Window) -> Result<Stats, QueryError> {
         until: window.until.map(super::format_ms),
         ..Stats::default()
     };
-    // Without a window, lines without a timestamp (continuations, foreign
-    // lines) count too.
-    let kinds_sql = if windowed {
-        "SELECT kind, count(*) FROM log_entries WHERE logged_ms BETWEEN ?1 AND ?2 GROUP BY kind"
-    } else {
-        "SELECT kind, count(*) FROM log_entries WHERE ?1 <= ?2 GROUP BY kind"
-    };
-    for row in rows(conn, kinds_sql, since, until)? {
-        stats.kinds.insert(row.key, row.count);
-    }
+    stats.kinds = kind_counts(conn, windowed.then_some((since, until)))?;
     let kind = |name: &str| stats.kinds.get(name).copied().unwrap_or(0);
     stats.lines = stats.kinds.values().sum();
     stats.received = kind("reception") + kind("fake_reject");
@@ -160,8 +196,8 @@ pub fn compute(conn: &Connection, window: Window) -> Result<Stats, QueryError> {
     totals.delivered_addresses = stats.delivered;
     totals.delivered_volume = scalar(
         conn,
-        "SELECT coalesce(sum(m.size), 0) FROM log_entries e JOIN messages m ON m.id = e.message_id
-         WHERE e.kind = 'delivery' AND e.logged_ms BETWEEN ?1 AND ?2",
+        "SELECT coalesce(sum(m.size), 0) FROM delivery_attempts a JOIN messages m ON m.id = a.message_id
+         WHERE a.flag = '=>' AND a.attempted_ms BETWEEN ?1 AND ?2",
         since,
         until,
     )?;
@@ -176,9 +212,8 @@ pub fn compute(conn: &Connection, window: Window) -> Result<Stats, QueryError> {
     stats.by_transport = rows(
         conn,
         "SELECT coalesce(a.transport, '(none)'), count(*), coalesce(sum(m.size), 0)
-         FROM log_entries e JOIN delivery_attempts a ON a.log_entry_id = e.id
-         JOIN messages m ON m.id = e.message_id
-         WHERE e.kind = 'delivery' AND e.logged_ms BETWEEN ?1 AND ?2
+         FROM delivery_attempts a JOIN messages m ON m.id = a.message_id
+         WHERE a.flag = '=>' AND a.attempted_ms BETWEEN ?1 AND ?2
          GROUP BY 1 ORDER BY 2 DESC, 1",
         since,
         until,
@@ -191,8 +226,8 @@ pub fn compute(conn: &Connection, window: Window) -> Result<Stats, QueryError> {
     )?;
     stats.delivered_per_hour = per_hour(
         conn,
-        "SELECT (logged_ms / 3600000) % 24, count(*) FROM log_entries
-         WHERE kind IN ('delivery', 'delivery_more') AND logged_ms BETWEEN ?1 AND ?2 GROUP BY 1",
+        "SELECT (attempted_ms / 3600000) % 24, count(*) FROM delivery_attempts
+         WHERE flag IN ('=>', '->') AND attempted_ms BETWEEN ?1 AND ?2 GROUP BY 1",
         since,
         until,
     )?;

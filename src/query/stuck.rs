@@ -26,11 +26,7 @@ pub struct Stuck {
 /// clock: measured back from the newest line).
 pub fn find(conn: &Connection, older_than_ms: i64) -> Result<Vec<Stuck>, QueryError> {
     let context = || Context::op("find stuck recipients").table("recipients");
-    let newest: Option<i64> = conn
-        .query_row("SELECT max(logged_ms) FROM log_entries", [], |row| {
-            row.get(0)
-        })
-        .ctx(context)?;
+    let newest = crate::store::repo::newest_line_ms(conn)?;
     let cutoff = newest.unwrap_or(0).saturating_sub(older_than_ms);
     let rows = conn
         .prepare(

@@ -180,14 +180,10 @@ fn load(conn: &Connection, id: i64) -> Result<TracedMessage, QueryError> {
         .ctx(context)?
         .collect::<Result<_, _>>()
         .ctx(context)?;
-    message.lines = conn
-        .prepare_cached("SELECT raw FROM log_entries WHERE message_id = ?1 ORDER BY logged_ms, id")
-        .ctx(context)?
-        .query_map([id], |row| row.get::<_, Vec<u8>>(0))
-        .ctx(context)?
-        .map(|raw| raw.map(|raw| String::from_utf8_lossy(&raw).into_owned()))
-        .collect::<Result<_, _>>()
-        .ctx(context)?;
+    message.lines = crate::store::repo::message_lines(conn, id)?
+        .into_iter()
+        .map(|line| String::from_utf8_lossy(&line.bytes).into_owned())
+        .collect();
     Ok(message)
 }
 

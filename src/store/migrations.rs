@@ -8,21 +8,33 @@
 
 use deadpool_sqlite::rusqlite::{Connection, TransactionBehavior};
 
+use super::chunk::LineRecord;
 use super::error::{Context, ResultExt, StoreError};
+use super::repo::ChunkedLines;
 
 /// One schema step.
 pub struct Migration {
     pub name: &'static str,
     pub sql: &'static str,
+    /// Data the SQL cannot move itself, moved by code after the SQL, in the
+    /// same transaction.
+    pub then: Option<DataStep>,
 }
 
+/// Code that moves data for a migration, inside its transaction.
+pub type DataStep = fn(&Connection) -> Result<(), StoreError>;
+
 /// A migration named by its file in `migrations/`, so name and SQL cannot
-/// drift apart.
+/// drift apart, optionally with a code step.
 macro_rules! migration {
     ($name:literal) => {
+        migration!($name, None)
+    };
+    ($name:literal, $then:expr) => {
         Migration {
             name: $name,
             sql: include_str!(concat!("migrations/", $name, ".sql")),
+            then: $then,
         }
     };
 }
@@ -34,6 +46,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0003_audit_origin"),
     migration!("0004_log_entries_without_exim_id"),
     migration!("0005_log_entries_time_kind"),
+    migration!("0006_line_chunks", Some(move_lines_into_chunks)),
 ];
 
 /// The schema version this build writes.
@@ -69,6 +82,9 @@ pub fn migrate(conn: &mut Connection) -> Result<Vec<&'static str>, StoreError> {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(context)?;
         tx.execute_batch(migration.sql).ctx(context)?;
+        if let Some(then) = migration.then {
+            then(&tx)?;
+        }
         // PRAGMA takes no bound parameters; `version` is our own integer.
         tx.execute_batch(&format!("PRAGMA user_version = {version}"))
             .ctx(context)?;
@@ -88,6 +104,62 @@ pub fn migrate(conn: &mut Connection) -> Result<Vec<&'static str>, StoreError> {
     Ok(applied)
 }
 
+/// 0006: moves every `log_entries` row into `log_chunks`, linking chunks to
+/// their messages, then drops `log_entries`. Rows are read in file order;
+/// a line's end is where the next line of its source starts (the old table
+/// kept no end), or its length plus the newline for the last line.
+fn move_lines_into_chunks(conn: &Connection) -> Result<(), StoreError> {
+    struct Row {
+        source_id: i64,
+        offset: u64,
+        length: u64,
+        raw: Vec<u8>,
+        logged_ms: Option<i64>,
+        message: Option<i64>,
+    }
+    let context = || Context::op("move lines into chunks").table("log_entries");
+    let mut select = conn
+        .prepare(
+            "SELECT source_id, byte_offset, line_length, raw, logged_ms, message_id
+             FROM log_entries ORDER BY source_id, byte_offset",
+        )
+        .ctx(context)?;
+    let mut rows = select
+        .query_map([], |row| {
+            Ok(Row {
+                source_id: row.get(0)?,
+                offset: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                length: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                raw: row.get(3)?,
+                logged_ms: row.get(4)?,
+                message: row.get(5)?,
+            })
+        })
+        .ctx(context)?
+        .peekable();
+    let mut chunks = ChunkedLines::default();
+    while let Some(row) = rows.next() {
+        let row = row.ctx(context)?;
+        let end = match rows.peek() {
+            Some(Ok(next)) if next.source_id == row.source_id && next.offset > row.offset => {
+                next.offset
+            }
+            _ => row.offset + row.length + 1,
+        };
+        let line = LineRecord {
+            start: row.offset,
+            end,
+            length: row.length,
+            bytes: &row.raw,
+            logged_ms: row.logged_ms,
+            message: row.message,
+        };
+        chunks.push(conn, row.source_id, &line)?;
+    }
+    chunks.finish(conn)?;
+    conn.execute_batch("DROP TABLE log_entries").ctx(context)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,45 +176,92 @@ mod tests {
     }
 
     #[test]
-    fn log_entries_keep_their_rows_and_links_through_0004_and_0005() {
+    fn lines_attempts_and_rejections_keep_their_data_through_0004_to_0006() {
         let mut conn = database_at(3);
         conn.execute_batch(
-            "INSERT INTO log_sources (id, fingerprint, path, first_seen_ms) VALUES (1, x'01', 'mainlog', 0);
+            "INSERT INTO log_sources (id, fingerprint, path, first_seen_ms)
+                 VALUES (1, x'01', 'mainlog', 0), (2, x'02', 'mainlog.1', 0);
              INSERT INTO messages (id, exim_id) VALUES (7, '1smkL5-00000000e65-24eQ');
-             INSERT INTO log_entries (source_id, byte_offset, line_length, raw, kind, logged_ms, exim_id, message_id)
-                 VALUES (1, 0, 3, x'616263', 'reception', 5, '1smkL5-00000000e65-24eQ', 7);",
+             INSERT INTO log_entries (id, source_id, byte_offset, line_length, raw, kind, logged_ms, exim_id, message_id)
+                 VALUES (1, 1, 0, 3, x'616263', 'delivery', 90000, '1smkL5-00000000e65-24eQ', 7),
+                        (2, 1, 4, 2, x'6465', 'delivery_more', 91000, '1smkL5-00000000e65-24eQ', 7),
+                        (3, 1, 7, 9, x'6768', 'rejection', NULL, NULL, NULL),
+                        (4, 2, 0, 1, x'69', 'unrecognised', 5, NULL, NULL);
+             INSERT INTO delivery_attempts (message_id, log_entry_id, attempted_ms, outcome)
+                 VALUES (7, 1, 90000, 'delivered'), (7, 2, 91000, 'delivered');
+             INSERT INTO rejections (log_entry_id, rejected_ms, stage, reason) VALUES (3, 0, 'rcpt', 'no');",
         )
         .unwrap();
         assert_eq!(
             migrate(&mut conn).unwrap(),
             [
                 "0004_log_entries_without_exim_id",
-                "0005_log_entries_time_kind"
+                "0005_log_entries_time_kind",
+                "0006_line_chunks"
             ]
         );
-        let row: (Vec<u8>, String, i64, i64) = conn
-            .query_row(
-                "SELECT e.raw, e.kind, e.logged_ms, m.id FROM log_entries e JOIN messages m ON m.id = e.message_id",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
+        let lines: Vec<String> = crate::store::repo::all_lines(&conn)
+            .unwrap()
+            .into_iter()
+            .map(|(source, l)| {
+                let text = String::from_utf8_lossy(&l.bytes).into_owned();
+                format!(
+                    "{source} {} {} {text} {:?} {:?}",
+                    l.offset, l.length, l.logged_ms, l.message
+                )
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "1 0 3 abc Some(90000) Some(7)",
+                "1 4 2 de Some(91000) Some(7)",
+                "1 7 9 gh None None",
+                "2 0 1 i Some(5) None",
+            ]
+        );
+        let traced: Vec<Vec<u8>> = crate::store::repo::message_lines(&conn, 7)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.bytes)
+            .collect();
+        assert_eq!(traced, [b"abc".to_vec(), b"de".to_vec()]);
+        let counts: Vec<(i64, String, i64)> = conn
+            .prepare("SELECT minute_ms, kind, lines FROM line_counts ORDER BY minute_ms, kind")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(row, (b"abc".to_vec(), "reception".to_owned(), 5, 7));
-        let columns: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM pragma_table_info('log_entries') WHERE name = 'exim_id'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(columns, 0);
-        let indexes: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_index_list('log_entries') WHERE origin = 'c' ORDER BY name")
+        assert_eq!(
+            counts,
+            [
+                (i64::MIN, "rejection".to_owned(), 1),
+                (0, "unrecognised".to_owned(), 1),
+                (60000, "delivery".to_owned(), 1),
+                (60000, "delivery_more".to_owned(), 1),
+            ]
+        );
+        let flags: Vec<String> = conn
+            .prepare("SELECT flag FROM delivery_attempts ORDER BY id")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(indexes, ["log_entries_message", "log_entries_time_kind"]);
+        assert_eq!(flags, ["=>", "->"]);
+        let gone: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'log_entries'
+                    OR sql LIKE '%log_entry_id%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(gone, 0);
+        let rejections: i64 = conn
+            .query_row("SELECT count(*) FROM rejections", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rejections, 1);
     }
 }

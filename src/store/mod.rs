@@ -5,6 +5,7 @@
 //! Only the writer task writes through this module in the daemon; query
 //! commands read. SQL lives here and nowhere else.
 
+pub mod chunk;
 mod error;
 mod handle;
 mod migrations;

@@ -6,6 +6,7 @@
 
 use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, params};
 
+use super::chunk::{self, ChunkBuilder, LineRecord, SealedChunk, StoredLine};
 use super::error::{Context, ResultExt, StoreError};
 
 /// Wall-clock time now, in milliseconds since 1970.
@@ -52,55 +53,217 @@ pub fn upsert_source(conn: &Connection, source: &SourceIdentity<'_>) -> Result<i
     .ctx(context)
 }
 
-/// One raw line ready to store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewLogEntry<'a> {
-    pub source_id: i64,
-    /// Offset of the line's first byte in its source.
-    pub byte_offset: u64,
-    /// The line's real length in bytes, without the newline.
-    pub line_length: u64,
-    /// The stored bytes: the whole line, or its first `max_line_bytes`.
-    pub raw: &'a [u8],
-    pub kind: &'a str,
-    pub logged_ms: Option<i64>,
-    pub message_id: Option<i64>,
+/// `line_counts.minute_ms` of lines that have no time: below every real
+/// minute, so a window's bounds never include it.
+pub const NO_TIME_MINUTE: i64 = i64::MIN;
+
+/// The `line_counts` minute of a line logged at `logged_ms`.
+pub fn minute_of(logged_ms: Option<i64>) -> i64 {
+    logged_ms.map_or(NO_TIME_MINUTE, |ms| ms - ms.rem_euclid(60_000))
 }
 
-/// Stores a line. Returns `false`, changing nothing, when a line from the
-/// same source at the same offset is already stored (a replay).
-pub fn insert_log_entry(conn: &Connection, entry: &NewLogEntry<'_>) -> Result<bool, StoreError> {
+/// Stores a sealed chunk of `source_id`'s lines and links it to the messages
+/// it has lines of. Returns the chunk's row.
+pub fn insert_chunk(
+    conn: &Connection,
+    source_id: i64,
+    chunk: &SealedChunk,
+) -> Result<i64, StoreError> {
     let context = || {
-        Context::op("store log line")
-            .table("log_entries")
-            .key(format_args!(
-                "source {} offset {}",
-                entry.source_id, entry.byte_offset
-            ))
+        Context::op("store lines")
+            .table("log_chunks")
+            .key(format_args!("source {source_id} offset {}", chunk.start))
     };
-    let offset = i64::try_from(entry.byte_offset).unwrap_or(i64::MAX);
-    let length = i64::try_from(entry.line_length).unwrap_or(i64::MAX);
-    let truncated = entry.line_length > entry.raw.len() as u64;
-    let inserted = conn
+    conn.prepare_cached(
+        "INSERT INTO log_chunks (source_id, start_offset, end_offset, lines, first_ms, last_ms, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .ctx(context)?
+    .execute(params![
+        source_id,
+        i64::try_from(chunk.start).unwrap_or(i64::MAX),
+        i64::try_from(chunk.end).unwrap_or(i64::MAX),
+        chunk.lines,
+        chunk.first_ms,
+        chunk.last_ms,
+        chunk.data,
+    ])
+    .ctx(context)?;
+    let chunk_id = conn.last_insert_rowid();
+    let mut link = conn
+        .prepare_cached("INSERT INTO message_chunks (message_id, chunk_id) VALUES (?1, ?2)")
+        .ctx(context)?;
+    for message in &chunk.messages {
+        link.execute(params![message, chunk_id]).ctx(context)?;
+    }
+    Ok(chunk_id)
+}
+
+/// Lines on their way into `log_chunks`: consecutive lines of one source
+/// fill a chunk, which is stored when it is full, when a line does not
+/// follow on, or at [`finish`](Self::finish). One chunk is open at a time,
+/// so chunks are stored in the order their lines came.
+#[derive(Debug, Default)]
+pub struct ChunkedLines {
+    open: Option<(i64, ChunkBuilder)>,
+}
+
+impl ChunkedLines {
+    /// Adds a line of `source_id`, storing the open chunk first if the line
+    /// cannot join it.
+    pub fn push(
+        &mut self,
+        conn: &Connection,
+        source_id: i64,
+        line: &LineRecord<'_>,
+    ) -> Result<(), StoreError> {
+        let fits = matches!(&self.open, Some((source, chunk)) if *source == source_id && chunk.accepts(line));
+        if !fits {
+            self.finish(conn)?;
+        }
+        let (_, chunk) = self
+            .open
+            .get_or_insert_with(|| (source_id, ChunkBuilder::new(line.start)));
+        chunk.push(line);
+        Ok(())
+    }
+
+    /// Stores the open chunk, if any.
+    pub fn finish(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let Some((source_id, chunk)) = self.open.take() else {
+            return Ok(());
+        };
+        let sealed = chunk.seal().map_err(|err| {
+            StoreError::other(
+                Context::op("store lines").key(format_args!("source {source_id}")),
+                err,
+            )
+        })?;
+        insert_chunk(conn, source_id, &sealed).map(drop)
+    }
+}
+
+/// The lines of message row `message_id` (continuation lines included), in
+/// the order they were logged, then stored.
+pub fn message_lines(conn: &Connection, message_id: i64) -> Result<Vec<StoredLine>, StoreError> {
+    let context = || {
+        Context::op("read message lines")
+            .table("message_chunks")
+            .key(message_id)
+    };
+    let chunks: Vec<i64> = conn
         .prepare_cached(
-            "INSERT INTO log_entries
-                 (source_id, byte_offset, line_length, truncated, raw, kind, logged_ms, message_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (source_id, byte_offset) DO NOTHING",
+            // Joined, so a link to a pruned chunk is ignored.
+            "SELECT mc.chunk_id FROM message_chunks mc JOIN log_chunks c ON c.id = mc.chunk_id
+             WHERE mc.message_id = ?1 ORDER BY mc.chunk_id",
         )
         .ctx(context)?
-        .execute(params![
-            entry.source_id,
-            offset,
-            length,
-            truncated,
-            entry.raw,
-            entry.kind,
-            entry.logged_ms,
-            entry.message_id,
-        ])
+        .query_map([message_id], |row| row.get(0))
+        .ctx(context)?
+        .collect::<Result<_, _>>()
         .ctx(context)?;
-    Ok(inserted == 1)
+    let mut lines = Vec::new();
+    for chunk_id in chunks {
+        lines.extend(
+            chunk_lines(conn, chunk_id)?
+                .into_iter()
+                .filter(|line| line.message == Some(message_id)),
+        );
+    }
+    // Stable: lines of one time keep their stored order.
+    lines.sort_by_key(|line| line.logged_ms);
+    Ok(lines)
+}
+
+/// Every stored line with its source row, in the order stored (tests and
+/// diagnostics; this reads the whole table).
+pub fn all_lines(conn: &Connection) -> Result<Vec<(i64, StoredLine)>, StoreError> {
+    let context = || Context::op("read lines").table("log_chunks");
+    let chunks: Vec<(i64, i64)> = conn
+        .prepare("SELECT id, source_id FROM log_chunks ORDER BY id")
+        .ctx(context)?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .ctx(context)?
+        .collect::<Result<_, _>>()
+        .ctx(context)?;
+    let mut lines = Vec::new();
+    for (chunk_id, source_id) in chunks {
+        lines.extend(
+            chunk_lines(conn, chunk_id)?
+                .into_iter()
+                .map(|line| (source_id, line)),
+        );
+    }
+    Ok(lines)
+}
+
+/// The stored lines logged from `from_ms` to `to_ms` (inclusive), in the
+/// order stored.
+pub fn lines_between(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<StoredLine>, StoreError> {
+    let context = || Context::op("read lines").table("log_chunks");
+    let chunks: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM log_chunks WHERE last_ms >= ?1 AND first_ms <= ?2 ORDER BY id",
+        )
+        .ctx(context)?
+        .query_map([from_ms, to_ms], |row| row.get(0))
+        .ctx(context)?
+        .collect::<Result<_, _>>()
+        .ctx(context)?;
+    let mut lines = Vec::new();
+    for chunk_id in chunks {
+        lines.extend(chunk_lines(conn, chunk_id)?.into_iter().filter(|line| {
+            line.logged_ms
+                .is_some_and(|ms| (from_ms..=to_ms).contains(&ms))
+        }));
+    }
+    Ok(lines)
+}
+
+/// The time of the newest stored line, if any line has one.
+pub fn newest_line_ms(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached("SELECT max(last_ms) FROM log_chunks")
+        .ctx(|| Context::op("find the newest line").table("log_chunks"))?
+        .query_row([], |row| row.get(0))
+        .ctx(|| Context::op("find the newest line").table("log_chunks"))
+}
+
+/// Adds `lines` lines of `kind` to the count for `minute_ms`.
+pub fn add_line_count(
+    conn: &Connection,
+    minute_ms: i64,
+    kind: &str,
+    lines: u64,
+) -> Result<(), StoreError> {
+    let context = || Context::op("count lines").table("line_counts").key(kind);
+    conn.prepare_cached(
+        "INSERT INTO line_counts (minute_ms, kind, lines) VALUES (?1, ?2, ?3)
+         ON CONFLICT (minute_ms, kind) DO UPDATE SET lines = lines + excluded.lines",
+    )
+    .ctx(context)?
+    .execute(params![
+        minute_ms,
+        kind,
+        i64::try_from(lines).unwrap_or(i64::MAX)
+    ])
+    .ctx(context)?;
+    Ok(())
+}
+
+/// The lines of chunk `chunk_id`, decoded.
+pub fn chunk_lines(conn: &Connection, chunk_id: i64) -> Result<Vec<StoredLine>, StoreError> {
+    let context = || Context::op("read lines").table("log_chunks").key(chunk_id);
+    let (start, data): (i64, Vec<u8>) = conn
+        .prepare_cached("SELECT start_offset, data FROM log_chunks WHERE id = ?1")
+        .ctx(context)?
+        .query_row([chunk_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .ctx(context)?;
+    chunk::decode(u64::try_from(start).unwrap_or(0), &data)
+        .map_err(|err| StoreError::other(context(), err))
 }
 
 /// Where reading of one source stopped.
@@ -310,7 +473,9 @@ pub enum Table {
     IngestCheckpoints,
     Messages,
     Recipients,
-    LogEntries,
+    LogChunks,
+    MessageChunks,
+    LineCounts,
     DeliveryAttempts,
     Rejections,
     AuditLog,
@@ -319,12 +484,14 @@ pub enum Table {
 
 impl Table {
     /// Every table, in creation order.
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 11] = [
         Table::LogSources,
         Table::IngestCheckpoints,
         Table::Messages,
         Table::Recipients,
-        Table::LogEntries,
+        Table::LogChunks,
+        Table::MessageChunks,
+        Table::LineCounts,
         Table::DeliveryAttempts,
         Table::Rejections,
         Table::AuditLog,
@@ -338,7 +505,9 @@ impl Table {
             Table::IngestCheckpoints => "ingest_checkpoints",
             Table::Messages => "messages",
             Table::Recipients => "recipients",
-            Table::LogEntries => "log_entries",
+            Table::LogChunks => "log_chunks",
+            Table::MessageChunks => "message_chunks",
+            Table::LineCounts => "line_counts",
             Table::DeliveryAttempts => "delivery_attempts",
             Table::Rejections => "rejections",
             Table::AuditLog => "audit_log",

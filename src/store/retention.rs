@@ -17,7 +17,8 @@ pub const CHUNK_ROWS: i64 = 5000;
 /// How long each kind of row is kept; `None` keeps it forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionPolicy {
-    pub log_entries: Option<Duration>,
+    /// Raw lines (whole chunks whose newest line is older) and their counts.
+    pub log_lines: Option<Duration>,
     pub delivery_attempts: Option<Duration>,
     pub rejections: Option<Duration>,
     /// Finished messages (completed or rejected), with their recipients
@@ -26,10 +27,11 @@ pub struct RetentionPolicy {
     pub audit_log: Option<Duration>,
 }
 
-/// Rows deleted so far, per table.
+/// What was deleted so far: log lines (in whole chunks, with their
+/// per-minute counts), and rows per table.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Pruned {
-    pub log_entries: u64,
+    pub log_lines: u64,
     pub delivery_attempts: u64,
     pub rejections: u64,
     pub messages: u64,
@@ -39,13 +41,14 @@ pub struct Pruned {
 impl Pruned {
     /// Rows deleted in all tables.
     pub fn total(&self) -> u64 {
-        self.log_entries + self.delivery_attempts + self.rejections + self.messages + self.audit_log
+        self.log_lines + self.delivery_attempts + self.rejections + self.messages + self.audit_log
     }
 }
 
-/// The tables in pruning order (dependent rows first).
+/// The tables in pruning order (dependent rows first). `log_chunks` is
+/// pruned by [`prune_lines`] instead.
 const STEPS: [(&str, &str); 5] = [
-    ("log_entries", "logged_ms < ?1"),
+    ("log_chunks", ""),
     ("delivery_attempts", "attempted_ms < ?1"),
     ("rejections", "rejected_ms < ?1"),
     (
@@ -64,14 +67,9 @@ impl RetentionPolicy {
         conn: &mut Connection,
         pruned: &mut Pruned,
     ) -> Result<bool, StoreError> {
-        let newest: Option<i64> = conn
-            .query_row("SELECT max(logged_ms) FROM log_entries", [], |row| {
-                row.get(0)
-            })
-            .ctx(|| Context::op("prune").table("log_entries"))?;
-        let log_now = newest.unwrap_or(i64::MIN);
+        let log_now = super::repo::newest_line_ms(conn)?.unwrap_or(i64::MIN);
         let ages = [
-            self.log_entries,
+            self.log_lines,
             self.delivery_attempts,
             self.rejections,
             self.messages,
@@ -88,20 +86,22 @@ impl RetentionPolicy {
             let cutoff = now.saturating_sub(age);
             let context = || Context::op("prune").table(table);
             let tx = conn.transaction().ctx(context)?;
-            // Table and condition come from the constant list above.
-            let deleted = tx
-                .execute(
+            let deleted = if index == 0 {
+                prune_lines(&tx, cutoff)?
+            } else {
+                // Table and condition come from the constant list above.
+                tx.execute(
                     &format!(
                         "DELETE FROM {table} WHERE rowid IN
                              (SELECT rowid FROM {table} WHERE {condition} LIMIT ?2)"
                     ),
                     params![cutoff, CHUNK_ROWS],
                 )
-                .ctx(context)?;
+                .ctx(context)? as u64
+            };
             tx.commit().ctx(context)?;
-            let deleted = deleted as u64;
             let slot = match index {
-                0 => &mut pruned.log_entries,
+                0 => &mut pruned.log_lines,
                 1 => &mut pruned.delivery_attempts,
                 2 => &mut pruned.rejections,
                 3 => &mut pruned.messages,
@@ -121,4 +121,48 @@ impl RetentionPolicy {
         while self.prune_chunk(conn, &mut pruned)? {}
         Ok(pruned)
     }
+}
+
+/// Deletes up to [`CHUNK_ROWS`] / 100 chunks of lines all older than
+/// `cutoff`, their links to messages, and the line counts of the minutes
+/// before `cutoff`. Returns the number of lines deleted.
+fn prune_lines(conn: &Connection, cutoff: i64) -> Result<u64, StoreError> {
+    let context = || Context::op("prune").table("log_chunks");
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS pruned_chunks (id INTEGER PRIMARY KEY, lines INTEGER)",
+        [],
+    )
+    .ctx(context)?;
+    conn.execute("DELETE FROM temp.pruned_chunks", [])
+        .ctx(context)?;
+    conn.execute(
+        "INSERT INTO temp.pruned_chunks SELECT id, lines FROM log_chunks WHERE last_ms < ?1 LIMIT ?2",
+        params![cutoff, CHUNK_ROWS / 100],
+    )
+    .ctx(context)?;
+    // message_chunks has no index on chunk_id (it would cost a write per
+    // link on ingest): this scans it, once per step.
+    conn.execute(
+        "DELETE FROM message_chunks WHERE chunk_id IN (SELECT id FROM temp.pruned_chunks)",
+        [],
+    )
+    .ctx(context)?;
+    let lines: i64 = conn
+        .query_row(
+            "SELECT coalesce(sum(lines), 0) FROM temp.pruned_chunks",
+            [],
+            |row| row.get(0),
+        )
+        .ctx(context)?;
+    conn.execute(
+        "DELETE FROM log_chunks WHERE id IN (SELECT id FROM temp.pruned_chunks)",
+        [],
+    )
+    .ctx(context)?;
+    conn.execute(
+        "DELETE FROM line_counts WHERE minute_ms > ?1 AND minute_ms + 60000 <= ?2",
+        params![super::repo::NO_TIME_MINUTE, cutoff],
+    )
+    .ctx(context)?;
+    Ok(u64::try_from(lines).unwrap_or(0))
 }

@@ -23,13 +23,24 @@ fn ingest(dir: &TempDir, files: &[&std::path::Path]) -> (i32, String, String) {
     outcome(&run(&args))
 }
 
+/// (offset, real length, stored bytes, truncated) of every line, in file
+/// order.
 fn stored_lines(dir: &TempDir) -> Vec<(i64, i64, Vec<u8>, i64)> {
     let conn = Connection::open(dir.path().join("x.db")).unwrap();
-    crate::util::query_all(
-        &conn,
-        "SELECT byte_offset, line_length, raw, truncated FROM log_entries ORDER BY source_id, byte_offset",
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )
+    let mut lines = exim_pilot::store::repo::all_lines(&conn).unwrap();
+    lines.sort_by_key(|(source, line)| (*source, line.offset));
+    lines
+        .into_iter()
+        .map(|(_, line)| {
+            let truncated = i64::from(line.is_truncated());
+            (
+                line.offset as i64,
+                line.length as i64,
+                line.bytes,
+                truncated,
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -168,26 +179,33 @@ fn lines_are_stored_with_their_kind_time_and_message_id() {
     .unwrap();
     let (status, _, stderr) = ingest(&dir, &[&log]);
     assert_eq!(status, 0, "{stderr}");
-    let conn = Connection::open(dir.path().join("x.db")).unwrap();
-    let rows: Vec<(String, Option<i64>, Option<String>)> = crate::util::query_all(
-        &conn,
-        "SELECT e.kind, e.logged_ms, m.exim_id FROM log_entries e
-         LEFT JOIN messages m ON m.id = e.message_id ORDER BY e.byte_offset",
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    );
+    let db = dir.path().join("x.db");
+    let rows: Vec<(Option<i64>, Option<String>)> = crate::util::lines_with_messages(&db)
+        .into_iter()
+        .map(|(line, id)| (line.logged_ms, id))
+        .collect();
     let id = Some("1smkL5-00000000e65-24eQ".to_owned());
     // 2024-05-06 07:08:09.250 as milliseconds of the log's own clock.
     let at = 1_714_979_289_250;
     assert_eq!(
         rows,
         vec![
-            ("reception".to_owned(), Some(at), id.clone()),
-            ("warning".to_owned(), Some(at + 750), id.clone()),
-            ("continuation".to_owned(), Some(at + 750), id.clone()),
-            ("connection_lost".to_owned(), Some(at + 1750), None),
-            ("unrecognised".to_owned(), None, None),
+            (Some(at), id.clone()),
+            (Some(at + 750), id.clone()),
+            (Some(at + 750), id.clone()),
+            (Some(at + 1750), None),
+            (None, None),
         ]
     );
+    for kind in [
+        "reception",
+        "warning",
+        "continuation",
+        "connection_lost",
+        "unrecognised",
+    ] {
+        assert_eq!(crate::util::lines_of_kind(&db, kind), 1, "{kind}");
+    }
 }
 
 #[test]
@@ -195,15 +213,8 @@ fn the_real_exim_sample_has_no_unrecognised_lines() {
     let dir = TempDir::new().unwrap();
     let (status, _, _) = ingest(&dir, &[&fixture("sample/mainlog")]);
     assert_eq!(status, 0);
-    let conn = Connection::open(dir.path().join("x.db")).unwrap();
-    let count = |kind: &str| -> i64 {
-        conn.query_row(
-            "SELECT count(*) FROM log_entries WHERE kind = ?1",
-            [kind],
-            |r| r.get(0),
-        )
-        .unwrap()
-    };
+    let db = dir.path().join("x.db");
+    let count = |kind: &str| crate::util::lines_of_kind(&db, kind);
     assert_eq!(count("unrecognised"), 0);
     let content = std::fs::read_to_string(fixture("sample/mainlog")).unwrap();
     assert_eq!(count("reception") as usize, content.matches(" <= ").count());
@@ -260,13 +271,9 @@ fn the_real_exim_sample_gives_each_message_the_outcome_exim_had() {
             ("delivered".to_owned(), 10)
         ]
     );
-    let lines: Vec<(Vec<u8>, Option<String>)> = crate::util::query_all(
-        &conn,
-        "SELECT e.raw, m.exim_id FROM log_entries e LEFT JOIN messages m ON m.id = e.message_id",
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    );
-    for (raw, linked) in lines {
-        let parsed = exim_pilot::parse::parse_line(&raw)
+    let lines = crate::util::lines_with_messages(&dir.path().join("x.db"));
+    for (line, linked) in lines {
+        let parsed = exim_pilot::parse::parse_line(&line.bytes)
             .message_id()
             .map(|id| id.as_str().to_owned());
         if parsed.is_some() {

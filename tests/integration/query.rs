@@ -230,3 +230,56 @@ fn queries_work_while_the_daemon_writes() {
     assert_eq!(stats["received"], 10);
     assert!(daemon.stop().success());
 }
+
+#[test]
+fn stats_windows_count_lines_exactly_even_within_a_minute() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let mut generator = exim_pilot::synth::Generator::new(5);
+    let mut content = Vec::new();
+    generator.write(4000, &mut content).unwrap();
+    std::fs::write(&log, &content).unwrap();
+    let db = dir.path().join("x.db").display().to_string();
+    let (status, _, stderr) = outcome(&run(&["ingest", "--db", &db, log.to_str().unwrap()]));
+    assert_eq!(status, 0, "{stderr}");
+    let times: Vec<(i64, &'static str)> = content
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let entry = exim_pilot::parse::parse_line(line);
+            let at = entry.prefix.unwrap().timestamp.local_ms();
+            (at, entry.kind().name())
+        })
+        .collect();
+    let first = times[0].0;
+    for (since, until) in [
+        (first + 17_000, first + 3_600_000 + 41_000),
+        (first + 61_000, first + 119_000),
+        (first + 5_000, first + 9_000),
+        (first, first + 60_000),
+    ] {
+        let expected = |kinds: &[&str]| {
+            times
+                .iter()
+                .filter(|(at, kind)| (since..=until).contains(at) && kinds.contains(kind))
+                .count()
+        };
+        let stats = json(&[
+            "stats",
+            "--db",
+            &db,
+            "--json",
+            "--since",
+            &exim_pilot::query::format_ms(since),
+            "--until",
+            &exim_pilot::query::format_ms(until),
+        ]);
+        let all: Vec<&str> = times.iter().map(|(_, kind)| *kind).collect();
+        assert_eq!(stats["lines"], expected(&all), "{since}..{until}");
+        assert_eq!(
+            stats["delivered"],
+            expected(&["delivery", "delivery_more"]),
+            "{since}..{until}"
+        );
+    }
+}

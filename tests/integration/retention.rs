@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use deadpool_sqlite::rusqlite::Connection;
+use exim_pilot::store::chunk::MAX_CHUNK_LINES;
 use tempfile::TempDir;
 
 use crate::util::{Daemon, FAST_CONFIG, append_lines, audit_actions, outcome, run, wait_for_lines};
@@ -13,6 +14,20 @@ fn count(db: &std::path::Path, sql: &str) -> i64 {
         .unwrap()
         .query_row(sql, [], |r| r.get(0))
         .unwrap()
+}
+
+const LINES: &str = "SELECT coalesce(sum(lines), 0) FROM log_chunks";
+
+/// The three lines of 2024-03-10 are stored, and so are their counts, while
+/// the counts of 2024-03-01 are gone.
+fn assert_new_lines_kept(db: &std::path::Path) {
+    let stored = crate::util::stored_lines(db);
+    let new: Vec<_> = stored
+        .iter()
+        .filter(|l| l.starts_with(b"2024-03-10"))
+        .collect();
+    assert_eq!(new.len(), 3);
+    assert_eq!(count(db, "SELECT sum(lines) FROM line_counts"), 3);
 }
 
 /// Lines `days_ago` days before 2024-03-10 12:00, with a message each.
@@ -69,17 +84,21 @@ fn prune_deletes_old_rows_in_chunks_and_keeps_recent_ones() {
         log.to_str().unwrap(),
     ]));
     assert_eq!(status, 0, "{stderr}");
-    assert_eq!(count(&db, "SELECT count(*) FROM log_entries"), 6003);
+    assert_eq!(count(&db, LINES), 6003);
 
     let (status, stdout, stderr) =
         outcome(&run(&["prune", "--config", &config_text, "--db", &db_text]));
     assert_eq!(status, 0, "{stderr}");
     assert!(stdout.starts_with("pruned "), "{stdout}");
+    // Lines go in whole chunks: the old lines that share a chunk with the
+    // new ones stay until the chunk's newest line is old too.
+    let kept = count(&db, LINES);
+    assert!((3..3 + MAX_CHUNK_LINES as i64).contains(&kept), "{kept}");
     assert!(
-        stdout.contains("6000 log lines") && stdout.contains("2000 messages"),
+        stdout.contains(&format!("{} log lines", 6003 - kept)) && stdout.contains("2000 messages"),
         "{stdout}"
     );
-    assert_eq!(count(&db, "SELECT count(*) FROM log_entries"), 3);
+    assert_new_lines_kept(&db);
     assert_eq!(count(&db, "SELECT count(*) FROM messages"), 1);
     assert_eq!(
         count(&db, "SELECT count(*) FROM recipients"),
@@ -142,6 +161,7 @@ fn the_daemon_prunes_on_its_own() {
     }
     let db = daemon.db.clone();
     assert!(daemon.stop().success());
-    assert_eq!(count(&db, "SELECT count(*) FROM log_entries"), 3);
+    assert!(count(&db, LINES) < 6003);
+    assert_new_lines_kept(&db);
     assert_eq!(count(&db, "SELECT count(*) FROM messages"), 1);
 }

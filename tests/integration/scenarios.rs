@@ -40,17 +40,17 @@ fn fd_count(pid: u32) -> usize {
 fn assert_offsets_exact(db: &std::path::Path, log: &std::path::Path) {
     let content = std::fs::read(log).unwrap();
     let conn = Connection::open(db).unwrap();
-    let rows: Vec<(i64, i64, Vec<u8>, i64)> = crate::util::query_all(
-        &conn,
-        "SELECT byte_offset, line_length, raw, truncated FROM log_entries ORDER BY id",
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    );
+    let rows = exim_pilot::store::repo::all_lines(&conn).unwrap();
     let mut expected_offset = 0usize;
-    for (offset, length, raw, truncated) in rows {
-        assert_eq!(offset as usize, expected_offset, "lines are contiguous");
-        let line = &content[offset as usize..offset as usize + length as usize];
-        assert!(line.starts_with(&raw) && (truncated == 1 || line == raw.as_slice()));
-        expected_offset = offset as usize + length as usize + 1;
+    for (_, stored) in rows {
+        let (offset, length) = (stored.offset as usize, stored.length as usize);
+        assert_eq!(offset, expected_offset, "lines are contiguous");
+        let line = &content[offset..offset + length];
+        assert!(
+            line.starts_with(&stored.bytes)
+                && (stored.is_truncated() || line == stored.bytes.as_slice())
+        );
+        expected_offset = offset + length + 1;
     }
     let checkpoint: i64 = conn
         .query_row("SELECT max(byte_offset) FROM ingest_checkpoints", [], |r| {
@@ -88,13 +88,17 @@ fn scenario_15_oversized_lines_are_stored_truncated_and_offsets_stay_exact() {
 
     let db = crate::util::run_until_stored(dir.path(), 4);
     let conn = Connection::open(&db).unwrap();
-    let flags: Vec<(i64, i64, i64)> = crate::util::query_all(
-        &conn,
-        "SELECT line_length, length(raw), truncated FROM log_entries ORDER BY id",
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    let flags: Vec<(u64, usize, bool)> = exim_pilot::store::repo::all_lines(&conn)
+        .unwrap()
+        .into_iter()
+        .map(|(_, l)| (l.length, l.bytes.len(), l.is_truncated()))
+        .collect();
+    assert_eq!(flags[1], (10 * 1024 * 1024, 65536, true));
+    assert_eq!(
+        flags[2],
+        (65536, 65536, false),
+        "exactly at the cap is whole"
     );
-    assert_eq!(flags[1], (10 * 1024 * 1024, 65536, 1));
-    assert_eq!(flags[2], (65536, 65536, 0), "exactly at the cap is whole");
     assert_offsets_exact(&db, &log);
 
     // A restart after the long line neither repeats nor skips anything.

@@ -6,8 +6,9 @@ use std::sync::{Arc, Barrier, mpsc};
 use std::time::Duration;
 
 use deadpool_sqlite::rusqlite::{Connection, params};
+use exim_pilot::store::chunk::{ChunkBuilder, LineRecord, SealedChunk};
 use exim_pilot::store::repo::{
-    Checkpoint, NewLogEntry, SourceIdentity, Table, append_audit, count_rows, insert_log_entry,
+    Checkpoint, SourceIdentity, Table, all_lines, append_audit, count_rows, insert_chunk,
     load_checkpoint, save_checkpoint, upsert_source,
 };
 use exim_pilot::store::{
@@ -56,16 +57,18 @@ fn source(conn: &Connection) -> i64 {
     .unwrap()
 }
 
-fn entry(source_id: i64, offset: u64, raw: &[u8]) -> NewLogEntry<'_> {
-    NewLogEntry {
-        source_id,
-        byte_offset: offset,
-        line_length: raw.len() as u64,
-        raw,
-        kind: "unparsed",
+/// A sealed chunk of one line at `offset` whose real length is `length`.
+fn chunk(offset: u64, raw: &[u8], length: u64) -> SealedChunk {
+    let mut chunk = ChunkBuilder::new(offset);
+    chunk.push(&LineRecord {
+        start: offset,
+        end: offset + length + 1,
+        length,
+        bytes: raw,
         logged_ms: None,
-        message_id: None,
-    }
+        message: None,
+    });
+    chunk.seal().unwrap()
 }
 
 #[tokio::test]
@@ -532,18 +535,17 @@ fn repository_functions_work_inside_and_outside_a_transaction() {
         source_id,
         "the same fingerprint is the same source"
     );
-    assert!(insert_log_entry(&conn, &entry(source_id, 0, b"line one")).unwrap());
-    assert!(
-        !insert_log_entry(&conn, &entry(source_id, 0, b"line one")).unwrap(),
-        "a replay is a no-op"
+    insert_chunk(&conn, source_id, &chunk(0, b"line one", 8)).unwrap();
+    let err = insert_chunk(&conn, source_id, &chunk(0, b"line one", 8)).unwrap_err();
+    assert_eq!(
+        err.class(),
+        ErrorClass::Constraint(ConstraintKind::Unique),
+        "a chunk is stored once"
     );
 
     // Inside one.
     in_transaction(&mut conn, |tx| {
-        assert!(insert_log_entry(
-            tx,
-            &entry(source_id, 9, b"line two \xff\0")
-        )?);
+        insert_chunk(tx, source_id, &chunk(9, b"line two \xff\0", 11))?;
         save_checkpoint(
             tx,
             &Checkpoint {
@@ -554,28 +556,26 @@ fn repository_functions_work_inside_and_outside_a_transaction() {
         )
     })
     .unwrap();
-    assert_eq!(count_rows(&conn, Table::LogEntries).unwrap(), 2);
+    assert_eq!(count_rows(&conn, Table::LogChunks).unwrap(), 2);
     let checkpoint = load_checkpoint(&conn, source_id).unwrap().unwrap();
     assert_eq!(checkpoint.byte_offset, 20);
     assert_eq!(checkpoint.tail_marker, b"two \xff\0\n");
     assert_eq!(load_checkpoint(&conn, source_id + 1).unwrap(), None);
 
-    let raw: Vec<u8> = conn
-        .query_row(
-            "SELECT raw FROM log_entries WHERE byte_offset = 9",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(raw, b"line two \xff\0", "raw bytes are stored exactly");
+    let lines = all_lines(&conn).unwrap();
+    assert_eq!(lines[1].1.offset, 9);
+    assert_eq!(
+        lines[1].1.bytes, b"line two \xff\0",
+        "raw bytes are stored exactly"
+    );
 
     // A line in a source that does not exist breaks the foreign key.
-    let err = insert_log_entry(&conn, &entry(source_id + 100, 0, b"x")).unwrap_err();
+    let err = insert_chunk(&conn, source_id + 100, &chunk(0, b"x", 1)).unwrap_err();
     assert_eq!(
         err.class(),
         ErrorClass::Constraint(ConstraintKind::ForeignKey)
     );
-    assert!(err.to_string().contains("log_entries"), "{err}");
+    assert!(err.to_string().contains("log_chunks"), "{err}");
 }
 
 #[tokio::test]
@@ -585,17 +585,13 @@ async fn a_truncated_line_keeps_its_real_length_and_flag() {
     let (truncated, length) = store
         .transaction("write", |tx| {
             let source_id = source(tx);
-            let mut line = entry(source_id, 0, b"first bytes");
-            line.line_length = 10_000;
-            insert_log_entry(tx, &line)?;
-            tx.query_row("SELECT truncated, line_length FROM log_entries", [], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-            })
-            .map_err(|e| StoreError::from_sqlite(store::Context::op("read"), e))
+            insert_chunk(tx, source_id, &chunk(0, b"first bytes", 10_000))?;
+            let lines = all_lines(tx)?;
+            Ok::<_, StoreError>((lines[0].1.is_truncated(), lines[0].1.length))
         })
         .await
         .unwrap();
-    assert_eq!((truncated, length), (1, 10_000));
+    assert_eq!((truncated, length), (true, 10_000));
 }
 
 #[tokio::test]
@@ -636,4 +632,74 @@ async fn pooled_connections_never_create_a_missing_database() {
         !config.path.exists(),
         "the pool did not create an empty database"
     );
+}
+
+/// The writer skips lines that start before their source's stored read
+/// position (a replay: two readers, or a reader restarted from an older
+/// position), so a line is stored once whatever a reader sends.
+#[tokio::test]
+async fn the_writer_stores_a_replayed_line_once() {
+    use exim_pilot::pipeline::item::{Item, LineItem, SourceInfo};
+    use exim_pilot::pipeline::writer::{self, NoProgress, WriterSettings};
+    use exim_pilot::tail::identity::Fingerprint;
+
+    let dir = TempDir::new().unwrap();
+    let handle = store::StoreHandle::new(open(&dir).await);
+    let source = Arc::new(SourceInfo {
+        fingerprint: Fingerprint([7; 16]),
+        path: "mainlog".to_owned(),
+        device: None,
+        inode: None,
+    });
+    let lines: Vec<Item> = (0..4u64)
+        .map(|i| {
+            let bytes = format!("2024-01-01 00:00:0{i} [1] line {i}").into_bytes();
+            let start = i * 32;
+            Item::Line(LineItem {
+                source: Arc::clone(&source),
+                start,
+                end: start + 32,
+                length: bytes.len() as u64,
+                tail_marker: bytes.clone(),
+                bytes,
+            })
+        })
+        .collect();
+    let settings = WriterSettings {
+        batch_size: 2,
+        flush_interval: Duration::from_millis(10),
+        backoff_min: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(10),
+        max_attempts: Some(1),
+        retention: None,
+    };
+    let mut totals = Vec::new();
+    // Lines 0-1, then 0-3 again (0 and 1 replayed), then all of them.
+    for sent in [&lines[..2], &lines[..], &lines[..]] {
+        let (sender, receiver) = tokio::sync::mpsc::channel(8);
+        let (_keep, settings) = tokio::sync::watch::channel(settings);
+        for item in sent {
+            sender.send(item.clone()).await.unwrap();
+        }
+        drop(sender);
+        let written = writer::run(handle.clone(), receiver, settings, &mut NoProgress)
+            .await
+            .unwrap();
+        totals.push((written.inserted, written.replayed));
+    }
+    assert_eq!(totals, [(2, 0), (2, 2), (0, 4)]);
+    let conn = side_connection(&dir);
+    let stored: Vec<Vec<u8>> = all_lines(&conn)
+        .unwrap()
+        .into_iter()
+        .map(|(_, line)| line.bytes)
+        .collect();
+    let sent: Vec<Vec<u8>> = lines
+        .iter()
+        .map(|item| match item {
+            Item::Line(line) => line.bytes.clone(),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(stored, sent);
 }

@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use exim_pilot::config::{Config, DatabaseConfig, Overrides};
+use exim_pilot::store::chunk::StoredLine;
 
 /// The built `exim-pilot` binary.
 pub fn binary() -> PathBuf {
@@ -222,13 +223,41 @@ pub fn stored_lines(db: &Path) -> Vec<Vec<u8>> {
         return Vec::new();
     };
     let _ = conn.busy_timeout(Duration::from_secs(5));
-    let Ok(mut statement) = conn.prepare("SELECT raw FROM log_entries ORDER BY id") else {
-        return Vec::new();
-    };
-    statement
-        .query_map([], |row| row.get(0))
-        .map(|rows| rows.filter_map(Result::ok).collect())
+    exim_pilot::store::repo::all_lines(&conn)
+        .map(|lines| lines.into_iter().map(|(_, line)| line.bytes).collect())
         .unwrap_or_default()
+}
+
+/// Every stored line in storage order, with the Exim id of the message it
+/// is linked to.
+pub fn lines_with_messages(db: &Path) -> Vec<(StoredLine, Option<String>)> {
+    let conn = deadpool_sqlite::rusqlite::Connection::open(db).unwrap();
+    let ids: std::collections::HashMap<i64, String> =
+        query_all(&conn, "SELECT id, exim_id FROM messages", |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .into_iter()
+        .collect();
+    exim_pilot::store::repo::all_lines(&conn)
+        .unwrap()
+        .into_iter()
+        .map(|(_, line)| {
+            let id = line.message.and_then(|row| ids.get(&row).cloned());
+            (line, id)
+        })
+        .collect()
+}
+
+/// Lines stored per kind, from the per-minute counts.
+pub fn lines_of_kind(db: &Path, kind: &str) -> i64 {
+    deadpool_sqlite::rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT coalesce(sum(lines), 0) FROM line_counts WHERE kind = ?1",
+            [kind],
+            |r| r.get(0),
+        )
+        .unwrap()
 }
 
 /// Waits until `db` holds `count` lines (fails after `limit`).

@@ -1,21 +1,31 @@
 //! The mail model: what each parsed entry means for messages, recipients,
-//! delivery attempts and rejections. Applied by the writer, inside the
-//! batch transaction, once per newly stored line, so a delivery attempt,
-//! the recipient's status and the message's status always change together.
+//! delivery attempts and rejections.
+//!
+//! The writer feeds a batch's entries, in log order, to a [`BatchModel`],
+//! which keeps the batch's effect in memory: each message and recipient the
+//! batch touches is one state, changed line by line by the rules in
+//! [`rules`]; attempts and rejections are appended. [`BatchModel::flush`]
+//! then writes each changed row once, in the batch transaction, so a
+//! delivery attempt, the recipient's status and the message's status always
+//! change together. Most messages are received, delivered and completed
+//! within one batch: written once, as a new row in its final state, instead
+//! of inserted and updated line by line.
 //!
 //! A line about a message whose reception has not been read (it arrived
 //! before the oldest log read, or its `<=` comes later, as with cutthrough
 //! `>>`) creates a placeholder message row; the reception fills it in.
 
-use std::borrow::Cow;
+mod rules;
+mod write;
+
 use std::collections::HashMap;
 
-use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, ToSql, params};
+use deadpool_sqlite::rusqlite::Connection;
 
-use crate::parse::{
-    Delivery, DeliveryFlag, Entry, Event, Host, Reception, Rejection, unescape_quoted,
-};
-use crate::store::{Context, ResultExt, StoreError};
+use crate::parse::{Delivery, Entry, Event, Reception, Rejection};
+use crate::store::StoreError;
+
+pub use rules::{MessageState, RecipientState, Status};
 
 /// Message row ids by Exim id, remembered between batches. Bounded: it is
 /// a cache, and the database answers when it forgets.
@@ -35,565 +45,287 @@ impl MessageIds {
         self.ids.clear();
     }
 
-    /// The row of the message `entry` is about, if it names one (`at` is
-    /// the entry's time). A reception creates or fills in the row with its
-    /// fields in one statement; inserting a placeholder and then updating it
-    /// would write each of the row's indexes twice. Any other line finds the
-    /// row, creating a placeholder if needed.
-    pub fn row_for(
+    fn get(&self, exim_id: &str) -> Option<i64> {
+        self.ids.get(exim_id).copied()
+    }
+
+    fn remember(&mut self, exim_id: &str, row: i64) {
+        if self.ids.len() >= MESSAGE_ID_CACHE {
+            self.ids.clear();
+        }
+        self.ids.insert(exim_id.to_owned(), row);
+    }
+}
+
+/// A message the batch touched.
+#[derive(Debug)]
+struct PendingMessage<'b> {
+    exim_id: &'b str,
+    /// Not in the database yet: inserted by the flush, with this row id.
+    new: bool,
+    /// The reception read in this batch, written by the flush.
+    reception: Option<(Reception<'b>, Option<i64>)>,
+    /// The row's state as the batch leaves it; `None` while the batch has
+    /// not needed it (then the flush leaves it alone).
+    state: Option<MessageState>,
+}
+
+/// A recipient the batch touched.
+#[derive(Debug)]
+struct PendingRecipient {
+    message: i64,
+    address: String,
+    new: bool,
+    state: RecipientState,
+    changed: bool,
+}
+
+/// A delivery attempt to insert: its message and recipient rows, the line,
+/// and its time.
+#[derive(Debug)]
+struct PendingAttempt<'b> {
+    message: i64,
+    recipient: i64,
+    delivery: Delivery<'b>,
+    at: Option<i64>,
+}
+
+/// The effect of one batch of entries, borrowed from the batch's lines
+/// (`'b`), until [`flush`](Self::flush) writes it.
+#[derive(Debug)]
+pub struct BatchModel<'b> {
+    messages: HashMap<i64, PendingMessage<'b>>,
+    /// Rows of messages touched, in first-touch order, so the flush writes
+    /// in a stable order.
+    message_order: Vec<i64>,
+    /// Rows this batch created, by Exim id: not in the database before the
+    /// flush, and not to be forgotten by the bounded cache meanwhile.
+    created: HashMap<&'b str, i64>,
+    recipients: HashMap<(i64, String), usize>,
+    recipient_rows: Vec<PendingRecipient>,
+    attempts: Vec<PendingAttempt<'b>>,
+    rejections: Vec<(Option<i64>, Rejection<'b>, Option<i64>)>,
+    next_message_row: i64,
+    next_recipient_row: i64,
+}
+
+impl<'b> BatchModel<'b> {
+    /// An empty batch. Row ids for new messages and recipients continue
+    /// after the largest in the database (the writer is the only writer).
+    pub fn begin(conn: &Connection) -> Result<Self, StoreError> {
+        let (next_message_row, next_recipient_row) = write::next_rows(conn)?;
+        Ok(BatchModel {
+            messages: HashMap::new(),
+            message_order: Vec::new(),
+            created: HashMap::new(),
+            recipients: HashMap::new(),
+            recipient_rows: Vec::new(),
+            attempts: Vec::new(),
+            rejections: Vec::new(),
+            next_message_row,
+            next_recipient_row,
+        })
+    }
+
+    /// The row of the message `entry` is about, if it names one: a row
+    /// already in the database (`ids` remembers recent ones), one this
+    /// batch already created, or a new one (a reception, or a placeholder).
+    pub fn message_row(
         &mut self,
         conn: &Connection,
-        entry: &Entry<'_>,
-        at: Option<i64>,
+        ids: &mut MessageIds,
+        entry: &Entry<'b>,
     ) -> Result<Option<i64>, StoreError> {
         let Some(exim_id) = entry.message_id() else {
             return Ok(None);
         };
         let exim_id = exim_id.as_str();
-        let cached = self.ids.get(exim_id).copied();
-        let known = match cached {
-            Some(id) => Some(id),
-            None => find(conn, exim_id)?,
-        };
-        let id = match (&entry.event, known) {
-            (Event::Reception(reception), _) => received(conn, exim_id, known, reception, at)?,
-            (_, Some(id)) => id,
-            (_, None) => create_placeholder(conn, exim_id)?,
-        };
-        if cached.is_none() {
-            if self.ids.len() >= MESSAGE_ID_CACHE {
-                self.ids.clear();
+        let row = match ids
+            .get(exim_id)
+            .or_else(|| self.created.get(exim_id).copied())
+        {
+            Some(row) => row,
+            None => {
+                let row = match write::find_message(conn, exim_id)? {
+                    Some(row) => row,
+                    None => {
+                        let row = self.next_message_row;
+                        self.next_message_row += 1;
+                        self.messages.insert(
+                            row,
+                            PendingMessage {
+                                exim_id,
+                                new: true,
+                                reception: None,
+                                state: Some(MessageState::default()),
+                            },
+                        );
+                        self.message_order.push(row);
+                        self.created.insert(exim_id, row);
+                        row
+                    }
+                };
+                ids.remember(exim_id, row);
+                row
             }
-            self.ids.insert(exim_id.to_owned(), id);
-        }
-        Ok(Some(id))
+        };
+        Ok(Some(row))
     }
-}
 
-// Rows are looked up, then inserted or updated, rather than upserted (an
-// upsert rewrites a row that exists), and inserts read `last_insert_rowid`
-// rather than use RETURNING: SQLite keeps a statement journal in a temporary
-// file for a statement with RETURNING, which doubled the bytes an ingest
-// wrote.
-
-/// The row of message `exim_id`, if there is one.
-fn find(conn: &Connection, exim_id: &str) -> Result<Option<i64>, StoreError> {
-    let context = || Context::op("find message").table("messages").key(exim_id);
-    conn.prepare_cached("SELECT id FROM messages WHERE exim_id = ?1")
-        .ctx(context)?
-        .query_row([exim_id], |row| row.get(0))
-        .optional()
-        .ctx(context)
-}
-
-/// A row for a message seen before its reception (or whose reception was
-/// never read): the reception fills it in if it comes.
-fn create_placeholder(conn: &Connection, exim_id: &str) -> Result<i64, StoreError> {
-    let context = || Context::op("create message").table("messages").key(exim_id);
-    conn.prepare_cached("INSERT INTO messages (exim_id) VALUES (?1)")
-        .ctx(context)?
-        .execute([exim_id])
-        .ctx(context)?;
-    Ok(conn.last_insert_rowid())
-}
-
-/// Applies one newly stored entry. `message` is the row of the entry's
-/// message (when it has an id), `at` its time in the log's clock.
-pub fn apply(
-    conn: &Connection,
-    entry: &Entry<'_>,
-    message: Option<i64>,
-    at: Option<i64>,
-) -> Result<(), StoreError> {
-    match (&entry.event, message) {
-        (Event::Reception(reception), Some(message)) => {
-            for address in reception.recipient_list() {
-                recipient(conn, message, address)?;
+    /// Applies one newly stored entry. `message` is the row of the entry's
+    /// message (from [`message_row`](Self::message_row)), `at` its time in
+    /// the log's clock.
+    pub fn apply(
+        &mut self,
+        conn: &Connection,
+        entry: &Entry<'b>,
+        message: Option<i64>,
+        at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        match (&entry.event, message) {
+            (Event::Reception(reception), Some(message)) => {
+                let exim_id = entry.message_id().map_or("", |id| id.as_str());
+                let state = self.message_state(conn, message, exim_id)?;
+                state.received(at);
+                for address in reception.recipient_list() {
+                    self.recipient(conn, message, &String::from_utf8_lossy(address))?;
+                }
+                if let Some(pending) = self.messages.get_mut(&message) {
+                    pending.reception = Some((*reception, at));
+                }
             }
-            Ok(())
+            (Event::Delivery(delivery), Some(message)) => {
+                let exim_id = entry.message_id().map_or("", |id| id.as_str());
+                self.message_state(conn, message, exim_id)?
+                    .attempted(delivery.flag, at);
+                let address = String::from_utf8_lossy(delivery.address.recipient());
+                let recipient = self.recipient(conn, message, &address)?;
+                let pending = &mut self.recipient_rows[recipient];
+                pending.state.attempted(delivery, at);
+                pending.changed = true;
+                let recipient = pending.state.row;
+                self.attempts.push(PendingAttempt {
+                    message,
+                    recipient,
+                    delivery: *delivery,
+                    at,
+                });
+            }
+            (Event::Completed { .. }, Some(message)) => {
+                let exim_id = entry.message_id().map_or("", |id| id.as_str());
+                self.message_state(conn, message, exim_id)?.completed(at);
+            }
+            (Event::Frozen { .. } | Event::MessageIsFrozen, Some(message)) => {
+                let exim_id = entry.message_id().map_or("", |id| id.as_str());
+                self.message_state(conn, message, exim_id)?.frozen(at);
+            }
+            (Event::Unfrozen { .. }, Some(message)) => {
+                let exim_id = entry.message_id().map_or("", |id| id.as_str());
+                self.message_state(conn, message, exim_id)?.unfrozen(at);
+            }
+            (Event::Rejection(rejection), _) => {
+                if let Some(message) = message {
+                    let exim_id = entry.message_id().map_or("", |id| id.as_str());
+                    self.message_state(conn, message, exim_id)?
+                        .rejected_after_data(at);
+                }
+                self.rejections.push((message, *rejection, at));
+            }
+            _ => {}
         }
-        (Event::Delivery(delivery), Some(message)) => attempted(conn, message, delivery, at),
-        (Event::Completed { .. }, Some(message)) => set_status(
-            conn,
-            message,
-            "UPDATE messages SET status = 'completed', completed_ms = ?2, frozen = 0,
-                 last_event_ms = coalesce(?2, last_event_ms)
-             WHERE id = ?1",
-            at,
-        ),
-        (Event::Frozen { .. } | Event::MessageIsFrozen, Some(message)) => set_status(
-            conn,
-            message,
-            "UPDATE messages SET frozen = 1,
-                 status = CASE WHEN status = 'completed' THEN status ELSE 'frozen' END,
-                 last_event_ms = coalesce(?2, last_event_ms)
-             WHERE id = ?1",
-            at,
-        ),
-        (Event::Unfrozen { .. }, Some(message)) => set_status(
-            conn,
-            message,
-            "UPDATE messages SET frozen = 0,
-                 status = CASE WHEN status = 'frozen' THEN 'deferred' ELSE status END,
-                 last_event_ms = coalesce(?2, last_event_ms)
-             WHERE id = ?1",
-            at,
-        ),
-        (Event::Rejection(rejection), _) => rejected(conn, message, rejection, at),
-        _ => Ok(()),
+        Ok(())
     }
-}
 
-fn set_status(
-    conn: &Connection,
-    message: i64,
-    sql: &str,
-    at: Option<i64>,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(sql)
-        .ctx(|| {
-            Context::op("update message status")
-                .table("messages")
-                .key(message)
-        })?
-        .execute(params![message, at])
-        .ctx(|| {
-            Context::op("update message status")
-                .table("messages")
-                .key(message)
-        })?;
-    Ok(())
-}
-
-/// A field as text for SQLite: borrowed when it is valid UTF-8 (nearly
-/// always), so binding it allocates nothing.
-fn text(bytes: Option<&[u8]>) -> Option<Cow<'_, str>> {
-    bytes.map(String::from_utf8_lossy)
-}
-
-/// Writes a reception's fields into the row of message `exim_id`: a new
-/// row, or `known` (a placeholder, or the same line replayed). Returns the row.
-fn received(
-    conn: &Connection,
-    exim_id: &str,
-    known: Option<i64>,
-    r: &Reception<'_>,
-    at: Option<i64>,
-) -> Result<i64, StoreError> {
-    let context = || {
-        Context::op("record reception")
-            .table("messages")
-            .key(exim_id)
-    };
-    let host = r.host.unwrap_or_default();
-    let subject = r
-        .subject
-        .map(|s| String::from_utf8_lossy(&unescape_quoted(s)).into_owned());
-    let (auth_user, local_user) = match (r.auth, r.host) {
-        (Some(auth), _) => (text(Some(auth)), None),
-        (None, None) => (None, text(r.user)),
-        (None, Some(_)) => (None, None),
-    };
-    // ?1 is the exim id for a new row, the row id for a known one.
-    let (sql, key): (&str, &dyn ToSql) = match &known {
-        None => (
-            "INSERT INTO messages
-                 (exim_id, received_ms, sender, size, host_name, helo, host_ip, host_port,
-                  protocol, tls_cipher, auth_user, local_user, subject, header_message_id,
-                  parent_exim_id, last_event_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?2)",
-            &exim_id,
-        ),
-        Some(id) => (
-            "UPDATE messages SET
-                 received_ms = ?2, sender = ?3, size = ?4, host_name = ?5, helo = ?6,
-                 host_ip = ?7, host_port = ?8, protocol = ?9, tls_cipher = ?10,
-                 auth_user = ?11, local_user = ?12, subject = ?13, header_message_id = ?14,
-                 parent_exim_id = ?15,
-                 last_event_ms = max(coalesce(last_event_ms, ?2), coalesce(?2, last_event_ms))
-             WHERE id = ?1",
-            id,
-        ),
-    };
-    conn.prepare_cached(sql)
-        .ctx(context)?
-        .execute(params![
-            key,
-            at,
-            String::from_utf8_lossy(r.sender),
-            r.size_bytes().and_then(|s| i64::try_from(s).ok()),
-            text(host.name),
-            text(host.helo),
-            text(host.ip),
-            host.port_number(),
-            text(r.protocol),
-            text(r.tls.cipher),
-            auth_user,
-            local_user,
-            subject,
-            text(r.header_message_id),
-            r.bounce_of.map(|id| id.as_str().to_owned()),
-        ])
-        .ctx(context)?;
-    Ok(known.unwrap_or_else(|| conn.last_insert_rowid()))
-}
-
-/// The row of recipient `address` (the envelope recipient) of `message`,
-/// created if needed. Looked up first: most calls are deliveries to a known
-/// recipient, and an upsert would rewrite its row and indexes each time.
-fn recipient(conn: &Connection, message: i64, address: &[u8]) -> Result<i64, StoreError> {
-    let address = String::from_utf8_lossy(address);
-    let context = || {
-        Context::op("record recipient")
-            .table("recipients")
-            .key(&address)
-    };
-    let known = conn
-        .prepare_cached("SELECT id FROM recipients WHERE message_id = ?1 AND address = ?2")
-        .ctx(context)?
-        .query_row(params![message, address.as_ref()], |row| row.get(0))
-        .optional()
-        .ctx(context)?;
-    if let Some(id) = known {
-        return Ok(id);
+    /// Writes every change of the batch: messages first, then recipients,
+    /// attempts and rejections, which refer to them.
+    pub fn flush(self, conn: &Connection) -> Result<(), StoreError> {
+        for row in &self.message_order {
+            if let Some(pending) = self.messages.get(row) {
+                write::message(conn, *row, pending)?;
+            }
+        }
+        for recipient in self.recipient_rows.iter().filter(|r| r.changed) {
+            write::recipient(conn, recipient)?;
+        }
+        for attempt in &self.attempts {
+            write::attempt(conn, attempt)?;
+        }
+        for (message, rejection, at) in &self.rejections {
+            write::rejection(conn, *message, rejection, *at)?;
+        }
+        Ok(())
     }
-    conn.prepare_cached("INSERT INTO recipients (message_id, address) VALUES (?1, ?2)")
-        .ctx(context)?
-        .execute(params![message, address.as_ref()])
-        .ctx(context)?;
-    Ok(conn.last_insert_rowid())
-}
 
-fn attempted(
-    conn: &Connection,
-    message: i64,
-    d: &Delivery<'_>,
-    at: Option<i64>,
-) -> Result<(), StoreError> {
-    let recipient = recipient(conn, message, d.address.recipient())?;
-    let (outcome, recipient_status, message_status) = match d.flag {
-        DeliveryFlag::Delivered
-        | DeliveryFlag::DeliveredMore
-        | DeliveryFlag::Cutthrough
-        | DeliveryFlag::Suppressed => ("delivered", "delivered", None),
-        DeliveryFlag::Deferred => ("deferred", "deferred", Some("deferred")),
-        DeliveryFlag::Failed => ("failed", "bounced", None),
-    };
-    let host: Host<'_> = d.host.unwrap_or_default();
-    let context = || {
-        Context::op("record delivery attempt")
-            .table("delivery_attempts")
-            .key(message)
-    };
-    conn.prepare_cached(
-        "INSERT INTO delivery_attempts
-             (message_id, recipient_id, flag, attempted_ms, final_address, outcome, router,
-              transport, host_name, host_ip, host_port, tls_cipher, cert_verified, confirmation,
-              smtp_code, error_text, queue_time_ms, delivery_time_ms, shadow, cutthrough, suppressed)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-    )
-    .ctx(context)?
-    .execute(params![
-        message,
-        recipient,
-        d.flag.symbol(),
-        at.unwrap_or(0),
-        String::from_utf8_lossy(d.address.final_address),
-        outcome,
-        text(d.router),
-        text(d.transport),
-        text(host.name),
-        text(host.ip),
-        host.port_number(),
-        text(d.tls.cipher),
-        d.tls.certificate_verified.map(|cv| cv == b"yes" || cv == b"dane"),
-        d.confirmation.map(|c| String::from_utf8_lossy(&unescape_quoted(c)).into_owned()),
-        d.smtp_code.map(|c| match c.enhanced {
-            Some(enhanced) => format!("{} {}", c.code, String::from_utf8_lossy(enhanced)),
-            None => c.code.to_string(),
-        }),
-        text(d.error),
-        d.queue_time.and_then(|t| t.millis),
-        d.delivery_time.and_then(|t| t.millis),
-        d.shadow_transport.is_some(),
-        d.flag == DeliveryFlag::Cutthrough,
-        d.flag == DeliveryFlag::Suppressed,
-    ])
-    .ctx(context)?;
-    // A final disposition is never undone by a later deferral line.
-    let context = || {
-        Context::op("update recipient status")
-            .table("recipients")
-            .key(recipient)
-    };
-    conn.prepare_cached(
-        "UPDATE recipients SET
-             status = CASE WHEN status IN ('delivered', 'bounced') AND ?2 = 'deferred' THEN status ELSE ?2 END,
-             final_address = ?3, parent_address = coalesce(?4, parent_address),
-             last_attempt_ms = ?5,
-             delivered_ms = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_ms END
-         WHERE id = ?1",
-    )
-    .ctx(context)?
-    .execute(params![
-        recipient,
-        recipient_status,
-        String::from_utf8_lossy(d.address.final_address),
-        text(d.address.parents),
-        at,
-    ])
-    .ctx(context)?;
-    let context = || {
-        Context::op("update message status")
-            .table("messages")
-            .key(message)
-    };
-    conn.prepare_cached(
-        "UPDATE messages SET
-             status = CASE WHEN ?2 IS NOT NULL AND status IN ('received', 'deferred') THEN ?2 ELSE status END,
-             last_event_ms = coalesce(?3, last_event_ms)
-         WHERE id = ?1",
-    )
-    .ctx(context)?
-    .execute(params![message, message_status, at])
-    .ctx(context)?;
-    Ok(())
-}
-
-fn rejected(
-    conn: &Connection,
-    message: Option<i64>,
-    r: &Rejection<'_>,
-    at: Option<i64>,
-) -> Result<(), StoreError> {
-    let host = r.host.unwrap_or_default();
-    let context = || Context::op("record rejection").table("rejections");
-    conn.prepare_cached(
-        "INSERT INTO rejections
-             (message_id, rejected_ms, stage, host_name, helo, host_ip, sender,
-              recipient, reason, smtp_code, temporary)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )
-    .ctx(context)?
-    .execute(params![
-        message,
-        at.unwrap_or(0),
-        r.stage.name(),
-        text(host.name),
-        text(host.helo),
-        text(host.ip),
-        text(r.sender),
-        text(r.recipient),
-        String::from_utf8_lossy(r.reason),
-        r.smtp_code.map(|c| c.code.to_string()),
-        r.temporary,
-    ])
-    .ctx(context)?;
-    if let Some(message) = message {
-        // Refused after DATA: the message never entered the queue.
-        set_status(
-            conn,
-            message,
-            "UPDATE messages SET status = 'rejected', last_event_ms = coalesce(?2, last_event_ms)
-             WHERE id = ?1 AND status = 'received' AND received_ms IS NULL",
-            at,
-        )?;
+    /// The state of message `row`, read from the database the first time
+    /// the batch changes a message it did not create.
+    fn message_state(
+        &mut self,
+        conn: &Connection,
+        row: i64,
+        exim_id: &'b str,
+    ) -> Result<&mut MessageState, StoreError> {
+        let pending = match self.messages.entry(row) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                self.message_order.push(row);
+                entry.insert(PendingMessage {
+                    exim_id,
+                    new: false,
+                    reception: None,
+                    state: None,
+                })
+            }
+        };
+        if pending.state.is_none() {
+            pending.state = Some(write::load_message(conn, row)?);
+        }
+        Ok(pending.state.get_or_insert_with(MessageState::default))
     }
-    Ok(())
+
+    /// The index in `recipient_rows` of `address` of message `message`,
+    /// created (pending) if the message has no such recipient yet.
+    fn recipient(
+        &mut self,
+        conn: &Connection,
+        message: i64,
+        address: &str,
+    ) -> Result<usize, StoreError> {
+        let key = (message, address.to_owned());
+        if let Some(index) = self.recipients.get(&key) {
+            return Ok(*index);
+        }
+        let message_is_new = self.messages.get(&message).is_some_and(|m| m.new);
+        let known = if message_is_new {
+            None
+        } else {
+            write::load_recipient(conn, message, address)?
+        };
+        let pending = match known {
+            Some(state) => PendingRecipient {
+                message,
+                address: key.1.clone(),
+                new: false,
+                state,
+                changed: false,
+            },
+            None => {
+                let row = self.next_recipient_row;
+                self.next_recipient_row += 1;
+                PendingRecipient {
+                    message,
+                    address: key.1.clone(),
+                    new: true,
+                    state: RecipientState::pending(row),
+                    changed: true,
+                }
+            }
+        };
+        let index = self.recipient_rows.len();
+        self.recipient_rows.push(pending);
+        self.recipients.insert(key, index);
+        Ok(index)
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::parse::parse_line;
-
-    /// Applies lines as the writer would.
-    fn apply_lines(lines: &[&str]) -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
-        conn.execute_batch(
-            "PRAGMA foreign_keys = ON;
-             INSERT INTO log_sources (id, fingerprint, path, first_seen_ms) VALUES (1, x'00', 'test', 0);",
-        )
-        .unwrap();
-        let mut ids = MessageIds::default();
-        for line in lines {
-            let entry = parse_line(line.as_bytes());
-            let at = entry.prefix.map(|p| p.timestamp.local_ms());
-            let message = ids.row_for(&conn, &entry, at).unwrap();
-            apply(&conn, &entry, message, at).unwrap();
-        }
-        conn
-    }
-
-    fn message(conn: &Connection, exim_id: &str) -> (String, i64, Option<i64>) {
-        conn.query_row(
-            "SELECT status, frozen, received_ms FROM messages WHERE exim_id = ?1",
-            [exim_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap()
-    }
-
-    fn recipients(conn: &Connection, exim_id: &str) -> Vec<(String, Option<String>, String)> {
-        conn.prepare(
-            "SELECT r.address, r.final_address, r.status FROM recipients r
-             JOIN messages m ON m.id = r.message_id WHERE m.exim_id = ?1 ORDER BY r.id",
-        )
-        .unwrap()
-        .query_map([exim_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-    }
-
-    const ID: &str = "1smkL5-00000000e65-24eQ";
-
-    #[test]
-    fn received_deferred_then_delivered_then_completed() {
-        let conn = apply_lines(&[
-            "2024-01-01 10:00:00 1smkL5-00000000e65-24eQ <= a@example.com H=(x) [192.0.2.1] P=esmtp S=100 for b@example.net c@example.net",
-            "2024-01-01 10:00:01 1smkL5-00000000e65-24eQ == b@example.net R=dnslookup T=remote_smtp defer (-44): 451 4.7.1 later",
-        ]);
-        assert_eq!(message(&conn, ID).0, "deferred");
-        assert_eq!(recipients(&conn, ID)[0].2, "deferred");
-        assert_eq!(recipients(&conn, ID)[1].2, "pending");
-        let conn2 = apply_lines(&[
-            "2024-01-01 10:00:00 1smkL5-00000000e65-24eQ <= a@example.com H=(x) [192.0.2.1] P=esmtp S=100 for b@example.net c@example.net",
-            "2024-01-01 10:00:01 1smkL5-00000000e65-24eQ == b@example.net R=dnslookup T=remote_smtp defer (-44): 451 4.7.1 later",
-            "2024-01-01 10:05:00 1smkL5-00000000e65-24eQ => b@example.net R=dnslookup T=remote_smtp H=mx [192.0.2.2] C=\"250 OK\"",
-            "2024-01-01 10:05:00 1smkL5-00000000e65-24eQ -> c@example.net R=dnslookup T=remote_smtp H=mx [192.0.2.2] C=\"250 OK\"",
-            "2024-01-01 10:05:01 1smkL5-00000000e65-24eQ == b@example.net R=dnslookup T=remote_smtp defer (-44): a stale deferral",
-            "2024-01-01 10:05:02 1smkL5-00000000e65-24eQ Completed",
-        ]);
-        assert_eq!(message(&conn2, ID).0, "completed");
-        let statuses: Vec<String> = recipients(&conn2, ID).into_iter().map(|r| r.2).collect();
-        assert_eq!(
-            statuses,
-            ["delivered", "delivered"],
-            "a deferral never undoes a delivery"
-        );
-        let attempts: i64 = conn2
-            .query_row("SELECT count(*) FROM delivery_attempts", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(attempts, 4);
-    }
-
-    #[test]
-    fn bounce_creates_a_linked_bounce_message_that_freezes() {
-        let conn = apply_lines(&[
-            "2024-01-01 10:00:00 1WQstC-0000qD-Vl <= a@example.com U=a P=local S=10 for x@example.org",
-            "2024-01-01 10:00:01 1WQstC-0000qD-Vl ** x@example.org R=dnslookup T=remote_smtp: 550 5.1.1 unknown",
-            "2024-01-01 10:00:01 1WQstD-0000qH-EP <= <> R=1WQstC-0000qD-Vl U=Debian-exim P=local S=1579 for a@example.com",
-            "2024-01-01 10:00:01 1WQstC-0000qD-Vl Completed",
-            "2024-01-01 10:00:02 1WQstD-0000qH-EP ** a@example.com: Unrouteable address",
-            "2024-01-01 10:00:02 1WQstD-0000qH-EP Frozen (delivery error message)",
-        ]);
-        assert_eq!(message(&conn, "1WQstC-0000qD-Vl").0, "completed");
-        assert_eq!(recipients(&conn, "1WQstC-0000qD-Vl")[0].2, "bounced");
-        let (status, frozen, _) = message(&conn, "1WQstD-0000qH-EP");
-        assert_eq!((status.as_str(), frozen), ("frozen", 1));
-        let parent: String = conn
-            .query_row(
-                "SELECT parent_exim_id FROM messages WHERE exim_id = '1WQstD-0000qH-EP'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(parent, "1WQstC-0000qD-Vl");
-        let sender: String = conn
-            .query_row(
-                "SELECT sender FROM messages WHERE exim_id = '1WQstD-0000qH-EP'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(sender, "<>");
-    }
-
-    #[test]
-    fn lines_before_the_reception_make_a_placeholder_it_fills_in() {
-        let conn = apply_lines(&[
-            "2024-01-01 10:00:00 1smkL5-00000000e65-24eQ >> b@example.net R=all T=smtp H=mx [192.0.2.2] C=\"250 OK\"",
-        ]);
-        let (status, _, received) = message(&conn, ID);
-        assert_eq!(
-            (status.as_str(), received),
-            ("received", None),
-            "a placeholder"
-        );
-        let conn = apply_lines(&[
-            "2024-01-01 10:00:00 1smkL5-00000000e65-24eQ >> b@example.net R=all T=smtp H=mx [192.0.2.2] C=\"250 OK\"",
-            "2024-01-01 10:00:00 1smkL5-00000000e65-24eQ <= a@example.com H=(x) [192.0.2.1] P=esmtp S=100 for b@example.net",
-        ]);
-        let (_, _, received) = message(&conn, ID);
-        assert!(received.is_some());
-        assert_eq!(
-            recipients(&conn, ID),
-            [(
-                "b@example.net".to_owned(),
-                Some("b@example.net".to_owned()),
-                "delivered".to_owned()
-            )]
-        );
-    }
-
-    #[test]
-    fn frozen_then_thawed_and_rejected_after_data() {
-        let conn = apply_lines(&[
-            "2024-01-01 10:00:00 1smkL5-00000000e65-24eQ <= a@example.com U=a P=local S=10 for b@example.net",
-            "2024-01-01 10:00:01 1smkL5-00000000e65-24eQ Message is frozen",
-        ]);
-        assert_eq!(
-            message(&conn, ID),
-            ("frozen".to_owned(), 1, Some(1_704_103_200_000))
-        );
-        let conn = apply_lines(&[
-            "2024-01-01 10:00:00 1smkL5-00000000e65-24eQ <= a@example.com U=a P=local S=10 for b@example.net",
-            "2024-01-01 10:00:01 1smkL5-00000000e65-24eQ Message is frozen",
-            "2024-01-01 10:00:02 1smkL5-00000000e65-24eQ Unfrozen by forced delivery",
-        ]);
-        assert_eq!(
-            (message(&conn, ID).0.as_str(), message(&conn, ID).1),
-            ("deferred", 0)
-        );
-        let conn = apply_lines(&[
-            "2024-01-01 10:00:00 1xWZzU-0001uz-1g H=(vm) [127.0.0.1]:46076 F=<g@outside.example> rejected after DATA: content rejected",
-        ]);
-        assert_eq!(message(&conn, "1xWZzU-0001uz-1g").0, "rejected");
-        let (stage, sender, temporary): (String, String, i64) = conn
-            .query_row("SELECT stage, sender, temporary FROM rejections", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .unwrap();
-        assert_eq!(
-            (stage.as_str(), sender.as_str(), temporary),
-            ("after_data", "g@outside.example", 0)
-        );
-    }
-
-    #[test]
-    fn an_alias_delivered_to_two_final_addresses_is_one_recipient_with_two_attempts() {
-        let conn = apply_lines(&[
-            "2024-01-01 10:00:00 1smkL5-00000000e65-24eQ <= a@example.com U=a P=local S=10 for list@example.org",
-            "2024-01-01 10:00:01 1smkL5-00000000e65-24eQ => bob <list@example.org> R=aliases T=local_delivery",
-            "2024-01-01 10:00:01 1smkL5-00000000e65-24eQ -> carol <list@example.org> R=aliases T=local_delivery",
-        ]);
-        assert_eq!(
-            recipients(&conn, ID),
-            [(
-                "list@example.org".to_owned(),
-                Some("carol".to_owned()),
-                "delivered".to_owned()
-            )]
-        );
-        let finals: Vec<String> = conn
-            .prepare("SELECT final_address FROM delivery_attempts ORDER BY id")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(finals, ["bob", "carol"]);
-    }
-}
+mod tests;

@@ -12,14 +12,14 @@ pub struct Entry<'a> {
     pub event: Event<'a>,
 }
 
-impl Entry<'_> {
+impl<'a> Entry<'a> {
     /// The kind of line, as stored and counted.
     pub fn kind(&self) -> Kind {
         self.event.kind()
     }
 
     /// The Exim message id the line is about, if it has one.
-    pub fn message_id(&self) -> Option<MessageId<'_>> {
+    pub fn message_id(&self) -> Option<MessageId<'a>> {
         self.prefix.as_ref().and_then(|prefix| prefix.message_id)
     }
 }

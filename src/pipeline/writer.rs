@@ -16,7 +16,7 @@ use deadpool_sqlite::rusqlite::Transaction;
 use tokio::sync::{mpsc, watch};
 
 use super::item::{Item, SourceInfo};
-use crate::model::{self, MessageIds};
+use crate::model::{BatchModel, MessageIds};
 use crate::parse::{Event, parse_line};
 use crate::store::chunk::LineRecord;
 use crate::store::repo::{
@@ -329,6 +329,7 @@ fn write_batch(
     // bytes before it (borrowed, so a line costs no copy of them).
     let mut positions: HashMap<i64, (u64, &[u8])> = HashMap::new();
     let mut lines = BatchLines::default();
+    let mut model = BatchModel::begin(tx)?;
     for item in batch {
         match item {
             Item::Line(line) => {
@@ -345,7 +346,7 @@ fn write_batch(
                 }
                 let entry = parse_line(&line.bytes);
                 let at = entry.prefix.map(|prefix| prefix.timestamp.local_ms());
-                let message_row = state.messages.row_for(tx, &entry, at)?;
+                let message_row = model.message_row(tx, &mut state.messages, &entry)?;
                 let context = state.contexts.entry(line.source.fingerprint).or_default();
                 if !matches!(entry.event, Event::Continuation { .. }) {
                     context.logged_ms = at;
@@ -353,9 +354,8 @@ fn write_batch(
                 }
                 // What the line means for its message, in this same
                 // transaction as the line itself.
-                model::apply(tx, &entry, message_row, context.logged_ms)?;
+                model.apply(tx, &entry, message_row, context.logged_ms)?;
                 lines.add(
-                    tx,
                     source_id,
                     entry.kind().name(),
                     &LineRecord {
@@ -421,6 +421,8 @@ fn write_batch(
             }
         }
     }
+    // Message rows first: the chunks link to them.
+    model.flush(tx)?;
     lines.finish(tx)?;
     for (source_id, (byte_offset, tail_marker)) in positions {
         let checkpoint = Checkpoint {
@@ -446,7 +448,6 @@ struct BatchLines {
 impl BatchLines {
     fn add(
         &mut self,
-        tx: &Transaction<'_>,
         source_id: i64,
         kind: &'static str,
         line: &LineRecord<'_>,
@@ -455,7 +456,7 @@ impl BatchLines {
             .counts
             .entry((minute_of(line.logged_ms), kind))
             .or_default() += 1;
-        self.chunks.push(tx, source_id, line)?;
+        self.chunks.push(source_id, line)?;
         self.stored_to.insert(source_id, line.end);
         Ok(())
     }

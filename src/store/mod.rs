@@ -8,6 +8,7 @@
 pub mod chunk;
 mod error;
 mod handle;
+pub mod indexes;
 mod migrations;
 mod open;
 mod pool;

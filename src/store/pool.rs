@@ -68,6 +68,13 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Store, StoreError> {
         prepare_file(&setup_path)?;
         let mut conn = open_connection(&setup_path, busy_timeout)?;
         migrations::migrate(&mut conn)?;
+        let rebuilt = super::indexes::ensure_secondary(&conn)?;
+        if rebuilt > 0 {
+            tracing::info!(
+                indexes = rebuilt,
+                "created indexes a bulk ingest had not rebuilt (it was interrupted)"
+            );
+        }
         ping(&conn)
     })
     .await

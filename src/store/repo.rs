@@ -100,26 +100,26 @@ pub fn insert_chunk(
 }
 
 /// Lines on their way into `log_chunks`: consecutive lines of one source
-/// fill a chunk, which is stored when it is full, when a line does not
-/// follow on, or at [`finish`](Self::finish). One chunk is open at a time,
-/// so chunks are stored in the order their lines came.
+/// fill a chunk, sealed when it is full or a line does not follow on. One
+/// chunk is open at a time, so chunks are stored in the order their lines
+/// came. Sealed chunks wait in memory until [`store_sealed`] or [`finish`],
+/// so the writer can store them after the message rows they link to.
+///
+/// [`store_sealed`]: Self::store_sealed
+/// [`finish`]: Self::finish
 #[derive(Debug, Default)]
 pub struct ChunkedLines {
     open: Option<(i64, ChunkBuilder)>,
+    sealed: Vec<(i64, SealedChunk)>,
 }
 
 impl ChunkedLines {
-    /// Adds a line of `source_id`, storing the open chunk first if the line
+    /// Adds a line of `source_id`, sealing the open chunk first if the line
     /// cannot join it.
-    pub fn push(
-        &mut self,
-        conn: &Connection,
-        source_id: i64,
-        line: &LineRecord<'_>,
-    ) -> Result<(), StoreError> {
+    pub fn push(&mut self, source_id: i64, line: &LineRecord<'_>) -> Result<(), StoreError> {
         let fits = matches!(&self.open, Some((source, chunk)) if *source == source_id && chunk.accepts(line));
         if !fits {
-            self.finish(conn)?;
+            self.seal_open()?;
         }
         let (_, chunk) = self
             .open
@@ -128,8 +128,21 @@ impl ChunkedLines {
         Ok(())
     }
 
-    /// Stores the open chunk, if any.
+    /// Stores the chunks sealed so far.
+    pub fn store_sealed(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        for (source_id, chunk) in self.sealed.drain(..) {
+            insert_chunk(conn, source_id, &chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the open chunk and stores every chunk.
     pub fn finish(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        self.seal_open()?;
+        self.store_sealed(conn)
+    }
+
+    fn seal_open(&mut self) -> Result<(), StoreError> {
         let Some((source_id, chunk)) = self.open.take() else {
             return Ok(());
         };
@@ -139,7 +152,8 @@ impl ChunkedLines {
                 err,
             )
         })?;
-        insert_chunk(conn, source_id, &sealed).map(drop)
+        self.sealed.push((source_id, sealed));
+        Ok(())
     }
 }
 

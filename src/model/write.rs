@@ -1,0 +1,340 @@
+//! The model's SQL: reading the rows a batch changes, and writing each
+//! changed row once when the batch is flushed.
+//!
+//! Rows are looked up, then inserted or updated, rather than upserted (an
+//! upsert rewrites a row that exists), and new rows get their ids from the
+//! batch (see [`next_rows`]) rather than from `RETURNING`: SQLite keeps a
+//! statement journal in a temporary file for a statement with RETURNING,
+//! which doubled the bytes an ingest wrote.
+
+use std::borrow::Cow;
+
+use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, params};
+
+use super::rules::{MessageState, RecipientState, Status};
+use super::{PendingAttempt, PendingMessage, PendingRecipient};
+use crate::parse::{DeliveryFlag, Host, Reception, Rejection, unescape_quoted};
+use crate::store::{Context, ResultExt, StoreError};
+
+/// The ids the next new message and recipient rows get: one past the
+/// largest stored. Only the writer inserts these rows, so within its
+/// transaction nobody else takes them.
+pub(super) fn next_rows(conn: &Connection) -> Result<(i64, i64), StoreError> {
+    let context = || Context::op("allocate row ids").table("messages");
+    let next = |sql: &str| -> Result<i64, StoreError> {
+        conn.prepare_cached(sql)
+            .ctx(context)?
+            .query_row([], |row| row.get(0))
+            .ctx(context)
+    };
+    Ok((
+        next("SELECT coalesce(max(id), 0) + 1 FROM messages")?,
+        next("SELECT coalesce(max(id), 0) + 1 FROM recipients")?,
+    ))
+}
+
+/// The row of message `exim_id`, if there is one.
+pub(super) fn find_message(conn: &Connection, exim_id: &str) -> Result<Option<i64>, StoreError> {
+    let context = || Context::op("find message").table("messages").key(exim_id);
+    conn.prepare_cached("SELECT id FROM messages WHERE exim_id = ?1")
+        .ctx(context)?
+        .query_row([exim_id], |row| row.get(0))
+        .optional()
+        .ctx(context)
+}
+
+/// The tracked state of stored message `row`.
+pub(super) fn load_message(conn: &Connection, row: i64) -> Result<MessageState, StoreError> {
+    let context = || Context::op("read message").table("messages").key(row);
+    conn.prepare_cached(
+        "SELECT status, frozen, received_ms, completed_ms, last_event_ms FROM messages WHERE id = ?1",
+    )
+    .ctx(context)?
+    .query_row([row], |row| {
+        Ok(MessageState {
+            status: Status::from_name(&row.get::<_, String>(0)?),
+            frozen: row.get(1)?,
+            received_ms: row.get(2)?,
+            completed_ms: row.get(3)?,
+            last_event_ms: row.get(4)?,
+        })
+    })
+    .ctx(context)
+}
+
+/// The tracked state of recipient `address` of stored message `message`.
+pub(super) fn load_recipient(
+    conn: &Connection,
+    message: i64,
+    address: &str,
+) -> Result<Option<RecipientState>, StoreError> {
+    let context = || {
+        Context::op("read recipient")
+            .table("recipients")
+            .key(address)
+    };
+    conn.prepare_cached(
+        "SELECT id, status, final_address, parent_address, last_attempt_ms, delivered_ms
+         FROM recipients WHERE message_id = ?1 AND address = ?2",
+    )
+    .ctx(context)?
+    .query_row(params![message, address], |row| {
+        Ok(RecipientState {
+            row: row.get(0)?,
+            status: RecipientState::status_from_name(&row.get::<_, String>(1)?),
+            final_address: row.get(2)?,
+            parent_address: row.get(3)?,
+            last_attempt_ms: row.get(4)?,
+            delivered_ms: row.get(5)?,
+        })
+    })
+    .optional()
+    .ctx(context)
+}
+
+/// A field as text for SQLite: borrowed when it is valid UTF-8 (nearly
+/// always), so binding it allocates nothing.
+fn text(bytes: Option<&[u8]>) -> Option<Cow<'_, str>> {
+    bytes.map(String::from_utf8_lossy)
+}
+
+/// Writes message `row` as the batch leaves it: a new row whole, or the
+/// reception and status of a stored one.
+pub(super) fn message(
+    conn: &Connection,
+    row: i64,
+    pending: &PendingMessage<'_>,
+) -> Result<(), StoreError> {
+    let context = || {
+        Context::op("record message")
+            .table("messages")
+            .key(pending.exim_id)
+    };
+    let Some(state) = pending.state else {
+        return Ok(());
+    };
+    let reception = pending
+        .reception
+        .as_ref()
+        .map(|(r, _)| ReceptionFields::of(r));
+    let r = reception.as_ref();
+    let sql = match (pending.new, r.is_some()) {
+        (true, _) => {
+            "INSERT INTO messages
+                 (id, exim_id, received_ms, sender, size, host_name, helo, host_ip, host_port,
+                  protocol, tls_cipher, auth_user, local_user, subject, header_message_id,
+                  parent_exim_id, status, frozen, completed_ms, last_event_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                     ?19, ?20)"
+        }
+        (false, true) => {
+            "UPDATE messages SET
+                 received_ms = ?3, sender = ?4, size = ?5, host_name = ?6, helo = ?7,
+                 host_ip = ?8, host_port = ?9, protocol = ?10, tls_cipher = ?11,
+                 auth_user = ?12, local_user = ?13, subject = ?14, header_message_id = ?15,
+                 parent_exim_id = ?16, status = ?17, frozen = ?18, completed_ms = ?19,
+                 last_event_ms = ?20
+             WHERE id = ?1"
+        }
+        // Parameters a statement does not use are bound and ignored.
+        (false, false) => {
+            "UPDATE messages SET status = ?17, frozen = ?18, completed_ms = ?19, last_event_ms = ?20
+             WHERE id = ?1"
+        }
+    };
+    conn.prepare_cached(sql)
+        .ctx(context)?
+        .execute(params![
+            row,
+            pending.exim_id,
+            state.received_ms,
+            r.map(|r| &r.sender),
+            r.and_then(|r| r.size),
+            r.and_then(|r| r.host_name.as_ref()),
+            r.and_then(|r| r.helo.as_ref()),
+            r.and_then(|r| r.host_ip.as_ref()),
+            r.and_then(|r| r.host_port),
+            r.and_then(|r| r.protocol.as_ref()),
+            r.and_then(|r| r.tls_cipher.as_ref()),
+            r.and_then(|r| r.auth_user.as_ref()),
+            r.and_then(|r| r.local_user.as_ref()),
+            r.and_then(|r| r.subject.as_ref()),
+            r.and_then(|r| r.header_message_id.as_ref()),
+            r.and_then(|r| r.parent_exim_id),
+            state.status.name(),
+            state.frozen,
+            state.completed_ms,
+            state.last_event_ms,
+        ])
+        .ctx(context)?;
+    Ok(())
+}
+
+/// A reception's columns, as bound.
+struct ReceptionFields<'b> {
+    sender: Cow<'b, str>,
+    size: Option<i64>,
+    host_name: Option<Cow<'b, str>>,
+    helo: Option<Cow<'b, str>>,
+    host_ip: Option<Cow<'b, str>>,
+    host_port: Option<i64>,
+    protocol: Option<Cow<'b, str>>,
+    tls_cipher: Option<Cow<'b, str>>,
+    auth_user: Option<Cow<'b, str>>,
+    local_user: Option<Cow<'b, str>>,
+    subject: Option<String>,
+    header_message_id: Option<Cow<'b, str>>,
+    parent_exim_id: Option<&'b str>,
+}
+
+impl<'b> ReceptionFields<'b> {
+    fn of(r: &Reception<'b>) -> Self {
+        let host = r.host.unwrap_or_default();
+        // A login name is the local user when the message came from no
+        // host; an authenticated sender is the auth user.
+        let (auth_user, local_user) = match (r.auth, r.host) {
+            (Some(auth), _) => (text(Some(auth)), None),
+            (None, None) => (None, text(r.user)),
+            (None, Some(_)) => (None, None),
+        };
+        ReceptionFields {
+            sender: String::from_utf8_lossy(r.sender),
+            size: r.size_bytes().and_then(|s| i64::try_from(s).ok()),
+            host_name: text(host.name),
+            helo: text(host.helo),
+            host_ip: text(host.ip),
+            host_port: host.port_number().map(i64::from),
+            protocol: text(r.protocol),
+            tls_cipher: text(r.tls.cipher),
+            auth_user,
+            local_user,
+            subject: r
+                .subject
+                .map(|s| String::from_utf8_lossy(&unescape_quoted(s)).into_owned()),
+            header_message_id: text(r.header_message_id),
+            parent_exim_id: r.bounce_of.map(|id| id.as_str()),
+        }
+    }
+}
+
+/// Writes a recipient as the batch leaves it.
+pub(super) fn recipient(conn: &Connection, pending: &PendingRecipient) -> Result<(), StoreError> {
+    let context = || {
+        Context::op("record recipient")
+            .table("recipients")
+            .key(&pending.address)
+    };
+    let state = &pending.state;
+    let sql = if pending.new {
+        "INSERT INTO recipients
+             (id, message_id, address, status, final_address, parent_address, last_attempt_ms,
+              delivered_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    } else {
+        "UPDATE recipients SET status = ?4, final_address = ?5, parent_address = ?6,
+             last_attempt_ms = ?7, delivered_ms = ?8
+         WHERE id = ?1"
+    };
+    conn.prepare_cached(sql)
+        .ctx(context)?
+        .execute(params![
+            state.row,
+            pending.message,
+            pending.address,
+            state.status,
+            state.final_address,
+            state.parent_address,
+            state.last_attempt_ms,
+            state.delivered_ms,
+        ])
+        .ctx(context)?;
+    Ok(())
+}
+
+/// Inserts a delivery attempt.
+pub(super) fn attempt(conn: &Connection, attempt: &PendingAttempt<'_>) -> Result<(), StoreError> {
+    let d = &attempt.delivery;
+    let outcome = match d.flag {
+        DeliveryFlag::Delivered
+        | DeliveryFlag::DeliveredMore
+        | DeliveryFlag::Cutthrough
+        | DeliveryFlag::Suppressed => "delivered",
+        DeliveryFlag::Deferred => "deferred",
+        DeliveryFlag::Failed => "failed",
+    };
+    let host: Host<'_> = d.host.unwrap_or_default();
+    let context = || {
+        Context::op("record delivery attempt")
+            .table("delivery_attempts")
+            .key(attempt.message)
+    };
+    conn.prepare_cached(
+        "INSERT INTO delivery_attempts
+             (message_id, recipient_id, flag, attempted_ms, final_address, outcome, router,
+              transport, host_name, host_ip, host_port, tls_cipher, cert_verified, confirmation,
+              smtp_code, error_text, queue_time_ms, delivery_time_ms, shadow, cutthrough, suppressed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+    )
+    .ctx(context)?
+    .execute(params![
+        attempt.message,
+        attempt.recipient,
+        d.flag.symbol(),
+        attempt.at.unwrap_or(0),
+        String::from_utf8_lossy(d.address.final_address),
+        outcome,
+        text(d.router),
+        text(d.transport),
+        text(host.name),
+        text(host.ip),
+        host.port_number(),
+        text(d.tls.cipher),
+        d.tls.certificate_verified.map(|cv| cv == b"yes" || cv == b"dane"),
+        d.confirmation.map(|c| String::from_utf8_lossy(&unescape_quoted(c)).into_owned()),
+        d.smtp_code.map(|c| match c.enhanced {
+            Some(enhanced) => format!("{} {}", c.code, String::from_utf8_lossy(enhanced)),
+            None => c.code.to_string(),
+        }),
+        text(d.error),
+        d.queue_time.and_then(|t| t.millis),
+        d.delivery_time.and_then(|t| t.millis),
+        d.shadow_transport.is_some(),
+        d.flag == DeliveryFlag::Cutthrough,
+        d.flag == DeliveryFlag::Suppressed,
+    ])
+    .ctx(context)?;
+    Ok(())
+}
+
+/// Inserts a rejection.
+pub(super) fn rejection(
+    conn: &Connection,
+    message: Option<i64>,
+    r: &Rejection<'_>,
+    at: Option<i64>,
+) -> Result<(), StoreError> {
+    let host = r.host.unwrap_or_default();
+    let context = || Context::op("record rejection").table("rejections");
+    conn.prepare_cached(
+        "INSERT INTO rejections
+             (message_id, rejected_ms, stage, host_name, helo, host_ip, sender,
+              recipient, reason, smtp_code, temporary)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .ctx(context)?
+    .execute(params![
+        message,
+        at.unwrap_or(0),
+        r.stage.name(),
+        text(host.name),
+        text(host.helo),
+        text(host.ip),
+        text(r.sender),
+        text(r.recipient),
+        String::from_utf8_lossy(r.reason),
+        r.smtp_code.map(|c| c.code.to_string()),
+        r.temporary,
+    ])
+    .ctx(context)?;
+    Ok(())
+}

@@ -15,15 +15,15 @@ use std::time::{Duration, Instant};
 use deadpool_sqlite::rusqlite::Transaction;
 use tokio::sync::{mpsc, watch};
 
-use super::item::{Item, SourceInfo};
+use super::item::{AuditItem, GapItem, Item, LineItem, SourceInfo};
 use crate::model::{BatchModel, MessageIds};
-use crate::parse::{Event, parse_line};
+use crate::parse::{Entry, Event, parse_line};
 use crate::store::chunk::LineRecord;
 use crate::store::repo::{
     AuditRecord, Checkpoint, ChunkedLines, Gap, SourceIdentity, add_line_count, load_checkpoint,
-    minute_of, record_audit, record_gap, save_checkpoint, upsert_source,
+    minute_of, record_audit, record_gap, save_checkpoint, seal_all, store_sealed, upsert_source,
 };
-use crate::store::{Backoff, Pruned, RetentionPolicy, StoreError, StoreHandle, TxError};
+use crate::store::{Backoff, Context, Pruned, RetentionPolicy, StoreError, StoreHandle, TxError};
 use crate::tail::identity::Fingerprint;
 
 /// Batching limits, changeable while running (SIGHUP).
@@ -314,160 +314,222 @@ async fn commit_with_retry(
     }
 }
 
+/// Lines parsed ahead per message between the parsing thread and the
+/// writer.
+const PARSE_AHEAD: usize = 256;
+
 /// Stores one batch inside `tx`: sources, lines, gaps, and the read
 /// position after the last line of each source.
+///
+/// Uses both cores: a second thread parses the lines while this one applies
+/// them, and then compresses the chunks of lines while this one writes the
+/// model's rows.
 fn write_batch(
     tx: &Transaction<'_>,
     batch: &[Item],
     state: &mut WriterState,
 ) -> Result<WriteTotals, StoreError> {
-    let mut totals = WriteTotals {
-        batches: 1,
-        ..WriteTotals::default()
+    let mut writing = BatchWriter {
+        tx,
+        state,
+        model: BatchModel::begin(tx)?,
+        chunks: ChunkedLines::default(),
+        counts: HashMap::new(),
+        stored_to: HashMap::new(),
+        positions: HashMap::new(),
+        totals: WriteTotals {
+            batches: 1,
+            ..WriteTotals::default()
+        },
     };
-    // Where each source stands after this batch: its end offset and the
-    // bytes before it (borrowed, so a line costs no copy of them).
-    let mut positions: HashMap<i64, (u64, &[u8])> = HashMap::new();
-    let mut lines = BatchLines::default();
-    let mut model = BatchModel::begin(tx)?;
-    for item in batch {
-        match item {
-            Item::Line(line) => {
-                let source_id = source_id(tx, &line.source, state)?;
-                let stored_to = match lines.stored_to.get(&source_id) {
-                    Some(offset) => *offset,
-                    None => load_checkpoint(tx, source_id)?.map_or(0, |c| c.byte_offset),
-                };
-                if line.start < stored_to {
-                    // Before the stored read position: already stored.
-                    lines.stored_to.insert(source_id, stored_to);
-                    totals.replayed += 1;
-                    continue;
+    std::thread::scope(|scope| -> Result<(), StoreError> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Option<Entry<'_>>>>(4);
+        scope.spawn(move || {
+            for items in batch.chunks(PARSE_AHEAD) {
+                let entries = items
+                    .iter()
+                    .map(|item| match item {
+                        Item::Line(line) => Some(parse_line(&line.bytes)),
+                        Item::Gap(_) | Item::Audit(_) => None,
+                    })
+                    .collect();
+                if sender.send(entries).is_err() {
+                    return;
                 }
-                let entry = parse_line(&line.bytes);
-                let at = entry.prefix.map(|prefix| prefix.timestamp.local_ms());
-                let message_row = model.message_row(tx, &mut state.messages, &entry)?;
-                let context = state.contexts.entry(line.source.fingerprint).or_default();
-                if !matches!(entry.event, Event::Continuation { .. }) {
-                    context.logged_ms = at;
-                    context.message_row = message_row;
+            }
+        });
+        let mut entries = receiver.into_iter().flatten();
+        for item in batch {
+            match (item, entries.next()) {
+                (Item::Line(line), Some(Some(entry))) => writing.line(line, entry)?,
+                (Item::Gap(gap), Some(None)) => writing.gap(gap)?,
+                (Item::Audit(audit), Some(None)) => writing.audit(audit)?,
+                _ => {
+                    return Err(StoreError::other(
+                        Context::op("parse lines"),
+                        "the parsing thread stopped early",
+                    ));
                 }
-                // What the line means for its message, in this same
-                // transaction as the line itself.
-                model.apply(tx, &entry, message_row, context.logged_ms)?;
-                lines.add(
-                    source_id,
-                    entry.kind().name(),
-                    &LineRecord {
-                        start: line.start,
-                        end: line.end,
-                        length: line.length,
-                        bytes: &line.bytes,
-                        logged_ms: context.logged_ms,
-                        message: context.message_row,
-                    },
-                )?;
-                totals.inserted += 1;
-                positions.insert(source_id, (line.end, &line.tail_marker));
-            }
-            Item::Gap(gap) => {
-                let source_id = match &gap.source {
-                    Some(source) => Some(source_id(tx, source, state)?),
-                    None => None,
-                };
-                record_gap(
-                    tx,
-                    &Gap {
-                        source_id,
-                        path: &gap.path,
-                        start_offset: gap.start,
-                        end_offset: gap.end,
-                        reason: &gap.reason,
-                    },
-                )?;
-                record_audit(
-                    tx,
-                    &AuditRecord {
-                        actor: "exim-pilot",
-                        action: "gap",
-                        message_id: None,
-                        details: &serde_json::json!({
-                            "path": gap.path, "start": gap.start, "end": gap.end, "reason": gap.reason,
-                        })
-                        .to_string(),
-                        origin: "daemon",
-                    },
-                )?;
-                tracing::warn!(
-                    path = %gap.path,
-                    start = gap.start,
-                    end = ?gap.end,
-                    reason = %gap.reason,
-                    "recorded a gap: these bytes of the log could not be read"
-                );
-                totals.gaps += 1;
-            }
-            Item::Audit(audit) => {
-                record_audit(
-                    tx,
-                    &AuditRecord {
-                        actor: "exim-pilot",
-                        action: &audit.action,
-                        message_id: None,
-                        details: &audit.details,
-                        origin: audit.origin,
-                    },
-                )?;
             }
         }
-    }
-    // Message rows first: the chunks link to them.
-    model.flush(tx)?;
-    lines.finish(tx)?;
-    for (source_id, (byte_offset, tail_marker)) in positions {
-        let checkpoint = Checkpoint {
-            source_id,
-            byte_offset,
-            tail_marker: tail_marker.to_vec(),
-        };
-        save_checkpoint(tx, &checkpoint)?;
-    }
-    Ok(totals)
+        Ok(())
+    })?;
+    writing.finish()
 }
 
-/// The lines of one batch on their way into chunks and line counts.
-#[derive(Default)]
-struct BatchLines {
+/// One batch being written.
+struct BatchWriter<'t, 'b> {
+    tx: &'t Transaction<'t>,
+    state: &'t mut WriterState,
+    model: BatchModel<'b>,
     chunks: ChunkedLines,
+    /// Lines per (minute, kind).
     counts: HashMap<(i64, &'static str), u64>,
     /// Per source, the offset before which every line is stored: lines
     /// before it (a replay) are skipped, so none is stored twice.
     stored_to: HashMap<i64, u64>,
+    /// Where each source stands after this batch: its end offset and the
+    /// bytes before it (borrowed, so a line costs no copy of them).
+    positions: HashMap<i64, (u64, &'b [u8])>,
+    totals: WriteTotals,
 }
 
-impl BatchLines {
-    fn add(
-        &mut self,
-        source_id: i64,
-        kind: &'static str,
-        line: &LineRecord<'_>,
-    ) -> Result<(), StoreError> {
+impl<'b> BatchWriter<'_, 'b> {
+    fn line(&mut self, line: &'b LineItem, entry: Entry<'b>) -> Result<(), StoreError> {
+        let tx = self.tx;
+        let source_id = source_id(tx, &line.source, self.state)?;
+        let stored_to = match self.stored_to.get(&source_id) {
+            Some(offset) => *offset,
+            None => load_checkpoint(tx, source_id)?.map_or(0, |c| c.byte_offset),
+        };
+        if line.start < stored_to {
+            // Before the stored read position: already stored.
+            self.stored_to.insert(source_id, stored_to);
+            self.totals.replayed += 1;
+            return Ok(());
+        }
+        let at = entry.prefix.map(|prefix| prefix.timestamp.local_ms());
+        let message_row = self
+            .model
+            .message_row(tx, &mut self.state.messages, &entry)?;
+        let context = self
+            .state
+            .contexts
+            .entry(line.source.fingerprint)
+            .or_default();
+        if !matches!(entry.event, Event::Continuation { .. }) {
+            context.logged_ms = at;
+            context.message_row = message_row;
+        }
+        // What the line means for its message, in this same transaction as
+        // the line itself.
+        self.model
+            .apply(tx, &entry, message_row, context.logged_ms)?;
         *self
             .counts
-            .entry((minute_of(line.logged_ms), kind))
+            .entry((minute_of(context.logged_ms), entry.kind().name()))
             .or_default() += 1;
-        self.chunks.push(source_id, line)?;
+        self.chunks.push(
+            source_id,
+            &LineRecord {
+                start: line.start,
+                end: line.end,
+                length: line.length,
+                bytes: &line.bytes,
+                logged_ms: context.logged_ms,
+                message: context.message_row,
+            },
+        );
         self.stored_to.insert(source_id, line.end);
+        self.positions
+            .insert(source_id, (line.end, &line.tail_marker));
+        self.totals.inserted += 1;
         Ok(())
     }
 
-    /// Stores the open chunk and the counts.
-    fn finish(mut self, tx: &Transaction<'_>) -> Result<(), StoreError> {
-        self.chunks.finish(tx)?;
+    fn gap(&mut self, gap: &GapItem) -> Result<(), StoreError> {
+        let source_id = match &gap.source {
+            Some(source) => Some(source_id(self.tx, source, self.state)?),
+            None => None,
+        };
+        record_gap(
+            self.tx,
+            &Gap {
+                source_id,
+                path: &gap.path,
+                start_offset: gap.start,
+                end_offset: gap.end,
+                reason: &gap.reason,
+            },
+        )?;
+        record_audit(
+            self.tx,
+            &AuditRecord {
+                actor: "exim-pilot",
+                action: "gap",
+                message_id: None,
+                details: &serde_json::json!({
+                    "path": gap.path, "start": gap.start, "end": gap.end, "reason": gap.reason,
+                })
+                .to_string(),
+                origin: "daemon",
+            },
+        )?;
+        tracing::warn!(
+            path = %gap.path,
+            start = gap.start,
+            end = ?gap.end,
+            reason = %gap.reason,
+            "recorded a gap: these bytes of the log could not be read"
+        );
+        self.totals.gaps += 1;
+        Ok(())
+    }
+
+    fn audit(&mut self, audit: &AuditItem) -> Result<(), StoreError> {
+        record_audit(
+            self.tx,
+            &AuditRecord {
+                actor: "exim-pilot",
+                action: &audit.action,
+                message_id: None,
+                details: &audit.details,
+                origin: audit.origin,
+            },
+        )
+        .map(drop)
+    }
+
+    /// Writes the model's rows while another thread compresses the chunks,
+    /// then the chunks (they link to the message rows), the line counts and
+    /// the read positions.
+    fn finish(mut self) -> Result<WriteTotals, StoreError> {
+        let tx = self.tx;
+        let chunks = self.chunks.take();
+        let model = self.model;
+        let sealed = std::thread::scope(|scope| {
+            let sealing = scope.spawn(move || seal_all(chunks));
+            model.flush(tx)?;
+            sealing.join().map_err(|_| {
+                StoreError::other(
+                    Context::op("compress lines"),
+                    "the compressing thread panicked",
+                )
+            })?
+        })?;
+        store_sealed(tx, &sealed)?;
         for ((minute, kind), count) in self.counts {
             add_line_count(tx, minute, kind, count)?;
         }
-        Ok(())
+        for (source_id, (byte_offset, tail_marker)) in self.positions {
+            let checkpoint = Checkpoint {
+                source_id,
+                byte_offset,
+                tail_marker: tail_marker.to_vec(),
+            };
+            save_checkpoint(tx, &checkpoint)?;
+        }
+        Ok(self.totals)
     }
 }
 

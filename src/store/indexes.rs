@@ -47,8 +47,14 @@ pub const SECONDARY: &[Index] = &[
         "delivery_attempts_message",
         "ON delivery_attempts (message_id, attempted_ms)",
     ),
-    index("delivery_attempts_recipient", "ON delivery_attempts (recipient_id)"),
-    index("delivery_attempts_time", "ON delivery_attempts (attempted_ms)"),
+    index(
+        "delivery_attempts_recipient",
+        "ON delivery_attempts (recipient_id)",
+    ),
+    index(
+        "delivery_attempts_time",
+        "ON delivery_attempts (attempted_ms)",
+    ),
     index(
         "delivery_attempts_host_ip",
         "ON delivery_attempts (host_ip) WHERE host_ip IS NOT NULL",

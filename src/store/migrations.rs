@@ -154,8 +154,8 @@ fn move_lines_into_chunks(conn: &Connection) -> Result<(), StoreError> {
             logged_ms: row.logged_ms,
             message: row.message,
         };
-        chunks.push(row.source_id, &line)?;
-        chunks.store_sealed(conn)?;
+        chunks.push(row.source_id, &line);
+        chunks.store_closed(conn)?;
     }
     chunks.finish(conn)?;
     conn.execute_batch("DROP TABLE log_entries").ctx(context)

@@ -100,61 +100,74 @@ pub fn insert_chunk(
 }
 
 /// Lines on their way into `log_chunks`: consecutive lines of one source
-/// fill a chunk, sealed when it is full or a line does not follow on. One
-/// chunk is open at a time, so chunks are stored in the order their lines
-/// came. Sealed chunks wait in memory until [`store_sealed`] or [`finish`],
-/// so the writer can store them after the message rows they link to.
-///
-/// [`store_sealed`]: Self::store_sealed
-/// [`finish`]: Self::finish
+/// fill a chunk, which closes when it is full or a line does not follow on.
+/// One chunk is open at a time, so chunks are stored in the order their
+/// lines came. Closed chunks wait, uncompressed, until they are stored
+/// ([`store_closed`](Self::store_closed), [`finish`](Self::finish)) or
+/// taken to be sealed elsewhere ([`take`](Self::take)), so the writer can
+/// compress them on another thread and store them after the message rows
+/// they link to.
 #[derive(Debug, Default)]
 pub struct ChunkedLines {
     open: Option<(i64, ChunkBuilder)>,
-    sealed: Vec<(i64, SealedChunk)>,
+    closed: Vec<(i64, ChunkBuilder)>,
 }
 
 impl ChunkedLines {
-    /// Adds a line of `source_id`, sealing the open chunk first if the line
+    /// Adds a line of `source_id`, closing the open chunk first if the line
     /// cannot join it.
-    pub fn push(&mut self, source_id: i64, line: &LineRecord<'_>) -> Result<(), StoreError> {
+    pub fn push(&mut self, source_id: i64, line: &LineRecord<'_>) {
         let fits = matches!(&self.open, Some((source, chunk)) if *source == source_id && chunk.accepts(line));
         if !fits {
-            self.seal_open()?;
+            self.closed.extend(self.open.take());
         }
         let (_, chunk) = self
             .open
             .get_or_insert_with(|| (source_id, ChunkBuilder::new(line.start)));
         chunk.push(line);
-        Ok(())
     }
 
-    /// Stores the chunks sealed so far.
-    pub fn store_sealed(&mut self, conn: &Connection) -> Result<(), StoreError> {
-        for (source_id, chunk) in self.sealed.drain(..) {
-            insert_chunk(conn, source_id, &chunk)?;
-        }
-        Ok(())
+    /// Seals and stores the closed chunks.
+    pub fn store_closed(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let sealed = seal_all(std::mem::take(&mut self.closed))?;
+        store_sealed(conn, &sealed)
     }
 
-    /// Seals the open chunk and stores every chunk.
+    /// Closes the open chunk, then seals and stores every chunk.
     pub fn finish(&mut self, conn: &Connection) -> Result<(), StoreError> {
-        self.seal_open()?;
-        self.store_sealed(conn)
+        self.closed.extend(self.open.take());
+        self.store_closed(conn)
     }
 
-    fn seal_open(&mut self) -> Result<(), StoreError> {
-        let Some((source_id, chunk)) = self.open.take() else {
-            return Ok(());
-        };
-        let sealed = chunk.seal().map_err(|err| {
-            StoreError::other(
-                Context::op("store lines").key(format_args!("source {source_id}")),
-                err,
-            )
-        })?;
-        self.sealed.push((source_id, sealed));
-        Ok(())
+    /// Closes the open chunk and hands over every chunk, in order.
+    pub fn take(&mut self) -> Vec<(i64, ChunkBuilder)> {
+        self.closed.extend(self.open.take());
+        std::mem::take(&mut self.closed)
     }
+}
+
+/// Compresses chunks of lines (CPU only; any thread).
+pub fn seal_all(chunks: Vec<(i64, ChunkBuilder)>) -> Result<Vec<(i64, SealedChunk)>, StoreError> {
+    chunks
+        .into_iter()
+        .map(|(source_id, chunk)| {
+            let sealed = chunk.seal().map_err(|err| {
+                StoreError::other(
+                    Context::op("store lines").key(format_args!("source {source_id}")),
+                    err,
+                )
+            })?;
+            Ok((source_id, sealed))
+        })
+        .collect()
+}
+
+/// Stores sealed chunks, in order.
+pub fn store_sealed(conn: &Connection, chunks: &[(i64, SealedChunk)]) -> Result<(), StoreError> {
+    for (source_id, chunk) in chunks {
+        insert_chunk(conn, *source_id, chunk)?;
+    }
+    Ok(())
 }
 
 /// The lines of message row `message_id` (continuation lines included), in

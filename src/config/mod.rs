@@ -336,7 +336,7 @@ impl Config {
             batch_size: check.count(
                 "[ingest] batch_size",
                 ingest.batch_size,
-                20_000,
+                5_000,
                 1,
                 1_000_000,
             ),

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use deadpool_sqlite::rusqlite::Connection;
 
-use crate::parse::{Delivery, Entry, Event, Reception, Rejection};
+use crate::parse::{Delivery, Entry, Event, Reception};
 use crate::store::StoreError;
 
 pub use rules::{MessageState, RecipientState, Status};
@@ -104,7 +104,7 @@ pub struct BatchModel<'b> {
     recipients: HashMap<(i64, String), usize>,
     recipient_rows: Vec<PendingRecipient>,
     attempts: Vec<PendingAttempt<'b>>,
-    rejections: Vec<(Option<i64>, Rejection<'b>, Option<i64>)>,
+    rejections: Vec<write::PendingRejection<'b>>,
     next_message_row: i64,
     next_recipient_row: i64,
 }
@@ -239,21 +239,15 @@ impl<'b> BatchModel<'b> {
     /// Writes every change of the batch: messages first, then recipients,
     /// attempts and rejections, which refer to them.
     pub fn flush(self, conn: &Connection) -> Result<(), StoreError> {
-        for row in &self.message_order {
-            if let Some(pending) = self.messages.get(row) {
-                write::message(conn, *row, pending)?;
-            }
-        }
-        for recipient in self.recipient_rows.iter().filter(|r| r.changed) {
-            write::recipient(conn, recipient)?;
-        }
-        for attempt in &self.attempts {
-            write::attempt(conn, attempt)?;
-        }
-        for (message, rejection, at) in &self.rejections {
-            write::rejection(conn, *message, rejection, *at)?;
-        }
-        Ok(())
+        let messages: Vec<(i64, &PendingMessage<'_>)> = self
+            .message_order
+            .iter()
+            .filter_map(|row| Some((*row, self.messages.get(row)?)))
+            .collect();
+        write::messages(conn, &messages)?;
+        write::recipients(conn, &self.recipient_rows)?;
+        write::attempts(conn, &self.attempts)?;
+        write::rejections(conn, &self.rejections)
     }
 
     /// The state of message `row`, read from the database the first time

@@ -9,11 +9,12 @@
 
 use std::borrow::Cow;
 
-use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, params};
+use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, Statement, ToSql, params};
 
 use super::rules::{MessageState, RecipientState, Status};
 use super::{PendingAttempt, PendingMessage, PendingRecipient};
 use crate::parse::{DeliveryFlag, Host, Reception, Rejection, unescape_quoted};
+use crate::store::repo::insert_rows;
 use crate::store::{Context, ResultExt, StoreError};
 
 /// The ids the next new message and recipient rows get: one past the
@@ -98,36 +99,56 @@ fn text(bytes: Option<&[u8]>) -> Option<Cow<'_, str>> {
     bytes.map(String::from_utf8_lossy)
 }
 
-/// Writes message `row` as the batch leaves it: a new row whole, or the
-/// reception and status of a stored one.
-pub(super) fn message(
+/// The columns of `messages` in the order they are bound, so that in an
+/// UPDATE `?N` is the Nth of them.
+const MESSAGE_COLUMNS: [&str; 20] = [
+    "id",
+    "exim_id",
+    "received_ms",
+    "sender",
+    "size",
+    "host_name",
+    "helo",
+    "host_ip",
+    "host_port",
+    "protocol",
+    "tls_cipher",
+    "auth_user",
+    "local_user",
+    "subject",
+    "header_message_id",
+    "parent_exim_id",
+    "status",
+    "frozen",
+    "completed_ms",
+    "last_event_ms",
+];
+
+/// Writes the messages the batch changed as it leaves them: new rows whole,
+/// and the reception and status of stored ones.
+pub(super) fn messages(
     conn: &Connection,
-    row: i64,
-    pending: &PendingMessage<'_>,
+    messages: &[(i64, &PendingMessage<'_>)],
 ) -> Result<(), StoreError> {
-    let context = || {
-        Context::op("record message")
-            .table("messages")
-            .key(pending.exim_id)
-    };
-    let Some(state) = pending.state else {
-        return Ok(());
-    };
-    let reception = pending
-        .reception
-        .as_ref()
-        .map(|(r, _)| ReceptionFields::of(r));
-    let r = reception.as_ref();
-    let sql = match (pending.new, r.is_some()) {
-        (true, _) => {
-            "INSERT INTO messages
-                 (id, exim_id, received_ms, sender, size, host_name, helo, host_ip, host_port,
-                  protocol, tls_cipher, auth_user, local_user, subject, header_message_id,
-                  parent_exim_id, status, frozen, completed_ms, last_event_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                     ?19, ?20)"
-        }
-        (false, true) => {
+    let (new, known): (Vec<_>, Vec<_>) = messages
+        .iter()
+        .filter(|(_, pending)| pending.state.is_some())
+        .partition(|(_, pending)| pending.new);
+    insert_rows(
+        conn,
+        "messages",
+        &MESSAGE_COLUMNS,
+        &new,
+        |statement, first, (row, pending)| bind_message(statement, first, *row, pending),
+    )?;
+    for (row, pending) in known {
+        let context = || {
+            Context::op("record message")
+                .table("messages")
+                .key(pending.exim_id)
+        };
+        // Parameters a statement does not use are bound and ignored.
+        let sql = if pending.reception.is_some() {
             "UPDATE messages SET
                  received_ms = ?3, sender = ?4, size = ?5, host_name = ?6, helo = ?7,
                  host_ip = ?8, host_port = ?9, protocol = ?10, tls_cipher = ?11,
@@ -135,38 +156,63 @@ pub(super) fn message(
                  parent_exim_id = ?16, status = ?17, frozen = ?18, completed_ms = ?19,
                  last_event_ms = ?20
              WHERE id = ?1"
-        }
-        // Parameters a statement does not use are bound and ignored.
-        (false, false) => {
+        } else {
             "UPDATE messages SET status = ?17, frozen = ?18, completed_ms = ?19, last_event_ms = ?20
              WHERE id = ?1"
-        }
-    };
-    conn.prepare_cached(sql)
-        .ctx(context)?
-        .execute(params![
-            row,
-            pending.exim_id,
-            state.received_ms,
-            r.map(|r| &r.sender),
-            r.and_then(|r| r.size),
-            r.and_then(|r| r.host_name.as_ref()),
-            r.and_then(|r| r.helo.as_ref()),
-            r.and_then(|r| r.host_ip.as_ref()),
-            r.and_then(|r| r.host_port),
-            r.and_then(|r| r.protocol.as_ref()),
-            r.and_then(|r| r.tls_cipher.as_ref()),
-            r.and_then(|r| r.auth_user.as_ref()),
-            r.and_then(|r| r.local_user.as_ref()),
-            r.and_then(|r| r.subject.as_ref()),
-            r.and_then(|r| r.header_message_id.as_ref()),
-            r.and_then(|r| r.parent_exim_id),
-            state.status.name(),
-            state.frozen,
-            state.completed_ms,
-            state.last_event_ms,
-        ])
-        .ctx(context)?;
+        };
+        let mut statement = conn.prepare_cached(sql).ctx(context)?;
+        bind_message(&mut statement, 1, row, pending).ctx(context)?;
+        statement.raw_execute().ctx(context)?;
+    }
+    Ok(())
+}
+
+fn bind_message(
+    statement: &mut Statement<'_>,
+    first: usize,
+    row: i64,
+    pending: &PendingMessage<'_>,
+) -> deadpool_sqlite::rusqlite::Result<()> {
+    let state = pending.state.unwrap_or_default();
+    let reception = pending
+        .reception
+        .as_ref()
+        .map(|(r, _)| ReceptionFields::of(r));
+    let r = reception.as_ref();
+    let values: [&dyn ToSql; 20] = [
+        &row,
+        &pending.exim_id,
+        &state.received_ms,
+        &r.map(|r| &r.sender),
+        &r.and_then(|r| r.size),
+        &r.and_then(|r| r.host_name.as_ref()),
+        &r.and_then(|r| r.helo.as_ref()),
+        &r.and_then(|r| r.host_ip.as_ref()),
+        &r.and_then(|r| r.host_port),
+        &r.and_then(|r| r.protocol.as_ref()),
+        &r.and_then(|r| r.tls_cipher.as_ref()),
+        &r.and_then(|r| r.auth_user.as_ref()),
+        &r.and_then(|r| r.local_user.as_ref()),
+        &r.and_then(|r| r.subject.as_ref()),
+        &r.and_then(|r| r.header_message_id.as_ref()),
+        &r.and_then(|r| r.parent_exim_id),
+        &state.status.name(),
+        &state.frozen,
+        &state.completed_ms,
+        &state.last_event_ms,
+    ];
+    bind_all(statement, first, values)
+}
+
+/// Binds `values` to parameters `first`, `first + 1`...
+fn bind_all<const N: usize>(
+    statement: &mut Statement<'_>,
+    first: usize,
+    values: [&dyn ToSql; N],
+) -> deadpool_sqlite::rusqlite::Result<()> {
+    for (offset, value) in values.into_iter().enumerate() {
+        statement.raw_bind_parameter(first + offset, value)?;
+    }
     Ok(())
 }
 
@@ -217,42 +263,118 @@ impl<'b> ReceptionFields<'b> {
     }
 }
 
-/// Writes a recipient as the batch leaves it.
-pub(super) fn recipient(conn: &Connection, pending: &PendingRecipient) -> Result<(), StoreError> {
-    let context = || {
-        Context::op("record recipient")
-            .table("recipients")
-            .key(&pending.address)
-    };
-    let state = &pending.state;
-    let sql = if pending.new {
-        "INSERT INTO recipients
-             (id, message_id, address, status, final_address, parent_address, last_attempt_ms,
-              delivered_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-    } else {
-        "UPDATE recipients SET status = ?4, final_address = ?5, parent_address = ?6,
-             last_attempt_ms = ?7, delivered_ms = ?8
-         WHERE id = ?1"
-    };
-    conn.prepare_cached(sql)
-        .ctx(context)?
-        .execute(params![
-            state.row,
-            pending.message,
-            pending.address,
-            state.status,
-            state.final_address,
-            state.parent_address,
-            state.last_attempt_ms,
-            state.delivered_ms,
-        ])
-        .ctx(context)?;
+/// The columns of `recipients` in the order they are bound.
+const RECIPIENT_COLUMNS: [&str; 8] = [
+    "id",
+    "message_id",
+    "address",
+    "status",
+    "final_address",
+    "parent_address",
+    "last_attempt_ms",
+    "delivered_ms",
+];
+
+/// Writes the recipients the batch changed as it leaves them.
+pub(super) fn recipients(
+    conn: &Connection,
+    recipients: &[PendingRecipient],
+) -> Result<(), StoreError> {
+    let (new, known): (Vec<&PendingRecipient>, Vec<&PendingRecipient>) = recipients
+        .iter()
+        .filter(|recipient| recipient.changed)
+        .partition(|recipient| recipient.new);
+    insert_rows(
+        conn,
+        "recipients",
+        &RECIPIENT_COLUMNS,
+        &new,
+        |statement, first, recipient| bind_recipient(statement, first, recipient),
+    )?;
+    for recipient in known {
+        let context = || {
+            Context::op("record recipient")
+                .table("recipients")
+                .key(&recipient.address)
+        };
+        let mut statement = conn
+            .prepare_cached(
+                "UPDATE recipients SET status = ?4, final_address = ?5, parent_address = ?6,
+                     last_attempt_ms = ?7, delivered_ms = ?8
+                 WHERE id = ?1",
+            )
+            .ctx(context)?;
+        bind_recipient(&mut statement, 1, recipient).ctx(context)?;
+        statement.raw_execute().ctx(context)?;
+    }
     Ok(())
 }
 
-/// Inserts a delivery attempt.
-pub(super) fn attempt(conn: &Connection, attempt: &PendingAttempt<'_>) -> Result<(), StoreError> {
+fn bind_recipient(
+    statement: &mut Statement<'_>,
+    first: usize,
+    recipient: &PendingRecipient,
+) -> deadpool_sqlite::rusqlite::Result<()> {
+    let state = &recipient.state;
+    bind_all(
+        statement,
+        first,
+        [
+            &state.row,
+            &recipient.message,
+            &recipient.address,
+            &state.status,
+            &state.final_address,
+            &state.parent_address,
+            &state.last_attempt_ms,
+            &state.delivered_ms,
+        ],
+    )
+}
+
+const ATTEMPT_COLUMNS: [&str; 21] = [
+    "message_id",
+    "recipient_id",
+    "flag",
+    "attempted_ms",
+    "final_address",
+    "outcome",
+    "router",
+    "transport",
+    "host_name",
+    "host_ip",
+    "host_port",
+    "tls_cipher",
+    "cert_verified",
+    "confirmation",
+    "smtp_code",
+    "error_text",
+    "queue_time_ms",
+    "delivery_time_ms",
+    "shadow",
+    "cutthrough",
+    "suppressed",
+];
+
+/// Inserts delivery attempts.
+pub(super) fn attempts(
+    conn: &Connection,
+    attempts: &[PendingAttempt<'_>],
+) -> Result<(), StoreError> {
+    insert_rows(
+        conn,
+        "delivery_attempts",
+        &ATTEMPT_COLUMNS,
+        attempts,
+        bind_attempt,
+    )
+}
+
+fn bind_attempt(
+    statement: &mut Statement<'_>,
+    first: usize,
+    attempt: &PendingAttempt<'_>,
+) -> deadpool_sqlite::rusqlite::Result<()> {
     let d = &attempt.delivery;
     let outcome = match d.flag {
         DeliveryFlag::Delivered
@@ -263,78 +385,82 @@ pub(super) fn attempt(conn: &Connection, attempt: &PendingAttempt<'_>) -> Result
         DeliveryFlag::Failed => "failed",
     };
     let host: Host<'_> = d.host.unwrap_or_default();
-    let context = || {
-        Context::op("record delivery attempt")
-            .table("delivery_attempts")
-            .key(attempt.message)
-    };
-    conn.prepare_cached(
-        "INSERT INTO delivery_attempts
-             (message_id, recipient_id, flag, attempted_ms, final_address, outcome, router,
-              transport, host_name, host_ip, host_port, tls_cipher, cert_verified, confirmation,
-              smtp_code, error_text, queue_time_ms, delivery_time_ms, shadow, cutthrough, suppressed)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-    )
-    .ctx(context)?
-    .execute(params![
-        attempt.message,
-        attempt.recipient,
-        d.flag.symbol(),
-        attempt.at.unwrap_or(0),
-        String::from_utf8_lossy(d.address.final_address),
-        outcome,
-        text(d.router),
-        text(d.transport),
-        text(host.name),
-        text(host.ip),
-        host.port_number(),
-        text(d.tls.cipher),
-        d.tls.certificate_verified.map(|cv| cv == b"yes" || cv == b"dane"),
-        d.confirmation.map(|c| String::from_utf8_lossy(&unescape_quoted(c)).into_owned()),
-        d.smtp_code.map(|c| match c.enhanced {
+    let values: [&dyn ToSql; 21] = [
+        &attempt.message,
+        &attempt.recipient,
+        &d.flag.symbol(),
+        &attempt.at.unwrap_or(0),
+        &String::from_utf8_lossy(d.address.final_address),
+        &outcome,
+        &text(d.router),
+        &text(d.transport),
+        &text(host.name),
+        &text(host.ip),
+        &host.port_number(),
+        &text(d.tls.cipher),
+        &d.tls
+            .certificate_verified
+            .map(|cv| cv == b"yes" || cv == b"dane"),
+        &d.confirmation
+            .map(|c| String::from_utf8_lossy(&unescape_quoted(c)).into_owned()),
+        &d.smtp_code.map(|c| match c.enhanced {
             Some(enhanced) => format!("{} {}", c.code, String::from_utf8_lossy(enhanced)),
             None => c.code.to_string(),
         }),
-        text(d.error),
-        d.queue_time.and_then(|t| t.millis),
-        d.delivery_time.and_then(|t| t.millis),
-        d.shadow_transport.is_some(),
-        d.flag == DeliveryFlag::Cutthrough,
-        d.flag == DeliveryFlag::Suppressed,
-    ])
-    .ctx(context)?;
-    Ok(())
+        &text(d.error),
+        &d.queue_time.and_then(|t| t.millis),
+        &d.delivery_time.and_then(|t| t.millis),
+        &d.shadow_transport.is_some(),
+        &(d.flag == DeliveryFlag::Cutthrough),
+        &(d.flag == DeliveryFlag::Suppressed),
+    ];
+    bind_all(statement, first, values)
 }
 
-/// Inserts a rejection.
-pub(super) fn rejection(
+/// A rejection to insert: its message row, if any, the line and its time.
+pub(super) type PendingRejection<'b> = (Option<i64>, Rejection<'b>, Option<i64>);
+
+/// Inserts rejections.
+pub(super) fn rejections(
     conn: &Connection,
-    message: Option<i64>,
-    r: &Rejection<'_>,
-    at: Option<i64>,
+    rejections: &[PendingRejection<'_>],
 ) -> Result<(), StoreError> {
-    let host = r.host.unwrap_or_default();
-    let context = || Context::op("record rejection").table("rejections");
-    conn.prepare_cached(
-        "INSERT INTO rejections
-             (message_id, rejected_ms, stage, host_name, helo, host_ip, sender,
-              recipient, reason, smtp_code, temporary)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    insert_rows(
+        conn,
+        "rejections",
+        &[
+            "message_id",
+            "rejected_ms",
+            "stage",
+            "host_name",
+            "helo",
+            "host_ip",
+            "sender",
+            "recipient",
+            "reason",
+            "smtp_code",
+            "temporary",
+        ],
+        rejections,
+        |statement, first, (message, r, at)| {
+            let host = r.host.unwrap_or_default();
+            bind_all(
+                statement,
+                first,
+                [
+                    message,
+                    &at.unwrap_or(0),
+                    &r.stage.name(),
+                    &text(host.name),
+                    &text(host.helo),
+                    &text(host.ip),
+                    &text(r.sender),
+                    &text(r.recipient),
+                    &String::from_utf8_lossy(r.reason),
+                    &r.smtp_code.map(|c| c.code.to_string()),
+                    &r.temporary,
+                ],
+            )
+        },
     )
-    .ctx(context)?
-    .execute(params![
-        message,
-        at.unwrap_or(0),
-        r.stage.name(),
-        text(host.name),
-        text(host.helo),
-        text(host.ip),
-        text(r.sender),
-        text(r.recipient),
-        String::from_utf8_lossy(r.reason),
-        r.smtp_code.map(|c| c.code.to_string()),
-        r.temporary,
-    ])
-    .ctx(context)?;
-    Ok(())
 }

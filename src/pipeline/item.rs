@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::tail::framing::TailMarker;
 use crate::tail::identity::Fingerprint;
 
 /// The file generation a line came from.
@@ -26,8 +27,9 @@ pub struct LineItem {
     /// The real length without the newline (may exceed `bytes.len()`).
     pub length: u64,
     pub bytes: Vec<u8>,
-    /// The bytes just before `end`, stored with the read position.
-    pub tail_marker: Vec<u8>,
+    /// The bytes just before `end`, stored with the read position (kept
+    /// inline: one allocation per line fewer).
+    pub tail_marker: TailMarker,
 }
 
 /// A byte range that can no longer be read.

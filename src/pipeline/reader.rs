@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::item::{Item, LineItem, SourceInfo};
 use crate::store::repo::SourcePosition;
-use crate::tail::framing::{Line, LineReader};
+use crate::tail::framing::{Line, LineReader, TailMarker};
 use crate::tail::identity::Fingerprint;
 use crate::tail::input::{LogInput, MarkerCheck};
 
@@ -174,6 +174,6 @@ pub fn line_item(source: &Arc<SourceInfo>, line: &Line<'_>) -> Item {
         end: line.end,
         length: line.length,
         bytes: line.bytes.to_vec(),
-        tail_marker: line.tail_marker.to_vec(),
+        tail_marker: TailMarker::of(line.tail_marker),
     })
 }

@@ -57,12 +57,19 @@ pub const TAIL_MARKER_BYTES: usize = 16;
 /// The last [`TAIL_MARKER_BYTES`] bytes before an offset: a cheap check that
 /// a file still holds, at a stored offset, what was read there.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct TailMarker {
+pub struct TailMarker {
     bytes: [u8; TAIL_MARKER_BYTES],
     len: usize,
 }
 
 impl TailMarker {
+    /// The marker of `bytes`: their last [`TAIL_MARKER_BYTES`] bytes.
+    pub fn of(bytes: &[u8]) -> Self {
+        let mut marker = TailMarker::default();
+        marker.push(bytes);
+        marker
+    }
+
     fn push(&mut self, data: &[u8]) {
         let keep = data.len().min(TAIL_MARKER_BYTES);
         let data = &data[data.len() - keep..];
@@ -72,7 +79,8 @@ impl TailMarker {
         self.len = retain + keep;
     }
 
-    fn as_slice(&self) -> &[u8] {
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 }

@@ -84,8 +84,11 @@ impl Store {
                         continue;
                     }
                     self.committed.push(line.bytes.clone());
-                    self.positions
-                        .set(line.source.fingerprint, line.end, &line.tail_marker);
+                    self.positions.set(
+                        line.source.fingerprint,
+                        line.end,
+                        line.tail_marker.as_slice(),
+                    );
                     self.latest = Some(LastRead {
                         fingerprint: line.source.fingerprint,
                         offset: line.end,

@@ -660,7 +660,7 @@ async fn the_writer_stores_a_replayed_line_once() {
                 start,
                 end: start + 32,
                 length: bytes.len() as u64,
-                tail_marker: bytes.clone(),
+                tail_marker: exim_pilot::tail::framing::TailMarker::of(&bytes),
                 bytes,
             })
         })

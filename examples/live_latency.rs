@@ -65,7 +65,6 @@ fn measure<'a>(
     let mut offset = file.metadata()?.len();
     let mut appended: VecDeque<(u64, Instant)> = VecDeque::new();
     let mut delays: Vec<Duration> = Vec::new();
-    let mut seen_up_to = 1i64;
     let cpu_before = cpu_seconds(daemon.id())?;
     let start = Instant::now();
     let mut sent = 0u64;
@@ -87,25 +86,18 @@ fn measure<'a>(
         }
         if Instant::now() >= next_poll {
             next_poll += POLL;
-            let mut statement = conn.prepare_cached(
-                "SELECT id, byte_offset FROM log_entries WHERE id > ?1 ORDER BY id",
-            )?;
-            let rows = statement.query_map([seen_up_to], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
-            })?;
+            // The read position commits in the same transaction as the
+            // lines before it: every line that starts before it is stored.
+            let stored_to: i64 = conn
+                .prepare_cached("SELECT coalesce(max(byte_offset), 0) FROM ingest_checkpoints")?
+                .query_row([], |row| row.get(0))?;
             let now = Instant::now();
-            for row in rows {
-                let (id, stored_offset) = row?;
-                seen_up_to = id;
-                while let Some(&(line_offset, at)) = appended.front() {
-                    if line_offset as i64 > stored_offset {
-                        break;
-                    }
-                    appended.pop_front();
-                    if line_offset as i64 == stored_offset {
-                        delays.push(now - at);
-                    }
+            while let Some(&(line_offset, at)) = appended.front() {
+                if line_offset as i64 >= stored_to {
+                    break;
                 }
+                appended.pop_front();
+                delays.push(now - at);
             }
         }
         if let Some(done) = done_at
@@ -151,7 +143,7 @@ fn wait_for_first_row(db: &Path) -> Result<Connection, Box<dyn std::error::Error
     loop {
         if let Ok(conn) = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY) {
             let stored: Result<i64, _> =
-                conn.query_row("SELECT count(*) FROM log_entries", [], |row| row.get(0));
+                conn.query_row("SELECT count(*) FROM log_chunks", [], |row| row.get(0));
             if matches!(stored, Ok(n) if n > 0) {
                 return Ok(conn);
             }

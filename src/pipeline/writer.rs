@@ -20,7 +20,7 @@ use crate::model::{BatchModel, MessageIds};
 use crate::parse::{Entry, Event, parse_line};
 use crate::store::chunk::LineRecord;
 use crate::store::repo::{
-    AuditRecord, Checkpoint, ChunkedLines, Gap, SourceIdentity, add_line_count, load_checkpoint,
+    AuditRecord, Checkpoint, ChunkedLines, Gap, SourceIdentity, add_line_counts, load_checkpoint,
     minute_of, record_audit, record_gap, save_checkpoint, seal_all, store_sealed, upsert_source,
 };
 use crate::store::{Backoff, Context, Pruned, RetentionPolicy, StoreError, StoreHandle, TxError};
@@ -532,9 +532,8 @@ impl<'b> BatchWriter<'_, 'b> {
             })?
         })?;
         store_sealed(tx, &sealed)?;
-        for ((minute, kind), count) in self.counts {
-            add_line_count(tx, minute, kind, count)?;
-        }
+        let counts: Vec<((i64, &str), u64)> = self.counts.into_iter().collect();
+        add_line_counts(tx, &counts)?;
         for (source_id, (byte_offset, tail_marker)) in self.positions {
             let checkpoint = Checkpoint {
                 source_id,

@@ -76,11 +76,23 @@ pub fn insert_rows<T>(
     rows: &[T],
     bind: impl Fn(&mut Statement<'_>, usize, &T) -> deadpool_sqlite::rusqlite::Result<()>,
 ) -> Result<(), StoreError> {
+    write_rows(conn, table, columns, "", rows, bind)
+}
+
+/// [`insert_rows`] with an `ON CONFLICT` clause (`on_conflict`).
+fn write_rows<T>(
+    conn: &Connection,
+    table: &'static str,
+    columns: &[&str],
+    on_conflict: &str,
+    rows: &[T],
+    bind: impl Fn(&mut Statement<'_>, usize, &T) -> deadpool_sqlite::rusqlite::Result<()>,
+) -> Result<(), StoreError> {
     let context = || Context::op("insert rows").table(table);
     let row_placeholders = format!("({})", vec!["?"; columns.len()].join(", "));
     let sql = |rows: usize| {
         format!(
-            "INSERT INTO {table} ({}) VALUES {}",
+            "INSERT INTO {table} ({}) VALUES {} {on_conflict}",
             columns.join(", "),
             vec![row_placeholders.as_str(); rows].join(", ")
         )
@@ -307,26 +319,21 @@ pub fn newest_line_ms(conn: &Connection) -> Result<Option<i64>, StoreError> {
         .ctx(|| Context::op("find the newest line").table("log_chunks"))
 }
 
-/// Adds `lines` lines of `kind` to the count for `minute_ms`.
-pub fn add_line_count(
-    conn: &Connection,
-    minute_ms: i64,
-    kind: &str,
-    lines: u64,
-) -> Result<(), StoreError> {
-    let context = || Context::op("count lines").table("line_counts").key(kind);
-    conn.prepare_cached(
-        "INSERT INTO line_counts (minute_ms, kind, lines) VALUES (?1, ?2, ?3)
-         ON CONFLICT (minute_ms, kind) DO UPDATE SET lines = lines + excluded.lines",
+/// Adds line counts: `lines` lines of `kind` in the minute `minute_ms`,
+/// for each `((minute_ms, kind), lines)`.
+pub fn add_line_counts(conn: &Connection, counts: &[((i64, &str), u64)]) -> Result<(), StoreError> {
+    write_rows(
+        conn,
+        "line_counts",
+        &["minute_ms", "kind", "lines"],
+        "ON CONFLICT (minute_ms, kind) DO UPDATE SET lines = lines + excluded.lines",
+        counts,
+        |statement, first, ((minute_ms, kind), lines)| {
+            statement.raw_bind_parameter(first, minute_ms)?;
+            statement.raw_bind_parameter(first + 1, kind)?;
+            statement.raw_bind_parameter(first + 2, i64::try_from(*lines).unwrap_or(i64::MAX))
+        },
     )
-    .ctx(context)?
-    .execute(params![
-        minute_ms,
-        kind,
-        i64::try_from(lines).unwrap_or(i64::MAX)
-    ])
-    .ctx(context)?;
-    Ok(())
 }
 
 /// The lines of chunk `chunk_id`, decoded.
@@ -630,5 +637,21 @@ mod tests {
                 .unwrap();
             assert_eq!(stored, rows, "{count} rows");
         }
+    }
+
+    #[test]
+    fn line_counts_add_up_across_calls() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        let many: Vec<((i64, &str), u64)> =
+            (0..40).map(|m| ((m * 60_000, "delivery"), 2)).collect();
+        add_line_counts(&conn, &many).unwrap();
+        add_line_counts(&conn, &[((0, "delivery"), 3), ((0, "reception"), 1)]).unwrap();
+        let total = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(total("SELECT sum(lines) FROM line_counts"), 84);
+        assert_eq!(
+            total("SELECT lines FROM line_counts WHERE minute_ms = 0 AND kind = 'delivery'"),
+            5
+        );
     }
 }

@@ -18,8 +18,9 @@ use crate::store::repo::insert_rows;
 use crate::store::{Context, ResultExt, StoreError};
 
 /// The ids the next new message and recipient rows get: one past the
-/// largest stored. Only the writer inserts these rows, so within its
-/// transaction nobody else takes them.
+/// largest stored. The batch's transaction is IMMEDIATE, holding the write
+/// lock from its start, so nobody else (a concurrent `ingest`, say) can take
+/// these ids before it commits.
 pub(super) fn next_rows(conn: &Connection) -> Result<(i64, i64), StoreError> {
     let context = || Context::op("allocate row ids").table("messages");
     let next = |sql: &str| -> Result<i64, StoreError> {

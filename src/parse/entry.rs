@@ -693,7 +693,7 @@ impl Kind {
         Kind::Unrecognised,
     ];
 
-    /// The name stored in `log_entries.kind` and printed by `parse`.
+    /// The name counted in `line_counts.kind` and printed by `parse`.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Reception => "reception",

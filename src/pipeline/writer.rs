@@ -4,9 +4,10 @@
 //! lines, or whatever arrived within `flush_interval` of the first), and
 //! commits each batch in ONE transaction holding its lines, its gaps and
 //! the read position of every source it touched. After any crash the stored
-//! rows and the stored positions agree; lines are keyed by (source, offset),
-//! so a replayed batch stores nothing twice. A failed commit keeps the batch
-//! and tries again with backoff while the reader waits on the full channel.
+//! rows and the stored positions agree, and a line that starts before its
+//! source's stored position is skipped, so a replayed batch stores nothing
+//! twice. A failed commit keeps the batch and tries again with backoff while
+//! the reader waits on the full channel.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -15,9 +15,6 @@ use super::error::{Context, ResultExt, StoreError};
 /// the same mode. The log holds addresses and subjects: not world-readable.
 pub const DATABASE_FILE_MODE: u32 = 0o640;
 
-/// The page size of a database this creates.
-pub const PAGE_SIZE: u32 = 16 * 1024;
-
 /// Makes sure the database file can be created: its directory must exist
 /// (a typo in the path should fail loudly, not create a tree), and a new file
 /// gets [`DATABASE_FILE_MODE`].
@@ -52,20 +49,13 @@ pub fn prepare_file(path: &Path) -> Result<(), StoreError> {
 }
 
 /// Applies the per-connection settings every connection gets: foreign keys
-/// enforced, `busy_timeout`, [`PAGE_SIZE`] for a new database, WAL journal,
-/// `synchronous=NORMAL` (durable at
+/// enforced, `busy_timeout`, WAL journal, `synchronous=NORMAL` (durable at
 /// checkpoints, never corrupt; with WAL a power cut can lose only the last
 /// commits, which the read position then replays).
 pub fn configure(conn: &Connection, busy_timeout: Duration) -> Result<(), StoreError> {
     let context = || Context::op("configure connection");
     conn.busy_timeout(busy_timeout).ctx(context)?;
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
-        .ctx(context)?;
-    // Only a new, empty database takes this (before WAL mode is set); an
-    // existing one keeps its page size. 16 KiB pages hold a chunk of lines
-    // in about one page instead of a chain of four, and a commit writes a
-    // quarter as many WAL frames: ingest was about 6% faster.
-    conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}"))
         .ctx(context)?;
     let journal_mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))

@@ -88,35 +88,15 @@ async fn connect_creates_the_file_with_mode_0640_and_configures_every_connection
                 pragma::<i64>(conn, "busy_timeout"),
                 pragma::<String>(conn, "journal_mode"),
                 pragma::<i64>(conn, "synchronous"),
-                pragma::<i64>(conn, "page_size"),
             ))
         })
         .await
         .unwrap();
     assert_eq!(
         settings,
-        (1, 5000, "wal".to_owned(), 1, 16384),
+        (1, 5000, "wal".to_owned(), 1),
         "synchronous=1 is NORMAL"
     );
-}
-
-#[tokio::test]
-async fn an_existing_database_keeps_its_page_size() {
-    let dir = TempDir::new().unwrap();
-    let path = dir.path().join("test.db");
-    Connection::open(&path)
-        .unwrap()
-        .execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
-        .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let store = open(&dir).await;
-    let page_size = store
-        .with_conn("read page size", |conn| {
-            Ok(pragma::<i64>(conn, "page_size"))
-        })
-        .await
-        .unwrap();
-    assert_eq!(page_size, 4096);
 }
 
 #[tokio::test]

@@ -18,7 +18,9 @@
 mod rules;
 mod write;
 
-use std::collections::HashMap;
+// FxHash: the keys here are row ids and Exim's own message ids, which no
+// sender chooses, and hashing them was several percent of ingest.
+use rustc_hash::FxHashMap as HashMap;
 
 use deadpool_sqlite::rusqlite::Connection;
 
@@ -101,7 +103,9 @@ pub struct BatchModel<'b> {
     /// Rows this batch created, by Exim id: not in the database before the
     /// flush, and not to be forgotten by the bounded cache meanwhile.
     created: HashMap<&'b str, i64>,
-    recipients: HashMap<(i64, String), usize>,
+    /// Keyed by addresses, which senders choose: the standard hasher,
+    /// which crafted keys cannot make collide.
+    recipients: std::collections::HashMap<(i64, String), usize>,
     recipient_rows: Vec<PendingRecipient>,
     attempts: Vec<PendingAttempt<'b>>,
     rejections: Vec<write::PendingRejection<'b>>,
@@ -115,10 +119,10 @@ impl<'b> BatchModel<'b> {
     pub fn begin(conn: &Connection) -> Result<Self, StoreError> {
         let (next_message_row, next_recipient_row) = write::next_rows(conn)?;
         Ok(BatchModel {
-            messages: HashMap::new(),
+            messages: HashMap::default(),
             message_order: Vec::new(),
-            created: HashMap::new(),
-            recipients: HashMap::new(),
+            created: HashMap::default(),
+            recipients: std::collections::HashMap::new(),
             recipient_rows: Vec::new(),
             attempts: Vec::new(),
             rejections: Vec::new(),

@@ -397,7 +397,13 @@ pub fn eximstats(log: &Path) -> Option<EximstatsTotals> {
         eprintln!("eximstats not installed: comparison not made");
         return None;
     };
-    let output = Command::new(program).arg(log).output().unwrap();
+    // On standard input: eximstats takes any path containing ".Z" or ".gz"
+    // (unanchored) for a compressed file, and a checkout under a directory
+    // such as /tmp/tmp.ZMT3... made it read nothing.
+    let output = Command::new(program)
+        .stdin(std::fs::File::open(log).unwrap())
+        .output()
+        .unwrap();
     let report = String::from_utf8_lossy(&output.stdout);
     let numbers = |label: &str| -> Vec<u64> {
         report

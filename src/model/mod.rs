@@ -66,8 +66,9 @@ struct PendingMessage<'b> {
     exim_id: &'b str,
     /// Not in the database yet: inserted by the flush, with this row id.
     new: bool,
-    /// The reception read in this batch, written by the flush.
-    reception: Option<(Reception<'b>, Option<i64>)>,
+    /// The reception read in this batch, written by the flush (its time is
+    /// the state's `received_ms`).
+    reception: Option<Reception<'b>>,
     /// The row's state as the batch leaves it; `None` while the batch has
     /// not needed it (then the flush leaves it alone).
     state: Option<MessageState>,
@@ -187,20 +188,19 @@ impl<'b> BatchModel<'b> {
         message: Option<i64>,
         at: Option<i64>,
     ) -> Result<(), StoreError> {
+        let exim_id = entry.message_id().map_or("", |id| id.as_str());
         match (&entry.event, message) {
             (Event::Reception(reception), Some(message)) => {
-                let exim_id = entry.message_id().map_or("", |id| id.as_str());
                 let state = self.message_state(conn, message, exim_id)?;
                 state.received(at);
                 for address in reception.recipient_list() {
                     self.recipient(conn, message, &String::from_utf8_lossy(address))?;
                 }
                 if let Some(pending) = self.messages.get_mut(&message) {
-                    pending.reception = Some((*reception, at));
+                    pending.reception = Some(*reception);
                 }
             }
             (Event::Delivery(delivery), Some(message)) => {
-                let exim_id = entry.message_id().map_or("", |id| id.as_str());
                 self.message_state(conn, message, exim_id)?
                     .attempted(delivery.flag, at);
                 let address = String::from_utf8_lossy(delivery.address.recipient());
@@ -217,20 +217,16 @@ impl<'b> BatchModel<'b> {
                 });
             }
             (Event::Completed { .. }, Some(message)) => {
-                let exim_id = entry.message_id().map_or("", |id| id.as_str());
                 self.message_state(conn, message, exim_id)?.completed(at);
             }
             (Event::Frozen { .. } | Event::MessageIsFrozen, Some(message)) => {
-                let exim_id = entry.message_id().map_or("", |id| id.as_str());
                 self.message_state(conn, message, exim_id)?.frozen(at);
             }
             (Event::Unfrozen { .. }, Some(message)) => {
-                let exim_id = entry.message_id().map_or("", |id| id.as_str());
                 self.message_state(conn, message, exim_id)?.unfrozen(at);
             }
             (Event::Rejection(rejection), _) => {
                 if let Some(message) = message {
-                    let exim_id = entry.message_id().map_or("", |id| id.as_str());
                     self.message_state(conn, message, exim_id)?
                         .rejected_after_data(at);
                 }

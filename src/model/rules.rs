@@ -112,6 +112,19 @@ impl MessageState {
     }
 }
 
+/// What a delivery result line says happened, as stored in
+/// `delivery_attempts.outcome`: `delivered`, `deferred` or `failed`.
+pub fn attempt_outcome(flag: DeliveryFlag) -> &'static str {
+    match flag {
+        DeliveryFlag::Delivered
+        | DeliveryFlag::DeliveredMore
+        | DeliveryFlag::Cutthrough
+        | DeliveryFlag::Suppressed => "delivered",
+        DeliveryFlag::Deferred => "deferred",
+        DeliveryFlag::Failed => "failed",
+    }
+}
+
 /// A recipient's status, as stored in `recipients.status`.
 pub const PENDING: &str = "pending";
 
@@ -150,13 +163,9 @@ impl RecipientState {
     /// A delivery result for this recipient. A final disposition is never
     /// undone by a later deferral line.
     pub fn attempted(&mut self, delivery: &Delivery<'_>, at: Option<i64>) {
-        let status = match delivery.flag {
-            DeliveryFlag::Delivered
-            | DeliveryFlag::DeliveredMore
-            | DeliveryFlag::Cutthrough
-            | DeliveryFlag::Suppressed => "delivered",
-            DeliveryFlag::Deferred => "deferred",
-            DeliveryFlag::Failed => "bounced",
+        let status = match attempt_outcome(delivery.flag) {
+            "failed" => "bounced",
+            outcome => outcome,
         };
         let settled = matches!(self.status, "delivered" | "bounced");
         if !(settled && status == "deferred") {

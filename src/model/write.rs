@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, Statement, ToSql, params};
 
-use super::rules::{MessageState, RecipientState, Status};
+use super::rules::{MessageState, RecipientState, Status, attempt_outcome};
 use super::{PendingAttempt, PendingMessage, PendingRecipient};
 use crate::parse::{DeliveryFlag, Host, Reception, Rejection, unescape_quoted};
 use crate::store::repo::insert_rows;
@@ -175,10 +175,7 @@ fn bind_message(
     pending: &PendingMessage<'_>,
 ) -> deadpool_sqlite::rusqlite::Result<()> {
     let state = pending.state.unwrap_or_default();
-    let reception = pending
-        .reception
-        .as_ref()
-        .map(|(r, _)| ReceptionFields::of(r));
+    let reception = pending.reception.as_ref().map(ReceptionFields::of);
     let r = reception.as_ref();
     let values: [&dyn ToSql; 20] = [
         &row,
@@ -377,14 +374,7 @@ fn bind_attempt(
     attempt: &PendingAttempt<'_>,
 ) -> deadpool_sqlite::rusqlite::Result<()> {
     let d = &attempt.delivery;
-    let outcome = match d.flag {
-        DeliveryFlag::Delivered
-        | DeliveryFlag::DeliveredMore
-        | DeliveryFlag::Cutthrough
-        | DeliveryFlag::Suppressed => "delivered",
-        DeliveryFlag::Deferred => "deferred",
-        DeliveryFlag::Failed => "failed",
-    };
+    let outcome = attempt_outcome(d.flag);
     let host: Host<'_> = d.host.unwrap_or_default();
     let values: [&dyn ToSql; 21] = [
         &attempt.message,

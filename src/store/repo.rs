@@ -4,7 +4,7 @@
 //! one, so the same function serves inside the writer's batch transaction and
 //! on its own. Statements are prepared through the connection's cache.
 
-use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, Statement, params};
+use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, Statement, ToSql, params};
 
 use super::chunk::{self, ChunkBuilder, LineRecord, SealedChunk, StoredLine};
 use super::error::{Context, ResultExt, StoreError};
@@ -233,30 +233,18 @@ pub fn store_sealed(conn: &Connection, chunks: &[(i64, SealedChunk)]) -> Result<
 /// The lines of message row `message_id` (continuation lines included), in
 /// the order they were logged, then stored.
 pub fn message_lines(conn: &Connection, message_id: i64) -> Result<Vec<StoredLine>, StoreError> {
-    let context = || {
-        Context::op("read message lines")
-            .table("message_chunks")
-            .key(message_id)
-    };
-    let chunks: Vec<i64> = conn
-        .prepare_cached(
-            // Joined, so a link to a pruned chunk is ignored.
-            "SELECT mc.chunk_id FROM message_chunks mc JOIN log_chunks c ON c.id = mc.chunk_id
-             WHERE mc.message_id = ?1 ORDER BY mc.chunk_id",
-        )
-        .ctx(context)?
-        .query_map([message_id], |row| row.get(0))
-        .ctx(context)?
-        .collect::<Result<_, _>>()
-        .ctx(context)?;
-    let mut lines = Vec::new();
-    for chunk_id in chunks {
-        lines.extend(
-            chunk_lines(conn, chunk_id)?
-                .into_iter()
-                .filter(|line| line.message == Some(message_id)),
-        );
-    }
+    let mut lines: Vec<StoredLine> = decoded_chunks(
+        conn,
+        // Joined, so a link to a pruned chunk is ignored.
+        "SELECT c.source_id, c.start_offset, c.data
+         FROM message_chunks mc JOIN log_chunks c ON c.id = mc.chunk_id
+         WHERE mc.message_id = ?1 ORDER BY c.id",
+        &[&message_id],
+    )?
+    .into_iter()
+    .map(|(_, line)| line)
+    .filter(|line| line.message == Some(message_id))
+    .collect();
     // Stable: lines of one time keep their stored order.
     lines.sort_by_key(|line| line.logged_ms);
     Ok(lines)
@@ -265,23 +253,11 @@ pub fn message_lines(conn: &Connection, message_id: i64) -> Result<Vec<StoredLin
 /// Every stored line with its source row, in the order stored (tests and
 /// diagnostics; this reads the whole table).
 pub fn all_lines(conn: &Connection) -> Result<Vec<(i64, StoredLine)>, StoreError> {
-    let context = || Context::op("read lines").table("log_chunks");
-    let chunks: Vec<(i64, i64)> = conn
-        .prepare("SELECT id, source_id FROM log_chunks ORDER BY id")
-        .ctx(context)?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .ctx(context)?
-        .collect::<Result<_, _>>()
-        .ctx(context)?;
-    let mut lines = Vec::new();
-    for (chunk_id, source_id) in chunks {
-        lines.extend(
-            chunk_lines(conn, chunk_id)?
-                .into_iter()
-                .map(|line| (source_id, line)),
-        );
-    }
-    Ok(lines)
+    decoded_chunks(
+        conn,
+        "SELECT source_id, start_offset, data FROM log_chunks ORDER BY id",
+        &[],
+    )
 }
 
 /// The stored lines logged from `from_ms` to `to_ms` (inclusive), in the
@@ -291,22 +267,39 @@ pub fn lines_between(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<StoredLine>, StoreError> {
+    Ok(decoded_chunks(
+        conn,
+        "SELECT source_id, start_offset, data FROM log_chunks
+         WHERE last_ms >= ?1 AND first_ms <= ?2 ORDER BY id",
+        &[&from_ms, &to_ms],
+    )?
+    .into_iter()
+    .map(|(_, line)| line)
+    .filter(|line| {
+        line.logged_ms
+            .is_some_and(|ms| (from_ms..=to_ms).contains(&ms))
+    })
+    .collect())
+}
+
+/// The lines of the chunks `sql` selects, as (source_id, start_offset,
+/// data) rows, decoded in the order returned, each with its source row.
+fn decoded_chunks(
+    conn: &Connection,
+    sql: &str,
+    params: &[&dyn ToSql],
+) -> Result<Vec<(i64, StoredLine)>, StoreError> {
     let context = || Context::op("read lines").table("log_chunks");
-    let chunks: Vec<i64> = conn
-        .prepare_cached(
-            "SELECT id FROM log_chunks WHERE last_ms >= ?1 AND first_ms <= ?2 ORDER BY id",
-        )
-        .ctx(context)?
-        .query_map([from_ms, to_ms], |row| row.get(0))
-        .ctx(context)?
-        .collect::<Result<_, _>>()
-        .ctx(context)?;
+    let mut statement = conn.prepare_cached(sql).ctx(context)?;
+    let mut rows = statement.query(params).ctx(context)?;
     let mut lines = Vec::new();
-    for chunk_id in chunks {
-        lines.extend(chunk_lines(conn, chunk_id)?.into_iter().filter(|line| {
-            line.logged_ms
-                .is_some_and(|ms| (from_ms..=to_ms).contains(&ms))
-        }));
+    while let Some(row) = rows.next().ctx(context)? {
+        let source_id: i64 = row.get(0).ctx(context)?;
+        let start: i64 = row.get(1).ctx(context)?;
+        let data: Vec<u8> = row.get(2).ctx(context)?;
+        let decoded = chunk::decode(u64::try_from(start).unwrap_or(0), &data)
+            .map_err(|err| StoreError::other(context(), err))?;
+        lines.extend(decoded.into_iter().map(|line| (source_id, line)));
     }
     Ok(lines)
 }
@@ -334,18 +327,6 @@ pub fn add_line_counts(conn: &Connection, counts: &[((i64, &str), u64)]) -> Resu
             statement.raw_bind_parameter(first + 2, i64::try_from(*lines).unwrap_or(i64::MAX))
         },
     )
-}
-
-/// The lines of chunk `chunk_id`, decoded.
-pub fn chunk_lines(conn: &Connection, chunk_id: i64) -> Result<Vec<StoredLine>, StoreError> {
-    let context = || Context::op("read lines").table("log_chunks").key(chunk_id);
-    let (start, data): (i64, Vec<u8>) = conn
-        .prepare_cached("SELECT start_offset, data FROM log_chunks WHERE id = ?1")
-        .ctx(context)?
-        .query_row([chunk_id], |row| Ok((row.get(0)?, row.get(1)?)))
-        .ctx(context)?;
-    chunk::decode(u64::try_from(start).unwrap_or(0), &data)
-        .map_err(|err| StoreError::other(context(), err))
 }
 
 /// Where reading of one source stopped.

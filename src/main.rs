@@ -1,6 +1,7 @@
 //! The `exim-pilot` binary: parse the command line, run the command on a
 //! tokio runtime, and turn the outcome into a sysexits status.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -10,6 +11,21 @@ use exim_pilot::exit;
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
+    // The daemon catches its signals before anything else: a SIGTERM or
+    // SIGHUP in its first milliseconds must not find the default action.
+    let signals = match cli.command {
+        exim_pilot::cli::Command::Run { .. } => match exim_pilot::daemon::catch_signals() {
+            Ok(signals) => Some(signals),
+            Err(err) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "exim-pilot: cannot install signal handlers: {err}"
+                );
+                return ExitCode::from(exit::SOFTWARE);
+            }
+        },
+        _ => None,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -21,7 +37,11 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::SOFTWARE);
         }
     };
-    match runtime.block_on(exim_pilot::commands::dispatch(cli)) {
+    let outcome = runtime.block_on(exim_pilot::commands::dispatch(cli, signals));
+    // A blocking task still running (a reader stuck in the kernel) must not
+    // keep the process alive after the command is done.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match outcome {
         Ok(()) => ExitCode::from(exit::OK),
         Err(err) => {
             eprintln!("exim-pilot: {err:#}");

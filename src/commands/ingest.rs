@@ -9,9 +9,11 @@ use std::time::Instant;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::exit::Failure;
+use crate::pipeline::channel::{LineSender, channel};
 use crate::pipeline::item::{AuditItem, Item};
 use crate::pipeline::reader::{ItemSink, Positions, ReadSummary, read_file};
 use crate::pipeline::writer::{self, NoProgress, WriterSettings};
@@ -43,9 +45,13 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
             .await?;
     }
 
-    let (sender, receiver) = mpsc::channel(config.ingest.channel_capacity);
+    let (sender, receiver) = channel(
+        config.ingest.channel_capacity,
+        config.ingest.channel_capacity_bytes,
+    );
     let (_settings_tx, settings) = watch::channel(WriterSettings {
         batch_size: config.ingest.batch_size,
+        batch_bytes: config.ingest.batch_size_bytes,
         flush_interval: config.ingest.flush_interval,
         backoff_min: config.health.backoff_min,
         backoff_max: config.health.backoff_max,
@@ -69,9 +75,7 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
                 bar: &bar,
             };
             let summary = read_file(&path, &mut positions, max_line_bytes, false, &mut sink)
-                .map_err(|err| {
-                    anyhow::Error::new(err).context(format!("reading {}", path.display()))
-                })?;
+                .map_err(|err| super::input_error(&path, &err))?;
             bar.finish_and_clear();
             summaries.push((path, summary));
         }
@@ -128,6 +132,20 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
             );
         }
     }
+    let damaged: Vec<String> = summaries
+        .iter()
+        .filter_map(|(path, summary)| {
+            let reason = summary.unreadable_tail.as_ref()?;
+            Some(format!(
+                "{}: {reason}; its {} readable lines were stored and the rest recorded as a gap",
+                path.display(),
+                summary.lines
+            ))
+        })
+        .collect();
+    if !damaged.is_empty() {
+        return Err(Failure::new(crate::exit::USAGE, damaged.join("\n")).into());
+    }
     let seconds = started.elapsed().as_secs_f64();
     let lines: u64 = summaries.iter().map(|(_, s)| s.lines).sum();
     println!(
@@ -169,7 +187,7 @@ fn progress_bar(path: &std::path::Path) -> ProgressBar {
 
 /// Sends to the writer and advances the progress bar by the line's bytes.
 struct CountingSink<'a> {
-    sender: mpsc::Sender<Item>,
+    sender: LineSender,
     bar: &'a ProgressBar,
 }
 

@@ -8,15 +8,16 @@ mod parse;
 mod prune;
 mod query;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::exit::Failure;
 
-/// Runs the command `cli` names. Errors carry their exit status (see
+/// Runs the command `cli` names; `run` takes the signal handlers `main`
+/// installed before anything else. Errors carry their exit status (see
 /// [`crate::exit::status_for`]).
-pub async fn dispatch(cli: Cli) -> Result<()> {
+pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -> Result<()> {
     if let Command::Generate { what } = cli.command {
         // Needs no configuration: packages are built where none exists.
         return generate::stdout(what);
@@ -26,7 +27,13 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
     let log = crate::logging::init(&config.logging);
     match cli.command {
         Command::CheckConfig { .. } => check_config::run(&config),
-        Command::Run { .. } => crate::daemon::run(cli.config, overrides, config, log).await,
+        Command::Run { .. } => {
+            let signals = match signals {
+                Some(signals) => signals,
+                None => crate::daemon::catch_signals().context("installing signal handlers")?,
+            };
+            crate::daemon::run(signals, cli.config, overrides, config, log).await
+        }
         Command::Ingest { files, .. } => ingest::run(&config, &files).await,
         Command::Parse { json, show, files } => parse::run(&config, &files, json, show),
         Command::Trace {
@@ -45,18 +52,18 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-/// Opens a log file named on the command line; a missing file is a usage
-/// error (status 2) that names it.
+/// Opens a log file named on the command line. Any reason it cannot be
+/// read (missing, a directory, a FIFO, a symlink loop, no permission) is
+/// a problem with the input: status 2, naming the file.
 fn open_input(path: &std::path::Path, offset: u64) -> Result<crate::tail::input::LogInput> {
-    crate::tail::input::LogInput::open(path, offset).map_err(|err| {
-        if err.kind() == std::io::ErrorKind::NotFound {
-            Failure::new(
-                crate::exit::USAGE,
-                format!("{}: no such file", path.display()),
-            )
-            .into()
-        } else {
-            anyhow::Error::new(err).context(format!("opening {}", path.display()))
-        }
-    })
+    crate::tail::input::LogInput::open(path, offset).map_err(|err| input_error(path, &err).into())
+}
+
+/// A file named on the command line that cannot be read, as status 2.
+fn input_error(path: &std::path::Path, err: &std::io::Error) -> Failure {
+    let reason = match err.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        _ => err.to_string(),
+    };
+    Failure::new(crate::exit::USAGE, format!("{}: {reason}", path.display()))
 }

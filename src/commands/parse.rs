@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::Config;
@@ -42,7 +42,7 @@ pub fn run(config: &Config, files: &[PathBuf], json: bool, show: bool) -> Result
         loop {
             let line = match reader
                 .next_line()
-                .with_context(|| format!("reading {}", path.display()))?
+                .map_err(|err| super::input_error(path, &err))?
             {
                 Some(line) => line,
                 // A finished file's last line counts even without a newline.

@@ -103,6 +103,11 @@ pub struct IngestConfig {
     pub flush_interval: Duration,
     /// Entries in flight between the reader and the writer, at most.
     pub channel_capacity: usize,
+    /// Bytes of lines in flight between the reader and the writer, at most
+    /// (a line larger than this travels alone).
+    pub channel_capacity_bytes: usize,
+    /// Bytes of lines in one batch, at most (beside `batch_size`).
+    pub batch_size_bytes: usize,
     /// Longer lines are stored truncated, flagged, with their real length.
     pub max_line_bytes: usize,
 }
@@ -187,11 +192,12 @@ impl fmt::Display for Problem {
 /// status 78 (EX_CONFIG).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration file {}: {source}", path.display())]
+    /// The message carries the I/O error's words itself; it is not also
+    /// a `source`, which would print them twice in an error chain.
+    #[error("cannot read configuration file {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// TOML syntax, a wrong type, or an unknown key (the message names it).
     #[error("{}: {message}", display_source(path.as_deref()))]
@@ -241,10 +247,10 @@ impl Config {
                     Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                         (RawConfig::default(), None)
                     }
-                    Err(source) => {
+                    Err(error) => {
                         return Err(ConfigError::Read {
                             path: default.to_path_buf(),
-                            source,
+                            error,
                         });
                     }
                 }
@@ -278,6 +284,12 @@ impl Config {
             None => check.path("[log] path", log.path),
         }
         .unwrap_or_else(default_log_path);
+        let log_key = if overrides.log_path.is_some() {
+            "--log"
+        } else {
+            "[log] path"
+        };
+        check.log_file(log_key, &log_path);
 
         let db = raw.database.unwrap_or_default();
         let db_path = match &overrides.database_path {
@@ -285,19 +297,21 @@ impl Config {
             None => check.path("[database] path", db.path),
         }
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE_PATH));
+        let db_key = if overrides.database_path.is_some() {
+            "--db"
+        } else {
+            "[database] path"
+        };
+        check.database_file(db_key, &db_path);
         let max_open_conns = check.count(
             "[database] max_open_conns",
             db.max_open_conns,
-            10,
-            1,
-            MAX_OPEN_CONNS_LIMIT,
+            MAX_OPEN_CONNS,
         );
         let max_idle_conns = check.count(
             "[database] max_idle_conns",
             db.max_idle_conns,
-            5,
-            0,
-            MAX_OPEN_CONNS_LIMIT,
+            MAX_IDLE_CONNS,
         );
         if max_idle_conns > max_open_conns {
             check.problem(
@@ -314,80 +328,52 @@ impl Config {
             conn_max_lifetime: check.duration(
                 "[database] conn_max_lifetime",
                 db.conn_max_lifetime,
-                Duration::from_secs(30 * 60),
-                Duration::from_secs(1),
+                CONN_MAX_LIFETIME,
             ),
-            busy_timeout: check.duration(
-                "[database] busy_timeout",
-                db.busy_timeout,
-                Duration::from_secs(5),
-                Duration::ZERO,
-            ),
+            busy_timeout: check.duration("[database] busy_timeout", db.busy_timeout, BUSY_TIMEOUT),
             pool_wait_timeout: check.duration(
                 "[database] pool_wait_timeout",
                 db.pool_wait_timeout,
-                Duration::from_secs(10),
-                Duration::from_millis(1),
+                POOL_WAIT_TIMEOUT,
             ),
         };
 
         let ingest = raw.ingest.unwrap_or_default();
         let ingest = IngestConfig {
-            batch_size: check.count(
-                "[ingest] batch_size",
-                ingest.batch_size,
-                5_000,
-                1,
-                1_000_000,
-            ),
+            batch_size: check.count("[ingest] batch_size", ingest.batch_size, BATCH_SIZE),
             flush_interval: check.duration(
                 "[ingest] flush_interval",
                 ingest.flush_interval,
-                Duration::from_millis(100),
-                Duration::from_millis(1),
+                FLUSH_INTERVAL,
             ),
             channel_capacity: check.count(
                 "[ingest] channel_capacity",
                 ingest.channel_capacity,
-                8192,
-                1,
-                10_000_000,
+                CHANNEL_CAPACITY,
+            ),
+            channel_capacity_bytes: check.count(
+                "[ingest] channel_capacity_bytes",
+                ingest.channel_capacity_bytes,
+                FLIGHT_BYTES,
+            ),
+            batch_size_bytes: check.count(
+                "[ingest] batch_size_bytes",
+                ingest.batch_size_bytes,
+                FLIGHT_BYTES,
             ),
             max_line_bytes: check.count(
                 "[ingest] max_line_bytes",
                 ingest.max_line_bytes,
-                1024 * 1024,
-                256,
-                MAX_LINE_BYTES_LIMIT,
+                MAX_LINE_BYTES,
             ),
         };
 
         let health = raw.health.unwrap_or_default();
         let health = HealthConfig {
-            interval: check.duration(
-                "[health] interval",
-                health.interval,
-                Duration::from_secs(10),
-                Duration::from_millis(10),
-            ),
-            timeout: check.duration(
-                "[health] timeout",
-                health.timeout,
-                Duration::from_secs(5),
-                Duration::from_millis(1),
-            ),
-            backoff_min: check.duration(
-                "[health] backoff_min",
-                health.backoff_min,
-                Duration::from_millis(250),
-                Duration::from_millis(1),
-            ),
-            backoff_max: check.duration(
-                "[health] backoff_max",
-                health.backoff_max,
-                Duration::from_secs(30),
-                Duration::from_millis(1),
-            ),
+            interval: check.duration("[health] interval", health.interval, HEALTH_INTERVAL),
+            timeout: check.duration("[health] timeout", health.timeout, HEALTH_TIMEOUT),
+            backoff_min: check.duration("[health] backoff_min", health.backoff_min, BACKOFF_MIN),
+            backoff_max: check.duration("[health] backoff_max", health.backoff_max, BACKOFF_MAX),
         };
         if health.backoff_min > health.backoff_max {
             check.problem(
@@ -420,8 +406,8 @@ impl Config {
         };
 
         let retention = raw.retention.unwrap_or_default();
-        let mut days = |key: &str, value: Option<i64>, default: usize| {
-            u32::try_from(check.count(key, value, default, 0, 36_500)).unwrap_or(0)
+        let mut days = |key: &str, value: Option<i64>, default: i64| {
+            u32::try_from(check.count(key, value, days_kept(default))).unwrap_or(0)
         };
         let retention = RetentionConfig {
             log_entries_days: days(
@@ -440,8 +426,7 @@ impl Config {
             interval: check.duration(
                 "[retention] interval",
                 retention.interval,
-                Duration::from_secs(86_400),
-                Duration::from_secs(1),
+                RETENTION_INTERVAL,
             ),
         };
 
@@ -484,6 +469,8 @@ impl Config {
                 batch_size: count(self.ingest.batch_size),
                 flush_interval: duration(self.ingest.flush_interval),
                 channel_capacity: count(self.ingest.channel_capacity),
+                channel_capacity_bytes: count(self.ingest.channel_capacity_bytes),
+                batch_size_bytes: count(self.ingest.batch_size_bytes),
                 max_line_bytes: count(self.ingest.max_line_bytes),
             }),
             health: Some(RawHealth {
@@ -533,10 +520,27 @@ fn first_present_log(candidates: &[PathBuf]) -> PathBuf {
         .unwrap_or_default()
 }
 
+/// What a file system object is, for messages.
+fn file_kind(metadata: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = metadata.file_type();
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
 fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     parse_toml(&text, Some(path))
 }
@@ -546,6 +550,110 @@ fn parse_toml(text: &str, source: Option<&Path>) -> Result<RawConfig, ConfigErro
         path: source.map(Path::to_path_buf),
         message: err.to_string().trim_end().to_owned(),
     })
+}
+
+/// A key's default and the range its value must fall in (both ends
+/// included). Every key has one, documented in the packaged configuration.
+#[derive(Debug, Clone, Copy)]
+struct Range<T> {
+    default: T,
+    min: T,
+    max: T,
+}
+
+const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+const MAX_OPEN_CONNS: Range<i64> = Range {
+    default: 10,
+    min: 1,
+    max: MAX_OPEN_CONNS_LIMIT,
+};
+const MAX_IDLE_CONNS: Range<i64> = Range {
+    default: 5,
+    min: 0,
+    max: MAX_OPEN_CONNS_LIMIT,
+};
+const CONN_MAX_LIFETIME: Range<Duration> = Range {
+    default: secs(30 * 60),
+    min: secs(1),
+    max: secs(7 * 86_400),
+};
+/// A writer waiting on a lock feeds no watchdog (`WatchdogSec=30s`).
+const BUSY_TIMEOUT: Range<Duration> = Range {
+    default: secs(5),
+    min: ms(0),
+    max: secs(20),
+};
+const POOL_WAIT_TIMEOUT: Range<Duration> = Range {
+    default: secs(10),
+    min: ms(1),
+    max: secs(20),
+};
+const BATCH_SIZE: Range<i64> = Range {
+    default: 5_000,
+    min: 1,
+    max: 1_000_000,
+};
+/// The idle writer feeds the watchdog once per flush interval at least.
+const FLUSH_INTERVAL: Range<Duration> = Range {
+    default: ms(100),
+    min: ms(1),
+    max: secs(10),
+};
+const CHANNEL_CAPACITY: Range<i64> = Range {
+    default: 8192,
+    min: 1,
+    max: 1_000_000,
+};
+/// Bytes of lines in the channel, and in a batch: with both full, memory
+/// stays in the tens of MiB whatever the lines' length.
+const FLIGHT_BYTES: Range<i64> = Range {
+    default: 4 * 1024 * 1024,
+    min: 64 * 1024,
+    max: 1024 * 1024 * 1024,
+};
+const MAX_LINE_BYTES: Range<i64> = Range {
+    default: 1024 * 1024,
+    min: 256,
+    max: MAX_LINE_BYTES_LIMIT,
+};
+const HEALTH_INTERVAL: Range<Duration> = Range {
+    default: secs(10),
+    min: ms(10),
+    max: secs(3600),
+};
+const HEALTH_TIMEOUT: Range<Duration> = Range {
+    default: secs(5),
+    min: ms(1),
+    max: secs(60),
+};
+const BACKOFF_MIN: Range<Duration> = Range {
+    default: ms(250),
+    min: ms(1),
+    max: secs(3600),
+};
+const BACKOFF_MAX: Range<Duration> = Range {
+    default: secs(30),
+    min: ms(1),
+    max: secs(3600),
+};
+const RETENTION_INTERVAL: Range<Duration> = Range {
+    default: secs(86_400),
+    min: secs(1),
+    max: secs(30 * 86_400),
+};
+/// Days kept: 0 keeps forever; a century is the most that means anything.
+const fn days_kept(default: i64) -> Range<i64> {
+    Range {
+        default,
+        min: 0,
+        max: 36_500,
+    }
 }
 
 /// Collects problems while converting raw values, so that one run reports
@@ -563,48 +671,41 @@ impl Checker {
         });
     }
 
-    fn count(
-        &mut self,
-        key: &str,
-        value: Option<i64>,
-        default: usize,
-        min: i64,
-        max: i64,
-    ) -> usize {
+    fn count(&mut self, key: &str, value: Option<i64>, range: Range<i64>) -> usize {
+        let default = usize::try_from(range.default).unwrap_or(0);
         let Some(value) = value else {
             return default;
         };
-        if value < min {
-            self.problem(key, format!("must be at least {min}, got {value}"));
+        if value < range.min {
+            self.problem(key, format!("must be at least {}, got {value}", range.min));
             return default;
         }
-        if value > max {
-            self.problem(key, format!("must be at most {max}, got {value}"));
+        if value > range.max {
+            self.problem(key, format!("must be at most {}, got {value}", range.max));
             return default;
         }
         usize::try_from(value).unwrap_or(default)
     }
 
-    fn duration(
-        &mut self,
-        key: &str,
-        value: Option<String>,
-        default: Duration,
-        min: Duration,
-    ) -> Duration {
+    fn duration(&mut self, key: &str, value: Option<String>, range: Range<Duration>) -> Duration {
         let Some(text) = value else {
-            return default;
+            return range.default;
         };
+        let bound = |d: Duration| humantime::format_duration(d).to_string();
         match humantime::parse_duration(text.trim()) {
-            Ok(duration) if duration < min => {
+            Ok(duration) if duration < range.min => {
                 self.problem(
                     key,
-                    format!(
-                        "must be at least {}, got {text:?}",
-                        humantime::format_duration(min)
-                    ),
+                    format!("must be at least {}, got {text:?}", bound(range.min)),
                 );
-                default
+                range.default
+            }
+            Ok(duration) if duration > range.max => {
+                self.problem(
+                    key,
+                    format!("must be at most {}, got {text:?}", bound(range.max)),
+                );
+                range.default
             }
             Ok(duration) => duration,
             Err(err) => {
@@ -612,7 +713,7 @@ impl Checker {
                     key,
                     format!("not a duration such as \"5s\" or \"30m\" ({err}), got {text:?}"),
                 );
-                default
+                range.default
             }
         }
     }
@@ -624,6 +725,50 @@ impl Checker {
             return None;
         }
         Some(PathBuf::from(text))
+    }
+
+    /// The log may be missing (Exim creates it on its first write), but a
+    /// path that names something else is a mistake that retrying will not
+    /// mend.
+    fn log_file(&mut self, key: &str, path: &Path) {
+        if self.nul_free(key, path)
+            && let Ok(metadata) = std::fs::metadata(path)
+            && !metadata.is_file()
+        {
+            self.problem(
+                key,
+                format!(
+                    "must name Exim's main log, a regular file; {} is {}",
+                    path.display(),
+                    file_kind(&metadata)
+                ),
+            );
+        }
+    }
+
+    /// The database is created when missing; a directory there is a
+    /// mistake.
+    fn database_file(&mut self, key: &str, path: &Path) {
+        if self.nul_free(key, path)
+            && let Ok(metadata) = std::fs::metadata(path)
+            && metadata.is_dir()
+        {
+            self.problem(
+                key,
+                format!(
+                    "must name the database file, not a directory: {}",
+                    path.display()
+                ),
+            );
+        }
+    }
+
+    fn nul_free(&mut self, key: &str, path: &Path) -> bool {
+        let clean = !path.as_os_str().as_encoded_bytes().contains(&0);
+        if !clean {
+            self.problem(key, "must not contain a NUL byte".to_owned());
+        }
+        clean
     }
 }
 
@@ -754,6 +899,83 @@ mod tests {
         );
         let message = problems("[logging]\nlevel = \"loud=[\"\n");
         assert!(message.contains("[logging] level"), "{message}");
+    }
+
+    #[test]
+    fn every_duration_and_count_has_an_upper_bound() {
+        let keys = [
+            ("database", "conn_max_lifetime"),
+            ("database", "busy_timeout"),
+            ("database", "pool_wait_timeout"),
+            ("ingest", "flush_interval"),
+            ("health", "interval"),
+            ("health", "timeout"),
+            ("health", "backoff_min"),
+            ("health", "backoff_max"),
+            ("retention", "interval"),
+        ];
+        for (section, key) in keys {
+            for value in ["25days", "1000years", "584542046090years"] {
+                let message = problems(&format!("[{section}]\n{key} = {value:?}\n"));
+                assert!(
+                    message.contains(&format!("[{section}] {key}: ")),
+                    "{section}.{key} = {value}: {message}"
+                );
+            }
+        }
+        let counts = [
+            ("database", "max_open_conns"),
+            ("database", "max_idle_conns"),
+            ("ingest", "batch_size"),
+            ("ingest", "channel_capacity"),
+            ("ingest", "max_line_bytes"),
+            ("retention", "log_entries_days"),
+            ("retention", "messages_days"),
+        ];
+        for (section, key) in counts {
+            let message = problems(&format!("[{section}]\n{key} = {}\n", i64::MAX));
+            assert!(
+                message.contains("must be at most"),
+                "{section}.{key}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn log_and_database_paths_that_name_the_wrong_thing_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir_text = dir.path().display().to_string();
+        let message = problems(&format!("[log]\npath = {dir_text:?}\n"));
+        assert!(
+            message.contains("[log] path: must name Exim's main log, a regular file")
+                && message.contains("is a directory"),
+            "{message}"
+        );
+        let message = problems("[log]\npath = \"/var/log/exim4/main\\u0000log\"\n");
+        assert!(
+            message.contains("[log] path: must not contain a NUL byte"),
+            "{message}"
+        );
+        let message = problems(&format!("[database]\npath = {dir_text:?}\n"));
+        assert!(
+            message.contains("[database] path: must name the database file, not a directory"),
+            "{message}"
+        );
+        let overrides = Overrides {
+            log_path: Some(PathBuf::from("/dev/zero")),
+            database_path: Some(dir.path().to_path_buf()),
+        };
+        let message = Config::from_toml("", None, &overrides)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("--log: must name Exim's main log") && message.contains("a device"),
+            "{message}"
+        );
+        assert!(
+            message.contains("--db: must name the database file"),
+            "{message}"
+        );
     }
 
     #[test]

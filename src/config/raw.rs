@@ -45,6 +45,8 @@ pub struct RawIngest {
     pub batch_size: Option<i64>,
     pub flush_interval: Option<String>,
     pub channel_capacity: Option<i64>,
+    pub channel_capacity_bytes: Option<i64>,
+    pub batch_size_bytes: Option<i64>,
     pub max_line_bytes: Option<i64>,
 }
 

@@ -18,11 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGALRM, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, Overrides};
 use crate::logging::LogControl;
+use crate::pipeline::channel::{LineSender, channel};
 use crate::pipeline::reader::Positions;
 use crate::pipeline::writer::{self, Progress, WriteTotals, WriterSettings};
 use crate::store::{self, StoreHandle};
@@ -32,10 +33,14 @@ use notify::Notifier;
 use reader::ReaderControl;
 
 /// How long SIGTERM may take to commit what is in flight.
-const DRAIN_TIMEOUT: Duration = Duration::from_millis(4500);
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(4000);
+/// How long the reader thread may take to notice the stop after that:
+/// together within systemd's expectation of 5 s.
+const READER_JOIN_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(
+    signals: CaughtSignals,
     config_path: Option<PathBuf>,
     overrides: Overrides,
     config: Config,
@@ -65,7 +70,10 @@ pub async fn run(
         });
     let positions = Positions::from_rows(&rows);
 
-    let (item_tx, item_rx) = mpsc::channel(config.ingest.channel_capacity);
+    let (item_tx, item_rx) = channel(
+        config.ingest.channel_capacity,
+        config.ingest.channel_capacity_bytes,
+    );
     let (settings_tx, settings_rx) = watch::channel(writer_settings(&config));
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -89,7 +97,7 @@ pub async fn run(
     });
     let health = tokio::spawn(health::run(handle.clone(), config_rx, shutdown_rx));
 
-    let mut signals = forward_signals()?;
+    let mut signals = forward_signals(signals)?;
     lock(&notifier).ready(&format!("tailing {live_path}"));
     tracing::info!(log = %live_path, database = %config.database.path.display(), "exim-pilot is running");
 
@@ -103,7 +111,14 @@ pub async fn run(
                         audit(tx, outcome);
                     }
                 }
-                _ => {
+                Some(signal @ (SIGUSR1 | SIGUSR2 | SIGALRM)) => {
+                    tracing::info!(signal, "received {}; it has no meaning for exim-pilot, ignoring it", signal_name(signal));
+                }
+                Some(signal) => {
+                    tracing::info!(signal, "received {}; stopping: committing what has been read", signal_name(signal));
+                    break None;
+                }
+                None => {
                     tracing::info!("stopping: committing what has been read");
                     break None;
                 }
@@ -131,15 +146,38 @@ pub async fn run(
         },
     };
     let _ = health.await;
-    let _ = tokio::task::spawn_blocking(move || reader_thread.join()).await;
+    // The reader looks at the stop request between bounded steps; a read
+    // stuck in the kernel (a hung network file system) must not hold up
+    // the exit, and the thread ends with the process.
+    let joined = tokio::time::timeout(
+        READER_JOIN_TIMEOUT,
+        tokio::task::spawn_blocking(move || reader_thread.join()),
+    )
+    .await;
+    if joined.is_err() {
+        tracing::warn!("the reader did not stop in time; exiting without it");
+    }
     let totals = result.context("the writer task failed")??;
-    tracing::info!(lines = totals.inserted, "stopped");
+    let truncated = control
+        .truncated_lines
+        .load(std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(
+        lines_stored = totals.inserted,
+        lines_replayed = totals.replayed,
+        lines_truncated = truncated,
+        gaps = totals.gaps,
+        "stopped; this run stored {} new lines ({} were already stored, {truncated} truncated, {} gaps)",
+        totals.inserted,
+        totals.replayed,
+        totals.gaps
+    );
     Ok(())
 }
 
 fn writer_settings(config: &Config) -> WriterSettings {
     WriterSettings {
         batch_size: config.ingest.batch_size,
+        batch_bytes: config.ingest.batch_size_bytes,
         flush_interval: config.ingest.flush_interval,
         backoff_min: config.health.backoff_min,
         backoff_max: config.health.backoff_max,
@@ -150,10 +188,10 @@ fn writer_settings(config: &Config) -> WriterSettings {
 
 /// Queues an audit record without waiting: the channel may be full while
 /// the database is down, and signals must still be handled.
-fn audit(tx: &mpsc::Sender<crate::pipeline::item::Item>, item: crate::pipeline::item::Item) {
+fn audit(tx: &LineSender, item: crate::pipeline::item::Item) {
     let tx = tx.clone();
     tokio::spawn(async move {
-        let _ = tx.send(item).await;
+        tx.send_record(item).await;
     });
 }
 
@@ -178,13 +216,19 @@ async fn reload(
         || crate::config::DEFAULT_CONFIG_PATH.to_owned(),
         |p| p.display().to_string(),
     );
-    let outcome = match Config::load(config_path.as_deref(), overrides) {
+    let loaded = Config::load(config_path.as_deref(), overrides)
+        .map_err(|err| err.to_string())
+        .and_then(|new| match restart_needed(current, &new) {
+            Some(problem) => Err(problem),
+            None => Ok(new),
+        });
+    let outcome = match loaded {
         Err(err) => {
-            tracing::error!(error = %err, "configuration reload failed; keeping the running configuration");
+            tracing::error!(error = %err, "configuration reload failed; keeping the running configuration: {err}");
             AuditItem::item(
                 "config_rejected",
                 "daemon",
-                serde_json::json!({ "file": source, "error": err.to_string() }),
+                serde_json::json!({ "file": source, "error": err }),
             )
         }
         Ok(new) => {
@@ -218,10 +262,47 @@ async fn reload(
     outcome
 }
 
-/// Delivers SIGHUP, SIGTERM and SIGINT to async code.
-fn forward_signals() -> Result<mpsc::Receiver<i32>> {
-    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])
-        .context("installing signal handlers")?;
+/// What a reload cannot change while running, as the reason to refuse it.
+///
+/// The read positions live in the database: switching files would leave
+/// the new one with only the lines after the switch and positions that
+/// claim the whole log, so nothing would ever fill in the start.
+fn restart_needed(current: &Config, new: &Config) -> Option<String> {
+    (new.database.path != current.database.path).then(|| {
+        format!(
+            "{}: [database] path: cannot change while running (from {} to {}); \
+             restart exim-pilot to change [database] path",
+            new.source
+                .as_deref()
+                .map_or_else(|| "configuration".to_owned(), |p| p.display().to_string()),
+            current.database.path.display(),
+            new.database.path.display()
+        )
+    })
+}
+
+/// Every signal the daemon gives a meaning to, caught from the first
+/// moment of `main` (see [`catch_signals`]):
+///
+/// - SIGHUP: reload the configuration;
+/// - SIGTERM, SIGINT, SIGQUIT: commit what has been read, then stop;
+/// - SIGUSR1, SIGUSR2, SIGALRM: no meaning here; logged and ignored rather
+///   than left to their default action, which kills without a drain.
+pub const CAUGHT_SIGNALS: [i32; 7] = [SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM];
+
+/// Signals caught before anything else runs; delivered once the daemon is
+/// ready to act on them (one that arrives during start-up waits).
+pub struct CaughtSignals(signal_hook::iterator::Signals);
+
+/// Installs the handlers for [`CAUGHT_SIGNALS`]. Called first thing in
+/// `main` for `run`, so that no signal finds its default action.
+pub fn catch_signals() -> std::io::Result<CaughtSignals> {
+    signal_hook::iterator::Signals::new(CAUGHT_SIGNALS).map(CaughtSignals)
+}
+
+/// Delivers the caught signals to async code.
+fn forward_signals(signals: CaughtSignals) -> Result<mpsc::Receiver<i32>> {
+    let mut signals = signals.0;
     let (tx, rx) = mpsc::channel(8);
     std::thread::Builder::new()
         .name("signals".to_owned())
@@ -234,6 +315,20 @@ fn forward_signals() -> Result<mpsc::Receiver<i32>> {
         })
         .context("starting the signal thread")?;
     Ok(rx)
+}
+
+/// A signal's name, for log lines.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        SIGHUP => "SIGHUP",
+        SIGTERM => "SIGTERM",
+        SIGINT => "SIGINT",
+        SIGQUIT => "SIGQUIT",
+        SIGUSR1 => "SIGUSR1",
+        SIGUSR2 => "SIGUSR2",
+        SIGALRM => "SIGALRM",
+        _ => "a signal",
+    }
 }
 
 fn lock(notifier: &Mutex<Notifier>) -> std::sync::MutexGuard<'_, Notifier> {

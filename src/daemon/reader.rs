@@ -9,11 +9,11 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use notify::{RecursiveMode, Watcher};
-use tokio::sync::mpsc;
-
+use crate::pipeline::channel::LineSender;
 use crate::pipeline::item::Item;
+use crate::pipeline::reader::ItemSink;
 use crate::tail::follower::{Follower, LastRead};
+use notify::{RecursiveMode, Watcher};
 
 /// How the rest of the daemon steers the reader.
 pub struct ReaderControl {
@@ -22,6 +22,8 @@ pub struct ReaderControl {
     wake: SyncSender<()>,
     /// Bytes between the read position and the end of the live file.
     pub lag_bytes: AtomicU64,
+    /// Lines longer than `max_line_bytes`, stored truncated, since start.
+    pub truncated_lines: AtomicU64,
 }
 
 impl ReaderControl {
@@ -58,7 +60,7 @@ impl ReaderControl {
 pub fn spawn(
     mut follower: Follower,
     latest: Option<LastRead>,
-    mut sender: mpsc::Sender<Item>,
+    sender: LineSender,
     poll_active: Duration,
     poll_idle: Duration,
 ) -> (Arc<ReaderControl>, std::thread::JoinHandle<()>) {
@@ -68,8 +70,13 @@ pub fn spawn(
         switch_to: Mutex::new(None),
         wake: wake_tx,
         lag_bytes: AtomicU64::new(0),
+        truncated_lines: AtomicU64::new(0),
     });
     let thread_control = Arc::clone(&control);
+    let mut sender = ReaderSink {
+        sender,
+        control: Arc::clone(&control),
+    };
     let thread = std::thread::Builder::new()
         .name("reader".to_owned())
         .spawn(move || {
@@ -92,9 +99,42 @@ pub fn spawn(
     (control, thread)
 }
 
+/// The reader's end of the channel: knows about stop requests, and counts
+/// and reports truncated lines.
+struct ReaderSink {
+    sender: LineSender,
+    control: Arc<ReaderControl>,
+}
+
+impl ItemSink for ReaderSink {
+    fn send(&mut self, item: Item) -> bool {
+        self.sender.send(item)
+    }
+
+    fn stopping(&self) -> bool {
+        self.control.stopping()
+    }
+
+    fn truncated(&mut self, path: &str, offset: u64, length: u64) {
+        let count = self.control.truncated_lines.fetch_add(1, Ordering::Relaxed) + 1;
+        // Rare in a real log; a flood of them is summed up rather than
+        // logged line by line.
+        if count <= 100 || count.is_power_of_two() {
+            tracing::warn!(
+                path,
+                offset,
+                length,
+                truncated_lines = count,
+                "a line of {length} bytes at byte {offset} of {path} is longer than \
+                 [ingest] max_line_bytes; stored truncated, with its real length ({count} so far)"
+            );
+        }
+    }
+}
+
 fn follow(
     follower: &mut Follower,
-    sender: &mut mpsc::Sender<Item>,
+    sender: &mut ReaderSink,
     control: &Arc<ReaderControl>,
     wake: &Receiver<()>,
     poll_active: Duration,

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use deadpool_sqlite::rusqlite::Transaction;
 use tokio::sync::{mpsc, watch};
 
+use super::channel::{LineReceiver, weight};
 use super::item::{AuditItem, GapItem, Item, LineItem, SourceInfo};
 use crate::model::{BatchModel, MessageIds};
 use crate::parse::{Entry, Event, parse_line};
@@ -34,6 +35,8 @@ use crate::tail::identity::Fingerprint;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriterSettings {
     pub batch_size: usize,
+    /// Bytes of lines in one batch, at most (a larger line is a batch alone).
+    pub batch_bytes: usize,
     pub flush_interval: Duration,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
@@ -106,7 +109,7 @@ struct WriterState {
 /// Runs until the channel closes and everything received is committed.
 pub async fn run(
     store: StoreHandle,
-    mut receiver: mpsc::Receiver<Item>,
+    mut receiver: LineReceiver,
     mut settings: watch::Receiver<WriterSettings>,
     progress: &mut dyn Progress,
 ) -> Result<WriteTotals, StoreError> {
@@ -210,11 +213,11 @@ impl Pruning {
 /// The delay before the first prune of a run.
 const FIRST_PRUNE_DELAY: Duration = Duration::from_secs(60);
 
-/// Fills `batch` with up to `batch_size` lines, waiting at most
-/// `flush_interval` after the first. Returns false once the channel is
-/// closed and empty.
+/// Fills `batch` with up to `batch_size` lines and `batch_bytes` bytes of
+/// them, waiting at most `flush_interval` after the first. Returns false
+/// once the channel is closed and empty.
 async fn collect(
-    receiver: &mut mpsc::Receiver<Item>,
+    receiver: &mut LineReceiver,
     batch: &mut Vec<Item>,
     settings: &WriterSettings,
     progress: &mut dyn Progress,
@@ -231,23 +234,24 @@ async fn collect(
             return true;
         }
     };
+    let mut bytes = weight(&first);
     batch.push(first);
     let deadline = tokio::time::Instant::now() + settings.flush_interval;
-    while batch.len() < settings.batch_size {
+    while batch.len() < settings.batch_size && bytes < settings.batch_bytes {
         // Take what is already queued without waiting.
-        match receiver.try_recv() {
-            Ok(item) => {
-                batch.push(item);
-                continue;
-            }
+        let item = match receiver.try_recv() {
+            Ok(item) => item,
             Err(mpsc::error::TryRecvError::Disconnected) => return false,
-            Err(mpsc::error::TryRecvError::Empty) => {}
-        }
-        match tokio::time::timeout_at(deadline, receiver.recv()).await {
-            Ok(Some(item)) => batch.push(item),
-            Ok(None) => return false,
-            Err(_) => break,
-        }
+            Err(mpsc::error::TryRecvError::Empty) => {
+                match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                    Ok(Some(item)) => item,
+                    Ok(None) => return false,
+                    Err(_) => break,
+                }
+            }
+        };
+        bytes += weight(&item);
+        batch.push(item);
     }
     true
 }
@@ -355,6 +359,7 @@ fn write_batch(
         counts: HashMap::default(),
         stored_to: HashMap::default(),
         positions: HashMap::default(),
+        implausible: ImplausibleTimes::new(),
         totals: WriteTotals {
             batches: 1,
             ..WriteTotals::default()
@@ -409,7 +414,64 @@ struct BatchWriter<'t, 'b> {
     /// Where each source stands after this batch: its end offset and the
     /// bytes before it (borrowed, so a line costs no copy of them).
     positions: HashMap<i64, (u64, &'b [u8])>,
+    /// Lines dated outside [`PlausibleTimes`], reported once per batch.
+    implausible: ImplausibleTimes<'b>,
     totals: WriteTotals,
+}
+
+/// The earliest time a line of Exim's can carry: its first release. An
+/// earlier one (1970 above all) comes from a reset clock or garbage.
+const EXIM_EPOCH_MS: i64 = 788_918_400_000; // 1995-01-01T00:00:00Z
+
+/// Lines of a batch dated before Exim existed or beyond the wall clock's
+/// tolerance: stored like any other line, and reported, because they are
+/// garbage or a clock jump that an operator should know of.
+#[derive(Debug, Default)]
+struct ImplausibleTimes<'b> {
+    count: u64,
+    /// The first such line: its path, offset and time.
+    first: Option<(&'b str, u64, i64)>,
+    /// The latest plausible time (the wall clock plus tolerance).
+    latest_ms: i64,
+}
+
+impl<'b> ImplausibleTimes<'b> {
+    fn new() -> Self {
+        ImplausibleTimes {
+            latest_ms: crate::store::repo::now_ms()
+                .saturating_add(crate::store::repo::FUTURE_TOLERANCE_MS),
+            ..ImplausibleTimes::default()
+        }
+    }
+
+    fn check(&mut self, line: &'b LineItem, logged_ms: i64) {
+        if (EXIM_EPOCH_MS..=self.latest_ms).contains(&logged_ms) {
+            return;
+        }
+        self.count += 1;
+        self.first
+            .get_or_insert((line.source.path.as_str(), line.start, logged_ms));
+    }
+
+    /// The audit record's details, if any line was implausible.
+    fn report(&self) -> Option<String> {
+        let (path, offset, logged_ms) = self.first?;
+        tracing::warn!(
+            lines = self.count,
+            path,
+            offset,
+            logged_ms,
+            "stored {} line(s) dated before 1995 or more than a day ahead of the clock \
+             (first in {path} at byte {offset}); they do not move the retention clock",
+            self.count
+        );
+        Some(
+            serde_json::json!({
+                "lines": self.count, "path": path, "offset": offset, "logged_ms": logged_ms,
+            })
+            .to_string(),
+        )
+    }
 }
 
 impl<'b> BatchWriter<'_, 'b> {
@@ -427,6 +489,9 @@ impl<'b> BatchWriter<'_, 'b> {
             return Ok(());
         }
         let at = entry.prefix.map(|prefix| prefix.timestamp.local_ms());
+        if let Some(at) = at {
+            self.implausible.check(line, at);
+        }
         let message_row = self
             .model
             .message_row(tx, &mut self.state.messages, &entry)?;
@@ -470,7 +535,7 @@ impl<'b> BatchWriter<'_, 'b> {
             Some(source) => Some(source_id(self.tx, source, self.state)?),
             None => None,
         };
-        record_gap(
+        let recorded = record_gap(
             self.tx,
             &Gap {
                 source_id,
@@ -480,6 +545,9 @@ impl<'b> BatchWriter<'_, 'b> {
                 reason: &gap.reason,
             },
         )?;
+        if !recorded {
+            return Ok(());
+        }
         record_audit(
             self.tx,
             &AuditRecord {
@@ -523,6 +591,18 @@ impl<'b> BatchWriter<'_, 'b> {
     /// the read positions.
     fn finish(mut self) -> Result<WriteTotals, StoreError> {
         let tx = self.tx;
+        if let Some(details) = self.implausible.report() {
+            record_audit(
+                tx,
+                &AuditRecord {
+                    actor: "exim-pilot",
+                    action: "implausible_time",
+                    message_id: None,
+                    details: &details,
+                    origin: "daemon",
+                },
+            )?;
+        }
         let chunks = self.chunks.take();
         let model = self.model;
         let sealed = std::thread::scope(|scope| {

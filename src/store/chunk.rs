@@ -151,13 +151,14 @@ impl StoredLine {
     }
 }
 
-/// A chunk that cannot be written or read back.
+/// A chunk that cannot be written or read back. Messages carry the I/O
+/// error's words (not also as a `source`: a chain would print them twice).
 #[derive(Debug, Error)]
 pub enum ChunkError {
     #[error("cannot compress a chunk of lines: {0}")]
-    Compress(#[source] std::io::Error),
+    Compress(std::io::Error),
     #[error("cannot decompress a chunk of lines: {0}")]
-    Decompress(#[source] std::io::Error),
+    Decompress(std::io::Error),
     #[error("a chunk of lines is malformed at byte {0} of its framed text")]
     Malformed(usize),
 }

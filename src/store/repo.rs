@@ -304,12 +304,41 @@ fn decoded_chunks(
     Ok(lines)
 }
 
-/// The time of the newest stored line, if any line has one.
+/// The log's clock: the time of the newest stored line that is not dated
+/// more than [`FUTURE_TOLERANCE_MS`] ahead of the wall clock. Retention
+/// and relative windows count back from it, so one garbage line dated next
+/// year (or a brief clock jump on the host) cannot make every real line
+/// look old.
 pub fn newest_line_ms(conn: &Connection) -> Result<Option<i64>, StoreError> {
-    conn.prepare_cached("SELECT max(last_ms) FROM log_chunks")
-        .ctx(|| Context::op("find the newest line").table("log_chunks"))?
-        .query_row([], |row| row.get(0))
-        .ctx(|| Context::op("find the newest line").table("log_chunks"))
+    newest_line_ms_before(conn, now_ms().saturating_add(FUTURE_TOLERANCE_MS))
+}
+
+/// How far a line's time may be ahead of the wall clock and still count
+/// as the log's "now": clocks of a host and its log drift, and time zones
+/// are guessed, but a line dated further ahead is garbage or a clock jump.
+pub const FUTURE_TOLERANCE_MS: i64 = 24 * 3600 * 1000;
+
+/// The time of the newest stored line dated at or before `limit_ms`.
+///
+/// A chunk holding one far-future line has that line's time as its
+/// `last_ms`; the per-minute counts still know the newest minute of the
+/// plausible lines in it, so the answer is exact unless such a chunk
+/// holds the newest plausible line (then it is that line's minute).
+pub fn newest_line_ms_before(conn: &Connection, limit_ms: i64) -> Result<Option<i64>, StoreError> {
+    let context = || Context::op("find the newest line").table("log_chunks");
+    let chunk: Option<i64> = conn
+        .prepare_cached("SELECT max(last_ms) FROM log_chunks WHERE last_ms <= ?1")
+        .ctx(context)?
+        .query_row([limit_ms], |row| row.get(0))
+        .ctx(context)?;
+    let minute: Option<i64> = conn
+        .prepare_cached(
+            "SELECT max(minute_ms) FROM line_counts WHERE minute_ms > ?1 AND minute_ms <= ?2",
+        )
+        .ctx(context)?
+        .query_row([NO_TIME_MINUTE, limit_ms], |row| row.get(0))
+        .ctx(context)?;
+    Ok(chunk.max(minute))
 }
 
 /// Adds line counts: `lines` lines of `kind` in the minute `minute_ms`,
@@ -401,29 +430,35 @@ pub struct Gap<'a> {
     pub reason: &'a str,
 }
 
-/// Records a gap. Call it in the transaction that commits the lines around
-/// it, so the record and the read position agree.
-pub fn record_gap(conn: &Connection, gap: &Gap<'_>) -> Result<(), StoreError> {
+/// Records a gap, unless the same range of the same file is recorded
+/// already; returns whether it was new. Call it in the transaction that
+/// commits the lines around it, so the record and the read position agree.
+pub fn record_gap(conn: &Connection, gap: &Gap<'_>) -> Result<bool, StoreError> {
     let context = || Context::op("record gap").table("ingest_gaps").key(gap.path);
     let start = i64::try_from(gap.start_offset).unwrap_or(i64::MAX);
     let end = gap
         .end_offset
         .map(|end| i64::try_from(end).unwrap_or(i64::MAX));
-    conn.prepare_cached(
-        "INSERT INTO ingest_gaps (source_id, path, start_offset, end_offset, reason, detected_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .ctx(context)?
-    .execute(params![
-        gap.source_id,
-        gap.path,
-        start,
-        end,
-        gap.reason,
-        now_ms()
-    ])
-    .ctx(context)?;
-    Ok(())
+    // The same range found again (a damaged .gz read on every start) is
+    // one gap, not one per start.
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO ingest_gaps (source_id, path, start_offset, end_offset, reason, detected_ms)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6
+             WHERE NOT EXISTS (SELECT 1 FROM ingest_gaps WHERE source_id IS ?1 AND path = ?2
+                               AND start_offset = ?3 AND end_offset IS ?4)",
+        )
+        .ctx(context)?
+        .execute(params![
+            gap.source_id,
+            gap.path,
+            start,
+            end,
+            gap.reason,
+            now_ms()
+        ])
+        .ctx(context)?;
+    Ok(inserted > 0)
 }
 
 /// A source with its read position, as stored.

@@ -1,8 +1,10 @@
 //! Retention: deleting what is older than `[retention]` allows, in small
 //! transactions, so pruning a large database never stalls ingest.
 //!
-//! Ages are measured in the log's clock (back from the newest stored
-//! line), except the audit log, which uses wall-clock time.
+//! Ages are measured in the log's clock (back from the newest stored line
+//! not dated ahead of the wall clock: [`super::repo::newest_line_ms`]), so
+//! an archive ingested today keeps its lines, and a line dated in the
+//! future moves nothing. The audit log uses wall-clock time.
 
 use std::time::Duration;
 

@@ -69,6 +69,11 @@ impl FollowSettings {
 /// Lines read in one go before the follower looks at the path again.
 const LINES_PER_POLL: usize = 50_000;
 
+/// Bytes scanned in one go inside a single line (a sparse hole, a runaway
+/// writer) before the reader looks at a stop request again: SIGTERM must be
+/// answered within seconds whatever the file holds.
+pub const SCAN_BYTES_PER_STEP: u64 = 16 * 1024 * 1024;
+
 /// The file being read.
 struct Tracked {
     /// For `fstat` and positioned reads; the reader has its own handle.
@@ -197,8 +202,12 @@ impl Follower {
             ..
         }) = latest
         {
-            let found = identified.iter().any(|(_, f)| *f == fingerprint)
-                || live.as_ref().is_some_and(|s| s.fingerprint == fingerprint);
+            // The generation, or a rewrite in place of it.
+            let found = identified
+                .iter()
+                .map(|(_, head)| *head)
+                .chain(live.as_ref().map(|s| s.fingerprint))
+                .any(|head| self.positions.is_generation_of(head, fingerprint));
             if !found {
                 let gap = Item::Gap(GapItem {
                     source: None,
@@ -322,19 +331,27 @@ impl Follower {
             return Ok(outcome);
         };
         let mut sent = 0;
+        let mut paused = false;
         while sent < LINES_PER_POLL {
             let Some(line) = tracked.reader.next_line()? else {
+                paused = tracked.reader.paused();
                 break;
             };
+            if line.is_truncated() {
+                sink.truncated(&tracked.source.path, line.start, line.length);
+            }
             let item = line_item(&tracked.source, &line);
             if !sink.send(item) {
                 outcome.closed = true;
                 return Ok(outcome);
             }
             sent += 1;
+            if sink.stopping() {
+                break;
+            }
         }
         outcome.lines = sent as u64;
-        outcome.again = sent == LINES_PER_POLL;
+        outcome.again = sent == LINES_PER_POLL || paused;
         let grew = size != tracked.last_size;
         tracked.last_size = size;
         self.positions.set(
@@ -424,7 +441,7 @@ impl Follower {
         if self.retry_at.is_some_and(|at| Instant::now() < at) {
             return Ok(None);
         }
-        let file = match File::open(&self.path) {
+        let file = match super::input::open_regular(&self.path) {
             Ok(file) => file,
             Err(err) if err.kind() == ErrorKind::NotFound => {
                 self.wait(Waiting::Missing, false);
@@ -461,33 +478,27 @@ impl Follower {
             device: Some(metadata.dev()),
             inode: Some(metadata.ino()),
         };
-        let (mut offset, marker) = self
-            .positions
-            .get(&fingerprint)
-            .map_or((0, Vec::new()), |(offset, marker)| {
-                (offset, marker.to_vec())
-            });
-        match check_marker(&file, offset, &marker)? {
-            MarkerCheck::Matches => {}
-            check => {
-                tracing::warn!(
-                    path = %self.path.display(),
-                    stored_offset = offset,
-                    ?check,
-                    "the log no longer holds what was read before at its stored position; \
-                     reading it from the start as a new generation"
-                );
-                source.fingerprint = fingerprint.rewritten(offset, &marker);
-                offset = 0;
-            }
+        let resolved = self.positions.resolve(fingerprint, |offset, marker| {
+            check_marker(&file, offset, marker)
+        })?;
+        if resolved.fingerprint != fingerprint {
+            tracing::warn!(
+                path = %self.path.display(),
+                from = resolved.offset,
+                "the log no longer holds what was read before at its stored position \
+                 (rewritten in place); reading it as a rewritten generation"
+            );
+            source.fingerprint = resolved.fingerprint;
         }
+        let (offset, marker) = (resolved.offset, resolved.marker);
         let reader_handle = file.try_clone()?;
         let mut buffered = BufReader::with_capacity(256 * 1024, reader_handle);
         std::io::Seek::seek(&mut buffered, std::io::SeekFrom::Start(offset))?;
         Ok(Some(Tracked {
             file,
             reader: LineReader::new(buffered, offset, self.settings.max_line_bytes)
-                .with_tail_marker(if offset == 0 { &[] } else { &marker }),
+                .with_tail_marker(if offset == 0 { &[] } else { &marker })
+                .with_scan_limit(SCAN_BYTES_PER_STEP),
             source: Arc::new(source),
             head: fingerprint,
             device: metadata.dev(),

@@ -49,6 +49,13 @@ pub struct LineReader<R> {
     marker: TailMarker,
     /// The last bytes of the line being assembled.
     pending_marker: TailMarker,
+    /// Bytes one call of [`LineReader::next_line`] scans at most before it
+    /// returns, so a caller can look at a stop request even inside a line
+    /// of gigabytes (a sparse hole has no newline).
+    scan_limit: u64,
+    /// Whether the last `next_line` stopped at the scan limit rather than
+    /// at the end of the input.
+    paused: bool,
 }
 
 /// Bytes kept of the end of the last complete line.
@@ -96,7 +103,23 @@ impl<R: BufRead> LineReader<R> {
             line_seen: 0,
             marker: TailMarker::default(),
             pending_marker: TailMarker::default(),
+            scan_limit: u64::MAX,
+            paused: false,
         }
+    }
+
+    /// Makes [`LineReader::next_line`] return `None` with
+    /// [`LineReader::paused`] set after scanning `bytes` without finishing
+    /// a line; the next call continues the same line.
+    pub fn with_scan_limit(mut self, bytes: u64) -> Self {
+        self.scan_limit = bytes.max(1);
+        self
+    }
+
+    /// Whether the last `next_line` returned `None` at the scan limit (more
+    /// input may follow at once) rather than at the end of the input.
+    pub fn paused(&self) -> bool {
+        self.paused
     }
 
     /// Starts with `marker` as the bytes before `start_offset` (what was
@@ -115,7 +138,13 @@ impl<R: BufRead> LineReader<R> {
         if self.line_seen == 0 {
             self.line.clear();
         }
+        self.paused = false;
+        let mut scanned = 0u64;
         loop {
+            if scanned >= self.scan_limit {
+                self.paused = true;
+                return Ok(None);
+            }
             let available = match self.inner.fill_buf() {
                 Ok(available) => available,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
@@ -129,6 +158,7 @@ impl<R: BufRead> LineReader<R> {
             let room = self.max_line_bytes.saturating_sub(self.line.len());
             self.line.extend_from_slice(&available[..take.min(room)]);
             self.line_seen += take as u64;
+            scanned += take as u64;
             self.pending_marker.push(&available[..take]);
             match newline {
                 Some(index) => {
@@ -246,6 +276,29 @@ mod tests {
         let line = reader.next_line().unwrap().unwrap();
         assert_eq!((line.start, line.bytes), (5101, &b"next"[..]));
         assert!(!line.is_truncated());
+    }
+
+    #[test]
+    fn a_scan_limit_pauses_inside_a_huge_line_and_continues_it() {
+        let mut input = vec![0u8; 10_000];
+        input.extend_from_slice(b"\nnext\n");
+        let mut reader =
+            LineReader::new(BufReader::with_capacity(64, &input[..]), 0, 100).with_scan_limit(1000);
+        let mut pauses = 0;
+        let line = loop {
+            match reader.next_line().unwrap() {
+                Some(line) => break (line.start, line.end, line.length),
+                None => {
+                    assert!(reader.paused(), "not at the end yet");
+                    pauses += 1;
+                }
+            }
+        };
+        assert_eq!(line, (0, 10_001, 10_000));
+        assert!(pauses >= 9, "paused {pauses} times");
+        assert_eq!(reader.next_line().unwrap().unwrap().bytes, b"next");
+        assert!(reader.next_line().unwrap().is_none());
+        assert!(!reader.paused(), "the end of the input is no pause");
     }
 
     #[test]

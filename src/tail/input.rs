@@ -43,7 +43,7 @@ impl LogInput {
         offset: u64,
         marker: &[u8],
     ) -> io::Result<(LogInput, MarkerCheck)> {
-        let mut file = File::open(path)?;
+        let mut file = open_regular(path)?;
         let compressed = is_gzip(&mut file)?;
         let marker_start = offset.saturating_sub(marker.len() as u64);
         let mut reader = Self::stream(file, compressed)?;
@@ -60,7 +60,7 @@ impl LogInput {
             MarkerCheck::Matches
         };
         if check != MarkerCheck::Matches {
-            let file = File::open(path)?;
+            let file = open_regular(path)?;
             return Ok((
                 LogInput {
                     reader: Self::stream(file, compressed)?,
@@ -88,6 +88,47 @@ impl LogInput {
     }
 }
 
+/// Opens `path` for reading if it is a regular file, and refuses anything
+/// else with an error that says what it is. A FIFO would block the open
+/// until a writer comes and then hand its data to us alone, and a device
+/// such as `/dev/zero` never ends: neither is a log. The file is opened
+/// non-blocking (no effect on a regular file) in case a FIFO replaced it
+/// between the check and the open.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    refuse_irregular(&std::fs::metadata(path)?)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    refuse_irregular(&file.metadata()?)?;
+    Ok(file)
+}
+
+fn refuse_irregular(metadata: &std::fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = metadata.file_type();
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("not a regular file: it is {what}"),
+    ))
+}
+
 fn is_gzip(file: &mut File) -> io::Result<bool> {
     let mut magic = [0u8; 2];
     let len = read_up_to(file, &mut magic)?;
@@ -112,6 +153,24 @@ pub fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn only_regular_files_are_opened_and_a_fifo_never_blocks() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        for (path, what) in [
+            (fifo.as_path(), "a FIFO"),
+            (dir.path(), "a directory"),
+            (Path::new("/dev/zero"), "a character device"),
+        ] {
+            let err = LogInput::open(path, 0).err().expect("refused");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+            assert!(err.to_string().contains(what), "{err}");
+        }
+    }
 
     #[test]
     fn markers_are_checked_in_plain_and_gzip_files() {

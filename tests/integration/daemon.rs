@@ -395,3 +395,274 @@ fn sd_notify_ready_reloading_watchdog_and_stopping() {
     daemon.signal("TERM");
     receive_after(0, "STOPPING=1", &mut received);
 }
+
+/// Rewrites the log the way `sed -i` does (a new file renamed over it),
+/// replacing `from` with `to` on every line but the first, so the first
+/// line (the identity) stays and the rest changes.
+fn redact(log: &std::path::Path, from: &str, to: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for line in lines.iter_mut().skip(1) {
+        *line = line.replace(from, to);
+    }
+    let tmp = log.with_extension("sed");
+    std::fs::write(&tmp, lines.join("\n") + "\n").unwrap();
+    std::fs::rename(&tmp, log).unwrap();
+    lines
+}
+
+/// Overwrites the log in place (same inode, as an editor saving it does).
+fn rewrite_in_place(log: &std::path::Path, lines: &[String]) {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(log)
+        .unwrap();
+    file.write_all((lines.join("\n") + "\n").as_bytes())
+        .unwrap();
+}
+
+/// Each rewrite of a live log with its first line unchanged is a generation
+/// of its own: after two rewrites, every line appended is stored once.
+#[test]
+fn a_log_rewritten_twice_with_its_first_line_unchanged_loses_no_new_line() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let mut expected = Vec::new();
+    append_expected(&log, &mut expected, "a", 0, 10);
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 10, WAIT, Some(&daemon));
+
+    // sed -i: the whole redacted file is a new generation.
+    let first = redact(&log, "pid=a", "pid=r");
+    expected.extend(first);
+    wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
+    append_expected(&log, &mut expected, "b", 0, 5);
+    wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
+
+    // An editor's save in place: again a generation of its own.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let second: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                l.to_owned()
+            } else {
+                l.replace("pid=", "pid=s")
+            }
+        })
+        .collect();
+    rewrite_in_place(&log, &second);
+    expected.extend(second);
+    wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
+    append_expected(&log, &mut expected, "c", 0, 50);
+    wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(daemon.stop().success());
+    assert_exactly(&dir.path().join("x.db"), &expected);
+}
+
+/// The same with the daemon stopped across each rewrite: no line lost, and
+/// no gap claiming the generation is gone.
+#[test]
+fn a_log_rewritten_twice_while_stopped_loses_no_line_and_records_no_gap() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let db = dir.path().join("x.db");
+    let mut expected = Vec::new();
+    append_expected(&log, &mut expected, "a", 0, 10);
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&db, expected.len(), WAIT, Some(&daemon));
+    assert!(daemon.stop().success());
+
+    expected.extend(redact(&log, "pid=a", "pid=r"));
+    append_expected(&log, &mut expected, "b", 0, 5);
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&db, expected.len(), WAIT, Some(&daemon));
+    assert!(daemon.stop().success());
+
+    expected.extend(redact(&log, "pid=", "pid=s"));
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&db, expected.len(), WAIT, Some(&daemon));
+    append_expected(&log, &mut expected, "c", 0, 50);
+    wait_for_lines(&db, expected.len(), WAIT, Some(&daemon));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(daemon.stop().success());
+    assert_exactly(&db, &expected);
+    assert!(
+        !crate::util::audit_actions(&db).contains(&"gap".to_owned()),
+        "a gap was recorded"
+    );
+}
+
+/// `ingest` of a file rewritten twice stores each rewrite, and the lines
+/// appended after it, instead of calling them "already stored".
+#[test]
+fn ingest_of_a_file_rewritten_twice_stores_every_new_line() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let db = dir.path().join("x.db");
+    let ingest = || {
+        let output = crate::util::run(&[
+            "ingest",
+            "--db",
+            db.to_str().unwrap(),
+            log.to_str().unwrap(),
+        ]);
+        assert!(
+            output.status.success(),
+            "{:?}",
+            crate::util::outcome(&output)
+        );
+    };
+    let mut expected = Vec::new();
+    append_expected(&log, &mut expected, "a", 0, 10);
+    ingest();
+    expected.extend(redact(&log, "pid=a", "pid=r"));
+    ingest();
+    expected.extend(redact(&log, "pid=", "pid=s"));
+    append_expected(&log, &mut expected, "c", 0, 50);
+    ingest();
+    ingest();
+    assert_exactly(&db, &expected);
+}
+
+/// A reload that changes `[database] path` is refused: the running
+/// database keeps every line, and the other file gets none.
+#[test]
+fn sighup_refuses_to_change_the_database_path() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let config = dir.path().join("c.toml");
+    let (first, second) = (dir.path().join("first.db"), dir.path().join("second.db"));
+    let write_config = |db: &std::path::Path| {
+        let text = format!(
+            "{}\n[log]\npath = {:?}\n",
+            crate::util::FAST_CONFIG.replace(
+                "[database]\n",
+                &format!("[database]\npath = {:?}\n", db.display().to_string())
+            ),
+            log.display().to_string()
+        );
+        std::fs::write(&config, text).unwrap();
+    };
+    write_config(&first);
+    append_lines(&log, &numbered_lines("a", 0, 5));
+    let stderr = dir.path().join("stderr.log");
+    let child = std::process::Command::new(crate::util::binary())
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("NOTIFY_SOCKET")
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut daemon = Daemon {
+        child,
+        db: first.clone(),
+        config: config.clone(),
+        stderr,
+    };
+    wait_for_lines(&first, 5, WAIT, Some(&daemon));
+    write_config(&second);
+    daemon.signal("HUP");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !daemon
+        .stderr_text()
+        .contains("restart exim-pilot to change [database] path")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            daemon.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(daemon.running());
+    append_lines(&log, &numbered_lines("a", 5, 5));
+    wait_for_lines(&first, 10, WAIT, Some(&daemon));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(daemon.stop().success());
+    assert_exactly(&first, &numbered_lines("a", 0, 10));
+    assert!(!second.exists(), "the other database was created");
+    assert!(crate::util::audit_actions(&first).contains(&"config_rejected".to_owned()));
+}
+
+/// The signals a process catches, from `/proc` (`SigCgt`, a bit mask).
+fn caught_signals(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Each signal has a meaning from the daemon's first moment: a SIGTERM
+/// during start-up drains and exits 0; SIGUSR1, SIGUSR2 and SIGALRM are
+/// logged and ignored; SIGQUIT stops like SIGTERM.
+#[test]
+fn every_signal_is_handled_from_the_start() {
+    let bit = |signal: i32| 1u64 << (signal - 1);
+    let all = [
+        libc::SIGHUP,
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGALRM,
+    ]
+    .into_iter()
+    .fold(0, |mask, signal| mask | bit(signal));
+
+    // SIGTERM as soon as the handlers are in place, long before ready.
+    let dir = TempDir::new().unwrap();
+    append_lines(&dir.path().join("mainlog"), &numbered_lines("a", 0, 3));
+    let mut daemon = Daemon::start(dir.path());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while caught_signals(daemon.child.id()) & all != all {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "handlers not installed"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    daemon.signal("TERM");
+    let status = daemon.wait(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}: {}", daemon.stderr_text());
+    assert!(
+        daemon.stderr_text().contains("received SIGTERM"),
+        "{}",
+        daemon.stderr_text()
+    );
+
+    // Running: the three without meaning change nothing; SIGQUIT stops.
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    append_lines(&log, &numbered_lines("b", 0, 3));
+    let mut daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 3, WAIT, Some(&daemon));
+    for name in ["USR1", "USR2", "ALRM"] {
+        daemon.signal(name);
+    }
+    append_lines(&log, &numbered_lines("b", 3, 3));
+    wait_for_lines(&daemon.db, 6, WAIT, Some(&daemon));
+    assert!(daemon.running());
+    daemon.signal("QUIT");
+    let status = daemon.wait(Duration::from_secs(10));
+    let text = daemon.stderr_text();
+    assert!(status.success(), "{status:?}: {text}");
+    for name in ["SIGUSR1", "SIGUSR2", "SIGALRM"] {
+        assert!(
+            text.contains(&format!("received {name}; it has no meaning")),
+            "{text}"
+        );
+    }
+    assert!(text.contains("received SIGQUIT; stopping"), "{text}");
+    assert_exactly(&daemon.db, &numbered_lines("b", 0, 6));
+}

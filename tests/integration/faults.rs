@@ -28,7 +28,7 @@ fn retry_warnings(daemon: &Daemon) -> usize {
 
 /// These tests need root (mount, other users). In CI they must run; a
 /// developer without root sees why they did nothing.
-fn privileged(what: &str) -> bool {
+pub fn privileged(what: &str) -> bool {
     let root = Command::new("id")
         .arg("-u")
         .output()

@@ -6,6 +6,7 @@ mod cli;
 mod daemon;
 mod exim;
 mod faults;
+mod hostile;
 mod ingest;
 mod model;
 mod parser;

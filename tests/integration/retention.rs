@@ -165,3 +165,63 @@ fn the_daemon_prunes_on_its_own() {
     assert_new_lines_kept(&db);
     assert_eq!(count(&db, "SELECT count(*) FROM messages"), 1);
 }
+
+/// A line dated next year and lines dated 1970 do not move the retention
+/// clock: the daemon's own pruning, with the default ages, keeps every
+/// line of the sample log, and the odd lines are stored and audited.
+#[test]
+fn lines_dated_next_year_or_in_1970_do_not_make_pruning_wipe_the_database() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let sample = std::fs::read(crate::util::fixture("sample/mainlog")).unwrap();
+    std::fs::write(&log, &sample).unwrap();
+    let next_year =
+        exim_pilot::query::format_ms(exim_pilot::store::repo::now_ms() + 365 * 86_400_000);
+    append_lines(
+        &log,
+        &[
+            format!("{next_year} x"),
+            "1970-01-01 00:00:00 1aaaaa-000000-00 Completed".to_owned(),
+            "1970-01-01 00:00:01 epoch".to_owned(),
+        ],
+    );
+    let total = sample.iter().filter(|b| **b == b'\n').count() + 3;
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!("{FAST_CONFIG}\n[retention]\ninterval = \"1s\"\n"),
+    )
+    .unwrap();
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, total, Duration::from_secs(30), Some(&daemon));
+    // The 1970 message is finished and 56 years old: retention may take
+    // its row (its line stays); the real messages must stay.
+    const REAL: &str = "SELECT count(*) FROM messages WHERE exim_id <> '1aaaaa-000000-00'";
+    let messages = count(&daemon.db, REAL);
+    let attempts = count(&daemon.db, "SELECT count(*) FROM delivery_attempts");
+    let rejections = count(&daemon.db, "SELECT count(*) FROM rejections");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !audit_actions(&daemon.db).contains(&"pruned".to_owned()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pruning:\n{}",
+            daemon.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let db = daemon.db.clone();
+    let stderr = daemon.stderr_text();
+    assert!(daemon.stop().success());
+    assert_eq!(count(&db, LINES), total as i64, "lines were pruned");
+    assert_eq!(count(&db, REAL), messages);
+    assert!(messages > 0);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM delivery_attempts"),
+        attempts
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM rejections"), rejections);
+    assert!(audit_actions(&db).contains(&"implausible_time".to_owned()));
+    assert!(
+        stderr.contains("dated before 1995 or more than a day ahead"),
+        "{stderr}"
+    );
+}

@@ -6,6 +6,7 @@ use std::sync::{Arc, Barrier, mpsc};
 use std::time::Duration;
 
 use deadpool_sqlite::rusqlite::{Connection, params};
+use exim_pilot::pipeline::reader::ItemSink;
 use exim_pilot::store::chunk::{ChunkBuilder, LineRecord, SealedChunk};
 use exim_pilot::store::repo::{
     Checkpoint, SourceIdentity, Table, all_lines, append_audit, count_rows, insert_chunk,
@@ -667,6 +668,7 @@ async fn the_writer_stores_a_replayed_line_once() {
         .collect();
     let settings = WriterSettings {
         batch_size: 2,
+        batch_bytes: 1 << 20,
         flush_interval: Duration::from_millis(10),
         backoff_min: Duration::from_millis(10),
         backoff_max: Duration::from_millis(10),
@@ -676,12 +678,16 @@ async fn the_writer_stores_a_replayed_line_once() {
     let mut totals = Vec::new();
     // Lines 0-1, then 0-3 again (0 and 1 replayed), then all of them.
     for sent in [&lines[..2], &lines[..], &lines[..]] {
-        let (sender, receiver) = tokio::sync::mpsc::channel(8);
+        let (mut sender, receiver) = exim_pilot::pipeline::channel::channel(8, 1 << 20);
         let (_keep, settings) = tokio::sync::watch::channel(settings);
-        for item in sent {
-            sender.send(item.clone()).await.unwrap();
-        }
-        drop(sender);
+        let sent = sent.to_vec();
+        tokio::task::spawn_blocking(move || {
+            for item in sent {
+                assert!(ItemSink::send(&mut sender, item));
+            }
+        })
+        .await
+        .unwrap();
         let written = writer::run(handle.clone(), receiver, settings, &mut NoProgress)
             .await
             .unwrap();

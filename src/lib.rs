@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod exit;
 pub mod logging;
 pub mod model;
+pub mod output;
 pub mod parse;
 pub mod pipeline;
 pub mod query;

@@ -33,7 +33,10 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("exim-pilot: cannot start the async runtime: {err}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "exim-pilot: cannot start the async runtime: {err}"
+            );
             return ExitCode::from(exit::SOFTWARE);
         }
     };
@@ -43,8 +46,11 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match outcome {
         Ok(()) => ExitCode::from(exit::OK),
+        // The reader of our output went away (`| head`): nothing to report.
+        Err(err) if exim_pilot::output::is_closed_pipe(&err) => ExitCode::from(exit::OK),
         Err(err) => {
-            eprintln!("exim-pilot: {err:#}");
+            // Written, not `eprintln!`: a closed stderr must not panic.
+            let _ = writeln!(std::io::stderr(), "exim-pilot: {err:#}");
             ExitCode::from(exit::status_for(&err))
         }
     }

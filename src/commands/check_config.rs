@@ -1,6 +1,8 @@
 //! `exim-pilot check-config`: validate the configuration and print the
 //! effective values (file, defaults and flags combined) as TOML.
 
+use std::io::Write as _;
+
 use anyhow::Result;
 
 use crate::config::Config;
@@ -8,10 +10,15 @@ use crate::config::Config;
 /// Prints the effective configuration. Loading already validated it; an
 /// invalid one never gets here (exit 78 with every problem listed).
 pub fn run(config: &Config) -> Result<()> {
+    let mut out = crate::output::stdout();
     match &config.source {
-        Some(path) => println!("# effective configuration from {}", path.display()),
-        None => println!("# effective configuration (built-in defaults, no file)"),
+        Some(path) => writeln!(out, "# effective configuration from {}", path.display())?,
+        None => writeln!(
+            out,
+            "# effective configuration (built-in defaults, no file)"
+        )?,
     }
-    print!("{}", config.to_toml());
+    write!(out, "{}", config.to_toml())?;
+    out.flush()?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! exit. Ingesting a file twice adds nothing; ingesting rotated files and
 //! then starting `run` continues without a gap or a duplicate.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -109,27 +109,31 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
     let totals = written?;
     let summaries = summaries?;
 
+    let mut out = crate::output::stdout();
     for (path, summary) in &summaries {
         if summary.no_first_line {
-            println!(
+            writeln!(
+                out,
                 "{}: no complete line yet, nothing to ingest",
                 path.display()
-            );
+            )?;
             continue;
         }
-        println!(
+        writeln!(
+            out,
             "{}: {} lines read from byte {} ({} truncated)",
             path.display(),
             summary.lines,
             summary.resumed_at,
             summary.truncated
-        );
+        )?;
         if summary.pending_bytes > 0 {
-            println!(
+            writeln!(
+                out,
                 "{}: {} bytes after the last newline were left for later (incomplete line)",
                 path.display(),
                 summary.pending_bytes
-            );
+            )?;
         }
     }
     let damaged: Vec<String> = summaries
@@ -144,16 +148,19 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
         })
         .collect();
     if !damaged.is_empty() {
+        out.flush()?;
         return Err(Failure::new(crate::exit::USAGE, damaged.join("\n")).into());
     }
     let seconds = started.elapsed().as_secs_f64();
     let lines: u64 = summaries.iter().map(|(_, s)| s.lines).sum();
-    println!(
+    writeln!(
+        out,
         "ingested {lines} lines ({} new, {} already stored) in {seconds:.2} s, {:.0} lines/s",
         totals.inserted,
         totals.replayed,
         lines as f64 / seconds.max(1e-9)
-    );
+    )?;
+    out.flush()?;
     Ok(())
 }
 

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use std::io::Write as _;
+
 use anyhow::Result;
 use serde::Serialize;
 
@@ -36,6 +38,7 @@ pub fn run(config: &Config, files: &[PathBuf], json: bool, show: bool) -> Result
     let started = Instant::now();
     let mut report = ParseReport::default();
     let mut counts = [0u64; Kind::ALL.len()];
+    let mut out = crate::output::stdout();
     for path in files {
         let input = super::open_input(path, 0)?;
         let mut reader = LineReader::new(input.into_reader(), 0, config.ingest.max_line_bytes);
@@ -57,7 +60,7 @@ pub fn run(config: &Config, files: &[PathBuf], json: bool, show: bool) -> Result
             report.lines += 1;
             report.bytes += line.end - line.start;
             if show {
-                println!("{}", render(&entry));
+                writeln!(out, "{}", render(&entry))?;
             }
             if kind == Kind::Unrecognised && report.unrecognised_examples.len() < EXAMPLES {
                 report
@@ -75,31 +78,31 @@ pub fn run(config: &Config, files: &[PathBuf], json: bool, show: bool) -> Result
         }
     }
     report.unrecognised = counts[Kind::Unrecognised as usize];
-    if show {
-        return Ok(());
+    if !show && json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else if !show {
+        print_text(&mut out, &report)?;
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_text(&report);
-    }
+    out.flush()?;
     Ok(())
 }
 
-fn print_text(report: &ParseReport) {
-    println!(
+fn print_text(out: &mut impl std::io::Write, report: &ParseReport) -> std::io::Result<()> {
+    writeln!(
+        out,
         "{} lines ({} bytes) in {} file(s), {:.0} lines/s",
         report.lines, report.bytes, report.files, report.lines_per_second
-    );
+    )?;
     let width = report.kinds.keys().map(|k| k.len()).max().unwrap_or(0);
     let mut kinds: Vec<_> = report.kinds.iter().collect();
     kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     for (kind, count) in kinds {
         let share = 100.0 * *count as f64 / report.lines.max(1) as f64;
-        println!("  {kind:<width$}  {count:>9}  {share:6.2}%");
+        writeln!(out, "  {kind:<width$}  {count:>9}  {share:6.2}%")?;
     }
-    println!("unrecognised: {}", report.unrecognised);
+    writeln!(out, "unrecognised: {}", report.unrecognised)?;
     for example in &report.unrecognised_examples {
-        println!("  {example}");
+        writeln!(out, "  {example}")?;
     }
+    Ok(())
 }

@@ -1,6 +1,8 @@
 //! `exim-pilot prune`: apply `[retention]` now, in the same small
 //! transactions the daemon uses, and say what went.
 
+use std::io::Write as _;
+
 use anyhow::Result;
 
 use crate::config::Config;
@@ -28,7 +30,9 @@ pub async fn run(config: &Config) -> Result<()> {
             Ok(pruned)
         })
         .await?;
-    println!(
+    let mut out = crate::output::stdout();
+    writeln!(
+        out,
         "pruned {} rows and lines: {} log lines, {} delivery attempts, {} rejections, {} messages, {} audit records",
         pruned.total(),
         pruned.log_lines,
@@ -36,6 +40,7 @@ pub async fn run(config: &Config) -> Result<()> {
         pruned.rejections,
         pruned.messages,
         pruned.audit_log
-    );
+    )?;
+    out.flush()?;
     Ok(())
 }

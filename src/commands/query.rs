@@ -1,5 +1,7 @@
 //! `trace`, `stats` and `stuck`: open the database read-only, ask, print.
 
+use std::io::Write as _;
+
 use anyhow::Result;
 
 use crate::cli::WindowArgs;
@@ -34,11 +36,13 @@ pub fn trace(
         )
         .into());
     }
+    let mut out = crate::output::stdout();
     if json {
-        println!("{}", serde_json::to_string_pretty(&messages)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&messages)?)?;
     } else {
-        print!("{}", trace::render(&messages));
+        write!(out, "{}", trace::render(&messages))?;
     }
+    out.flush()?;
     Ok(())
 }
 
@@ -48,11 +52,13 @@ pub fn stats(config: &Config, window: &WindowArgs, json: bool) -> Result<()> {
     let window =
         Window::parse(&conn, window.since.as_deref(), window.until.as_deref()).map_err(usage)?;
     let report = stats::compute(&conn, window).map_err(usage)?;
+    let mut out = crate::output::stdout();
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", stats::render(&report));
+        write!(out, "{}", stats::render(&report))?;
     }
+    out.flush()?;
     Ok(())
 }
 
@@ -67,10 +73,12 @@ pub fn stuck(config: &Config, older_than: &str, json: bool) -> Result<()> {
     let conn = query::open(&config.database.path).map_err(usage)?;
     let rows =
         stuck::find(&conn, i64::try_from(age.as_millis()).unwrap_or(i64::MAX)).map_err(usage)?;
+    let mut out = crate::output::stdout();
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
     } else {
-        print!("{}", stuck::render(&rows));
+        write!(out, "{}", stuck::render(&rows))?;
     }
+    out.flush()?;
     Ok(())
 }

@@ -299,3 +299,62 @@ fn a_missing_input_file_is_a_usage_error_naming_it() {
         );
     }
 }
+
+/// Runs the binary with stdout or stderr a pipe nobody reads (its read end
+/// closed before the start): the command ends without a panic or abort.
+fn run_with_closed_pipe(args: &[&str], on_stderr: bool) -> std::process::ExitStatus {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut command = std::process::Command::new(crate::util::binary());
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("JOURNAL_STREAM");
+    if on_stderr {
+        command.stdout(std::process::Stdio::null()).stderr(writer);
+    } else {
+        command.stdout(writer).stderr(std::process::Stdio::null());
+    }
+    command.status().unwrap()
+}
+
+/// Every printing command exits quietly on a closed pipe: status 0 for
+/// output cut short, and its usual status on stderr, never 134 (abort).
+#[test]
+fn printing_commands_end_quietly_when_stdout_or_stderr_is_a_closed_pipe() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("x.db");
+    let db = db.to_str().unwrap();
+    let sample = crate::util::fixture("sample/mainlog");
+    let sample = sample.to_str().unwrap();
+    assert_eq!(outcome(&run(&["ingest", "--db", db, sample])).0, 0);
+    let commands: [&[&str]; 10] = [
+        &["stats", "--db", db],
+        &["stats", "--json", "--db", db],
+        &["trace", "--db", db, "127.0.0.1"],
+        &["stuck", "--db", db, "--older-than", "0s"],
+        &["parse", sample],
+        &["parse", "--show", sample],
+        &["parse", "--json", sample],
+        &["check-config", "--db", db],
+        &["prune", "--db", db],
+        &["ingest", "--db", db, sample],
+    ];
+    for args in commands {
+        let status = run_with_closed_pipe(args, false);
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{args:?} with stdout closed: {status:?}"
+        );
+        let status = run_with_closed_pipe(args, true);
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{args:?} with stderr closed: {status:?}"
+        );
+    }
+    // An error to report, with nowhere to report it: its status, no abort.
+    let status = run_with_closed_pipe(&["trace", "--db", db, "nobody@nowhere.invalid"], true);
+    assert_eq!(status.code(), Some(2), "{status:?}");
+}

@@ -51,7 +51,11 @@ pub fn status_for(err: &anyhow::Error) -> u8 {
                 | ErrorClass::Timeout
                 | ErrorClass::ReadOnly
                 | ErrorClass::Full => TEMPFAIL,
-                ErrorClass::Constraint(_) | ErrorClass::Corrupt | ErrorClass::Other => SOFTWARE,
+                // Not a database, damaged, another application's or a
+                // newer schema: restarting will not help, the operator must
+                // point [database] path elsewhere or repair the file.
+                ErrorClass::Corrupt | ErrorClass::Incompatible => CONFIG,
+                ErrorClass::Constraint(_) | ErrorClass::Other => SOFTWARE,
             };
         }
     }

@@ -43,14 +43,26 @@ pub fn open(path: &Path) -> Result<Connection, QueryError> {
     .ctx(context)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .ctx(context)?;
-    let version = crate::store::current_version(&conn)?;
-    if version != crate::store::latest_version() {
-        return Err(QueryError::BadArgument(format!(
-            "{} has schema version {version}, this exim-pilot reads {}: run the daemon or \
-             `exim-pilot ingest` once with this version to upgrade it",
-            path.display(),
-            crate::store::latest_version()
-        )));
+    let state = crate::store::schema_state(&conn, context)?;
+    if let Some(reason) = crate::store::refusal(state) {
+        return Err(StoreError::incompatible(context(), reason).into());
+    }
+    match state {
+        crate::store::SchemaState::Empty => {
+            return Err(QueryError::BadArgument(format!(
+                "{} holds no exim-pilot data yet: start the daemon or run `exim-pilot ingest`",
+                path.display()
+            )));
+        }
+        crate::store::SchemaState::Older(version) => {
+            return Err(QueryError::BadArgument(format!(
+                "{} has schema version {version}, older than the {} this exim-pilot reads: run \
+                 the daemon or `exim-pilot ingest` once with this version to upgrade it",
+                path.display(),
+                crate::store::latest_version()
+            )));
+        }
+        _ => {}
     }
     Ok(conn)
 }

@@ -117,6 +117,14 @@ pub enum StoreError {
     /// The file is damaged or not a database. Never retried.
     #[error("{context}: the database file is corrupt or not a database: {cause}")]
     Corrupt { context: Box<Context>, cause: Cause },
+    /// The file is a database exim-pilot must not use: another
+    /// application's, or written by a newer exim-pilot. Never retried: the
+    /// configuration or the binary must change.
+    #[error("{context}: {reason}")]
+    Incompatible {
+        context: Box<Context>,
+        reason: String,
+    },
     /// Anything else, wrapped with its context.
     #[error("{context}: {cause}")]
     Other { context: Box<Context>, cause: Cause },
@@ -132,6 +140,7 @@ pub enum ErrorClass {
     ReadOnly,
     Full,
     Corrupt,
+    Incompatible,
     Other,
 }
 
@@ -180,6 +189,7 @@ impl StoreError {
             StoreError::ReadOnly { .. } => ErrorClass::ReadOnly,
             StoreError::Full { .. } => ErrorClass::Full,
             StoreError::Corrupt { .. } => ErrorClass::Corrupt,
+            StoreError::Incompatible { .. } => ErrorClass::Incompatible,
             StoreError::Other { .. } => ErrorClass::Other,
         }
     }
@@ -194,6 +204,7 @@ impl StoreError {
             | StoreError::ReadOnly { context, .. }
             | StoreError::Full { context, .. }
             | StoreError::Corrupt { context, .. }
+            | StoreError::Incompatible { context, .. }
             | StoreError::Other { context, .. } => context,
         }
     }
@@ -213,6 +224,14 @@ impl StoreError {
         StoreError::Connection {
             context: Box::new(context),
             cause: Box::new(err),
+        }
+    }
+
+    /// A database this exim-pilot must not use, and why.
+    pub fn incompatible(context: Context, reason: impl Into<String>) -> StoreError {
+        StoreError::Incompatible {
+            context: Box::new(context),
+            reason: reason.into(),
         }
     }
 

@@ -60,20 +60,82 @@ pub fn current_version(conn: &Connection) -> Result<u32, StoreError> {
         .ctx(|| Context::op("read the schema version"))
 }
 
+/// What a database file holds, as far as exim-pilot is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaState {
+    /// No tables at all: a new file.
+    Empty,
+    /// Tables, but no exim-pilot schema version: another application's.
+    Foreign,
+    /// An exim-pilot schema older than this build's: migrations upgrade it.
+    Older(u32),
+    Current,
+    /// Written by a newer exim-pilot: this one must not touch it.
+    Newer(u32),
+}
+
+/// Classifies the database behind `conn`; errors (a file that is not a
+/// database at all) carry `context`, which names the file.
+pub fn schema_state(
+    conn: &Connection,
+    context: impl Fn() -> Context,
+) -> Result<SchemaState, StoreError> {
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .ctx(&context)?;
+    let latest = latest_version();
+    Ok(match version {
+        0 => {
+            let tables: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'",
+                    [],
+                    |row| row.get(0),
+                )
+                .ctx(&context)?;
+            if tables == 0 {
+                SchemaState::Empty
+            } else {
+                SchemaState::Foreign
+            }
+        }
+        v if v < latest => SchemaState::Older(v),
+        v if v == latest => SchemaState::Current,
+        v => SchemaState::Newer(v),
+    })
+}
+
+/// The refusal for a database exim-pilot must not use, or `None`.
+pub fn refusal(state: SchemaState) -> Option<String> {
+    match state {
+        SchemaState::Foreign => Some(
+            "this SQLite file belongs to another application (it has tables but no exim-pilot \
+             schema); refusing to add exim-pilot's tables to it: set [database] path to a file \
+             of its own"
+                .to_owned(),
+        ),
+        SchemaState::Newer(version) => Some(format!(
+            "the database has schema version {version}, newer than the {} this exim-pilot \
+             knows: it was written by a newer exim-pilot; use that version (or a newer one), \
+             or another database file",
+            latest_version()
+        )),
+        SchemaState::Empty | SchemaState::Older(_) | SchemaState::Current => None,
+    }
+}
+
 /// Brings the database up to [`latest_version`]. Returns the migrations it
 /// applied (none when the database is up to date, which changes nothing).
 pub fn migrate(conn: &mut Connection) -> Result<Vec<&'static str>, StoreError> {
-    let current = current_version(conn)?;
-    let latest = latest_version();
-    if current > latest {
-        return Err(StoreError::other(
-            Context::op("check the schema version"),
-            format!(
-                "the database has schema version {current}, newer than the {latest} this \
-                 exim-pilot knows; use a newer exim-pilot or another database file"
-            ),
+    if let Some(reason) = refusal(schema_state(conn, || {
+        Context::op("read the schema version")
+    })?) {
+        return Err(StoreError::incompatible(
+            Context::op("open database"),
+            reason,
         ));
     }
+    let current = current_version(conn)?;
     let mut applied = Vec::new();
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = index + 1;

@@ -19,7 +19,9 @@ mod tx;
 
 pub use error::{ConstraintKind, Context, ErrorClass, ResultExt, StoreError};
 pub use handle::StoreHandle;
-pub use migrations::{MIGRATIONS, current_version, latest_version, migrate};
+pub use migrations::{
+    MIGRATIONS, SchemaState, current_version, latest_version, migrate, refusal, schema_state,
+};
 pub use open::{DATABASE_FILE_MODE, open_connection};
 pub use pool::{PoolStats, Store, connect};
 pub use retention::{CHUNK_ROWS, Pruned, RetentionPolicy};

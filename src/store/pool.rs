@@ -14,7 +14,7 @@ use deadpool_sqlite::{
     Hook, HookError, InteractError, Metrics, Pool, PoolError, Runtime, TimeoutType,
 };
 
-use super::error::{Context, StoreError};
+use super::error::{Context, ResultExt, StoreError};
 use super::migrations;
 use super::open::{configure, open_connection, ping, prepare_file};
 use super::tx::{TxError, in_transaction};
@@ -66,6 +66,7 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Store, StoreError> {
     let setup_path = path.clone();
     tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
         prepare_file(&setup_path)?;
+        refuse_foreign(&setup_path)?;
         let mut conn = open_connection(&setup_path, busy_timeout)?;
         migrations::migrate(&mut conn)?;
         let rebuilt = super::indexes::ensure_secondary(&conn)?;
@@ -83,6 +84,18 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Store, StoreError> {
     let store = Store::build_pool(config)?;
     store.ping(config.pool_wait_timeout).await?;
     Ok(store)
+}
+
+/// Refuses a file that is not ours before anything is written to it
+/// (configuring a connection would switch its journal to WAL): another
+/// application's database, or one a newer exim-pilot wrote.
+fn refuse_foreign(path: &Path) -> Result<(), StoreError> {
+    let context = || Context::op("open database").key(path.display());
+    let conn = Connection::open(path).ctx(context)?;
+    match migrations::refusal(migrations::schema_state(&conn, context)?) {
+        Some(reason) => Err(StoreError::incompatible(context(), reason)),
+        None => Ok(()),
+    }
 }
 
 /// A SQLite URI that opens `path` read-write but never creates it.

@@ -358,3 +358,142 @@ fn printing_commands_end_quietly_when_stdout_or_stderr_is_a_closed_pipe() {
     let status = run_with_closed_pipe(&["trace", "--db", db, "nobody@nowhere.invalid"], true);
     assert_eq!(status.code(), Some(2), "{status:?}");
 }
+
+/// Files at `--db` that exim-pilot must not use: each command refuses with
+/// status 78 and one line naming the file, and leaves the file as it was.
+#[test]
+fn a_database_of_random_bytes_another_application_or_a_newer_schema_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let sample = crate::util::fixture("sample/mainlog");
+    let sample = sample.to_str().unwrap();
+    let random = dir.path().join("random.db");
+    std::fs::write(
+        &random,
+        (0..8192u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let other = dir.path().join("other.db");
+    let conn = deadpool_sqlite::rusqlite::Connection::open(&other).unwrap();
+    conn.execute_batch("CREATE TABLE messages (x); INSERT INTO messages VALUES (1);")
+        .unwrap();
+    drop(conn);
+    let newer = dir.path().join("newer.db");
+    let conn = deadpool_sqlite::rusqlite::Connection::open(&newer).unwrap();
+    conn.execute_batch("PRAGMA user_version = 99; CREATE TABLE future (x);")
+        .unwrap();
+    drop(conn);
+    let cases = [
+        (&random, "not a database"),
+        (&other, "belongs to another application"),
+        (&newer, "written by a newer exim-pilot"),
+    ];
+    for (db, reason) in cases {
+        let before = std::fs::read(db).unwrap();
+        let db_text = db.to_str().unwrap();
+        for args in [
+            vec!["ingest", "--db", db_text, sample],
+            vec!["stats", "--db", db_text],
+            vec!["trace", "--db", db_text, "x@example.com"],
+            vec!["prune", "--db", db_text],
+        ] {
+            let (status, _, stderr) = outcome(&run(&args));
+            assert_eq!(status, 78, "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(reason) && stderr.contains(db_text),
+                "{args:?}: {stderr}"
+            );
+            assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+            assert!(!stderr.contains("upgrade it"), "{args:?}: {stderr}");
+        }
+        assert_eq!(
+            std::fs::read(db).unwrap(),
+            before,
+            "{} was changed",
+            db.display()
+        );
+    }
+}
+
+/// A directory at `--db` is a configuration error (78), not a temporary
+/// one that systemd would restart in a loop; an empty file is "no data".
+#[test]
+fn a_directory_or_an_empty_file_as_the_database() {
+    let dir = TempDir::new().unwrap();
+    let (status, _, stderr) = outcome(&run(&["stats", "--db", dir.path().to_str().unwrap()]));
+    assert_eq!(status, 78, "{stderr}");
+    assert!(
+        stderr.contains("--db: must name the database file, not a directory"),
+        "{stderr}"
+    );
+    let log = dir.path().join("mainlog");
+    std::fs::write(&log, "2024-01-01 00:00:00 x\n").unwrap();
+    let (status, _, stderr) = outcome(&run(&[
+        "run",
+        "--log",
+        log.to_str().unwrap(),
+        "--db",
+        dir.path().to_str().unwrap(),
+    ]));
+    assert_eq!(status, 78, "{stderr}");
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, "").unwrap();
+    let (status, _, stderr) = outcome(&run(&["stats", "--db", empty.to_str().unwrap()]));
+    assert_eq!(status, 2, "{stderr}");
+    assert!(stderr.contains("holds no exim-pilot data yet"), "{stderr}");
+}
+
+/// A log the user may not read, named to `ingest` or `parse`: status 2 and
+/// the OS's reason, once.
+#[test]
+fn an_unreadable_input_file_is_a_usage_error_naming_it() {
+    if !crate::faults::privileged("the unreadable input test") {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let log = dir.path().join("mainlog");
+    std::fs::write(&log, "2024-01-01 00:00:00 x\n").unwrap();
+    std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let db = dir.path().join("x.db");
+    for args in [
+        vec![
+            "ingest",
+            "--db",
+            db.to_str().unwrap(),
+            log.to_str().unwrap(),
+        ],
+        vec!["parse", log.to_str().unwrap()],
+    ] {
+        let output = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(crate::util::binary())
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let (status, _, stderr) = outcome(&output);
+        assert_eq!(status, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(log.to_str().unwrap()), "{stderr}");
+        assert_eq!(stderr.matches("Permission denied").count(), 1, "{stderr}");
+    }
+}
+
+/// A configuration file that cannot be read: the OS's reason once, not
+/// twice.
+#[test]
+fn an_unreadable_configuration_reports_the_os_error_once() {
+    let dir = TempDir::new().unwrap();
+    let (status, _, stderr) = outcome(&run(&[
+        "check-config",
+        "--config",
+        dir.path().to_str().unwrap(),
+    ]));
+    assert_eq!(status, 78, "{stderr}");
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+}

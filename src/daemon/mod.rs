@@ -10,6 +10,7 @@
 //! ```
 
 mod health;
+mod lock;
 mod notify;
 mod reader;
 
@@ -22,6 +23,7 @@ use signal_hook::consts::{SIGALRM, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SI
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, Overrides};
+use crate::exit::Failure;
 use crate::logging::LogControl;
 use crate::pipeline::channel::{LineSender, channel};
 use crate::pipeline::reader::Positions;
@@ -47,6 +49,8 @@ pub async fn run(
     log: LogControl,
 ) -> Result<()> {
     crate::logging::log_panics();
+    let _lock = lock::acquire(&config.database.path)
+        .map_err(|err| Failure::new(crate::exit::CONFIG, err.to_string()))?;
     let notifier = Arc::new(Mutex::new(Notifier::new()));
     let store = store::connect(&config.database).await?;
     let handle = StoreHandle::new(store);

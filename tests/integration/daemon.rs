@@ -666,3 +666,33 @@ fn every_signal_is_handled_from_the_start() {
     assert!(text.contains("received SIGQUIT; stopping"), "{text}");
     assert_exactly(&daemon.db, &numbered_lines("b", 0, 6));
 }
+
+/// A second daemon on the same database is refused (78, naming the first
+/// one's pid); after a kill -9 of the first, a new one starts at once.
+#[test]
+fn a_second_daemon_on_the_same_database_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    append_lines(&log, &numbered_lines("a", 0, 3));
+    let first = Daemon::start(dir.path());
+    wait_for_lines(&first.db, 3, WAIT, Some(&first));
+    let mut second = Daemon::start(dir.path());
+    let status = second.wait(Duration::from_secs(10));
+    let text = second.stderr_text();
+    assert_eq!(status.code(), Some(78), "{text}");
+    assert!(
+        text.contains(&format!(
+            "another exim-pilot daemon (pid {}) is already running",
+            first.child.id()
+        )),
+        "{text}"
+    );
+    first.kill();
+    append_lines(&log, &numbered_lines("a", 3, 3));
+    let third = Daemon::start(dir.path());
+    wait_for_lines(&third.db, 6, WAIT, Some(&third));
+    std::thread::sleep(Duration::from_millis(300));
+    let db = third.db.clone();
+    assert!(third.stop().success());
+    assert_exactly(&db, &numbered_lines("a", 0, 6));
+}

@@ -1,6 +1,8 @@
-//! The health task: pings the database through the pool at `[health]
-//! interval`; when a ping fails it marks the store unhealthy and rebuilds
-//! the pool with exponential backoff and jitter until one answers.
+//! The health task: at `[health] interval` it checks that the database's
+//! files are still the ones the pool holds (not deleted while open) and
+//! pings the database through the pool; when either fails it marks the
+//! store unhealthy and rebuilds the pool with exponential backoff and
+//! jitter until one answers.
 
 use tokio::sync::watch;
 
@@ -20,6 +22,22 @@ pub async fn run(
             _ = tokio::time::sleep(current.health.interval) => {}
             _ = shutdown.changed() => return,
         }
+        let deleted = store::deleted_while_open(&current.database.path);
+        if !deleted.is_empty() {
+            handle.set_healthy(false);
+            let files: Vec<String> = deleted.iter().map(|p| p.display().to_string()).collect();
+            tracing::error!(
+                files = ?files,
+                "database files deleted while open: {}; closing every connection and reopening {} \
+                 (what only the deleted database held is gone with it)",
+                files.join(", "),
+                current.database.path.display()
+            );
+            if !reopen(&handle, &current, &mut shutdown).await {
+                return;
+            }
+            continue;
+        }
         let store = handle.current();
         match store.ping(current.health.timeout).await {
             Ok(()) => {
@@ -37,6 +55,28 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Closes the pool, waits (a little) for the connections in use to be
+/// returned, so that SQLite checkpoints an unlinked WAL through the
+/// descriptors it still holds and no new connection meets the old index,
+/// then builds a new pool. Returns false on shutdown.
+async fn reopen(
+    handle: &StoreHandle,
+    config: &Config,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    handle.current().close();
+    for _ in 0..50 {
+        if store::deleted_while_open(&config.database.path).is_empty() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            _ = shutdown.changed() => return false,
+        }
+    }
+    rebuild(handle, config, shutdown).await
 }
 
 /// Builds a new pool until one connects; returns false on shutdown.

@@ -7,6 +7,7 @@
 
 pub mod chunk;
 mod error;
+mod files;
 mod handle;
 pub mod indexes;
 mod migrations;
@@ -18,6 +19,7 @@ mod retry;
 mod tx;
 
 pub use error::{ConstraintKind, Context, ErrorClass, ResultExt, StoreError};
+pub use files::deleted_while_open;
 pub use handle::StoreHandle;
 pub use migrations::{
     MIGRATIONS, SchemaState, current_version, latest_version, migrate, refusal, schema_state,

@@ -299,3 +299,60 @@ fn megabyte_lines_keep_memory_bounded_in_run_and_ingest() {
     assert!(daemon.stop().success());
     assert!(peak_kib < 64 << 10, "run peaked at {} MiB", peak_kib >> 10);
 }
+
+/// Waits until the daemon has logged `text`.
+fn wait_for_log(daemon: &Daemon, text: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !daemon.stderr_text().contains(text) {
+        assert!(
+            Instant::now() < deadline,
+            "no {text:?} in:\n{}",
+            daemon.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The WAL deleted under a running daemon: noticed by the health check,
+/// every connection closed (SQLite folds the unlinked WAL into the database
+/// through the descriptors it holds) and reopened; nothing is lost.
+#[test]
+fn a_wal_deleted_while_running_is_noticed_and_nothing_is_lost() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let mut expected = numbered_lines("w", 0, 20);
+    append_lines(&log, &expected);
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 20, WAIT, Some(&daemon));
+    std::fs::remove_file(dir.path().join("x.db-wal")).unwrap();
+    wait_for_log(&daemon, "database files deleted while open");
+    wait_for_log(&daemon, "database connection pool rebuilt");
+    crate::util::append_expected(&log, &mut expected, "w", 20, 20);
+    wait_for_lines(&daemon.db, 40, WAIT, Some(&daemon));
+    std::thread::sleep(Duration::from_millis(300));
+    let db = daemon.db.clone();
+    assert!(daemon.stop().success());
+    assert_exactly(&db, &expected);
+}
+
+/// The database deleted under a running daemon: logged, reopened as a new
+/// file at its path, and the lines that follow are stored there.
+#[test]
+fn a_database_deleted_while_running_is_noticed_and_reopened() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    append_lines(&log, &numbered_lines("d", 0, 10));
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 10, WAIT, Some(&daemon));
+    for name in ["x.db", "x.db-wal", "x.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(name));
+    }
+    wait_for_log(&daemon, "database files deleted while open");
+    wait_for_log(&daemon, "database connection pool rebuilt");
+    append_lines(&log, &numbered_lines("d", 10, 10));
+    wait_for_lines(&daemon.db, 10, WAIT, Some(&daemon));
+    std::thread::sleep(Duration::from_millis(300));
+    let db = daemon.db.clone();
+    assert!(daemon.stop().success());
+    assert_exactly(&db, &numbered_lines("d", 10, 10));
+}

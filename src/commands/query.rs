@@ -1,6 +1,6 @@
 //! `trace`, `stats` and `stuck`: open the database read-only, ask, print.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 
 use anyhow::Result;
 
@@ -8,6 +8,16 @@ use crate::cli::WindowArgs;
 use crate::config::Config;
 use crate::exit::{Failure, USAGE};
 use crate::query::{self, QueryError, Window, stats, stuck, trace};
+
+/// Human output as a terminal should get it: control characters from log
+/// lines made visible. Piped output stays byte-for-byte what was logged.
+fn for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    if std::io::stdout().is_terminal() {
+        query::escape_controls(text)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
 
 fn usage(err: QueryError) -> anyhow::Error {
     match err {
@@ -40,7 +50,7 @@ pub fn trace(
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&messages)?)?;
     } else {
-        write!(out, "{}", trace::render(&messages))?;
+        write!(out, "{}", for_terminal(&trace::render(&messages)))?;
     }
     out.flush()?;
     Ok(())
@@ -56,7 +66,7 @@ pub fn stats(config: &Config, window: &WindowArgs, json: bool) -> Result<()> {
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        write!(out, "{}", stats::render(&report))?;
+        write!(out, "{}", for_terminal(&stats::render(&report)))?;
     }
     out.flush()?;
     Ok(())
@@ -77,7 +87,7 @@ pub fn stuck(config: &Config, older_than: &str, json: bool) -> Result<()> {
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
     } else {
-        write!(out, "{}", stuck::render(&rows))?;
+        write!(out, "{}", for_terminal(&stuck::render(&rows)))?;
     }
     out.flush()?;
     Ok(())

@@ -546,10 +546,72 @@ fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
 }
 
 fn parse_toml(text: &str, source: Option<&Path>) -> Result<RawConfig, ConfigError> {
-    toml::from_str(text).map_err(|err| ConfigError::Syntax {
-        path: source.map(Path::to_path_buf),
-        message: err.to_string().trim_end().to_owned(),
+    toml::from_str(text).map_err(|err| {
+        // serde stops at the first wrong key; an operator fixing a file
+        // wants them all. Valid TOML is checked again key by key; with one
+        // problem, the parser's own message (line, column) is the better.
+        let problems = text
+            .parse::<toml::Table>()
+            .map(|table| key_problems(&table))
+            .unwrap_or_default();
+        if problems.len() > 1 {
+            ConfigError::Invalid {
+                path: source.map(Path::to_path_buf),
+                problems,
+            }
+        } else {
+            ConfigError::Syntax {
+                path: source.map(Path::to_path_buf),
+                message: err.to_string().trim_end().to_owned(),
+            }
+        }
     })
+}
+
+/// The message of a TOML error without the "in `section.key`" line that
+/// follows it (the problem names the key already).
+fn first_line(err: &toml::de::Error) -> String {
+    err.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_owned()
+}
+
+/// Each key of a valid TOML document that [`RawConfig`] rejects (a wrong
+/// type, an unknown key or section), checked alone.
+fn key_problems(table: &toml::Table) -> Vec<Problem> {
+    let check = |section: &str, value: toml::Value| {
+        let alone = toml::Table::from_iter([(section.to_owned(), value)]);
+        toml::Value::Table(alone).try_into::<RawConfig>().err()
+    };
+    let mut problems = Vec::new();
+    for (section, value) in table {
+        match value {
+            toml::Value::Table(keys) => {
+                for (key, value) in keys {
+                    let one =
+                        toml::Value::Table(toml::Table::from_iter([(key.clone(), value.clone())]));
+                    if let Some(err) = check(section, one) {
+                        problems.push(Problem {
+                            key: format!("[{section}] {key}"),
+                            message: first_line(&err),
+                        });
+                    }
+                }
+            }
+            other => {
+                if let Some(err) = check(section, other.clone()) {
+                    problems.push(Problem {
+                        key: section.clone(),
+                        message: first_line(&err),
+                    });
+                }
+            }
+        }
+    }
+    problems
 }
 
 /// A key's default and the range its value must fall in (both ends
@@ -885,6 +947,28 @@ mod tests {
     }
 
     #[test]
+    fn every_wrong_type_and_unknown_key_is_reported_not_only_the_first() {
+        let message = problems(
+            "[ingest]\nbatch_size = \"many\"\nflush_interval = 5\n[database]\nmax_open_conns = \"ten\"\nsize = 3\n",
+        );
+        let lines: Vec<&str> = message.lines().collect();
+        assert_eq!(lines.len(), 4, "{message}");
+        for key in [
+            "[ingest] batch_size",
+            "[ingest] flush_interval",
+            "[database] max_open_conns",
+            "[database] size",
+        ] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("test.toml: {key}: "))),
+                "{key}: {message}"
+            );
+        }
+    }
+
+    #[test]
     fn wrong_types_name_the_key() {
         let message = problems("[ingest]\nbatch_size = \"many\"\n");
         assert!(message.contains("batch_size"), "{message}");
@@ -915,7 +999,7 @@ mod tests {
             ("retention", "interval"),
         ];
         for (section, key) in keys {
-            for value in ["25days", "1000years", "584542046090years"] {
+            for value in ["400days", "1000years", "584542046090years"] {
                 let message = problems(&format!("[{section}]\n{key} = {value:?}\n"));
                 assert!(
                     message.contains(&format!("[{section}] {key}: ")),

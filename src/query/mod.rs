@@ -109,8 +109,10 @@ impl Window {
     }
 }
 
+/// What ages count back from: the log's clock, or, with no line stored
+/// yet, the wall clock (not 1970).
 fn newest_line_ms(conn: &Connection) -> Result<i64, QueryError> {
-    Ok(crate::store::repo::newest_line_ms(conn)?.unwrap_or(0))
+    Ok(crate::store::repo::newest_line_ms(conn)?.unwrap_or_else(crate::store::repo::now_ms))
 }
 
 /// One window bound: a date, a date and time, or an age.
@@ -122,7 +124,13 @@ fn bound(
     let text = text.trim();
     if let Ok(age) = humantime::parse_duration(text) {
         let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
-        return Ok(newest()?.saturating_sub(age));
+        let at = newest()?.saturating_sub(age);
+        if at < 0 {
+            return Err(QueryError::BadArgument(format!(
+                "{flag}: an age of {text} reaches back before 1970; give a date or a shorter age"
+            )));
+        }
+        return Ok(at);
     }
     let padded = match text.len() {
         10 => format!("{text} 00:00:00"),
@@ -130,11 +138,40 @@ fn bound(
         _ => text.to_owned(),
     };
     match crate::parse::parse_line(format!("{padded} x").as_bytes()).prefix {
-        Some(prefix) if padded.len() == 19 => Ok(prefix.timestamp.local_ms()),
+        // The calendar check: 2026-02-30 would otherwise count on into
+        // March, and 24:00 into the next day.
+        Some(prefix) if padded.len() == 19 && format_ms(prefix.timestamp.local_ms()) == padded => {
+            Ok(prefix.timestamp.local_ms())
+        }
+        Some(_) if padded.len() == 19 => Err(QueryError::BadArgument(format!(
+            "{flag}: no such date or time: {text:?}"
+        ))),
         _ => Err(QueryError::BadArgument(format!(
             "{flag}: not a date such as 2024-03-01, 2024-03-01 14:00 or an age such as 2h, got {text:?}"
         ))),
     }
+}
+
+/// `text` with every control character but newline and tab made visible
+/// (`\x1b`, `\u{9b}`): a log line can carry bytes from a sender (a subject,
+/// an SMTP response) that a terminal would obey as escape sequences, to
+/// retitle the window, move the cursor or hide what follows.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let is_control = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            c if is_control(c) && (c as u32) < 0x80 => {
+                escaped.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if is_control(c) => escaped.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => escaped.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
 }
 
 /// Formats log-clock milliseconds as `YYYY-MM-DD HH:MM:SS`.
@@ -154,6 +191,37 @@ pub fn format_ms(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_made_visible_but_text_is_kept() {
+        assert_eq!(escape_controls("plain\tline\n"), "plain\tline\n");
+        assert_eq!(
+            escape_controls("T=\"\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m\""),
+            "T=\"\\x1b]0;pwned\\x07\\x1b[2J\\u{9b}31m\""
+        );
+        assert_eq!(escape_controls("naïve \u{7f}"), "naïve \\x7f");
+    }
+
+    #[test]
+    fn impossible_dates_and_ages_before_1970_are_refused() {
+        let conn = conn_with_newest(1_700_000_000_000);
+        for (text, expected) in [
+            ("2026-02-30", "no such date or time"),
+            ("2026-02-29", "no such date or time"),
+            // The parser itself refuses these; either way, a clear error.
+            ("2026-01-01 24:00", "2026-01-01 24:00"),
+            ("2026-01-01 23:60", "2026-01-01 23:60"),
+            ("1000000years", "reaches back before 1970"),
+        ] {
+            let err = Window::parse(&conn, Some(text), None).unwrap_err();
+            assert!(err.to_string().contains(expected), "{text}: {err}");
+        }
+        let window = Window::parse(&conn, Some("2024-02-29"), None).unwrap();
+        assert_eq!(
+            window.since.map(format_ms).as_deref(),
+            Some("2024-02-29 00:00:00")
+        );
+    }
 
     fn conn_with_newest(ms: i64) -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();

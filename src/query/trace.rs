@@ -88,10 +88,12 @@ pub fn find(
     let sql = match target {
         Target::MessageId(_) => "SELECT id FROM messages WHERE exim_id = ?1",
         Target::Address(_) => {
-            // Exact matches, so the indexes answer.
-            "SELECT id FROM messages WHERE sender = ?1
-             UNION SELECT message_id FROM recipients WHERE address = ?1
-             UNION SELECT message_id FROM recipients WHERE final_address = ?1"
+            // Whole addresses, without regard to case (mail domains are
+            // case-insensitive; exigrep matches so too): the NOCASE
+            // indexes answer.
+            "SELECT id FROM messages WHERE sender = ?1 COLLATE NOCASE
+             UNION SELECT message_id FROM recipients WHERE address = ?1 COLLATE NOCASE
+             UNION SELECT message_id FROM recipients WHERE final_address = ?1 COLLATE NOCASE"
         }
         Target::Ip(_) => {
             "SELECT id FROM messages WHERE host_ip = ?1

@@ -23,7 +23,7 @@ pub struct Index {
 /// The secondary (non-unique) indexes on the log data tables.
 pub const SECONDARY: &[Index] = &[
     index("messages_received", "ON messages (received_ms)"),
-    index("messages_sender", "ON messages (sender)"),
+    index("messages_sender", "ON messages (sender COLLATE NOCASE)"),
     index("messages_host_ip", "ON messages (host_ip)"),
     index(
         "messages_parent",
@@ -33,10 +33,13 @@ pub const SECONDARY: &[Index] = &[
         "messages_open",
         "ON messages (status, last_event_ms) WHERE status <> 'completed'",
     ),
-    index("recipients_address", "ON recipients (address)"),
+    index(
+        "recipients_address",
+        "ON recipients (address COLLATE NOCASE)",
+    ),
     index(
         "recipients_final",
-        "ON recipients (final_address) WHERE final_address IS NOT NULL",
+        "ON recipients (final_address COLLATE NOCASE) WHERE final_address IS NOT NULL",
     ),
     index(
         "recipients_open",

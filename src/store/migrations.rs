@@ -47,6 +47,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0004_log_entries_without_exim_id"),
     migration!("0005_log_entries_time_kind"),
     migration!("0006_line_chunks", Some(move_lines_into_chunks)),
+    migration!("0007_addresses_nocase"),
 ];
 
 /// The schema version this build writes.
@@ -260,7 +261,8 @@ mod tests {
             [
                 "0004_log_entries_without_exim_id",
                 "0005_log_entries_time_kind",
-                "0006_line_chunks"
+                "0006_line_chunks",
+                "0007_addresses_nocase"
             ]
         );
         let lines: Vec<String> = crate::store::repo::all_lines(&conn)

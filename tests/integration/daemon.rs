@@ -696,3 +696,86 @@ fn a_second_daemon_on_the_same_database_is_refused() {
     assert!(third.stop().success());
     assert_exactly(&db, &numbered_lines("a", 0, 6));
 }
+
+/// `run` counts and logs the lines it stores truncated (as `ingest`
+/// reports them), and says how many when it stops.
+#[test]
+fn run_logs_and_counts_truncated_lines() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let long = format!("2024-01-01 00:00:00 [1] {}", "x".repeat(1000));
+    append_lines(&log, &[numbered_lines("t", 0, 1)[0].clone(), long]);
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!(
+            "{}\n",
+            crate::util::FAST_CONFIG.replace(
+                "channel_capacity = 1000",
+                "channel_capacity = 1000\nmax_line_bytes = 256"
+            )
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 2, WAIT, Some(&daemon));
+    std::thread::sleep(Duration::from_millis(200));
+    let stderr = daemon.stderr.clone();
+    assert!(daemon.stop().success());
+    let text = std::fs::read_to_string(stderr).unwrap();
+    assert!(
+        text.contains("a line of 1024 bytes at byte")
+            && text.contains("longer than [ingest] max_line_bytes"),
+        "{text}"
+    );
+    assert!(text.contains("1 truncated"), "{text}");
+}
+
+/// A reload with a duration past its range (which used to abort the
+/// daemon) is refused naming the key; the daemon keeps running.
+#[test]
+fn sighup_with_an_out_of_range_duration_keeps_the_running_configuration() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    append_lines(&log, &numbered_lines("a", 0, 3));
+    let mut daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 3, WAIT, Some(&daemon));
+    let cases = [
+        (
+            "busy_timeout = \"100ms\"",
+            "busy_timeout = \"25days\"",
+            "[database] busy_timeout",
+        ),
+        (
+            "pool_wait_timeout = \"2s\"",
+            "pool_wait_timeout = \"1000years\"",
+            "[database] pool_wait_timeout",
+        ),
+        (
+            "flush_interval = \"20ms\"",
+            "flush_interval = \"584542046090years\"",
+            "[ingest] flush_interval",
+        ),
+    ];
+    for (good, bad, key) in cases {
+        std::fs::write(&daemon.config, crate::util::FAST_CONFIG.replace(good, bad)).unwrap();
+        daemon.signal("HUP");
+        let deadline = std::time::Instant::now() + WAIT;
+        while !daemon
+            .stderr_text()
+            .contains("keeping the running configuration: ")
+            || !daemon.stderr_text().contains(key)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{key}: {}",
+                daemon.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(daemon.running(), "{}", daemon.stderr_text());
+    append_lines(&log, &numbered_lines("a", 3, 3));
+    wait_for_lines(&daemon.db, 6, WAIT, Some(&daemon));
+    assert!(daemon.stop().success());
+}

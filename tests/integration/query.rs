@@ -283,3 +283,71 @@ fn stats_windows_count_lines_exactly_even_within_a_minute() {
         );
     }
 }
+
+/// Addresses match without regard to case, from the same rows.
+#[test]
+fn trace_matches_addresses_without_regard_to_case() {
+    let (_dir, db) = sample_db();
+    let lower = json(&["trace", "--json", "--db", &db, "alice@test.example"]);
+    let upper = json(&["trace", "--json", "--db", &db, "ALICE@Test.Example"]);
+    assert!(!lower.as_array().unwrap().is_empty());
+    assert_eq!(lower, upper);
+}
+
+/// On an empty database an age counts back from now, not from 1970.
+#[test]
+fn stats_on_an_empty_database_count_ages_from_now() {
+    let dir = TempDir::new().unwrap();
+    let empty = dir.path().join("empty.log");
+    std::fs::write(&empty, "").unwrap();
+    let db = dir.path().join("x.db").display().to_string();
+    assert_eq!(
+        outcome(&run(&["ingest", "--db", &db, empty.to_str().unwrap()])).0,
+        0
+    );
+    let (status, stdout, stderr) = outcome(&run(&["stats", "--db", &db, "--since", "1d"]));
+    assert_eq!(status, 0, "{stderr}");
+    assert!(
+        !stdout.contains("1969") && !stdout.contains("1970"),
+        "{stdout}"
+    );
+    let (status, _, stderr) = outcome(&run(&["stats", "--db", &db, "--since", "2026-02-30"]));
+    assert_eq!(status, 2, "{stderr}");
+    assert!(stderr.contains("no such date"), "{stderr}");
+}
+
+/// On a terminal, escape sequences a sender put in a log line are shown,
+/// not obeyed; through a pipe the line stays byte-exact.
+#[test]
+fn trace_on_a_terminal_makes_escape_sequences_visible() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    std::fs::write(
+        &log,
+        "2024-01-01 00:00:00 1aaaaa-000000-00 <= a@example.com H=(x) [192.0.2.1] P=esmtp S=10 T=\"\x1b]0;pwned\x07\x1b[2J\" for b@example.net\n",
+    )
+    .unwrap();
+    let db = dir.path().join("x.db").display().to_string();
+    assert_eq!(
+        outcome(&run(&["ingest", "--db", &db, log.to_str().unwrap()])).0,
+        0
+    );
+    let command = format!(
+        "{} trace --db {db} 1aaaaa-000000-00",
+        crate::util::binary().display()
+    );
+    // script(1) gives the command a pseudo-terminal and copies its output.
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let (status, stdout, stderr) = outcome(&output);
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stdout.contains("\\x1b]0;pwned\\x07\\x1b[2J"), "{stdout:?}");
+    assert!(
+        !stdout.contains('\x1b') && !stdout.contains('\x07'),
+        "{stdout:?}"
+    );
+    let (_, piped, _) = outcome(&run(&["trace", "--db", &db, "1aaaaa-000000-00"]));
+    assert!(piped.contains("T=\"\x1b]0;pwned\x07\x1b[2J\""), "{piped:?}");
+}

@@ -728,6 +728,7 @@ fn run_logs_and_counts_truncated_lines() {
         "{text}"
     );
     assert!(text.contains("1 truncated"), "{text}");
+    assert!(text.contains("this run stored 2 new lines"), "{text}");
 }
 
 /// A reload with a duration past its range (which used to abort the

@@ -5,6 +5,7 @@
 //! integration tests can drive the same code. See ARCHITECTURE.md for the
 //! bird's-eye view.
 
+pub mod backoff;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -6,8 +6,9 @@
 
 use tokio::sync::watch;
 
+use crate::backoff::Backoff;
 use crate::config::Config;
-use crate::store::{self, Backoff, StoreHandle};
+use crate::store::{self, StoreHandle};
 
 /// Runs until `shutdown` changes. Reads the current configuration on each
 /// round, so a reload applies new intervals and pool settings.

@@ -2,8 +2,9 @@
 //!
 //! SQLite reports failures as result codes; [`StoreError::from_sqlite`] maps
 //! them to the classes the rest of the program branches on: retry with
-//! backoff (connection, busy, read-only, full), fail fast (timeout), tell the
-//! user (constraint), or stop (corrupt). Every error carries the operation,
+//! backoff (connection, busy, read-only, full; a timeout fails its attempt
+//! fast, then is retried the same way), tell the user (constraint), or stop
+//! (corrupt, incompatible). Every error carries the operation,
 //! table and key it happened on.
 
 use std::fmt;
@@ -94,7 +95,8 @@ pub enum StoreError {
     #[error("{context}: the database is locked by another connection: {cause}")]
     Busy { context: Box<Context>, cause: Cause },
     /// No pool connection became free in time, or a ping did not answer.
-    /// Log and fail fast.
+    /// The attempt fails fast; retrying it is [`StoreError::is_retryable`]'s
+    /// call.
     #[error("{context}: timed out after {waited:?} ({what})")]
     Timeout {
         context: Box<Context>,
@@ -209,13 +211,21 @@ impl StoreError {
         }
     }
 
-    /// Whether waiting and trying again can help: the condition is outside
-    /// the program (a lock, a full disk, permissions, a vanished file). A
-    /// timeout is not retried here: the caller reports it and decides.
+    /// Whether waiting and trying the same work again can help: the one
+    /// retry policy, which [`super::retry()`] applies. The condition is
+    /// outside the program: a lock, a full disk, permissions, a vanished
+    /// file, or a timeout. A timeout fails its attempt fast (nobody waits
+    /// past it) and is then retried like a lost connection: the database is
+    /// slow, the work is not wrong. Constraint, corrupt, incompatible and
+    /// other errors are never retried.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.class(),
-            ErrorClass::Connection | ErrorClass::Busy | ErrorClass::ReadOnly | ErrorClass::Full
+            ErrorClass::Connection
+                | ErrorClass::Busy
+                | ErrorClass::ReadOnly
+                | ErrorClass::Full
+                | ErrorClass::Timeout
         )
     }
 

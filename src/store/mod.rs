@@ -27,5 +27,5 @@ pub use migrations::{
 pub use open::{DATABASE_FILE_MODE, open_connection};
 pub use pool::{PoolStats, Store, connect};
 pub use retention::{CHUNK_ROWS, Pruned, RetentionPolicy};
-pub use retry::{Backoff, retry};
+pub use retry::{retry, retry_logged};
 pub use tx::{TxError, in_transaction};

@@ -1,67 +1,51 @@
-//! Exponential backoff with jitter, and a retry loop that uses it only for
-//! errors that waiting can fix.
+//! The one retry loop for database work: it retries exactly the errors
+//! [`StoreError::is_retryable`] names (the one retry policy), waiting
+//! [`Backoff`] delays between attempts.
 
 use std::future::Future;
 use std::time::Duration;
 
 use super::error::StoreError;
-
-/// Delays that double from `min` up to `max`. Each delay is drawn uniformly
-/// from its upper half ("equal jitter"), so many waiters do not retry in
-/// lock-step, yet no delay is ever shorter than half the nominal one.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    attempt: u32,
-}
-
-impl Backoff {
-    /// A backoff from `min` to `max` (`max` is raised to `min` if smaller).
-    pub fn new(min: Duration, max: Duration) -> Self {
-        Backoff {
-            min,
-            max: max.max(min),
-            attempt: 0,
-        }
-    }
-
-    /// The nominal delay of the next attempt, before jitter.
-    pub fn nominal(&self) -> Duration {
-        let factor = 1u32.checked_shl(self.attempt.min(31)).unwrap_or(u32::MAX);
-        self.min.saturating_mul(factor).min(self.max)
-    }
-
-    /// The next delay, with jitter; advances the attempt counter.
-    pub fn next_delay(&mut self) -> Duration {
-        let nominal = self.nominal();
-        self.attempt = self.attempt.saturating_add(1);
-        let half = nominal / 2;
-        let jitter_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(fastrand::u64(0..=jitter_nanos))
-    }
-
-    /// Back to the first delay, after a success.
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
-    /// Attempts made since the last reset.
-    pub fn attempts(&self) -> u32 {
-        self.attempt
-    }
-}
+use crate::backoff::Backoff;
 
 /// Runs `operation` until it succeeds, fails with an error that is not
-/// retryable (constraint, corrupt, timeout, other), or has failed
-/// `max_attempts` times. Every retry is logged with its delay.
-pub async fn retry<T, F, Fut>(
+/// retryable, or has failed `max_attempts` times. Every retry is logged
+/// with its delay.
+pub async fn retry<T, Fut>(
     backoff: &mut Backoff,
     max_attempts: u32,
-    mut operation: F,
+    operation: impl FnMut() -> Fut,
 ) -> Result<T, StoreError>
 where
-    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    retry_logged(
+        backoff,
+        Some(max_attempts),
+        |err, attempt, delay| {
+            tracing::warn!(
+                error = %err,
+                attempt,
+                retry_in = ?delay,
+                "database operation failed; retrying"
+            );
+        },
+        operation,
+    )
+    .await
+}
+
+/// [`retry`] with `max_attempts` optional (`None`: until it succeeds or
+/// fails for good, as the daemon's writer must) and the caller saying what
+/// a retry means: `on_retry` gets the error, the attempts so far and the
+/// delay before the next one.
+pub async fn retry_logged<T, Fut>(
+    backoff: &mut Backoff,
+    max_attempts: Option<u32>,
+    mut on_retry: impl FnMut(&StoreError, u32, Duration),
+    mut operation: impl FnMut() -> Fut,
+) -> Result<T, StoreError>
+where
     Fut: Future<Output = Result<T, StoreError>>,
 {
     let mut attempts = 0u32;
@@ -72,14 +56,9 @@ where
                 backoff.reset();
                 return Ok(value);
             }
-            Err(err) if err.is_retryable() && attempts < max_attempts => {
+            Err(err) if err.is_retryable() && max_attempts.is_none_or(|max| attempts < max) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(
-                    error = %err,
-                    attempt = attempts,
-                    retry_in = ?delay,
-                    "database operation failed; retrying"
-                );
+                on_retry(&err, attempts, delay);
                 tokio::time::sleep(delay).await;
             }
             Err(err) => return Err(err),
@@ -91,42 +70,6 @@ where
 mod tests {
     use super::*;
     use crate::store::error::{Context, StoreError};
-
-    #[test]
-    fn delays_double_within_their_jitter_band_and_are_capped() {
-        let min = Duration::from_millis(100);
-        let max = Duration::from_millis(1000);
-        let mut backoff = Backoff::new(min, max);
-        let expected_nominal = [100, 200, 400, 800, 1000, 1000, 1000];
-        for nominal in expected_nominal {
-            let nominal = Duration::from_millis(nominal);
-            assert_eq!(backoff.nominal(), nominal);
-            let delay = backoff.next_delay();
-            assert!(
-                delay >= nominal / 2 && delay <= nominal,
-                "{delay:?} vs {nominal:?}"
-            );
-        }
-        for _ in 0..100 {
-            assert!(backoff.next_delay() <= max);
-        }
-        backoff.reset();
-        assert_eq!(backoff.nominal(), min);
-    }
-
-    #[test]
-    fn jitter_spreads_delays() {
-        let mut delays = std::collections::HashSet::new();
-        for _ in 0..50 {
-            let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
-            delays.insert(backoff.next_delay());
-        }
-        assert!(
-            delays.len() > 10,
-            "jitter produced only {} distinct delays",
-            delays.len()
-        );
-    }
 
     fn busy() -> StoreError {
         StoreError::Busy {

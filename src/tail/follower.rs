@@ -33,9 +33,9 @@ use super::framing::LineReader;
 use super::identity::Fingerprint;
 use super::input::MarkerCheck;
 use super::siblings::rotated_generations;
+use crate::backoff::Backoff;
 use crate::pipeline::item::{AuditItem, GapItem, Item, SourceInfo};
 use crate::pipeline::reader::{ItemSink, Positions, ReadSummary, identify, line_item, read_file};
-use crate::store::Backoff;
 
 /// Timing and limits of the follower.
 #[derive(Debug, Clone)]

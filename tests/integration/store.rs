@@ -6,6 +6,7 @@ use std::sync::{Arc, Barrier, mpsc};
 use std::time::Duration;
 
 use deadpool_sqlite::rusqlite::{Connection, params};
+use exim_pilot::backoff::Backoff;
 use exim_pilot::pipeline::reader::ItemSink;
 use exim_pilot::store::chunk::{ChunkBuilder, LineRecord, SealedChunk};
 use exim_pilot::store::repo::{
@@ -13,7 +14,7 @@ use exim_pilot::store::repo::{
     load_checkpoint, save_checkpoint, upsert_source,
 };
 use exim_pilot::store::{
-    self, Backoff, ConstraintKind, ErrorClass, Store, StoreError, TxError, in_transaction,
+    self, ConstraintKind, ErrorClass, Store, StoreError, TxError, in_transaction,
 };
 use tempfile::TempDir;
 

@@ -1,5 +1,5 @@
 //! The command line, declared with clap's derive API. Parsing only; the
-//! commands themselves live in [`crate::commands`].
+//! commands themselves live in the `commands` module, which uses these.
 
 use std::path::PathBuf;
 

@@ -15,9 +15,11 @@ use crate::config::Config;
 use crate::exit::Failure;
 use crate::pipeline::channel::{LineSender, channel};
 use crate::pipeline::item::{AuditItem, Item};
-use crate::pipeline::reader::{ItemSink, Positions, ReadSummary, read_file};
+use crate::pipeline::source::ItemSink;
 use crate::pipeline::writer::{self, NoProgress, WriterSettings};
 use crate::store::{self, StoreHandle};
+use crate::tail::finished::{ReadSummary, read_file};
+use crate::tail::positions::Positions;
 
 /// Attempts per batch before a retryable database error ends the command.
 const MAX_ATTEMPTS_PER_BATCH: u32 = 8;

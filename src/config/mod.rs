@@ -57,20 +57,6 @@ pub struct RetentionConfig {
     pub interval: Duration,
 }
 
-impl RetentionConfig {
-    /// The store's policy: days as durations, 0 as "forever".
-    pub fn policy(&self) -> crate::store::RetentionPolicy {
-        let days = |n: u32| (n > 0).then(|| Duration::from_secs(u64::from(n) * 86_400));
-        crate::store::RetentionPolicy {
-            log_lines: days(self.log_entries_days),
-            delivery_attempts: days(self.delivery_attempts_days),
-            rejections: days(self.rejections_days),
-            messages: days(self.messages_days),
-            audit_log: days(self.audit_log_days),
-        }
-    }
-}
-
 /// `[log]`
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {

@@ -12,7 +12,7 @@
 mod health;
 mod lock;
 mod notify;
-mod reader;
+mod source_thread;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -26,13 +26,14 @@ use crate::config::{Config, Overrides};
 use crate::exit::Failure;
 use crate::logging::LogControl;
 use crate::pipeline::channel::{LineSender, channel};
-use crate::pipeline::reader::Positions;
 use crate::pipeline::writer::{self, Progress, WriteTotals, WriterSettings};
 use crate::store::{self, StoreHandle};
+use crate::tail::file_source::FileSource;
 use crate::tail::follower::{FollowSettings, Follower, LastRead};
 use crate::tail::identity::Fingerprint;
+use crate::tail::positions::Positions;
 use notify::Notifier;
-use reader::ReaderControl;
+use source_thread::ReaderControl;
 
 /// How long SIGTERM may take to commit what is in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(4000);
@@ -88,7 +89,8 @@ pub async fn run(
     // The main task keeps a sender for its own audit records (reloads); it
     // is dropped at shutdown so the channel can close.
     let mut audit_tx = Some(item_tx.clone());
-    let (control, reader_thread) = reader::spawn(follower, latest, item_tx, poll_active, poll_idle);
+    let source = Box::new(FileSource::new(follower, latest));
+    let (control, reader_thread) = source_thread::spawn(source, item_tx, poll_active, poll_idle);
 
     let mut progress = DaemonProgress::new(
         Arc::clone(&notifier),
@@ -186,7 +188,10 @@ fn writer_settings(config: &Config) -> WriterSettings {
         backoff_min: config.health.backoff_min,
         backoff_max: config.health.backoff_max,
         max_attempts: None,
-        retention: Some((config.retention.policy(), config.retention.interval)),
+        retention: Some((
+            crate::store::RetentionPolicy::from(&config.retention),
+            config.retention.interval,
+        )),
     }
 }
 

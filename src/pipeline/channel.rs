@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 use super::item::Item;
-use super::reader::ItemSink;
+use super::source::ItemSink;
 
 /// A channel holding at most `items` items and `bytes` bytes of lines (a
 /// single larger line travels alone).
@@ -158,8 +158,7 @@ impl Budget {
 mod tests {
     use super::*;
     use crate::pipeline::item::{LineItem, SourceInfo};
-    use crate::tail::framing::TailMarker;
-    use crate::tail::identity::Fingerprint;
+    use crate::pipeline::source::{Fingerprint, TailMarker};
 
     fn line(bytes: usize) -> Item {
         Item::Line(LineItem {

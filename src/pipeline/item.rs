@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::tail::framing::TailMarker;
-use crate::tail::identity::Fingerprint;
+use super::source::{Fingerprint, TailMarker};
 
 /// The file generation a line came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

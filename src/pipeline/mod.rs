@@ -6,5 +6,5 @@
 pub mod channel;
 mod failpoint;
 pub mod item;
-pub mod reader;
+pub mod source;
 pub mod writer;

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::channel::{LineReceiver, weight};
 use super::item::{AuditItem, GapItem, Item, LineItem, SourceInfo};
+use super::source::Fingerprint;
 use crate::backoff::Backoff;
 use crate::model::{BatchModel, MessageIds};
 use crate::parse::{Entry, Event, parse_line};
@@ -32,7 +33,6 @@ use crate::store::repo::{
 use crate::store::{
     Context, Pruned, RetentionPolicy, StoreError, StoreHandle, TxError, retry_logged,
 };
-use crate::tail::identity::Fingerprint;
 
 /// Batching limits, changeable while running (SIGHUP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

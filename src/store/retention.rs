@@ -29,6 +29,20 @@ pub struct RetentionPolicy {
     pub audit_log: Option<Duration>,
 }
 
+impl From<&crate::config::RetentionConfig> for RetentionPolicy {
+    /// The configured days as durations, 0 as "forever".
+    fn from(config: &crate::config::RetentionConfig) -> Self {
+        let days = |n: u32| (n > 0).then(|| Duration::from_secs(u64::from(n) * 86_400));
+        RetentionPolicy {
+            log_lines: days(config.log_entries_days),
+            delivery_attempts: days(config.delivery_attempts_days),
+            rejections: days(config.rejections_days),
+            messages: days(config.messages_days),
+            audit_log: days(config.audit_log_days),
+        }
+    }
+}
+
 /// What was deleted so far: log lines (in whole chunks, with their
 /// per-minute counts), and rows per table.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]

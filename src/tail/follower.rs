@@ -29,13 +29,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::finished::{ReadSummary, identify, line_item, read_file};
 use super::framing::LineReader;
 use super::identity::Fingerprint;
 use super::input::MarkerCheck;
+use super::positions::Positions;
 use super::siblings::rotated_generations;
 use crate::backoff::Backoff;
 use crate::pipeline::item::{AuditItem, GapItem, Item, SourceInfo};
-use crate::pipeline::reader::{ItemSink, Positions, ReadSummary, identify, line_item, read_file};
+use crate::pipeline::source::{ItemSink, PollOutcome};
 
 /// Timing and limits of the follower.
 #[derive(Debug, Clone)]
@@ -114,18 +116,6 @@ pub struct LastRead {
     /// When it was committed (wall clock, ms since 1970): a rotated
     /// generation never read and modified after it holds new lines.
     pub committed_ms: i64,
-}
-
-/// What one poll did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PollOutcome {
-    /// Lines sent.
-    pub lines: u64,
-    /// The follower wants to poll again at once (more to read, or a state
-    /// change to act on).
-    pub again: bool,
-    /// The writer has gone away: stop.
-    pub closed: bool,
 }
 
 /// Follows one log path.

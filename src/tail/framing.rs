@@ -9,6 +9,8 @@
 
 use std::io::{self, BufRead};
 
+pub use crate::pipeline::source::{TAIL_MARKER_BYTES, TailMarker};
+
 /// One framed line, borrowed from the reader's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Line<'a> {
@@ -56,40 +58,6 @@ pub struct LineReader<R> {
     /// Whether the last `next_line` stopped at the scan limit rather than
     /// at the end of the input.
     paused: bool,
-}
-
-/// Bytes kept of the end of the last complete line.
-pub const TAIL_MARKER_BYTES: usize = 16;
-
-/// The last [`TAIL_MARKER_BYTES`] bytes before an offset: a cheap check that
-/// a file still holds, at a stored offset, what was read there.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TailMarker {
-    bytes: [u8; TAIL_MARKER_BYTES],
-    len: usize,
-}
-
-impl TailMarker {
-    /// The marker of `bytes`: their last [`TAIL_MARKER_BYTES`] bytes.
-    pub fn of(bytes: &[u8]) -> Self {
-        let mut marker = TailMarker::default();
-        marker.push(bytes);
-        marker
-    }
-
-    fn push(&mut self, data: &[u8]) {
-        let keep = data.len().min(TAIL_MARKER_BYTES);
-        let data = &data[data.len() - keep..];
-        let retain = (TAIL_MARKER_BYTES - keep).min(self.len);
-        self.bytes.copy_within(self.len - retain..self.len, 0);
-        self.bytes[retain..retain + keep].copy_from_slice(data);
-        self.len = retain + keep;
-    }
-
-    /// The bytes.
-    pub fn as_slice(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
 }
 
 impl<R: BufRead> LineReader<R> {

@@ -8,9 +8,7 @@ use std::io::{self, BufRead, Read};
 /// Bytes of the head hashed at most (the first line, or this much of it).
 pub const FINGERPRINT_MAX_BYTES: usize = 4096;
 
-/// A 128-bit fingerprint of a file's first line, newline included.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Fingerprint(pub [u8; 16]);
+pub use crate::pipeline::source::Fingerprint;
 
 impl Fingerprint {
     /// Fingerprints the head of `reader`. `None` while the file has no
@@ -34,17 +32,6 @@ impl Fingerprint {
         input.extend_from_slice(marker);
         input.extend_from_slice(b"rewritten");
         Fingerprint::of_bytes(&input)
-    }
-
-    /// The fingerprint of exactly these head bytes.
-    pub fn of_bytes(head: &[u8]) -> Fingerprint {
-        Fingerprint(xxhash_rust::xxh3::xxh3_128(head).to_be_bytes())
-    }
-}
-
-impl std::fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
     }
 }
 

@@ -2,8 +2,11 @@
 //! identifying a generation by its content, and framing bytes into lines
 //! with exact offsets. The live tailer's state machine builds on these.
 
+pub mod file_source;
+pub mod finished;
 pub mod follower;
 pub mod framing;
 pub mod identity;
 pub mod input;
+pub mod positions;
 pub mod siblings;

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use exim_pilot::pipeline::item::Item;
-use exim_pilot::pipeline::reader::{ItemSink, Positions};
+use exim_pilot::pipeline::source::ItemSink;
 use exim_pilot::tail::follower::{FollowSettings, Follower, LastRead};
+use exim_pilot::tail::positions::Positions;
 use proptest::prelude::*;
 use tempfile::TempDir;
 

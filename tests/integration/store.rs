@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use deadpool_sqlite::rusqlite::{Connection, params};
 use exim_pilot::backoff::Backoff;
-use exim_pilot::pipeline::reader::ItemSink;
+use exim_pilot::pipeline::source::ItemSink;
 use exim_pilot::store::chunk::{ChunkBuilder, LineRecord, SealedChunk};
 use exim_pilot::store::repo::{
     Checkpoint, SourceIdentity, Table, all_lines, append_audit, count_rows, insert_chunk,
@@ -642,8 +642,8 @@ async fn pooled_connections_never_create_a_missing_database() {
 #[tokio::test]
 async fn the_writer_stores_a_replayed_line_once() {
     use exim_pilot::pipeline::item::{Item, LineItem, SourceInfo};
+    use exim_pilot::pipeline::source::Fingerprint;
     use exim_pilot::pipeline::writer::{self, NoProgress, WriterSettings};
-    use exim_pilot::tail::identity::Fingerprint;
 
     let dir = TempDir::new().unwrap();
     let handle = store::StoreHandle::new(open(&dir).await);
@@ -662,7 +662,7 @@ async fn the_writer_stores_a_replayed_line_once() {
                 start,
                 end: start + 32,
                 length: bytes.len() as u64,
-                tail_marker: exim_pilot::tail::framing::TailMarker::of(&bytes),
+                tail_marker: exim_pilot::pipeline::source::TailMarker::of(&bytes),
                 bytes,
             })
         })

@@ -1,9 +1,10 @@
-//! The reader thread: runs the [`Follower`] on a blocking thread, waking on
-//! file-system events (notify, on the log's directory) or the poll interval,
-//! whichever comes first, and sending lines into the bounded channel (it
-//! blocks there when the writer is behind: the log file is the buffer).
+//! The source thread: drives a [`LineSource`] on a thread of its own,
+//! waking on file-system events (notify, on the source's directory) or the
+//! poll interval, whichever comes first, and sending lines into the bounded
+//! channel (it blocks there when the writer is behind: the log is the
+//! buffer).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::pipeline::channel::LineSender;
 use crate::pipeline::item::Item;
-use crate::pipeline::reader::ItemSink;
-use crate::tail::follower::{Follower, LastRead};
+use crate::pipeline::source::ItemSink;
+use crate::pipeline::source::LineSource;
 use notify::{RecursiveMode, Watcher};
 
 /// How the rest of the daemon steers the reader.
@@ -54,12 +55,11 @@ impl ReaderControl {
     }
 }
 
-/// Starts the reader thread. It first finishes generations rotated while
-/// stopped (`latest` is the newest stored position of this log), then
-/// follows the live file until stopped or the writer goes away.
+/// Starts the source thread. It first lets the source catch up with what
+/// happened while stopped, then polls it until stopped or the writer goes
+/// away.
 pub fn spawn(
-    mut follower: Follower,
-    latest: Option<LastRead>,
+    mut source: Box<dyn LineSource>,
     sender: LineSender,
     poll_active: Duration,
     poll_idle: Duration,
@@ -78,13 +78,13 @@ pub fn spawn(
         control: Arc::clone(&control),
     };
     let thread = std::thread::Builder::new()
-        .name("reader".to_owned())
+        .name("source".to_owned())
         .spawn(move || {
-            if let Err(err) = follower.resume(latest, &mut sender) {
-                tracing::error!(error = %err, "cannot read the rotated generations of the log");
+            if let Err(err) = source.resume(&mut sender) {
+                tracing::error!(source = %source.describe(), error = %err, "cannot catch up with what the log got while stopped");
             }
             follow(
-                &mut follower,
+                source.as_mut(),
                 &mut sender,
                 &thread_control,
                 &wake_rx,
@@ -93,7 +93,7 @@ pub fn spawn(
             );
         })
         .unwrap_or_else(|err| {
-            tracing::error!(error = %err, "cannot start the reader thread");
+            tracing::error!(error = %err, "cannot start the source thread");
             std::thread::spawn(|| {})
         });
     (control, thread)
@@ -133,14 +133,14 @@ impl ItemSink for ReaderSink {
 }
 
 fn follow(
-    follower: &mut Follower,
+    source: &mut dyn LineSource,
     sender: &mut ReaderSink,
     control: &Arc<ReaderControl>,
     wake: &Receiver<()>,
     poll_active: Duration,
     poll_idle: Duration,
 ) {
-    let mut watcher = watch(follower.path(), control);
+    let mut watcher = watch(source.wake_directory(), control);
     let mut last_lines = Instant::now();
     let mut read_errors = 0u32;
     while !control.stopping() {
@@ -150,12 +150,12 @@ fn follow(
             .ok()
             .and_then(|mut slot| slot.take());
         if let Some(path) = switch {
-            if let Err(err) = follower.switch_path(path, sender) {
+            if let Err(err) = source.switch_path(path, sender) {
                 tracing::warn!(error = %err, "error while finishing the previous log");
             }
-            watcher = watch(follower.path(), control);
+            watcher = watch(source.wake_directory(), control);
         }
-        let again = match follower.poll(sender) {
+        let again = match source.poll(sender) {
             Ok(outcome) => {
                 read_errors = 0;
                 if outcome.closed {
@@ -170,7 +170,7 @@ fn follow(
                 // An I/O error reading the log: say so (once per episode)
                 // and try again at the idle pace.
                 if read_errors == 0 {
-                    tracing::warn!(path = %follower.path().display(), error = %err, "error reading the log; retrying");
+                    tracing::warn!(source = %source.describe(), error = %err, "error reading the log; retrying");
                 }
                 read_errors = read_errors.saturating_add(1);
                 false
@@ -178,7 +178,7 @@ fn follow(
         };
         control
             .lag_bytes
-            .store(follower.lag_bytes(), Ordering::Relaxed);
+            .store(source.lag_bytes(), Ordering::Relaxed);
         if again {
             continue;
         }
@@ -195,13 +195,13 @@ fn follow(
     drop(watcher);
 }
 
-/// Watches the log's directory; any event (an overflow included) only
-/// means "poll now". Without a watch the reader polls alone, and says so.
-fn watch(path: &Path, control: &Arc<ReaderControl>) -> Option<notify::RecommendedWatcher> {
-    let directory = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+/// Watches `directory`; any event (an overflow included) only means "poll
+/// now". Without a watch the thread polls alone, and says so.
+fn watch(
+    directory: Option<PathBuf>,
+    control: &Arc<ReaderControl>,
+) -> Option<notify::RecommendedWatcher> {
+    let directory = directory?;
     let waker = Arc::clone(control);
     let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
         waker.wake();

@@ -1,126 +1,16 @@
 //! Reading a finished log file (a rotated generation, or a file named to
 //! `ingest`) from its stored read position to the end.
 
-use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
-use super::item::{GapItem, Item, LineItem, SourceInfo};
-use crate::store::repo::SourcePosition;
-use crate::tail::framing::{Line, LineReader, TailMarker};
-use crate::tail::identity::Fingerprint;
-use crate::tail::input::{LogInput, MarkerCheck};
-
-/// The stored read position of every known source, by fingerprint.
-#[derive(Debug, Default, Clone)]
-pub struct Positions {
-    by_fingerprint: HashMap<Fingerprint, (u64, Vec<u8>)>,
-}
-
-impl Positions {
-    /// From the rows the store returned.
-    pub fn from_rows(rows: &[SourcePosition]) -> Self {
-        let by_fingerprint = rows
-            .iter()
-            .filter_map(|row| {
-                let bytes: [u8; 16] = row.fingerprint.as_slice().try_into().ok()?;
-                Some((
-                    Fingerprint(bytes),
-                    (row.byte_offset, row.tail_marker.clone()),
-                ))
-            })
-            .collect();
-        Positions { by_fingerprint }
-    }
-
-    /// Where reading of `fingerprint` stopped, and the bytes before it.
-    pub fn get(&self, fingerprint: &Fingerprint) -> Option<(u64, &[u8])> {
-        self.by_fingerprint
-            .get(fingerprint)
-            .map(|(offset, marker)| (*offset, marker.as_slice()))
-    }
-
-    /// Which generation a file whose first line has fingerprint `head` is,
-    /// and where reading of it stopped.
-    ///
-    /// A file rewritten in place (its first line unchanged) no longer holds
-    /// at its stored position what was read there: it gets an identity
-    /// derived from that position ([`Fingerprint::rewritten`]). Rewritten
-    /// again, it no longer matches the first rewrite's position either, and
-    /// gets an identity derived from that one, and so on: each rewrite is a
-    /// generation of its own, found again on resume by the same walk.
-    /// `check` compares the file's bytes before an offset with a marker.
-    pub fn resolve(
-        &self,
-        head: Fingerprint,
-        mut check: impl FnMut(u64, &[u8]) -> std::io::Result<MarkerCheck>,
-    ) -> std::io::Result<Resolved> {
-        let mut fingerprint = head;
-        for _ in 0..MAX_REWRITES {
-            let Some((offset, marker)) = self.get(&fingerprint) else {
-                return Ok(Resolved {
-                    fingerprint,
-                    offset: 0,
-                    marker: Vec::new(),
-                });
-            };
-            match check(offset, marker)? {
-                MarkerCheck::Matches => {
-                    return Ok(Resolved {
-                        fingerprint,
-                        offset,
-                        marker: marker.to_vec(),
-                    });
-                }
-                MarkerCheck::TooShort | MarkerCheck::Differs => {
-                    fingerprint = fingerprint.rewritten(offset, marker);
-                }
-            }
-        }
-        Err(std::io::Error::other(format!(
-            "the file was rewritten in place more than {MAX_REWRITES} times"
-        )))
-    }
-
-    /// Whether `fingerprint` is the generation of a file with first line
-    /// `head`, or one of its rewrites, by the stored positions alone.
-    pub fn is_generation_of(&self, head: Fingerprint, fingerprint: Fingerprint) -> bool {
-        let mut current = head;
-        for _ in 0..MAX_REWRITES {
-            if current == fingerprint {
-                return true;
-            }
-            let Some((offset, marker)) = self.get(&current) else {
-                return false;
-            };
-            current = current.rewritten(offset, marker);
-        }
-        false
-    }
-
-    /// Records that reading of `fingerprint` got to `offset`.
-    pub fn set(&mut self, fingerprint: Fingerprint, offset: u64, marker: &[u8]) {
-        self.by_fingerprint
-            .insert(fingerprint, (offset, marker.to_vec()));
-    }
-}
-
-/// Rewrites in place of one file followed before giving up: each is a
-/// stored position, so a longer chain means something rewrites the log
-/// in a loop.
-const MAX_REWRITES: usize = 64;
-
-/// The generation a file was resolved to, and where to read it from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved {
-    pub fingerprint: Fingerprint,
-    pub offset: u64,
-    /// The bytes just before `offset` (empty at 0).
-    pub marker: Vec<u8>,
-}
+use super::framing::{Line, LineReader, TailMarker};
+use super::identity::Fingerprint;
+use super::input::LogInput;
+use super::positions::Positions;
+use crate::pipeline::item::{GapItem, Item, LineItem, SourceInfo};
+use crate::pipeline::source::ItemSink;
 
 /// How reading one file ended.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -139,28 +29,6 @@ pub struct ReadSummary {
     pub unreadable_tail: Option<String>,
     /// Whether reading stopped early on a stop request.
     pub interrupted: bool,
-}
-
-/// Sends items to the writer, waiting while the channel is full (never
-/// dropping). Fails once the writer has gone away.
-pub trait ItemSink {
-    /// Sends one item; `false` when the receiver is gone.
-    fn send(&mut self, item: Item) -> bool;
-
-    /// Whether the reader should stop at the next step (the daemon is
-    /// shutting down): long reads look at it between bounded steps.
-    fn stopping(&self) -> bool {
-        false
-    }
-
-    /// A line longer than `max_line_bytes` is being sent truncated.
-    fn truncated(&mut self, _path: &str, _offset: u64, _length: u64) {}
-}
-
-impl ItemSink for mpsc::Sender<Item> {
-    fn send(&mut self, item: Item) -> bool {
-        self.blocking_send(item).is_ok()
-    }
 }
 
 /// The identity of the file at `path` (its first line), or `None` while it
@@ -218,7 +86,7 @@ pub fn read_file(
     let compressed = input.compressed;
     let mut reader = LineReader::new(input.into_reader(), offset, max_line_bytes)
         .with_tail_marker(if offset == 0 { &[] } else { &marker })
-        .with_scan_limit(crate::tail::follower::SCAN_BYTES_PER_STEP);
+        .with_scan_limit(super::follower::SCAN_BYTES_PER_STEP);
     let mut summary = ReadSummary {
         resumed_at: offset,
         ..ReadSummary::default()

@@ -1,0 +1,117 @@
+//! The contract between a source of log lines and the pipeline: what a
+//! source is ([`LineSource`]), what it sends ([`ItemSink`] of
+//! [`super::item::Item`]), and how a source generation is identified
+//! ([`Fingerprint`]) and recognised at a read position ([`TailMarker`]).
+//! The file follower (`crate::tail`) implements it today; the writer knows
+//! nothing of where lines come from.
+
+use std::path::PathBuf;
+
+use super::item::Item;
+
+/// A source of log lines that a reader thread drives: it catches up on
+/// start, then polls until stopped, sending lines (with the read position
+/// after each) to the writer.
+pub trait LineSource: Send {
+    /// What it reads, for status lines and logs (a path, a journal match).
+    fn describe(&self) -> String;
+
+    /// Catches up with what happened while exim-pilot was stopped (for a
+    /// file: generations rotated meanwhile), before the first poll.
+    fn resume(&mut self, sink: &mut dyn ItemSink) -> std::io::Result<u64>;
+
+    /// Reads what is new and sends it.
+    fn poll(&mut self, sink: &mut dyn ItemSink) -> std::io::Result<PollOutcome>;
+
+    /// How far reading is behind the end of the source, in bytes.
+    fn lag_bytes(&self) -> u64;
+
+    /// A directory whose changes mean "poll now" (file-system events), if
+    /// the source has one; without it the reader polls on its own.
+    fn wake_directory(&self) -> Option<PathBuf>;
+
+    /// Follows another path from now on (a reload changed `[log] path`),
+    /// after sending what the current one still holds.
+    fn switch_path(&mut self, path: PathBuf, sink: &mut dyn ItemSink) -> std::io::Result<()>;
+}
+
+/// What one poll did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollOutcome {
+    /// Lines sent.
+    pub lines: u64,
+    /// The source wants to be polled again at once (more to read, or a
+    /// state change to act on).
+    pub again: bool,
+    /// The writer has gone away: stop.
+    pub closed: bool,
+}
+
+/// Sends items to the writer, waiting while the channel is full (never
+/// dropping). Fails once the writer has gone away.
+pub trait ItemSink {
+    /// Sends one item; `false` when the receiver is gone.
+    fn send(&mut self, item: Item) -> bool;
+
+    /// Whether the reader should stop at the next step (the daemon is
+    /// shutting down): long reads look at it between bounded steps.
+    fn stopping(&self) -> bool {
+        false
+    }
+
+    /// A line longer than `max_line_bytes` is being sent truncated.
+    fn truncated(&mut self, _path: &str, _offset: u64, _length: u64) {}
+}
+
+/// A 128-bit fingerprint of a source generation's first line (how it is
+/// computed is the source's business: `crate::tail::identity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub [u8; 16]);
+
+impl Fingerprint {
+    /// The fingerprint of exactly these bytes.
+    pub fn of_bytes(bytes: &[u8]) -> Fingerprint {
+        Fingerprint(xxhash_rust::xxh3::xxh3_128(bytes).to_be_bytes())
+    }
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+/// Bytes kept of the end of the last complete line.
+pub const TAIL_MARKER_BYTES: usize = 16;
+
+/// The last [`TAIL_MARKER_BYTES`] bytes before an offset: a cheap check that
+/// a file still holds, at a stored offset, what was read there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TailMarker {
+    bytes: [u8; TAIL_MARKER_BYTES],
+    len: usize,
+}
+
+impl TailMarker {
+    /// The marker of `bytes`: their last [`TAIL_MARKER_BYTES`] bytes.
+    pub fn of(bytes: &[u8]) -> Self {
+        let mut marker = TailMarker::default();
+        marker.push(bytes);
+        marker
+    }
+
+    /// Appends `data`, keeping only the last [`TAIL_MARKER_BYTES`].
+    pub fn push(&mut self, data: &[u8]) {
+        let keep = data.len().min(TAIL_MARKER_BYTES);
+        let data = &data[data.len() - keep..];
+        let retain = (TAIL_MARKER_BYTES - keep).min(self.len);
+        self.bytes.copy_within(self.len - retain..self.len, 0);
+        self.bytes[retain..retain + keep].copy_from_slice(data);
+        self.len = retain + keep;
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}

@@ -18,7 +18,7 @@ pub struct LogControl {
 }
 
 impl LogControl {
-    /// Applies `[logging] level` (unless `RUST_LOG` overrides it).
+    /// Applies `[diagnostics] level` (unless `RUST_LOG` overrides it).
     pub fn set_level(&self, level: &str) {
         if self.env_override {
             return;
@@ -33,7 +33,7 @@ impl LogControl {
 }
 
 /// Installs the global subscriber for `config`. `RUST_LOG`, when set, wins
-/// over `[logging] level` so an operator can raise verbosity for one run.
+/// over `[diagnostics] level` so an operator can raise verbosity for one run.
 pub fn init(config: &LoggingConfig) -> LogControl {
     let env_filter = std::env::var("RUST_LOG")
         .ok()

@@ -48,7 +48,7 @@ pub struct Config {
 /// `[retention]`: days each kind of row is kept; 0 keeps it forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionConfig {
-    pub log_entries_days: u32,
+    pub log_lines_days: u32,
     pub delivery_attempts_days: u32,
     pub rejections_days: u32,
     pub messages_days: u32,
@@ -111,7 +111,7 @@ pub struct HealthConfig {
     pub backoff_max: Duration,
 }
 
-/// `[logging]`
+/// `[diagnostics]`: the daemon's own log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoggingConfig {
     /// A `tracing` filter directive such as `info` or `info,exim_pilot=debug`.
@@ -376,7 +376,7 @@ impl Config {
         let level = logging.level.unwrap_or_else(|| "info".to_owned());
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&level) {
             check.problem(
-                "[logging] level",
+                "[diagnostics] level",
                 format!("not a valid level or filter ({err}), got {level:?}"),
             );
         }
@@ -384,7 +384,7 @@ impl Config {
             None => LogFormat::Auto,
             Some(name) => LogFormat::from_name(&name).unwrap_or_else(|| {
                 check.problem(
-                    "[logging] format",
+                    "[diagnostics] format",
                     format!("must be one of auto, journald, text, json, got {name:?}"),
                 );
                 LogFormat::Auto
@@ -396,11 +396,7 @@ impl Config {
             u32::try_from(check.count(key, value, days_kept(default))).unwrap_or(0)
         };
         let retention = RetentionConfig {
-            log_entries_days: days(
-                "[retention] log_entries_days",
-                retention.log_entries_days,
-                90,
-            ),
+            log_lines_days: days("[retention] log_lines_days", retention.log_lines_days, 90),
             delivery_attempts_days: days(
                 "[retention] delivery_attempts_days",
                 retention.delivery_attempts_days,
@@ -470,7 +466,7 @@ impl Config {
                 format: Some(self.logging.format.name().to_owned()),
             }),
             retention: Some(RawRetention {
-                log_entries_days: Some(i64::from(self.retention.log_entries_days)),
+                log_lines_days: Some(i64::from(self.retention.log_lines_days)),
                 delivery_attempts_days: Some(i64::from(self.retention.delivery_attempts_days)),
                 rejections_days: Some(i64::from(self.retention.rejections_days)),
                 messages_days: Some(i64::from(self.retention.messages_days)),
@@ -867,15 +863,24 @@ mod tests {
             batch_size = 10
             flush_interval = "1s"
             channel_capacity = 20
+            channel_capacity_bytes = 100000
+            batch_size_bytes = 200000
             max_line_bytes = 4096
             [health]
             interval = "2s"
             timeout = "1s"
             backoff_min = "10ms"
             backoff_max = "1m"
-            [logging]
+            [diagnostics]
             level = "debug"
             format = "json"
+            [retention]
+            log_lines_days = 11
+            delivery_attempts_days = 12
+            rejections_days = 13
+            messages_days = 14
+            audit_log_days = 15
+            interval = "2h"
             "#,
         )
         .unwrap();
@@ -895,6 +900,34 @@ mod tests {
         assert_eq!(config.health.backoff_max, Duration::from_secs(60));
         assert_eq!(config.logging.level, "debug");
         assert_eq!(config.logging.format, LogFormat::Json);
+        assert_eq!(config.ingest.channel_capacity_bytes, 100_000);
+        assert_eq!(config.ingest.batch_size_bytes, 200_000);
+        let retention = config.retention;
+        assert_eq!(
+            (
+                retention.log_lines_days,
+                retention.delivery_attempts_days,
+                retention.rejections_days,
+                retention.messages_days,
+                retention.audit_log_days,
+            ),
+            (11, 12, 13, 14, 15)
+        );
+        assert_eq!(retention.interval, Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn the_old_name_of_diagnostics_is_still_accepted() {
+        let config = load("[logging]\nlevel = \"debug\"\n").unwrap();
+        assert_eq!(config.logging.level, "debug");
+        assert!(config.to_toml().contains("[diagnostics]"));
+    }
+
+    #[test]
+    fn the_old_name_of_log_lines_days_is_still_accepted() {
+        let config = load("[retention]\nlog_entries_days = 7\n").unwrap();
+        assert_eq!(config.retention.log_lines_days, 7);
+        assert!(config.to_toml().contains("log_lines_days = 7"));
     }
 
     #[test]
@@ -920,7 +953,9 @@ mod tests {
         assert_eq!(lines.len(), 3, "{message}");
         assert!(lines[0].contains("[database] max_idle_conns: must not exceed"));
         assert!(lines[1].contains("[ingest] batch_size: must be at least 1, got -1"));
-        assert!(lines[2].contains("[logging] format: must be one of auto, journald, text, json"));
+        assert!(
+            lines[2].contains("[diagnostics] format: must be one of auto, journald, text, json")
+        );
     }
 
     #[test]
@@ -968,7 +1003,7 @@ mod tests {
             "{message}"
         );
         let message = problems("[logging]\nlevel = \"loud=[\"\n");
-        assert!(message.contains("[logging] level"), "{message}");
+        assert!(message.contains("[diagnostics] level"), "{message}");
     }
 
     #[test]
@@ -999,6 +1034,7 @@ mod tests {
             ("ingest", "batch_size"),
             ("ingest", "channel_capacity"),
             ("ingest", "max_line_bytes"),
+            ("retention", "log_lines_days"),
             ("retention", "log_entries_days"),
             ("retention", "messages_days"),
         ];

@@ -15,6 +15,9 @@ pub struct RawConfig {
     pub database: Option<RawDatabase>,
     pub ingest: Option<RawIngest>,
     pub health: Option<RawHealth>,
+    /// `[diagnostics]`, the daemon's own log; `[logging]`, its first
+    /// name, is still accepted (it sat confusingly beside `[log]`, Exim's).
+    #[serde(rename = "diagnostics", alias = "logging")]
     pub logging: Option<RawLogging>,
     pub retention: Option<RawRetention>,
 }
@@ -64,7 +67,10 @@ pub struct RawHealth {
 #[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetention {
-    pub log_entries_days: Option<i64>,
+    /// Raw log lines. `log_entries_days`, its name before lines were kept
+    /// in compressed chunks, is still accepted.
+    #[serde(alias = "log_entries_days")]
+    pub log_lines_days: Option<i64>,
     pub delivery_attempts_days: Option<i64>,
     pub rejections_days: Option<i64>,
     pub messages_days: Option<i64>,
@@ -72,7 +78,7 @@ pub struct RawRetention {
     pub interval: Option<String>,
 }
 
-/// `[logging]`: the daemon's own diagnostics.
+/// `[diagnostics]`: the daemon's own diagnostics.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLogging {

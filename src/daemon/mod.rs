@@ -11,8 +11,8 @@
 
 mod health;
 mod lock;
-mod notify;
 mod source_thread;
+mod systemd;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -32,8 +32,8 @@ use crate::tail::file_source::FileSource;
 use crate::tail::follower::{FollowSettings, Follower, LastRead};
 use crate::tail::identity::Fingerprint;
 use crate::tail::positions::Positions;
-use notify::Notifier;
 use source_thread::ReaderControl;
+use systemd::Notifier;
 
 /// How long SIGTERM may take to commit what is in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(4000);

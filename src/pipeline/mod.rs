@@ -1,7 +1,9 @@
-//! The ingest pipeline: a reader that frames a log file into batches, a
-//! channel bounded by items and bytes, and the single writer that commits each batch together
-//! with the read position. `exim-pilot ingest` runs it over whole files;
-//! the daemon runs the same writer behind the live tailer.
+//! The pipeline between sources of lines and the store: the contract a
+//! source fulfils (`source`), what it sends (`item`), the channel bounded
+//! by items and bytes (`channel`), and the single writer that parses,
+//! batches and commits lines with their read positions (`writer`). Sources
+//! (`crate::tail`) call into it; it knows nothing of files. `exim-pilot
+//! ingest` feeds it whole files, the daemon a live source.
 
 pub mod channel;
 mod failpoint;

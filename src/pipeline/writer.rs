@@ -176,7 +176,7 @@ impl Pruning {
         let outcome = store
             .current()
             .with_conn("prune", move |conn| {
-                let more = policy.prune_chunk(conn, &mut pruned)?;
+                let more = policy.prune_step(conn, &mut pruned)?;
                 if !more {
                     crate::store::repo::record_audit(
                         conn,
@@ -360,7 +360,7 @@ fn lock_state(slot: &std::sync::Mutex<WriterState>) -> std::sync::MutexGuard<'_,
 }
 
 /// Lines parsed ahead per message between the parsing thread and the
-/// writer.
+/// writer (a slice of the batch; not a line chunk).
 const PARSE_AHEAD: usize = 256;
 
 /// Stores one batch inside `tx`: sources, lines, gaps, and the read
@@ -391,8 +391,8 @@ fn write_batch(
     std::thread::scope(|scope| -> Result<(), StoreError> {
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Option<Entry<'_>>>>(4);
         scope.spawn(move || {
-            for items in batch.chunks(PARSE_AHEAD) {
-                let entries = items
+            for slice in batch.chunks(PARSE_AHEAD) {
+                let entries = slice
                     .iter()
                     .map(|item| match item {
                         Item::Line(line) => Some(parse_line(&line.bytes)),

@@ -3,7 +3,10 @@
 //! repository functions that read and write rows.
 //!
 //! Only the writer task writes through this module in the daemon; query
-//! commands read. SQL lives here and nowhere else.
+//! commands read. The schema, its migrations and the SQL of sources, read
+//! positions, raw lines, counts and audit records live here; the model
+//! (`crate::model`) and the queries (`crate::query`) hold the SQL of their
+//! own tables and questions, as fixed statements with bound parameters.
 
 pub mod chunk;
 mod error;
@@ -26,6 +29,6 @@ pub use migrations::{
 };
 pub use open::{DATABASE_FILE_MODE, open_connection};
 pub use pool::{PoolStats, Store, connect};
-pub use retention::{CHUNK_ROWS, Pruned, RetentionPolicy};
+pub use retention::{Pruned, ROWS_PER_PRUNE_STEP, RetentionPolicy};
 pub use retry::{retry, retry_logged};
 pub use tx::{TxError, in_transaction};

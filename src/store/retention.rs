@@ -13,8 +13,8 @@ use deadpool_sqlite::rusqlite::{Connection, params};
 use super::error::{Context, ResultExt, StoreError};
 use super::repo::now_ms;
 
-/// Rows deleted per transaction.
-pub const CHUNK_ROWS: i64 = 5000;
+/// Rows deleted per transaction (one prune step).
+pub const ROWS_PER_PRUNE_STEP: i64 = 5000;
 
 /// How long each kind of row is kept; `None` keeps it forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ impl From<&crate::config::RetentionConfig> for RetentionPolicy {
     fn from(config: &crate::config::RetentionConfig) -> Self {
         let days = |n: u32| (n > 0).then(|| Duration::from_secs(u64::from(n) * 86_400));
         RetentionPolicy {
-            log_lines: days(config.log_entries_days),
+            log_lines: days(config.log_lines_days),
             delivery_attempts: days(config.delivery_attempts_days),
             rejections: days(config.rejections_days),
             messages: days(config.messages_days),
@@ -75,10 +75,10 @@ const STEPS: [(&str, &str); 5] = [
 ];
 
 impl RetentionPolicy {
-    /// Deletes at most [`CHUNK_ROWS`] rows from the first table that has
+    /// Deletes at most [`ROWS_PER_PRUNE_STEP`] rows from the first table that has
     /// rows past their age, in one transaction. Returns `false` when there
     /// was nothing left to delete.
-    pub fn prune_chunk(
+    pub fn prune_step(
         &self,
         conn: &mut Connection,
         pruned: &mut Pruned,
@@ -111,7 +111,7 @@ impl RetentionPolicy {
                         "DELETE FROM {table} WHERE rowid IN
                              (SELECT rowid FROM {table} WHERE {condition} LIMIT ?2)"
                     ),
-                    params![cutoff, CHUNK_ROWS],
+                    params![cutoff, ROWS_PER_PRUNE_STEP],
                 )
                 .ctx(context)? as u64
             };
@@ -131,15 +131,15 @@ impl RetentionPolicy {
         Ok(false)
     }
 
-    /// Prunes everything due, chunk by chunk.
+    /// Prunes everything due, step by step.
     pub fn prune_all(&self, conn: &mut Connection) -> Result<Pruned, StoreError> {
         let mut pruned = Pruned::default();
-        while self.prune_chunk(conn, &mut pruned)? {}
+        while self.prune_step(conn, &mut pruned)? {}
         Ok(pruned)
     }
 }
 
-/// Deletes up to [`CHUNK_ROWS`] / 100 chunks of lines all older than
+/// Deletes up to [`ROWS_PER_PRUNE_STEP`] / 100 line chunks all older than
 /// `cutoff`, their links to messages, and the line counts of the minutes
 /// before `cutoff`. Returns the number of lines deleted.
 fn prune_lines(conn: &Connection, cutoff: i64) -> Result<u64, StoreError> {
@@ -153,7 +153,7 @@ fn prune_lines(conn: &Connection, cutoff: i64) -> Result<u64, StoreError> {
         .ctx(context)?;
     conn.execute(
         "INSERT INTO temp.pruned_chunks SELECT id, lines FROM log_chunks WHERE last_ms < ?1 LIMIT ?2",
-        params![cutoff, CHUNK_ROWS / 100],
+        params![cutoff, ROWS_PER_PRUNE_STEP / 100],
     )
     .ctx(context)?;
     // message_chunks has no index on chunk_id (it would cost a write per

@@ -131,7 +131,7 @@ pub struct Follower {
     /// last read, to notice rotations that happened while no file was
     /// followed (between a restart and the first poll, or twice between
     /// two polls).
-    siblings_seen: Option<u64>,
+    siblings_signature_seen: Option<u64>,
     /// The rotated generations (by first line) at the last look: one that
     /// appears later without ever having been read was at the live path
     /// while no file was followed.
@@ -151,7 +151,7 @@ impl Follower {
             positions,
             current: None,
             pending: std::collections::VecDeque::new(),
-            siblings_seen: None,
+            siblings_signature_seen: None,
             siblings_known: None,
             waiting: None,
             retry,
@@ -401,8 +401,8 @@ impl Follower {
         // Generations rotated while no file was followed are read first,
         // from the newest one with a stored position on.
         let siblings = siblings_signature(&self.path);
-        if self.siblings_seen != Some(siblings) {
-            self.siblings_seen = Some(siblings);
+        if self.siblings_signature_seen != Some(siblings) {
+            self.siblings_signature_seen = Some(siblings);
             let identified = self.identified_generations();
             self.read_rotated_since_positions(&identified, sink)?;
             let known = self

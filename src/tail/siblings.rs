@@ -1,7 +1,7 @@
 //! The rotated generations of a log: `mainlog.1`, `mainlog.2.gz` (Debian's
 //! logrotate), `mainlog.01`, `mainlog.02.gz` (exicyclog) and
 //! `main.log-20261126`, `main.log-20261125.gz` (logrotate's `dateext`, the
-//! default on RHEL), ordered from the newest.
+//! default on RHEL), listed oldest first: the order they are read in.
 
 use std::path::{Path, PathBuf};
 

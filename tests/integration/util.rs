@@ -72,7 +72,7 @@ interval = "200ms"
 timeout = "1s"
 backoff_min = "20ms"
 backoff_max = "400ms"
-[logging]
+[diagnostics]
 level = "info"
 format = "text"
 "#;

@@ -28,11 +28,7 @@ impl Exim {
     /// the other selectors, else Exim's defaults apply.
     fn start(verbose: bool) -> Option<Exim> {
         let (Some(exim4), Some(_)) = (system_program("exim4"), system_program("swaks")) else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "exim4 and swaks must be installed in CI (.ci/run does it)"
-            );
-            eprintln!("exim4 or swaks missing: the real Exim test did nothing");
+            crate::util::stand_down("exim4 or swaks is not installed: the real Exim test");
             return None;
         };
         let dir = TempDir::new().unwrap();
@@ -603,11 +599,7 @@ fn exicyclog_rotation_while_running_and_while_stopped() {
 fn logrotate_with_debians_exim_configuration_while_running_and_while_stopped() {
     rotation_by_exims_tools(|exim| {
         let Some(program) = system_program("logrotate") else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "logrotate must be installed in CI (.ci/run does it)"
-            );
-            eprintln!("logrotate not installed: the logrotate test did nothing");
+            crate::util::stand_down("logrotate is not installed: the logrotate test");
             return None;
         };
         // Debian's /etc/logrotate.d/exim4-base stanza, on our paths.

@@ -35,8 +35,7 @@ pub fn privileged(what: &str) -> bool {
         .map(|o| o.stdout == b"0\n")
         .unwrap_or(false);
     if !root {
-        assert!(std::env::var_os("CI").is_none(), "{what} needs root in CI");
-        eprintln!("not root: {what} not exercised");
+        crate::util::stand_down(&format!("not root: {what}"));
     }
     root
 }

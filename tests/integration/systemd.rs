@@ -29,11 +29,7 @@ fn unit_text(name: &str) -> String {
 fn systemd_analyze() -> Option<String> {
     let program = system_program("systemd-analyze");
     if program.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "systemd-analyze must be installed in CI (.ci/run does it)"
-        );
-        eprintln!("systemd-analyze missing: the unit was not checked");
+        crate::util::stand_down("systemd-analyze is not installed: the unit check");
     }
     program
 }

@@ -93,6 +93,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print stored raw lines byte for byte, in log order: exigrep from the
+    /// database, or a lost day's log recovered
+    Lines {
+        #[command(flatten)]
+        db: DbArg,
+        #[command(flatten)]
+        window: WindowArgs,
+        /// Only lines of this kind (as `parse` names them: reception, delivery, ...)
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        /// Only lines matching this regular expression
+        #[arg(long, value_name = "REGEX")]
+        grep: Option<String>,
+        /// Only lines read from this path (the live log or a file given to ingest)
+        #[arg(long, value_name = "PATH")]
+        source: Option<String>,
+        /// Print one JSON object per line: offset, source, time, kind, message id, line
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete rows older than [retention] allows, now (the daemon does it daily)
     Prune {
         #[command(flatten)]
@@ -129,7 +149,8 @@ pub enum Generated {
 /// `--since` and `--until`: dates, dates with times, or ages.
 #[derive(Debug, Default, Clone, Args)]
 pub struct WindowArgs {
-    /// Start: 2024-03-01, "2024-03-01 14:00", or an age such as 2h (before the newest line)
+    /// Start: 2024-03-01, "2024-03-01 14:00", 2024-03-01T14:00:00Z (ISO 8601, with an
+    /// offset or not), today, yesterday, or an age such as 2h (before the newest line)
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
     /// End, in the same forms
@@ -164,6 +185,7 @@ impl Command {
             | Command::Trace { db, .. }
             | Command::Stats { db, .. }
             | Command::Stuck { db, .. }
+            | Command::Lines { db, .. }
             | Command::Prune { db } => (None, db.db_path.clone()),
             Command::Parse { .. } | Command::Generate { .. } => (None, None),
         };

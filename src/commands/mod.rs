@@ -45,6 +45,23 @@ pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -
         } => query::trace(&config, &window, related, json, &text),
         Command::Stats { window, json, .. } => query::stats(&config, &window, json),
         Command::Prune { .. } => prune::run(&config).await,
+        Command::Lines {
+            window,
+            kind,
+            grep,
+            source,
+            json,
+            ..
+        } => query::lines(
+            &config,
+            &window,
+            query::LinesArgs {
+                kind: kind.as_deref(),
+                grep: grep.as_deref(),
+                source,
+                json,
+            },
+        ),
         Command::Stuck {
             older_than, json, ..
         } => query::stuck(&config, &older_than, json),

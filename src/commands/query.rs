@@ -23,7 +23,48 @@ fn usage(err: QueryError) -> anyhow::Error {
     match err {
         QueryError::BadArgument(message) => Failure::new(USAGE, message).into(),
         QueryError::Store(err) => err.into(),
+        // Kept as the I/O error, so that a closed pipe ends quietly.
+        QueryError::Output(err) => err.into(),
     }
+}
+
+/// `exim-pilot lines`: raw lines as stored (bytes, not text: piped, they
+/// are the log itself), or one JSON object per line.
+pub fn lines(config: &Config, window: &WindowArgs, args: LinesArgs<'_>) -> Result<()> {
+    let json = args.json;
+    let conn = query::open(&config.database.path).map_err(usage)?;
+    let window =
+        Window::parse(&conn, window.since.as_deref(), window.until.as_deref()).map_err(usage)?;
+    let filter = query::lines::LineFilter::parse(window, args.kind, args.grep, args.source)
+        .map_err(usage)?;
+    let mut out = crate::output::stdout();
+    let terminal = std::io::stdout().is_terminal();
+    query::lines::each(&conn, &filter, &mut |line| {
+        if json {
+            serde_json::to_writer(&mut out, line)?;
+            out.write_all(b"\n")
+        } else if terminal {
+            let text = String::from_utf8_lossy(line.bytes);
+            writeln!(out, "{}", query::escape_controls(&text))
+        } else {
+            out.write_all(line.bytes)?;
+            if line.newline {
+                out.write_all(b"\n")?;
+            }
+            Ok(())
+        }
+    })
+    .map_err(usage)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The filters of `lines`, as given on the command line.
+pub struct LinesArgs<'a> {
+    pub kind: Option<&'a str>,
+    pub grep: Option<&'a str>,
+    pub source: Option<String>,
+    pub json: bool,
 }
 
 /// `exim-pilot trace`

@@ -92,11 +92,7 @@ pub async fn run(
     let source = Box::new(FileSource::new(follower, latest));
     let (control, reader_thread) = source_thread::spawn(source, item_tx, poll_active, poll_idle);
 
-    let mut progress = DaemonProgress::new(
-        Arc::clone(&notifier),
-        Arc::clone(&control),
-        live_path.clone(),
-    );
+    let mut progress = DaemonProgress::new(Arc::clone(&notifier), Arc::clone(&control));
     let mut writer = tokio::spawn({
         let handle = handle.clone();
         async move { writer::run(handle, item_rx, settings_rx, &mut progress).await }
@@ -105,7 +101,12 @@ pub async fn run(
 
     let mut signals = forward_signals(signals)?;
     lock(&notifier).ready(&format!("tailing {live_path}"));
-    tracing::info!(log = %live_path, database = %config.database.path.display(), "exim-pilot is running");
+    tracing::info!(
+        log = %live_path,
+        database = %config.database.path.display(),
+        "exim-pilot is running: tailing {live_path} into {}",
+        config.database.path.display()
+    );
 
     let mut current = config;
     let writer_result = loop {
@@ -350,18 +351,16 @@ fn lock(notifier: &Mutex<Notifier>) -> std::sync::MutexGuard<'_, Notifier> {
 struct DaemonProgress {
     notifier: Arc<Mutex<Notifier>>,
     reader: Arc<ReaderControl>,
-    path: String,
     rate_since: Instant,
     rate_lines: u64,
     lines_per_second: f64,
 }
 
 impl DaemonProgress {
-    fn new(notifier: Arc<Mutex<Notifier>>, reader: Arc<ReaderControl>, path: String) -> Self {
+    fn new(notifier: Arc<Mutex<Notifier>>, reader: Arc<ReaderControl>) -> Self {
         DaemonProgress {
             notifier,
             reader,
-            path,
             rate_since: Instant::now(),
             rate_lines: 0,
             lines_per_second: 0.0,
@@ -382,16 +381,15 @@ impl DaemonProgress {
             .reader
             .lag_bytes
             .load(std::sync::atomic::Ordering::Relaxed);
+        // Asked each time: a reload may have switched the log path.
+        let path = self.reader.describe();
         let status = if healthy {
             format!(
-                "tailing {}: {:.0} lines/s, {} bytes behind",
-                self.path, self.lines_per_second, lag
+                "tailing {path}: {:.0} lines/s, {lag} bytes behind",
+                self.lines_per_second
             )
         } else {
-            format!(
-                "database unavailable, retrying; reading of {} paused",
-                self.path
-            )
+            format!("database unavailable, retrying; reading of {path} paused")
         };
         let mut notifier = lock(&self.notifier);
         notifier.watchdog();

@@ -25,6 +25,9 @@ pub struct ReaderControl {
     pub lag_bytes: AtomicU64,
     /// Lines longer than `max_line_bytes`, stored truncated, since start.
     pub truncated_lines: AtomicU64,
+    /// What the source reads now (it changes when a reload switches the
+    /// log path), for the status line.
+    described: Mutex<String>,
 }
 
 impl ReaderControl {
@@ -53,6 +56,20 @@ impl ReaderControl {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
+
+    /// What the source reads now: a path.
+    pub fn describe(&self) -> String {
+        self.described
+            .lock()
+            .map(|text| text.clone())
+            .unwrap_or_default()
+    }
+
+    fn set_described(&self, text: String) {
+        if let Ok(mut slot) = self.described.lock() {
+            *slot = text;
+        }
+    }
 }
 
 /// Starts the source thread. It first lets the source catch up with what
@@ -71,6 +88,7 @@ pub fn spawn(
         wake: wake_tx,
         lag_bytes: AtomicU64::new(0),
         truncated_lines: AtomicU64::new(0),
+        described: Mutex::new(source.describe()),
     });
     let thread_control = Arc::clone(&control);
     let mut sender = ReaderSink {
@@ -153,6 +171,7 @@ fn follow(
             if let Err(err) = source.switch_path(path, sender) {
                 tracing::warn!(error = %err, "error while finishing the previous log");
             }
+            control.set_described(source.describe());
             watcher = watch(source.wake_directory(), control);
         }
         let again = match source.poll(sender) {

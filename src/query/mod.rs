@@ -6,6 +6,7 @@
 //! age (`2h`, `3d`) counted back from the newest line in the database, so
 //! questions about old logs and live ones work the same way.
 
+pub mod lines;
 pub mod stats;
 pub mod stuck;
 pub mod trace;
@@ -25,6 +26,9 @@ pub enum QueryError {
     BadArgument(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Writing the answer failed (its reader went away: `| head`).
+    #[error("writing the output: {0}")]
+    Output(std::io::Error),
 }
 
 /// Opens the database read-only (queries work while the daemon writes).
@@ -115,7 +119,10 @@ fn newest_line_ms(conn: &Connection) -> Result<i64, QueryError> {
     Ok(crate::store::repo::newest_line_ms(conn)?.unwrap_or_else(crate::store::repo::now_ms))
 }
 
-/// One window bound: a date, a date and time, or an age.
+/// One window bound: an age (back from the newest line), `today` or
+/// `yesterday` (local midnight), or a date and time: the log's own form
+/// (`2024-03-01`, `2024-03-01 14:00`, `2024-03-01 14:00:05`) or ISO 8601 /
+/// RFC 3339 (`2024-03-01T14:00:05`, with fractions, `Z` or `+02:00`).
 fn bound(
     text: &str,
     flag: &str,
@@ -132,23 +139,86 @@ fn bound(
         }
         return Ok(at);
     }
-    let padded = match text.len() {
-        10 => format!("{text} 00:00:00"),
-        16 => format!("{text}:00"),
-        _ => text.to_owned(),
+    if let Some(days_back) = match text {
+        "today" => Some(0),
+        "yesterday" => Some(1),
+        _ => None,
+    } {
+        let now = crate::store::repo::now_ms();
+        let local = now + local_offset_ms(now);
+        return Ok(local - local.rem_euclid(86_400_000) - days_back * 86_400_000);
+    }
+    let (naive, offset_ms) = split_offset(text);
+    let padded = match naive.len() {
+        10 => format!("{naive} 00:00:00"),
+        16 => format!("{naive}:00"),
+        _ => naive.clone(),
     };
     match crate::parse::parse_line(format!("{padded} x").as_bytes()).prefix {
         // The calendar check: 2026-02-30 would otherwise count on into
         // March, and 24:00 into the next day.
         Some(prefix) if padded.len() == 19 && format_ms(prefix.timestamp.local_ms()) == padded => {
-            Ok(prefix.timestamp.local_ms())
+            let naive_ms = prefix.timestamp.local_ms();
+            Ok(match offset_ms {
+                // The log is written in the host's local time: an instant
+                // given with its offset is shown as the log would have it.
+                Some(offset) => {
+                    let utc = naive_ms - offset;
+                    utc + local_offset_ms(utc)
+                }
+                None => naive_ms,
+            })
         }
         Some(_) if padded.len() == 19 => Err(QueryError::BadArgument(format!(
             "{flag}: no such date or time: {text:?}"
         ))),
         _ => Err(QueryError::BadArgument(format!(
-            "{flag}: not a date such as 2024-03-01, 2024-03-01 14:00 or an age such as 2h, got {text:?}"
+            "{flag}: not a date such as 2024-03-01, 2024-03-01 14:00, 2024-03-01T14:00:00Z, \
+             today, or an age such as 2h, got {text:?}"
         ))),
+    }
+}
+
+/// `2024-03-01T14:00:05.250+02:00` as the log's form `2024-03-01 14:00:05`
+/// and the offset in ms (`Z`: 0; none: `None`). Fractions of a second are
+/// dropped: lines have whole seconds.
+fn split_offset(text: &str) -> (String, Option<i64>) {
+    let mut naive = text.to_owned();
+    if naive.len() > 10 && matches!(naive.as_bytes()[10], b'T' | b't') {
+        naive.replace_range(10..11, " ");
+    }
+    let mut offset = None;
+    if naive.len() > 16 {
+        if let Some(stripped) = naive.strip_suffix(['Z', 'z']) {
+            naive = stripped.to_owned();
+            offset = Some(0);
+        } else if let Some(at) = naive[16..].rfind(['+', '-']).map(|at| at + 16) {
+            let sign = if naive.as_bytes()[at] == b'-' { -1 } else { 1 };
+            let digits: String = naive[at + 1..].chars().filter(|c| *c != ':').collect();
+            if let (4, Ok(hhmm)) = (digits.len(), digits.parse::<i64>()) {
+                offset = Some(sign * ((hhmm / 100) * 3600 + hhmm % 100 * 60) * 1000);
+                naive.truncate(at);
+            }
+        }
+    }
+    if naive.len() > 19 && naive.as_bytes()[19] == b'.' {
+        naive.truncate(19);
+    }
+    (naive, offset)
+}
+
+/// The host's offset from UTC at `utc_ms`, in ms (what Exim writes its
+/// log lines in, unless configured otherwise).
+fn local_offset_ms(utc_ms: i64) -> i64 {
+    let seconds = utc_ms.div_euclid(1000) as libc::time_t;
+    // SAFETY: localtime_r writes only into `tm`, which lives on our stack;
+    // an all-zero tm is a valid value to overwrite.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let converted = unsafe { libc::localtime_r(&seconds, &mut tm) };
+    if converted.is_null() {
+        0
+    } else {
+        tm.tm_gmtoff * 1000
     }
 }
 
@@ -247,10 +317,48 @@ mod tests {
     }
 
     #[test]
+    fn iso_8601_and_rfc_3339_forms_and_today() {
+        let conn = conn_with_newest(1_700_000_000_000);
+        let at = |text: &str| {
+            Window::parse(&conn, Some(text), None)
+                .unwrap_or_else(|err| panic!("{text}: {err}"))
+                .since
+                .unwrap()
+        };
+        let naive = at("2026-09-22 23:59:59");
+        assert_eq!(at("2026-09-22T23:59:59"), naive);
+        assert_eq!(at("2026-09-22T23:59:59.750"), naive);
+        assert_eq!(at("2026-09-22T23:59"), at("2026-09-22 23:59"));
+        // With an offset, the instant is shown in the host's local time.
+        let utc = 1_790_121_599_000; // 2026-09-22T23:59:59Z
+        assert_eq!(at("2026-09-22T23:59:59Z"), utc + local_offset_ms(utc));
+        let plus_two = utc - 2 * 3_600_000;
+        assert_eq!(
+            at("2026-09-22T23:59:59+02:00"),
+            plus_two + local_offset_ms(plus_two)
+        );
+        assert_eq!(
+            at("2026-09-22T23:59:59+0200"),
+            at("2026-09-22T23:59:59+02:00")
+        );
+        let minus = utc + 5 * 3_600_000 + 30 * 60_000;
+        assert_eq!(
+            at("2026-09-22T23:59:59-05:30"),
+            minus + local_offset_ms(minus)
+        );
+        let today = at("today");
+        assert_eq!(today % 86_400_000, 0);
+        assert_eq!(at("yesterday"), today - 86_400_000);
+        let now = crate::store::repo::now_ms();
+        let local_now = now + local_offset_ms(now);
+        assert!(today <= local_now && local_now - today < 86_400_000);
+    }
+
+    #[test]
     fn bad_bounds_are_one_clear_line() {
         let conn = conn_with_newest(0);
         for (since, until) in [
-            (Some("yesterday"), None),
+            (Some("last tuesday"), None),
             (None, Some("2024-13-01")),
             (Some("2024-03-02"), Some("2024-03-01")),
         ] {

@@ -157,11 +157,16 @@ pub fn migrate(conn: &mut Connection) -> Result<Vec<&'static str>, StoreError> {
         )
         .ctx(context)?;
         tx.commit().ctx(context)?;
-        tracing::info!(
-            migration = migration.name,
-            version,
-            "applied schema migration"
-        );
+        // A new database is one event, said once by the caller; an upgrade
+        // says each step.
+        if current > 0 {
+            tracing::info!(
+                migration = migration.name,
+                version,
+                "applied schema migration {} (schema {version})",
+                migration.name
+            );
+        }
         applied.push(migration.name);
     }
     Ok(applied)

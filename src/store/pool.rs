@@ -15,7 +15,7 @@ use deadpool_sqlite::{
 };
 
 use super::error::{Context, ResultExt, StoreError};
-use super::migrations;
+use super::migrations::{self, MIGRATIONS};
 use super::open::{configure, open_connection, ping, prepare_file};
 use super::tx::{TxError, in_transaction};
 use crate::config::DatabaseConfig;
@@ -68,7 +68,16 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Store, StoreError> {
         prepare_file(&setup_path)?;
         refuse_foreign(&setup_path)?;
         let mut conn = open_connection(&setup_path, busy_timeout)?;
-        migrations::migrate(&mut conn)?;
+        let applied = migrations::migrate(&mut conn)?;
+        if applied.len() == MIGRATIONS.len() {
+            tracing::info!(
+                database = %setup_path.display(),
+                schema = migrations::latest_version(),
+                "created database {}, schema {}",
+                setup_path.display(),
+                migrations::latest_version()
+            );
+        }
         let rebuilt = super::indexes::ensure_secondary(&conn)?;
         if rebuilt > 0 {
             tracing::info!(

@@ -780,3 +780,53 @@ fn sighup_with_an_out_of_range_duration_keeps_the_running_configuration() {
     wait_for_lines(&daemon.db, 6, WAIT, Some(&daemon));
     assert!(daemon.stop().success());
 }
+
+/// After a reload switches `[log] path`, systemd's status line names the
+/// new path, not the one the daemon started with.
+#[test]
+fn the_status_line_follows_a_switch_of_the_log_path() {
+    let dir = TempDir::new().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (first, second) = (dir.path().join("first.log"), dir.path().join("second.log"));
+    let config = dir.path().join("c.toml");
+    let write_config = |log: &std::path::Path| {
+        let text = format!(
+            "[log]\npath = {:?}\n{}",
+            log.display().to_string(),
+            crate::util::FAST_CONFIG
+        );
+        std::fs::write(&config, text).unwrap();
+    };
+    write_config(&first);
+    append_lines(&first, &numbered_lines("one", 0, 3));
+    append_lines(&second, &numbered_lines("two", 0, 3));
+    let db = dir.path().join("x.db");
+    let daemon = Daemon::launch(
+        dir.path(),
+        None,
+        &db,
+        &config,
+        &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())],
+        &[],
+    );
+    wait_for_lines(&db, 3, WAIT, Some(&daemon));
+    write_config(&second);
+    daemon.signal("HUP");
+    wait_for_lines(&db, 6, WAIT, Some(&daemon));
+    append_lines(&second, &numbered_lines("two", 3, 3));
+    let wanted = format!("STATUS=tailing {}: ", second.display());
+    let mut buffer = [0u8; 4096];
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let n = socket.recv(&mut buffer).expect("a status message");
+        if String::from_utf8_lossy(&buffer[..n]).contains(&wanted) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no {wanted:?}");
+    }
+    assert!(daemon.stop().success());
+}

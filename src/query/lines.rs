@@ -1,0 +1,193 @@
+//! `exim-pilot lines`: the stored raw lines, byte for byte, in the order
+//! they were read (each generation from its start, generations in turn),
+//! filtered by time, kind, a regular expression and source. With no filter
+//! it gives back the log itself, so a day whose rotated file is gone can be
+//! recovered; with `--grep` it is exigrep run on the database. One chunk is
+//! decoded at a time: memory stays bounded whatever the database holds.
+
+use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, params};
+use regex::bytes::Regex;
+
+use super::{QueryError, Window};
+use crate::parse::{Kind, parse_line};
+use crate::store::chunk::decode;
+use crate::store::{Context, ResultExt, StoreError};
+
+/// Which lines to print.
+#[derive(Debug, Default)]
+pub struct LineFilter {
+    pub window: Window,
+    pub kind: Option<Kind>,
+    pub grep: Option<Regex>,
+    /// The path the lines were read as.
+    pub source: Option<String>,
+}
+
+impl LineFilter {
+    /// Checks `--kind` and `--grep`.
+    pub fn parse(
+        window: Window,
+        kind: Option<&str>,
+        grep: Option<&str>,
+        source: Option<String>,
+    ) -> Result<LineFilter, QueryError> {
+        let kind = kind
+            .map(|name| {
+                Kind::ALL
+                    .into_iter()
+                    .find(|kind| kind.name() == name)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+                        QueryError::BadArgument(format!(
+                            "--kind: one of {}, got {name:?}",
+                            names.join(", ")
+                        ))
+                    })
+            })
+            .transpose()?;
+        let grep = grep
+            .map(|pattern| {
+                regex::bytes::RegexBuilder::new(pattern)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|err| QueryError::BadArgument(format!("--grep: {err}")))
+            })
+            .transpose()?;
+        Ok(LineFilter {
+            window,
+            kind,
+            grep,
+            source,
+        })
+    }
+}
+
+/// One stored line as `lines` prints it.
+#[derive(Debug, serde::Serialize)]
+pub struct LogLine<'a> {
+    /// Its offset in its source generation.
+    pub offset: u64,
+    /// The path it was read as.
+    pub source: &'a str,
+    pub time: Option<String>,
+    pub kind: &'static str,
+    pub message_id: Option<String>,
+    /// The line (lossily decoded in JSON; raw bytes in text).
+    #[serde(rename = "line", serialize_with = "lossy")]
+    pub bytes: &'a [u8],
+    /// Whether a newline followed it in the log (the last line of a
+    /// finished file may have none).
+    #[serde(skip)]
+    pub newline: bool,
+    /// Whether only the first `max_line_bytes` of it were kept.
+    pub truncated: bool,
+}
+
+fn lossy<S: serde::Serializer>(bytes: &&[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&String::from_utf8_lossy(bytes))
+}
+
+/// Calls `print` for every line `filter` selects, in log order. An error
+/// from `print` (the reader went away) ends it as [`QueryError::Output`].
+pub fn each(
+    conn: &Connection,
+    filter: &LineFilter,
+    print: &mut dyn FnMut(&LogLine<'_>) -> std::io::Result<()>,
+) -> Result<(), QueryError> {
+    let context = || Context::op("read lines").table("log_chunks");
+    let windowed = filter.window.since.is_some() || filter.window.until.is_some();
+    let (since, until) = filter.window.sql_bounds();
+    let mut chunks = conn
+        .prepare(
+            "SELECT s.path, c.start_offset, c.end_offset, c.data
+             FROM log_chunks c JOIN log_sources s ON s.id = c.source_id
+             WHERE (?1 = 0 OR (c.last_ms >= ?2 AND c.first_ms <= ?3))
+               AND (?4 IS NULL OR s.path = ?4)
+             ORDER BY c.id",
+        )
+        .ctx(context)?;
+    let mut rows = chunks
+        .query(params![windowed, since, until, filter.source])
+        .ctx(context)?;
+    let mut message_ids = MessageIds::new(conn)?;
+    while let Some(row) = rows.next().ctx(context)? {
+        let path: String = row.get(0).ctx(context)?;
+        let start: i64 = row.get(1).ctx(context)?;
+        let end: i64 = row.get(2).ctx(context)?;
+        let data: Vec<u8> = row.get(3).ctx(context)?;
+        let lines = decode(u64::try_from(start).unwrap_or(0), &data)
+            .map_err(|err| StoreError::other(context(), err))?;
+        for (index, line) in lines.iter().enumerate() {
+            if windowed
+                && !line
+                    .logged_ms
+                    .is_some_and(|ms| (since..=until).contains(&ms))
+            {
+                continue;
+            }
+            let kind = parse_line(&line.bytes).kind();
+            if filter.kind.is_some_and(|wanted| wanted != kind)
+                || filter
+                    .grep
+                    .as_ref()
+                    .is_some_and(|re| !re.is_match(&line.bytes))
+            {
+                continue;
+            }
+            // A line ends where the next begins, or where its chunk ends.
+            let line_end = lines
+                .get(index + 1)
+                .map_or(u64::try_from(end).unwrap_or(0), |next| next.offset);
+            let printed = LogLine {
+                offset: line.offset,
+                source: &path,
+                time: line.logged_ms.map(super::format_ms),
+                kind: kind.name(),
+                message_id: line
+                    .message
+                    .map(|row| message_ids.get(row))
+                    .transpose()?
+                    .flatten(),
+                bytes: &line.bytes,
+                newline: line_end > line.offset + line.length,
+                truncated: line.is_truncated(),
+            };
+            print(&printed).map_err(QueryError::Output)?;
+        }
+    }
+    Ok(())
+}
+
+/// Exim ids of message rows, looked up once per row and remembered (a
+/// message's lines come close together).
+struct MessageIds<'c> {
+    statement: deadpool_sqlite::rusqlite::CachedStatement<'c>,
+    last: Option<(i64, Option<String>)>,
+}
+
+impl<'c> MessageIds<'c> {
+    fn new(conn: &'c Connection) -> Result<Self, QueryError> {
+        let statement = conn
+            .prepare_cached("SELECT exim_id FROM messages WHERE id = ?1")
+            .ctx(|| Context::op("read lines").table("messages"))?;
+        Ok(MessageIds {
+            statement,
+            last: None,
+        })
+    }
+
+    fn get(&mut self, row: i64) -> Result<Option<String>, QueryError> {
+        if let Some((last, id)) = &self.last
+            && *last == row
+        {
+            return Ok(id.clone());
+        }
+        let id: Option<String> = self
+            .statement
+            .query_row([row], |r| r.get(0))
+            .optional()
+            .ctx(|| Context::op("read lines").table("messages"))?;
+        self.last = Some((row, id.clone()));
+        Ok(id)
+    }
+}

@@ -21,7 +21,7 @@ command -v eximstats >/dev/null || [ -x /usr/sbin/eximstats ] || { echo "needs e
 [ -x /usr/bin/time ] || { echo "needs GNU time (apt-get install time)" >&2; exit 2; }
 eximstats=$(command -v eximstats || echo /usr/sbin/eximstats)
 
-cargo build --release --quiet --bin exim-pilot --example generate_log
+cargo build --release --quiet --features synth --bin exim-pilot --example generate_log
 binary=target/release/exim-pilot
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -1,7 +1,7 @@
 //! Writes a realistic generated Exim main log (see `src/synth.rs`) to
 //! stdout and the truth it encodes to stderr, for benchmarks:
 //!
-//!     cargo run --release --example generate_log -- LINES [SEED] [mixed|old|new] > mainlog
+//!     cargo run --release --features synth --example generate_log -- LINES [SEED] [mixed|old|new] > mainlog
 //!
 //! The third argument picks the message id format (default mixed); `old`
 //! gives logs that Debian 12's eximstats counts correctly.

@@ -2,7 +2,7 @@
 //! while `exim-pilot run` tails it, and prints how long each line took from
 //! its append to its committed row, and the daemon's CPU use.
 //!
-//!     cargo build --release --bin exim-pilot --example live_latency
+//!     cargo build --release --features synth --bin exim-pilot --example live_latency
 //!     target/release/examples/live_latency [RATE] [SECONDS] [BINARY]
 //!
 //! Defaults: 2000 lines/s for 60 s, target/release/exim-pilot. A poller

@@ -18,5 +18,6 @@ pub mod parse;
 pub mod pipeline;
 pub mod query;
 pub mod store;
+#[cfg(any(test, feature = "synth"))]
 pub mod synth;
 pub mod tail;

@@ -60,8 +60,10 @@ impl Timestamp {
         seconds * 1000 + i64::from(self.micros / 1000)
     }
 
-    /// Milliseconds since 1970 UTC, when the line carries its zone.
-    pub fn utc_ms(&self) -> Option<i64> {
+    /// Milliseconds since 1970 UTC, when the line carries its zone (only
+    /// the parser's tests ask: stored times are the log's own clock).
+    #[cfg(test)]
+    fn utc_ms(&self) -> Option<i64> {
         self.utc_offset_minutes
             .map(|offset| self.local_ms() - i64::from(offset) * 60_000)
     }

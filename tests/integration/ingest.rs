@@ -287,6 +287,7 @@ fn the_real_exim_sample_gives_each_message_the_outcome_exim_had() {
 }
 
 #[test]
+#[cfg(feature = "synth")]
 fn a_generated_log_gives_every_message_and_recipient_its_known_final_state() {
     let dir = TempDir::new().unwrap();
     let log = dir.path().join("mainlog");

@@ -232,6 +232,7 @@ fn queries_work_while_the_daemon_writes() {
 }
 
 #[test]
+#[cfg(feature = "synth")]
 fn stats_windows_count_lines_exactly_even_within_a_minute() {
     let dir = TempDir::new().unwrap();
     let log = dir.path().join("mainlog");

@@ -10,15 +10,15 @@ use exim_pilot::backoff::Backoff;
 use exim_pilot::pipeline::source::ItemSink;
 use exim_pilot::store::chunk::{ChunkBuilder, LineRecord, SealedChunk};
 use exim_pilot::store::repo::{
-    Checkpoint, SourceIdentity, Table, all_lines, append_audit, count_rows, insert_chunk,
-    load_checkpoint, save_checkpoint, upsert_source,
+    Checkpoint, SourceIdentity, all_lines, insert_chunk, load_checkpoint, save_checkpoint,
+    upsert_source,
 };
 use exim_pilot::store::{
     self, ConstraintKind, ErrorClass, Store, StoreError, TxError, in_transaction,
 };
 use tempfile::TempDir;
 
-use crate::util::database_config;
+use crate::util::{TABLES, append_audit, count_rows, database_config};
 
 async fn open(dir: &TempDir) -> Store {
     store::connect(&database_config(dir.path()))
@@ -491,11 +491,11 @@ async fn migrations_create_every_table_once_and_reopening_changes_nothing() {
         store::current_version(&conn).unwrap(),
         store::latest_version()
     );
-    for table in Table::ALL {
+    for table in TABLES {
         count_rows(&conn, table).unwrap();
     }
     let schema_before = schema(&conn);
-    let audit_before = count_rows(&conn, Table::AuditLog).unwrap();
+    let audit_before = count_rows(&conn, "audit_log").unwrap();
     let schema_version: i64 = pragma(&conn, "schema_version");
 
     assert!(store::migrate(&mut conn).unwrap().is_empty());
@@ -506,7 +506,7 @@ async fn migrations_create_every_table_once_and_reopening_changes_nothing() {
 
     let conn = side_connection(&dir);
     assert_eq!(schema(&conn), schema_before);
-    assert_eq!(count_rows(&conn, Table::AuditLog).unwrap(), audit_before);
+    assert_eq!(count_rows(&conn, "audit_log").unwrap(), audit_before);
     assert_eq!(pragma::<i64>(&conn, "schema_version"), schema_version);
 }
 
@@ -558,7 +558,7 @@ fn repository_functions_work_inside_and_outside_a_transaction() {
         )
     })
     .unwrap();
-    assert_eq!(count_rows(&conn, Table::LogChunks).unwrap(), 2);
+    assert_eq!(count_rows(&conn, "log_chunks").unwrap(), 2);
     let checkpoint = load_checkpoint(&conn, source_id).unwrap().unwrap();
     assert_eq!(checkpoint.byte_offset, 20);
     assert_eq!(checkpoint.tail_marker, b"two \xff\0\n");

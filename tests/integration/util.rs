@@ -19,6 +19,56 @@ pub fn stand_down(what: &str) {
     eprintln!("{what}: not exercised here");
 }
 
+/// Every table of the schema, in creation order.
+pub const TABLES: [&str; 11] = [
+    "log_sources",
+    "ingest_checkpoints",
+    "messages",
+    "recipients",
+    "log_chunks",
+    "message_chunks",
+    "line_counts",
+    "delivery_attempts",
+    "rejections",
+    "audit_log",
+    "ingest_gaps",
+];
+
+/// Rows in `table` (one of [`TABLES`]).
+pub fn count_rows(
+    conn: &deadpool_sqlite::rusqlite::Connection,
+    table: &str,
+) -> Result<u64, exim_pilot::store::StoreError> {
+    use exim_pilot::store::{Context, ResultExt};
+    assert!(TABLES.contains(&table), "not a table of ours: {table}");
+    let count: i64 = conn
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .ctx(|| Context::op("count rows"))?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// Appends an audit record with no message and no origin: the smallest
+/// write the store tests make.
+pub fn append_audit(
+    conn: &deadpool_sqlite::rusqlite::Connection,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> Result<i64, exim_pilot::store::StoreError> {
+    exim_pilot::store::repo::record_audit(
+        conn,
+        &exim_pilot::store::repo::AuditRecord {
+            actor,
+            action,
+            message_id: None,
+            details: detail,
+            origin: "",
+        },
+    )
+}
+
 /// The built `exim-pilot` binary.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_exim-pilot"))

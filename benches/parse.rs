@@ -27,7 +27,7 @@ fn parse_generated_log(c: &mut Criterion) {
                 kinds += parse_line(std::hint::black_box(line)).kind() as usize;
             }
             kinds
-        })
+        });
     });
     group.throughput(Throughput::Bytes(log.len() as u64));
     group.bench_function("generated_log_bytes", |b| {
@@ -36,7 +36,7 @@ fn parse_generated_log(c: &mut Criterion) {
                 .iter()
                 .map(|line| parse_line(std::hint::black_box(line)).kind() as usize)
                 .sum::<usize>()
-        })
+        });
     });
     group.finish();
 }

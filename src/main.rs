@@ -62,6 +62,7 @@ fn main() -> ExitCode {
 /// arena each, several megabytes of freed memory stayed resident, and
 /// peak RSS varied from run to run by as much. Two arenas keep it flat
 /// (benches/README.md). The environment's MALLOC_ARENA_MAX still wins.
+#[allow(unsafe_code)] // mallopt(3): glibc's allocator has no safe interface
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {

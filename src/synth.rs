@@ -162,7 +162,7 @@ impl Generator {
             _ if body.starts_with("Completed") => truth.completed += 1,
             _ if body.starts_with("Frozen") => truth.frozen += 1,
             _ if body.contains(" rejected RCPT ") && !body.contains("temporarily") => {
-                truth.rejected += 1
+                truth.rejected += 1;
             }
             _ => {}
         }

@@ -96,7 +96,7 @@ fn arg_heading(arg: &Arg) -> Vec<clap_mangen::roff::Inline> {
         .map(|names| {
             names
                 .iter()
-                .map(|name| name.as_str())
+                .map(clap::builder::Str::as_str)
                 .collect::<Vec<_>>()
                 .join(" ")
         })

@@ -49,6 +49,7 @@ pub fn lock_path(database: &Path) -> PathBuf {
 
 /// Takes the lock of `database` without waiting, and writes our pid in
 /// the file for the message another daemon would print.
+#[allow(unsafe_code)] // flock(2): std has no advisory lock that survives kill -9 checks
 pub fn acquire(database: &Path) -> Result<DaemonLock, LockError> {
     let lock = lock_path(database);
     let io = |error| LockError::Io {

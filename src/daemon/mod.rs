@@ -190,7 +190,7 @@ fn writer_settings(config: &Config) -> WriterSettings {
         backoff_max: config.health.backoff_max,
         max_attempts: None,
         retention: Some((
-            crate::store::RetentionPolicy::from(&config.retention),
+            store::RetentionPolicy::from(&config.retention),
             config.retention.interval,
         )),
     }
@@ -344,7 +344,7 @@ fn signal_name(signal: i32) -> &'static str {
 fn lock(notifier: &Mutex<Notifier>) -> std::sync::MutexGuard<'_, Notifier> {
     notifier
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Feeds systemd's watchdog and status line from the writer's progress.

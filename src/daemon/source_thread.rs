@@ -49,7 +49,7 @@ impl ReaderControl {
     /// is already pending.
     pub fn wake(&self) {
         match self.wake.try_send(()) {
-            Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+            Ok(()) | Err(TrySendError::Full(()) | TrySendError::Disconnected(())) => {}
         }
     }
 

@@ -94,7 +94,7 @@ pub fn render(entry: &Entry<'_>) -> String {
         }
         Event::Sighup { pid } => out.bytes("daemon_pid", *pid),
         Event::Warning { text } | Event::Continuation { text } | Event::Comment { text } => {
-            out.bytes("text", Some(text))
+            out.bytes("text", Some(text));
         }
         Event::Unrecognised { body } => out.bytes("body", Some(body)),
     }
@@ -203,7 +203,7 @@ impl Fields {
             let millis = value
                 .millis
                 .map_or_else(|| "?".to_owned(), |ms| ms.to_string());
-            let _ = write!(self.0, " {key}={}ms", millis);
+            let _ = write!(self.0, " {key}={millis}ms");
         }
     }
 

@@ -93,7 +93,7 @@ impl Drop for LineReceiver {
 /// the line's own bookkeeping. Records (gaps, audits) count as nothing.
 pub fn weight(item: &Item) -> usize {
     match item {
-        Item::Line(line) => line.bytes.len() + std::mem::size_of::<super::item::LineItem>(),
+        Item::Line(line) => line.bytes.len() + size_of::<super::item::LineItem>(),
         Item::Gap(_) | Item::Audit(_) => 0,
     }
 }

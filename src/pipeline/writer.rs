@@ -178,7 +178,7 @@ impl Pruning {
             .with_conn("prune", move |conn| {
                 let more = policy.prune_step(conn, &mut pruned)?;
                 if !more {
-                    crate::store::repo::record_audit(
+                    record_audit(
                         conn,
                         &AuditRecord {
                             actor: "exim-pilot",

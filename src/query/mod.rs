@@ -209,6 +209,7 @@ fn split_offset(text: &str) -> (String, Option<i64>) {
 
 /// The host's offset from UTC at `utc_ms`, in ms (what Exim writes its
 /// log lines in, unless configured otherwise).
+#[allow(unsafe_code)] // localtime_r(3): std knows no time zones
 fn local_offset_ms(utc_ms: i64) -> i64 {
     let seconds = utc_ms.div_euclid(1000) as libc::time_t;
     // SAFETY: localtime_r writes only into `tm`, which lives on our stack;

@@ -526,10 +526,10 @@ impl Follower {
         if self.waiting.as_ref() != Some(&reason) {
             match &reason {
                 Waiting::Missing => {
-                    tracing::info!(path = %self.path.display(), "waiting for the log to appear")
+                    tracing::info!(path = %self.path.display(), "waiting for the log to appear");
                 }
                 Waiting::NoFirstLine => {
-                    tracing::debug!(path = %self.path.display(), "waiting for the log's first line")
+                    tracing::debug!(path = %self.path.display(), "waiting for the log's first line");
                 }
                 Waiting::Unreadable(error) => tracing::warn!(
                     path = %self.path.display(),
@@ -614,7 +614,7 @@ impl Follower {
                 }
                 Ok(_) => {}
                 Err(err) => {
-                    tracing::warn!(path = %path.display(), error = %err, "cannot read a rotated generation")
+                    tracing::warn!(path = %path.display(), error = %err, "cannot read a rotated generation");
                 }
             }
         }

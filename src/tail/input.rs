@@ -155,6 +155,7 @@ mod tests {
     use std::io::Write;
 
     #[test]
+    #[allow(unsafe_code)] // mkfifo(3), to make the FIFO the test refuses
     fn only_regular_files_are_opened_and_a_fifo_never_blocks() {
         let dir = tempfile::TempDir::new().unwrap();
         let fifo = dir.path().join("fifo");

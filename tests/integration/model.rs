@@ -243,7 +243,7 @@ proptest! {
                 Op::Poll => { follower.poll(&mut store).unwrap(); }
                 // Exim writes whole lines: rotation never splits one.
                 Op::Rotate | Op::CopyTruncate | Op::Truncate | Op::Delete if world.partial.is_some() => {
-                    world.append(0, false)
+                    world.append(0, false);
                 }
                 // Truncating or deleting unstored lines loses them by design
                 // (a gap): the model does it once everything was stored, and

@@ -32,7 +32,7 @@ fn deleted_fds(pid: u32) -> Vec<String> {
 
 fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|e| e.count())
+        .map(Iterator::count)
         .unwrap_or(0)
 }
 

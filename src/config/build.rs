@@ -1,0 +1,212 @@
+//! Turning the file as written ([`RawConfig`]) and the command line's
+//! overrides into a validated [`Config`]: one function per section, every
+//! problem collected before failing.
+
+use std::path::PathBuf;
+
+use super::check::{
+    BACKOFF_MAX, BACKOFF_MIN, BATCH_SIZE, BUSY_TIMEOUT, CHANNEL_CAPACITY, CONN_MAX_LIFETIME,
+    Checker, FLIGHT_BYTES, FLUSH_INTERVAL, HEALTH_INTERVAL, HEALTH_TIMEOUT, MAX_IDLE_CONNS,
+    MAX_LINE_BYTES, MAX_OPEN_CONNS, POOL_WAIT_TIMEOUT, RETENTION_INTERVAL, days_kept,
+};
+use super::raw::{RawConfig, RawDatabase, RawHealth, RawIngest, RawLog, RawLogging, RawRetention};
+use super::{
+    Config, ConfigError, DEFAULT_DATABASE_PATH, DatabaseConfig, HealthConfig, IngestConfig,
+    LogConfig, LogFormat, LoggingConfig, Overrides, RetentionConfig, default_log_path,
+};
+
+impl Config {
+    /// Checks every key of `raw` (after applying `overrides`) and collects
+    /// all problems before failing.
+    pub fn from_raw(
+        raw: RawConfig,
+        source: Option<PathBuf>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut check = Checker::default();
+        let log = log(&mut check, raw.log.unwrap_or_default(), overrides);
+        let database = database(&mut check, raw.database.unwrap_or_default(), overrides);
+        let ingest = ingest(&mut check, raw.ingest.unwrap_or_default());
+        let health = health(&mut check, raw.health.unwrap_or_default());
+        let logging = diagnostics(&mut check, raw.logging.unwrap_or_default());
+        let retention = retention(&mut check, raw.retention.unwrap_or_default());
+        if !check.problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: source,
+                problems: check.problems,
+            });
+        }
+        Ok(Config {
+            source,
+            log,
+            database,
+            ingest,
+            health,
+            logging,
+            retention,
+        })
+    }
+}
+
+/// `[log]`, or `--log`.
+fn log(check: &mut Checker, log: RawLog, overrides: &Overrides) -> LogConfig {
+    let path = match &overrides.log_path {
+        Some(path) => Some(path.clone()),
+        None => check.path("[log] path", log.path),
+    }
+    .unwrap_or_else(default_log_path);
+    let key = if overrides.log_path.is_some() {
+        "--log"
+    } else {
+        "[log] path"
+    };
+    check.log_file(key, &path);
+    LogConfig { path }
+}
+
+/// `[database]`, or `--db` for its path.
+fn database(check: &mut Checker, db: RawDatabase, overrides: &Overrides) -> DatabaseConfig {
+    let path = match &overrides.database_path {
+        Some(path) => Some(path.clone()),
+        None => check.path("[database] path", db.path),
+    }
+    .unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE_PATH));
+    let key = if overrides.database_path.is_some() {
+        "--db"
+    } else {
+        "[database] path"
+    };
+    check.database_file(key, &path);
+    let max_open_conns = check.count(
+        "[database] max_open_conns",
+        db.max_open_conns,
+        MAX_OPEN_CONNS,
+    );
+    let max_idle_conns = check.count(
+        "[database] max_idle_conns",
+        db.max_idle_conns,
+        MAX_IDLE_CONNS,
+    );
+    if max_idle_conns > max_open_conns {
+        check.problem(
+            "[database] max_idle_conns",
+            format!(
+                "must not exceed [database] max_open_conns ({max_open_conns}), got {max_idle_conns}"
+            ),
+        );
+    }
+    DatabaseConfig {
+        path,
+        max_open_conns,
+        max_idle_conns,
+        conn_max_lifetime: check.duration(
+            "[database] conn_max_lifetime",
+            db.conn_max_lifetime,
+            CONN_MAX_LIFETIME,
+        ),
+        busy_timeout: check.duration("[database] busy_timeout", db.busy_timeout, BUSY_TIMEOUT),
+        pool_wait_timeout: check.duration(
+            "[database] pool_wait_timeout",
+            db.pool_wait_timeout,
+            POOL_WAIT_TIMEOUT,
+        ),
+    }
+}
+
+/// `[ingest]`
+fn ingest(check: &mut Checker, ingest: RawIngest) -> IngestConfig {
+    IngestConfig {
+        batch_size: check.count("[ingest] batch_size", ingest.batch_size, BATCH_SIZE),
+        flush_interval: check.duration(
+            "[ingest] flush_interval",
+            ingest.flush_interval,
+            FLUSH_INTERVAL,
+        ),
+        channel_capacity: check.count(
+            "[ingest] channel_capacity",
+            ingest.channel_capacity,
+            CHANNEL_CAPACITY,
+        ),
+        channel_capacity_bytes: check.count(
+            "[ingest] channel_capacity_bytes",
+            ingest.channel_capacity_bytes,
+            FLIGHT_BYTES,
+        ),
+        batch_size_bytes: check.count(
+            "[ingest] batch_size_bytes",
+            ingest.batch_size_bytes,
+            FLIGHT_BYTES,
+        ),
+        max_line_bytes: check.count(
+            "[ingest] max_line_bytes",
+            ingest.max_line_bytes,
+            MAX_LINE_BYTES,
+        ),
+    }
+}
+
+/// `[health]`
+fn health(check: &mut Checker, health: RawHealth) -> HealthConfig {
+    let health = HealthConfig {
+        interval: check.duration("[health] interval", health.interval, HEALTH_INTERVAL),
+        timeout: check.duration("[health] timeout", health.timeout, HEALTH_TIMEOUT),
+        backoff_min: check.duration("[health] backoff_min", health.backoff_min, BACKOFF_MIN),
+        backoff_max: check.duration("[health] backoff_max", health.backoff_max, BACKOFF_MAX),
+    };
+    if health.backoff_min > health.backoff_max {
+        check.problem(
+            "[health] backoff_min",
+            format!(
+                "must not exceed [health] backoff_max ({}), got {}",
+                humantime::format_duration(health.backoff_max),
+                humantime::format_duration(health.backoff_min)
+            ),
+        );
+    }
+    health
+}
+
+/// `[diagnostics]` (formerly `[logging]`)
+fn diagnostics(check: &mut Checker, logging: RawLogging) -> LoggingConfig {
+    let level = logging.level.unwrap_or_else(|| "info".to_owned());
+    if let Err(err) = tracing_subscriber::EnvFilter::try_new(&level) {
+        check.problem(
+            "[diagnostics] level",
+            format!("not a valid level or filter ({err}), got {level:?}"),
+        );
+    }
+    let format = match logging.format {
+        None => LogFormat::Auto,
+        Some(name) => LogFormat::from_name(&name).unwrap_or_else(|| {
+            check.problem(
+                "[diagnostics] format",
+                format!("must be one of auto, journald, text, json, got {name:?}"),
+            );
+            LogFormat::Auto
+        }),
+    };
+    LoggingConfig { level, format }
+}
+
+/// `[retention]`
+fn retention(check: &mut Checker, retention: RawRetention) -> RetentionConfig {
+    let mut days = |key: &str, value: Option<i64>, default: i64| {
+        u32::try_from(check.count(key, value, days_kept(default))).unwrap_or(0)
+    };
+    RetentionConfig {
+        log_lines_days: days("[retention] log_lines_days", retention.log_lines_days, 90),
+        delivery_attempts_days: days(
+            "[retention] delivery_attempts_days",
+            retention.delivery_attempts_days,
+            180,
+        ),
+        rejections_days: days("[retention] rejections_days", retention.rejections_days, 90),
+        messages_days: days("[retention] messages_days", retention.messages_days, 365),
+        audit_log_days: days("[retention] audit_log_days", retention.audit_log_days, 730),
+        interval: check.duration(
+            "[retention] interval",
+            retention.interval,
+            RETENTION_INTERVAL,
+        ),
+    }
+}

@@ -8,5 +8,6 @@ pub mod follower;
 pub mod framing;
 pub mod identity;
 pub mod input;
+pub mod positioned;
 pub mod positions;
 pub mod siblings;

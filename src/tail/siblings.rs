@@ -3,6 +3,7 @@
 //! `main.log-20261126`, `main.log-20261125.gz` (logrotate's `dateext`, the
 //! default on RHEL), listed oldest first: the order they are read in.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// A rotated generation: its age rank (smaller = newer; 1 is `.1`) and path.
@@ -72,6 +73,23 @@ fn date_rank(date: &[u8]) -> Option<u64> {
     let (month, day) = (day_value / 100 % 100, day_value % 100);
     let plausible = (1..=12).contains(&month) && (1..=31).contains(&day) && hour < 24;
     plausible.then_some(day_value * 100 + hour)
+}
+
+/// A hash of the names, sizes and modification times of the rotated
+/// generations: cheap (no file is opened), and it changes with every
+/// rotation and every late write to a rotated file.
+pub fn siblings_signature(path: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for generation in rotated_generations(path) {
+        generation.path.hash(&mut hasher);
+        if let Ok(metadata) = std::fs::metadata(&generation.path) {
+            metadata.len().hash(&mut hasher);
+            metadata.modified().ok().hash(&mut hasher);
+            metadata.ino().hash(&mut hasher);
+        }
+    }
+    hasher.finish()
 }
 
 #[cfg(test)]

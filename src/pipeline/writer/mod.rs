@@ -1,0 +1,181 @@
+//! The single writer: the only code that writes log data to the database.
+//!
+//! It collects items from the channel into a batch (up to `batch_size`
+//! lines, or whatever arrived within `flush_interval` of the first), and
+//! commits each batch in ONE transaction holding its lines, its gaps and
+//! the read position of every source it touched. After any crash the stored
+//! rows and the stored positions agree, and a line that starts before its
+//! source's stored position is skipped, so a replayed batch stores nothing
+//! twice. A failed commit keeps the batch and tries again with backoff while
+//! the reader waits on the full channel.
+
+mod batch;
+mod commit;
+mod pruning;
+
+// FxHash: keys are row ids and file fingerprints, none of them chosen by a
+// sender.
+use rustc_hash::FxHashMap as HashMap;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::channel::{LineReceiver, weight};
+use super::item::Item;
+use super::source::Fingerprint;
+use crate::model::MessageIds;
+use crate::store::{RetentionPolicy, StoreError, StoreHandle};
+use commit::commit_with_retry;
+use pruning::Pruning;
+
+/// Batching limits, changeable while running (SIGHUP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterSettings {
+    pub batch_size: usize,
+    /// Bytes of lines in one batch, at most (a larger line is a batch alone).
+    pub batch_bytes: usize,
+    pub flush_interval: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Attempts per batch before giving up; `None` retries forever (the
+    /// daemon), a number makes a one-shot command fail instead of hanging.
+    pub max_attempts: Option<u32>,
+    /// Prune by this policy every `interval` (the daemon only).
+    pub retention: Option<(RetentionPolicy, Duration)>,
+}
+
+/// What the writer has stored so far.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteTotals {
+    pub batches: u64,
+    /// Lines newly stored.
+    pub inserted: u64,
+    /// Lines that were already stored (a replay), left unchanged.
+    pub replayed: u64,
+    pub gaps: u64,
+}
+
+impl WriteTotals {
+    fn add(&mut self, other: WriteTotals) {
+        self.batches += other.batches;
+        self.inserted += other.inserted;
+        self.replayed += other.replayed;
+        self.gaps += other.gaps;
+    }
+}
+
+/// Told after every commit and on every idle tick, so the caller can feed
+/// the watchdog and status from real progress.
+pub trait Progress: Send {
+    /// A batch was committed.
+    fn committed(&mut self, batch: WriteTotals, totals: WriteTotals);
+    /// The writer is alive: waiting for lines, or retrying a commit.
+    fn alive(&mut self, healthy: bool);
+}
+
+/// Does nothing: for one-shot commands.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn committed(&mut self, _: WriteTotals, _: WriteTotals) {}
+    fn alive(&mut self, _: bool) {}
+}
+
+/// What a continuation line inherits from the entry before it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct EntryContext {
+    logged_ms: Option<i64>,
+    message_row: Option<i64>,
+}
+
+/// State that survives from batch to batch. An attempt takes it and gives
+/// it back when it commits; a rolled-back attempt loses the caches (they
+/// may name rows that were never committed, and the database answers
+/// again) and restores the contexts from a copy (one entry per source), so
+/// it leaves no trace. Copying the whole state per batch, caches included,
+/// cost more than a tenth of a second per million lines.
+#[derive(Debug, Default)]
+struct WriterState {
+    source_ids: HashMap<Fingerprint, i64>,
+    contexts: HashMap<Fingerprint, EntryContext>,
+    messages: MessageIds,
+    /// The store generation the cached ids belong to.
+    store_generation: u64,
+}
+
+/// Runs until the channel closes and everything received is committed.
+pub async fn run(
+    store: StoreHandle,
+    mut receiver: LineReceiver,
+    mut settings: watch::Receiver<WriterSettings>,
+    progress: &mut dyn Progress,
+) -> Result<WriteTotals, StoreError> {
+    let mut totals = WriteTotals::default();
+    let mut state = WriterState::default();
+    let mut pruning = Pruning::new();
+    let mut open = true;
+    while open {
+        let current = *settings.borrow_and_update();
+        if let Some((policy, interval)) = current.retention {
+            pruning.step(&store, &policy, interval).await;
+        }
+        let mut batch = Vec::with_capacity(current.batch_size.min(65_536));
+        open = collect(&mut receiver, &mut batch, &current, progress, &store).await;
+        if batch.is_empty() {
+            continue;
+        }
+        let written = commit_with_retry(&store, batch, &mut state, &current, progress).await?;
+        tracing::debug!(
+            inserted = written.inserted,
+            replayed = written.replayed,
+            gaps = written.gaps,
+            "committed a batch"
+        );
+        totals.add(written);
+        progress.committed(written, totals);
+    }
+    Ok(totals)
+}
+
+/// Fills `batch` with up to `batch_size` lines and `batch_bytes` bytes of
+/// them, waiting at most `flush_interval` after the first. Returns false
+/// once the channel is closed and empty.
+async fn collect(
+    receiver: &mut LineReceiver,
+    batch: &mut Vec<Item>,
+    settings: &WriterSettings,
+    progress: &mut dyn Progress,
+    store: &StoreHandle,
+) -> bool {
+    // Idle: wake up now and then to show the writer is alive (and let
+    // the caller prune).
+    let idle_tick = settings.flush_interval.max(Duration::from_millis(500));
+    let first = match tokio::time::timeout(idle_tick, receiver.recv()).await {
+        Ok(Some(item)) => item,
+        Ok(None) => return false,
+        Err(_) => {
+            progress.alive(store.is_healthy());
+            return true;
+        }
+    };
+    let mut bytes = weight(&first);
+    batch.push(first);
+    let deadline = tokio::time::Instant::now() + settings.flush_interval;
+    while batch.len() < settings.batch_size && bytes < settings.batch_bytes {
+        // Take what is already queued without waiting.
+        let item = match receiver.try_recv() {
+            Ok(item) => item,
+            Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                    Ok(Some(item)) => item,
+                    Ok(None) => return false,
+                    Err(_) => break,
+                }
+            }
+        };
+        bytes += weight(&item);
+        batch.push(item);
+    }
+    true
+}

@@ -193,7 +193,7 @@ fn bad_arguments_get_one_clear_line_and_status_2() {
     for args in [
         vec!["trace", "--db", &db, "1xWZzT-0001uj-1X"],
         vec!["trace", "--db", &db, "not-an-id"],
-        vec!["stats", "--db", &db, "--since", "yesterday"],
+        vec!["stats", "--db", &db, "--since", "last tuesday"],
         vec![
             "stats",
             "--db",

@@ -1,0 +1,194 @@
+//! Raw lines: chunks of consecutive lines on their way in, compressed and
+//! stored, and read back for `trace`, `lines` and the tests.
+
+use deadpool_sqlite::rusqlite::{Connection, ToSql, params};
+
+use super::insert_rows;
+use crate::store::chunk::{self, ChunkBuilder, LineRecord, SealedChunk, StoredLine};
+use crate::store::error::{Context, ResultExt, StoreError};
+
+/// Stores a sealed chunk of `source_id`'s lines and links it to the messages
+/// it has lines of. Returns the chunk's row.
+pub fn insert_chunk(
+    conn: &Connection,
+    source_id: i64,
+    chunk: &SealedChunk,
+) -> Result<i64, StoreError> {
+    let context = || {
+        Context::op("store lines")
+            .table("log_chunks")
+            .key(format_args!("source {source_id} offset {}", chunk.start))
+    };
+    conn.prepare_cached(
+        "INSERT INTO log_chunks (source_id, start_offset, end_offset, lines, first_ms, last_ms, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .ctx(context)?
+    .execute(params![
+        source_id,
+        i64::try_from(chunk.start).unwrap_or(i64::MAX),
+        i64::try_from(chunk.end).unwrap_or(i64::MAX),
+        chunk.lines,
+        chunk.first_ms,
+        chunk.last_ms,
+        chunk.data,
+    ])
+    .ctx(context)?;
+    let chunk_id = conn.last_insert_rowid();
+    insert_rows(
+        conn,
+        "message_chunks",
+        &["message_id", "chunk_id"],
+        &chunk.messages,
+        |statement, first, message| {
+            statement.raw_bind_parameter(first, message)?;
+            statement.raw_bind_parameter(first + 1, chunk_id)
+        },
+    )?;
+    Ok(chunk_id)
+}
+
+/// Lines on their way into `log_chunks`: consecutive lines of one source
+/// fill a chunk, which closes when it is full or a line does not follow on.
+/// One chunk is open at a time, so chunks are stored in the order their
+/// lines came. Closed chunks wait, uncompressed, until they are stored
+/// ([`store_closed`](Self::store_closed), [`finish`](Self::finish)) or
+/// taken to be sealed elsewhere ([`take`](Self::take)), so the writer can
+/// compress them on another thread and store them after the message rows
+/// they link to.
+#[derive(Debug, Default)]
+pub struct ChunkedLines {
+    open: Option<(i64, ChunkBuilder)>,
+    closed: Vec<(i64, ChunkBuilder)>,
+}
+
+impl ChunkedLines {
+    /// Adds a line of `source_id`, closing the open chunk first if the line
+    /// cannot join it.
+    pub fn push(&mut self, source_id: i64, line: &LineRecord<'_>) {
+        let fits = matches!(&self.open, Some((source, chunk)) if *source == source_id && chunk.accepts(line));
+        if !fits {
+            self.closed.extend(self.open.take());
+        }
+        let (_, chunk) = self
+            .open
+            .get_or_insert_with(|| (source_id, ChunkBuilder::new(line.start)));
+        chunk.push(line);
+    }
+
+    /// Seals and stores the closed chunks.
+    pub fn store_closed(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let sealed = seal_all(std::mem::take(&mut self.closed))?;
+        store_sealed(conn, &sealed)
+    }
+
+    /// Closes the open chunk, then seals and stores every chunk.
+    pub fn finish(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        self.closed.extend(self.open.take());
+        self.store_closed(conn)
+    }
+
+    /// Closes the open chunk and hands over every chunk, in order.
+    pub fn take(&mut self) -> Vec<(i64, ChunkBuilder)> {
+        self.closed.extend(self.open.take());
+        std::mem::take(&mut self.closed)
+    }
+}
+
+/// Compresses chunks of lines (CPU only; any thread).
+pub fn seal_all(chunks: Vec<(i64, ChunkBuilder)>) -> Result<Vec<(i64, SealedChunk)>, StoreError> {
+    chunks
+        .into_iter()
+        .map(|(source_id, chunk)| {
+            let sealed = chunk.seal().map_err(|err| {
+                StoreError::other(
+                    Context::op("store lines").key(format_args!("source {source_id}")),
+                    err,
+                )
+            })?;
+            Ok((source_id, sealed))
+        })
+        .collect()
+}
+
+/// Stores sealed chunks, in order.
+pub fn store_sealed(conn: &Connection, chunks: &[(i64, SealedChunk)]) -> Result<(), StoreError> {
+    for (source_id, chunk) in chunks {
+        insert_chunk(conn, *source_id, chunk)?;
+    }
+    Ok(())
+}
+
+/// The lines of message row `message_id` (continuation lines included), in
+/// the order they were logged, then stored.
+pub fn message_lines(conn: &Connection, message_id: i64) -> Result<Vec<StoredLine>, StoreError> {
+    let mut lines: Vec<StoredLine> = decoded_chunks(
+        conn,
+        // Joined, so a link to a pruned chunk is ignored.
+        "SELECT c.source_id, c.start_offset, c.data
+         FROM message_chunks mc JOIN log_chunks c ON c.id = mc.chunk_id
+         WHERE mc.message_id = ?1 ORDER BY c.id",
+        &[&message_id],
+    )?
+    .into_iter()
+    .map(|(_, line)| line)
+    .filter(|line| line.message == Some(message_id))
+    .collect();
+    // Stable: lines of one time keep their stored order.
+    lines.sort_by_key(|line| line.logged_ms);
+    Ok(lines)
+}
+
+/// Every stored line with its source row, in the order stored (tests and
+/// diagnostics; this reads the whole table).
+pub fn all_lines(conn: &Connection) -> Result<Vec<(i64, StoredLine)>, StoreError> {
+    decoded_chunks(
+        conn,
+        "SELECT source_id, start_offset, data FROM log_chunks ORDER BY id",
+        &[],
+    )
+}
+
+/// The stored lines logged from `from_ms` to `to_ms` (inclusive), in the
+/// order stored.
+pub fn lines_between(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<StoredLine>, StoreError> {
+    Ok(decoded_chunks(
+        conn,
+        "SELECT source_id, start_offset, data FROM log_chunks
+         WHERE last_ms >= ?1 AND first_ms <= ?2 ORDER BY id",
+        &[&from_ms, &to_ms],
+    )?
+    .into_iter()
+    .map(|(_, line)| line)
+    .filter(|line| {
+        line.logged_ms
+            .is_some_and(|ms| (from_ms..=to_ms).contains(&ms))
+    })
+    .collect())
+}
+
+/// The lines of the chunks `sql` selects, as (source_id, start_offset,
+/// data) rows, decoded in the order returned, each with its source row.
+fn decoded_chunks(
+    conn: &Connection,
+    sql: &str,
+    params: &[&dyn ToSql],
+) -> Result<Vec<(i64, StoredLine)>, StoreError> {
+    let context = || Context::op("read lines").table("log_chunks");
+    let mut statement = conn.prepare_cached(sql).ctx(context)?;
+    let mut rows = statement.query(params).ctx(context)?;
+    let mut lines = Vec::new();
+    while let Some(row) = rows.next().ctx(context)? {
+        let source_id: i64 = row.get(0).ctx(context)?;
+        let start: i64 = row.get(1).ctx(context)?;
+        let data: Vec<u8> = row.get(2).ctx(context)?;
+        let decoded = chunk::decode(u64::try_from(start).unwrap_or(0), &data)
+            .map_err(|err| StoreError::other(context(), err))?;
+        lines.extend(decoded.into_iter().map(|line| (source_id, line)));
+    }
+    Ok(lines)
+}

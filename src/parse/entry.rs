@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+use super::fields::parse_decimal;
+use super::kind::Kind;
+
 /// One parsed log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry<'a> {
@@ -52,7 +55,7 @@ impl Timestamp {
     /// Milliseconds since 1970 of the wall-clock time as written, the zone
     /// ignored: the log's own clock, comparable within one host.
     pub fn local_ms(&self) -> i64 {
-        let days = days_from_civil(i64::from(self.year), self.month, self.day);
+        let days = super::calendar::days_from_civil(i64::from(self.year), self.month, self.day);
         let seconds = days * 86_400
             + i64::from(self.hour) * 3600
             + i64::from(self.minute) * 60
@@ -67,35 +70,6 @@ impl Timestamp {
         self.utc_offset_minutes
             .map(|offset| self.local_ms() - i64::from(offset) * 60_000)
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// algorithm), valid for every year a log can hold.
-fn days_from_civil(year: i64, month: u8, day: u8) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// Year, month and day of a day count since 1970 (the inverse of
-/// `days_from_civil`, same algorithm).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = u32::try_from(day_of_year - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 impl fmt::Display for Timestamp {
@@ -597,226 +571,6 @@ pub enum Event<'a> {
     },
 }
 
-/// The kinds of entries, with their stored names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Reception,
-    FakeReject,
-    Delivery,
-    DeliveryMore,
-    Cutthrough,
-    Suppressed,
-    Failure,
-    Deferral,
-    Completed,
-    Frozen,
-    MessageIsFrozen,
-    Unfrozen,
-    HostError,
-    ErrorIgnored,
-    Removed,
-    SpoolLocked,
-    QueuedOnly,
-    Dkim,
-    MessageNote,
-    Discarded,
-    Rejection,
-    SenderVerify,
-    ConnectionOpened,
-    ConnectionClosed,
-    ConnectionLost,
-    ConnectionRefused,
-    NoMail,
-    SmtpTimeout,
-    ProtocolError,
-    IncompleteTransaction,
-    TlsError,
-    AuthFailed,
-    HostLookupFailed,
-    AclWarning,
-    QueueRunStart,
-    QueueRunEnd,
-    DaemonStarted,
-    Sighup,
-    Process,
-    Warning,
-    Continuation,
-    Blank,
-    Comment,
-    Unrecognised,
-}
-
-impl Kind {
-    /// Every kind, in declaration order.
-    pub const ALL: [Kind; 44] = [
-        Kind::Reception,
-        Kind::FakeReject,
-        Kind::Delivery,
-        Kind::DeliveryMore,
-        Kind::Cutthrough,
-        Kind::Suppressed,
-        Kind::Failure,
-        Kind::Deferral,
-        Kind::Completed,
-        Kind::Frozen,
-        Kind::MessageIsFrozen,
-        Kind::Unfrozen,
-        Kind::HostError,
-        Kind::ErrorIgnored,
-        Kind::Removed,
-        Kind::SpoolLocked,
-        Kind::QueuedOnly,
-        Kind::Dkim,
-        Kind::MessageNote,
-        Kind::Discarded,
-        Kind::Rejection,
-        Kind::SenderVerify,
-        Kind::ConnectionOpened,
-        Kind::ConnectionClosed,
-        Kind::ConnectionLost,
-        Kind::ConnectionRefused,
-        Kind::NoMail,
-        Kind::SmtpTimeout,
-        Kind::ProtocolError,
-        Kind::IncompleteTransaction,
-        Kind::TlsError,
-        Kind::AuthFailed,
-        Kind::HostLookupFailed,
-        Kind::AclWarning,
-        Kind::QueueRunStart,
-        Kind::QueueRunEnd,
-        Kind::DaemonStarted,
-        Kind::Sighup,
-        Kind::Process,
-        Kind::Warning,
-        Kind::Continuation,
-        Kind::Blank,
-        Kind::Comment,
-        Kind::Unrecognised,
-    ];
-
-    /// The name counted in `line_counts.kind` and printed by `parse`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Reception => "reception",
-            Kind::FakeReject => "fake_reject",
-            Kind::Delivery => "delivery",
-            Kind::DeliveryMore => "delivery_more",
-            Kind::Cutthrough => "cutthrough",
-            Kind::Suppressed => "suppressed",
-            Kind::Failure => "failure",
-            Kind::Deferral => "deferral",
-            Kind::Completed => "completed",
-            Kind::Frozen => "frozen",
-            Kind::MessageIsFrozen => "message_is_frozen",
-            Kind::Unfrozen => "unfrozen",
-            Kind::HostError => "host_error",
-            Kind::ErrorIgnored => "error_ignored",
-            Kind::Removed => "removed",
-            Kind::SpoolLocked => "spool_locked",
-            Kind::QueuedOnly => "queued_only",
-            Kind::Dkim => "dkim",
-            Kind::MessageNote => "message_note",
-            Kind::Discarded => "discarded",
-            Kind::Rejection => "rejection",
-            Kind::SenderVerify => "sender_verify",
-            Kind::ConnectionOpened => "connection_opened",
-            Kind::ConnectionClosed => "connection_closed",
-            Kind::ConnectionLost => "connection_lost",
-            Kind::ConnectionRefused => "connection_refused",
-            Kind::NoMail => "no_mail",
-            Kind::SmtpTimeout => "smtp_timeout",
-            Kind::ProtocolError => "protocol_error",
-            Kind::IncompleteTransaction => "incomplete_transaction",
-            Kind::TlsError => "tls_error",
-            Kind::AuthFailed => "auth_failed",
-            Kind::HostLookupFailed => "host_lookup_failed",
-            Kind::AclWarning => "acl_warning",
-            Kind::QueueRunStart => "queue_run_start",
-            Kind::QueueRunEnd => "queue_run_end",
-            Kind::DaemonStarted => "daemon_started",
-            Kind::Sighup => "sighup",
-            Kind::Process => "process",
-            Kind::Warning => "warning",
-            Kind::Continuation => "continuation",
-            Kind::Blank => "blank",
-            Kind::Comment => "comment",
-            Kind::Unrecognised => "unrecognised",
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl Event<'_> {
-    /// This event's kind.
-    pub fn kind(&self) -> Kind {
-        match self {
-            Event::Reception(r) if r.fake_reject => Kind::FakeReject,
-            Event::Reception(_) => Kind::Reception,
-            Event::Delivery(d) => match d.flag {
-                DeliveryFlag::Delivered => Kind::Delivery,
-                DeliveryFlag::DeliveredMore => Kind::DeliveryMore,
-                DeliveryFlag::Cutthrough => Kind::Cutthrough,
-                DeliveryFlag::Suppressed => Kind::Suppressed,
-                DeliveryFlag::Failed => Kind::Failure,
-                DeliveryFlag::Deferred => Kind::Deferral,
-            },
-            Event::Completed { .. } => Kind::Completed,
-            Event::Frozen { .. } => Kind::Frozen,
-            Event::MessageIsFrozen => Kind::MessageIsFrozen,
-            Event::Unfrozen { .. } => Kind::Unfrozen,
-            Event::HostError { .. } => Kind::HostError,
-            Event::ErrorIgnored { .. } => Kind::ErrorIgnored,
-            Event::Removed { .. } => Kind::Removed,
-            Event::SpoolLocked => Kind::SpoolLocked,
-            Event::QueuedOnly { .. } => Kind::QueuedOnly,
-            Event::Dkim { .. } => Kind::Dkim,
-            Event::MessageNote { .. } => Kind::MessageNote,
-            Event::Discarded(_) => Kind::Discarded,
-            Event::Rejection(_) => Kind::Rejection,
-            Event::SenderVerify { .. } => Kind::SenderVerify,
-            Event::ConnectionOpened(_) => Kind::ConnectionOpened,
-            Event::ConnectionClosed(_) => Kind::ConnectionClosed,
-            Event::ConnectionLost(_) => Kind::ConnectionLost,
-            Event::ConnectionRefused(_) => Kind::ConnectionRefused,
-            Event::NoMail(_) => Kind::NoMail,
-            Event::SmtpTimeout(_) => Kind::SmtpTimeout,
-            Event::ProtocolError(_) => Kind::ProtocolError,
-            Event::IncompleteTransaction(_) => Kind::IncompleteTransaction,
-            Event::TlsError(_) => Kind::TlsError,
-            Event::AuthFailed { .. } => Kind::AuthFailed,
-            Event::HostLookupFailed { .. } => Kind::HostLookupFailed,
-            Event::AclWarning(_) => Kind::AclWarning,
-            Event::QueueRunStart { .. } => Kind::QueueRunStart,
-            Event::QueueRunEnd { .. } => Kind::QueueRunEnd,
-            Event::DaemonStarted { .. } => Kind::DaemonStarted,
-            Event::Sighup { .. } => Kind::Sighup,
-            Event::Process { .. } => Kind::Process,
-            Event::Warning { .. } => Kind::Warning,
-            Event::Continuation { .. } => Kind::Continuation,
-            Event::Blank => Kind::Blank,
-            Event::Comment { .. } => Kind::Comment,
-            Event::Unrecognised { .. } => Kind::Unrecognised,
-        }
-    }
-}
-
-/// A decimal number without sign, as Exim prints sizes and ports.
-pub fn parse_decimal<T: TryFrom<u64>>(digits: &[u8]) -> Option<T> {
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let value = digits
-        .iter()
-        .fold(0u64, |acc, digit| acc * 10 + u64::from(digit - b'0'));
-    T::try_from(value).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -854,31 +608,5 @@ mod tests {
             ..epoch
         };
         assert_eq!(leap.local_ms(), 951_868_800_000);
-    }
-
-    #[test]
-    fn dates_round_trip() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_783), (2024, 3, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        for days in [-1000, 0, 59, 60, 10_957, 19_783, 100_000] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m as u8, d as u8), days);
-        }
-    }
-
-    #[test]
-    fn every_kind_has_a_distinct_name() {
-        let names: std::collections::HashSet<_> = Kind::ALL.iter().map(|k| k.name()).collect();
-        assert_eq!(names.len(), Kind::ALL.len());
-    }
-
-    #[test]
-    fn decimals_are_strict() {
-        assert_eq!(parse_decimal::<u64>(b"1234"), Some(1234));
-        assert_eq!(parse_decimal::<u64>(b"sss"), None);
-        assert_eq!(parse_decimal::<u64>(b""), None);
-        assert_eq!(parse_decimal::<u16>(b"70000"), None);
-        assert_eq!(parse_decimal::<u64>(b"99999999999999999999"), None);
     }
 }

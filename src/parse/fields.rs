@@ -284,9 +284,29 @@ fn reply_code(input: &[u8]) -> IResult<&[u8], SmtpCode<'_>> {
     Ok((rest, SmtpCode { code, enhanced }))
 }
 
+/// A decimal number without sign, as Exim prints sizes and ports.
+pub fn parse_decimal<T: TryFrom<u64>>(digits: &[u8]) -> Option<T> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let value = digits
+        .iter()
+        .fold(0u64, |acc, digit| acc * 10 + u64::from(digit - b'0'));
+    T::try_from(value).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_are_strict() {
+        assert_eq!(parse_decimal::<u64>(b"1234"), Some(1234));
+        assert_eq!(parse_decimal::<u64>(b"sss"), None);
+        assert_eq!(parse_decimal::<u64>(b""), None);
+        assert_eq!(parse_decimal::<u16>(b"70000"), None);
+        assert_eq!(parse_decimal::<u64>(b"99999999999999999999"), None);
+    }
 
     #[test]
     fn hosts_in_every_form() {

@@ -13,18 +13,23 @@
 //! recognised only from the known list, and tag reading stops where free
 //! text (an error message) begins.
 
+mod calendar;
 mod entry;
 mod fields;
+mod kind;
 mod message;
 mod prefix;
 mod render;
 mod session;
 
+pub use calendar::civil_from_days;
 pub use entry::{
-    AddressPart, Delivery, DeliveryFlag, Entry, Event, EximDuration, Host, Kind, MessageId, Prefix,
-    Reception, Rejection, Session, SmtpCode, Stage, Timestamp, Tls, civil_from_days, parse_decimal,
+    AddressPart, Delivery, DeliveryFlag, Entry, Event, EximDuration, Host, MessageId, Prefix,
+    Reception, Rejection, Session, SmtpCode, Stage, Timestamp, Tls,
 };
+pub use fields::parse_decimal;
 pub use fields::unescape_quoted;
+pub use kind::Kind;
 pub use render::render;
 
 /// Parses one log line (without its newline). Never fails, never panics.

@@ -1,0 +1,298 @@
+//! The typed result of parsing one line. Everything borrows from the line:
+//! no field is copied or decoded until a caller asks for it.
+
+use std::fmt;
+
+use super::kind::Kind;
+
+mod mail;
+mod session;
+mod values;
+
+pub use mail::{Delivery, DeliveryFlag, Reception};
+pub use session::{Rejection, Session, Stage};
+pub use values::{AddressPart, EximDuration, Host, SmtpCode, Tls};
+
+/// One parsed log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// Timestamp, pid and message id; `None` when the line does not start
+    /// with an Exim timestamp (continuations and foreign lines).
+    pub prefix: Option<Prefix<'a>>,
+    pub event: Event<'a>,
+}
+
+impl<'a> Entry<'a> {
+    /// The kind of line, as stored and counted.
+    pub fn kind(&self) -> Kind {
+        self.event.kind()
+    }
+
+    /// The Exim message id the line is about, if it has one.
+    pub fn message_id(&self) -> Option<MessageId<'a>> {
+        self.prefix.as_ref().and_then(|prefix| prefix.message_id)
+    }
+}
+
+/// What precedes the body of every Exim line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefix<'a> {
+    pub timestamp: Timestamp,
+    /// With `log_selector = +pid`.
+    pub pid: Option<u32>,
+    pub message_id: Option<MessageId<'a>>,
+}
+
+/// Wall-clock time as Exim wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+    /// Sub-second part in microseconds (0 when the log has none).
+    pub micros: u32,
+    /// The zone offset when `log_timezone` is set.
+    pub utc_offset_minutes: Option<i16>,
+}
+
+impl Timestamp {
+    /// Milliseconds since 1970 of the wall-clock time as written, the zone
+    /// ignored: the log's own clock, comparable within one host.
+    pub fn local_ms(&self) -> i64 {
+        let days =
+            crate::parse::calendar::days_from_civil(i64::from(self.year), self.month, self.day);
+        let seconds = days * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second);
+        seconds * 1000 + i64::from(self.micros / 1000)
+    }
+
+    /// Milliseconds since 1970 UTC, when the line carries its zone (only
+    /// the parser's tests ask: stored times are the log's own clock).
+    #[cfg(test)]
+    fn utc_ms(&self) -> Option<i64> {
+        self.utc_offset_minutes
+            .map(|offset| self.local_ms() - i64::from(offset) * 60_000)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )?;
+        if self.micros != 0 {
+            write!(f, ".{:03}", self.micros / 1000)?;
+        }
+        if let Some(offset) = self.utc_offset_minutes {
+            let sign = if offset < 0 { '-' } else { '+' };
+            let offset = offset.unsigned_abs();
+            write!(f, " {sign}{:02}{:02}", offset / 60, offset % 60)?;
+        }
+        Ok(())
+    }
+}
+
+/// An Exim message id, in either format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId<'a>(pub &'a str);
+
+impl<'a> MessageId<'a> {
+    /// The id as text.
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+
+    /// Whether this is a 23-character id (Exim 4.97 and later).
+    pub fn is_new_format(&self) -> bool {
+        self.0.len() == 23
+    }
+}
+
+impl fmt::Display for MessageId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Every kind of line the parser tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    Reception(Reception<'a>),
+    Delivery(Delivery<'a>),
+    /// `Completed [QT=...]`
+    Completed {
+        queue_time: Option<EximDuration<'a>>,
+    },
+    /// `Frozen`, `Frozen (delivery error message)`, `frozen by <user>`.
+    Frozen {
+        reason: Option<&'a [u8]>,
+    },
+    /// A queue run skipped a frozen message.
+    MessageIsFrozen,
+    /// `Unfrozen by ...`
+    Unfrozen {
+        by: &'a [u8],
+    },
+    /// `<id> H=host [ip]: error`: one host failed during a delivery.
+    HostError {
+        host: Host<'a>,
+        error: &'a [u8],
+        smtp_code: Option<SmtpCode<'a>>,
+    },
+    /// `<address>: error ignored`: a failure nobody will be told about.
+    ErrorIgnored {
+        address: &'a [u8],
+    },
+    /// The message was removed or cancelled by an operator or a timer.
+    Removed {
+        detail: &'a [u8],
+    },
+    /// `Spool file ... is locked`: another process is delivering it.
+    SpoolLocked,
+    /// `no immediate delivery: ...`
+    QueuedOnly {
+        reason: &'a [u8],
+    },
+    /// `DKIM: ...` verification or signing result.
+    Dkim {
+        detail: &'a [u8],
+    },
+    /// Other notes about a message: `original recipients ignored`,
+    /// `sender address changed to ...`, `recipient ... added by ...`,
+    /// spool errors such as `Spool file <id>-D not found`.
+    MessageNote {
+        detail: &'a [u8],
+    },
+    /// `... RCPT <addr>: discarded by RCPT ACL`: accepted, then dropped.
+    Discarded(Session<'a>),
+    Rejection(Rejection<'a>),
+    /// `sender verify fail/defer for <addr>`
+    SenderVerify {
+        failed: bool,
+        host: Option<Host<'a>>,
+        sender: &'a [u8],
+        reason: &'a [u8],
+    },
+    /// `SMTP connection from ... (TCP/IP connection count = n)`
+    ConnectionOpened(Session<'a>),
+    /// `SMTP connection from ... closed by QUIT` and the like.
+    ConnectionClosed(Session<'a>),
+    /// `SMTP connection from ... lost`, `unexpected disconnection ...`
+    ConnectionLost(Session<'a>),
+    /// `Connection from ... refused` and `refused connection from ...`
+    ConnectionRefused(Session<'a>),
+    /// `no MAIL in SMTP connection from ...`
+    NoMail(Session<'a>),
+    /// `SMTP command timeout` and `SMTP data timeout`.
+    SmtpTimeout(Session<'a>),
+    /// `SMTP protocol error`, `SMTP syntax error`, synchronization errors,
+    /// and `SMTP call from ... dropped`.
+    ProtocolError(Session<'a>),
+    /// `incomplete transaction (...)`
+    IncompleteTransaction(Session<'a>),
+    /// `TLS error on connection ...` and other TLS failures.
+    TlsError(Session<'a>),
+    /// `<name> authenticator failed for ...`
+    AuthFailed {
+        authenticator: &'a [u8],
+        session: Session<'a>,
+        set_id: Option<&'a [u8]>,
+        smtp_code: Option<SmtpCode<'a>>,
+    },
+    /// `no host name found for IP address ...` and failed forward lookups.
+    HostLookupFailed {
+        detail: &'a [u8],
+    },
+    /// An ACL `warn` verb's log message, with the host it was about.
+    AclWarning(Session<'a>),
+    /// `Start queue run: pid=...`
+    QueueRunStart {
+        pid: Option<&'a [u8]>,
+        detail: &'a [u8],
+    },
+    /// `End queue run: pid=...`
+    QueueRunEnd {
+        pid: Option<&'a [u8]>,
+    },
+    /// `exim 4.96 daemon started: pid=...`
+    DaemonStarted {
+        version: &'a [u8],
+        pid: Option<&'a [u8]>,
+        detail: &'a [u8],
+    },
+    /// `pid n: SIGHUP received: re-exec daemon`
+    Sighup {
+        pid: Option<&'a [u8]>,
+    },
+    /// A process's note about itself: `exim user lost privilege`, `cwd=...`
+    /// argument lists, `socket bind() ... failed`.
+    Process {
+        detail: &'a [u8],
+    },
+    /// `Warning: ...`
+    Warning {
+        text: &'a [u8],
+    },
+    /// A line without a timestamp that starts with white space: more of
+    /// the entry before it.
+    Continuation {
+        text: &'a [u8],
+    },
+    /// An empty line.
+    Blank,
+    /// A line starting with `#`: a comment in a test or sample file.
+    Comment {
+        text: &'a [u8],
+    },
+    /// Anything else. The prefix, if any, is still in [`Entry::prefix`].
+    Unrecognised {
+        body: &'a [u8],
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_ms_matches_known_instants() {
+        let ts = Timestamp {
+            year: 2024,
+            month: 9,
+            day: 7,
+            hour: 1,
+            minute: 34,
+            second: 11,
+            micros: 345_000,
+            utc_offset_minutes: Some(120),
+        };
+        // 2024-09-07T01:34:11.345 as if UTC.
+        assert_eq!(ts.local_ms(), 1_725_672_851_345);
+        assert_eq!(ts.utc_ms(), Some(1_725_672_851_345 - 7_200_000));
+        let epoch = Timestamp {
+            year: 1970,
+            month: 1,
+            day: 1,
+            hour: 0,
+            minute: 0,
+            second: 0,
+            micros: 0,
+            utc_offset_minutes: None,
+        };
+        assert_eq!(epoch.local_ms(), 0);
+        let leap = Timestamp {
+            year: 2000,
+            month: 3,
+            day: 1,
+            ..epoch
+        };
+        assert_eq!(leap.local_ms(), 951_868_800_000);
+    }
+}

@@ -18,6 +18,9 @@ use crate::store::{Context, ResultExt};
 /// Rows in each "top" list.
 const TOP: usize = 10;
 
+mod render;
+pub use render::render;
+
 /// The whole report; serialised as the `--json` output.
 #[derive(Debug, Default, Serialize)]
 pub struct Stats {
@@ -141,6 +144,21 @@ pub fn compute(conn: &Connection, window: Window) -> Result<Stats, QueryError> {
         until: window.until.map(super::format_ms),
         ..Stats::default()
     };
+    line_totals(conn, &mut stats, windowed, (since, until))?;
+    grand_totals(conn, &mut stats, (since, until))?;
+    lists(conn, &mut stats, (since, until))?;
+    top_lists(conn, &mut stats, (since, until))?;
+    message_status(conn, &mut stats, windowed, (since, until))?;
+    Ok(stats)
+}
+
+/// Events counted from the lines themselves, and rejections.
+fn line_totals(
+    conn: &Connection,
+    stats: &mut Stats,
+    windowed: bool,
+    (since, until): (i64, i64),
+) -> Result<(), QueryError> {
     stats.kinds = kind_counts(conn, windowed.then_some((since, until)))?;
     let kind = |name: &str| stats.kinds.get(name).copied().unwrap_or(0);
     stats.lines = stats.kinds.values().sum();
@@ -164,6 +182,15 @@ pub fn compute(conn: &Connection, window: Window) -> Result<Stats, QueryError> {
         until,
     )?;
 
+    Ok(())
+}
+
+/// eximstats' "Grand total summary".
+fn grand_totals(
+    conn: &Connection,
+    stats: &mut Stats,
+    (since, until): (i64, i64),
+) -> Result<(), QueryError> {
     let totals = &mut stats.totals;
     totals.received_messages = stats.received;
     totals.received_volume = scalar(
@@ -209,6 +236,15 @@ pub fn compute(conn: &Connection, window: Window) -> Result<Stats, QueryError> {
         until,
     )?;
 
+    Ok(())
+}
+
+/// Per transport, per hour, and the time distributions.
+fn lists(
+    conn: &Connection,
+    stats: &mut Stats,
+    (since, until): (i64, i64),
+) -> Result<(), QueryError> {
     stats.by_transport = rows(
         conn,
         "SELECT coalesce(a.transport, '(none)'), count(*), coalesce(sum(m.size), 0)
@@ -231,6 +267,28 @@ pub fn compute(conn: &Connection, window: Window) -> Result<Stats, QueryError> {
         since,
         until,
     )?;
+    stats.queue_times = buckets(
+        conn,
+        "SELECT completed_ms - received_ms FROM messages WHERE status = 'completed' AND received_ms IS NOT NULL AND completed_ms BETWEEN ?1 AND ?2",
+        since,
+        until,
+    )?;
+    stats.delivery_times = buckets(
+        conn,
+        "SELECT delivery_time_ms FROM delivery_attempts WHERE outcome = 'delivered' AND delivery_time_ms IS NOT NULL AND attempted_ms BETWEEN ?1 AND ?2",
+        since,
+        until,
+    )?;
+    Ok(())
+}
+
+/// The top lists: senders, sending hosts, recipient domains, rejections
+/// and errors.
+fn top_lists(
+    conn: &Connection,
+    stats: &mut Stats,
+    (since, until): (i64, i64),
+) -> Result<(), QueryError> {
     stats.top_senders = top(
         conn,
         "SELECT sender, count(*), coalesce(sum(size), 0) FROM messages WHERE received_ms BETWEEN ?1 AND ?2 AND sender IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?3",
@@ -274,18 +332,16 @@ pub fn compute(conn: &Connection, window: Window) -> Result<Stats, QueryError> {
         since,
         until,
     )?;
-    stats.queue_times = buckets(
-        conn,
-        "SELECT completed_ms - received_ms FROM messages WHERE status = 'completed' AND received_ms IS NOT NULL AND completed_ms BETWEEN ?1 AND ?2",
-        since,
-        until,
-    )?;
-    stats.delivery_times = buckets(
-        conn,
-        "SELECT delivery_time_ms FROM delivery_attempts WHERE outcome = 'delivered' AND delivery_time_ms IS NOT NULL AND attempted_ms BETWEEN ?1 AND ?2",
-        since,
-        until,
-    )?;
+    Ok(())
+}
+
+/// Messages by their current status.
+fn message_status(
+    conn: &Connection,
+    stats: &mut Stats,
+    windowed: bool,
+    (since, until): (i64, i64),
+) -> Result<(), QueryError> {
     let status_sql = if windowed {
         "SELECT status, count(*) FROM messages WHERE coalesce(received_ms, last_event_ms) BETWEEN ?1 AND ?2 GROUP BY 1"
     } else {
@@ -294,7 +350,7 @@ pub fn compute(conn: &Connection, window: Window) -> Result<Stats, QueryError> {
     for row in rows(conn, status_sql, since, until)? {
         stats.message_status.insert(row.key, row.count);
     }
-    Ok(stats)
+    Ok(())
 }
 
 fn context() -> Context {
@@ -402,131 +458,4 @@ fn buckets(conn: &Connection, sql: &str, since: i64, until: i64) -> Result<Vec<R
             volume: None,
         })
         .collect())
-}
-
-/// The human report, in eximstats' order.
-pub fn render(stats: &Stats) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let percent = |part: u64, whole: u64| 100.0 * part as f64 / whole.max(1) as f64;
-    let t = &stats.totals;
-    let _ = writeln!(
-        out,
-        "exim-pilot statistics from {} to {}\n",
-        stats.since.as_deref().unwrap_or("the first line"),
-        stats.until.as_deref().unwrap_or("the last line")
-    );
-    let _ = writeln!(out, "Grand total summary\n-------------------");
-    let _ = writeln!(
-        out,
-        "  {:<10} {:>12} {:>9} {:>10} {:>6} {:>14} {:>14}",
-        "TOTAL", "Volume", "Messages", "Addresses", "Hosts", "Delayed", "Failed"
-    );
-    let _ = writeln!(
-        out,
-        "  {:<10} {:>12} {:>9} {:>10} {:>6} {:>7} {:>5.1}% {:>7} {:>5.1}%",
-        "Received",
-        t.received_volume,
-        t.received_messages,
-        "",
-        t.received_hosts,
-        t.delayed_messages,
-        percent(t.delayed_messages, t.received_messages),
-        t.failed_messages,
-        percent(t.failed_messages, t.received_messages)
-    );
-    let _ = writeln!(
-        out,
-        "  {:<10} {:>12} {:>9} {:>10}",
-        "Delivered", t.delivered_volume, t.delivered_messages, t.delivered_addresses
-    );
-    let _ = writeln!(
-        out,
-        "  {:<10} {:>12} {:>9} {:>10} {:>6}\n",
-        "Rejects", "", t.rejected_messages, "", t.rejected_hosts
-    );
-    let _ = writeln!(
-        out,
-        "Log events: {} lines, {} received, {} delivered, {} deferred, {} bounced, {} completed, {} rejected ({} temporarily), {} frozen, {} unrecognised\n",
-        stats.lines,
-        stats.received,
-        stats.delivered,
-        stats.deferred,
-        stats.bounced,
-        stats.completed,
-        stats.rejected,
-        stats.temporarily_rejected,
-        stats.frozen,
-        stats.unrecognised
-    );
-    section(&mut out, "Deliveries by transport", &stats.by_transport);
-    hours(
-        &mut out,
-        "Messages received per hour",
-        &stats.received_per_hour,
-    );
-    hours(&mut out, "Deliveries per hour", &stats.delivered_per_hour);
-    section(&mut out, "Top senders by message count", &stats.top_senders);
-    section(
-        &mut out,
-        "Top sending hosts by message count",
-        &stats.top_sending_hosts,
-    );
-    section(
-        &mut out,
-        "Top recipient domains by delivery count",
-        &stats.top_recipient_domains,
-    );
-    section(
-        &mut out,
-        "Rejections by reason",
-        &stats.rejections_by_reason,
-    );
-    section(&mut out, "Rejections by IP", &stats.rejections_by_ip);
-    section(&mut out, "Deferral and failure errors", &stats.errors);
-    section(
-        &mut out,
-        "Time spent on the queue (completed messages)",
-        &stats.queue_times,
-    );
-    section(&mut out, "Time spent delivering", &stats.delivery_times);
-    let status: Vec<Row> = stats
-        .message_status
-        .iter()
-        .map(|(key, count)| Row {
-            key: key.clone(),
-            count: *count,
-            volume: None,
-        })
-        .collect();
-    section(&mut out, "Messages by status", &status);
-    out
-}
-
-fn section(out: &mut String, title: &str, rows: &[Row]) {
-    use std::fmt::Write as _;
-    let _ = writeln!(out, "{title}\n{}", "-".repeat(title.len()));
-    if rows.is_empty() {
-        let _ = writeln!(out, "  (none)");
-    }
-    for row in rows {
-        match row.volume {
-            Some(volume) => {
-                let _ = writeln!(out, "  {:>8} {:>12}  {}", row.count, volume, row.key);
-            }
-            None => {
-                let _ = writeln!(out, "  {:>8}  {}", row.count, row.key);
-            }
-        }
-    }
-    out.push('\n');
-}
-
-fn hours(out: &mut String, title: &str, counts: &[u64]) {
-    use std::fmt::Write as _;
-    let _ = writeln!(out, "{title}\n{}", "-".repeat(title.len()));
-    for (hour, count) in counts.iter().enumerate() {
-        let _ = writeln!(out, "  {hour:02}-{:02} {count:>8}", hour + 1);
-    }
-    out.push('\n');
 }

@@ -9,14 +9,13 @@ use std::time::Instant;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::exit::Failure;
-use crate::pipeline::channel::{LineSender, channel};
+use crate::pipeline::channel::{self, LineSender};
 use crate::pipeline::item::{AuditItem, Item};
 use crate::pipeline::source::ItemSink;
-use crate::pipeline::writer::{self, NoProgress, WriterSettings};
+use crate::pipeline::writer::{self, NoProgress, WriteTotals, WriterSettings};
 use crate::store::{self, StoreHandle};
 use crate::tail::finished::{ReadSummary, read_file};
 use crate::tail::positions::Positions;
@@ -36,7 +35,7 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
             store::repo::source_positions(conn)
         })
         .await?;
-    let mut positions = Positions::from_rows(&positions);
+    let positions = Positions::from_rows(&positions);
     let started = Instant::now();
     let bulk = is_bulk(&config.database.path, files);
     if bulk {
@@ -46,29 +45,46 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
             })
             .await?;
     }
-
-    let (sender, receiver) = channel(
-        config.ingest.channel_capacity,
-        config.ingest.channel_capacity_bytes,
-    );
-    let (_settings_tx, settings) = watch::channel(WriterSettings {
-        batch_size: config.ingest.batch_size,
-        batch_bytes: config.ingest.batch_size_bytes,
-        flush_interval: config.ingest.flush_interval,
-        backoff_min: config.health.backoff_min,
-        backoff_max: config.health.backoff_max,
-        max_attempts: Some(MAX_ATTEMPTS_PER_BATCH),
-        retention: None,
-    });
     let handle = StoreHandle::new(store);
-    let writer = tokio::spawn({
-        let handle = handle.clone();
-        async move { writer::run(handle, receiver, settings, &mut NoProgress).await }
-    });
+    let settings = WriterSettings::from_config(config, Some(MAX_ATTEMPTS_PER_BATCH));
+    let (sender, receiver) = channel::for_config(&config.ingest);
+    let writer = writer::start(handle.clone(), receiver, settings, Box::new(NoProgress));
+    let reading = read_all(
+        files.to_vec(),
+        positions,
+        config.ingest.max_line_bytes,
+        sender,
+    );
+    let summaries = reading.await?;
+    let written = writer.task.await?;
+    if bulk {
+        // Even after a failure: what was committed is kept, and queries need
+        // the indexes (the next open would build them otherwise).
+        let indexing = Instant::now();
+        handle
+            .current()
+            .with_conn("rebuild indexes after a bulk load", |conn| {
+                store::indexes::ensure_secondary(conn)
+            })
+            .await?;
+        tracing::info!(
+            seconds = indexing.elapsed().as_secs_f64(),
+            "rebuilt the indexes after a bulk load"
+        );
+    }
+    report(&summaries?, written?, started)
+}
 
-    let files = files.to_vec();
-    let max_line_bytes = config.ingest.max_line_bytes;
-    let reading = tokio::task::spawn_blocking(move || -> Result<Vec<(PathBuf, ReadSummary)>> {
+/// Reads `files` in order on a blocking thread, sending every line, then
+/// the audit record of the backfill. The writer ends once `sender` (and
+/// the clones made here) are gone.
+fn read_all(
+    files: Vec<PathBuf>,
+    mut positions: Positions,
+    max_line_bytes: usize,
+    sender: LineSender,
+) -> tokio::task::JoinHandle<Result<Vec<(PathBuf, ReadSummary)>>> {
+    tokio::task::spawn_blocking(move || {
         let mut summaries = Vec::new();
         for path in files {
             let bar = progress_bar(&path);
@@ -90,29 +106,18 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
             AuditItem::item("backfill", "ingest", serde_json::json!({ "files": files })),
         );
         Ok(summaries)
-    });
-    let summaries = reading.await?;
-    let written = writer.await?;
-    if bulk {
-        // Even after a failure: what was committed is kept, and queries need
-        // the indexes (the next open would build them otherwise).
-        let indexing = Instant::now();
-        handle
-            .current()
-            .with_conn("rebuild indexes after a bulk load", |conn| {
-                store::indexes::ensure_secondary(conn)
-            })
-            .await?;
-        tracing::info!(
-            seconds = indexing.elapsed().as_secs_f64(),
-            "rebuilt the indexes after a bulk load"
-        );
-    }
-    let totals = written?;
-    let summaries = summaries?;
+    })
+}
 
+/// Prints what each file held and the summary; a damaged file ends the
+/// command with status 2 after what was readable is reported.
+fn report(
+    summaries: &[(PathBuf, ReadSummary)],
+    totals: WriteTotals,
+    started: Instant,
+) -> Result<()> {
     let mut out = crate::output::stdout();
-    for (path, summary) in &summaries {
+    for (path, summary) in summaries {
         if summary.no_first_line {
             writeln!(
                 out,

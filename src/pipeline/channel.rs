@@ -10,6 +10,12 @@ use tokio::sync::mpsc;
 use super::item::Item;
 use super::source::ItemSink;
 
+/// The channel `[ingest]` bounds: `channel_capacity` items and
+/// `channel_capacity_bytes` bytes of lines.
+pub fn for_config(ingest: &crate::config::IngestConfig) -> (LineSender, LineReceiver) {
+    channel(ingest.channel_capacity, ingest.channel_capacity_bytes)
+}
+
 /// A channel holding at most `items` items and `bytes` bytes of lines (a
 /// single larger line travels alone).
 pub fn channel(items: usize, bytes: usize) -> (LineSender, LineReceiver) {

@@ -44,6 +44,53 @@ pub struct WriterSettings {
     pub retention: Option<(RetentionPolicy, Duration)>,
 }
 
+impl WriterSettings {
+    /// The settings `config` gives: retrying for ever and pruning (the
+    /// daemon), or giving up after `max_attempts` and never pruning (a
+    /// one-shot command).
+    pub fn from_config(config: &crate::config::Config, max_attempts: Option<u32>) -> Self {
+        WriterSettings {
+            batch_size: config.ingest.batch_size,
+            batch_bytes: config.ingest.batch_size_bytes,
+            flush_interval: config.ingest.flush_interval,
+            backoff_min: config.health.backoff_min,
+            backoff_max: config.health.backoff_max,
+            max_attempts,
+            retention: max_attempts.is_none().then(|| {
+                (
+                    RetentionPolicy::from(&config.retention),
+                    config.retention.interval,
+                )
+            }),
+        }
+    }
+}
+
+/// A writer task, as the daemon and `ingest` start it.
+pub struct Started {
+    /// New batching settings (a reload).
+    pub settings: watch::Sender<WriterSettings>,
+    /// The writer; it ends when every sender is gone and all is committed.
+    pub task: tokio::task::JoinHandle<Result<WriteTotals, StoreError>>,
+}
+
+/// Starts the writer on `store`, taking what arrives on `receiver` (made
+/// with [`super::channel::channel`] as the configuration bounds it).
+pub fn start(
+    store: StoreHandle,
+    receiver: LineReceiver,
+    settings: WriterSettings,
+    mut progress: Box<dyn Progress>,
+) -> Started {
+    let (settings_tx, settings_rx) = watch::channel(settings);
+    let task =
+        tokio::spawn(async move { run(store, receiver, settings_rx, progress.as_mut()).await });
+    Started {
+        settings: settings_tx,
+        task,
+    }
+}
+
 /// What the writer has stored so far.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WriteTotals {

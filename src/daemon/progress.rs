@@ -1,0 +1,82 @@
+//! Feeding systemd from real progress: the watchdog after every commit and
+//! idle tick, and the status line with the rate, the lag and the path the
+//! source reads now.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::source_thread::ReaderControl;
+use super::systemd::Notifier;
+use crate::pipeline::writer::{Progress, WriteTotals};
+
+pub(super) fn lock(notifier: &Mutex<Notifier>) -> std::sync::MutexGuard<'_, Notifier> {
+    notifier
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Feeds systemd's watchdog and status line from the writer's progress.
+pub(super) struct DaemonProgress {
+    notifier: Arc<Mutex<Notifier>>,
+    reader: Arc<ReaderControl>,
+    rate_since: Instant,
+    rate_lines: u64,
+    lines_per_second: f64,
+}
+
+impl DaemonProgress {
+    pub(super) fn new(notifier: Arc<Mutex<Notifier>>, reader: Arc<ReaderControl>) -> Self {
+        DaemonProgress {
+            notifier,
+            reader,
+            rate_since: Instant::now(),
+            rate_lines: 0,
+            lines_per_second: 0.0,
+        }
+    }
+
+    fn status(&mut self, totals: Option<WriteTotals>, healthy: bool) {
+        let elapsed = self.rate_since.elapsed();
+        if let Some(totals) = totals
+            && elapsed >= Duration::from_secs(2)
+        {
+            let lines = totals.inserted + totals.replayed;
+            self.lines_per_second = (lines - self.rate_lines) as f64 / elapsed.as_secs_f64();
+            self.rate_lines = lines;
+            self.rate_since = Instant::now();
+        }
+        let lag = self
+            .reader
+            .lag_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        // Asked each time: a reload may have switched the log path.
+        let path = self.reader.describe();
+        let status = if healthy {
+            format!(
+                "tailing {path}: {:.0} lines/s, {lag} bytes behind",
+                self.lines_per_second
+            )
+        } else {
+            format!("database unavailable, retrying; reading of {path} paused")
+        };
+        let mut notifier = lock(&self.notifier);
+        notifier.watchdog();
+        notifier.status(&status, !healthy);
+    }
+}
+
+impl Progress for DaemonProgress {
+    fn committed(&mut self, _batch: WriteTotals, totals: WriteTotals) {
+        self.status(Some(totals), true);
+    }
+
+    fn alive(&mut self, healthy: bool) {
+        if healthy
+            && self.lines_per_second != 0.0
+            && self.rate_since.elapsed() > Duration::from_secs(5)
+        {
+            self.lines_per_second = 0.0;
+        }
+        self.status(None, healthy);
+    }
+}

@@ -64,23 +64,7 @@ pub fn read_file(
             ..ReadSummary::default()
         });
     };
-    let head = source.fingerprint;
-    let resolved = positions.resolve(head, |offset, marker| {
-        LogInput::open_checked(path, offset, marker).map(|(_, check)| check)
-    })?;
-    if resolved.fingerprint != head {
-        // Same first line, other content at a stored position: a
-        // generation of its own, rewritten in place.
-        tracing::warn!(
-            path = %path.display(),
-            from = resolved.offset,
-            "the file no longer holds what was read before at its stored position; \
-             reading it as a rewritten generation"
-        );
-        let mut info = (*source).clone();
-        info.fingerprint = resolved.fingerprint;
-        source = Arc::new(info);
-    }
+    let resolved = resolve(path, positions, &mut source)?;
     let (offset, marker) = (resolved.offset, resolved.marker);
     let input = LogInput::open(path, offset)?;
     let compressed = input.compressed;
@@ -108,22 +92,11 @@ pub fn read_file(
             Err(err) => return Err(err),
         };
         if let Some(err) = corrupt {
-            // A truncated or damaged .gz: what decompressed was sent; the
-            // rest of the generation is a gap, named by this file.
-            let start = reader.committed_offset();
-            let reason = format!(
-                "the compressed file is truncated or corrupt after {start} decompressed \
-                 bytes ({err}); the rest of this generation cannot be read"
-            );
-            tracing::warn!(path = %path.display(), start, "{reason}");
-            summary.unreadable_tail = Some(reason.clone());
-            sink.send(Item::Gap(GapItem {
-                source: Some(Arc::clone(&source)),
-                path: path.display().to_string(),
-                start,
-                end: None,
-                reason,
-            }));
+            let gap = unreadable_tail(path, &source, reader.committed_offset(), &err);
+            if let Item::Gap(GapItem { reason, .. }) = &gap {
+                summary.unreadable_tail = Some(reason.clone());
+            }
+            sink.send(gap);
             break;
         }
         if reader.paused() {
@@ -145,6 +118,56 @@ pub fn read_file(
         reader.tail_marker(),
     );
     Ok(summary)
+}
+
+/// Which generation the file at `path` is (see [`Positions::resolve`]);
+/// a rewrite in place gives `source` the rewritten identity.
+fn resolve(
+    path: &Path,
+    positions: &Positions,
+    source: &mut Arc<SourceInfo>,
+) -> std::io::Result<super::positions::Resolved> {
+    let head = source.fingerprint;
+    let resolved = positions.resolve(head, |offset, marker| {
+        LogInput::open_checked(path, offset, marker).map(|(_, check)| check)
+    })?;
+    if resolved.fingerprint != head {
+        // Same first line, other content at a stored position: a
+        // generation of its own, rewritten in place.
+        tracing::warn!(
+            path = %path.display(),
+            from = resolved.offset,
+            "the file no longer holds what was read before at its stored position; \
+             reading it as a rewritten generation"
+        );
+        let mut info = (**source).clone();
+        info.fingerprint = resolved.fingerprint;
+        *source = Arc::new(info);
+    }
+    Ok(resolved)
+}
+
+/// The gap for the rest of a truncated or damaged .gz, from `start`
+/// (decompressed bytes): what decompressed was sent already. It names the
+/// .gz, not the live log.
+fn unreadable_tail(
+    path: &Path,
+    source: &Arc<SourceInfo>,
+    start: u64,
+    err: &std::io::Error,
+) -> Item {
+    let reason = format!(
+        "the compressed file is truncated or corrupt after {start} decompressed \
+         bytes ({err}); the rest of this generation cannot be read"
+    );
+    tracing::warn!(path = %path.display(), start, "{reason}");
+    Item::Gap(GapItem {
+        source: Some(Arc::clone(source)),
+        path: path.display().to_string(),
+        start,
+        end: None,
+        reason,
+    })
 }
 
 /// Counts `line` into `summary` and sends it; `false` once the writer is

@@ -7,37 +7,34 @@ use std::time::Duration;
 
 use deadpool_sqlite::rusqlite::{Connection, params};
 use exim_pilot::backoff::Backoff;
-use exim_pilot::pipeline::source::ItemSink;
 use exim_pilot::store::chunk::{ChunkBuilder, LineRecord, SealedChunk};
-use exim_pilot::store::repo::{
-    Checkpoint, SourceIdentity, all_lines, insert_chunk, load_checkpoint, save_checkpoint,
-    upsert_source,
-};
-use exim_pilot::store::{
-    self, ConstraintKind, ErrorClass, Store, StoreError, TxError, in_transaction,
-};
+use exim_pilot::store::repo::{SourceIdentity, upsert_source};
+use exim_pilot::store::{self, ConstraintKind, ErrorClass, Store, StoreError, TxError};
 use tempfile::TempDir;
 
-use crate::util::{TABLES, append_audit, count_rows, database_config};
+use crate::util::{append_audit, database_config};
 
-async fn open(dir: &TempDir) -> Store {
+pub(crate) async fn open(dir: &TempDir) -> Store {
     store::connect(&database_config(dir.path()))
         .await
         .expect("connect")
 }
 
-fn pragma<T: deadpool_sqlite::rusqlite::types::FromSql>(conn: &Connection, name: &str) -> T {
+pub(crate) fn pragma<T: deadpool_sqlite::rusqlite::types::FromSql>(
+    conn: &Connection,
+    name: &str,
+) -> T {
     conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
         .unwrap()
 }
 
 /// A second, independent connection, as another process would have.
-fn side_connection(dir: &TempDir) -> Connection {
+pub(crate) fn side_connection(dir: &TempDir) -> Connection {
     Connection::open(dir.path().join("test.db")).unwrap()
 }
 
 /// Audit rows the tests wrote (actor 'test').
-fn test_audit_rows(conn: &Connection) -> i64 {
+pub(crate) fn test_audit_rows(conn: &Connection) -> i64 {
     conn.query_row(
         "SELECT count(*) FROM audit_log WHERE actor = 'test'",
         [],
@@ -46,7 +43,7 @@ fn test_audit_rows(conn: &Connection) -> i64 {
     .unwrap()
 }
 
-fn source(conn: &Connection) -> i64 {
+pub(crate) fn source(conn: &Connection) -> i64 {
     upsert_source(
         conn,
         &SourceIdentity {
@@ -60,7 +57,7 @@ fn source(conn: &Connection) -> i64 {
 }
 
 /// A sealed chunk of one line at `offset` whose real length is `length`.
-fn chunk(offset: u64, raw: &[u8], length: u64) -> SealedChunk {
+pub(crate) fn chunk(offset: u64, raw: &[u8], length: u64) -> SealedChunk {
     let mut chunk = ChunkBuilder::new(offset);
     chunk.push(&LineRecord {
         start: offset,
@@ -222,128 +219,8 @@ async fn connections_older_than_max_lifetime_are_replaced_not_reused() {
     assert_eq!(stats.open, 1);
 }
 
-#[tokio::test]
-async fn in_transaction_commits_on_ok() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir).await;
-    store
-        .transaction("write", |tx| {
-            append_audit(tx, "test", "first", "")?;
-            append_audit(tx, "test", "second", "")
-        })
-        .await
-        .unwrap();
-    let actions = test_audit_rows(&side_connection(&dir));
-    assert_eq!(actions, 2);
-}
-
-#[tokio::test]
-async fn in_transaction_rolls_back_on_error() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir).await;
-    let err = store
-        .transaction("write", |tx| -> Result<(), StoreError> {
-            append_audit(tx, "test", "first", "")?;
-            // Breaks the CHECK on messages.status: the whole body is undone.
-            tx.execute(
-                "INSERT INTO messages (exim_id, status) VALUES ('1abcde-000000-00', 'lost')",
-                [],
-            )
-            .map_err(|e| StoreError::from_sqlite(store::Context::op("insert"), e))?;
-            Ok(())
-        })
-        .await
-        .unwrap_err();
-    assert!(matches!(err, TxError::Body(_)), "{err}");
-    assert_eq!(err.class(), ErrorClass::Constraint(ConstraintKind::Check));
-    let actions = test_audit_rows(&side_connection(&dir));
-    assert_eq!(actions, 0);
-}
-
-#[test]
-fn in_transaction_rolls_back_on_panic_and_reraises_it() {
-    let dir = TempDir::new().unwrap();
-    let path = dir.path().join("test.db");
-    let mut conn = Connection::open(&path).unwrap();
-    store::migrate(&mut conn).unwrap();
-    let before: i64 = conn
-        .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
-        .unwrap();
-
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let _ = in_transaction(&mut conn, |tx| -> Result<(), StoreError> {
-            append_audit(tx, "test", "partial", "")?;
-            panic!("boom inside the transaction");
-        });
-    }));
-    let panic = result.unwrap_err();
-    assert_eq!(
-        panic.downcast_ref::<&str>(),
-        Some(&"boom inside the transaction")
-    );
-    assert!(conn.is_autocommit(), "no transaction is left open");
-    let after: i64 = conn
-        .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(after, before, "the partial row was rolled back");
-    // The connection is still usable.
-    in_transaction(&mut conn, |tx| append_audit(tx, "test", "after", "")).unwrap();
-}
-
-#[tokio::test]
-async fn a_panic_in_a_pooled_transaction_reaches_the_caller_and_leaves_no_rows() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir).await;
-    let task = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            store
-                .transaction("write", |tx| -> Result<(), StoreError> {
-                    append_audit(tx, "test", "partial", "")?;
-                    panic!("boom");
-                })
-                .await
-        })
-    };
-    assert!(task.await.unwrap_err().is_panic());
-    let count = store
-        .with_conn("count", |conn| Ok(test_audit_rows(conn)))
-        .await
-        .unwrap();
-    assert_eq!(count, 0);
-}
-
-#[test]
-fn a_failed_rollback_is_reported_with_the_original_error() {
-    let dir = TempDir::new().unwrap();
-    let mut conn = Connection::open(dir.path().join("test.db")).unwrap();
-    store::migrate(&mut conn).unwrap();
-    let err = in_transaction(&mut conn, |tx| -> Result<(), &str> {
-        // Ending the transaction behind the helper's back makes its
-        // rollback fail.
-        tx.execute_batch("ROLLBACK").unwrap();
-        Err("the body failed")
-    })
-    .unwrap_err();
-    match &err {
-        TxError::RollbackFailed { error, rollback } => {
-            assert_eq!(*error, "the body failed");
-            assert!(
-                rollback.to_string().contains("no transaction is active"),
-                "{rollback}"
-            );
-        }
-        other => panic!("expected RollbackFailed, got {other:?}"),
-    }
-    let message = err.to_string();
-    assert!(
-        message.contains("the body failed") && message.contains("rollback failed"),
-        "{message}"
-    );
-}
-
 /// Runs one statement on a migrated database and returns its error.
-fn failing(conn: &Connection, sql: &str) -> StoreError {
+pub(crate) fn failing(conn: &Connection, sql: &str) -> StoreError {
     let err = conn.execute(sql, []).unwrap_err();
     StoreError::from_sqlite(store::Context::op("test insert").table("t").key("k-1"), err)
 }
@@ -471,242 +348,10 @@ async fn retry_waits_out_a_lock_held_by_another_connection() {
     assert!(attempts > 1, "the first attempt met the lock");
 }
 
-fn schema(conn: &Connection) -> Vec<String> {
+pub(crate) fn schema(conn: &Connection) -> Vec<String> {
     crate::util::query_all(
         conn,
         "SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_schema ORDER BY name",
         |row| row.get(0),
     )
-}
-
-#[tokio::test]
-async fn migrations_create_every_table_once_and_reopening_changes_nothing() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir).await;
-    store.close();
-    drop(store);
-
-    let mut conn = side_connection(&dir);
-    assert_eq!(
-        store::current_version(&conn).unwrap(),
-        store::latest_version()
-    );
-    for table in TABLES {
-        count_rows(&conn, table).unwrap();
-    }
-    let schema_before = schema(&conn);
-    let audit_before = count_rows(&conn, "audit_log").unwrap();
-    let schema_version: i64 = pragma(&conn, "schema_version");
-
-    assert!(store::migrate(&mut conn).unwrap().is_empty());
-    drop(conn);
-    let store = open(&dir).await;
-    store.close();
-    drop(store);
-
-    let conn = side_connection(&dir);
-    assert_eq!(schema(&conn), schema_before);
-    assert_eq!(count_rows(&conn, "audit_log").unwrap(), audit_before);
-    assert_eq!(pragma::<i64>(&conn, "schema_version"), schema_version);
-}
-
-#[test]
-fn a_database_from_a_newer_release_is_refused() {
-    let dir = TempDir::new().unwrap();
-    let mut conn = Connection::open(dir.path().join("test.db")).unwrap();
-    conn.execute_batch(&format!(
-        "PRAGMA user_version = {}",
-        store::latest_version() + 1
-    ))
-    .unwrap();
-    let err = store::migrate(&mut conn).unwrap_err();
-    assert!(err.to_string().contains("newer"), "{err}");
-}
-
-#[test]
-fn repository_functions_work_inside_and_outside_a_transaction() {
-    let dir = TempDir::new().unwrap();
-    let mut conn = Connection::open(dir.path().join("test.db")).unwrap();
-    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    store::migrate(&mut conn).unwrap();
-
-    // Outside a transaction.
-    let source_id = source(&conn);
-    assert_eq!(
-        source(&conn),
-        source_id,
-        "the same fingerprint is the same source"
-    );
-    insert_chunk(&conn, source_id, &chunk(0, b"line one", 8)).unwrap();
-    let err = insert_chunk(&conn, source_id, &chunk(0, b"line one", 8)).unwrap_err();
-    assert_eq!(
-        err.class(),
-        ErrorClass::Constraint(ConstraintKind::Unique),
-        "a chunk is stored once"
-    );
-
-    // Inside one.
-    in_transaction(&mut conn, |tx| {
-        insert_chunk(tx, source_id, &chunk(9, b"line two \xff\0", 11))?;
-        save_checkpoint(
-            tx,
-            &Checkpoint {
-                source_id,
-                byte_offset: 20,
-                tail_marker: b"two \xff\0\n".to_vec(),
-            },
-        )
-    })
-    .unwrap();
-    assert_eq!(count_rows(&conn, "log_chunks").unwrap(), 2);
-    let checkpoint = load_checkpoint(&conn, source_id).unwrap().unwrap();
-    assert_eq!(checkpoint.byte_offset, 20);
-    assert_eq!(checkpoint.tail_marker, b"two \xff\0\n");
-    assert_eq!(load_checkpoint(&conn, source_id + 1).unwrap(), None);
-
-    let lines = all_lines(&conn).unwrap();
-    assert_eq!(lines[1].1.offset, 9);
-    assert_eq!(
-        lines[1].1.bytes, b"line two \xff\0",
-        "raw bytes are stored exactly"
-    );
-
-    // A line in a source that does not exist breaks the foreign key.
-    let err = insert_chunk(&conn, source_id + 100, &chunk(0, b"x", 1)).unwrap_err();
-    assert_eq!(
-        err.class(),
-        ErrorClass::Constraint(ConstraintKind::ForeignKey)
-    );
-    assert!(err.to_string().contains("log_chunks"), "{err}");
-}
-
-#[tokio::test]
-async fn a_truncated_line_keeps_its_real_length_and_flag() {
-    let dir = TempDir::new().unwrap();
-    let store = open(&dir).await;
-    let (truncated, length) = store
-        .transaction("write", |tx| {
-            let source_id = source(tx);
-            insert_chunk(tx, source_id, &chunk(0, b"first bytes", 10_000))?;
-            let lines = all_lines(tx)?;
-            Ok::<_, StoreError>((lines[0].1.is_truncated(), lines[0].1.length))
-        })
-        .await
-        .unwrap();
-    assert_eq!((truncated, length), (true, 10_000));
-}
-
-#[tokio::test]
-async fn paths_with_uri_special_characters_work() {
-    let dir = TempDir::new().unwrap();
-    let odd = dir.path().join("a dir%20with ?odd#chars");
-    std::fs::create_dir(&odd).unwrap();
-    let mut config = database_config(&odd);
-    config.path = odd.join("x%41.db");
-    let store = store::connect(&config).await.unwrap();
-    store
-        .transaction("write", |tx| append_audit(tx, "test", "odd path", ""))
-        .await
-        .unwrap();
-    assert!(config.path.exists());
-    assert_eq!(
-        std::fs::read_dir(&odd)
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name() == "x%41.db")
-            .count(),
-        1
-    );
-}
-
-#[tokio::test]
-async fn pooled_connections_never_create_a_missing_database() {
-    let dir = TempDir::new().unwrap();
-    let mut config = database_config(dir.path());
-    config.conn_max_lifetime = Duration::from_millis(1);
-    let store = store::connect(&config).await.unwrap();
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", config.path.display()));
-    }
-    std::thread::sleep(Duration::from_millis(5));
-    let err = store.ping(Duration::from_secs(5)).await.unwrap_err();
-    assert!(err.is_retryable(), "{err}");
-    assert!(
-        !config.path.exists(),
-        "the pool did not create an empty database"
-    );
-}
-
-/// The writer skips lines that start before their source's stored read
-/// position (a replay: two readers, or a reader restarted from an older
-/// position), so a line is stored once whatever a reader sends.
-#[tokio::test]
-async fn the_writer_stores_a_replayed_line_once() {
-    use exim_pilot::pipeline::item::{Item, LineItem, SourceInfo};
-    use exim_pilot::pipeline::source::Fingerprint;
-    use exim_pilot::pipeline::writer::{self, NoProgress, WriterSettings};
-
-    let dir = TempDir::new().unwrap();
-    let handle = store::StoreHandle::new(open(&dir).await);
-    let source = Arc::new(SourceInfo {
-        fingerprint: Fingerprint([7; 16]),
-        path: "mainlog".to_owned(),
-        device: None,
-        inode: None,
-    });
-    let lines: Vec<Item> = (0..4u64)
-        .map(|i| {
-            let bytes = format!("2024-01-01 00:00:0{i} [1] line {i}").into_bytes();
-            let start = i * 32;
-            Item::Line(LineItem {
-                source: Arc::clone(&source),
-                start,
-                end: start + 32,
-                length: bytes.len() as u64,
-                tail_marker: exim_pilot::pipeline::source::TailMarker::of(&bytes),
-                bytes,
-            })
-        })
-        .collect();
-    let settings = WriterSettings {
-        batch_size: 2,
-        batch_bytes: 1 << 20,
-        flush_interval: Duration::from_millis(10),
-        backoff_min: Duration::from_millis(10),
-        backoff_max: Duration::from_millis(10),
-        max_attempts: Some(1),
-        retention: None,
-    };
-    let mut totals = Vec::new();
-    // Lines 0-1, then 0-3 again (0 and 1 replayed), then all of them.
-    for sent in [&lines[..2], &lines[..], &lines[..]] {
-        let (mut sender, receiver) = exim_pilot::pipeline::channel::channel(8, 1 << 20);
-        let (_keep, settings) = tokio::sync::watch::channel(settings);
-        let sent = sent.to_vec();
-        tokio::task::spawn_blocking(move || {
-            for item in sent {
-                assert!(ItemSink::send(&mut sender, item));
-            }
-        })
-        .await
-        .unwrap();
-        let written = writer::run(handle.clone(), receiver, settings, &mut NoProgress)
-            .await
-            .unwrap();
-        totals.push((written.inserted, written.replayed));
-    }
-    assert_eq!(totals, [(2, 0), (2, 2), (0, 4)]);
-    let conn = side_connection(&dir);
-    let stored: Vec<Vec<u8>> = all_lines(&conn)
-        .unwrap()
-        .into_iter()
-        .map(|(_, line)| line.bytes)
-        .collect();
-    let sent: Vec<Vec<u8>> = lines
-        .iter()
-        .map(|item| match item {
-            Item::Line(line) => line.bytes.clone(),
-            _ => unreachable!(),
-        })
-        .collect();
-    assert_eq!(stored, sent);
 }

@@ -1,0 +1,57 @@
+//! The generator's truth matches the log it writes.
+
+use super::*;
+use crate::parse::{Kind, parse_line};
+
+#[test]
+fn generated_logs_parse_completely_and_match_their_truth() {
+    let mut out = Vec::new();
+    let truth = Generator::new(7).write(20_000, &mut out).unwrap();
+    let mut counts = std::collections::HashMap::new();
+    for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        *counts.entry(parse_line(line).kind()).or_insert(0u64) += 1;
+    }
+    let count = |kind| counts.get(&kind).copied().unwrap_or(0);
+    assert_eq!(count(Kind::Unrecognised), 0);
+    assert_eq!(truth.lines, counts.values().sum::<u64>());
+    assert_eq!(truth.received, count(Kind::Reception));
+    assert_eq!(
+        truth.delivered,
+        count(Kind::Delivery) + count(Kind::DeliveryMore)
+    );
+    assert_eq!(truth.deferred, count(Kind::Deferral));
+    assert_eq!(truth.bounced, count(Kind::Failure));
+    assert_eq!(truth.completed, count(Kind::Completed));
+    assert_eq!(truth.frozen, count(Kind::Frozen));
+    assert!(
+        truth.rejected > 0
+            && truth.deferred > 0
+            && truth.frozen > 0
+            && count(Kind::DeliveryMore) > 0
+    );
+}
+
+#[test]
+fn id_format_is_chosen() {
+    let id_lengths = |ids| {
+        let mut out = Vec::new();
+        Generator::new(3)
+            .with_ids(ids)
+            .write(2000, &mut out)
+            .unwrap();
+        out.split(|&b| b == b'\n')
+            .filter_map(|line| parse_line(line).message_id().map(|id| id.as_str().len()))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(id_lengths(IdFormat::Old), [16].into());
+    assert_eq!(id_lengths(IdFormat::New), [23].into());
+    assert_eq!(id_lengths(IdFormat::Mixed), [16, 23].into());
+}
+
+#[test]
+fn the_same_seed_gives_the_same_log() {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    Generator::new(1).write(1000, &mut a).unwrap();
+    Generator::new(1).write(1000, &mut b).unwrap();
+    assert_eq!(a, b);
+}

@@ -193,11 +193,7 @@ fn a_fifo_swapped_in_for_the_live_log_is_not_read_and_stop_stays_prompt() {
     wait_for_lines(&daemon.db, 3, WAIT, Some(&daemon));
     std::fs::rename(&log, dir.path().join("mainlog.1")).unwrap();
     mkfifo(&log);
-    let deadline = Instant::now() + WAIT;
-    while !daemon.stderr_text().contains("not a regular file") {
-        assert!(Instant::now() < deadline, "{}", daemon.stderr_text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    daemon.wait_for_log("not a regular file");
     let started = Instant::now();
     assert!(daemon.stop().success());
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -300,19 +296,6 @@ fn megabyte_lines_keep_memory_bounded_in_run_and_ingest() {
     assert!(peak_kib < 64 << 10, "run peaked at {} MiB", peak_kib >> 10);
 }
 
-/// Waits until the daemon has logged `text`.
-fn wait_for_log(daemon: &Daemon, text: &str) {
-    let deadline = Instant::now() + WAIT;
-    while !daemon.stderr_text().contains(text) {
-        assert!(
-            Instant::now() < deadline,
-            "no {text:?} in:\n{}",
-            daemon.stderr_text()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
 /// The WAL deleted under a running daemon: noticed by the health check,
 /// every connection closed (SQLite folds the unlinked WAL into the database
 /// through the descriptors it holds) and reopened; nothing is lost.
@@ -325,8 +308,8 @@ fn a_wal_deleted_while_running_is_noticed_and_nothing_is_lost() {
     let daemon = Daemon::start(dir.path());
     wait_for_lines(&daemon.db, 20, WAIT, Some(&daemon));
     std::fs::remove_file(dir.path().join("x.db-wal")).unwrap();
-    wait_for_log(&daemon, "database files deleted while open");
-    wait_for_log(&daemon, "database connection pool rebuilt");
+    daemon.wait_for_log("database files deleted while open");
+    daemon.wait_for_log("database connection pool rebuilt");
     crate::util::append_expected(&log, &mut expected, "w", 20, 20);
     wait_for_lines(&daemon.db, 40, WAIT, Some(&daemon));
     std::thread::sleep(Duration::from_millis(300));
@@ -347,8 +330,8 @@ fn a_database_deleted_while_running_is_noticed_and_reopened() {
     for name in ["x.db", "x.db-wal", "x.db-shm"] {
         let _ = std::fs::remove_file(dir.path().join(name));
     }
-    wait_for_log(&daemon, "database files deleted while open");
-    wait_for_log(&daemon, "database connection pool rebuilt");
+    daemon.wait_for_log("database files deleted while open");
+    daemon.wait_for_log("database connection pool rebuilt");
     append_lines(&log, &numbered_lines("d", 10, 10));
     wait_for_lines(&daemon.db, 10, WAIT, Some(&daemon));
     std::thread::sleep(Duration::from_millis(300));

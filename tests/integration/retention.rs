@@ -150,15 +150,7 @@ fn the_daemon_prunes_on_its_own() {
     .unwrap();
     let daemon = Daemon::start(dir.path());
     wait_for_lines(&daemon.db, 3, Duration::from_secs(30), Some(&daemon));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !audit_actions(&daemon.db).contains(&"pruned".to_owned()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no pruning:\n{}",
-            daemon.stderr_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_pruning(&daemon);
     let db = daemon.db.clone();
     assert!(daemon.stop().success());
     assert!(count(&db, LINES) < 6003);
@@ -199,15 +191,7 @@ fn lines_dated_next_year_or_in_1970_do_not_make_pruning_wipe_the_database() {
     let messages = count(&daemon.db, REAL);
     let attempts = count(&daemon.db, "SELECT count(*) FROM delivery_attempts");
     let rejections = count(&daemon.db, "SELECT count(*) FROM rejections");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !audit_actions(&daemon.db).contains(&"pruned".to_owned()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no pruning:\n{}",
-            daemon.stderr_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_pruning(&daemon);
     let db = daemon.db.clone();
     let stderr = daemon.stderr_text();
     assert!(daemon.stop().success());
@@ -224,4 +208,17 @@ fn lines_dated_next_year_or_in_1970_do_not_make_pruning_wipe_the_database() {
         stderr.contains("dated before 1995 or more than a day ahead"),
         "{stderr}"
     );
+}
+
+/// Waits until the daemon's own pruning has run once (fails after 30 s).
+fn wait_for_pruning(daemon: &Daemon) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !audit_actions(&daemon.db).contains(&"pruned".to_owned()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pruning:\n{}",
+            daemon.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -120,11 +120,7 @@ fn sigterm_drains_and_exits_zero_quickly() {
 #[test]
 fn sd_notify_ready_reloading_watchdog_and_stopping() {
     let dir = TempDir::new().unwrap();
-    let socket_path = dir.path().join("notify.sock");
-    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let (socket_path, socket) = notify_socket(dir.path());
     append_lines(&dir.path().join("mainlog"), &numbered_lines("a", 0, 3));
     let daemon = Daemon::start_with(
         dir.path(),
@@ -361,11 +357,7 @@ fn sighup_with_an_out_of_range_duration_keeps_the_running_configuration() {
 #[test]
 fn the_status_line_follows_a_switch_of_the_log_path() {
     let dir = TempDir::new().unwrap();
-    let socket_path = dir.path().join("notify.sock");
-    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let (socket_path, socket) = notify_socket(dir.path());
     let (first, second) = (dir.path().join("first.log"), dir.path().join("second.log"));
     let config = dir.path().join("c.toml");
     let write_config = |log: &std::path::Path| {
@@ -404,4 +396,15 @@ fn the_status_line_follows_a_switch_of_the_log_path() {
         assert!(std::time::Instant::now() < deadline, "no {wanted:?}");
     }
     assert!(daemon.stop().success());
+}
+
+/// A socket standing in for systemd's `NOTIFY_SOCKET` in `dir`, reads
+/// failing after 10 s.
+fn notify_socket(dir: &std::path::Path) -> (std::path::PathBuf, std::os::unix::net::UnixDatagram) {
+    let path = dir.join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    (path, socket)
 }

@@ -151,6 +151,19 @@ impl Daemon {
         }
     }
 
+    /// Waits until the daemon has logged `text` (fails after 30 s).
+    pub fn wait_for_log(&self, text: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !self.stderr_text().contains(text) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {text:?} in:\n{}",
+                self.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
     /// What the daemon logged so far.
     pub fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()

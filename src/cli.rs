@@ -23,6 +23,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     #[command(subcommand)]
+    /// The subcommand to run.
     pub command: Command,
 }
 
@@ -32,13 +33,16 @@ pub enum Command {
     /// Run the daemon: tail the main log and keep the database current
     Run {
         #[command(flatten)]
+        /// The log to tail.
         log: LogArg,
         #[command(flatten)]
+        /// The database to write.
         db: DbArg,
     },
     /// Read whole log files (plain or .gz) into the database, then exit
     Ingest {
         #[command(flatten)]
+        /// The database to write.
         db: DbArg,
         /// Exim main log files, oldest first
         #[arg(required = true, value_name = "FILE")]
@@ -59,8 +63,10 @@ pub enum Command {
     /// Show every line about a message, an address or an IP, grouped by message
     Trace {
         #[command(flatten)]
+        /// The database to read.
         db: DbArg,
         #[command(flatten)]
+        /// Which messages, by time.
         window: WindowArgs,
         /// Also show bounces of the messages found, and what they bounced
         #[arg(long)]
@@ -75,8 +81,10 @@ pub enum Command {
     /// Summarise traffic like eximstats, from the database
     Stats {
         #[command(flatten)]
+        /// The database to read.
         db: DbArg,
         #[command(flatten)]
+        /// Which lines are counted, by time.
         window: WindowArgs,
         /// Print one JSON object instead of a report
         #[arg(long)]
@@ -85,6 +93,7 @@ pub enum Command {
     /// List recipients still waiting (pending or deferred), oldest first
     Stuck {
         #[command(flatten)]
+        /// The database to read.
         db: DbArg,
         /// Only those waiting longer than this ("4h", "2d")
         #[arg(long, value_name = "AGE", default_value = "4h")]
@@ -97,8 +106,10 @@ pub enum Command {
     /// database, or a lost day's log recovered
     Lines {
         #[command(flatten)]
+        /// The database to read.
         db: DbArg,
         #[command(flatten)]
+        /// Which lines, by time.
         window: WindowArgs,
         /// Only lines of this kind (as `parse` names them: reception, delivery, ...)
         #[arg(long, value_name = "KIND")]
@@ -116,19 +127,23 @@ pub enum Command {
     /// Delete rows older than [retention] allows, now (the daemon does it daily)
     Prune {
         #[command(flatten)]
+        /// The database to prune.
         db: DbArg,
     },
     /// Check the configuration and print the effective values
     CheckConfig {
         #[command(flatten)]
+        /// The log the file would name.
         log: LogArg,
         #[command(flatten)]
+        /// The database the file would name.
         db: DbArg,
     },
     /// Write the man page or a shell completion script to standard output
     #[command(hide = true)]
     Generate {
         #[arg(value_enum)]
+        /// What to render.
         what: Generated,
     },
 }

@@ -21,7 +21,9 @@ pub const CONFIG: u8 = 78;
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct Failure {
+    /// The exit status.
     pub status: u8,
+    /// The one line printed.
     pub message: String,
 }
 

@@ -37,21 +37,32 @@ pub const DEFAULT_DATABASE_PATH: &str = "/var/lib/exim-pilot/exim-pilot.db";
 pub struct Config {
     /// The file this came from, if any (for messages only).
     pub source: Option<PathBuf>,
+    /// `[log]`
     pub log: LogConfig,
+    /// `[database]`
     pub database: DatabaseConfig,
+    /// `[ingest]`
     pub ingest: IngestConfig,
+    /// `[health]`
     pub health: HealthConfig,
+    /// `[diagnostics]` (formerly `[logging]`)
     pub logging: LoggingConfig,
+    /// `[retention]`
     pub retention: RetentionConfig,
 }
 
 /// `[retention]`: days each kind of row is kept; 0 keeps it forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionConfig {
+    /// Raw log lines (formerly `log_entries_days`).
     pub log_lines_days: u32,
+    /// Delivery attempts.
     pub delivery_attempts_days: u32,
+    /// Rejections.
     pub rejections_days: u32,
+    /// Finished messages, with their recipients and attempts.
     pub messages_days: u32,
+    /// The audit log (counted from the wall clock).
     pub audit_log_days: u32,
     /// How often the daemon prunes.
     pub interval: Duration,
@@ -67,6 +78,7 @@ pub struct LogConfig {
 /// `[database]`
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatabaseConfig {
+    /// The SQLite file; its directory must exist.
     pub path: PathBuf,
     /// Pool size: connections open at once, at most.
     pub max_open_conns: usize,
@@ -116,6 +128,7 @@ pub struct HealthConfig {
 pub struct LoggingConfig {
     /// A `tracing` filter directive such as `info` or `info,exim_pilot=debug`.
     pub level: String,
+    /// Where the records go and in what form.
     pub format: LogFormat,
 }
 
@@ -124,8 +137,11 @@ pub struct LoggingConfig {
 pub enum LogFormat {
     /// journald when stderr is connected to the journal, else text.
     Auto,
+    /// The systemd journal, with structured fields.
     Journald,
+    /// Human-readable lines on stderr.
     Text,
+    /// One JSON object per record on stderr.
     Json,
 }
 
@@ -156,7 +172,9 @@ impl LogFormat {
 /// Values given on the command line; they win over the file.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
+    /// `--log`
     pub log_path: Option<PathBuf>,
+    /// `--db`
     pub database_path: Option<PathBuf>,
 }
 
@@ -165,6 +183,7 @@ pub struct Overrides {
 pub struct Problem {
     /// `[section] key`
     pub key: String,
+    /// What is wrong, and what was given.
     pub message: String,
 }
 
@@ -182,18 +201,25 @@ pub enum ConfigError {
     /// a `source`, which would print them twice in an error chain.
     #[error("cannot read configuration file {}: {error}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why it could not be read.
         error: std::io::Error,
     },
     /// TOML syntax, a wrong type, or an unknown key (the message names it).
     #[error("{}: {message}", display_source(path.as_deref()))]
     Syntax {
+        /// The file, or `None` for built-in text.
         path: Option<PathBuf>,
+        /// The parser's words, naming the key.
         message: String,
     },
     #[error("{}", render_problems(path.as_deref(), problems))]
+    /// Values out of range or of the wrong form, every one of them.
     Invalid {
+        /// The file, or `None` for built-in text.
         path: Option<PathBuf>,
+        /// Each bad key, in file order.
         problems: Vec<Problem>,
     },
 }

@@ -11,14 +11,19 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// `[log]`
     pub log: Option<RawLog>,
+    /// `[database]`
     pub database: Option<RawDatabase>,
+    /// `[ingest]`
     pub ingest: Option<RawIngest>,
+    /// `[health]`
     pub health: Option<RawHealth>,
     /// `[diagnostics]`, the daemon's own log; `[logging]`, its first
     /// name, is still accepted (it sat confusingly beside `[log]`, Exim's).
     #[serde(rename = "diagnostics", alias = "logging")]
     pub logging: Option<RawLogging>,
+    /// `[retention]`
     pub retention: Option<RawRetention>,
 }
 

@@ -7,10 +7,15 @@ use crate::parse::{Delivery, DeliveryFlag};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Status {
     #[default]
+    /// Received; recipients still pending.
     Received,
+    /// At least one delivery deferred; not finished.
     Deferred,
+    /// Frozen on the queue.
     Frozen,
+    /// `Completed`: every recipient dealt with.
     Completed,
+    /// Rejected before it was accepted (`fake_reject`).
     Rejected,
 }
 
@@ -42,10 +47,15 @@ impl Status {
 /// What the model tracks of a message row.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MessageState {
+    /// Where the message stands.
     pub status: Status,
+    /// Whether it is frozen now.
     pub frozen: bool,
+    /// When it was received (`<=`), if seen.
     pub received_ms: Option<i64>,
+    /// When it completed, if it did.
     pub completed_ms: Option<i64>,
+    /// The time of its latest line.
     pub last_event_ms: Option<i64>,
 }
 
@@ -131,12 +141,17 @@ pub const PENDING: &str = "pending";
 /// What the model tracks of a recipient row.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecipientState {
+    /// The recipient's row id.
     pub row: i64,
     /// `pending`, `delivered`, `deferred` or `bounced`.
     pub status: &'static str,
+    /// The address it was finally delivered to, when a router rewrote it.
     pub final_address: Option<String>,
+    /// The address it was expanded from (an alias or a forward).
     pub parent_address: Option<String>,
+    /// When it was last tried.
     pub last_attempt_ms: Option<i64>,
+    /// When it was delivered, if it was.
     pub delivered_ms: Option<i64>,
 }
 

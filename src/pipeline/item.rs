@@ -8,23 +8,29 @@ use super::source::{Fingerprint, TailMarker};
 /// The file generation a line came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceInfo {
+    /// Its identity: the fingerprint of its first line (or a derived one).
     pub fingerprint: Fingerprint,
     /// The path it was read as (the live log, or a file named to `ingest`).
     pub path: String,
+    /// The device it was on when read.
     pub device: Option<u64>,
+    /// Its inode then.
     pub inode: Option<u64>,
 }
 
 /// One framed line, owned so it can cross the channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineItem {
+    /// The generation it came from.
     pub source: Arc<SourceInfo>,
+    /// Offset of its first byte.
     pub start: u64,
     /// Offset just past the line (and its newline): the read position to
     /// store once this line is committed.
     pub end: u64,
     /// The real length without the newline (may exceed `bytes.len()`).
     pub length: u64,
+    /// Its bytes, without the newline; at most `max_line_bytes`.
     pub bytes: Vec<u8>,
     /// The bytes just before `end`, stored with the read position (kept
     /// inline: one allocation per line fewer).
@@ -36,15 +42,20 @@ pub struct LineItem {
 pub struct GapItem {
     /// The generation the bytes belonged to, when known.
     pub source: Option<Arc<SourceInfo>>,
+    /// The path it was read as.
     pub path: String,
+    /// The first unread byte.
     pub start: u64,
+    /// One past the last, when known (`None`: the file is gone).
     pub end: Option<u64>,
+    /// Why they cannot be read.
     pub reason: String,
 }
 
 /// Something the program did on its own authority, for the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditItem {
+    /// What was done: `gap`, `rotated`, `truncated`, `config_reloaded`...
     pub action: String,
     /// A JSON object.
     pub details: String,
@@ -66,7 +77,10 @@ impl AuditItem {
 /// One message on the reader → writer channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
+    /// A line, with the read position after it.
     Line(LineItem),
+    /// Bytes that can no longer be read.
     Gap(GapItem),
+    /// A record for the audit log.
     Audit(AuditItem),
 }

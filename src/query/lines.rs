@@ -16,8 +16,11 @@ use crate::store::{Context, ResultExt, StoreError};
 /// Which lines to print.
 #[derive(Debug, Default)]
 pub struct LineFilter {
+    /// Lines logged within this window.
     pub window: Window,
+    /// Only lines of this kind.
     pub kind: Option<Kind>,
+    /// Only lines this regular expression matches.
     pub grep: Option<Regex>,
     /// The path the lines were read as.
     pub source: Option<String>,
@@ -69,8 +72,11 @@ pub struct LogLine<'a> {
     pub offset: u64,
     /// The path it was read as.
     pub source: &'a str,
+    /// When it was logged (the time it counts at, for a continuation).
     pub time: Option<String>,
+    /// Its kind, as `parse` names it.
     pub kind: &'static str,
+    /// The Exim id of the message it belongs to, if any.
     pub message_id: Option<String>,
     /// The line (lossily decoded in JSON; raw bytes in text).
     #[serde(rename = "line", serialize_with = "lossy")]

@@ -25,6 +25,7 @@ pub enum QueryError {
     #[error("{0}")]
     BadArgument(String),
     #[error(transparent)]
+    /// The database could not answer.
     Store(#[from] StoreError),
     /// Writing the answer failed (its reader went away: `| head`).
     #[error("writing the output: {0}")]
@@ -74,7 +75,9 @@ pub fn open(path: &Path) -> Result<Connection, QueryError> {
 /// A time window in the log's clock, in milliseconds; open ends are `None`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Window {
+    /// The first millisecond in it, if bounded.
     pub since: Option<i64>,
+    /// The last millisecond in it, if bounded.
     pub until: Option<i64>,
 }
 

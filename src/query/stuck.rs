@@ -14,11 +14,17 @@ const LIMIT: i64 = 1000;
 /// One waiting recipient.
 #[derive(Debug, Serialize)]
 pub struct Stuck {
+    /// The message's Exim id.
     pub message: String,
+    /// When it was received, if seen.
     pub received_at: Option<String>,
+    /// The recipient waiting.
     pub address: String,
+    /// `pending` or `deferred`.
     pub status: String,
+    /// When delivery was last tried.
     pub last_attempt_at: Option<String>,
+    /// The error of that try.
     pub last_error: Option<String>,
 }
 

@@ -16,8 +16,11 @@ const MAX_MESSAGES: i64 = 1000;
 /// What the query names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
+    /// An Exim message id.
     MessageId(String),
+    /// A sender or recipient address (any case).
     Address(String),
+    /// A client or delivery host's IP address.
     Ip(String),
 }
 
@@ -54,25 +57,40 @@ impl Target {
 /// One message with its recipients and lines.
 #[derive(Debug, Serialize)]
 pub struct TracedMessage {
+    /// The Exim id.
     pub id: String,
+    /// Where it stands: received, deferred, frozen, completed, rejected.
     pub status: String,
+    /// The envelope sender, if its reception was seen.
     pub sender: Option<String>,
+    /// When it was received.
     pub received_at: Option<String>,
+    /// When it completed, if it did.
     pub completed_at: Option<String>,
+    /// Its size (`S=`).
     pub size: Option<i64>,
+    /// The host it came from: `name (helo) [ip]`.
     pub host: Option<String>,
+    /// Its subject (`T=`), when logged.
     pub subject: Option<String>,
+    /// The message it is a bounce of.
     pub parent: Option<String>,
+    /// Whether it is frozen now.
     pub frozen: bool,
+    /// Each recipient's state.
     pub recipients: Vec<TracedRecipient>,
+    /// Its log lines, in order.
     pub lines: Vec<String>,
 }
 
 /// A recipient's state.
 #[derive(Debug, Serialize)]
 pub struct TracedRecipient {
+    /// The address as the sender gave it.
     pub address: String,
+    /// Where it was delivered, when a router rewrote it.
     pub final_address: Option<String>,
+    /// Where it stands: received, deferred, frozen, completed, rejected.
     pub status: String,
 }
 

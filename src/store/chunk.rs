@@ -33,6 +33,7 @@ pub struct LineRecord<'a> {
     pub end: u64,
     /// The real length without the newline (may exceed `bytes.len()`).
     pub length: u64,
+    /// Its stored bytes (at most `max_line_bytes`).
     pub bytes: &'a [u8],
     /// The line's time in the log's clock (continuations inherit it).
     pub logged_ms: Option<i64>,
@@ -55,11 +56,17 @@ pub struct ChunkBuilder {
 /// A chunk ready to store: compressed text plus what is indexed about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedChunk {
+    /// Offset of the first line.
     pub start: u64,
+    /// Offset just past the last line.
     pub end: u64,
+    /// Lines in it.
     pub lines: u32,
+    /// The earliest line time in it.
     pub first_ms: Option<i64>,
+    /// The latest line time in it.
     pub last_ms: Option<i64>,
+    /// The framed lines, zstd-compressed.
     pub data: Vec<u8>,
     /// Message rows with a line in the chunk, each once, ascending.
     pub messages: Vec<i64>,
@@ -139,8 +146,11 @@ pub struct StoredLine {
     /// The real length without the newline; longer than `bytes` when the
     /// line was truncated to `max_line_bytes`.
     pub length: u64,
+    /// When it was logged (a continuation: the line before it).
     pub logged_ms: Option<i64>,
+    /// The row of the message it belongs to.
     pub message: Option<i64>,
+    /// Its stored bytes, without the newline.
     pub bytes: Vec<u8>,
 }
 
@@ -156,10 +166,13 @@ impl StoredLine {
 #[derive(Debug, Error)]
 pub enum ChunkError {
     #[error("cannot compress a chunk of lines: {0}")]
+    /// zstd could not compress it.
     Compress(std::io::Error),
     #[error("cannot decompress a chunk of lines: {0}")]
+    /// zstd could not decompress it.
     Decompress(std::io::Error),
     #[error("a chunk of lines is malformed at byte {0} of its framed text")]
+    /// Its framing does not add up.
     Malformed(usize),
 }
 

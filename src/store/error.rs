@@ -14,8 +14,11 @@ use deadpool_sqlite::rusqlite::{self, ErrorCode, ffi};
 /// Where an error happened: what we were doing, to which table, for which key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
+    /// What was being done.
     pub operation: &'static str,
+    /// The table it touched, if one.
     pub table: Option<&'static str>,
+    /// The row or file it was about, if one.
     pub key: Option<String>,
 }
 
@@ -58,11 +61,17 @@ impl fmt::Display for Context {
 /// Which constraint a write broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConstraintKind {
+    /// A unique index.
     Unique,
+    /// A primary key.
     PrimaryKey,
+    /// A foreign key.
     ForeignKey,
+    /// A `CHECK` clause.
     Check,
+    /// A `NOT NULL` column.
     NotNull,
+    /// Another constraint.
     Other,
 }
 
@@ -90,59 +99,106 @@ pub enum StoreError {
     /// The file cannot be opened or reached (missing directory, I/O error,
     /// pool could not create a connection). Retry with backoff.
     #[error("{context}: cannot reach the database: {cause}")]
-    Connection { context: Box<Context>, cause: Cause },
+    Connection {
+        /// Where it happened.
+        context: Box<Context>,
+        /// SQLite's own error.
+        cause: Cause,
+    },
     /// Another connection holds the lock longer than `busy_timeout`. Retry.
     #[error("{context}: the database is locked by another connection: {cause}")]
-    Busy { context: Box<Context>, cause: Cause },
+    Busy {
+        /// Where it happened.
+        context: Box<Context>,
+        /// SQLite's own error.
+        cause: Cause,
+    },
     /// No pool connection became free in time, or a ping did not answer.
     /// The attempt fails fast; retrying it is [`StoreError::is_retryable`]'s
     /// call.
     #[error("{context}: timed out after {waited:?} ({what})")]
     Timeout {
+        /// Where it happened.
         context: Box<Context>,
+        /// What did not come in time.
         what: &'static str,
+        /// How long it was waited for.
         waited: std::time::Duration,
     },
     /// A write broke a constraint: a bug or bad data, never retried.
     #[error("{context}: {kind} constraint failed: {cause}")]
     Constraint {
+        /// Where it happened.
         context: Box<Context>,
+        /// Which constraint.
         kind: ConstraintKind,
+        /// SQLite's own error.
         cause: Cause,
     },
     /// The file or its directory is not writable. Retry: an operator can fix it.
     #[error("{context}: the database is read-only: {cause}")]
-    ReadOnly { context: Box<Context>, cause: Cause },
+    ReadOnly {
+        /// Where it happened.
+        context: Box<Context>,
+        /// SQLite's own error.
+        cause: Cause,
+    },
     /// The disk (or quota) is full. Retry: space can be freed.
     #[error("{context}: the disk holding the database is full: {cause}")]
-    Full { context: Box<Context>, cause: Cause },
+    Full {
+        /// Where it happened.
+        context: Box<Context>,
+        /// SQLite's own error.
+        cause: Cause,
+    },
     /// The file is damaged or not a database. Never retried.
     #[error("{context}: the database file is corrupt or not a database: {cause}")]
-    Corrupt { context: Box<Context>, cause: Cause },
+    Corrupt {
+        /// Where it happened.
+        context: Box<Context>,
+        /// SQLite's own error.
+        cause: Cause,
+    },
     /// The file is a database exim-pilot must not use: another
     /// application's, or written by a newer exim-pilot. Never retried: the
     /// configuration or the binary must change.
     #[error("{context}: {reason}")]
     Incompatible {
+        /// Where it happened.
         context: Box<Context>,
+        /// Why it must not be used, and what to do.
         reason: String,
     },
     /// Anything else, wrapped with its context.
     #[error("{context}: {cause}")]
-    Other { context: Box<Context>, cause: Cause },
+    Other {
+        /// Where it happened.
+        context: Box<Context>,
+        /// SQLite's own error.
+        cause: Cause,
+    },
 }
 
 /// The class of a [`StoreError`], for matching without the payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
+    /// [`StoreError::Connection`]
     Connection,
+    /// [`StoreError::Busy`]
     Busy,
+    /// [`StoreError::Timeout`]
     Timeout,
+    /// [`StoreError::Constraint`]
     Constraint(ConstraintKind),
+    /// [`StoreError::ReadOnly`]
     ReadOnly,
+    /// [`StoreError::Full`]
     Full,
+    /// [`StoreError::Corrupt`]
     Corrupt,
+    /// [`StoreError::Incompatible`]
     Incompatible,
+    /// [`StoreError::Other`]
     Other,
 }
 

@@ -16,7 +16,9 @@ use super::error::{Context, ResultExt, StoreError};
 
 /// One index: its name and what follows the name in `CREATE INDEX`.
 pub struct Index {
+    /// Its name in the schema.
     pub name: &'static str,
+    /// `ON table (columns) [WHERE ...]`.
     pub definition: &'static str,
 }
 

@@ -70,6 +70,7 @@ pub enum SchemaState {
     Foreign,
     /// An exim-pilot schema older than this build's: migrations upgrade it.
     Older(u32),
+    /// This build's schema.
     Current,
     /// Written by a newer exim-pilot: this one must not touch it.
     Newer(u32),

@@ -45,6 +45,7 @@ pub struct PoolStats {
     pub idle: usize,
     /// Connections opened since the pool was built (counts recycling).
     pub created_total: u64,
+    /// `max_open_conns`.
     pub max_open: usize,
 }
 

@@ -21,11 +21,14 @@ pub const ROWS_PER_PRUNE_STEP: i64 = 5000;
 pub struct RetentionPolicy {
     /// Raw lines (whole chunks whose newest line is older) and their counts.
     pub log_lines: Option<Duration>,
+    /// Delivery attempts.
     pub delivery_attempts: Option<Duration>,
+    /// Rejections.
     pub rejections: Option<Duration>,
     /// Finished messages (completed or rejected), with their recipients
     /// and attempts.
     pub messages: Option<Duration>,
+    /// Audit records (by the wall clock).
     pub audit_log: Option<Duration>,
 }
 
@@ -47,10 +50,15 @@ impl From<&crate::config::RetentionConfig> for RetentionPolicy {
 /// per-minute counts), and rows per table.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Pruned {
+    /// Raw lines, in whole chunks.
     pub log_lines: u64,
+    /// Delivery attempts.
     pub delivery_attempts: u64,
+    /// Rejections.
     pub rejections: u64,
+    /// Finished messages (their recipients went with them).
     pub messages: u64,
+    /// Audit records.
     pub audit_log: u64,
 }
 

@@ -24,7 +24,12 @@ pub enum TxError<E> {
     /// back an unfinished transaction when the connection closes, so the
     /// connection must not be reused.
     #[error("{error} (and the rollback failed: {rollback})")]
-    RollbackFailed { error: E, rollback: StoreError },
+    RollbackFailed {
+        /// The body's error.
+        error: E,
+        /// Why the rollback failed.
+        rollback: StoreError,
+    },
 }
 
 impl TxError<StoreError> {

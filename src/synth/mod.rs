@@ -9,6 +9,7 @@ use std::io::{self, Write};
 /// What a generated log contains, counted as it was written.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Truth {
+    /// Lines written.
     pub lines: u64,
     /// `<=` lines (including bounce messages).
     pub received: u64,
@@ -18,6 +19,7 @@ pub struct Truth {
     pub deferred: u64,
     /// `**` lines.
     pub bounced: u64,
+    /// `Completed` lines.
     pub completed: u64,
     /// Permanent SMTP rejections.
     pub rejected: u64,
@@ -28,8 +30,11 @@ pub struct Truth {
 /// What the database should say about one generated message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
+    /// The message's Exim id.
     pub id: String,
+    /// Its final status.
     pub status: &'static str,
+    /// Whether it ends frozen.
     pub frozen: bool,
     /// Envelope recipients and their final status.
     pub recipients: Vec<(String, &'static str)>,

@@ -17,8 +17,11 @@ use crate::pipeline::source::ItemSink;
 pub struct ReadSummary {
     /// Offset reading started from.
     pub resumed_at: u64,
+    /// Lines sent.
     pub lines: u64,
+    /// Their bytes, newlines included.
     pub bytes: u64,
+    /// Lines longer than `max_line_bytes`, sent truncated.
     pub truncated: u64,
     /// Bytes after the last newline, left for later (an incomplete line).
     pub pending_bytes: u64,

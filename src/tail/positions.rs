@@ -110,7 +110,9 @@ const MAX_REWRITES: usize = 64;
 /// The generation a file was resolved to, and where to read it from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
+    /// The generation: the head's, or a rewrite's derived one.
     pub fingerprint: Fingerprint,
+    /// Where to read from.
     pub offset: u64,
     /// The bytes just before `offset` (empty at 0).
     pub marker: Vec<u8>,

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 /// Dated generations rank after numbered ones, newest date first.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Generation {
+    /// Its age rank (smaller is newer).
     pub number: u64,
+    /// Where it is.
     pub path: PathBuf,
 }
 

@@ -12,6 +12,7 @@ pub struct Reception<'a> {
     pub sender: &'a [u8],
     /// `R=`: on a bounce, the message that bounced.
     pub bounce_of: Option<MessageId<'a>>,
+    /// The sending host (`H=`), absent for local submissions.
     pub host: Option<Host<'a>>,
     /// `I=`: the local interface.
     pub interface: Option<&'a [u8]>,
@@ -19,6 +20,7 @@ pub struct Reception<'a> {
     pub user: Option<&'a [u8]>,
     /// `P=`: received protocol.
     pub protocol: Option<&'a [u8]>,
+    /// `X=`, `CV=`, `DN=`: the TLS details, if any.
     pub tls: Tls<'a>,
     /// `A=`: authenticator, optionally `:id`.
     pub auth: Option<&'a [u8]>,
@@ -125,7 +127,9 @@ impl DeliveryFlag {
 /// `=>`, `->`, `>>`, `*>`, `**` and `==` lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery<'a> {
+    /// Which result line this is.
     pub flag: DeliveryFlag,
+    /// The recipient: final address, parent, original.
     pub address: AddressPart<'a>,
     /// `F=<...>`: the envelope sender.
     pub sender: Option<&'a [u8]>,
@@ -137,11 +141,13 @@ pub struct Delivery<'a> {
     pub transport: Option<&'a [u8]>,
     /// `S=`, as written.
     pub size: Option<&'a [u8]>,
+    /// The host delivered to or tried (`H=`).
     pub host: Option<Host<'a>>,
     /// `I=`: the local interface.
     pub interface: Option<&'a [u8]>,
     /// `ST=`: a shadow transport.
     pub shadow_transport: Option<&'a [u8]>,
+    /// `X=`, `CV=`, `DN=`: the TLS details, if any.
     pub tls: Tls<'a>,
     /// `A=`: client authenticator.
     pub auth: Option<&'a [u8]>,
@@ -155,6 +161,7 @@ pub struct Delivery<'a> {
     pub queue: Option<&'a [u8]>,
     /// `K`: CHUNKING used.
     pub chunking: bool,
+    /// `PRDR`: per-recipient data response was used.
     pub prdr: bool,
     /// `L` or `L*`: PIPELINING (or early pipelining) used.
     pub pipelining: Option<&'a [u8]>,

@@ -19,6 +19,7 @@ pub struct Entry<'a> {
     /// Timestamp, pid and message id; `None` when the line does not start
     /// with an Exim timestamp (continuations and foreign lines).
     pub prefix: Option<Prefix<'a>>,
+    /// What the line says.
     pub event: Event<'a>,
 }
 
@@ -37,20 +38,28 @@ impl<'a> Entry<'a> {
 /// What precedes the body of every Exim line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Prefix<'a> {
+    /// When Exim wrote the line.
     pub timestamp: Timestamp,
     /// With `log_selector = +pid`.
     pub pid: Option<u32>,
+    /// The message the line is about, if any.
     pub message_id: Option<MessageId<'a>>,
 }
 
 /// Wall-clock time as Exim wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timestamp {
+    /// Year, as written.
     pub year: u16,
+    /// Month, 1 to 12.
     pub month: u8,
+    /// Day of the month, 1 to 31.
     pub day: u8,
+    /// Hour, 0 to 23.
     pub hour: u8,
+    /// Minute, 0 to 59.
     pub minute: u8,
+    /// Second, 0 to 59.
     pub second: u8,
     /// Sub-second part in microseconds (0 when the log has none).
     pub micros: u32,
@@ -124,60 +133,78 @@ impl fmt::Display for MessageId<'_> {
 /// Every kind of line the parser tells apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event<'a> {
+    /// `<=` or `(=`: a message arrived.
     Reception(Reception<'a>),
+    /// `=>`, `->`, `>>`, `*>`, `**` or `==`: a delivery result.
     Delivery(Delivery<'a>),
     /// `Completed [QT=...]`
     Completed {
+        /// `QT=`: its whole time on the queue.
         queue_time: Option<EximDuration<'a>>,
     },
     /// `Frozen`, `Frozen (delivery error message)`, `frozen by <user>`.
     Frozen {
+        /// Why, when Exim says.
         reason: Option<&'a [u8]>,
     },
     /// A queue run skipped a frozen message.
     MessageIsFrozen,
     /// `Unfrozen by ...`
     Unfrozen {
+        /// Who unfroze it.
         by: &'a [u8],
     },
     /// `<id> H=host [ip]: error`: one host failed during a delivery.
     HostError {
+        /// The host that failed.
         host: Host<'a>,
+        /// Exim's words.
         error: &'a [u8],
+        /// The SMTP reply code in them, if any.
         smtp_code: Option<SmtpCode<'a>>,
     },
     /// `<address>: error ignored`: a failure nobody will be told about.
     ErrorIgnored {
+        /// The address whose failure is ignored.
         address: &'a [u8],
     },
     /// The message was removed or cancelled by an operator or a timer.
     Removed {
+        /// By whom or what, as logged.
         detail: &'a [u8],
     },
     /// `Spool file ... is locked`: another process is delivering it.
     SpoolLocked,
     /// `no immediate delivery: ...`
     QueuedOnly {
+        /// Why it was not delivered at once.
         reason: &'a [u8],
     },
     /// `DKIM: ...` verification or signing result.
     Dkim {
+        /// The signature's or verification's details.
         detail: &'a [u8],
     },
     /// Other notes about a message: `original recipients ignored`,
     /// `sender address changed to ...`, `recipient ... added by ...`,
     /// spool errors such as `Spool file <id>-D not found`.
     MessageNote {
+        /// The note, as logged.
         detail: &'a [u8],
     },
     /// `... RCPT <addr>: discarded by RCPT ACL`: accepted, then dropped.
     Discarded(Session<'a>),
+    /// An ACL, local_scan or size rejection.
     Rejection(Rejection<'a>),
     /// `sender verify fail/defer for <addr>`
     SenderVerify {
+        /// `fail` (true) or `defer` (false).
         failed: bool,
+        /// The host the message came from.
         host: Option<Host<'a>>,
+        /// The sender address that failed verification.
         sender: &'a [u8],
+        /// Why, as logged.
         reason: &'a [u8],
     },
     /// `SMTP connection from ... (TCP/IP connection count = n)`
@@ -201,58 +228,75 @@ pub enum Event<'a> {
     TlsError(Session<'a>),
     /// `<name> authenticator failed for ...`
     AuthFailed {
+        /// The authenticator's name.
         authenticator: &'a [u8],
+        /// The host that tried.
         session: Session<'a>,
+        /// `set_id=`: the user name it tried, if logged.
         set_id: Option<&'a [u8]>,
+        /// The SMTP reply code, if any.
         smtp_code: Option<SmtpCode<'a>>,
     },
     /// `no host name found for IP address ...` and failed forward lookups.
     HostLookupFailed {
+        /// The name or address, and the resolver's answer.
         detail: &'a [u8],
     },
     /// An ACL `warn` verb's log message, with the host it was about.
     AclWarning(Session<'a>),
     /// `Start queue run: pid=...`
     QueueRunStart {
+        /// The queue runner's pid.
         pid: Option<&'a [u8]>,
+        /// The rest of the line (queue run options).
         detail: &'a [u8],
     },
     /// `End queue run: pid=...`
     QueueRunEnd {
+        /// The queue runner's pid.
         pid: Option<&'a [u8]>,
     },
     /// `exim 4.96 daemon started: pid=...`
     DaemonStarted {
+        /// Exim's version.
         version: &'a [u8],
+        /// The daemon's pid.
         pid: Option<&'a [u8]>,
+        /// The rest: listening sockets, queue run interval.
         detail: &'a [u8],
     },
     /// `pid n: SIGHUP received: re-exec daemon`
     Sighup {
+        /// The daemon's pid.
         pid: Option<&'a [u8]>,
     },
     /// A process's note about itself: `exim user lost privilege`, `cwd=...`
     /// argument lists, `socket bind() ... failed`.
     Process {
+        /// The note, as logged.
         detail: &'a [u8],
     },
     /// `Warning: ...`
     Warning {
+        /// The warning, as logged.
         text: &'a [u8],
     },
     /// A line without a timestamp that starts with white space: more of
     /// the entry before it.
     Continuation {
+        /// The line, leading white space included.
         text: &'a [u8],
     },
     /// An empty line.
     Blank,
     /// A line starting with `#`: a comment in a test or sample file.
     Comment {
+        /// The line after the `#`.
         text: &'a [u8],
     },
     /// Anything else. The prefix, if any, is still in [`Entry::prefix`].
     Unrecognised {
+        /// The body after what the prefix reader took.
         body: &'a [u8],
     },
 }

@@ -10,6 +10,7 @@ pub struct Host<'a> {
     pub name: Option<&'a [u8]>,
     /// What the client said in HELO/EHLO, unverified.
     pub helo: Option<&'a [u8]>,
+    /// The IP address in brackets.
     pub ip: Option<&'a [u8]>,
     /// As written: digits, or a test-suite placeholder.
     pub port: Option<&'a [u8]>,
@@ -29,6 +30,7 @@ impl Host<'_> {
 /// A time value in Exim's syntax (`1h2m3s`, `0.304s`), kept as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EximDuration<'a> {
+    /// As written.
     pub raw: &'a [u8],
     /// In milliseconds; `None` for test-suite placeholders such as `qqs`.
     pub millis: Option<i64>,
@@ -37,7 +39,9 @@ pub struct EximDuration<'a> {
 /// An SMTP reply code found in free text: `550` and maybe `5.1.1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SmtpCode<'a> {
+    /// The basic code: 250, 451, 550...
     pub code: u16,
+    /// The enhanced status code (`5.1.1`), if given.
     pub enhanced: Option<&'a [u8]>,
 }
 

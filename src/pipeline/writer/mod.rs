@@ -31,11 +31,15 @@ use pruning::Pruning;
 /// Batching limits, changeable while running (SIGHUP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriterSettings {
+    /// Lines committed in one transaction, at most.
     pub batch_size: usize,
     /// Bytes of lines in one batch, at most (a larger line is a batch alone).
     pub batch_bytes: usize,
+    /// A partial batch is committed after this long.
     pub flush_interval: Duration,
+    /// The first retry delay.
     pub backoff_min: Duration,
+    /// Retry delays never exceed this.
     pub backoff_max: Duration,
     /// Attempts per batch before giving up; `None` retries forever (the
     /// daemon), a number makes a one-shot command fail instead of hanging.
@@ -94,11 +98,13 @@ pub fn start(
 /// What the writer has stored so far.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WriteTotals {
+    /// Batches committed.
     pub batches: u64,
     /// Lines newly stored.
     pub inserted: u64,
     /// Lines that were already stored (a replay), left unchanged.
     pub replayed: u64,
+    /// Gaps recorded (new ones).
     pub gaps: u64,
 }
 

@@ -24,7 +24,9 @@ pub use render::render;
 /// The whole report; serialised as the `--json` output.
 #[derive(Debug, Default, Serialize)]
 pub struct Stats {
+    /// The window's start, as given; `None`: from the first line.
     pub since: Option<String>,
+    /// The window's end; `None`: to the last line.
     pub until: Option<String>,
     /// Log lines in the window.
     pub lines: u64,
@@ -36,26 +38,37 @@ pub struct Stats {
     pub deferred: u64,
     /// `**` lines.
     pub bounced: u64,
+    /// `Completed` lines.
     pub completed: u64,
     /// Permanent SMTP rejections.
     pub rejected: u64,
+    /// Temporary (4xx) SMTP rejections.
     pub temporarily_rejected: u64,
     /// `Frozen` lines.
     pub frozen: u64,
+    /// Lines the parser did not recognise.
     pub unrecognised: u64,
     /// Lines per entry kind.
     pub kinds: BTreeMap<String, u64>,
+    /// eximstats' grand total summary.
     pub totals: Totals,
+    /// Deliveries (`=>`) per transport, with their volume.
     pub by_transport: Vec<Row>,
     /// Messages received per hour of the day (0 to 23).
     pub received_per_hour: Vec<u64>,
     /// Deliveries (`=>` and `->`) per hour of the day.
     pub delivered_per_hour: Vec<u64>,
+    /// Senders with the most messages.
     pub top_senders: Vec<Row>,
+    /// Hosts that sent the most messages.
     pub top_sending_hosts: Vec<Row>,
+    /// Domains that received the most deliveries.
     pub top_recipient_domains: Vec<Row>,
+    /// Rejections, most frequent reason first.
     pub rejections_by_reason: Vec<Row>,
+    /// Rejections, most rejected address first.
     pub rejections_by_ip: Vec<Row>,
+    /// Deferral and failure errors, most frequent first.
     pub errors: Vec<Row>,
     /// Time from reception to completion, per bucket.
     pub queue_times: Vec<Row>,
@@ -68,24 +81,34 @@ pub struct Stats {
 /// eximstats' grand totals.
 #[derive(Debug, Default, Serialize)]
 pub struct Totals {
+    /// Messages received (`<=` lines).
     pub received_messages: u64,
+    /// Bytes received (their `S=`).
     pub received_volume: u64,
+    /// Distinct hosts that sent them.
     pub received_hosts: u64,
+    /// Received messages with at least one deferral.
     pub delayed_messages: u64,
+    /// Received messages with at least one failure.
     pub failed_messages: u64,
     /// `=>` lines.
     pub delivered_messages: u64,
     /// `=>` and `->` lines.
     pub delivered_addresses: u64,
+    /// Bytes delivered: the message size for each `=>` line.
     pub delivered_volume: u64,
+    /// Permanent rejections.
     pub rejected_messages: u64,
+    /// Distinct hosts rejected.
     pub rejected_hosts: u64,
 }
 
 /// One line of a ranked list.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Row {
+    /// What is counted: an address, a host, a reason...
     pub key: String,
+    /// How often.
     pub count: u64,
     /// Bytes, where the list has a volume.
     pub volume: Option<u64>,

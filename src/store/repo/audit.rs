@@ -9,11 +9,15 @@ use crate::store::error::{Context, ResultExt, StoreError};
 /// A byte range of a log that was never read, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gap<'a> {
+    /// The generation's row, when known.
     pub source_id: Option<i64>,
+    /// The path it was read as.
     pub path: &'a str,
+    /// The first unread byte.
     pub start_offset: u64,
     /// `None` when the end is unknown (the file is gone).
     pub end_offset: Option<u64>,
+    /// Why it cannot be read.
     pub reason: &'a str,
 }
 
@@ -53,7 +57,9 @@ pub fn record_gap(conn: &Connection, gap: &Gap<'_>) -> Result<bool, StoreError> 
 pub struct AuditRecord<'a> {
     /// The user, or `exim-pilot` for what the program did on its own.
     pub actor: &'a str,
+    /// What was done.
     pub action: &'a str,
+    /// The Exim id of the message it was done to, if any.
     pub message_id: Option<&'a str>,
     /// Details as a JSON object.
     pub details: &'a str,

@@ -11,8 +11,11 @@ use crate::store::error::{Context, ResultExt, StoreError};
 pub struct SourceIdentity<'a> {
     /// A fingerprint of the file's head; stable across rename and compression.
     pub fingerprint: &'a [u8],
+    /// The path it was first seen under.
     pub path: &'a str,
+    /// Its device when last seen.
     pub device: Option<u64>,
+    /// Its inode when last seen.
     pub inode: Option<u64>,
 }
 
@@ -45,8 +48,11 @@ pub fn upsert_source(conn: &Connection, source: &SourceIdentity<'_>) -> Result<i
 /// Where reading of one source stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
+    /// The source's row.
     pub source_id: i64,
+    /// Everything before this offset is stored.
     pub byte_offset: u64,
+    /// The bytes just before it, to recognise the file on resume.
     pub tail_marker: Vec<u8>,
 }
 
@@ -106,11 +112,17 @@ pub fn load_checkpoint(
 /// A source with its read position, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourcePosition {
+    /// The source's row.
     pub source_id: i64,
+    /// Its identity (16 bytes).
     pub fingerprint: Vec<u8>,
+    /// The path it was first seen under.
     pub path: String,
+    /// Everything before this offset is stored.
     pub byte_offset: u64,
+    /// The bytes just before it, to recognise the file on resume.
     pub tail_marker: Vec<u8>,
+    /// When the position last advanced (wall clock).
     pub updated_ms: i64,
 }
 

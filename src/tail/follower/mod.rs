@@ -48,6 +48,7 @@ mod truncation;
 /// Timing and limits of the follower.
 #[derive(Debug, Clone)]
 pub struct FollowSettings {
+    /// Longer lines are sent truncated, with their real length.
     pub max_line_bytes: usize,
     /// Poll interval while lines are arriving.
     pub poll_active: Duration,
@@ -117,7 +118,9 @@ enum Waiting {
 /// The newest stored read position of the followed log, for a restart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LastRead {
+    /// The generation.
     pub fingerprint: Fingerprint,
+    /// Where reading of it stopped.
     pub offset: u64,
     /// When it was committed (wall clock, ms since 1970): a rotated
     /// generation never read and modified after it holds new lines.

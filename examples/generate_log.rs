@@ -1,14 +1,16 @@
 //! Writes a realistic generated Exim main log (see `src/synth.rs`) to
 //! stdout and the truth it encodes to stderr, for benchmarks:
 //!
-//!     cargo run --release --features synth --example generate_log -- LINES [SEED] [mixed|old|new] > mainlog
+//!     cargo run --release --features synth --example generate_log -- LINES [SEED] [mixed|old|new] [PROFILE] > mainlog
 //!
 //! The third argument picks the message id format (default mixed); `old`
-//! gives logs that Debian 12's eximstats counts correctly.
+//! gives logs that Debian 12's eximstats counts correctly. The fourth picks
+//! the traffic's shape: mixed (the default), many-addresses,
+//! multi-recipient, attack, bounce-storm or long-lines.
 
 use std::io::{BufWriter, Write};
 
-use exim_pilot::synth::{Generator, IdFormat};
+use exim_pilot::synth::{Generator, IdFormat, PROFILES, Profile};
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -26,9 +28,20 @@ fn main() -> std::io::Result<()> {
             std::process::exit(2);
         }
     };
+    let profile = match args.next() {
+        None => PROFILES[0],
+        Some(name) => Profile::named(&name).unwrap_or_else(|| {
+            let names: Vec<&str> = PROFILES.iter().map(|p| p.name).collect();
+            eprintln!(
+                "generate_log: profile must be one of {}, not {name:?}",
+                names.join(", ")
+            );
+            std::process::exit(2);
+        }),
+    };
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-    let mut generator = Generator::new(seed).with_ids(ids);
+    let mut generator = Generator::new(seed).with_ids(ids).with_profile(profile);
     generator.write(lines, &mut out)?;
     let truth = generator.finish(&mut out)?;
     out.flush()?;

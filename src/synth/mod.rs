@@ -25,6 +25,8 @@ pub struct Truth {
     pub rejected: u64,
     /// `Frozen` lines.
     pub frozen: u64,
+    /// Distinct recipient addresses.
+    pub distinct_recipients: u64,
 }
 
 /// What the database should say about one generated message.
@@ -46,6 +48,122 @@ struct Pending {
     next: usize,
 }
 
+/// The shape of the generated traffic. Numbers measured on one shape do not
+/// transfer to another (a log with many distinct addresses, or mostly
+/// rejections, stresses other parts), so the benchmark runs every profile
+/// in [`PROFILES`] and reports the worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    /// Its name on the command line and in the benchmark's rows.
+    pub name: &'static str,
+    /// Percent of new activities that are hostile sessions (the rest are
+    /// queue runs, 3 percent, and messages).
+    pub hostile_sessions: u8,
+    /// Whether hostile sessions vary (auth failures, lost connections, no
+    /// MAIL) or are all RCPT rejections.
+    pub varied_attacks: bool,
+    /// For each recipient beyond the first, the percent chance of having it.
+    pub extra_recipients: &'static [u8],
+    /// Percent of messages for local mailboxes.
+    pub local: u8,
+    /// Distinct senders drawn from.
+    pub senders: u32,
+    /// Distinct remote recipients drawn from.
+    pub remote_recipients: u32,
+    /// Percent of remote messages greylisted, then delivered.
+    pub greylisted: u8,
+    /// Percent of remote messages bounced (unknown user).
+    pub bounced: u8,
+    /// Bytes added to subjects (`T=`) and SMTP responses (`C=`).
+    pub long_text: usize,
+}
+
+/// Every profile the benchmark runs; the first is the default.
+pub const PROFILES: [Profile; 6] = [
+    Profile {
+        name: "mixed",
+        hostile_sessions: 10,
+        varied_attacks: false,
+        extra_recipients: &[25, 10],
+        local: 50,
+        senders: 500,
+        remote_recipients: 1000,
+        greylisted: 15,
+        bounced: 15,
+        long_text: 0,
+    },
+    // At least 100,000 distinct recipients per million lines.
+    Profile {
+        name: "many-addresses",
+        hostile_sessions: 10,
+        varied_attacks: false,
+        extra_recipients: &[25, 10],
+        local: 5,
+        senders: 100_000,
+        remote_recipients: 300_000,
+        greylisted: 15,
+        bounced: 15,
+        long_text: 0,
+    },
+    // `->` lines at least 10% of the log.
+    Profile {
+        name: "multi-recipient",
+        hostile_sessions: 10,
+        varied_attacks: false,
+        extra_recipients: &[90, 85, 80, 70, 60, 50, 40, 30],
+        local: 20,
+        senders: 500,
+        remote_recipients: 5000,
+        greylisted: 10,
+        bounced: 5,
+        long_text: 0,
+    },
+    // Over half the lines rejections, auth failures and lost connections.
+    Profile {
+        name: "attack",
+        hostile_sessions: 85,
+        varied_attacks: true,
+        extra_recipients: &[25, 10],
+        local: 50,
+        senders: 500,
+        remote_recipients: 1000,
+        greylisted: 15,
+        bounced: 15,
+        long_text: 0,
+    },
+    Profile {
+        name: "bounce-storm",
+        hostile_sessions: 10,
+        varied_attacks: false,
+        extra_recipients: &[25, 10],
+        local: 10,
+        senders: 2000,
+        remote_recipients: 20_000,
+        greylisted: 10,
+        bounced: 70,
+        long_text: 0,
+    },
+    Profile {
+        name: "long-lines",
+        hostile_sessions: 10,
+        varied_attacks: false,
+        extra_recipients: &[25, 10],
+        local: 50,
+        senders: 500,
+        remote_recipients: 1000,
+        greylisted: 15,
+        bounced: 15,
+        long_text: 400,
+    },
+];
+
+impl Profile {
+    /// The profile named `name`.
+    pub fn named(name: &str) -> Option<Profile> {
+        PROFILES.into_iter().find(|profile| profile.name == name)
+    }
+}
+
 /// Which message id format a generated log uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdFormat {
@@ -63,6 +181,9 @@ pub enum IdFormat {
 /// rejections, and deliveries, deferrals, bounces and queue runs.
 pub struct Generator {
     ids: IdFormat,
+    profile: Profile,
+    /// Every recipient address written, to count the distinct ones.
+    recipients_seen: std::collections::HashSet<String>,
     rng: fastrand::Rng,
     clock: i64,
     pid: u32,
@@ -93,6 +214,8 @@ impl Generator {
     pub fn new(seed: u64) -> Self {
         Generator {
             ids: IdFormat::Mixed,
+            profile: PROFILES[0],
+            recipients_seen: std::collections::HashSet::new(),
             rng: fastrand::Rng::with_seed(seed),
             clock: 1_709_251_200,
             pid: 1000,
@@ -100,6 +223,11 @@ impl Generator {
             truth: Truth::default(),
             outcomes: Vec::new(),
         }
+    }
+
+    /// The same generator, writing traffic of `profile`'s shape.
+    pub fn with_profile(self, profile: Profile) -> Self {
+        Generator { profile, ..self }
     }
 
     /// The same generator, writing ids in `ids` format.
@@ -250,10 +378,17 @@ impl Generator {
 
     fn start_something(&mut self) {
         let roll = self.rng.u8(..100);
-        let lines = match roll {
-            0..=9 => self.rejected_session(),
-            10..=12 => self.queue_run(),
-            _ => self.message(),
+        let hostile = self.profile.hostile_sessions;
+        let lines = if roll < hostile {
+            if self.profile.varied_attacks {
+                self.attack()
+            } else {
+                self.rejected_session()
+            }
+        } else if roll < hostile.saturating_add(3) {
+            self.queue_run()
+        } else {
+            self.message()
         };
         self.active.push(Pending { lines, next: 0 });
     }
@@ -280,6 +415,40 @@ impl Generator {
         ]
     }
 
+    /// A hostile session of one of the kinds a host under attack logs: a
+    /// relay attempt, a password guess or a scan, each ending in a lost
+    /// connection (connections are not logged, as by default).
+    fn attack(&mut self) -> Vec<String> {
+        let pid = self.next_pid();
+        let (host, _) = self.client();
+        let lost = format!(
+            "[{pid}] SMTP connection from {host} lost D={}s",
+            self.rng.u8(..20)
+        );
+        match self.rng.u8(..4) {
+            0 => vec![
+                format!(
+                    "[{pid}] H={host} F=<spam{}@example.biz> rejected RCPT <nobody{}@example.org>: relay not permitted",
+                    self.rng.u16(..),
+                    self.rng.u8(..)
+                ),
+                lost,
+            ],
+            1 => vec![
+                format!(
+                    "[{pid}] dovecot_plain authenticator failed for {host}: 535 Incorrect authentication data (set_id=admin{}@example.org)",
+                    self.rng.u16(..)
+                ),
+                lost,
+            ],
+            2 => vec![lost],
+            _ => vec![format!(
+                "[{pid}] no MAIL in SMTP connection from {host} D={}s C=EHLO,AUTH",
+                self.rng.u8(1..30)
+            )],
+        }
+    }
+
     fn queue_run(&mut self) -> Vec<String> {
         let pid = self.next_pid();
         vec![
@@ -297,10 +466,18 @@ impl Generator {
         let (host, _) = self.client();
         let tls = self.rng.u8(..100) < 60;
         let size = self.rng.u32(300..200_000);
-        let sender = format!("user{}@{}", self.rng.u16(..500), self.pick(&REMOTE_DOMAINS));
-        let recipient_count =
-            1 + usize::from(self.rng.u8(..100) < 25) + usize::from(self.rng.u8(..100) < 10);
-        let local = self.rng.u8(..100) < 50;
+        let profile = self.profile;
+        let sender = format!(
+            "user{}@{}",
+            self.rng.u32(..profile.senders),
+            self.pick(&REMOTE_DOMAINS)
+        );
+        let recipient_count = 1 + profile
+            .extra_recipients
+            .iter()
+            .filter(|percent| self.rng.u8(..100) < **percent)
+            .count();
+        let local = self.rng.u8(..100) < profile.local;
         let recipients: Vec<String> = (0..recipient_count)
             .map(|_| {
                 if local {
@@ -308,7 +485,7 @@ impl Generator {
                 } else {
                     format!(
                         "rcpt{}@{}",
-                        self.rng.u16(..1000),
+                        self.rng.u32(..profile.remote_recipients),
                         self.pick(&REMOTE_DOMAINS)
                     )
                 }
@@ -321,7 +498,13 @@ impl Generator {
             }
         }
         let recipients = unique;
-        let subject = self.pick(&SUBJECTS);
+        for recipient in &recipients {
+            if self.recipients_seen.insert(recipient.clone()) {
+                self.truth.distinct_recipients += 1;
+            }
+        }
+        let filler = "x".repeat(profile.long_text);
+        let subject = format!("{}{filler}", self.pick(&SUBJECTS));
         let mut lines = vec![
             format!("[{receiver}] SMTP connection from {host} (TCP/IP connection count = 1)"),
             format!(
@@ -360,12 +543,13 @@ impl Generator {
             recipients[0].split('@').nth(1).unwrap_or("example.com")
         );
         let mx_ip = format!("198.51.100.{}", self.rng.u8(1..255));
+        let delivered = 100u8.saturating_sub(profile.greylisted + profile.bounced);
         match outcome {
-            0..=69 => {
+            o if o < delivered => {
                 for (index, recipient) in recipients.iter().enumerate() {
                     let flag = if index == 0 { "=>" } else { "->" };
                     lines.push(format!(
-                        "[{deliverer}] {id} {flag} {recipient} R=dnslookup T=remote_smtp S={size} H={mx} [{mx_ip}]:25 X={CIPHER} CV=yes K C=\"250 2.0.0 Ok: queued as {:X}\" QT={}s DT={}s",
+                        "[{deliverer}] {id} {flag} {recipient} R=dnslookup T=remote_smtp S={size} H={mx} [{mx_ip}]:25 X={CIPHER} CV=yes K C=\"250 2.0.0 Ok: queued as {:X}{filler}\" QT={}s DT={}s",
                         self.rng.u32(..), self.rng.u8(..9), self.rng.u8(..3)
                     ));
                 }
@@ -375,7 +559,7 @@ impl Generator {
                 ));
                 self.record(&id, "completed", false, &recipients, "delivered");
             }
-            70..=84 => {
+            o if o < delivered.saturating_add(profile.greylisted) => {
                 // Greylisted, then delivered on a later queue run.
                 for recipient in &recipients {
                     lines.push(format!(

@@ -55,3 +55,53 @@ fn the_same_seed_gives_the_same_log() {
     Generator::new(1).write(1000, &mut b).unwrap();
     assert_eq!(a, b);
 }
+
+/// Each profile parses completely, matches its truth, and has the shape
+/// its name promises (the numbers, per line of log).
+#[test]
+fn every_profile_has_its_shape() {
+    for profile in PROFILES {
+        let mut out = Vec::new();
+        let mut generator = Generator::new(11).with_profile(profile);
+        let truth = generator.write(30_000, &mut out).unwrap();
+        let mut counts = std::collections::HashMap::new();
+        let mut longest_reception = 0;
+        for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let kind = parse_line(line).kind();
+            *counts.entry(kind).or_insert(0u64) += 1;
+            if kind == Kind::Reception {
+                longest_reception = longest_reception.max(line.len());
+            }
+        }
+        let count = |kind| counts.get(&kind).copied().unwrap_or(0);
+        let share = |n: u64| n as f64 / truth.lines as f64;
+        let name = profile.name;
+        assert_eq!(count(Kind::Unrecognised), 0, "{name}");
+        assert_eq!(truth.lines, counts.values().sum::<u64>(), "{name}");
+        assert_eq!(truth.bounced, count(Kind::Failure), "{name}");
+        match name {
+            "many-addresses" => assert!(
+                share(truth.distinct_recipients) >= 0.1,
+                "{name}: {} distinct recipients in {} lines",
+                truth.distinct_recipients,
+                truth.lines
+            ),
+            "multi-recipient" => {
+                assert!(
+                    share(count(Kind::DeliveryMore)) >= 0.10,
+                    "{name}: {counts:?}"
+                );
+            }
+            "attack" => {
+                let hostile = count(Kind::Rejection)
+                    + count(Kind::AuthFailed)
+                    + count(Kind::ConnectionLost)
+                    + count(Kind::NoMail);
+                assert!(share(hostile) > 0.5, "{name}: {counts:?}");
+            }
+            "bounce-storm" => assert!(share(count(Kind::Failure)) >= 0.10, "{name}: {counts:?}"),
+            "long-lines" => assert!(longest_reception >= 500, "{name}: {longest_reception}"),
+            _ => {}
+        }
+    }
+}

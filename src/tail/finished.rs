@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::framing::{Line, LineReader, TailMarker};
 use super::identity::Fingerprint;
-use super::input::LogInput;
+use super::input::{LogInput, MarkerCheck};
 use super::positions::Positions;
 use crate::pipeline::item::{GapItem, Item, LineItem, SourceInfo};
 use crate::pipeline::source::ItemSink;
@@ -67,9 +67,8 @@ pub fn read_file(
             ..ReadSummary::default()
         });
     };
-    let resolved = resolve(path, positions, &mut source)?;
+    let (resolved, input) = resolve(path, positions, &mut source)?;
     let (offset, marker) = (resolved.offset, resolved.marker);
-    let input = LogInput::open(path, offset)?;
     let compressed = input.compressed;
     let mut reader = LineReader::new(input.into_reader(), offset, max_line_bytes)
         .with_tail_marker(if offset == 0 { &[] } else { &marker })
@@ -123,16 +122,24 @@ pub fn read_file(
     Ok(summary)
 }
 
-/// Which generation the file at `path` is (see [`Positions::resolve`]);
-/// a rewrite in place gives `source` the rewritten identity.
+/// Which generation the file at `path` is (see [`Positions::resolve`]),
+/// and its content positioned where reading resumes; a rewrite in place
+/// gives `source` the rewritten identity. The check that matched already
+/// read up to the position, so the stream it left there is the one read
+/// on: a `.gz` is decompressed to the position once, not twice.
 fn resolve(
     path: &Path,
     positions: &Positions,
     source: &mut Arc<SourceInfo>,
-) -> std::io::Result<super::positions::Resolved> {
+) -> std::io::Result<(super::positions::Resolved, LogInput)> {
     let head = source.fingerprint;
+    let mut positioned = None;
     let resolved = positions.resolve(head, |offset, marker| {
-        LogInput::open_checked(path, offset, marker).map(|(_, check)| check)
+        let (input, check) = LogInput::open_checked(path, offset, marker)?;
+        if check == MarkerCheck::Matches {
+            positioned = Some(input);
+        }
+        Ok(check)
     })?;
     if resolved.fingerprint != head {
         // Same first line, other content at a stored position: a
@@ -147,7 +154,12 @@ fn resolve(
         info.fingerprint = resolved.fingerprint;
         *source = Arc::new(info);
     }
-    Ok(resolved)
+    // No stored position at all: nothing was checked, read from the start.
+    let input = match positioned {
+        Some(input) => input,
+        None => LogInput::open(path, 0)?,
+    };
+    Ok((resolved, input))
 }
 
 /// The gap for the rest of a truncated or damaged .gz, from `start`

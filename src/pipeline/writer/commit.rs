@@ -38,15 +38,14 @@ pub(super) async fn commit_with_retry(
     // Each attempt takes the state from the slot and puts back what it
     // leaves (see `commit_once`); the slot outlives the attempts' futures.
     let slot = Arc::new(std::sync::Mutex::new(std::mem::take(state)));
-    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let mut attempts = 0u32;
     let result = retry_logged(&mut backoff, settings.max_attempts, on_retry, || {
-        attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        attempts += 1;
         commit_once(store, &batch, &slot)
     })
     .await;
     *state = std::mem::take(&mut *lock_state(&slot));
     let written = result?;
-    let attempts = attempts.into_inner();
     if attempts > 1 {
         tracing::info!(
             after = ?started.elapsed(),

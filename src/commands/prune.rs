@@ -33,13 +33,14 @@ pub async fn run(config: &Config) -> Result<()> {
     let mut out = crate::output::stdout();
     writeln!(
         out,
-        "pruned {} rows and lines: {} log lines, {} delivery attempts, {} rejections, {} messages, {} audit records",
+        "pruned {} rows and lines: {} log lines, {} delivery attempts, {} rejections, {} messages, {} audit records, {} unused texts",
         pruned.total(),
         pruned.log_lines,
         pruned.delivery_attempts,
         pruned.rejections,
         pruned.messages,
-        pruned.audit_log
+        pruned.audit_log,
+        pruned.texts
     )?;
     out.flush()?;
     Ok(())

@@ -26,7 +26,7 @@ use rustc_hash::FxHashMap as HashMap;
 use deadpool_sqlite::rusqlite::Connection;
 
 use crate::parse::{Delivery, Entry, Event, Reception};
-use crate::store::StoreError;
+use crate::store::{StoreError, TextIds};
 
 pub use rules::{MessageState, RecipientState, Status};
 
@@ -238,16 +238,17 @@ impl<'b> BatchModel<'b> {
     }
 
     /// Writes every change of the batch: messages first, then recipients,
-    /// attempts and rejections, which refer to them.
-    pub fn flush(self, conn: &Connection) -> Result<(), StoreError> {
+    /// attempts and rejections, which refer to them. `texts` remembers the
+    /// ids of attempts' repeated values.
+    pub fn flush(self, conn: &Connection, texts: &mut TextIds) -> Result<(), StoreError> {
         let messages: Vec<(i64, &PendingMessage<'_>)> = self
             .message_order
             .iter()
             .filter_map(|row| Some((*row, self.messages.get(row)?)))
             .collect();
-        write::messages(conn, &messages)?;
+        write::messages(conn, &messages, texts)?;
         write::recipients(conn, &self.recipient_rows)?;
-        write::attempts(conn, &self.attempts)?;
+        write::attempts(conn, &self.attempts, texts)?;
         write::rejections(conn, &self.rejections)
     }
 

@@ -122,8 +122,8 @@ impl MessageState {
     }
 }
 
-/// What a delivery result line says happened, as stored in
-/// `delivery_attempts.outcome`: `delivered`, `deferred` or `failed`.
+/// What a delivery result line says happened: `delivered`, `deferred` or
+/// `failed` (the rule of the generated column `attempts.outcome`).
 pub fn attempt_outcome(flag: DeliveryFlag) -> &'static str {
     match flag {
         DeliveryFlag::Delivered

@@ -11,11 +11,11 @@ use std::borrow::Cow;
 
 use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, Statement, ToSql, params};
 
-use super::rules::{MessageState, RecipientState, Status, attempt_outcome};
+use super::rules::{MessageState, RecipientState, Status};
 use super::{PendingAttempt, PendingMessage, PendingRecipient};
 use crate::parse::{DeliveryFlag, Host, Reception, Rejection, unescape_quoted};
 use crate::store::repo::insert_rows;
-use crate::store::{Context, ResultExt, StoreError};
+use crate::store::{Context, ResultExt, StoreError, TextIds};
 
 /// The ids the next new message and recipient rows get: one past the
 /// largest stored. The batch's transaction is IMMEDIATE, holding the write
@@ -108,12 +108,12 @@ const MESSAGE_COLUMNS: [&str; 20] = [
     "received_ms",
     "sender",
     "size",
-    "host_name",
-    "helo",
+    "host_name_id",
+    "helo_id",
     "host_ip",
     "host_port",
-    "protocol",
-    "tls_cipher",
+    "protocol_id",
+    "tls_cipher_id",
     "auth_user",
     "local_user",
     "subject",
@@ -130,29 +130,45 @@ const MESSAGE_COLUMNS: [&str; 20] = [
 pub(super) fn messages(
     conn: &Connection,
     messages: &[(i64, &PendingMessage<'_>)],
+    texts: &mut TextIds,
 ) -> Result<(), StoreError> {
-    let (new, known): (Vec<_>, Vec<_>) = messages
-        .iter()
-        .filter(|(_, pending)| pending.state.is_some())
-        .partition(|(_, pending)| pending.new);
+    let mut new = Vec::new();
+    let mut known = Vec::new();
+    for (row, pending) in messages {
+        if pending.state.is_none() {
+            continue;
+        }
+        let reception = match &pending.reception {
+            Some(reception) => Some(ReceptionFields::of(reception, conn, texts)?),
+            None => None,
+        };
+        let message = (*row, *pending, reception);
+        if pending.new {
+            new.push(message);
+        } else {
+            known.push(message);
+        }
+    }
     insert_rows(
         conn,
         "messages",
         &MESSAGE_COLUMNS,
         &new,
-        |statement, first, (row, pending)| bind_message(statement, first, *row, pending),
+        |statement, first, (row, pending, reception)| {
+            bind_message(statement, first, *row, pending, reception.as_ref())
+        },
     )?;
-    for (row, pending) in known {
+    for (row, pending, reception) in known {
         let context = || {
             Context::op("record message")
                 .table("messages")
                 .key(pending.exim_id)
         };
         // Parameters a statement does not use are bound and ignored.
-        let sql = if pending.reception.is_some() {
+        let sql = if reception.is_some() {
             "UPDATE messages SET
-                 received_ms = ?3, sender = ?4, size = ?5, host_name = ?6, helo = ?7,
-                 host_ip = ?8, host_port = ?9, protocol = ?10, tls_cipher = ?11,
+                 received_ms = ?3, sender = ?4, size = ?5, host_name_id = ?6, helo_id = ?7,
+                 host_ip = ?8, host_port = ?9, protocol_id = ?10, tls_cipher_id = ?11,
                  auth_user = ?12, local_user = ?13, subject = ?14, header_message_id = ?15,
                  parent_exim_id = ?16, status = ?17, frozen = ?18, completed_ms = ?19,
                  last_event_ms = ?20
@@ -162,7 +178,7 @@ pub(super) fn messages(
              WHERE id = ?1"
         };
         let mut statement = conn.prepare_cached(sql).ctx(context)?;
-        bind_message(&mut statement, 1, row, pending).ctx(context)?;
+        bind_message(&mut statement, 1, row, pending, reception.as_ref()).ctx(context)?;
         statement.raw_execute().ctx(context)?;
     }
     Ok(())
@@ -173,22 +189,22 @@ fn bind_message(
     first: usize,
     row: i64,
     pending: &PendingMessage<'_>,
+    reception: Option<&ReceptionFields<'_>>,
 ) -> deadpool_sqlite::rusqlite::Result<()> {
     let state = pending.state.unwrap_or_default();
-    let reception = pending.reception.as_ref().map(ReceptionFields::of);
-    let r = reception.as_ref();
+    let r = reception;
     let values: [&dyn ToSql; 20] = [
         &row,
         &pending.exim_id,
         &state.received_ms,
         &r.map(|r| &r.sender),
         &r.and_then(|r| r.size),
-        &r.and_then(|r| r.host_name.as_ref()),
-        &r.and_then(|r| r.helo.as_ref()),
+        &r.and_then(|r| r.host_name),
+        &r.and_then(|r| r.helo),
         &r.and_then(|r| r.host_ip.as_ref()),
         &r.and_then(|r| r.host_port),
-        &r.and_then(|r| r.protocol.as_ref()),
-        &r.and_then(|r| r.tls_cipher.as_ref()),
+        &r.and_then(|r| r.protocol),
+        &r.and_then(|r| r.tls_cipher),
         &r.and_then(|r| r.auth_user.as_ref()),
         &r.and_then(|r| r.local_user.as_ref()),
         &r.and_then(|r| r.subject.as_ref()),
@@ -214,16 +230,16 @@ fn bind_all<const N: usize>(
     Ok(())
 }
 
-/// A reception's columns, as bound.
+/// A reception's columns, as bound; repeated values as ids of `texts`.
 struct ReceptionFields<'b> {
     sender: Cow<'b, str>,
     size: Option<i64>,
-    host_name: Option<Cow<'b, str>>,
-    helo: Option<Cow<'b, str>>,
+    host_name: Option<i64>,
+    helo: Option<i64>,
     host_ip: Option<Cow<'b, str>>,
     host_port: Option<i64>,
-    protocol: Option<Cow<'b, str>>,
-    tls_cipher: Option<Cow<'b, str>>,
+    protocol: Option<i64>,
+    tls_cipher: Option<i64>,
     auth_user: Option<Cow<'b, str>>,
     local_user: Option<Cow<'b, str>>,
     subject: Option<String>,
@@ -232,7 +248,7 @@ struct ReceptionFields<'b> {
 }
 
 impl<'b> ReceptionFields<'b> {
-    fn of(r: &Reception<'b>) -> Self {
+    fn of(r: &Reception<'b>, conn: &Connection, texts: &mut TextIds) -> Result<Self, StoreError> {
         let host = r.host.unwrap_or_default();
         // A login name is the local user when the message came from no
         // host; an authenticated sender is the auth user.
@@ -241,15 +257,15 @@ impl<'b> ReceptionFields<'b> {
             (None, None) => (None, text(r.user)),
             (None, Some(_)) => (None, None),
         };
-        ReceptionFields {
+        Ok(ReceptionFields {
             sender: String::from_utf8_lossy(r.sender),
             size: r.size_bytes().and_then(|s| i64::try_from(s).ok()),
-            host_name: text(host.name),
-            helo: text(host.helo),
+            host_name: texts.optional(conn, host.name)?,
+            helo: texts.optional(conn, host.helo)?,
             host_ip: text(host.ip),
             host_port: host.port_number().map(i64::from),
-            protocol: text(r.protocol),
-            tls_cipher: text(r.tls.cipher),
+            protocol: texts.optional(conn, r.protocol)?,
+            tls_cipher: texts.optional(conn, r.tls.cipher)?,
             auth_user,
             local_user,
             subject: r
@@ -257,7 +273,7 @@ impl<'b> ReceptionFields<'b> {
                 .map(|s| String::from_utf8_lossy(&unescape_quoted(s)).into_owned()),
             header_message_id: text(r.header_message_id),
             parent_exim_id: r.bounce_of.map(|id| id.as_str()),
-        }
+        })
     }
 }
 
@@ -322,7 +338,11 @@ fn bind_recipient(
             &recipient.message,
             &recipient.address,
             &state.status,
-            &state.final_address,
+            // Only when a router rewrote it (the address holds it otherwise).
+            &state
+                .final_address
+                .as_ref()
+                .filter(|final_address| **final_address != recipient.address),
             &state.parent_address,
             &state.last_attempt_ms,
             &state.delivered_ms,
@@ -330,23 +350,22 @@ fn bind_recipient(
     )
 }
 
-const ATTEMPT_COLUMNS: [&str; 21] = [
+const ATTEMPT_COLUMNS: [&str; 20] = [
     "message_id",
     "recipient_id",
     "flag",
     "attempted_ms",
     "final_address",
-    "outcome",
-    "router",
-    "transport",
-    "host_name",
-    "host_ip",
+    "router_id",
+    "transport_id",
+    "host_name_id",
+    "host_ip_id",
     "host_port",
-    "tls_cipher",
+    "tls_cipher_id",
     "cert_verified",
     "confirmation",
-    "smtp_code",
-    "error_text",
+    "smtp_code_id",
+    "error_text_id",
     "queue_time_ms",
     "delivery_time_ms",
     "shadow",
@@ -354,17 +373,49 @@ const ATTEMPT_COLUMNS: [&str; 21] = [
     "suppressed",
 ];
 
+/// The ids of an attempt's repeated texts (`texts`), looked up or added
+/// before the rows are bound.
+struct AttemptTexts {
+    router: Option<i64>,
+    transport: Option<i64>,
+    host_name: Option<i64>,
+    host_ip: Option<i64>,
+    tls_cipher: Option<i64>,
+    smtp_code: Option<i64>,
+    error_text: Option<i64>,
+}
+
 /// Inserts delivery attempts.
 pub(super) fn attempts(
     conn: &Connection,
     attempts: &[PendingAttempt<'_>],
+    texts: &mut TextIds,
 ) -> Result<(), StoreError> {
+    let mut rows = Vec::with_capacity(attempts.len());
+    for attempt in attempts {
+        let d = &attempt.delivery;
+        let host: Host<'_> = d.host.unwrap_or_default();
+        let smtp_code = d.smtp_code.map(|c| match c.enhanced {
+            Some(enhanced) => format!("{} {}", c.code, String::from_utf8_lossy(enhanced)),
+            None => c.code.to_string(),
+        });
+        let ids = AttemptTexts {
+            router: texts.optional(conn, d.router)?,
+            transport: texts.optional(conn, d.transport)?,
+            host_name: texts.optional(conn, host.name)?,
+            host_ip: texts.optional(conn, host.ip)?,
+            tls_cipher: texts.optional(conn, d.tls.cipher)?,
+            smtp_code: texts.optional(conn, smtp_code.as_deref().map(str::as_bytes))?,
+            error_text: texts.optional(conn, d.error)?,
+        };
+        rows.push((attempt, ids));
+    }
     insert_rows(
         conn,
-        "delivery_attempts",
+        "attempts",
         &ATTEMPT_COLUMNS,
-        attempts,
-        bind_attempt,
+        &rows,
+        |statement, first, (attempt, ids)| bind_attempt(statement, first, attempt, ids),
     )
 }
 
@@ -372,33 +423,33 @@ fn bind_attempt(
     statement: &mut Statement<'_>,
     first: usize,
     attempt: &PendingAttempt<'_>,
+    ids: &AttemptTexts,
 ) -> deadpool_sqlite::rusqlite::Result<()> {
     let d = &attempt.delivery;
-    let outcome = attempt_outcome(d.flag);
     let host: Host<'_> = d.host.unwrap_or_default();
-    let values: [&dyn ToSql; 21] = [
+    // The recipient row holds the address; repeat it only when a router
+    // rewrote it.
+    let final_address = (d.address.final_address != d.address.recipient())
+        .then(|| String::from_utf8_lossy(d.address.final_address));
+    let values: [&dyn ToSql; 20] = [
         &attempt.message,
         &attempt.recipient,
         &d.flag.symbol(),
         &attempt.at.unwrap_or(0),
-        &String::from_utf8_lossy(d.address.final_address),
-        &outcome,
-        &text(d.router),
-        &text(d.transport),
-        &text(host.name),
-        &text(host.ip),
+        &final_address,
+        &ids.router,
+        &ids.transport,
+        &ids.host_name,
+        &ids.host_ip,
         &host.port_number(),
-        &text(d.tls.cipher),
+        &ids.tls_cipher,
         &d.tls
             .certificate_verified
             .map(|cv| cv == b"yes" || cv == b"dane"),
         &d.confirmation
             .map(|c| String::from_utf8_lossy(&unescape_quoted(c)).into_owned()),
-        &d.smtp_code.map(|c| match c.enhanced {
-            Some(enhanced) => format!("{} {}", c.code, String::from_utf8_lossy(enhanced)),
-            None => c.code.to_string(),
-        }),
-        &text(d.error),
+        &ids.smtp_code,
+        &ids.error_text,
         &d.queue_time.and_then(|t| t.millis),
         &d.delivery_time.and_then(|t| t.millis),
         &d.shadow_transport.is_some(),

@@ -115,7 +115,8 @@ pub fn find(
         }
         Target::Ip(_) => {
             "SELECT id FROM messages WHERE host_ip = ?1
-             UNION SELECT message_id FROM delivery_attempts WHERE host_ip = ?1"
+             UNION SELECT message_id FROM attempts
+                   WHERE host_ip_id = (SELECT id FROM texts WHERE text = ?1)"
         }
     };
     let value = match target {
@@ -165,7 +166,9 @@ fn load(conn: &Connection, id: i64) -> Result<TracedMessage, QueryError> {
         .prepare_cached(
             "SELECT exim_id, status, sender, received_ms, completed_ms, size,
                     CASE WHEN host_ip IS NULL THEN NULL
-                         ELSE trim(coalesce(host_name, '') || ' (' || coalesce(helo, '') || ') [' || host_ip || ']') END,
+                         ELSE trim(coalesce((SELECT text FROM texts WHERE id = host_name_id), '')
+                                   || ' (' || coalesce((SELECT text FROM texts WHERE id = helo_id), '')
+                                   || ') [' || host_ip || ']') END,
                     subject, parent_exim_id, frozen
              FROM messages WHERE id = ?1",
         )
@@ -188,7 +191,11 @@ fn load(conn: &Connection, id: i64) -> Result<TracedMessage, QueryError> {
         })
         .ctx(context)?;
     message.recipients = conn
-        .prepare_cached("SELECT address, final_address, status FROM recipients WHERE message_id = ?1 ORDER BY id")
+        .prepare_cached("SELECT address,
+                    -- Stored only when a router rewrote it; once tried, it is known.
+                    CASE status WHEN 'pending' THEN final_address ELSE coalesce(final_address, address) END,
+                    status
+             FROM recipients WHERE message_id = ?1 ORDER BY id")
         .ctx(context)?
         .query_map([id], |row| {
             Ok(TracedRecipient {

@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0005_log_entries_time_kind"),
     migration!("0006_line_chunks", Some(move_lines_into_chunks)),
     migration!("0007_addresses_nocase"),
+    migration!("0008_attempts_compact", Some(super::texts::fill_hashes)),
 ];
 
 /// The schema version this build writes.
@@ -245,6 +246,128 @@ mod tests {
         conn
     }
 
+    /// Every row `sql` returns, each column as text.
+    fn rows_as_text(conn: &Connection, sql: &str) -> Vec<Vec<Option<String>>> {
+        let mut statement = conn.prepare(sql).unwrap();
+        let columns = statement.column_count();
+        statement
+            .query_map([], |row| {
+                (0..columns)
+                    .map(|i| {
+                        Ok(match row.get_ref(i)? {
+                            deadpool_sqlite::rusqlite::types::ValueRef::Null => None,
+                            value => Some(format!("{value:?}")),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn messages_recipients_and_attempts_read_the_same_after_0008() {
+        let mut conn = database_at(7);
+        conn.execute_batch(
+            "INSERT INTO messages (id, exim_id, received_ms, sender, host_name, helo, host_ip,
+                                   protocol, tls_cipher, subject, status)
+                 VALUES (1, 'a', 5, 's@x', 'mx.example', 'helo.example', '192.0.2.1', 'esmtps',
+                         'TLS1.3:X', 'Hi', 'completed'),
+                        (2, 'b', 6, '<>', NULL, NULL, NULL, 'local', NULL, NULL, 'deferred');
+             INSERT INTO recipients (id, message_id, address, final_address, status)
+                 VALUES (1, 1, 'r@y', 'r@y', 'delivered'), (2, 1, 'alias@y', 'bob', 'delivered'),
+                        (3, 2, 'q@z', 'q@z', 'deferred'), (4, 2, 'p@z', NULL, 'pending');
+             INSERT INTO delivery_attempts (id, message_id, recipient_id, flag, attempted_ms,
+                     final_address, outcome, router, transport, host_name, host_ip, host_port,
+                     tls_cipher, cert_verified, confirmation, smtp_code, error_text)
+                 VALUES (1, 1, 1, '=>', 7, 'r@y', 'delivered', 'dnslookup', 'remote_smtp',
+                         'mx.example', '192.0.2.9', 25, 'TLS1.3:X', 1, '250 OK', '250 2.0.0', NULL),
+                        (2, 1, 2, '->', 7, 'bob', 'delivered', 'localuser', 'local_delivery',
+                         NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+                        (3, 2, 3, '==', 8, 'q@z', 'deferred', 'dnslookup', 'remote_smtp',
+                         'mx.example', '192.0.2.9', 25, NULL, NULL, NULL, '451 4.7.1', 'greylisted'),
+                        (4, 2, NULL, '**', 9, 'gone@z', 'failed', NULL, NULL, NULL, NULL, NULL,
+                         NULL, NULL, NULL, NULL, 'unrouteable');",
+        )
+        .unwrap();
+        let attempts = "SELECT * FROM delivery_attempts ORDER BY id";
+        let before_attempts = rows_as_text(&conn, attempts);
+        let before_messages = rows_as_text(
+            &conn,
+            "SELECT id, host_name, helo, protocol, tls_cipher, host_ip FROM messages ORDER BY id",
+        );
+        let before_recipients = rows_as_text(
+            &conn,
+            "SELECT id, address, final_address, status FROM recipients ORDER BY id",
+        );
+        assert_eq!(migrate(&mut conn).unwrap(), ["0008_attempts_compact"]);
+        assert_eq!(rows_as_text(&conn, attempts), before_attempts);
+        let text = |column: &str| format!("(SELECT text FROM texts WHERE id = {column})");
+        assert_eq!(
+            rows_as_text(
+                &conn,
+                &format!(
+                    "SELECT id, {}, {}, {}, {}, host_ip FROM messages ORDER BY id",
+                    text("host_name_id"),
+                    text("helo_id"),
+                    text("protocol_id"),
+                    text("tls_cipher_id")
+                )
+            ),
+            before_messages
+        );
+        assert_eq!(
+            rows_as_text(
+                &conn,
+                "SELECT id, address,
+                        CASE status WHEN 'pending' THEN final_address
+                                    ELSE coalesce(final_address, address) END,
+                        status
+                 FROM recipients ORDER BY id"
+            ),
+            before_recipients
+        );
+        // Each value once, every hash filled in, unchanged addresses not
+        // repeated.
+        let duplicated: i64 = conn
+            .query_row(
+                "SELECT count(*) - count(DISTINCT text) FROM texts",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(duplicated, 0);
+        let unhashed: Vec<String> = conn
+            .prepare("SELECT text FROM texts")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .filter(|text: &String| {
+                let hash: i64 = conn
+                    .query_row("SELECT hash FROM texts WHERE text = ?1", [text], |r| {
+                        r.get(0)
+                    })
+                    .unwrap();
+                hash != crate::store::text_hash(text)
+            })
+            .collect();
+        assert!(unhashed.is_empty(), "{unhashed:?}");
+        let repeated: i64 = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM recipients WHERE final_address IS NOT NULL)
+                      + (SELECT count(*) FROM attempts WHERE final_address IS NOT NULL)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            repeated, 3,
+            "bob twice, and the attempt without a recipient"
+        );
+    }
+
     // Longer than 80 lines: a schema-3 database written by hand, then each
     // table checked after the upgrade.
     #[test]
@@ -270,7 +393,8 @@ mod tests {
                 "0004_log_entries_without_exim_id",
                 "0005_log_entries_time_kind",
                 "0006_line_chunks",
-                "0007_addresses_nocase"
+                "0007_addresses_nocase",
+                "0008_attempts_compact"
             ]
         );
         let lines: Vec<String> = crate::store::repo::all_lines(&conn)

@@ -19,6 +19,7 @@ mod pool;
 pub mod repo;
 mod retention;
 mod retry;
+mod texts;
 mod tx;
 
 pub use error::{ConstraintKind, Context, ErrorClass, ResultExt, StoreError};
@@ -31,4 +32,5 @@ pub use open::{DATABASE_FILE_MODE, open_connection};
 pub use pool::{PoolStats, Store, connect};
 pub use retention::{Pruned, ROWS_PER_PRUNE_STEP, RetentionPolicy};
 pub use retry::{retry, retry_logged};
+pub use texts::{TextIds, text_hash};
 pub use tx::{TxError, in_transaction};

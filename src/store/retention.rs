@@ -60,12 +60,22 @@ pub struct Pruned {
     pub messages: u64,
     /// Audit records.
     pub audit_log: u64,
+    /// Texts no message or attempt refers to any more.
+    pub texts: u64,
+    /// Whether this run has removed unused texts already.
+    #[serde(skip)]
+    pub texts_swept: bool,
 }
 
 impl Pruned {
     /// Rows deleted in all tables.
     pub fn total(&self) -> u64 {
-        self.log_lines + self.delivery_attempts + self.rejections + self.messages + self.audit_log
+        self.log_lines
+            + self.delivery_attempts
+            + self.rejections
+            + self.messages
+            + self.audit_log
+            + self.texts
     }
 }
 
@@ -73,7 +83,7 @@ impl Pruned {
 /// pruned by [`prune_lines`] instead.
 const STEPS: [(&str, &str); 5] = [
     ("log_chunks", ""),
-    ("delivery_attempts", "attempted_ms < ?1"),
+    ("attempts", "attempted_ms < ?1"),
     ("rejections", "rejected_ms < ?1"),
     (
         "messages",
@@ -136,6 +146,10 @@ impl RetentionPolicy {
                 return Ok(true);
             }
         }
+        if pruned.delivery_attempts + pruned.messages > 0 && !pruned.texts_swept {
+            pruned.texts += sweep_texts(conn)?;
+            pruned.texts_swept = true;
+        }
         Ok(false)
     }
 
@@ -145,6 +159,41 @@ impl RetentionPolicy {
         while self.prune_step(conn, &mut pruned)? {}
         Ok(pruned)
     }
+}
+
+/// Deletes the texts no message or attempt refers to, in one transaction,
+/// and counts the sweep so writers drop their cached ids. It reads every
+/// message and attempt (the id columns have no index: one would cost a
+/// write per row on ingest), so it runs once per prune, after rows went.
+fn sweep_texts(conn: &mut Connection) -> Result<u64, StoreError> {
+    let context = || Context::op("prune").table("texts");
+    let tx = conn.transaction().ctx(context)?;
+    let deleted = tx
+        .execute(
+            "DELETE FROM texts WHERE id NOT IN (
+                 SELECT router_id FROM attempts WHERE router_id IS NOT NULL
+                 UNION SELECT transport_id FROM attempts WHERE transport_id IS NOT NULL
+                 UNION SELECT host_name_id FROM attempts WHERE host_name_id IS NOT NULL
+                 UNION SELECT host_ip_id FROM attempts WHERE host_ip_id IS NOT NULL
+                 UNION SELECT tls_cipher_id FROM attempts WHERE tls_cipher_id IS NOT NULL
+                 UNION SELECT smtp_code_id FROM attempts WHERE smtp_code_id IS NOT NULL
+                 UNION SELECT error_text_id FROM attempts WHERE error_text_id IS NOT NULL
+                 UNION SELECT host_name_id FROM messages WHERE host_name_id IS NOT NULL
+                 UNION SELECT helo_id FROM messages WHERE helo_id IS NOT NULL
+                 UNION SELECT protocol_id FROM messages WHERE protocol_id IS NOT NULL
+                 UNION SELECT tls_cipher_id FROM messages WHERE tls_cipher_id IS NOT NULL)",
+            [],
+        )
+        .ctx(context)?;
+    if deleted > 0 {
+        tx.execute(
+            "UPDATE texts_swept SET sweeps = sweeps + 1 WHERE id = 1",
+            [],
+        )
+        .ctx(context)?;
+    }
+    tx.commit().ctx(context)?;
+    Ok(deleted as u64)
 }
 
 /// Deletes up to [`ROWS_PER_PRUNE_STEP`] / 100 line chunks all older than

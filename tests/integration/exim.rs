@@ -417,7 +417,8 @@ fn workload(verbose: bool) {
     );
     let tls: Option<String> = conn
         .query_row(
-            "SELECT tls_cipher FROM messages WHERE sender = 'tls@outside.example'",
+            "SELECT t.text FROM messages m JOIN texts t ON t.id = m.tls_cipher_id
+             WHERE m.sender = 'tls@outside.example'",
             [],
             |r| r.get(0),
         )

@@ -41,7 +41,7 @@ fn old_and_new_log(path: &std::path::Path, old: usize) {
             i % 60
         ));
         lines.push(format!(
-            "2024-03-01 10:{:02}:{:02} {id} => b@example.net R=r T=t",
+            "2024-03-01 10:{:02}:{:02} {id} => b@example.net R=r T=old_transport",
             i / 60 % 60,
             i % 60
         ));
@@ -107,6 +107,23 @@ fn prune_deletes_old_rows_in_chunks_and_keeps_recent_ones() {
     );
     assert_eq!(count(&db, "SELECT count(*) FROM delivery_attempts"), 1);
     assert!(audit_actions(&db).contains(&"pruned".to_owned()));
+    // Texts only the pruned rows used go too; those still used stay.
+    assert!(stdout.contains("1 unused texts"), "{stdout}");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM texts WHERE text = 'old_transport'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM delivery_attempts WHERE router = 'r' AND transport = 't'"
+        ),
+        1
+    );
+    assert_eq!(count(&db, "SELECT sweeps FROM texts_swept"), 1);
 
     // Nothing left to prune: a second run deletes nothing.
     let (_, stdout, _) = outcome(&run(&["prune", "--config", &config_text, "--db", &db_text]));

@@ -35,6 +35,7 @@ pub(super) fn write_batch(
     batch: &[Item],
     state: &mut WriterState,
 ) -> Result<WriteTotals, StoreError> {
+    state.texts.revalidate(tx)?;
     let mut writing = BatchWriter {
         tx,
         state,
@@ -289,9 +290,10 @@ impl<'b> BatchWriter<'_, 'b> {
         }
         let chunks = self.chunks.take();
         let model = self.model;
+        let texts = &mut self.state.texts;
         let sealed = std::thread::scope(|scope| {
             let sealing = scope.spawn(move || seal_all(chunks));
-            model.flush(tx)?;
+            model.flush(tx, texts)?;
             sealing.join().map_err(|_| {
                 StoreError::other(
                     Context::op("compress lines"),

@@ -75,6 +75,7 @@ async fn commit_once(
         // A rebuilt pool may point at a new file: look ids up again.
         attempt_state.source_ids.clear();
         attempt_state.messages.clear();
+        attempt_state.texts.clear();
         attempt_state.contexts.clear();
         attempt_state.store_generation = generation;
     }

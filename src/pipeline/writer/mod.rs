@@ -24,7 +24,7 @@ use super::channel::{LineReceiver, weight};
 use super::item::Item;
 use super::source::Fingerprint;
 use crate::model::MessageIds;
-use crate::store::{RetentionPolicy, StoreError, StoreHandle};
+use crate::store::{RetentionPolicy, StoreError, StoreHandle, TextIds};
 use commit::commit_with_retry;
 use pruning::Pruning;
 
@@ -152,6 +152,7 @@ struct WriterState {
     source_ids: HashMap<Fingerprint, i64>,
     contexts: HashMap<Fingerprint, EntryContext>,
     messages: MessageIds,
+    texts: TextIds,
     /// The store generation the cached ids belong to.
     store_generation: u64,
 }

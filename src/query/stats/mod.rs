@@ -231,14 +231,14 @@ fn grand_totals(
     totals.delayed_messages = scalar(
         conn,
         "SELECT count(*) FROM messages m WHERE m.received_ms BETWEEN ?1 AND ?2
-           AND EXISTS (SELECT 1 FROM delivery_attempts a WHERE a.message_id = m.id AND a.outcome = 'deferred')",
+           AND EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.outcome = 'deferred')",
         since,
         until,
     )?;
     totals.failed_messages = scalar(
         conn,
         "SELECT count(*) FROM messages m WHERE m.received_ms BETWEEN ?1 AND ?2
-           AND EXISTS (SELECT 1 FROM delivery_attempts a WHERE a.message_id = m.id AND a.outcome = 'failed')",
+           AND EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.outcome = 'failed')",
         since,
         until,
     )?;
@@ -246,7 +246,7 @@ fn grand_totals(
     totals.delivered_addresses = stats.delivered;
     totals.delivered_volume = scalar(
         conn,
-        "SELECT coalesce(sum(m.size), 0) FROM delivery_attempts a JOIN messages m ON m.id = a.message_id
+        "SELECT coalesce(sum(m.size), 0) FROM attempts a JOIN messages m ON m.id = a.message_id
          WHERE a.flag = '=>' AND a.attempted_ms BETWEEN ?1 AND ?2",
         since,
         until,
@@ -270,8 +270,9 @@ fn lists(
 ) -> Result<(), QueryError> {
     stats.by_transport = rows(
         conn,
-        "SELECT coalesce(a.transport, '(none)'), count(*), coalesce(sum(m.size), 0)
-         FROM delivery_attempts a JOIN messages m ON m.id = a.message_id
+        "SELECT coalesce(t.text, '(none)'), count(*), coalesce(sum(m.size), 0)
+         FROM attempts a JOIN messages m ON m.id = a.message_id
+         LEFT JOIN texts t ON t.id = a.transport_id
          WHERE a.flag = '=>' AND a.attempted_ms BETWEEN ?1 AND ?2
          GROUP BY 1 ORDER BY 2 DESC, 1",
         since,
@@ -285,7 +286,7 @@ fn lists(
     )?;
     stats.delivered_per_hour = per_hour(
         conn,
-        "SELECT (attempted_ms / 3600000) % 24, count(*) FROM delivery_attempts
+        "SELECT (attempted_ms / 3600000) % 24, count(*) FROM attempts
          WHERE flag IN ('=>', '->') AND attempted_ms BETWEEN ?1 AND ?2 GROUP BY 1",
         since,
         until,
@@ -298,7 +299,7 @@ fn lists(
     )?;
     stats.delivery_times = buckets(
         conn,
-        "SELECT delivery_time_ms FROM delivery_attempts WHERE outcome = 'delivered' AND delivery_time_ms IS NOT NULL AND attempted_ms BETWEEN ?1 AND ?2",
+        "SELECT delivery_time_ms FROM attempts WHERE outcome = 'delivered' AND delivery_time_ms IS NOT NULL AND attempted_ms BETWEEN ?1 AND ?2",
         since,
         until,
     )?;
@@ -320,7 +321,8 @@ fn top_lists(
     )?;
     stats.top_sending_hosts = top(
         conn,
-        "SELECT coalesce(host_name, helo, '') || ' [' || host_ip || ']', count(*), coalesce(sum(size), 0)
+        "SELECT coalesce((SELECT text FROM texts WHERE id = coalesce(host_name_id, helo_id)), '')
+                || ' [' || host_ip || ']', count(*), coalesce(sum(size), 0)
          FROM messages WHERE received_ms BETWEEN ?1 AND ?2 AND host_ip IS NOT NULL
          GROUP BY host_ip ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?3",
         since,
@@ -329,7 +331,7 @@ fn top_lists(
     stats.top_recipient_domains = top(
         conn,
         "SELECT lower(substr(r.address, instr(r.address, '@') + 1)), count(*), coalesce(sum(m.size), 0)
-         FROM delivery_attempts a JOIN recipients r ON r.id = a.recipient_id JOIN messages m ON m.id = a.message_id
+         FROM attempts a JOIN recipients r ON r.id = a.recipient_id JOIN messages m ON m.id = a.message_id
          WHERE a.outcome = 'delivered' AND instr(r.address, '@') > 0 AND a.attempted_ms BETWEEN ?1 AND ?2
          GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?3",
         since,
@@ -349,8 +351,9 @@ fn top_lists(
     )?;
     stats.errors = top(
         conn,
-        "SELECT coalesce(error_text, '(no message)'), count(*), NULL FROM delivery_attempts
-         WHERE outcome IN ('deferred', 'failed') AND attempted_ms BETWEEN ?1 AND ?2
+        "SELECT coalesce(t.text, '(no message)'), count(*), NULL
+         FROM attempts a LEFT JOIN texts t ON t.id = a.error_text_id
+         WHERE a.outcome IN ('deferred', 'failed') AND a.attempted_ms BETWEEN ?1 AND ?2
          GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?3",
         since,
         until,

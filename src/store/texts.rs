@@ -1,0 +1,202 @@
+//! The `texts` table: each repeated value of messages and delivery
+//! attempts (routers, transports, peer names and addresses, HELO names,
+//! protocols, TLS ciphers, SMTP codes, error texts) stored once and
+//! referred to by id.
+//!
+//! A text is found by [`text_hash`] of its bytes through the index
+//! `texts_hash`, then compared: an index on the text itself would store
+//! every text twice. [`TextIds`] remembers ids between batches. It is a
+//! cache: bounded, and dropped with the rest of the writer's state when a
+//! transaction rolls back (the ids of texts added by that transaction never
+//! existed) or when retention removed texts (`texts_swept` counts that).
+
+// FxHash would do for router names, but error texts come from remote
+// servers: the standard hasher, which crafted keys cannot make collide.
+use std::collections::HashMap;
+
+use deadpool_sqlite::rusqlite::{Connection, OptionalExtension};
+
+use super::error::{Context, ResultExt, StoreError};
+
+/// 64-bit FNV-1a of `text`'s bytes, as SQLite's signed integer. Stored in
+/// the database, so it must never change.
+pub fn text_hash(text: &str) -> i64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let hash = text.bytes().fold(OFFSET, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+    });
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// Fills in the hash of every text (migration 0008 copies texts in SQL,
+/// which has no such function).
+pub(super) fn fill_hashes(conn: &Connection) -> Result<(), StoreError> {
+    let context = || Context::op("hash texts").table("texts");
+    let texts: Vec<(i64, String)> = conn
+        .prepare("SELECT id, text FROM texts")
+        .ctx(context)?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .ctx(context)?
+        .collect::<Result<_, _>>()
+        .ctx(context)?;
+    let mut update = conn
+        .prepare("UPDATE texts SET hash = ?2 WHERE id = ?1")
+        .ctx(context)?;
+    for (id, text) in texts {
+        update.execute((id, text_hash(&text))).ctx(context)?;
+    }
+    Ok(())
+}
+
+/// Text ids by the bytes they were read from.
+#[derive(Debug, Default, Clone)]
+pub struct TextIds {
+    ids: HashMap<Box<[u8]>, i64>,
+    /// `texts_swept.sweeps` when the cached ids were read.
+    sweeps: i64,
+}
+
+/// Entries kept before the cache starts over: far more than the routers,
+/// transports, peers and ciphers of a host; a miss costs one indexed
+/// lookup.
+const TEXT_ID_CACHE: usize = 8_192;
+
+impl TextIds {
+    /// Forgets everything (the database was replaced, or texts pruned).
+    pub fn clear(&mut self) {
+        self.ids.clear();
+    }
+
+    /// Drops the cache if retention removed texts since it was filled
+    /// (another process may have). Call inside the transaction that will
+    /// use the ids.
+    pub fn revalidate(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let sweeps: i64 = conn
+            .prepare_cached("SELECT sweeps FROM texts_swept WHERE id = 1")
+            .ctx(|| Context::op("check texts").table("texts_swept"))?
+            .query_row([], |row| row.get(0))
+            .ctx(|| Context::op("check texts").table("texts_swept"))?;
+        if sweeps != self.sweeps {
+            self.ids.clear();
+            self.sweeps = sweeps;
+        }
+        Ok(())
+    }
+
+    /// The id of `bytes` (as text, invalid UTF-8 replaced), added to the
+    /// table when it is new.
+    pub fn id(&mut self, conn: &Connection, bytes: &[u8]) -> Result<i64, StoreError> {
+        if let Some(id) = self.ids.get(bytes) {
+            return Ok(*id);
+        }
+        let text = String::from_utf8_lossy(bytes);
+        let hash = text_hash(&text);
+        let context = || Context::op("record text").table("texts");
+        let found: Option<i64> = conn
+            .prepare_cached("SELECT id FROM texts WHERE hash = ?1 AND text = ?2")
+            .ctx(context)?
+            .query_row((hash, &text), |row| row.get(0))
+            .optional()
+            .ctx(context)?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                conn.prepare_cached("INSERT INTO texts (hash, text) VALUES (?1, ?2)")
+                    .ctx(context)?
+                    .execute((hash, &text))
+                    .ctx(context)?;
+                conn.last_insert_rowid()
+            }
+        };
+        if self.ids.len() >= TEXT_ID_CACHE {
+            self.ids.clear();
+        }
+        self.ids.insert(bytes.into(), id);
+        Ok(id)
+    }
+
+    /// [`id`](Self::id) of a value that may be absent.
+    pub fn optional(
+        &mut self,
+        conn: &Connection,
+        bytes: Option<&[u8]>,
+    ) -> Result<Option<i64>, StoreError> {
+        bytes.map(|bytes| self.id(conn, bytes)).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_is_stored_once_and_found_again_after_the_cache_forgets_it() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        let mut ids = TextIds::default();
+        let first = ids.id(&conn, b"remote_smtp").unwrap();
+        assert_eq!(ids.id(&conn, b"remote_smtp").unwrap(), first);
+        let other = ids.id(&conn, b"dnslookup").unwrap();
+        assert_ne!(other, first);
+        ids.clear();
+        assert_eq!(ids.id(&conn, b"remote_smtp").unwrap(), first);
+        // Invalid UTF-8 is stored replaced, and the same bytes find it.
+        let odd = ids.id(&conn, b"caf\xe9").unwrap();
+        ids.clear();
+        assert_eq!(ids.id(&conn, b"caf\xe9").unwrap(), odd);
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM texts", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(count, 3);
+        assert_eq!(ids.optional(&conn, None).unwrap(), None);
+    }
+
+    #[test]
+    fn the_hash_is_fnv_1a_and_texts_that_share_one_stay_apart() {
+        // The published FNV-1a 64 test vectors: stored hashes must never
+        // change.
+        assert_eq!(text_hash(""), 0xcbf2_9ce4_8422_2325_u64 as i64);
+        assert_eq!(text_hash("a"), 0xaf63_dc4c_8601_ec8c_u64 as i64);
+        assert_eq!(text_hash("foobar"), 0x8594_4171_f739_67e8_u64 as i64);
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        // A colliding text, made by storing another text under b's hash.
+        conn.execute(
+            "INSERT INTO texts (hash, text) VALUES (?1, 'a')",
+            [text_hash("b")],
+        )
+        .unwrap();
+        let mut ids = TextIds::default();
+        let b = ids.id(&conn, b"b").unwrap();
+        let text: String = conn
+            .query_row("SELECT text FROM texts WHERE id = ?1", [b], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(text, "b");
+    }
+
+    #[test]
+    fn a_sweep_elsewhere_empties_the_cache() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        let mut ids = TextIds::default();
+        ids.revalidate(&conn).unwrap();
+        let first = ids.id(&conn, b"remote_smtp").unwrap();
+        conn.execute_batch(
+            "DELETE FROM texts; UPDATE texts_swept SET sweeps = sweeps + 1;
+             INSERT INTO texts (hash, text) VALUES (0, 'x')",
+        )
+        .unwrap();
+        ids.revalidate(&conn).unwrap();
+        let again = ids.id(&conn, b"remote_smtp").unwrap();
+        assert_ne!(again, first, "a cached id of a removed text was reused");
+        let text: String = conn
+            .query_row("SELECT text FROM texts WHERE id = ?1", [again], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(text, "remote_smtp");
+    }
+}

@@ -48,7 +48,14 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
     let handle = StoreHandle::new(store);
     let settings = WriterSettings::from_config(config, Some(MAX_ATTEMPTS_PER_BATCH));
     let (sender, receiver) = channel::for_config(&config.ingest);
-    let writer = writer::start(handle.clone(), receiver, settings, Box::new(NoProgress));
+    // The command drops and builds the indexes itself, around the writer.
+    let writer = writer::start(
+        handle.clone(),
+        receiver,
+        settings,
+        Box::new(NoProgress),
+        writer::Indexes::Kept,
+    );
     let reading = read_all(
         files.to_vec(),
         positions,
@@ -171,17 +178,14 @@ fn report(
     Ok(())
 }
 
-/// Whether to load in bulk: drop the secondary indexes, then build them
-/// once at the end. Worth it when the files are large beside the database
-/// (a new database above all): building an index costs time for every row
-/// in the table, maintaining it costs more for each row added.
+/// Whether to load in bulk: worth it when the files are large beside the
+/// database (see [`store::indexes::bulk_load_pays`]).
 fn is_bulk(database: &std::path::Path, files: &[PathBuf]) -> bool {
-    let size = |path: &std::path::Path| std::fs::metadata(path).map_or(0, |m| m.len());
-    let mut wal = database.as_os_str().to_owned();
-    wal.push("-wal");
-    let database_bytes = size(database) + size(std::path::Path::new(&wal));
-    let input_bytes: u64 = files.iter().map(|path| size(path)).sum();
-    input_bytes.saturating_mul(2) >= database_bytes
+    let input_bytes: u64 = files
+        .iter()
+        .map(|path| std::fs::metadata(path).map_or(0, |m| m.len()))
+        .sum();
+    store::indexes::bulk_load_pays(database, input_bytes)
 }
 
 /// A progress bar over the file's size when stderr is a terminal; hidden

@@ -99,6 +99,7 @@ impl Running {
         let notifier = Arc::new(Mutex::new(Notifier::new()));
         let handle = StoreHandle::new(store::connect(&config.database).await?);
         let (positions, latest) = load_positions(&handle, &config).await?;
+        let indexes = catch_up_indexes(&handle, &config, latest.as_ref()).await?;
         let follow_settings = FollowSettings::new(config.ingest.max_line_bytes);
         let (poll_active, poll_idle) = (follow_settings.poll_active, follow_settings.poll_idle);
         let follower = Follower::new(config.log.path.clone(), follow_settings, positions);
@@ -112,6 +113,7 @@ impl Running {
             receiver,
             WriterSettings::from_config(&config, None),
             Box::new(progress),
+            indexes,
         );
         let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -249,6 +251,44 @@ async fn load_positions(
             })
         });
     Ok((Positions::from_rows(&rows), latest))
+}
+
+/// A backlog this large at start, and large beside the database, is read
+/// without the secondary indexes (see `pipeline/writer/catch_up.rs`);
+/// a smaller one is not worth slowing queries for.
+const CATCH_UP_MIN_BYTES: u64 = 1 << 20;
+
+/// Drops the secondary indexes when the live log holds a backlog worth
+/// catching up in bulk: the bytes after the stored read position (all of
+/// it when it was never read), judged as `ingest` judges its files.
+async fn catch_up_indexes(
+    handle: &StoreHandle,
+    config: &Config,
+    latest: Option<&LastRead>,
+) -> Result<writer::Indexes> {
+    let size = std::fs::metadata(&config.log.path).map_or(0, |m| m.len());
+    let read = latest.map_or(0, |last| last.offset);
+    // Smaller than what was read: rotated or truncated, read from the start.
+    let backlog = if size >= read { size - read } else { size };
+    if backlog < CATCH_UP_MIN_BYTES
+        || !store::indexes::bulk_load_pays(&config.database.path, backlog)
+    {
+        return Ok(writer::Indexes::Kept);
+    }
+    let dropped = handle
+        .current()
+        .with_conn("drop indexes to catch up", |conn| {
+            store::indexes::drop_secondary(conn)
+        })
+        .await?;
+    tracing::info!(
+        backlog_bytes = backlog,
+        indexes = dropped,
+        "catching up {} MiB of log without the secondary indexes; they are built when \
+         caught up (queries scan meanwhile)",
+        backlog >> 20
+    );
+    Ok(writer::Indexes::DroppedUntilCaughtUp)
 }
 
 /// Queues an audit record without waiting: the channel may be full while

@@ -75,6 +75,19 @@ const fn index(name: &'static str, definition: &'static str) -> Index {
     Index { name, definition }
 }
 
+/// Whether loading `input_bytes` of log into the database at `database`
+/// is faster without the secondary indexes, built once at the end: when
+/// the input is large beside the database (a new database above all).
+/// Building an index costs time for every row in the table; maintaining
+/// it costs more for each row added.
+pub fn bulk_load_pays(database: &std::path::Path, input_bytes: u64) -> bool {
+    let size = |path: &std::path::Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    let mut wal = database.as_os_str().to_owned();
+    wal.push("-wal");
+    let database_bytes = size(database) + size(std::path::Path::new(&wal));
+    input_bytes.saturating_mul(2) >= database_bytes
+}
+
 /// Drops the secondary indexes, for a bulk load. Returns how many there were.
 pub fn drop_secondary(conn: &Connection) -> Result<usize, StoreError> {
     let mut dropped = 0;

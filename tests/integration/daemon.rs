@@ -301,3 +301,98 @@ fn run_logs_and_counts_truncated_lines() {
     assert!(text.contains("1 truncated"), "{text}");
     assert!(text.contains("this run stored 2 new lines"), "{text}");
 }
+
+/// The model's rows as text, in id order, to compare two databases.
+#[cfg(feature = "synth")]
+fn model_rows(db: &std::path::Path) -> Vec<String> {
+    let conn = deadpool_sqlite::rusqlite::Connection::open(db).unwrap();
+    let mut rows = Vec::new();
+    for sql in [
+        "SELECT id, exim_id, status, received_ms, completed_ms, last_event_ms, sender FROM messages ORDER BY id",
+        "SELECT id, message_id, address, final_address, status, last_attempt_ms FROM recipients ORDER BY id",
+        "SELECT * FROM delivery_attempts ORDER BY id",
+        "SELECT * FROM rejections ORDER BY id",
+        "SELECT * FROM line_counts ORDER BY minute_ms, kind",
+    ] {
+        let mut statement = conn.prepare(sql).unwrap();
+        let columns = statement.column_count();
+        let found = statement
+            .query_map([], |row| {
+                Ok((0..columns)
+                    .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
+                    .collect::<Vec<_>>()
+                    .join("|"))
+            })
+            .unwrap()
+            .map(Result::unwrap);
+        rows.extend(found);
+    }
+    rows
+}
+
+/// A daemon started on a backlog large beside its database reads it
+/// without the secondary indexes and builds them once caught up: the same
+/// rows as `ingest`, every index there, and lines appended afterwards
+/// committed live. A kill -9 in the middle loses and doubles nothing, and
+/// the next start has the indexes again.
+#[test]
+#[cfg(feature = "synth")]
+fn a_backlog_is_caught_up_without_indexes_which_are_built_once_caught_up() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let mut generator = exim_pilot::synth::Generator::new(17);
+    let mut content = Vec::new();
+    generator.write(12_000, &mut content).unwrap();
+    std::fs::write(&log, &content).unwrap();
+    assert!(content.len() > 1 << 20, "over the catch-up threshold");
+
+    let reference = dir.path().join("ingested.db");
+    let (status, _, stderr) = crate::util::outcome(&crate::util::run(&[
+        "ingest",
+        "--db",
+        reference.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 0, "{stderr}");
+
+    // Killed while catching up, then started again on the same backlog.
+    let daemon = Daemon::start(dir.path());
+    daemon.wait_for_log("without the secondary indexes");
+    daemon.kill();
+    let daemon = Daemon::start(dir.path());
+    daemon.wait_for_log("built the indexes dropped for the catch-up");
+    let lines = content.iter().filter(|&&b| b == b'\n').count();
+    wait_for_lines(&daemon.db, lines, WAIT, Some(&daemon));
+    let missing: i64 = deadpool_sqlite::rusqlite::Connection::open(&daemon.db)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'attempts_%'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(missing, 3, "the attempts' indexes are back");
+    let db = daemon.db.clone();
+    assert!(daemon.stop().success());
+    assert_eq!(model_rows(&db), model_rows(&reference));
+    let indexes = |db: &std::path::Path| -> Vec<String> {
+        deadpool_sqlite::rusqlite::Connection::open(db)
+            .unwrap()
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(indexes(&db), indexes(&reference));
+
+    // Live from here: an appended line is committed with the indexes kept.
+    let tail = numbered_lines("live", 0, 3);
+    append_lines(&log, &tail);
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, lines + 3, WAIT, Some(&daemon));
+    let said = daemon.stderr_text();
+    assert!(daemon.stop().success());
+    assert!(!said.contains("without the secondary indexes"), "{said}");
+}

@@ -226,9 +226,15 @@ async fn the_writer_stores_a_replayed_line_once() {
         })
         .await
         .unwrap();
-        let written = writer::run(handle.clone(), receiver, settings, &mut NoProgress)
-            .await
-            .unwrap();
+        let written = writer::run(
+            handle.clone(),
+            receiver,
+            settings,
+            &mut NoProgress,
+            writer::Indexes::Kept,
+        )
+        .await
+        .unwrap();
         totals.push((written.inserted, written.replayed));
     }
     assert_eq!(totals, [(2, 0), (2, 2), (0, 4)]);

@@ -10,8 +10,11 @@
 //! the reader waits on the full channel.
 
 mod batch;
+mod catch_up;
 mod commit;
 mod pruning;
+
+pub use catch_up::Indexes;
 
 // FxHash: keys are row ids and file fingerprints, none of them chosen by a
 // sender.
@@ -80,15 +83,19 @@ pub struct Started {
 
 /// Starts the writer on `store`, taking what arrives on `receiver` (made
 /// with [`super::channel::channel`] as the configuration bounds it).
+/// `indexes` says whether it builds the secondary indexes once caught up.
 pub fn start(
     store: StoreHandle,
     receiver: LineReceiver,
     settings: WriterSettings,
     mut progress: Box<dyn Progress>,
+    indexes: Indexes,
 ) -> Started {
     let (settings_tx, settings_rx) = watch::channel(settings);
     let task =
-        tokio::spawn(async move { run(store, receiver, settings_rx, progress.as_mut()).await });
+        tokio::spawn(
+            async move { run(store, receiver, settings_rx, progress.as_mut(), indexes).await },
+        );
     Started {
         settings: settings_tx,
         task,
@@ -158,11 +165,14 @@ struct WriterState {
 }
 
 /// Runs until the channel closes and everything received is committed.
+/// With [`Indexes::DroppedUntilCaughtUp`], the first batch that comes in
+/// short (the reader has caught up) is followed by building the indexes.
 pub async fn run(
     store: StoreHandle,
     mut receiver: LineReceiver,
     mut settings: watch::Receiver<WriterSettings>,
     progress: &mut dyn Progress,
+    mut indexes: Indexes,
 ) -> Result<WriteTotals, StoreError> {
     let mut totals = WriteTotals::default();
     let mut state = WriterState::default();
@@ -174,7 +184,14 @@ pub async fn run(
             pruning.step(&store, &policy, interval).await;
         }
         let mut batch = Vec::with_capacity(current.batch_size.min(65_536));
-        open = collect(&mut receiver, &mut batch, &current, progress, &store).await;
+        let collected = collect(&mut receiver, &mut batch, &current, progress, &store).await;
+        open = collected != Collected::Closed;
+        if indexes == Indexes::DroppedUntilCaughtUp
+            && collected == Collected::RanDry
+            && catch_up::build_indexes(&store, progress).await
+        {
+            indexes = Indexes::Kept;
+        }
         if batch.is_empty() {
             continue;
         }
@@ -188,28 +205,44 @@ pub async fn run(
         totals.add(written);
         progress.committed(written, totals);
     }
+    if indexes == Indexes::DroppedUntilCaughtUp {
+        // Stopping: building them now could outlast the stop timeout; the
+        // next open builds them.
+        tracing::info!("stopping before the catch-up ended: the next start builds the indexes");
+    }
     Ok(totals)
 }
 
+/// How [`collect`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Collected {
+    /// The batch is full, by lines or bytes: more may be waiting.
+    Full,
+    /// The channel ran dry for the flush interval (or the idle tick): the
+    /// reader has caught up with the log.
+    RanDry,
+    /// The channel is closed and empty.
+    Closed,
+}
+
 /// Fills `batch` with up to `batch_size` lines and `batch_bytes` bytes of
-/// them, waiting at most `flush_interval` after the first. Returns false
-/// once the channel is closed and empty.
+/// them, waiting at most `flush_interval` after the first.
 async fn collect(
     receiver: &mut LineReceiver,
     batch: &mut Vec<Item>,
     settings: &WriterSettings,
     progress: &mut dyn Progress,
     store: &StoreHandle,
-) -> bool {
+) -> Collected {
     // Idle: wake up now and then to show the writer is alive (and let
     // the caller prune).
     let idle_tick = settings.flush_interval.max(Duration::from_millis(500));
     let first = match tokio::time::timeout(idle_tick, receiver.recv()).await {
         Ok(Some(item)) => item,
-        Ok(None) => return false,
+        Ok(None) => return Collected::Closed,
         Err(_) => {
             progress.alive(store.is_healthy());
-            return true;
+            return Collected::RanDry;
         }
     };
     let mut bytes = weight(&first);
@@ -219,17 +252,17 @@ async fn collect(
         // Take what is already queued without waiting.
         let item = match receiver.try_recv() {
             Ok(item) => item,
-            Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            Err(mpsc::error::TryRecvError::Disconnected) => return Collected::Closed,
             Err(mpsc::error::TryRecvError::Empty) => {
                 match tokio::time::timeout_at(deadline, receiver.recv()).await {
                     Ok(Some(item)) => item,
-                    Ok(None) => return false,
-                    Err(_) => break,
+                    Ok(None) => return Collected::Closed,
+                    Err(_) => return Collected::RanDry,
                 }
             }
         };
         bytes += weight(&item);
         batch.push(item);
     }
-    true
+    Collected::Full
 }

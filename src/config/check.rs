@@ -67,15 +67,17 @@ pub(super) const FLUSH_INTERVAL: Range<Duration> = Range {
     min: ms(1),
     max: secs(10),
 };
+/// The reader runs far ahead of the writer while catching up, so the
+/// channel is full then: more lines in it cost memory and gain nothing.
 pub(super) const CHANNEL_CAPACITY: Range<i64> = Range {
-    default: 8192,
+    default: 4096,
     min: 1,
     max: 1_000_000,
 };
 /// Bytes of lines in the channel, and in a batch: with both full, memory
-/// stays in the tens of MiB whatever the lines' length.
+/// stays within a few tens of MiB whatever the lines' length.
 pub(super) const FLIGHT_BYTES: Range<i64> = Range {
-    default: 4 * 1024 * 1024,
+    default: 2 * 1024 * 1024,
     min: 64 * 1024,
     max: 1024 * 1024 * 1024,
 };

@@ -25,7 +25,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use deadpool_sqlite::rusqlite::Connection;
 
-use crate::parse::{Delivery, Entry, Event, Reception};
+use crate::parse::{Entry, Event, Reception};
 use crate::store::{StoreError, TextIds};
 
 pub use rules::{MessageState, RecipientState, Status};
@@ -84,16 +84,6 @@ struct PendingRecipient {
     changed: bool,
 }
 
-/// A delivery attempt to insert: its message and recipient rows, the line,
-/// and its time.
-#[derive(Debug)]
-struct PendingAttempt<'b> {
-    message: i64,
-    recipient: i64,
-    delivery: Delivery<'b>,
-    at: Option<i64>,
-}
-
 /// The effect of one batch of entries, borrowed from the batch's lines
 /// (`'b`), until [`flush`](Self::flush) writes it.
 #[derive(Debug)]
@@ -109,7 +99,7 @@ pub struct BatchModel<'b> {
     /// which crafted keys cannot make collide.
     recipients: std::collections::HashMap<(i64, String), usize>,
     recipient_rows: Vec<PendingRecipient>,
-    attempts: Vec<PendingAttempt<'b>>,
+    attempts: Vec<write::AttemptRow<'b>>,
     rejections: Vec<write::PendingRejection<'b>>,
     next_message_row: i64,
     next_recipient_row: i64,
@@ -180,10 +170,11 @@ impl<'b> BatchModel<'b> {
 
     /// Applies one newly stored entry. `message` is the row of the entry's
     /// message (from [`message_row`](Self::message_row)), `at` its time in
-    /// the log's clock.
+    /// the log's clock; `texts` remembers the ids of repeated values.
     pub fn apply(
         &mut self,
         conn: &Connection,
+        texts: &mut TextIds,
         entry: &Entry<'b>,
         message: Option<i64>,
         at: Option<i64>,
@@ -209,12 +200,12 @@ impl<'b> BatchModel<'b> {
                 pending.state.attempted(delivery, at);
                 pending.changed = true;
                 let recipient = pending.state.row;
-                self.attempts.push(PendingAttempt {
-                    message,
-                    recipient,
-                    delivery: *delivery,
-                    at,
-                });
+                self.attempts.push(write::AttemptRow::of(
+                    conn,
+                    texts,
+                    (message, recipient, at),
+                    delivery,
+                )?);
             }
             (Event::Completed { .. }, Some(message)) => {
                 self.message_state(conn, message, exim_id)?.completed(at);
@@ -248,7 +239,7 @@ impl<'b> BatchModel<'b> {
             .collect();
         write::messages(conn, &messages, texts)?;
         write::recipients(conn, &self.recipient_rows)?;
-        write::attempts(conn, &self.attempts, texts)?;
+        write::attempts(conn, &self.attempts)?;
         write::rejections(conn, &self.rejections)
     }
 

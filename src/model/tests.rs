@@ -56,7 +56,7 @@ fn apply_with(lines: &[&str], per_batch: usize, forgetful: bool) -> Connection {
             let entry = parse_line(line.as_bytes());
             let at = entry.prefix.map(|p| p.timestamp.local_ms());
             let message = model.message_row(&tx, &mut ids, &entry).unwrap();
-            model.apply(&tx, &entry, message, at).unwrap();
+            model.apply(&tx, &mut texts, &entry, message, at).unwrap();
             if forgetful {
                 ids.clear();
                 texts.clear();

@@ -12,8 +12,8 @@ use std::borrow::Cow;
 use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, Statement, ToSql, params};
 
 use super::rules::{MessageState, RecipientState, Status};
-use super::{PendingAttempt, PendingMessage, PendingRecipient};
-use crate::parse::{DeliveryFlag, Host, Reception, Rejection, unescape_quoted};
+use super::{PendingMessage, PendingRecipient};
+use crate::parse::{Delivery, DeliveryFlag, Host, Reception, Rejection, unescape_quoted};
 use crate::store::repo::insert_rows;
 use crate::store::{Context, ResultExt, StoreError, TextIds};
 
@@ -373,88 +373,108 @@ const ATTEMPT_COLUMNS: [&str; 20] = [
     "suppressed",
 ];
 
-/// The ids of an attempt's repeated texts (`texts`), looked up or added
-/// before the rows are bound.
-struct AttemptTexts {
+/// A delivery attempt as its row will be written: repeated texts already
+/// ids of `texts` (a third of the size of the parsed line, which a batch
+/// would otherwise keep for every attempt until its flush).
+#[derive(Debug)]
+pub(super) struct AttemptRow<'b> {
+    message: i64,
+    recipient: i64,
+    flag: &'static str,
+    at: i64,
+    /// Only when a router rewrote the recipient's address.
+    final_address: Option<&'b [u8]>,
     router: Option<i64>,
     transport: Option<i64>,
     host_name: Option<i64>,
     host_ip: Option<i64>,
+    host_port: Option<u16>,
     tls_cipher: Option<i64>,
+    cert_verified: Option<bool>,
+    /// Still escaped, as the line has it.
+    confirmation: Option<&'b [u8]>,
     smtp_code: Option<i64>,
     error_text: Option<i64>,
+    queue_time_ms: Option<i64>,
+    delivery_time_ms: Option<i64>,
+    shadow: bool,
 }
 
-/// Inserts delivery attempts.
-pub(super) fn attempts(
-    conn: &Connection,
-    attempts: &[PendingAttempt<'_>],
-    texts: &mut TextIds,
-) -> Result<(), StoreError> {
-    let mut rows = Vec::with_capacity(attempts.len());
-    for attempt in attempts {
-        let d = &attempt.delivery;
+impl<'b> AttemptRow<'b> {
+    /// The row of `d`, an attempt of recipient row `recipient` of message
+    /// row `message` at `at`; looks up (or adds) its texts.
+    pub(super) fn of(
+        conn: &Connection,
+        texts: &mut TextIds,
+        (message, recipient, at): (i64, i64, Option<i64>),
+        d: &Delivery<'b>,
+    ) -> Result<Self, StoreError> {
         let host: Host<'_> = d.host.unwrap_or_default();
         let smtp_code = d.smtp_code.map(|c| match c.enhanced {
             Some(enhanced) => format!("{} {}", c.code, String::from_utf8_lossy(enhanced)),
             None => c.code.to_string(),
         });
-        let ids = AttemptTexts {
+        Ok(AttemptRow {
+            message,
+            recipient,
+            flag: d.flag.symbol(),
+            at: at.unwrap_or(0),
+            // The recipient row holds the address; repeat it only when a
+            // router rewrote it.
+            final_address: (d.address.final_address != d.address.recipient())
+                .then_some(d.address.final_address),
             router: texts.optional(conn, d.router)?,
             transport: texts.optional(conn, d.transport)?,
             host_name: texts.optional(conn, host.name)?,
             host_ip: texts.optional(conn, host.ip)?,
+            host_port: host.port_number(),
             tls_cipher: texts.optional(conn, d.tls.cipher)?,
+            cert_verified: d
+                .tls
+                .certificate_verified
+                .map(|cv| cv == b"yes" || cv == b"dane"),
+            confirmation: d.confirmation,
             smtp_code: texts.optional(conn, smtp_code.as_deref().map(str::as_bytes))?,
             error_text: texts.optional(conn, d.error)?,
-        };
-        rows.push((attempt, ids));
+            queue_time_ms: d.queue_time.and_then(|t| t.millis),
+            delivery_time_ms: d.delivery_time.and_then(|t| t.millis),
+            shadow: d.shadow_transport.is_some(),
+        })
     }
-    insert_rows(
-        conn,
-        "attempts",
-        &ATTEMPT_COLUMNS,
-        &rows,
-        |statement, first, (attempt, ids)| bind_attempt(statement, first, attempt, ids),
-    )
+}
+
+/// Inserts delivery attempts.
+pub(super) fn attempts(conn: &Connection, attempts: &[AttemptRow<'_>]) -> Result<(), StoreError> {
+    insert_rows(conn, "attempts", &ATTEMPT_COLUMNS, attempts, bind_attempt)
 }
 
 fn bind_attempt(
     statement: &mut Statement<'_>,
     first: usize,
-    attempt: &PendingAttempt<'_>,
-    ids: &AttemptTexts,
+    a: &AttemptRow<'_>,
 ) -> deadpool_sqlite::rusqlite::Result<()> {
-    let d = &attempt.delivery;
-    let host: Host<'_> = d.host.unwrap_or_default();
-    // The recipient row holds the address; repeat it only when a router
-    // rewrote it.
-    let final_address = (d.address.final_address != d.address.recipient())
-        .then(|| String::from_utf8_lossy(d.address.final_address));
     let values: [&dyn ToSql; 20] = [
-        &attempt.message,
-        &attempt.recipient,
-        &d.flag.symbol(),
-        &attempt.at.unwrap_or(0),
-        &final_address,
-        &ids.router,
-        &ids.transport,
-        &ids.host_name,
-        &ids.host_ip,
-        &host.port_number(),
-        &ids.tls_cipher,
-        &d.tls
-            .certificate_verified
-            .map(|cv| cv == b"yes" || cv == b"dane"),
-        &d.confirmation
+        &a.message,
+        &a.recipient,
+        &a.flag,
+        &a.at,
+        &a.final_address.map(String::from_utf8_lossy),
+        &a.router,
+        &a.transport,
+        &a.host_name,
+        &a.host_ip,
+        &a.host_port,
+        &a.tls_cipher,
+        &a.cert_verified,
+        &a.confirmation
             .map(|c| String::from_utf8_lossy(&unescape_quoted(c)).into_owned()),
-        &ids.smtp_code,
-        &ids.error_text,
-        &d.queue_time.and_then(|t| t.millis),
-        &d.delivery_time.and_then(|t| t.millis),
-        &d.shadow_transport.is_some(),
-        &(d.flag == DeliveryFlag::Cutthrough),
-        &(d.flag == DeliveryFlag::Suppressed),
+        &a.smtp_code,
+        &a.error_text,
+        &a.queue_time_ms,
+        &a.delivery_time_ms,
+        &a.shadow,
+        &(a.flag == DeliveryFlag::Cutthrough.symbol()),
+        &(a.flag == DeliveryFlag::Suppressed.symbol()),
     ];
     bind_all(statement, first, values)
 }

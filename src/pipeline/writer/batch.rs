@@ -191,8 +191,13 @@ impl<'b> BatchWriter<'_, 'b> {
         }
         // What the line means for its message, in this same transaction as
         // the line itself.
-        self.model
-            .apply(tx, &entry, message_row, context.logged_ms)?;
+        self.model.apply(
+            tx,
+            &mut self.state.texts,
+            &entry,
+            message_row,
+            context.logged_ms,
+        )?;
         *self
             .counts
             .entry((minute_of(context.logged_ms), entry.kind().name()))

@@ -24,9 +24,25 @@ pub fn after<'a>(input: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     input.strip_prefix(prefix)
 }
 
-/// The position of the first occurrence of `needle`.
+/// The position of the first occurrence of `needle`, one of the parser's
+/// short constant tags. `memmem::find` builds a searcher on every call,
+/// which cost more than the search on a log line; this scans for the
+/// needle's first byte with memchr and compares there.
 pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(haystack, needle)
+    let Some((&first, rest)) = needle.split_first() else {
+        return Some(0);
+    };
+    memchr::memchr_iter(first, haystack).find(|&at| haystack[at + 1..].starts_with(rest))
+}
+
+/// The position of the first occurrence of any of `needles` (each
+/// starting with a space), in one pass over the spaces of `haystack`.
+pub fn find_first_tag(haystack: &[u8], needles: &[&[u8]]) -> Option<usize> {
+    memchr::memchr_iter(b' ', haystack).find(|&at| {
+        needles
+            .iter()
+            .any(|needle| haystack[at..].starts_with(needle))
+    })
 }
 
 /// A double-quoted value starting at `input[0] == '"'`: the content without
@@ -298,6 +314,25 @@ pub fn parse_decimal<T: TryFrom<u64>>(digits: &[u8]) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_finds_the_first_occurrence_like_memmem() {
+        let haystacks: [&[u8]; 5] = [b"", b"a", b" R=x T=y R=z", b"RRR=R=", b"ab ab abc"];
+        let needles: [&[u8]; 6] = [b"", b"R=", b" R=", b"abc", b"zz", b" "];
+        for haystack in haystacks {
+            for needle in needles {
+                assert_eq!(
+                    find(haystack, needle),
+                    memchr::memmem::find(haystack, needle),
+                    "{:?} in {:?}",
+                    String::from_utf8_lossy(needle),
+                    String::from_utf8_lossy(haystack)
+                );
+            }
+        }
+        assert_eq!(find_first_tag(b"a@b T=t R=r", &[b" R=", b" T="]), Some(3));
+        assert_eq!(find_first_tag(b"a@b", &[b" R="]), None);
+    }
 
     #[test]
     fn decimals_are_strict() {

@@ -2,7 +2,9 @@
 //! state lines (`Completed`, `Frozen`, per-host errors ...).
 
 use super::entry::{AddressPart, Delivery, DeliveryFlag, Event, Host, Reception, Tls};
-use super::fields::{after, bracketed, duration, find, host, quoted, smtp_code, token};
+use super::fields::{
+    after, bracketed, duration, find, find_first_tag, host, quoted, smtp_code, token,
+};
 use super::prefix::whole_message_id;
 
 /// `<= sender tags...` (`fake_reject` for `(=`), `body` after the flag.
@@ -321,11 +323,7 @@ const ADDRESS_END_TAGS: [&[u8]; 15] = [
 /// Returns the address, the rest (tags), and the error message when it
 /// follows the address directly (`** addr <orig>: reason`).
 fn address_part(body: &[u8]) -> (AddressPart<'_>, &[u8], Option<&[u8]>) {
-    let tags_at = ADDRESS_END_TAGS
-        .iter()
-        .filter_map(|tag| find(body, tag))
-        .min()
-        .unwrap_or(body.len());
+    let tags_at = find_first_tag(body, &ADDRESS_END_TAGS).unwrap_or(body.len());
     // An error message straight after the address: the first ": " (or
     // " : ") before the tags whose left side looks like a whole address.
     let mut search = 0;

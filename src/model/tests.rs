@@ -291,3 +291,38 @@ fn a_generated_log_leaves_the_same_rows_whatever_the_batch_size() {
         "the id cache forgetting everything after each line"
     );
 }
+
+#[test]
+fn an_error_naming_its_recipient_is_stored_once_and_read_back_whole() {
+    let errors = [
+        "SMTP error from remote mail server after RCPT TO:<b@example.net>: 550 5.1.1 User unknown",
+        "SMTP error from remote mail server after RCPT TO:<c@example.net>: 550 5.1.1 User unknown",
+    ];
+    let conn = apply_lines(&[
+        "2024-01-01 10:00:00 1smkL5-00000000e65-24eQ <= a@example.com H=(x) [192.0.2.1] P=esmtp S=100 for b@example.net c@example.net",
+        &format!(
+            "2024-01-01 10:00:01 1smkL5-00000000e65-24eQ ** b@example.net R=dnslookup T=remote_smtp H=mx [192.0.2.2]: {}",
+            errors[0]
+        ),
+        &format!(
+            "2024-01-01 10:00:01 1smkL5-00000000e65-24eQ ** c@example.net R=dnslookup T=remote_smtp H=mx [192.0.2.2]: {}",
+            errors[1]
+        ),
+    ]);
+    let read: Vec<String> = conn
+        .prepare("SELECT error_text FROM delivery_attempts ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(read, errors);
+    let stored: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM texts WHERE text LIKE 'SMTP error%'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 1, "one text for both recipients");
+}

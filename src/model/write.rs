@@ -350,7 +350,7 @@ fn bind_recipient(
     )
 }
 
-const ATTEMPT_COLUMNS: [&str; 20] = [
+const ATTEMPT_COLUMNS: [&str; 21] = [
     "message_id",
     "recipient_id",
     "flag",
@@ -366,6 +366,7 @@ const ATTEMPT_COLUMNS: [&str; 20] = [
     "confirmation",
     "smtp_code_id",
     "error_text_id",
+    "error_address_at",
     "queue_time_ms",
     "delivery_time_ms",
     "shadow",
@@ -395,6 +396,9 @@ pub(super) struct AttemptRow<'b> {
     confirmation: Option<&'b [u8]>,
     smtp_code: Option<i64>,
     error_text: Option<i64>,
+    /// Where the recipient's address was cut out of the error text, in
+    /// characters (see [`error_template`]).
+    error_address_at: Option<i64>,
     queue_time_ms: Option<i64>,
     delivery_time_ms: Option<i64>,
     shadow: bool,
@@ -414,6 +418,9 @@ impl<'b> AttemptRow<'b> {
             Some(enhanced) => format!("{} {}", c.code, String::from_utf8_lossy(enhanced)),
             None => c.code.to_string(),
         });
+        let error = d
+            .error
+            .map(|error| error_template(error, d.address.final_address));
         Ok(AttemptRow {
             message,
             recipient,
@@ -435,11 +442,41 @@ impl<'b> AttemptRow<'b> {
                 .map(|cv| cv == b"yes" || cv == b"dane"),
             confirmation: d.confirmation,
             smtp_code: texts.optional(conn, smtp_code.as_deref().map(str::as_bytes))?,
-            error_text: texts.optional(conn, d.error)?,
+            error_text: texts.optional(
+                conn,
+                error.as_ref().map(|(template, _)| template.as_bytes()),
+            )?,
+            error_address_at: error.and_then(|(_, at)| at),
             queue_time_ms: d.queue_time.and_then(|t| t.millis),
             delivery_time_ms: d.delivery_time.and_then(|t| t.millis),
             shadow: d.shadow_transport.is_some(),
         })
+    }
+}
+
+/// Addresses shorter than this are left in error texts: too likely to
+/// match something else in the text.
+const MIN_CUT_ADDRESS: usize = 3;
+
+/// An error text as stored: with the first occurrence of the address it
+/// was delivered to cut out, and where (in characters, as SQLite's
+/// `substr` counts). Remote servers name the recipient in their replies
+/// (`... after RCPT TO:<bob@example.org>: 550 5.1.1 User unknown`), so
+/// without the address a host has a few distinct errors instead of one per
+/// recipient. The view `delivery_attempts` puts the address back.
+fn error_template(error: &[u8], address: &[u8]) -> (String, Option<i64>) {
+    let text = String::from_utf8_lossy(error).into_owned();
+    let address = String::from_utf8_lossy(address);
+    if address.len() < MIN_CUT_ADDRESS {
+        return (text, None);
+    }
+    match text.find(address.as_ref()) {
+        Some(at) => {
+            let chars = i64::try_from(text[..at].chars().count()).ok();
+            let template = format!("{}{}", &text[..at], &text[at + address.len()..]);
+            (template, chars)
+        }
+        None => (text, None),
     }
 }
 
@@ -453,7 +490,7 @@ fn bind_attempt(
     first: usize,
     a: &AttemptRow<'_>,
 ) -> deadpool_sqlite::rusqlite::Result<()> {
-    let values: [&dyn ToSql; 20] = [
+    let values: [&dyn ToSql; 21] = [
         &a.message,
         &a.recipient,
         &a.flag,
@@ -470,6 +507,7 @@ fn bind_attempt(
             .map(|c| String::from_utf8_lossy(&unescape_quoted(c)).into_owned()),
         &a.smtp_code,
         &a.error_text,
+        &a.error_address_at,
         &a.queue_time_ms,
         &a.delivery_time_ms,
         &a.shadow,
@@ -525,4 +563,29 @@ pub(super) fn rejections(
             )
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_template;
+
+    #[test]
+    fn an_error_text_loses_its_recipient_address_and_says_where() {
+        let error = "SMTP error from remote mail server after RCPT TO:<bob@example.org>: 550 5.1.1 <bob@example.org> unknown";
+        let (template, at) = error_template(error.as_bytes(), b"bob@example.org");
+        assert_eq!(
+            template,
+            "SMTP error from remote mail server after RCPT TO:<>: 550 5.1.1 <bob@example.org> unknown"
+        );
+        assert_eq!(at, Some(50));
+        // As the view puts it back: characters, not bytes.
+        let (template, at) =
+            error_template("réponse <ü@x.example>".as_bytes(), "ü@x.example".as_bytes());
+        assert_eq!((template.as_str(), at), ("réponse <>", Some(9)));
+        assert_eq!(
+            error_template(b"retry timeout exceeded", b"bob@example.org"),
+            ("retry timeout exceeded".to_owned(), None)
+        );
+        assert_eq!(error_template(b"a b c", b"b"), ("a b c".to_owned(), None));
+    }
 }

@@ -37,7 +37,7 @@ pub fn find(conn: &Connection, older_than_ms: i64) -> Result<Vec<Stuck>, QueryEr
     let rows = conn
         .prepare(
             "SELECT m.exim_id, m.received_ms, r.address, r.status, r.last_attempt_ms,
-                    (SELECT t.text FROM attempts a LEFT JOIN texts t ON t.id = a.error_text_id
+                    (SELECT a.error_text FROM delivery_attempts a
                      WHERE a.message_id = r.message_id AND a.recipient_id = r.id
                      ORDER BY a.attempted_ms DESC, a.id DESC LIMIT 1)
              FROM recipients r JOIN messages m ON m.id = r.message_id

@@ -15,6 +15,7 @@
 -- - `attempts.final_address` is NULL when it equals the recipient's
 --   address, and so is `recipients.final_address`.
 -- - `attempts.outcome` is a generated column, computed from `flag`.
+-- - An error text is stored without the address it names (new rows only).
 -- - `attempts.recipient_id` is no foreign key: an attempt goes with its
 --   message (its cascade), and the key's index cost more than every query
 --   it served.
@@ -68,6 +69,9 @@ CREATE TABLE attempts (
     confirmation     TEXT,
     smtp_code_id     INTEGER,
     error_text_id    INTEGER,
+    -- Where the address delivered to was cut out of the error text (in
+    -- characters): remote servers repeat the recipient in their replies.
+    error_address_at INTEGER,
     queue_time_ms    INTEGER,
     delivery_time_ms INTEGER,
     shadow           INTEGER NOT NULL DEFAULT 0,
@@ -154,7 +158,11 @@ SELECT a.id, a.message_id, a.recipient_id, a.flag, a.attempted_ms,
        router.text AS router, transport.text AS transport,
        host_name.text AS host_name, host_ip.text AS host_ip, a.host_port,
        tls_cipher.text AS tls_cipher, a.cert_verified, a.confirmation,
-       smtp_code.text AS smtp_code, error_text.text AS error_text,
+       smtp_code.text AS smtp_code,
+       CASE WHEN a.error_address_at IS NULL THEN error_text.text
+            ELSE substr(error_text.text, 1, a.error_address_at)
+                 || coalesce(a.final_address, r.address)
+                 || substr(error_text.text, a.error_address_at + 1) END AS error_text,
        a.queue_time_ms, a.delivery_time_ms, a.shadow, a.cutthrough, a.suppressed
 FROM attempts a
 LEFT JOIN recipients r ON r.id = a.recipient_id

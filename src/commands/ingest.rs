@@ -99,8 +99,10 @@ fn read_all(
                 sender: sender.clone(),
                 bar: &bar,
             };
-            let summary = read_file(&path, &mut positions, max_line_bytes, false, &mut sink)
-                .map_err(|err| super::input_error(&path, &err))?;
+            let read = read_file(&path, &mut positions, max_line_bytes, false, &mut sink);
+            // What was read before an error is stored too.
+            sink.flush();
+            let summary = read.map_err(|err| super::input_error(&path, &err))?;
             bar.finish_and_clear();
             summaries.push((path, summary));
         }
@@ -108,10 +110,12 @@ fn read_all(
             .iter()
             .map(|(path, s)| serde_json::json!({ "path": path.display().to_string(), "from": s.resumed_at, "lines": s.lines }))
             .collect();
+        let mut sender = sender;
         ItemSink::send(
-            &mut sender.clone(),
+            &mut sender,
             AuditItem::item("backfill", "ingest", serde_json::json!({ "files": files })),
         );
+        sender.flush();
         Ok(summaries)
     })
 }
@@ -215,5 +219,9 @@ impl ItemSink for CountingSink<'_> {
             self.bar.inc(line.end - line.start);
         }
         ItemSink::send(&mut self.sender, item)
+    }
+
+    fn flush(&mut self) -> bool {
+        self.sender.flush()
     }
 }

@@ -101,6 +101,7 @@ pub fn spawn(
             if let Err(err) = source.resume(&mut sender) {
                 tracing::error!(source = %source.describe(), error = %err, "cannot catch up with what the log got while stopped");
             }
+            sender.flush();
             follow(
                 source.as_mut(),
                 &mut sender,
@@ -109,6 +110,7 @@ pub fn spawn(
                 poll_active,
                 poll_idle,
             );
+            sender.flush();
         })
         .unwrap_or_else(|err| {
             tracing::error!(error = %err, "cannot start the source thread");
@@ -127,6 +129,10 @@ struct ReaderSink {
 impl ItemSink for ReaderSink {
     fn send(&mut self, item: Item) -> bool {
         self.sender.send(item)
+    }
+
+    fn flush(&mut self) -> bool {
+        self.sender.flush()
     }
 
     fn stopping(&self) -> bool {
@@ -198,6 +204,11 @@ fn follow(
         control
             .lag_bytes
             .store(source.lag_bytes(), Ordering::Relaxed);
+        // What this poll gathered goes to the writer now: a poll reads a
+        // bounded step, and a partial chunk must not wait for the next.
+        if !sender.flush() {
+            return;
+        }
         if again {
             continue;
         }

@@ -50,8 +50,16 @@ pub struct PollOutcome {
 /// Sends items to the writer, waiting while the channel is full (never
 /// dropping). Fails once the writer has gone away.
 pub trait ItemSink {
-    /// Sends one item; `false` when the receiver is gone.
+    /// Sends one item (a sink may gather items and send them together);
+    /// `false` when the receiver is gone.
     fn send(&mut self, item: Item) -> bool;
+
+    /// Sends whatever was gathered: called whenever the reader has nothing
+    /// more to read for now, and before it ends. `false` when the receiver
+    /// is gone.
+    fn flush(&mut self) -> bool {
+        true
+    }
 
     /// Whether the reader should stop at the next step (the daemon is
     /// shutting down): long reads look at it between bounded steps.

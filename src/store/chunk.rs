@@ -21,6 +21,32 @@ pub const MAX_CHUNK_BYTES: usize = 96 * 1024;
 /// hundred MB/s; higher levels cost far more time for little.
 const ZSTD_LEVEL: i32 = 3;
 
+/// A zstd compression context, made on first use and then reused: a new
+/// one per chunk allocated over a megabyte of workspace each time, most of
+/// an ingest's page faults.
+#[derive(Default)]
+pub struct Compressor {
+    context: Option<zstd::bulk::Compressor<'static>>,
+}
+
+impl std::fmt::Debug for Compressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compressor").finish_non_exhaustive()
+    }
+}
+
+impl Compressor {
+    fn compress(&mut self, data: &[u8]) -> Result<Vec<u8>, ChunkError> {
+        let context = match &mut self.context {
+            Some(context) => context,
+            None => self
+                .context
+                .insert(zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(ChunkError::Compress)?),
+        };
+        context.compress(data).map_err(ChunkError::Compress)
+    }
+}
+
 const HAS_TIME: u8 = 1;
 const HAS_MESSAGE: u8 = 2;
 
@@ -81,7 +107,10 @@ impl ChunkBuilder {
             lines: 0,
             first_ms: None,
             last_ms: None,
-            framed: Vec::with_capacity(16 * 1024),
+            // Room for a whole chunk and its last line: grown by doubling,
+            // the buffer crossed malloc's mmap threshold and was copied
+            // and faulted in again for every chunk.
+            framed: Vec::with_capacity(MAX_CHUNK_BYTES + 8 * 1024),
             messages: Vec::new(),
         }
     }
@@ -125,7 +154,13 @@ impl ChunkBuilder {
 
     /// Compresses the chunk.
     pub fn seal(self) -> Result<SealedChunk, ChunkError> {
-        let data = zstd::bulk::compress(&self.framed, ZSTD_LEVEL).map_err(ChunkError::Compress)?;
+        self.seal_with(&mut Compressor::default())
+    }
+
+    /// Compresses the chunk with `compressor`, which keeps its workspace
+    /// from chunk to chunk.
+    pub fn seal_with(self, compressor: &mut Compressor) -> Result<SealedChunk, ChunkError> {
+        let data = compressor.compress(&self.framed)?;
         Ok(SealedChunk {
             start: self.start,
             end: self.end,

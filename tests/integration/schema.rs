@@ -223,6 +223,7 @@ async fn the_writer_stores_a_replayed_line_once() {
             for item in sent {
                 assert!(ItemSink::send(&mut sender, item));
             }
+            assert!(sender.flush());
         })
         .await
         .unwrap();

@@ -22,7 +22,7 @@ use crate::store::{Context, StoreError};
 
 /// Lines parsed ahead per message between the parsing thread and the
 /// writer (a slice of the batch; not a line chunk).
-const PARSE_AHEAD: usize = 256;
+const PARSE_AHEAD: usize = 64;
 
 /// Stores one batch inside `tx`: sources, lines, gaps, and the read
 /// position after the last line of each source.
@@ -296,8 +296,9 @@ impl<'b> BatchWriter<'_, 'b> {
         let chunks = self.chunks.take();
         let model = self.model;
         let texts = &mut self.state.texts;
+        let compressor = &mut self.state.compressor;
         let sealed = std::thread::scope(|scope| {
-            let sealing = scope.spawn(move || seal_all(chunks));
+            let sealing = scope.spawn(move || seal_all(chunks, compressor));
             model.flush(tx, texts)?;
             sealing.join().map_err(|_| {
                 StoreError::other(

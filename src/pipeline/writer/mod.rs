@@ -160,6 +160,7 @@ struct WriterState {
     contexts: HashMap<Fingerprint, EntryContext>,
     messages: MessageIds,
     texts: TextIds,
+    compressor: crate::store::chunk::Compressor,
     /// The store generation the cached ids belong to.
     store_generation: u64,
 }

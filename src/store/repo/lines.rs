@@ -4,7 +4,7 @@
 use deadpool_sqlite::rusqlite::{Connection, ToSql, params};
 
 use super::insert_rows;
-use crate::store::chunk::{self, ChunkBuilder, LineRecord, SealedChunk, StoredLine};
+use crate::store::chunk::{self, ChunkBuilder, Compressor, LineRecord, SealedChunk, StoredLine};
 use crate::store::error::{Context, ResultExt, StoreError};
 
 /// Stores a sealed chunk of `source_id`'s lines and links it to the messages
@@ -78,7 +78,7 @@ impl ChunkedLines {
 
     /// Seals and stores the closed chunks.
     pub fn store_closed(&mut self, conn: &Connection) -> Result<(), StoreError> {
-        let sealed = seal_all(std::mem::take(&mut self.closed))?;
+        let sealed = seal_all(std::mem::take(&mut self.closed), &mut Compressor::default())?;
         store_sealed(conn, &sealed)
     }
 
@@ -96,11 +96,14 @@ impl ChunkedLines {
 }
 
 /// Compresses chunks of lines (CPU only; any thread).
-pub fn seal_all(chunks: Vec<(i64, ChunkBuilder)>) -> Result<Vec<(i64, SealedChunk)>, StoreError> {
+pub fn seal_all(
+    chunks: Vec<(i64, ChunkBuilder)>,
+    compressor: &mut Compressor,
+) -> Result<Vec<(i64, SealedChunk)>, StoreError> {
     chunks
         .into_iter()
         .map(|(source_id, chunk)| {
-            let sealed = chunk.seal().map_err(|err| {
+            let sealed = chunk.seal_with(compressor).map_err(|err| {
                 StoreError::other(
                     Context::op("store lines").key(format_args!("source {source_id}")),
                     err,

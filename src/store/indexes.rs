@@ -34,6 +34,10 @@ pub const WRITER: &[Index] = &[
 /// queries read.
 pub const SECONDARY: &[Index] = &[
     index("messages_received", "ON messages (received_ms)"),
+    index(
+        "messages_completed",
+        "ON messages (completed_ms) WHERE completed_ms IS NOT NULL",
+    ),
     index("messages_sender", "ON messages (sender COLLATE NOCASE)"),
     index("messages_host_ip", "ON messages (host_ip)"),
     index(

@@ -369,7 +369,11 @@ fn message_status(
     (since, until): (i64, i64),
 ) -> Result<(), QueryError> {
     let status_sql = if windowed {
-        "SELECT status, count(*) FROM messages WHERE coalesce(received_ms, last_event_ms) BETWEEN ?1 AND ?2 GROUP BY 1"
+        // Both terms from messages_received (NULLs sort first in it).
+        "SELECT status, count(*) FROM messages
+         WHERE received_ms BETWEEN ?1 AND ?2
+            OR (received_ms IS NULL AND last_event_ms BETWEEN ?1 AND ?2)
+         GROUP BY 1"
     } else {
         "SELECT status, count(*) FROM messages WHERE ?1 <= ?2 GROUP BY 1"
     };

@@ -144,6 +144,8 @@ FROM recipients ORDER BY id;
 DROP TABLE recipients;
 ALTER TABLE recipients_0008 RENAME TO recipients;
 CREATE INDEX recipients_message ON recipients (message_id);
+-- Queue times of the messages completed in a window (stats).
+CREATE INDEX messages_completed ON messages (completed_ms) WHERE completed_ms IS NOT NULL;
 CREATE INDEX recipients_address ON recipients (address COLLATE NOCASE);
 CREATE INDEX recipients_final ON recipients (final_address COLLATE NOCASE)
     WHERE final_address IS NOT NULL;

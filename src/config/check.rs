@@ -62,8 +62,10 @@ pub(super) const BATCH_SIZE: Range<i64> = Range {
     max: 1_000_000,
 };
 /// The idle writer feeds the watchdog once per flush interval at least.
+/// A live line waits up to this long for company before it is committed:
+/// at 100 ms the 99th percentile from append to commit was above 100 ms.
 pub(super) const FLUSH_INTERVAL: Range<Duration> = Range {
-    default: ms(100),
+    default: ms(50),
     min: ms(1),
     max: secs(10),
 };

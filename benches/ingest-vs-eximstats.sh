@@ -79,15 +79,18 @@ rm -f "$work/run.db"*
 started=$(date +%s.%N)
 "$binary" run --log "$log" --db "$work/run.db" 2>"$work/run.stderr" &
 daemon=$!
-committed=0
 peak=0
-while [ "$committed" -lt "$log_lines" ]; do
-  sleep 0.5
+# Polls the read position, one row: counting the committed lines instead
+# scanned every chunk twice a second and slowed the daemon it measured.
+log_bytes=$(stat -c %s "$log")
+position=0
+while [ "$position" -lt "$log_bytes" ]; do
+  sleep 0.2
   kill -0 "$daemon" 2>/dev/null || { cat "$work/run.stderr" >&2; exit 1; }
-  committed=$(python3 -c 'import sqlite3, sys
+  position=$(python3 -c 'import sqlite3, sys
 try:
     c = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
-    print(c.execute("SELECT coalesce(sum(lines), 0) FROM log_chunks").fetchone()[0])
+    print(c.execute("SELECT coalesce(max(byte_offset), 0) FROM ingest_checkpoints").fetchone()[0])
 except sqlite3.Error:
     print(0)' "$work/run.db")
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$daemon/status")
@@ -95,6 +98,9 @@ except sqlite3.Error:
 done
 finished=$(date +%s.%N)
 kill -TERM "$daemon"; wait "$daemon" || true
+committed=$(python3 -c 'import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("SELECT sum(lines) FROM log_chunks").fetchone()[0])' "$work/run.db")
+[ "$committed" -eq "$log_lines" ] || { echo "catch-up committed $committed of $log_lines lines" >&2; exit 1; }
 awk -v s="$started" -v f="$finished" -v n="$log_lines" -v i="$ingest_seconds" -v p="$peak" -v name="$profile" 'BEGIN {
   t = f - s
   printf "catch-up (%s): run committed %d lines in %.1f s (%.0f lines/s, peak RSS %.1f MiB): %.0f%% of ingest'"'"'s speed   (target >= 80%%)\n", name, n, t, n / t, p / 1024, 100 * i / t }'

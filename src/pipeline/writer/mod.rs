@@ -181,7 +181,10 @@ pub async fn run(
     let mut open = true;
     while open {
         let current = *settings.borrow_and_update();
-        if let Some((policy, interval)) = current.retention {
+        // Not while catching up without indexes: a prune step would scan.
+        if let Some((policy, interval)) = current.retention
+            && indexes == Indexes::Kept
+        {
             pruning.step(&store, &policy, interval).await;
         }
         let mut batch = Vec::with_capacity(current.batch_size.min(65_536));

@@ -269,7 +269,7 @@ async fn catch_up_indexes(
     let size = std::fs::metadata(&config.log.path).map_or(0, |m| m.len());
     let read = latest.map_or(0, |last| last.offset);
     // Smaller than what was read: rotated or truncated, read from the start.
-    let backlog = if size >= read { size - read } else { size };
+    let backlog = size.checked_sub(read).unwrap_or(size);
     if backlog < CATCH_UP_MIN_BYTES
         || !store::indexes::bulk_load_pays(&config.database.path, backlog)
     {

@@ -381,7 +381,7 @@ const ATTEMPT_COLUMNS: [&str; 21] = [
 pub(super) struct AttemptRow<'b> {
     message: i64,
     recipient: i64,
-    flag: &'static str,
+    flag: DeliveryFlag,
     at: i64,
     /// Only when a router rewrote the recipient's address.
     final_address: Option<&'b [u8]>,
@@ -424,7 +424,7 @@ impl<'b> AttemptRow<'b> {
         Ok(AttemptRow {
             message,
             recipient,
-            flag: d.flag.symbol(),
+            flag: d.flag,
             at: at.unwrap_or(0),
             // The recipient row holds the address; repeat it only when a
             // router rewrote it.
@@ -493,7 +493,7 @@ fn bind_attempt(
     let values: [&dyn ToSql; 21] = [
         &a.message,
         &a.recipient,
-        &a.flag,
+        &a.flag.symbol(),
         &a.at,
         &a.final_address.map(String::from_utf8_lossy),
         &a.router,
@@ -511,8 +511,8 @@ fn bind_attempt(
         &a.queue_time_ms,
         &a.delivery_time_ms,
         &a.shadow,
-        &(a.flag == DeliveryFlag::Cutthrough.symbol()),
-        &(a.flag == DeliveryFlag::Suppressed.symbol()),
+        &(a.flag == DeliveryFlag::Cutthrough),
+        &(a.flag == DeliveryFlag::Suppressed),
     ];
     bind_all(statement, first, values)
 }

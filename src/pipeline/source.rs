@@ -51,7 +51,8 @@ pub struct PollOutcome {
 /// dropping). Fails once the writer has gone away.
 pub trait ItemSink {
     /// Sends one item (a sink may gather items and send them together);
-    /// `false` when the receiver is gone.
+    /// `false` when the receiver is gone (a gathering sink notices when it
+    /// sends what it gathered).
     fn send(&mut self, item: Item) -> bool;
 
     /// Sends whatever was gathered: called whenever the reader has nothing

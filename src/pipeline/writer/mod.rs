@@ -27,6 +27,7 @@ use super::channel::{LineReceiver, weight};
 use super::item::Item;
 use super::source::Fingerprint;
 use crate::model::MessageIds;
+use crate::store::chunk::Compressor;
 use crate::store::{RetentionPolicy, StoreError, StoreHandle, TextIds};
 use commit::commit_with_retry;
 use pruning::Pruning;
@@ -160,7 +161,7 @@ struct WriterState {
     contexts: HashMap<Fingerprint, EntryContext>,
     messages: MessageIds,
     texts: TextIds,
-    compressor: crate::store::chunk::Compressor,
+    compressor: Compressor,
     /// The store generation the cached ids belong to.
     store_generation: u64,
 }

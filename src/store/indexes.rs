@@ -61,7 +61,11 @@ pub const SECONDARY: &[Index] = &[
         "ON recipients (status, last_attempt_ms) WHERE status IN ('pending', 'deferred')",
     ),
     index("log_chunks_last", "ON log_chunks (last_ms)"),
-    index("attempts_message", "ON attempts (message_id, attempted_ms)"),
+    // The flag too: `stats` asks which messages had a deferral or failure.
+    index(
+        "attempts_message",
+        "ON attempts (message_id, attempted_ms, flag)",
+    ),
     index("attempts_time", "ON attempts (attempted_ms)"),
     index(
         "attempts_host_ip",

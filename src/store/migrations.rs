@@ -49,6 +49,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0006_line_chunks", Some(move_lines_into_chunks)),
     migration!("0007_addresses_nocase"),
     migration!("0008_attempts_compact", Some(super::texts::fill_hashes)),
+    migration!("0009_attempts_message_flag"),
 ];
 
 /// The schema version this build writes.
@@ -301,7 +302,10 @@ mod tests {
             &conn,
             "SELECT id, address, final_address, status FROM recipients ORDER BY id",
         );
-        assert_eq!(migrate(&mut conn).unwrap(), ["0008_attempts_compact"]);
+        assert_eq!(
+            migrate(&mut conn).unwrap(),
+            ["0008_attempts_compact", "0009_attempts_message_flag"]
+        );
         assert_eq!(rows_as_text(&conn, attempts), before_attempts);
         let text = |column: &str| format!("(SELECT text FROM texts WHERE id = {column})");
         assert_eq!(
@@ -394,7 +398,8 @@ mod tests {
                 "0005_log_entries_time_kind",
                 "0006_line_chunks",
                 "0007_addresses_nocase",
-                "0008_attempts_compact"
+                "0008_attempts_compact",
+                "0009_attempts_message_flag"
             ]
         );
         let lines: Vec<String> = crate::store::repo::all_lines(&conn)

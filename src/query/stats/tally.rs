@@ -1,0 +1,843 @@
+//! The report's arithmetic, apart from SQL: the shell in `mod.rs` reads
+//! each table once and hands every row here; out come the totals, the
+//! per-hour counts, the time buckets and the ranked lists.
+//!
+//! One pass per table replaced a query per figure: on a large database
+//! each of those re-read the same rows, and SQLite sorted them again for
+//! every `GROUP BY`. Every rule below restates the SQL it replaced, so the
+//! answers stay the ones eximstats gives.
+
+use std::collections::BTreeMap;
+
+use super::{Row, TOP};
+
+// A fast hash, seeded per process: senders, hosts and domains are chosen
+// by whoever sends mail, and a report should not slow to a crawl on keys
+// made to collide.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
+/// A window's inclusive bounds, in the log's milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bounds {
+    pub since: i64,
+    pub until: i64,
+}
+
+impl Bounds {
+    /// `ms BETWEEN since AND until` (NULL is never inside).
+    pub fn hold(self, ms: Option<i64>) -> bool {
+        ms.is_some_and(|ms| self.since <= ms && ms <= self.until)
+    }
+}
+
+/// The hour of the day as SQLite's `(ms / 3600000) % 24` gives it, made
+/// non-negative.
+fn hour_of_day(ms: i64) -> usize {
+    usize::try_from(((ms / 3_600_000) % 24).rem_euclid(24)).unwrap_or(0)
+}
+
+/// The duration buckets eximstats uses.
+const BUCKETS: [(&str, i64); 9] = [
+    ("under 1m", 60_000),
+    ("1m-5m", 300_000),
+    ("5m-15m", 900_000),
+    ("15m-30m", 1_800_000),
+    ("30m-1h", 3_600_000),
+    ("1h-3h", 10_800_000),
+    ("3h-6h", 21_600_000),
+    ("6h-12h", 43_200_000),
+    ("12h-1d", 86_400_000),
+];
+
+/// Counts per duration bucket, the last one "over 1d".
+#[derive(Debug, Default)]
+pub(super) struct Durations([u64; BUCKETS.len() + 1]);
+
+impl Durations {
+    pub fn add(&mut self, ms: i64) {
+        let index = BUCKETS
+            .iter()
+            .position(|(_, limit)| ms < *limit)
+            .unwrap_or(BUCKETS.len());
+        self.0[index] += 1;
+    }
+
+    pub fn rows(&self) -> Vec<Row> {
+        BUCKETS
+            .iter()
+            .map(|(name, _)| *name)
+            .chain(std::iter::once("over 1d"))
+            .zip(self.0)
+            .map(|(key, count)| Row {
+                key: key.to_owned(),
+                count,
+                volume: None,
+            })
+            .collect()
+    }
+}
+
+/// How many, and their bytes.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Volume {
+    pub count: u64,
+    pub bytes: u64,
+}
+
+impl Volume {
+    fn add(&mut self, size: Option<i64>) {
+        self.count += 1;
+        self.bytes += size.map_or(0, to_u64);
+    }
+
+    fn merge(&mut self, other: Volume) {
+        self.count += other.count;
+        self.bytes += other.bytes;
+    }
+}
+
+pub(super) fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// `ORDER BY count DESC, volume DESC, key LIMIT TOP`.
+pub(super) fn ranked(mut rows: Vec<Row>) -> Vec<Row> {
+    rows.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then(b.volume.cmp(&a.volume))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    rows.truncate(TOP);
+    rows
+}
+
+/// Ranks a large map without turning every key into a row: the first
+/// `TOP` by count and volume, and whatever ties with the last of them
+/// (the key decides among those), become rows.
+fn ranked_map<K>(map: &HashMap<K, Volume>, key: impl Fn(&K) -> String) -> Vec<Row> {
+    let mut entries: Vec<(&K, Volume)> = map.iter().map(|(k, v)| (k, *v)).collect();
+    entries.sort_unstable_by(|a, b| (b.1.count, b.1.bytes).cmp(&(a.1.count, a.1.bytes)));
+    let cut = entries
+        .get(TOP.saturating_sub(1))
+        .map(|(_, v)| (v.count, v.bytes));
+    let candidates = entries
+        .iter()
+        .enumerate()
+        .take_while(|(i, (_, v))| *i < TOP || Some((v.count, v.bytes)) == cut)
+        .map(|(_, (k, v))| Row {
+            key: key(k),
+            count: v.count,
+            volume: Some(v.bytes),
+        })
+        .collect();
+    ranked(candidates)
+}
+
+/// One `messages` row, as the report reads it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MessageRow<'a> {
+    pub id: i64,
+    pub received_ms: Option<i64>,
+    pub sender: Option<&'a str>,
+    pub size: Option<i64>,
+    pub host_ip: Option<&'a str>,
+    /// `coalesce(host_name_id, helo_id)`: the text naming the peer.
+    pub host_name_id: Option<i64>,
+    pub status: &'a str,
+    pub completed_ms: Option<i64>,
+    pub last_event_ms: Option<i64>,
+}
+
+/// A sending host: its messages and the name its newest message gave.
+#[derive(Debug, Default, Clone, Copy)]
+struct Host {
+    volume: Volume,
+    named_by: i64,
+    name_id: Option<i64>,
+}
+
+/// What the report takes from `messages`.
+#[derive(Debug, Default)]
+pub(super) struct Messages {
+    /// Messages received in the window, and their bytes.
+    pub received: Volume,
+    pub received_per_hour: [u64; 24],
+    senders: HashMap<Box<str>, Volume>,
+    hosts: HashMap<Box<str>, Host>,
+    pub status: BTreeMap<String, u64>,
+    /// Filled here only for the whole database (see [`Messages::add`]).
+    pub queue_times: Durations,
+}
+
+impl Messages {
+    /// Counts one message. `whole`: the report covers the whole database,
+    /// so every message counts in the status table and the queue times
+    /// come from this pass; a window selects those by other columns, and
+    /// the shell reads them apart.
+    pub fn add(&mut self, row: &MessageRow<'_>, bounds: Bounds, whole: bool) {
+        let received = bounds.hold(row.received_ms);
+        if received {
+            self.received.add(row.size);
+            if let Some(ms) = row.received_ms {
+                self.received_per_hour[hour_of_day(ms)] += 1;
+            }
+            if let Some(sender) = row.sender {
+                bump(&mut self.senders, sender, row.size);
+            }
+            if let Some(ip) = row.host_ip {
+                let host = match self.hosts.get_mut(ip) {
+                    Some(host) => host,
+                    None => self.hosts.entry(ip.into()).or_default(),
+                };
+                host.volume.add(row.size);
+                if host.volume.count == 1 || row.id > host.named_by {
+                    host.named_by = row.id;
+                    host.name_id = row.host_name_id;
+                }
+            }
+        }
+        let in_status =
+            whole || received || (row.received_ms.is_none() && bounds.hold(row.last_event_ms));
+        if in_status {
+            match self.status.get_mut(row.status) {
+                Some(count) => *count += 1,
+                None => {
+                    self.status.insert(row.status.to_owned(), 1);
+                }
+            }
+        }
+        if whole
+            && row.status == "completed"
+            && let (Some(received_ms), Some(completed_ms)) = (row.received_ms, row.completed_ms)
+            && bounds.hold(Some(completed_ms))
+        {
+            self.queue_times.add(completed_ms - received_ms);
+        }
+    }
+
+    /// Distinct hosts that sent the window's messages.
+    pub fn received_hosts(&self) -> u64 {
+        self.hosts.len() as u64
+    }
+
+    /// `ORDER BY count DESC, volume DESC, sender`.
+    pub fn top_senders(&self) -> Vec<Row> {
+        ranked_map(&self.senders, |sender| sender.to_string())
+    }
+
+    /// `name [ip]`, the name from the host's newest message; `name` looks
+    /// a text up by id, asked only for the hosts that can make the list.
+    pub fn top_sending_hosts<E>(
+        &self,
+        mut name: impl FnMut(i64) -> Result<Option<String>, E>,
+    ) -> Result<Vec<Row>, E> {
+        let volumes: HashMap<&str, Volume> = self
+            .hosts
+            .iter()
+            .map(|(ip, host)| (&**ip, host.volume))
+            .collect();
+        let mut rows = ranked_map(&volumes, |ip| (*ip).to_owned());
+        // The ranking's tie-break is the whole `name [ip]` key: name every
+        // candidate, then rank again.
+        let mut candidates: Vec<Row> = Vec::new();
+        let cut = rows.last().map(|row| (row.count, row.volume));
+        for (ip, host) in &self.hosts {
+            let volume = host.volume;
+            let tied = Some((volume.count, Some(volume.bytes))) == cut;
+            if !tied && !rows.iter().any(|row| row.key == **ip) {
+                continue;
+            }
+            let name = match host.name_id {
+                Some(id) => name(id)?,
+                None => None,
+            };
+            candidates.push(Row {
+                key: format!("{} [{ip}]", name.unwrap_or_default()),
+                count: volume.count,
+                volume: Some(volume.bytes),
+            });
+        }
+        rows = ranked(candidates);
+        Ok(rows)
+    }
+}
+
+/// Adds a message of `size` to `key`'s volume.
+fn bump(map: &mut HashMap<Box<str>, Volume>, key: &str, size: Option<i64>) {
+    // Look up by `&str` first: most keys repeat, and a `Box` per row costs.
+    match map.get_mut(key) {
+        Some(volume) => volume.add(size),
+        None => {
+            let mut volume = Volume::default();
+            volume.add(size);
+            map.insert(key.into(), volume);
+        }
+    }
+}
+
+/// Who an attempt was for, as far as the shell knows while reading it.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Recipient<'a> {
+    /// No recipient row.
+    None,
+    /// Its address, read with the attempt.
+    Address(&'a str),
+    /// Its id; the address comes later, from [`Attempts::recipient`].
+    Later(i64),
+}
+
+/// One `attempts` row, as the report reads it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AttemptRow<'a> {
+    pub flag: &'a str,
+    pub attempted_ms: i64,
+    pub transport_id: Option<i64>,
+    pub delivery_time_ms: Option<i64>,
+    pub error_text_id: Option<i64>,
+    pub error_address_at: Option<i64>,
+    /// Set only when a router rewrote the recipient's address.
+    pub final_address: Option<&'a str>,
+    /// The message's size.
+    pub size: Option<i64>,
+    pub recipient: Recipient<'a>,
+}
+
+/// An error as the `delivery_attempts` view spells it: a text, with the
+/// address put back at a character position.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ErrorKey {
+    /// The text as stored (`None`: no text, or no address to put back).
+    Text(Option<i64>),
+    /// The text with `address` inserted after `at` characters.
+    WithAddress(i64, i64, Box<str>),
+}
+
+/// What the report takes from `attempts` (and, through them, from the
+/// recipients and the messages' sizes).
+#[derive(Debug, Default)]
+pub(super) struct Attempts {
+    /// `=>` lines and their messages' bytes.
+    pub delivered: Volume,
+    /// `=>` per transport id.
+    transports: HashMap<Option<i64>, Volume>,
+    pub delivered_per_hour: [u64; 24],
+    pub delivery_times: Durations,
+    domains: HashMap<Box<str>, Volume>,
+    errors: HashMap<ErrorKey, u64>,
+    /// The first recipient id of `later_deliveries`.
+    first_recipient: i64,
+    /// Deliveries whose recipient's domain is not known yet, by recipient
+    /// id from `first_recipient` on: a vector, as nearly every recipient
+    /// of a whole database has one.
+    later_deliveries: Vec<Volume>,
+    /// Errors whose recipient's address is not known yet: (recipient,
+    /// text, at), sorted by recipient before the first address comes.
+    later_errors: Vec<(i64, i64, i64)>,
+    /// How many of `later_errors` found their recipient.
+    later_errors_found: u64,
+    /// A domain being lower-cased, kept to spare an allocation per row.
+    scratch: String,
+}
+
+fn is_delivered(flag: &str) -> bool {
+    flag != "==" && flag != "**"
+}
+
+impl Attempts {
+    /// For rows that name their recipients by id ([`Recipient::Later`]),
+    /// the recipients' ids being `first..=last`.
+    pub fn with_recipients(first: i64, last: i64) -> Attempts {
+        let len = usize::try_from(last.saturating_sub(first).saturating_add(1)).unwrap_or(0);
+        Attempts {
+            first_recipient: first,
+            later_deliveries: vec![Volume::default(); len],
+            ..Attempts::default()
+        }
+    }
+
+    pub fn add(&mut self, row: &AttemptRow<'_>, bounds: Bounds) {
+        if !bounds.hold(Some(row.attempted_ms)) {
+            return;
+        }
+        if row.flag == "=>" {
+            self.delivered.add(row.size);
+            self.transports
+                .entry(row.transport_id)
+                .or_default()
+                .add(row.size);
+        }
+        if row.flag == "=>" || row.flag == "->" {
+            self.delivered_per_hour[hour_of_day(row.attempted_ms)] += 1;
+        }
+        if is_delivered(row.flag) {
+            if let Some(ms) = row.delivery_time_ms {
+                self.delivery_times.add(ms);
+            }
+            let mut volume = Volume::default();
+            volume.add(row.size);
+            match row.recipient {
+                Recipient::None => {}
+                Recipient::Address(address) => self.domain(address, volume),
+                Recipient::Later(id) => {
+                    // An id outside the table's range has no row: the
+                    // join this replaces dropped such deliveries too.
+                    if let Some(slot) = self.later_delivery(id) {
+                        slot.merge(volume);
+                    }
+                }
+            }
+            return;
+        }
+        let key = match (row.error_text_id, row.error_address_at) {
+            (text, None) => ErrorKey::Text(text),
+            (Some(text), Some(at)) => match (row.final_address, row.recipient) {
+                (Some(address), _) | (None, Recipient::Address(address)) => {
+                    ErrorKey::WithAddress(text, at, address.into())
+                }
+                (None, Recipient::Later(id)) => {
+                    self.later_errors.push((id, text, at));
+                    return;
+                }
+                (None, Recipient::None) => ErrorKey::Text(None),
+            },
+            (None, Some(_)) => ErrorKey::Text(None),
+        };
+        *self.errors.entry(key).or_default() += 1;
+    }
+
+    fn later_delivery(&mut self, id: i64) -> Option<&mut Volume> {
+        let index = usize::try_from(id.checked_sub(self.first_recipient)?).ok()?;
+        self.later_deliveries.get_mut(index)
+    }
+
+    /// `lower(substr(address, instr(address, '@') + 1))`, for addresses
+    /// with an `@`; SQLite's `lower` folds ASCII only.
+    fn domain(&mut self, address: &str, volume: Volume) {
+        let Some(at) = address.find('@') else {
+            return;
+        };
+        self.scratch.clear();
+        self.scratch.push_str(&address[at + 1..]);
+        self.scratch.make_ascii_lowercase();
+        match self.domains.get_mut(self.scratch.as_str()) {
+            Some(total) => total.merge(volume),
+            None => {
+                self.domains.insert(self.scratch.as_str().into(), volume);
+            }
+        }
+    }
+
+    /// Whether any row waits for [`Attempts::recipient`]; call it once
+    /// every attempt is in, before the first recipient.
+    pub fn waits_for_recipients(&mut self) -> bool {
+        self.later_errors.sort_unstable();
+        !self.later_errors.is_empty() || self.later_deliveries.iter().any(|v| v.count > 0)
+    }
+
+    /// A recipient's address, for the deliveries and errors that waited
+    /// for it.
+    pub fn recipient(&mut self, id: i64, address: &str) {
+        if let Some(slot) = self.later_delivery(id)
+            && slot.count > 0
+        {
+            let volume = std::mem::take(slot);
+            self.domain(address, volume);
+        }
+        if self.later_errors.is_empty() {
+            return;
+        }
+        let start = self.later_errors.partition_point(|(r, _, _)| *r < id);
+        let end = start + self.later_errors[start..].partition_point(|(r, _, _)| *r == id);
+        for index in start..end {
+            let (_, text, at) = self.later_errors[index];
+            *self
+                .errors
+                .entry(ErrorKey::WithAddress(text, at, address.into()))
+                .or_default() += 1;
+        }
+        self.later_errors_found += (end - start) as u64;
+    }
+
+    /// `=>` per transport: `coalesce(transport, '(none)')`, count, bytes.
+    pub fn by_transport<E>(
+        &self,
+        mut text: impl FnMut(i64) -> Result<Option<String>, E>,
+    ) -> Result<Vec<Row>, E> {
+        let mut named: BTreeMap<String, Volume> = BTreeMap::new();
+        for (id, volume) in &self.transports {
+            let name = match id {
+                Some(id) => text(*id)?,
+                None => None,
+            };
+            named
+                .entry(name.unwrap_or_else(|| "(none)".to_owned()))
+                .or_default()
+                .merge(*volume);
+        }
+        let mut rows: Vec<Row> = named
+            .into_iter()
+            .map(|(key, volume)| Row {
+                key,
+                count: volume.count,
+                volume: Some(volume.bytes),
+            })
+            .collect();
+        // `ORDER BY count DESC, key`: every transport, not a top list.
+        rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        Ok(rows)
+    }
+
+    pub fn top_recipient_domains(&self) -> Vec<Row> {
+        ranked_map(&self.domains, |domain| domain.to_string())
+    }
+
+    /// Deferral and failure texts, most frequent first.
+    pub fn errors<E>(
+        &mut self,
+        mut text: impl FnMut(i64) -> Result<Option<String>, E>,
+    ) -> Result<Vec<Row>, E> {
+        // Errors whose recipient row was never found: the view's join
+        // gives them no text.
+        let lost = (self.later_errors.len() as u64).saturating_sub(self.later_errors_found);
+        if lost > 0 {
+            *self.errors.entry(ErrorKey::Text(None)).or_default() += lost;
+        }
+        self.later_errors.clear();
+        let mut spelled: HashMap<String, u64> = HashMap::default();
+        for (key, count) in &self.errors {
+            let words = match key {
+                ErrorKey::Text(None) => None,
+                ErrorKey::Text(Some(id)) => text(*id)?,
+                ErrorKey::WithAddress(id, at, address) => {
+                    text(*id)?.map(|text| with_address(&text, *at, address))
+                }
+            };
+            *spelled
+                .entry(words.unwrap_or_else(|| "(no message)".to_owned()))
+                .or_default() += count;
+        }
+        Ok(ranked(
+            spelled
+                .into_iter()
+                .map(|(key, count)| Row {
+                    key,
+                    count,
+                    volume: None,
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// `substr(text, 1, at) || address || substr(text, at + 1)`, `at` in
+/// characters.
+fn with_address(text: &str, at: i64, address: &str) -> String {
+    let chars = usize::try_from(at).unwrap_or(0);
+    let split = text
+        .char_indices()
+        .nth(chars)
+        .map_or(text.len(), |(i, _)| i);
+    let mut spelled = String::with_capacity(text.len() + address.len());
+    spelled.push_str(&text[..split]);
+    spelled.push_str(address);
+    spelled.push_str(&text[split..]);
+    spelled
+}
+
+/// What the report takes from `rejections`.
+#[derive(Debug, Default)]
+pub(super) struct Rejections {
+    pub permanent: u64,
+    pub temporary: u64,
+    permanent_hosts: HashSet<Box<str>>,
+    reasons: HashMap<Box<str>, u64>,
+    ips: HashMap<Box<str>, u64>,
+}
+
+impl Rejections {
+    pub fn add(&mut self, temporary: bool, reason: Option<&str>, host_ip: Option<&str>) {
+        if temporary {
+            self.temporary += 1;
+        } else {
+            self.permanent += 1;
+            if let Some(ip) = host_ip
+                && !self.permanent_hosts.contains(ip)
+            {
+                self.permanent_hosts.insert(ip.into());
+            }
+        }
+        count(&mut self.reasons, reason.unwrap_or(""));
+        count(&mut self.ips, host_ip.unwrap_or("(local)"));
+    }
+
+    /// Distinct hosts permanently rejected.
+    pub fn rejected_hosts(&self) -> u64 {
+        self.permanent_hosts.len() as u64
+    }
+
+    pub fn by_reason(&self) -> Vec<Row> {
+        counted_rows(&self.reasons)
+    }
+
+    pub fn by_ip(&self) -> Vec<Row> {
+        counted_rows(&self.ips)
+    }
+}
+
+fn count(map: &mut HashMap<Box<str>, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(count) => *count += 1,
+        None => {
+            map.insert(key.into(), 1);
+        }
+    }
+}
+
+fn counted_rows(map: &HashMap<Box<str>, u64>) -> Vec<Row> {
+    let volumes: HashMap<&str, Volume> = map
+        .iter()
+        .map(|(key, count)| {
+            (
+                &**key,
+                Volume {
+                    count: *count,
+                    bytes: 0,
+                },
+            )
+        })
+        .collect();
+    ranked_map(&volumes, |key| (*key).to_owned())
+        .into_iter()
+        .map(|row| Row {
+            volume: None,
+            ..row
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: Bounds = Bounds {
+        since: i64::MIN + 1,
+        until: i64::MAX,
+    };
+
+    fn message<'a>(
+        id: i64,
+        sender: &'a str,
+        size: i64,
+        ip: &'a str,
+        name: Option<i64>,
+    ) -> MessageRow<'a> {
+        MessageRow {
+            id,
+            received_ms: Some(id * 3_600_000),
+            sender: Some(sender),
+            size: Some(size),
+            host_ip: Some(ip),
+            host_name_id: name,
+            status: "completed",
+            completed_ms: Some(id * 3_600_000 + 90_000),
+            last_event_ms: None,
+        }
+    }
+
+    fn attempt(flag: &str) -> AttemptRow<'_> {
+        AttemptRow {
+            flag,
+            attempted_ms: 0,
+            transport_id: None,
+            delivery_time_ms: None,
+            error_text_id: None,
+            error_address_at: None,
+            final_address: None,
+            size: Some(100),
+            recipient: Recipient::None,
+        }
+    }
+
+    #[test]
+    fn senders_rank_by_count_then_bytes_then_name_and_ties_at_the_cut_are_decided_by_name() {
+        let mut messages = Messages::default();
+        // Twelve senders of one message each, same size: the key decides.
+        let senders: Vec<String> = (0..12).rev().map(|n| format!("s{n:02}@x")).collect();
+        for (id, sender) in senders.iter().enumerate() {
+            messages.add(
+                &message(id as i64, sender, 10, "192.0.2.1", None),
+                ALL,
+                true,
+            );
+        }
+        messages.add(&message(20, "big@x", 5, "192.0.2.2", None), ALL, true);
+        messages.add(&message(21, "big@x", 5, "192.0.2.2", None), ALL, true);
+        let top = messages.top_senders();
+        assert_eq!(top.len(), TOP);
+        assert_eq!(top[0].key, "big@x");
+        assert_eq!(top[1].key, "s00@x");
+        assert_eq!(top[9].key, "s08@x");
+        assert_eq!(messages.received.count, 14);
+        assert_eq!(messages.received_hosts(), 2);
+        assert_eq!(messages.status["completed"], 14);
+        // 90 s on the queue each: the 1m-5m bucket.
+        assert_eq!(messages.queue_times.rows()[1].count, 14);
+    }
+
+    #[test]
+    fn a_host_is_named_by_its_newest_message() {
+        let mut messages = Messages::default();
+        messages.add(&message(2, "a@x", 1, "192.0.2.1", Some(7)), ALL, true);
+        messages.add(&message(1, "a@x", 1, "192.0.2.1", Some(6)), ALL, true);
+        messages.add(&message(3, "a@x", 1, "192.0.2.9", None), ALL, true);
+        let names = |id: i64| Ok::<_, ()>(Some(format!("name{id}")));
+        let top = messages.top_sending_hosts(names).unwrap();
+        assert_eq!(top[0].key, "name7 [192.0.2.1]");
+        assert_eq!(top[0].count, 2);
+        assert_eq!(top[1].key, " [192.0.2.9]");
+    }
+
+    #[test]
+    fn a_window_counts_status_by_reception_or_last_event_and_leaves_queue_times_to_the_shell() {
+        let mut messages = Messages::default();
+        let window = Bounds {
+            since: 0,
+            until: 10 * 3_600_000,
+        };
+        messages.add(&message(5, "a@x", 1, "192.0.2.1", None), window, false);
+        messages.add(&message(50, "a@x", 1, "192.0.2.1", None), window, false);
+        let unreceived = MessageRow {
+            received_ms: None,
+            last_event_ms: Some(1),
+            status: "deferred",
+            ..message(6, "a@x", 1, "192.0.2.1", None)
+        };
+        messages.add(&unreceived, window, false);
+        assert_eq!(messages.received.count, 1);
+        assert_eq!(messages.status["completed"], 1);
+        assert_eq!(messages.status["deferred"], 1);
+        assert_eq!(
+            messages
+                .queue_times
+                .rows()
+                .iter()
+                .map(|r| r.count)
+                .sum::<u64>(),
+            0
+        );
+    }
+
+    #[test]
+    fn deliveries_count_by_transport_hour_and_domain_with_addresses_known_later() {
+        let mut attempts = Attempts::with_recipients(9, 10);
+        let mut first = attempt("=>");
+        first.transport_id = Some(1);
+        first.recipient = Recipient::Address("A@Example.ORG");
+        first.delivery_time_ms = Some(1_000);
+        attempts.add(&first, ALL);
+        let mut second = attempt("->");
+        second.recipient = Recipient::Later(9);
+        attempts.add(&second, ALL);
+        let mut third = attempt("=>");
+        third.recipient = Recipient::Later(10);
+        attempts.add(&third, ALL);
+        let mut beyond = attempt("->");
+        beyond.recipient = Recipient::Later(11);
+        attempts.add(&beyond, ALL);
+        assert!(attempts.waits_for_recipients());
+        attempts.recipient(9, "b@example.org");
+        attempts.recipient(10, "c@example.net");
+        // Recipient 11 is past the table's ids: its delivery counts for no
+        // domain, as the join gave it none.
+        assert_eq!(attempts.delivered.count, 2);
+        assert_eq!(attempts.delivered.bytes, 200);
+        assert_eq!(attempts.delivered_per_hour[0], 4);
+        let transports = attempts
+            .by_transport(|id| Ok::<_, ()>(Some(format!("t{id}"))))
+            .unwrap();
+        let keys: Vec<(&str, u64)> = transports
+            .iter()
+            .map(|r| (r.key.as_str(), r.count))
+            .collect();
+        assert_eq!(keys, [("(none)", 1), ("t1", 1)]);
+        let domains = attempts.top_recipient_domains();
+        let domains: Vec<(&str, u64, Option<u64>)> = domains
+            .iter()
+            .map(|r| (r.key.as_str(), r.count, r.volume))
+            .collect();
+        assert_eq!(
+            domains,
+            [("example.org", 2, Some(200)), ("example.net", 1, Some(100))]
+        );
+        assert_eq!(attempts.delivery_times.rows()[0].count, 1);
+    }
+
+    #[test]
+    fn errors_get_their_recipient_back_at_the_character_where_it_was_cut() {
+        let mut attempts = Attempts::with_recipients(3, 4);
+        let texts = |id: i64| Ok::<_, ()>((id == 1).then(|| "ünknown user <>: no".to_owned()));
+        let mut known = attempt("**");
+        known.error_text_id = Some(1);
+        known.error_address_at = Some(14);
+        known.recipient = Recipient::Address("a@x");
+        attempts.add(&known, ALL);
+        let mut later = known;
+        later.recipient = Recipient::Later(3);
+        attempts.add(&later, ALL);
+        let mut rewritten = later;
+        rewritten.final_address = Some("a@x");
+        attempts.add(&rewritten, ALL);
+        let mut lost = later;
+        lost.recipient = Recipient::Later(4);
+        attempts.add(&lost, ALL);
+        attempts.add(&attempt("=="), ALL);
+        assert!(attempts.waits_for_recipients());
+        attempts.recipient(3, "a@x");
+        let errors = attempts.errors(texts).unwrap();
+        let rows: Vec<(&str, u64)> = errors.iter().map(|r| (r.key.as_str(), r.count)).collect();
+        assert_eq!(rows, [("ünknown user <a@x>: no", 3), ("(no message)", 2)]);
+    }
+
+    #[test]
+    fn attempts_outside_the_window_count_nowhere() {
+        let mut attempts = Attempts::default();
+        let window = Bounds {
+            since: 10,
+            until: 20,
+        };
+        attempts.add(&attempt("=>"), window);
+        assert_eq!(attempts.delivered.count, 0);
+        assert!(attempts.errors(|_| Ok::<_, ()>(None)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn rejections_count_hosts_reasons_and_local_ones() {
+        let mut rejections = Rejections::default();
+        rejections.add(false, Some("relay not permitted"), Some("192.0.2.1"));
+        rejections.add(false, Some("relay not permitted"), Some("192.0.2.1"));
+        rejections.add(true, Some("greylisted"), Some("192.0.2.2"));
+        rejections.add(false, None, None);
+        assert_eq!((rejections.permanent, rejections.temporary), (3, 1));
+        assert_eq!(rejections.rejected_hosts(), 1);
+        let reasons = rejections.by_reason();
+        let reasons: Vec<(&str, u64)> = reasons.iter().map(|r| (r.key.as_str(), r.count)).collect();
+        assert_eq!(
+            reasons,
+            [("relay not permitted", 2), ("", 1), ("greylisted", 1)]
+        );
+        let ips = rejections.by_ip();
+        assert_eq!(ips[2].key, "192.0.2.2");
+        assert_eq!(ips[1].key, "(local)");
+        assert!(ips.iter().all(|row| row.volume.is_none()));
+    }
+
+    #[test]
+    fn hours_follow_sqlite_integer_division() {
+        assert_eq!(hour_of_day(0), 0);
+        assert_eq!(hour_of_day(25 * 3_600_000), 1);
+        assert_eq!(hour_of_day(-1), 0);
+        assert_eq!(hour_of_day(-3_600_000), 23);
+    }
+}

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, params};
+use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, Params, params};
 use serde::Serialize;
 
 use super::{QueryError, Window};
@@ -20,8 +20,12 @@ const TOP: usize = 10;
 
 mod render;
 mod tally;
+#[cfg(test)]
+mod tests;
+mod whole;
+mod window;
 pub use render::render;
-use tally::{AttemptRow, Attempts, Bounds, MessageRow, Messages, Recipient, Rejections, to_u64};
+use tally::{AttemptRow, Attempts, Bounds, Messages, Recipient, Rejections, to_u64};
 
 /// The whole report; serialised as the `--json` output.
 #[derive(Debug, Default, Serialize)]
@@ -171,74 +175,55 @@ fn counts_by_kind(
     Ok(kinds)
 }
 
-/// Computes the report for `window`: each table read once (see
-/// [`tally`]), a window through its time indexes, the whole database in
-/// plain scans.
+/// Computes the report for `window`: each table read once and its rows
+/// counted by [`tally`]; a window through its time indexes
+/// ([`window`]), the whole database in plain scans ([`whole`]).
 pub fn compute(conn: &Connection, window: Window) -> Result<Stats, QueryError> {
     let (since, until) = window.sql_bounds();
     let bounds = Bounds { since, until };
-    let whole = window.since.is_none() && window.until.is_none();
+    let read = if window.since.is_none() && window.until.is_none() {
+        whole::read(conn, bounds)?
+    } else {
+        window::read(conn, bounds)?
+    };
+    made_from(conn, window, read)
+}
+
+/// The report for `window` from what was read for it.
+fn made_from(conn: &Connection, window: Window, read: Read) -> Result<Stats, QueryError> {
     let mut stats = Stats {
         since: window.since.map(super::format_ms),
         until: window.until.map(super::format_ms),
         ..Stats::default()
     };
-    line_totals(conn, &mut stats, (!whole).then_some((since, until)))?;
-
-    let rejections = read_rejections(conn, bounds, whole)?;
-    stats.rejected = rejections.permanent;
-    stats.temporarily_rejected = rejections.temporary;
-    stats.totals.rejected_messages = rejections.permanent;
-    stats.totals.rejected_hosts = rejections.rejected_hosts();
-    stats.rejections_by_reason = rejections.by_reason();
-    stats.rejections_by_ip = rejections.by_ip();
-
-    let mut texts = Texts::new(conn)?;
-    let (messages, mut attempts) = if whole {
-        let mut sizes = Sizes::of(conn)?;
-        let messages = read_messages(conn, bounds, true, Some(&mut sizes))?;
-        let attempts = read_all_attempts(conn, bounds, &mut sizes)?;
-        stats.totals.delayed_messages = sizes.received_with(DEFERRED);
-        stats.totals.failed_messages = sizes.received_with(FAILED);
-        (messages, attempts)
-    } else {
-        let mut messages = read_messages(conn, bounds, false, None)?;
-        read_queue_times(conn, bounds, &mut messages)?;
-        let (delayed, failed) = delayed_and_failed(conn, bounds)?;
-        stats.totals.delayed_messages = delayed;
-        stats.totals.failed_messages = failed;
-        (messages, read_window_attempts(conn, bounds)?)
-    };
-
-    let totals = &mut stats.totals;
-    totals.received_messages = stats.received;
-    totals.received_volume = messages.received.bytes;
-    totals.received_hosts = messages.received_hosts();
-    totals.delivered_messages = stats.kinds.get("delivery").copied().unwrap_or(0);
-    totals.delivered_addresses = stats.delivered;
-    totals.delivered_volume = attempts.delivered.bytes;
-    stats.received_per_hour = messages.received_per_hour.to_vec();
-    stats.delivered_per_hour = attempts.delivered_per_hour.to_vec();
-    stats.queue_times = messages.queue_times.rows();
-    stats.delivery_times = attempts.delivery_times.rows();
-    stats.top_senders = messages.top_senders();
-    stats.top_sending_hosts = messages.top_sending_hosts(|id| texts.get(id))?;
-    stats.by_transport = attempts.by_transport(|id| texts.get(id))?;
-    stats.top_recipient_domains = attempts.top_recipient_domains();
-    stats.errors = attempts.errors(|id| texts.get(id))?;
-    stats.message_status = messages.status;
+    report(conn, &mut stats, read)?;
     Ok(stats)
 }
 
-/// Events counted from the per-minute line counts.
-fn line_totals(
-    conn: &Connection,
-    stats: &mut Stats,
-    window: Option<(i64, i64)>,
-) -> Result<(), QueryError> {
-    stats.kinds = kind_counts(conn, window)?;
-    let kind = |name: &str| stats.kinds.get(name).copied().unwrap_or(0);
-    stats.lines = stats.kinds.values().sum();
+/// What the report is made from: the lines per kind and the tallies of
+/// the tables.
+struct Read {
+    kinds: BTreeMap<String, u64>,
+    rejections: Rejections,
+    messages: Messages,
+    attempts: Attempts,
+    /// Messages received with at least one deferral, and failure.
+    delayed: u64,
+    failed: u64,
+}
+
+/// Fills `stats` from what was read, naming texts through `conn`.
+fn report(conn: &Connection, stats: &mut Stats, read: Read) -> Result<(), QueryError> {
+    let Read {
+        kinds,
+        rejections,
+        messages,
+        mut attempts,
+        delayed,
+        failed,
+    } = read;
+    let kind = |name: &str| kinds.get(name).copied().unwrap_or(0);
+    stats.lines = kinds.values().sum();
     stats.received = kind("reception") + kind("fake_reject");
     stats.delivered = kind("delivery") + kind("delivery_more");
     stats.deferred = kind("deferral");
@@ -246,22 +231,45 @@ fn line_totals(
     stats.completed = kind("completed");
     stats.frozen = kind("frozen");
     stats.unrecognised = kind("unrecognised");
+    stats.rejected = rejections.permanent;
+    stats.temporarily_rejected = rejections.temporary;
+    stats.totals = Totals {
+        received_messages: stats.received,
+        received_volume: messages.received.bytes,
+        received_hosts: messages.received_hosts(),
+        delayed_messages: delayed,
+        failed_messages: failed,
+        delivered_messages: kind("delivery"),
+        delivered_addresses: stats.delivered,
+        delivered_volume: attempts.delivered.bytes,
+        rejected_messages: rejections.permanent,
+        rejected_hosts: rejections.rejected_hosts(),
+    };
+    let mut texts = Texts::new(conn)?;
+    stats.by_transport = attempts.by_transport(|id| texts.get(id))?;
+    stats.received_per_hour = messages.received_per_hour.to_vec();
+    stats.delivered_per_hour = attempts.delivered_per_hour.to_vec();
+    stats.top_senders = messages.top_senders();
+    stats.top_sending_hosts = messages.top_sending_hosts(|id| texts.get(id))?;
+    stats.top_recipient_domains = attempts.top_recipient_domains();
+    stats.rejections_by_reason = rejections.by_reason();
+    stats.rejections_by_ip = rejections.by_ip();
+    stats.errors = attempts.errors(|id| texts.get(id))?;
+    stats.queue_times = messages.queue_times.rows();
+    stats.delivery_times = attempts.delivery_times.rows();
+    stats.message_status = messages.status;
+    stats.kinds = kinds;
     Ok(())
 }
 
+/// The rejections in `bounds` (`whole`: all of them, in a plain scan).
 fn read_rejections(
     conn: &Connection,
     bounds: Bounds,
     whole: bool,
 ) -> Result<Rejections, QueryError> {
-    let sql = if whole {
-        "SELECT temporary, reason, host_ip, rejected_ms FROM rejections"
-    } else {
-        "SELECT temporary, reason, host_ip, rejected_ms FROM rejections
-         WHERE rejected_ms BETWEEN ?1 AND ?2"
-    };
     let mut rejections = Rejections::default();
-    each_row(conn, sql, bounds, whole, |row| {
+    let mut add = |row: &deadpool_sqlite::rusqlite::Row<'_>| {
         if bounds.hold(row.get(3)?) {
             rejections.add(
                 row.get::<_, i64>(0)? != 0,
@@ -270,147 +278,19 @@ fn read_rejections(
             );
         }
         Ok(())
-    })?;
+    };
+    const COLUMNS: &str = "SELECT temporary, reason, host_ip, rejected_ms FROM rejections";
+    if whole {
+        each_row(conn, COLUMNS, [], &mut add)?;
+    } else {
+        let sql = format!("{COLUMNS} WHERE rejected_ms BETWEEN ?1 AND ?2");
+        each_row(conn, &sql, [bounds.since, bounds.until], &mut add)?;
+    }
     Ok(rejections)
 }
 
-/// Per message of the whole database, by id: its size, whether it was
-/// received, deferred or failed; for the volume of each delivery and the
-/// delayed and failed totals without a join per attempt.
-struct Sizes {
-    first: i64,
-    sizes: Vec<Option<i64>>,
-    flags: Vec<u8>,
-}
-
-const RECEIVED: u8 = 1;
-const DEFERRED: u8 = 2;
-const FAILED: u8 = 4;
-
-impl Sizes {
-    fn of(conn: &Connection) -> Result<Sizes, QueryError> {
-        let (first, last): (Option<i64>, Option<i64>) = conn
-            .query_row(
-                "SELECT (SELECT min(id) FROM messages), (SELECT max(id) FROM messages)",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .ctx(context)?;
-        let (first, last) = (first.unwrap_or(0), last.unwrap_or(-1));
-        let len = usize::try_from(last.saturating_sub(first).saturating_add(1)).unwrap_or(0);
-        Ok(Sizes {
-            first,
-            sizes: vec![None; len],
-            flags: vec![0; len],
-        })
-    }
-
-    fn index(&self, id: i64) -> Option<usize> {
-        usize::try_from(id.checked_sub(self.first)?)
-            .ok()
-            .filter(|index| *index < self.flags.len())
-    }
-
-    fn mark(&mut self, id: i64, flag: u8) {
-        if let Some(index) = self.index(id) {
-            self.flags[index] |= flag;
-        }
-    }
-
-    fn size(&self, id: i64) -> Option<i64> {
-        self.index(id).and_then(|index| self.sizes[index])
-    }
-
-    /// Received messages with `flag` set.
-    fn received_with(&self, flag: u8) -> u64 {
-        self.flags
-            .iter()
-            .filter(|flags| **flags & (RECEIVED | flag) == RECEIVED | flag)
-            .count() as u64
-    }
-}
-
-fn read_messages(
-    conn: &Connection,
-    bounds: Bounds,
-    whole: bool,
-    mut sizes: Option<&mut Sizes>,
-) -> Result<Messages, QueryError> {
-    const COLUMNS: &str = "SELECT id, received_ms, sender, size, host_ip,
-        coalesce(host_name_id, helo_id), status, completed_ms, last_event_ms FROM messages";
-    let sql = if whole {
-        COLUMNS.to_owned()
-    } else {
-        // Both terms from messages_received (NULLs sort first in it).
-        format!(
-            "{COLUMNS} WHERE received_ms BETWEEN ?1 AND ?2
-               OR (received_ms IS NULL AND last_event_ms BETWEEN ?1 AND ?2)"
-        )
-    };
-    let mut messages = Messages::default();
-    each_row(conn, &sql, bounds, whole, |row| {
-        let message = MessageRow {
-            id: row.get(0)?,
-            received_ms: row.get(1)?,
-            sender: row.get_ref(2)?.as_str_or_null()?,
-            size: row.get(3)?,
-            host_ip: row.get_ref(4)?.as_str_or_null()?,
-            host_name_id: row.get(5)?,
-            status: row.get_ref(6)?.as_str()?,
-            completed_ms: row.get(7)?,
-            last_event_ms: row.get(8)?,
-        };
-        messages.add(&message, bounds, whole);
-        if let Some(sizes) = sizes.as_deref_mut()
-            && let Some(index) = sizes.index(message.id)
-        {
-            sizes.sizes[index] = message.size;
-            if bounds.hold(message.received_ms) {
-                sizes.flags[index] |= RECEIVED;
-            }
-        }
-        Ok(())
-    })?;
-    Ok(messages)
-}
-
-/// A window's queue times: messages completed in it, wherever received.
-fn read_queue_times(
-    conn: &Connection,
-    bounds: Bounds,
-    messages: &mut Messages,
-) -> Result<(), QueryError> {
-    each_row(
-        conn,
-        "SELECT completed_ms - received_ms FROM messages
-         WHERE status = 'completed' AND received_ms IS NOT NULL AND completed_ms BETWEEN ?1 AND ?2",
-        bounds,
-        false,
-        |row| {
-            messages.queue_times.add(row.get(0)?);
-            Ok(())
-        },
-    )
-}
-
-/// A window's messages with at least one deferral, and with at least one
-/// failure (at any time): answered from `attempts_message`, which holds
-/// the flags.
-fn delayed_and_failed(conn: &Connection, bounds: Bounds) -> Result<(u64, u64), QueryError> {
-    let (delayed, failed): (Option<i64>, Option<i64>) = conn
-        .prepare_cached(
-            "SELECT sum(EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.flag = '==')),
-                    sum(EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.flag = '**'))
-             FROM messages m WHERE m.received_ms BETWEEN ?1 AND ?2",
-        )
-        .ctx(context)?
-        .query_row(params![bounds.since, bounds.until], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .ctx(context)?;
-    Ok((delayed.map_or(0, to_u64), failed.map_or(0, to_u64)))
-}
-
+/// The attempt columns [`attempt_row`] reads, as `a.*`; a query adds
+/// what it knows of the message and recipient after them.
 const ATTEMPT_COLUMNS: &str = "a.message_id, a.flag, a.attempted_ms, a.transport_id,
     a.delivery_time_ms, a.error_text_id, a.error_address_at, a.final_address";
 
@@ -440,93 +320,15 @@ fn attempt_row<'r>(
     })
 }
 
-/// A window's attempts, with their messages' sizes and recipients'
-/// addresses joined in (few rows: a join per row is cheap).
-fn read_window_attempts(conn: &Connection, bounds: Bounds) -> Result<Attempts, QueryError> {
-    let sql = format!(
-        "SELECT {ATTEMPT_COLUMNS}, m.size, r.address FROM attempts a
-         LEFT JOIN messages m ON m.id = a.message_id
-         LEFT JOIN recipients r ON r.id = a.recipient_id
-         WHERE a.attempted_ms BETWEEN ?1 AND ?2"
-    );
-    let mut attempts = Attempts::default();
-    each_row(conn, &sql, bounds, false, |row| {
-        let recipient = match row.get_ref(9)?.as_str_or_null()? {
-            Some(address) => Recipient::Address(address),
-            None => Recipient::None,
-        };
-        let attempt = attempt_row(row, row.get(8)?, recipient)?;
-        attempts.add(&attempt, bounds);
-        Ok(())
-    })?;
-    Ok(attempts)
-}
-
-/// Every attempt, sizes from `sizes`, then the recipients they wait for
-/// in one more scan: joins would cost a lookup per row.
-fn read_all_attempts(
-    conn: &Connection,
-    bounds: Bounds,
-    sizes: &mut Sizes,
-) -> Result<Attempts, QueryError> {
-    let (first, last): (Option<i64>, Option<i64>) = conn
-        .query_row(
-            "SELECT (SELECT min(id) FROM recipients), (SELECT max(id) FROM recipients)",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .ctx(context)?;
-    let (first, last) = (first.unwrap_or(0), last.unwrap_or(-1));
-    let mut attempts = Attempts::with_recipients(first, last);
-    let sql = format!("SELECT {ATTEMPT_COLUMNS}, a.recipient_id FROM attempts a");
-    each_row(conn, &sql, bounds, true, |row| {
-        let recipient = match row.get(8)? {
-            Some(id) => Recipient::Later(id),
-            None => Recipient::None,
-        };
-        let message_id: i64 = row.get(0)?;
-        let attempt = attempt_row(row, sizes.size(message_id), recipient)?;
-        match attempt.flag {
-            "==" => sizes.mark(message_id, DEFERRED),
-            "**" => sizes.mark(message_id, FAILED),
-            _ => {}
-        }
-        attempts.add(&attempt, bounds);
-        Ok(())
-    })?;
-    if attempts.waits_for_recipients() {
-        each_row(
-            conn,
-            // In id order: a covering index on the addresses would do too,
-            // and then each lookup above would miss its cache lines.
-            "SELECT id, address FROM recipients ORDER BY id",
-            bounds,
-            true,
-            |row| {
-                attempts.recipient(row.get(0)?, row.get_ref(1)?.as_str()?);
-                Ok(())
-            },
-        )?;
-    }
-    Ok(attempts)
-}
-
-/// Runs `sql` (with the window's bounds as ?1 and ?2 unless `whole`) and
-/// hands each row to `each`.
+/// Runs `sql` with `params` and hands each row to `each`.
 fn each_row(
     conn: &Connection,
     sql: &str,
-    bounds: Bounds,
-    whole: bool,
+    params: impl Params,
     mut each: impl FnMut(&deadpool_sqlite::rusqlite::Row<'_>) -> Result<(), FromRowError>,
 ) -> Result<(), QueryError> {
     let mut statement = conn.prepare_cached(sql).ctx(context)?;
-    let mut rows = if whole {
-        statement.query([])
-    } else {
-        statement.query(params![bounds.since, bounds.until])
-    }
-    .ctx(context)?;
+    let mut rows = statement.query(params).ctx(context)?;
     while let Some(row) = rows.next().ctx(context)? {
         each(row).map_err(|error| error.0).ctx(context)?;
     }

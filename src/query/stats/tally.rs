@@ -63,6 +63,12 @@ impl Durations {
         self.0[index] += 1;
     }
 
+    fn merge(&mut self, other: &Durations) {
+        for (count, more) in self.0.iter_mut().zip(other.0) {
+            *count += more;
+        }
+    }
+
     pub fn rows(&self) -> Vec<Row> {
         BUCKETS
             .iter()
@@ -118,7 +124,7 @@ pub(super) fn ranked(mut rows: Vec<Row>) -> Vec<Row> {
 /// (the key decides among those), become rows.
 fn ranked_map<K>(map: &HashMap<K, Volume>, key: impl Fn(&K) -> String) -> Vec<Row> {
     let mut entries: Vec<(&K, Volume)> = map.iter().map(|(k, v)| (k, *v)).collect();
-    entries.sort_unstable_by(|a, b| (b.1.count, b.1.bytes).cmp(&(a.1.count, a.1.bytes)));
+    entries.sort_unstable_by_key(|(_, v)| std::cmp::Reverse((v.count, v.bytes)));
     let cut = entries
         .get(TOP.saturating_sub(1))
         .map(|(_, v)| (v.count, v.bytes));
@@ -224,7 +230,7 @@ impl Messages {
 
     /// `ORDER BY count DESC, volume DESC, sender`.
     pub fn top_senders(&self) -> Vec<Row> {
-        ranked_map(&self.senders, |sender| sender.to_string())
+        ranked_map(&self.senders, ToString::to_string)
     }
 
     /// `name [ip]`, the name from the host's newest message; `name` looks
@@ -277,6 +283,43 @@ fn bump(map: &mut HashMap<Box<str>, Volume>, key: &str, size: Option<i64>) {
     }
 }
 
+/// Recipient domains, each given a small number: a whole-database report
+/// numbers every recipient's domain before it reads the attempts, so an
+/// attempt row carries a number instead of an address.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Domains {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+    /// A domain being lower-cased, kept to spare an allocation per row.
+    scratch: String,
+}
+
+impl Domains {
+    /// The number of `address`'s domain, as the report counts it:
+    /// `lower(substr(address, instr(address, '@') + 1))` for addresses
+    /// with an `@` (SQLite's `lower` folds ASCII only); `None` without.
+    pub fn id_of(&mut self, address: &str) -> Option<u32> {
+        let at = address.find('@')?;
+        self.scratch.clear();
+        self.scratch.push_str(&address[at + 1..]);
+        self.scratch.make_ascii_lowercase();
+        if let Some(id) = self.ids.get(self.scratch.as_str()) {
+            return Some(*id);
+        }
+        let id = u32::try_from(self.names.len()).ok()?;
+        self.ids.insert(self.scratch.as_str().into(), id);
+        self.names.push(self.scratch.as_str().into());
+        Some(id)
+    }
+
+    fn name(&self, id: u32) -> &str {
+        usize::try_from(id)
+            .ok()
+            .and_then(|index| self.names.get(index))
+            .map_or("", |name| name)
+    }
+}
+
 /// Who an attempt was for, as far as the shell knows while reading it.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Recipient<'a> {
@@ -284,8 +327,9 @@ pub(super) enum Recipient<'a> {
     None,
     /// Its address, read with the attempt.
     Address(&'a str),
-    /// Its id; the address comes later, from [`Attempts::recipient`].
-    Later(i64),
+    /// Its domain's number in the shared [`Domains`] (`None`: an address
+    /// without `@`), for a delivery; an error is given the address.
+    Numbered(Option<u32>),
 }
 
 /// One `attempts` row, as the report reads it.
@@ -324,21 +368,10 @@ pub(super) struct Attempts {
     transports: HashMap<Option<i64>, Volume>,
     pub delivered_per_hour: [u64; 24],
     pub delivery_times: Durations,
-    domains: HashMap<Box<str>, Volume>,
+    /// Deliveries per domain, by the domain's number in `domains`.
+    domains: Domains,
+    domain_volumes: Vec<Volume>,
     errors: HashMap<ErrorKey, u64>,
-    /// The first recipient id of `later_deliveries`.
-    first_recipient: i64,
-    /// Deliveries whose recipient's domain is not known yet, by recipient
-    /// id from `first_recipient` on: a vector, as nearly every recipient
-    /// of a whole database has one.
-    later_deliveries: Vec<Volume>,
-    /// Errors whose recipient's address is not known yet: (recipient,
-    /// text, at), sorted by recipient before the first address comes.
-    later_errors: Vec<(i64, i64, i64)>,
-    /// How many of `later_errors` found their recipient.
-    later_errors_found: u64,
-    /// A domain being lower-cased, kept to spare an allocation per row.
-    scratch: String,
 }
 
 fn is_delivered(flag: &str) -> bool {
@@ -346,13 +379,10 @@ fn is_delivered(flag: &str) -> bool {
 }
 
 impl Attempts {
-    /// For rows that name their recipients by id ([`Recipient::Later`]),
-    /// the recipients' ids being `first..=last`.
-    pub fn with_recipients(first: i64, last: i64) -> Attempts {
-        let len = usize::try_from(last.saturating_sub(first).saturating_add(1)).unwrap_or(0);
+    /// For rows whose recipients are [`Recipient::Numbered`] in `domains`.
+    pub fn numbered_by(domains: Domains) -> Attempts {
         Attempts {
-            first_recipient: first,
-            later_deliveries: vec![Volume::default(); len],
+            domains,
             ..Attempts::default()
         }
     }
@@ -375,18 +405,16 @@ impl Attempts {
             if let Some(ms) = row.delivery_time_ms {
                 self.delivery_times.add(ms);
             }
-            let mut volume = Volume::default();
-            volume.add(row.size);
-            match row.recipient {
-                Recipient::None => {}
-                Recipient::Address(address) => self.domain(address, volume),
-                Recipient::Later(id) => {
-                    // An id outside the table's range has no row: the
-                    // join this replaces dropped such deliveries too.
-                    if let Some(slot) = self.later_delivery(id) {
-                        slot.merge(volume);
-                    }
+            let domain = match row.recipient {
+                Recipient::None => None,
+                Recipient::Address(address) => self.domains.id_of(address),
+                Recipient::Numbered(domain) => domain,
+            };
+            if let Some(index) = domain.and_then(|id| usize::try_from(id).ok()) {
+                if self.domain_volumes.len() <= index {
+                    self.domain_volumes.resize(index + 1, Volume::default());
                 }
+                self.domain_volumes[index].add(row.size);
             }
             return;
         }
@@ -396,68 +424,33 @@ impl Attempts {
                 (Some(address), _) | (None, Recipient::Address(address)) => {
                     ErrorKey::WithAddress(text, at, address.into())
                 }
-                (None, Recipient::Later(id)) => {
-                    self.later_errors.push((id, text, at));
-                    return;
-                }
-                (None, Recipient::None) => ErrorKey::Text(None),
+                (None, Recipient::None | Recipient::Numbered(_)) => ErrorKey::Text(None),
             },
             (None, Some(_)) => ErrorKey::Text(None),
         };
         *self.errors.entry(key).or_default() += 1;
     }
 
-    fn later_delivery(&mut self, id: i64) -> Option<&mut Volume> {
-        let index = usize::try_from(id.checked_sub(self.first_recipient)?).ok()?;
-        self.later_deliveries.get_mut(index)
-    }
-
-    /// `lower(substr(address, instr(address, '@') + 1))`, for addresses
-    /// with an `@`; SQLite's `lower` folds ASCII only.
-    fn domain(&mut self, address: &str, volume: Volume) {
-        let Some(at) = address.find('@') else {
-            return;
-        };
-        self.scratch.clear();
-        self.scratch.push_str(&address[at + 1..]);
-        self.scratch.make_ascii_lowercase();
-        match self.domains.get_mut(self.scratch.as_str()) {
-            Some(total) => total.merge(volume),
-            None => {
-                self.domains.insert(self.scratch.as_str().into(), volume);
-            }
+    /// Adds what `other` counted, both numbered by the same [`Domains`].
+    pub fn merge(&mut self, other: Attempts) {
+        self.delivered.merge(other.delivered);
+        for (transport, volume) in other.transports {
+            self.transports.entry(transport).or_default().merge(volume);
         }
-    }
-
-    /// Whether any row waits for [`Attempts::recipient`]; call it once
-    /// every attempt is in, before the first recipient.
-    pub fn waits_for_recipients(&mut self) -> bool {
-        self.later_errors.sort_unstable();
-        !self.later_errors.is_empty() || self.later_deliveries.iter().any(|v| v.count > 0)
-    }
-
-    /// A recipient's address, for the deliveries and errors that waited
-    /// for it.
-    pub fn recipient(&mut self, id: i64, address: &str) {
-        if let Some(slot) = self.later_delivery(id)
-            && slot.count > 0
-        {
-            let volume = std::mem::take(slot);
-            self.domain(address, volume);
+        for (hour, count) in other.delivered_per_hour.iter().enumerate() {
+            self.delivered_per_hour[hour] += count;
         }
-        if self.later_errors.is_empty() {
-            return;
+        self.delivery_times.merge(&other.delivery_times);
+        if self.domain_volumes.len() < other.domain_volumes.len() {
+            self.domain_volumes
+                .resize(other.domain_volumes.len(), Volume::default());
         }
-        let start = self.later_errors.partition_point(|(r, _, _)| *r < id);
-        let end = start + self.later_errors[start..].partition_point(|(r, _, _)| *r == id);
-        for index in start..end {
-            let (_, text, at) = self.later_errors[index];
-            *self
-                .errors
-                .entry(ErrorKey::WithAddress(text, at, address.into()))
-                .or_default() += 1;
+        for (index, volume) in other.domain_volumes.into_iter().enumerate() {
+            self.domain_volumes[index].merge(volume);
         }
-        self.later_errors_found += (end - start) as u64;
+        for (key, count) in other.errors {
+            *self.errors.entry(key).or_default() += count;
+        }
     }
 
     /// `=>` per transport: `coalesce(transport, '(none)')`, count, bytes.
@@ -490,7 +483,14 @@ impl Attempts {
     }
 
     pub fn top_recipient_domains(&self) -> Vec<Row> {
-        ranked_map(&self.domains, |domain| domain.to_string())
+        let volumes: HashMap<u32, Volume> = self
+            .domain_volumes
+            .iter()
+            .enumerate()
+            .filter(|(_, volume)| volume.count > 0)
+            .filter_map(|(index, volume)| Some((u32::try_from(index).ok()?, *volume)))
+            .collect();
+        ranked_map(&volumes, |id| self.domains.name(*id).to_owned())
     }
 
     /// Deferral and failure texts, most frequent first.
@@ -498,13 +498,6 @@ impl Attempts {
         &mut self,
         mut text: impl FnMut(i64) -> Result<Option<String>, E>,
     ) -> Result<Vec<Row>, E> {
-        // Errors whose recipient row was never found: the view's join
-        // gives them no text.
-        let lost = (self.later_errors.len() as u64).saturating_sub(self.later_errors_found);
-        if lost > 0 {
-            *self.errors.entry(ErrorKey::Text(None)).or_default() += lost;
-        }
-        self.later_errors.clear();
         let mut spelled: HashMap<String, u64> = HashMap::default();
         for (key, count) in &self.errors {
             let words = match key {
@@ -730,27 +723,25 @@ mod tests {
     }
 
     #[test]
-    fn deliveries_count_by_transport_hour_and_domain_with_addresses_known_later() {
-        let mut attempts = Attempts::with_recipients(9, 10);
+    fn deliveries_count_by_transport_hour_and_domain_read_or_numbered() {
+        let mut domains = Domains::default();
+        let org = domains.id_of("b@Example.Org");
+        assert_eq!(domains.id_of("no-at-sign"), None);
+        let mut attempts = Attempts::numbered_by(domains);
         let mut first = attempt("=>");
         first.transport_id = Some(1);
-        first.recipient = Recipient::Address("A@Example.ORG");
+        first.recipient = Recipient::Address("A@EXAMPLE.org");
         first.delivery_time_ms = Some(1_000);
         attempts.add(&first, ALL);
         let mut second = attempt("->");
-        second.recipient = Recipient::Later(9);
+        second.recipient = Recipient::Numbered(org);
         attempts.add(&second, ALL);
         let mut third = attempt("=>");
-        third.recipient = Recipient::Later(10);
+        third.recipient = Recipient::Address("c@example.net");
         attempts.add(&third, ALL);
-        let mut beyond = attempt("->");
-        beyond.recipient = Recipient::Later(11);
-        attempts.add(&beyond, ALL);
-        assert!(attempts.waits_for_recipients());
-        attempts.recipient(9, "b@example.org");
-        attempts.recipient(10, "c@example.net");
-        // Recipient 11 is past the table's ids: its delivery counts for no
-        // domain, as the join gave it none.
+        let mut without_domain = attempt("->");
+        without_domain.recipient = Recipient::Numbered(None);
+        attempts.add(&without_domain, ALL);
         assert_eq!(attempts.delivered.count, 2);
         assert_eq!(attempts.delivered.bytes, 200);
         assert_eq!(attempts.delivered_per_hour[0], 4);
@@ -775,29 +766,54 @@ mod tests {
     }
 
     #[test]
+    fn halves_merged_count_as_one() {
+        let mut domains = Domains::default();
+        let org = domains.id_of("a@example.org");
+        let mut first = Attempts::numbered_by(domains.clone());
+        let mut second = Attempts::numbered_by(domains);
+        let mut row = attempt("=>");
+        row.recipient = Recipient::Numbered(org);
+        row.transport_id = Some(4);
+        first.add(&row, ALL);
+        second.add(&row, ALL);
+        let mut deferral = attempt("==");
+        deferral.error_text_id = Some(1);
+        second.add(&deferral, ALL);
+        first.merge(second);
+        assert_eq!(first.delivered.count, 2);
+        assert_eq!(first.top_recipient_domains()[0].count, 2);
+        let transports = first.by_transport(|_| Ok::<_, ()>(None)).unwrap();
+        assert_eq!(transports[0].count, 2);
+        let errors = first
+            .errors(|_| Ok::<_, ()>(Some("greylisted".to_owned())))
+            .unwrap();
+        assert_eq!((errors[0].key.as_str(), errors[0].count), ("greylisted", 1));
+    }
+
+    #[test]
     fn errors_get_their_recipient_back_at_the_character_where_it_was_cut() {
-        let mut attempts = Attempts::with_recipients(3, 4);
+        let mut attempts = Attempts::default();
         let texts = |id: i64| Ok::<_, ()>((id == 1).then(|| "ünknown user <>: no".to_owned()));
         let mut known = attempt("**");
         known.error_text_id = Some(1);
         known.error_address_at = Some(14);
         known.recipient = Recipient::Address("a@x");
         attempts.add(&known, ALL);
-        let mut later = known;
-        later.recipient = Recipient::Later(3);
-        attempts.add(&later, ALL);
-        let mut rewritten = later;
+        let mut rewritten = known;
+        rewritten.recipient = Recipient::Numbered(None);
         rewritten.final_address = Some("a@x");
         attempts.add(&rewritten, ALL);
-        let mut lost = later;
-        lost.recipient = Recipient::Later(4);
+        // No recipient row, or only its domain: no address to put back,
+        // and the view shows no text.
+        let mut lost = known;
+        lost.recipient = Recipient::None;
+        attempts.add(&lost, ALL);
+        lost.recipient = Recipient::Numbered(None);
         attempts.add(&lost, ALL);
         attempts.add(&attempt("=="), ALL);
-        assert!(attempts.waits_for_recipients());
-        attempts.recipient(3, "a@x");
         let errors = attempts.errors(texts).unwrap();
         let rows: Vec<(&str, u64)> = errors.iter().map(|r| (r.key.as_str(), r.count)).collect();
-        assert_eq!(rows, [("ünknown user <a@x>: no", 3), ("(no message)", 2)]);
+        assert_eq!(rows, [("(no message)", 3), ("ünknown user <a@x>: no", 2)]);
     }
 
     #[test]

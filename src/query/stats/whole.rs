@@ -1,0 +1,322 @@
+//! The whole-database report: every row of four tables in plain scans,
+//! shared between this thread and a second one.
+//!
+//! Reading a table is CPU-bound once it is cached, so the work is split
+//! in two steps, each run on both threads:
+//! 1. the messages (their sizes, kept by id for step 2) here; the line
+//!    counts, the rejections and every recipient's domain on the other;
+//! 2. the attempts, each thread half of them by id, with the address of
+//!    the recipient joined in for the deferrals and failures that quote
+//!    it (the few rows a join per row costs little for).
+//!
+//! The second thread has its own read-only connection. Like every query
+//! here, each statement reads its own snapshot: while the daemon writes,
+//! two figures can disagree by the last few batches' lines.
+
+use std::path::Path;
+
+use deadpool_sqlite::rusqlite::Connection;
+
+use super::tally::{Attempts, Bounds, Domains, MessageRow, Messages, Recipient};
+use super::{ATTEMPT_COLUMNS, QueryError, Read, attempt_row, context, each_row};
+use crate::store::{ResultExt, StoreError};
+
+/// Reads everything the whole-database report needs.
+pub(super) fn read(conn: &Connection, bounds: Bounds) -> Result<Read, QueryError> {
+    // Without a second connection (an in-memory database) the steps run
+    // one after the other here: slower, the same answers.
+    let second = conn
+        .path()
+        .filter(|path| !path.is_empty())
+        .and_then(|path| crate::query::open(Path::new(path)).ok());
+    read_with(conn, second, bounds)
+}
+
+/// [`read`], sharing the work with a thread on `second` if there is one.
+pub(super) fn read_with(
+    conn: &Connection,
+    mut second: Option<Connection>,
+    bounds: Bounds,
+) -> Result<Read, QueryError> {
+    let ((messages, mut sizes), (kinds, rejections, recipients)) = pair(
+        conn,
+        &mut second,
+        |conn| read_messages(conn, bounds),
+        |conn| {
+            Ok((
+                super::kind_counts(conn, None)?,
+                super::read_rejections(conn, bounds, true)?,
+                RecipientDomains::read(conn)?,
+            ))
+        },
+    )?;
+
+    let (first, last) = id_range(conn, "attempts")?;
+    let (low, high) = halves(conn, &mut second, (first, last), |conn, from, to| {
+        read_attempts(conn, bounds, (from, to), &sizes, &recipients)
+    })?;
+    let mut attempts = Attempts::numbered_by(recipients.domains);
+    for half in [low, high] {
+        attempts.merge(half.attempts);
+        for id in half.deferred {
+            sizes.mark(id, DEFERRED);
+        }
+        for id in half.failed {
+            sizes.mark(id, FAILED);
+        }
+    }
+
+    Ok(Read {
+        kinds,
+        rejections,
+        messages,
+        attempts,
+        delayed: sizes.received_with(DEFERRED),
+        failed: sizes.received_with(FAILED),
+    })
+}
+
+/// Runs `mine` on this thread with `conn`, and `theirs` at the same time
+/// on a thread of its own with the `second` connection (or after `mine`,
+/// with `conn`, when there is none).
+fn pair<A, B: Send>(
+    conn: &Connection,
+    second: &mut Option<Connection>,
+    mine: impl FnOnce(&Connection) -> Result<A, QueryError>,
+    theirs: impl FnOnce(&Connection) -> Result<B, QueryError> + Send,
+) -> Result<(A, B), QueryError> {
+    let Some(other) = second.take() else {
+        let a = mine(conn)?;
+        return Ok((a, theirs(conn)?));
+    };
+    std::thread::scope(|scope| {
+        let handle = scope.spawn(move || {
+            let result = theirs(&other);
+            (other, result)
+        });
+        let a = mine(conn);
+        let (other, b) = handle
+            .join()
+            .map_err(|_| StoreError::other(context(), "a statistics thread panicked"))?;
+        *second = Some(other);
+        Ok((a?, b?))
+    })
+}
+
+/// Runs `work` over the two halves of the ids `first..=last`, one on each
+/// thread (see [`pair`]).
+fn halves<T: Send>(
+    conn: &Connection,
+    second: &mut Option<Connection>,
+    (first, last): (i64, i64),
+    work: impl Fn(&Connection, i64, i64) -> Result<T, QueryError> + Sync,
+) -> Result<(T, T), QueryError> {
+    let middle = first.saturating_add(last.saturating_sub(first) / 2);
+    let work = &work;
+    pair(
+        conn,
+        second,
+        |conn| work(conn, first, middle),
+        move |conn| work(conn, middle.saturating_add(1), last),
+    )
+}
+
+/// The smallest and largest id of `table` (a constant name); (0, -1),
+/// an empty range, for an empty table.
+fn id_range(conn: &Connection, table: &str) -> Result<(i64, i64), QueryError> {
+    // Two subqueries: SQLite answers a lone min() or max() of the rowid
+    // from the b-tree's ends, but both in one SELECT by a scan.
+    let (first, last): (Option<i64>, Option<i64>) = conn
+        .query_row(
+            &format!("SELECT (SELECT min(id) FROM {table}), (SELECT max(id) FROM {table})"),
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .ctx(context)?;
+    Ok((first.unwrap_or(0), last.unwrap_or(-1)))
+}
+
+/// A vector over the ids `first..=last` of a table.
+fn slots<T: Clone>((first, last): (i64, i64), empty: T) -> Vec<T> {
+    let len = usize::try_from(last.saturating_sub(first).saturating_add(1)).unwrap_or(0);
+    vec![empty; len]
+}
+
+fn slot(first: i64, id: i64) -> Option<usize> {
+    usize::try_from(id.checked_sub(first)?).ok()
+}
+
+/// Per message, by id: its size, and whether it was received, deferred or
+/// failed. For the volume of each delivery without a join per attempt,
+/// and the delayed and failed totals.
+struct Sizes {
+    first: i64,
+    sizes: Vec<Option<i64>>,
+    flags: Vec<u8>,
+}
+
+const RECEIVED: u8 = 1;
+const DEFERRED: u8 = 2;
+const FAILED: u8 = 4;
+
+impl Sizes {
+    fn index(&self, id: i64) -> Option<usize> {
+        slot(self.first, id).filter(|index| *index < self.flags.len())
+    }
+
+    fn mark(&mut self, id: i64, flag: u8) {
+        if let Some(index) = self.index(id) {
+            self.flags[index] |= flag;
+        }
+    }
+
+    fn size(&self, id: i64) -> Option<i64> {
+        self.index(id).and_then(|index| self.sizes[index])
+    }
+
+    /// Received messages with `flag` set.
+    fn received_with(&self, flag: u8) -> u64 {
+        self.flags
+            .iter()
+            .filter(|flags| **flags & (RECEIVED | flag) == RECEIVED | flag)
+            .count() as u64
+    }
+}
+
+fn read_messages(conn: &Connection, bounds: Bounds) -> Result<(Messages, Sizes), QueryError> {
+    let range = id_range(conn, "messages")?;
+    let mut sizes = Sizes {
+        first: range.0,
+        sizes: slots(range, None),
+        flags: slots(range, 0),
+    };
+    let mut messages = Messages::default();
+    each_row(
+        conn,
+        "SELECT id, received_ms, sender, size, host_ip, coalesce(host_name_id, helo_id), status,
+                completed_ms
+         FROM messages WHERE id BETWEEN ?1 AND ?2",
+        [range.0, range.1],
+        |row| {
+            // Columns read only where the tally uses them: a column read
+            // costs about as much as SQLite's work for the whole row.
+            let host_ip = row.get_ref(4)?.as_str_or_null()?;
+            let status = row.get_ref(6)?.as_str()?;
+            let message = MessageRow {
+                id: row.get(0)?,
+                received_ms: row.get(1)?,
+                sender: row.get_ref(2)?.as_str_or_null()?,
+                size: row.get(3)?,
+                host_ip,
+                host_name_id: if host_ip.is_some() { row.get(5)? } else { None },
+                status,
+                completed_ms: if status == "completed" {
+                    row.get(7)?
+                } else {
+                    None
+                },
+                // Counted by reception or last event only in a window.
+                last_event_ms: None,
+            };
+            messages.add(&message, bounds, true);
+            if let Some(index) = sizes.index(message.id) {
+                sizes.sizes[index] = message.size;
+                if bounds.hold(message.received_ms) {
+                    sizes.flags[index] |= RECEIVED;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok((messages, sizes))
+}
+
+/// Every recipient's domain, numbered, by recipient id.
+struct RecipientDomains {
+    first: i64,
+    /// The domain's number in `domains`; [`NO_DOMAIN`] without an `@`,
+    /// and for ids without a row.
+    numbers: Vec<u32>,
+    domains: Domains,
+}
+
+const NO_DOMAIN: u32 = u32::MAX;
+
+impl RecipientDomains {
+    fn read(conn: &Connection) -> Result<Self, QueryError> {
+        let range = id_range(conn, "recipients")?;
+        let mut numbers = slots(range, NO_DOMAIN);
+        let mut domains = Domains::default();
+        each_row(
+            conn,
+            "SELECT id, address FROM recipients WHERE id BETWEEN ?1 AND ?2",
+            [range.0, range.1],
+            |row| {
+                let id: i64 = row.get(0)?;
+                if let Some(number) = slot(range.0, id).and_then(|index| numbers.get_mut(index)) {
+                    *number = domains
+                        .id_of(row.get_ref(1)?.as_str()?)
+                        .unwrap_or(NO_DOMAIN);
+                }
+                Ok(())
+            },
+        )?;
+        Ok(RecipientDomains {
+            first: range.0,
+            numbers,
+            domains,
+        })
+    }
+
+    fn of(&self, id: i64) -> Option<u32> {
+        slot(self.first, id)
+            .and_then(|index| self.numbers.get(index))
+            .copied()
+            .filter(|number| *number != NO_DOMAIN)
+    }
+}
+
+/// One half of the attempts: what they counted, and the messages that
+/// had a deferral or a failure.
+struct AttemptsHalf {
+    attempts: Attempts,
+    deferred: Vec<i64>,
+    failed: Vec<i64>,
+}
+
+fn read_attempts(
+    conn: &Connection,
+    bounds: Bounds,
+    (from, to): (i64, i64),
+    sizes: &Sizes,
+    recipients: &RecipientDomains,
+) -> Result<AttemptsHalf, QueryError> {
+    let mut half = AttemptsHalf {
+        attempts: Attempts::numbered_by(recipients.domains.clone()),
+        deferred: Vec::new(),
+        failed: Vec::new(),
+    };
+    let sql = format!(
+        "SELECT {ATTEMPT_COLUMNS}, a.recipient_id,
+                CASE WHEN a.error_address_at IS NOT NULL AND a.final_address IS NULL
+                     THEN (SELECT address FROM recipients r WHERE r.id = a.recipient_id) END
+         FROM attempts a WHERE a.id BETWEEN ?1 AND ?2"
+    );
+    each_row(conn, &sql, [from, to], |row| {
+        let message_id: i64 = row.get(0)?;
+        let recipient = match (row.get_ref(9)?.as_str_or_null()?, row.get(8)?) {
+            (Some(address), _) => Recipient::Address(address),
+            (None, Some(id)) => Recipient::Numbered(recipients.of(id)),
+            (None, None) => Recipient::None,
+        };
+        let attempt = attempt_row(row, sizes.size(message_id), recipient)?;
+        match attempt.flag {
+            "==" => half.deferred.push(message_id),
+            "**" => half.failed.push(message_id),
+            _ => {}
+        }
+        half.attempts.add(&attempt, bounds);
+        Ok(())
+    })?;
+    Ok(half)
+}

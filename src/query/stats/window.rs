@@ -1,0 +1,115 @@
+//! A windowed report: the rows of a time window, found through the time
+//! indexes; few enough that a join per row costs little.
+
+use deadpool_sqlite::rusqlite::Connection;
+
+use super::tally::{Attempts, Bounds, MessageRow, Messages, Recipient};
+use super::{ATTEMPT_COLUMNS, QueryError, Read, attempt_row, context, each_row, to_u64};
+use crate::store::ResultExt;
+
+/// Reads what the report over `bounds` needs.
+pub(super) fn read(conn: &Connection, bounds: Bounds) -> Result<Read, QueryError> {
+    let kinds = super::kind_counts(conn, Some((bounds.since, bounds.until)))?;
+    let rejections = super::read_rejections(conn, bounds, false)?;
+    let mut messages = read_messages(conn, bounds)?;
+    read_queue_times(conn, bounds, &mut messages)?;
+    let (delayed, failed) = delayed_and_failed(conn, bounds)?;
+    let attempts = read_attempts(conn, bounds)?;
+    Ok(Read {
+        kinds,
+        rejections,
+        messages,
+        attempts,
+        delayed,
+        failed,
+    })
+}
+
+/// Messages received in the window, and those never received whose last
+/// event falls in it (for the status table).
+fn read_messages(conn: &Connection, bounds: Bounds) -> Result<Messages, QueryError> {
+    let mut messages = Messages::default();
+    each_row(
+        conn,
+        // Both terms from messages_received (NULLs sort first in it).
+        "SELECT id, received_ms, sender, size, host_ip, coalesce(host_name_id, helo_id), status,
+                completed_ms, last_event_ms
+         FROM messages
+         WHERE received_ms BETWEEN ?1 AND ?2
+            OR (received_ms IS NULL AND last_event_ms BETWEEN ?1 AND ?2)",
+        [bounds.since, bounds.until],
+        |row| {
+            let message = MessageRow {
+                id: row.get(0)?,
+                received_ms: row.get(1)?,
+                sender: row.get_ref(2)?.as_str_or_null()?,
+                size: row.get(3)?,
+                host_ip: row.get_ref(4)?.as_str_or_null()?,
+                host_name_id: row.get(5)?,
+                status: row.get_ref(6)?.as_str()?,
+                completed_ms: row.get(7)?,
+                last_event_ms: row.get(8)?,
+            };
+            messages.add(&message, bounds, false);
+            Ok(())
+        },
+    )?;
+    Ok(messages)
+}
+
+/// Queue times of the messages completed in the window, wherever received.
+fn read_queue_times(
+    conn: &Connection,
+    bounds: Bounds,
+    messages: &mut Messages,
+) -> Result<(), QueryError> {
+    each_row(
+        conn,
+        "SELECT completed_ms - received_ms FROM messages
+         WHERE status = 'completed' AND received_ms IS NOT NULL AND completed_ms BETWEEN ?1 AND ?2",
+        [bounds.since, bounds.until],
+        |row| {
+            messages.queue_times.add(row.get(0)?);
+            Ok(())
+        },
+    )
+}
+
+/// The window's messages with at least one deferral, and with at least
+/// one failure (at any time): answered from `attempts_message`, which
+/// holds the flags.
+fn delayed_and_failed(conn: &Connection, bounds: Bounds) -> Result<(u64, u64), QueryError> {
+    let (delayed, failed): (Option<i64>, Option<i64>) = conn
+        .prepare_cached(
+            "SELECT sum(EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.flag = '==')),
+                    sum(EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.flag = '**'))
+             FROM messages m WHERE m.received_ms BETWEEN ?1 AND ?2",
+        )
+        .ctx(context)?
+        .query_row([bounds.since, bounds.until], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .ctx(context)?;
+    Ok((delayed.map_or(0, to_u64), failed.map_or(0, to_u64)))
+}
+
+/// The window's attempts, with their messages' sizes and recipients'
+/// addresses joined in.
+fn read_attempts(conn: &Connection, bounds: Bounds) -> Result<Attempts, QueryError> {
+    let sql = format!(
+        "SELECT {ATTEMPT_COLUMNS}, m.size, r.address FROM attempts a
+         LEFT JOIN messages m ON m.id = a.message_id
+         LEFT JOIN recipients r ON r.id = a.recipient_id
+         WHERE a.attempted_ms BETWEEN ?1 AND ?2"
+    );
+    let mut attempts = Attempts::default();
+    each_row(conn, &sql, [bounds.since, bounds.until], |row| {
+        let recipient = match row.get_ref(9)?.as_str_or_null()? {
+            Some(address) => Recipient::Address(address),
+            None => Recipient::None,
+        };
+        attempts.add(&attempt_row(row, row.get(8)?, recipient)?, bounds);
+        Ok(())
+    })?;
+    Ok(attempts)
+}

@@ -94,16 +94,10 @@ pub struct TracedRecipient {
     pub status: String,
 }
 
-/// Finds the messages `target` names within `window`; with `related`,
-/// bounces of them and the messages they bounced too.
-pub fn find(
-    conn: &Connection,
-    target: &Target,
-    window: Window,
-    related: bool,
-) -> Result<Vec<TracedMessage>, QueryError> {
-    let (since, until) = window.sql_bounds();
-    let sql = match target {
+/// The ids of the messages `target` names: ?1 is its text, and ?5 the
+/// hash of an IP address (see [`crate::store::text_hash`]).
+fn target_sql(target: &Target) -> &'static str {
+    match target {
         Target::MessageId(_) => "SELECT id FROM messages WHERE exim_id = ?1",
         Target::Address(_) => {
             // Whole addresses, without regard to case (mail domains are
@@ -114,11 +108,24 @@ pub fn find(
              UNION SELECT message_id FROM recipients WHERE final_address = ?1 COLLATE NOCASE"
         }
         Target::Ip(_) => {
+            // The peer's text found by its hash, from texts_hash.
             "SELECT id FROM messages WHERE host_ip = ?1
              UNION SELECT message_id FROM attempts
-                   WHERE host_ip_id = (SELECT id FROM texts WHERE text = ?1)"
+                   WHERE host_ip_id IN (SELECT id FROM texts WHERE hash = ?5 AND text = ?1)"
         }
-    };
+    }
+}
+
+/// Finds the messages `target` names within `window`; with `related`,
+/// bounces of them and the messages they bounced too.
+pub fn find(
+    conn: &Connection,
+    target: &Target,
+    window: Window,
+    related: bool,
+) -> Result<Vec<TracedMessage>, QueryError> {
+    let (since, until) = window.sql_bounds();
+    let sql = target_sql(target);
     let value = match target {
         Target::MessageId(v) | Target::Address(v) | Target::Ip(v) => v.as_str(),
     };
@@ -128,13 +135,24 @@ pub fn find(
            AND coalesce(m.received_ms, m.last_event_ms, 0) BETWEEN ?2 AND ?3
          ORDER BY coalesce(m.received_ms, m.last_event_ms), m.id LIMIT ?4"
     );
-    let mut ids: Vec<i64> = conn
-        .prepare(&windowed)
-        .ctx(context)?
-        .query_map(params![value, since, until, MAX_MESSAGES], |row| row.get(0))
-        .ctx(context)?
-        .collect::<Result<_, _>>()
-        .ctx(context)?;
+    let mut statement = conn.prepare(&windowed).ctx(context)?;
+    let id = |row: &deadpool_sqlite::rusqlite::Row<'_>| row.get::<_, i64>(0);
+    let found = match target {
+        Target::Ip(ip) => statement.query_map(
+            params![
+                value,
+                since,
+                until,
+                MAX_MESSAGES,
+                crate::store::text_hash(ip)
+            ],
+            id,
+        ),
+        Target::MessageId(_) | Target::Address(_) => {
+            statement.query_map(params![value, since, until, MAX_MESSAGES], id)
+        }
+    };
+    let mut ids: Vec<i64> = found.ctx(context)?.collect::<Result<_, _>>().ctx(context)?;
     if related {
         let mut extra: Vec<i64> = Vec::new();
         for id in &ids {
@@ -259,4 +277,75 @@ pub fn render(messages: &[TracedMessage]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use deadpool_sqlite::rusqlite::types::Null;
+    use deadpool_sqlite::rusqlite::{Connection, params_from_iter};
+
+    use super::{Target, find, target_sql};
+    use crate::query::Window;
+
+    /// What SQLite's plan for `sql` says it reads.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let unknown = std::iter::repeat_n(Null, statement.parameter_count());
+        let details: Vec<String> = statement
+            .query_map(params_from_iter(unknown), |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        details.join("\n")
+    }
+
+    #[test]
+    fn addresses_and_peers_are_found_from_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        let address = plan(&conn, target_sql(&Target::Address("a@b".to_owned())));
+        for index in ["messages_sender", "recipients_address", "recipients_final"] {
+            assert!(
+                address.contains(&format!("INDEX {index} ")),
+                "{index}:\n{address}"
+            );
+        }
+        let ip = plan(&conn, target_sql(&Target::Ip("192.0.2.1".to_owned())));
+        for index in ["messages_host_ip", "attempts_host_ip", "texts_hash"] {
+            assert!(ip.contains(&format!("INDEX {index} ")), "{index}:\n{ip}");
+        }
+        assert!(
+            !address.contains("SCAN") && !ip.contains("SCAN"),
+            "{address}\n{ip}"
+        );
+    }
+
+    #[test]
+    fn a_peer_is_found_by_the_attempts_that_went_to_it() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        let peer = "198.51.100.9";
+        conn.execute(
+            "INSERT INTO texts (id, hash, text) VALUES (7, ?1, ?2)",
+            deadpool_sqlite::rusqlite::params![crate::store::text_hash(peer), peer],
+        )
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO messages (id, exim_id, received_ms, host_ip, status)
+                 VALUES (1, '1aaaaa-000000-01', 1000, '192.0.2.1', 'completed'),
+                        (2, '1aaaaa-000000-02', 2000, '192.0.2.1', 'completed');
+             INSERT INTO attempts (message_id, flag, attempted_ms, host_ip_id)
+                 VALUES (2, '=>', 2500, 7);",
+        )
+        .unwrap();
+        let found = find(
+            &conn,
+            &Target::Ip(peer.to_owned()),
+            Window::default(),
+            false,
+        )
+        .unwrap();
+        let ids: Vec<&str> = found.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["1aaaaa-000000-02"]);
+    }
 }

@@ -262,6 +262,11 @@ fn report(conn: &Connection, stats: &mut Stats, read: Read) -> Result<(), QueryE
     Ok(())
 }
 
+const REJECTIONS_SQL: &str = "SELECT temporary, reason, host_ip, rejected_ms FROM rejections";
+/// From rejections_time.
+const REJECTIONS_WINDOW_SQL: &str = "SELECT temporary, reason, host_ip, rejected_ms
+    FROM rejections WHERE rejected_ms BETWEEN ?1 AND ?2";
+
 /// The rejections in `bounds` (`whole`: all of them, in a plain scan).
 fn read_rejections(
     conn: &Connection,
@@ -279,12 +284,15 @@ fn read_rejections(
         }
         Ok(())
     };
-    const COLUMNS: &str = "SELECT temporary, reason, host_ip, rejected_ms FROM rejections";
     if whole {
-        each_row(conn, COLUMNS, [], &mut add)?;
+        each_row(conn, REJECTIONS_SQL, [], &mut add)?;
     } else {
-        let sql = format!("{COLUMNS} WHERE rejected_ms BETWEEN ?1 AND ?2");
-        each_row(conn, &sql, [bounds.since, bounds.until], &mut add)?;
+        each_row(
+            conn,
+            REJECTIONS_WINDOW_SQL,
+            [bounds.since, bounds.until],
+            &mut add,
+        )?;
     }
     Ok(rejections)
 }

@@ -26,34 +26,54 @@ pub(super) fn read(conn: &Connection, bounds: Bounds) -> Result<Read, QueryError
 }
 
 /// Messages received in the window, and those never received whose last
-/// event falls in it (for the status table).
+/// event falls in it (for the status table). Both terms from
+/// messages_received (NULLs sort first in it).
+const MESSAGES_SQL: &str = "SELECT id, received_ms, sender, size, host_ip,
+        coalesce(host_name_id, helo_id), status, completed_ms, last_event_ms
+    FROM messages
+    WHERE received_ms BETWEEN ?1 AND ?2
+       OR (received_ms IS NULL AND last_event_ms BETWEEN ?1 AND ?2)";
+
+/// Queue times of the messages completed in the window, from
+/// messages_completed.
+const QUEUE_TIMES_SQL: &str = "SELECT completed_ms - received_ms FROM messages
+    WHERE status = 'completed' AND received_ms IS NOT NULL AND completed_ms BETWEEN ?1 AND ?2";
+
+/// Per message received in the window: any deferral, any failure (from
+/// attempts_message, which holds the flags).
+const DELAYED_AND_FAILED_SQL: &str = "SELECT
+        sum(EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.flag = '==')),
+        sum(EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.flag = '**'))
+    FROM messages m WHERE m.received_ms BETWEEN ?1 AND ?2";
+
+/// The window's attempts, from attempts_time, with their messages' sizes
+/// and recipients' addresses joined in.
+fn attempts_sql() -> String {
+    format!(
+        "SELECT {ATTEMPT_COLUMNS}, m.size, r.address FROM attempts a
+         LEFT JOIN messages m ON m.id = a.message_id
+         LEFT JOIN recipients r ON r.id = a.recipient_id
+         WHERE a.attempted_ms BETWEEN ?1 AND ?2"
+    )
+}
+
 fn read_messages(conn: &Connection, bounds: Bounds) -> Result<Messages, QueryError> {
     let mut messages = Messages::default();
-    each_row(
-        conn,
-        // Both terms from messages_received (NULLs sort first in it).
-        "SELECT id, received_ms, sender, size, host_ip, coalesce(host_name_id, helo_id), status,
-                completed_ms, last_event_ms
-         FROM messages
-         WHERE received_ms BETWEEN ?1 AND ?2
-            OR (received_ms IS NULL AND last_event_ms BETWEEN ?1 AND ?2)",
-        [bounds.since, bounds.until],
-        |row| {
-            let message = MessageRow {
-                id: row.get(0)?,
-                received_ms: row.get(1)?,
-                sender: row.get_ref(2)?.as_str_or_null()?,
-                size: row.get(3)?,
-                host_ip: row.get_ref(4)?.as_str_or_null()?,
-                host_name_id: row.get(5)?,
-                status: row.get_ref(6)?.as_str()?,
-                completed_ms: row.get(7)?,
-                last_event_ms: row.get(8)?,
-            };
-            messages.add(&message, bounds, false);
-            Ok(())
-        },
-    )?;
+    each_row(conn, MESSAGES_SQL, [bounds.since, bounds.until], |row| {
+        let message = MessageRow {
+            id: row.get(0)?,
+            received_ms: row.get(1)?,
+            sender: row.get_ref(2)?.as_str_or_null()?,
+            size: row.get(3)?,
+            host_ip: row.get_ref(4)?.as_str_or_null()?,
+            host_name_id: row.get(5)?,
+            status: row.get_ref(6)?.as_str()?,
+            completed_ms: row.get(7)?,
+            last_event_ms: row.get(8)?,
+        };
+        messages.add(&message, bounds, false);
+        Ok(())
+    })?;
     Ok(messages)
 }
 
@@ -63,16 +83,10 @@ fn read_queue_times(
     bounds: Bounds,
     messages: &mut Messages,
 ) -> Result<(), QueryError> {
-    each_row(
-        conn,
-        "SELECT completed_ms - received_ms FROM messages
-         WHERE status = 'completed' AND received_ms IS NOT NULL AND completed_ms BETWEEN ?1 AND ?2",
-        [bounds.since, bounds.until],
-        |row| {
-            messages.queue_times.add(row.get(0)?);
-            Ok(())
-        },
-    )
+    each_row(conn, QUEUE_TIMES_SQL, [bounds.since, bounds.until], |row| {
+        messages.queue_times.add(row.get(0)?);
+        Ok(())
+    })
 }
 
 /// The window's messages with at least one deferral, and with at least
@@ -80,11 +94,7 @@ fn read_queue_times(
 /// holds the flags.
 fn delayed_and_failed(conn: &Connection, bounds: Bounds) -> Result<(u64, u64), QueryError> {
     let (delayed, failed): (Option<i64>, Option<i64>) = conn
-        .prepare_cached(
-            "SELECT sum(EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.flag = '==')),
-                    sum(EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.flag = '**'))
-             FROM messages m WHERE m.received_ms BETWEEN ?1 AND ?2",
-        )
+        .prepare_cached(DELAYED_AND_FAILED_SQL)
         .ctx(context)?
         .query_row([bounds.since, bounds.until], |row| {
             Ok((row.get(0)?, row.get(1)?))
@@ -96,14 +106,8 @@ fn delayed_and_failed(conn: &Connection, bounds: Bounds) -> Result<(u64, u64), Q
 /// The window's attempts, with their messages' sizes and recipients'
 /// addresses joined in.
 fn read_attempts(conn: &Connection, bounds: Bounds) -> Result<Attempts, QueryError> {
-    let sql = format!(
-        "SELECT {ATTEMPT_COLUMNS}, m.size, r.address FROM attempts a
-         LEFT JOIN messages m ON m.id = a.message_id
-         LEFT JOIN recipients r ON r.id = a.recipient_id
-         WHERE a.attempted_ms BETWEEN ?1 AND ?2"
-    );
     let mut attempts = Attempts::default();
-    each_row(conn, &sql, [bounds.since, bounds.until], |row| {
+    each_row(conn, &attempts_sql(), [bounds.since, bounds.until], |row| {
         let recipient = match row.get_ref(9)?.as_str_or_null()? {
             Some(address) => Recipient::Address(address),
             None => Recipient::None,
@@ -112,4 +116,40 @@ fn read_attempts(conn: &Connection, bounds: Bounds) -> Result<Attempts, QueryErr
         Ok(())
     })?;
     Ok(attempts)
+}
+
+#[cfg(test)]
+mod tests {
+    use deadpool_sqlite::rusqlite::Connection;
+
+    use super::*;
+
+    /// Every table a window's statement reads is searched through an
+    /// index, none scanned: a day's report must not grow with the
+    /// database.
+    #[test]
+    fn a_window_is_read_through_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        let attempts = attempts_sql();
+        for sql in [
+            MESSAGES_SQL,
+            QUEUE_TIMES_SQL,
+            DELAYED_AND_FAILED_SQL,
+            attempts.as_str(),
+            super::super::REJECTIONS_WINDOW_SQL,
+        ] {
+            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> = statement
+                .query_map([0, 1], |row| row.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                plan.iter().all(|step| !step.starts_with("SCAN ")),
+                "{sql}\n{}",
+                plan.join("\n")
+            );
+        }
+    }
 }

@@ -315,4 +315,4 @@ impl<'b> BatchModel<'b> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

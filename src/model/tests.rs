@@ -47,10 +47,24 @@ fn apply_with(lines: &[&str], per_batch: usize, forgetful: bool) -> Connection {
     let mut conn = Connection::open_in_memory().unwrap();
     crate::store::migrate(&mut conn).unwrap();
     conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+    apply_in_batches(&mut conn, lines, per_batch, forgetful);
+    conn
+}
+
+/// Applies `lines` to `conn` as the writer would (without the raw lines
+/// and their counts), `per_batch` lines to a transaction; with
+/// `forgetful`, the caches forget everything after each line.
+pub(crate) fn apply_in_batches(
+    conn: &mut Connection,
+    lines: &[&str],
+    per_batch: usize,
+    forgetful: bool,
+) {
     let mut ids = MessageIds::default();
     let mut texts = TextIds::default();
     for batch in lines.chunks(per_batch) {
         let tx = conn.transaction().unwrap();
+        texts.revalidate(&tx).unwrap();
         let mut model = BatchModel::begin(&tx).unwrap();
         for line in batch {
             let entry = parse_line(line.as_bytes());
@@ -65,7 +79,6 @@ fn apply_with(lines: &[&str], per_batch: usize, forgetful: bool) -> Connection {
         model.flush(&tx, &mut texts).unwrap();
         tx.commit().unwrap();
     }
-    conn
 }
 
 /// Applies lines in one batch, after checking that a batch per line

@@ -7,9 +7,6 @@ use deadpool_sqlite::rusqlite::Connection;
 
 use super::tally::Bounds;
 use super::{Stats, Window, made_from, whole, window};
-use crate::model::{BatchModel, MessageIds};
-use crate::parse::parse_line;
-use crate::store::TextIds;
 
 /// The bundled sample's model rows, in a database file, a few lines to a
 /// transaction.
@@ -18,20 +15,7 @@ fn sample_database(path: &Path) -> Connection {
     crate::store::migrate(&mut conn).unwrap();
     let log = include_str!("../../../fixtures/sample/mainlog");
     let lines: Vec<&str> = log.lines().collect();
-    let (mut ids, mut texts) = (MessageIds::default(), TextIds::default());
-    for batch in lines.chunks(7) {
-        let tx = conn.transaction().unwrap();
-        texts.revalidate(&tx).unwrap();
-        let mut model = BatchModel::begin(&tx).unwrap();
-        for line in batch {
-            let entry = parse_line(line.as_bytes());
-            let at = entry.prefix.map(|p| p.timestamp.local_ms());
-            let message = model.message_row(&tx, &mut ids, &entry).unwrap();
-            model.apply(&tx, &mut texts, &entry, message, at).unwrap();
-        }
-        model.flush(&tx, &mut texts).unwrap();
-        tx.commit().unwrap();
-    }
+    crate::model::tests::apply_in_batches(&mut conn, &lines, 7, false);
     conn
 }
 

@@ -223,6 +223,33 @@ impl Messages {
         }
     }
 
+    /// Adds what `other` counted (other messages).
+    pub fn merge(&mut self, other: Messages) {
+        self.received.merge(other.received);
+        for (hour, count) in other.received_per_hour.iter().enumerate() {
+            self.received_per_hour[hour] += count;
+        }
+        for (sender, volume) in other.senders {
+            self.senders.entry(sender).or_default().merge(volume);
+        }
+        for (ip, host) in other.hosts {
+            let mine = self.hosts.entry(ip).or_insert(Host {
+                volume: Volume::default(),
+                named_by: host.named_by,
+                name_id: host.name_id,
+            });
+            mine.volume.merge(host.volume);
+            if host.named_by > mine.named_by {
+                mine.named_by = host.named_by;
+                mine.name_id = host.name_id;
+            }
+        }
+        for (status, count) in other.status {
+            *self.status.entry(status).or_default() += count;
+        }
+        self.queue_times.merge(&other.queue_times);
+    }
+
     /// Distinct hosts that sent the window's messages.
     pub fn received_hosts(&self) -> u64 {
         self.hosts.len() as u64
@@ -677,6 +704,39 @@ mod tests {
         assert_eq!(messages.status["completed"], 14);
         // 90 s on the queue each: the 1m-5m bucket.
         assert_eq!(messages.queue_times.rows()[1].count, 14);
+    }
+
+    #[test]
+    fn messages_counted_in_two_parts_merge_into_the_same_report() {
+        let rows = [
+            message(1, "a@x", 10, "192.0.2.1", Some(1)),
+            message(2, "b@x", 20, "192.0.2.1", Some(2)),
+            message(3, "a@x", 30, "192.0.2.2", None),
+            message(4, "a@x", 40, "192.0.2.1", Some(3)),
+        ];
+        let mut whole = Messages::default();
+        let (mut low, mut high) = (Messages::default(), Messages::default());
+        for (index, row) in rows.iter().enumerate() {
+            whole.add(row, ALL, true);
+            // The parts need not be contiguous: pieces go to either thread.
+            if index % 2 == 0 { &mut high } else { &mut low }.add(row, ALL, true);
+        }
+        low.merge(high);
+        let names = |id: i64| Ok::<_, ()>(Some(format!("name{id}")));
+        assert_eq!(low.top_senders(), whole.top_senders());
+        assert_eq!(
+            low.top_sending_hosts(names).unwrap(),
+            whole.top_sending_hosts(names).unwrap()
+        );
+        assert_eq!(
+            low.top_sending_hosts(names).unwrap()[0].key,
+            "name3 [192.0.2.1]"
+        );
+        assert_eq!(low.received.bytes, 100);
+        assert_eq!(low.received_per_hour, whole.received_per_hour);
+        assert_eq!(low.status, whole.status);
+        assert_eq!(low.queue_times.rows(), whole.queue_times.rows());
+        assert_eq!(low.received_hosts(), 2);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! Reading a table is CPU-bound once it is cached, so the work is split
 //! in two steps, each run on both threads:
-//! 1. the messages (their sizes, kept by id for step 2) here; the line
-//!    counts, the rejections and every recipient's domain on the other;
+//! 1. the messages (their sizes, kept by id for step 2), in pieces taken
+//!    by whichever thread is free; the line counts, the rejections and
+//!    every recipient's domain on the second thread first;
 //! 2. the attempts, each thread half of them by id, with the address of
 //!    the recipient joined in for the deferrals and failures that quote
 //!    it (the few rows a join per row costs little for).
@@ -38,18 +39,27 @@ pub(super) fn read_with(
     mut second: Option<Connection>,
     bounds: Bounds,
 ) -> Result<Read, QueryError> {
-    let ((messages, mut sizes), (kinds, rejections, recipients)) = pair(
+    let mut sizes = sizes_for(conn)?;
+    let pieces = pieces_of(&mut sizes);
+    let (mut messages, (kinds, rejections, recipients, theirs)) = pair(
         conn,
         &mut second,
-        |conn| read_messages(conn, bounds),
         |conn| {
-            Ok((
-                super::kind_counts(conn, None)?,
-                super::read_rejections(conn, bounds, true)?,
-                RecipientDomains::read(conn)?,
-            ))
+            let mut messages = Messages::default();
+            read_messages(conn, bounds, &pieces, &mut messages)?;
+            Ok(messages)
+        },
+        |conn| {
+            let kinds = super::kind_counts(conn, None)?;
+            let rejections = super::read_rejections(conn, bounds, true)?;
+            let recipients = RecipientDomains::read(conn)?;
+            // Then whatever messages are left.
+            let mut messages = Messages::default();
+            read_messages(conn, bounds, &pieces, &mut messages)?;
+            Ok((kinds, rejections, recipients, messages))
         },
     )?;
+    messages.merge(theirs);
 
     let (first, last) = id_range(conn, "attempts")?;
     let (low, high) = halves(conn, &mut second, (first, last), |conn, from, to| {
@@ -183,52 +193,95 @@ impl Sizes {
     }
 }
 
-fn read_messages(conn: &Connection, bounds: Bounds) -> Result<(Messages, Sizes), QueryError> {
+/// Messages to a piece of the messages step: small enough that the thread
+/// that finishes its other work first shares the rest evenly.
+const MESSAGES_PER_PIECE: usize = 16_384;
+
+/// The pieces of [`Sizes`] not read yet, each with the id of its first
+/// message; taken by whichever thread is free.
+type Pieces<'s> = std::sync::Mutex<
+    std::iter::Zip<
+        std::iter::Zip<
+            std::iter::StepBy<std::ops::RangeFrom<i64>>,
+            std::slice::ChunksMut<'s, Option<i64>>,
+        >,
+        std::slice::ChunksMut<'s, u8>,
+    >,
+>;
+
+fn sizes_for(conn: &Connection) -> Result<Sizes, QueryError> {
     let range = id_range(conn, "messages")?;
-    let mut sizes = Sizes {
+    Ok(Sizes {
         first: range.0,
         sizes: slots(range, None),
         flags: slots(range, 0),
-    };
-    let mut messages = Messages::default();
-    each_row(
-        conn,
-        "SELECT id, received_ms, sender, size, host_ip, coalesce(host_name_id, helo_id), status,
-                completed_ms
-         FROM messages WHERE id BETWEEN ?1 AND ?2",
-        [range.0, range.1],
-        |row| {
-            // Columns read only where the tally uses them: a column read
-            // costs about as much as SQLite's work for the whole row.
-            let host_ip = row.get_ref(4)?.as_str_or_null()?;
-            let status = row.get_ref(6)?.as_str()?;
-            let message = MessageRow {
-                id: row.get(0)?,
-                received_ms: row.get(1)?,
-                sender: row.get_ref(2)?.as_str_or_null()?,
-                size: row.get(3)?,
-                host_ip,
-                host_name_id: if host_ip.is_some() { row.get(5)? } else { None },
-                status,
-                completed_ms: if status == "completed" {
-                    row.get(7)?
-                } else {
-                    None
-                },
-                // Counted by reception or last event only in a window.
-                last_event_ms: None,
-            };
-            messages.add(&message, bounds, true);
-            if let Some(index) = sizes.index(message.id) {
-                sizes.sizes[index] = message.size;
-                if bounds.hold(message.received_ms) {
-                    sizes.flags[index] |= RECEIVED;
+    })
+}
+
+fn pieces_of(sizes: &mut Sizes) -> Pieces<'_> {
+    let firsts = (sizes.first..).step_by(MESSAGES_PER_PIECE);
+    std::sync::Mutex::new(
+        firsts
+            .zip(sizes.sizes.chunks_mut(MESSAGES_PER_PIECE))
+            .zip(sizes.flags.chunks_mut(MESSAGES_PER_PIECE)),
+    )
+}
+
+/// Reads pieces of the messages until none is left, counting them into
+/// `messages` and filling in their sizes and flags.
+fn read_messages(
+    conn: &Connection,
+    bounds: Bounds,
+    pieces: &Pieces<'_>,
+    messages: &mut Messages,
+) -> Result<(), QueryError> {
+    loop {
+        let piece = pieces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .next();
+        let Some(((first, sizes), flags)) = piece else {
+            return Ok(());
+        };
+        let last = first.saturating_add(i64::try_from(sizes.len()).unwrap_or(i64::MAX) - 1);
+        each_row(
+            conn,
+            "SELECT id, received_ms, sender, size, host_ip, coalesce(host_name_id, helo_id),
+                    status, completed_ms
+             FROM messages WHERE id BETWEEN ?1 AND ?2",
+            [first, last],
+            |row| {
+                // Columns read only where the tally uses them: a column read
+                // costs about as much as SQLite's work for the whole row.
+                let host_ip = row.get_ref(4)?.as_str_or_null()?;
+                let status = row.get_ref(6)?.as_str()?;
+                let message = MessageRow {
+                    id: row.get(0)?,
+                    received_ms: row.get(1)?,
+                    sender: row.get_ref(2)?.as_str_or_null()?,
+                    size: row.get(3)?,
+                    host_ip,
+                    host_name_id: if host_ip.is_some() { row.get(5)? } else { None },
+                    status,
+                    completed_ms: if status == "completed" {
+                        row.get(7)?
+                    } else {
+                        None
+                    },
+                    // Counted by reception or last event only in a window.
+                    last_event_ms: None,
+                };
+                messages.add(&message, bounds, true);
+                if let Some(index) = slot(first, message.id).filter(|i| *i < sizes.len()) {
+                    sizes[index] = message.size;
+                    if bounds.hold(message.received_ms) {
+                        flags[index] |= RECEIVED;
+                    }
                 }
-            }
-            Ok(())
-        },
-    )?;
-    Ok((messages, sizes))
+                Ok(())
+            },
+        )?;
+    }
 }
 
 /// Every recipient's domain, numbered, by recipient id.

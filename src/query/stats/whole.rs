@@ -161,9 +161,14 @@ fn slot(first: i64, id: i64) -> Option<usize> {
 /// and the delayed and failed totals.
 struct Sizes {
     first: i64,
-    sizes: Vec<Option<i64>>,
+    /// [`NO_SIZE`] where unknown: half the memory of an `Option<i64>`
+    /// for every message of the database.
+    sizes: Vec<i64>,
     flags: Vec<u8>,
 }
+
+/// No size: the column is NULL (it is never negative: a CHECK says so).
+const NO_SIZE: i64 = -1;
 
 const RECEIVED: u8 = 1;
 const DEFERRED: u8 = 2;
@@ -181,7 +186,9 @@ impl Sizes {
     }
 
     fn size(&self, id: i64) -> Option<i64> {
-        self.index(id).and_then(|index| self.sizes[index])
+        self.index(id)
+            .map(|index| self.sizes[index])
+            .filter(|size| *size != NO_SIZE)
     }
 
     /// Received messages with `flag` set.
@@ -201,10 +208,7 @@ const MESSAGES_PER_PIECE: usize = 16_384;
 /// message; taken by whichever thread is free.
 type Pieces<'s> = std::sync::Mutex<
     std::iter::Zip<
-        std::iter::Zip<
-            std::iter::StepBy<std::ops::RangeFrom<i64>>,
-            std::slice::ChunksMut<'s, Option<i64>>,
-        >,
+        std::iter::Zip<std::iter::StepBy<std::ops::RangeFrom<i64>>, std::slice::ChunksMut<'s, i64>>,
         std::slice::ChunksMut<'s, u8>,
     >,
 >;
@@ -213,7 +217,7 @@ fn sizes_for(conn: &Connection) -> Result<Sizes, QueryError> {
     let range = id_range(conn, "messages")?;
     Ok(Sizes {
         first: range.0,
-        sizes: slots(range, None),
+        sizes: slots(range, NO_SIZE),
         flags: slots(range, 0),
     })
 }
@@ -273,7 +277,9 @@ fn read_messages(
                 };
                 messages.add(&message, bounds, true);
                 if let Some(index) = slot(first, message.id).filter(|i| *i < sizes.len()) {
-                    sizes[index] = message.size;
+                    // A negative size, which the CHECK forbids, would add
+                    // nothing to a volume anyway.
+                    sizes[index] = message.size.filter(|size| *size >= 0).unwrap_or(NO_SIZE);
                     if bounds.hold(message.received_ms) {
                         flags[index] |= RECEIVED;
                     }

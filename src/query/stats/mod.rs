@@ -25,7 +25,7 @@ mod tests;
 mod whole;
 mod window;
 pub use render::render;
-use tally::{AttemptRow, Attempts, Bounds, Messages, Recipient, Rejections, to_u64};
+use tally::{AttemptRow, Attempts, Bounds, MessageRow, Messages, Recipient, Rejections, to_u64};
 
 /// The whole report; serialised as the `--json` output.
 #[derive(Debug, Default, Serialize)]
@@ -189,17 +189,6 @@ pub fn compute(conn: &Connection, window: Window) -> Result<Stats, QueryError> {
     made_from(conn, window, read)
 }
 
-/// The report for `window` from what was read for it.
-fn made_from(conn: &Connection, window: Window, read: Read) -> Result<Stats, QueryError> {
-    let mut stats = Stats {
-        since: window.since.map(super::format_ms),
-        until: window.until.map(super::format_ms),
-        ..Stats::default()
-    };
-    report(conn, &mut stats, read)?;
-    Ok(stats)
-}
-
 /// What the report is made from: the lines per kind and the tallies of
 /// the tables.
 struct Read {
@@ -212,8 +201,9 @@ struct Read {
     failed: u64,
 }
 
-/// Fills `stats` from what was read, naming texts through `conn`.
-fn report(conn: &Connection, stats: &mut Stats, read: Read) -> Result<(), QueryError> {
+/// The report for `window` from what was read for it, naming texts
+/// through `conn`.
+fn made_from(conn: &Connection, window: Window, read: Read) -> Result<Stats, QueryError> {
     let Read {
         kinds,
         rejections,
@@ -223,43 +213,48 @@ fn report(conn: &Connection, stats: &mut Stats, read: Read) -> Result<(), QueryE
         failed,
     } = read;
     let kind = |name: &str| kinds.get(name).copied().unwrap_or(0);
-    stats.lines = kinds.values().sum();
-    stats.received = kind("reception") + kind("fake_reject");
-    stats.delivered = kind("delivery") + kind("delivery_more");
-    stats.deferred = kind("deferral");
-    stats.bounced = kind("failure");
-    stats.completed = kind("completed");
-    stats.frozen = kind("frozen");
-    stats.unrecognised = kind("unrecognised");
-    stats.rejected = rejections.permanent;
-    stats.temporarily_rejected = rejections.temporary;
-    stats.totals = Totals {
-        received_messages: stats.received,
-        received_volume: messages.received.bytes,
-        received_hosts: messages.received_hosts(),
-        delayed_messages: delayed,
-        failed_messages: failed,
-        delivered_messages: kind("delivery"),
-        delivered_addresses: stats.delivered,
-        delivered_volume: attempts.delivered.bytes,
-        rejected_messages: rejections.permanent,
-        rejected_hosts: rejections.rejected_hosts(),
-    };
+    let received = kind("reception") + kind("fake_reject");
+    let delivered = kind("delivery") + kind("delivery_more");
     let mut texts = Texts::new(conn)?;
-    stats.by_transport = attempts.by_transport(|id| texts.get(id))?;
-    stats.received_per_hour = messages.received_per_hour.to_vec();
-    stats.delivered_per_hour = attempts.delivered_per_hour.to_vec();
-    stats.top_senders = messages.top_senders();
-    stats.top_sending_hosts = messages.top_sending_hosts(|id| texts.get(id))?;
-    stats.top_recipient_domains = attempts.top_recipient_domains();
-    stats.rejections_by_reason = rejections.by_reason();
-    stats.rejections_by_ip = rejections.by_ip();
-    stats.errors = attempts.errors(|id| texts.get(id))?;
-    stats.queue_times = messages.queue_times.rows();
-    stats.delivery_times = attempts.delivery_times.rows();
-    stats.message_status = messages.status;
-    stats.kinds = kinds;
-    Ok(())
+    Ok(Stats {
+        since: window.since.map(super::format_ms),
+        until: window.until.map(super::format_ms),
+        lines: kinds.values().sum(),
+        received,
+        delivered,
+        deferred: kind("deferral"),
+        bounced: kind("failure"),
+        completed: kind("completed"),
+        rejected: rejections.permanent,
+        temporarily_rejected: rejections.temporary,
+        frozen: kind("frozen"),
+        unrecognised: kind("unrecognised"),
+        totals: Totals {
+            received_messages: received,
+            received_volume: messages.received.bytes,
+            received_hosts: messages.received_hosts(),
+            delayed_messages: delayed,
+            failed_messages: failed,
+            delivered_messages: kind("delivery"),
+            delivered_addresses: delivered,
+            delivered_volume: attempts.delivered.bytes,
+            rejected_messages: rejections.permanent,
+            rejected_hosts: rejections.rejected_hosts(),
+        },
+        by_transport: attempts.by_transport(|id| texts.get(id))?,
+        received_per_hour: messages.received_per_hour.to_vec(),
+        delivered_per_hour: attempts.delivered_per_hour.to_vec(),
+        top_senders: messages.top_senders(),
+        top_sending_hosts: messages.top_sending_hosts(|id| texts.get(id))?,
+        top_recipient_domains: attempts.top_recipient_domains(),
+        rejections_by_reason: rejections.by_reason(),
+        rejections_by_ip: rejections.by_ip(),
+        errors: attempts.errors(|id| texts.get(id))?,
+        queue_times: messages.queue_times.rows(),
+        delivery_times: attempts.delivery_times.rows(),
+        message_status: messages.status,
+        kinds,
+    })
 }
 
 const REJECTIONS_SQL: &str = "SELECT temporary, reason, host_ip, rejected_ms FROM rejections";
@@ -297,6 +292,39 @@ fn read_rejections(
     Ok(rejections)
 }
 
+/// The message columns [`message_row`] reads, for `SELECT ... FROM
+/// messages`.
+const MESSAGE_COLUMNS: &str = "id, received_ms, sender, size, host_ip,
+    coalesce(host_name_id, helo_id), status, completed_ms, last_event_ms";
+
+fn message_row<'r>(
+    row: &'r deadpool_sqlite::rusqlite::Row<'r>,
+) -> deadpool_sqlite::rusqlite::Result<MessageRow<'r>> {
+    // Only the columns the tally reads for this row (see attempt_row).
+    let received_ms: Option<i64> = row.get(1)?;
+    let host_ip = row.get_ref(4)?.as_str_or_null()?;
+    let status = row.get_ref(6)?.as_str()?;
+    Ok(MessageRow {
+        id: row.get(0)?,
+        received_ms,
+        sender: row.get_ref(2)?.as_str_or_null()?,
+        size: row.get(3)?,
+        host_ip,
+        host_name_id: if host_ip.is_some() { row.get(5)? } else { None },
+        status,
+        completed_ms: if status == "completed" {
+            row.get(7)?
+        } else {
+            None
+        },
+        last_event_ms: if received_ms.is_none() {
+            row.get(8)?
+        } else {
+            None
+        },
+    })
+}
+
 /// The attempt columns [`attempt_row`] reads, as `a.*`; a query adds
 /// what it knows of the message and recipient after them.
 const ATTEMPT_COLUMNS: &str = "a.message_id, a.flag, a.attempted_ms, a.transport_id,
@@ -310,7 +338,7 @@ fn attempt_row<'r>(
     // Only the columns the tally reads for this flag: most rows are
     // deliveries, and a column read costs as much as the rest of the row.
     let flag = row.get_ref(1)?.as_str()?;
-    let delivered = flag != "==" && flag != "**";
+    let delivered = tally::is_delivered(flag);
     let error_address_at = if delivered { None } else { row.get(6)? };
     Ok(AttemptRow {
         flag,
@@ -333,29 +361,14 @@ fn each_row(
     conn: &Connection,
     sql: &str,
     params: impl Params,
-    mut each: impl FnMut(&deadpool_sqlite::rusqlite::Row<'_>) -> Result<(), FromRowError>,
+    mut each: impl FnMut(&deadpool_sqlite::rusqlite::Row<'_>) -> deadpool_sqlite::rusqlite::Result<()>,
 ) -> Result<(), QueryError> {
     let mut statement = conn.prepare_cached(sql).ctx(context)?;
     let mut rows = statement.query(params).ctx(context)?;
     while let Some(row) = rows.next().ctx(context)? {
-        each(row).map_err(|error| error.0).ctx(context)?;
+        each(row).ctx(context)?;
     }
     Ok(())
-}
-
-/// A column that could not be read as the report needs it.
-struct FromRowError(deadpool_sqlite::rusqlite::Error);
-
-impl From<deadpool_sqlite::rusqlite::Error> for FromRowError {
-    fn from(error: deadpool_sqlite::rusqlite::Error) -> Self {
-        FromRowError(error)
-    }
-}
-
-impl From<deadpool_sqlite::rusqlite::types::FromSqlError> for FromRowError {
-    fn from(error: deadpool_sqlite::rusqlite::types::FromSqlError) -> Self {
-        FromRowError(error.into())
-    }
 }
 
 /// The texts the report names (transports, errors, host names), each

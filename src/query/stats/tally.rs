@@ -119,26 +119,32 @@ pub(super) fn ranked(mut rows: Vec<Row>) -> Vec<Row> {
     rows
 }
 
-/// Ranks a large map without turning every key into a row: the first
-/// `TOP` by count and volume, and whatever ties with the last of them
-/// (the key decides among those), become rows.
-fn ranked_map<K>(map: &HashMap<K, Volume>, key: impl Fn(&K) -> String) -> Vec<Row> {
-    let mut entries: Vec<(&K, Volume)> = map.iter().map(|(k, v)| (k, *v)).collect();
+/// The entries that can make a top list: the first `TOP` by count and
+/// volume, and whatever ties with the last of them (the key, which only
+/// the caller spells, decides among those). Spares making a row of every
+/// sender or host.
+fn contenders<K>(entries: impl Iterator<Item = (K, Volume)>) -> Vec<(K, Volume)> {
+    let mut entries: Vec<(K, Volume)> = entries.collect();
     entries.sort_unstable_by_key(|(_, v)| std::cmp::Reverse((v.count, v.bytes)));
     let cut = entries
         .get(TOP.saturating_sub(1))
         .map(|(_, v)| (v.count, v.bytes));
-    let candidates = entries
+    let kept = entries
         .iter()
         .enumerate()
         .take_while(|(i, (_, v))| *i < TOP || Some((v.count, v.bytes)) == cut)
-        .map(|(_, (k, v))| Row {
-            key: key(k),
-            count: v.count,
-            volume: Some(v.bytes),
-        })
-        .collect();
-    ranked(candidates)
+        .count();
+    entries.truncate(kept);
+    entries
+}
+
+/// A ranked row with a volume.
+fn row(key: String, volume: Volume) -> Row {
+    Row {
+        key,
+        count: volume.count,
+        volume: Some(volume.bytes),
+    }
 }
 
 /// One `messages` row, as the report reads it.
@@ -257,7 +263,13 @@ impl Messages {
 
     /// `ORDER BY count DESC, volume DESC, sender`.
     pub fn top_senders(&self) -> Vec<Row> {
-        ranked_map(&self.senders, ToString::to_string)
+        let senders = self.senders.iter().map(|(sender, v)| (sender, *v));
+        ranked(
+            contenders(senders)
+                .into_iter()
+                .map(|(sender, volume)| row(sender.to_string(), volume))
+                .collect(),
+        )
     }
 
     /// `name [ip]`, the name from the host's newest message; `name` looks
@@ -266,34 +278,19 @@ impl Messages {
         &self,
         mut name: impl FnMut(i64) -> Result<Option<String>, E>,
     ) -> Result<Vec<Row>, E> {
-        let volumes: HashMap<&str, Volume> = self
+        let hosts = self
             .hosts
             .iter()
-            .map(|(ip, host)| (&**ip, host.volume))
-            .collect();
-        let mut rows = ranked_map(&volumes, |ip| (*ip).to_owned());
-        // The ranking's tie-break is the whole `name [ip]` key: name every
-        // candidate, then rank again.
-        let mut candidates: Vec<Row> = Vec::new();
-        let cut = rows.last().map(|row| (row.count, row.volume));
-        for (ip, host) in &self.hosts {
-            let volume = host.volume;
-            let tied = Some((volume.count, Some(volume.bytes))) == cut;
-            if !tied && !rows.iter().any(|row| row.key == **ip) {
-                continue;
-            }
-            let name = match host.name_id {
+            .map(|(ip, host)| ((ip, host.name_id), host.volume));
+        let mut rows = Vec::new();
+        for ((ip, name_id), volume) in contenders(hosts) {
+            let name = match name_id {
                 Some(id) => name(id)?,
                 None => None,
             };
-            candidates.push(Row {
-                key: format!("{} [{ip}]", name.unwrap_or_default()),
-                count: volume.count,
-                volume: Some(volume.bytes),
-            });
+            rows.push(row(format!("{} [{ip}]", name.unwrap_or_default()), volume));
         }
-        rows = ranked(candidates);
-        Ok(rows)
+        Ok(ranked(rows))
     }
 }
 
@@ -401,7 +398,9 @@ pub(super) struct Attempts {
     errors: HashMap<ErrorKey, u64>,
 }
 
-fn is_delivered(flag: &str) -> bool {
+/// Every flag but a deferral's and a failure's is a delivery, as the
+/// `outcome` column has it.
+pub(super) fn is_delivered(flag: &str) -> bool {
     flag != "==" && flag != "**"
 }
 
@@ -510,14 +509,18 @@ impl Attempts {
     }
 
     pub fn top_recipient_domains(&self) -> Vec<Row> {
-        let volumes: HashMap<u32, Volume> = self
+        let domains = self
             .domain_volumes
             .iter()
             .enumerate()
             .filter(|(_, volume)| volume.count > 0)
-            .filter_map(|(index, volume)| Some((u32::try_from(index).ok()?, *volume)))
-            .collect();
-        ranked_map(&volumes, |id| self.domains.name(*id).to_owned())
+            .filter_map(|(index, volume)| Some((u32::try_from(index).ok()?, *volume)));
+        ranked(
+            contenders(domains)
+                .into_iter()
+                .map(|(id, volume)| row(self.domains.name(id).to_owned(), volume))
+                .collect(),
+        )
     }
 
     /// Deferral and failure texts, most frequent first.
@@ -615,26 +618,25 @@ fn count(map: &mut HashMap<Box<str>, u64>, key: &str) {
     }
 }
 
+/// `ORDER BY count DESC, key`, for lists without a volume.
 fn counted_rows(map: &HashMap<Box<str>, u64>) -> Vec<Row> {
-    let volumes: HashMap<&str, Volume> = map
-        .iter()
-        .map(|(key, count)| {
-            (
-                &**key,
-                Volume {
-                    count: *count,
-                    bytes: 0,
-                },
-            )
-        })
-        .collect();
-    ranked_map(&volumes, |key| (*key).to_owned())
-        .into_iter()
-        .map(|row| Row {
-            volume: None,
-            ..row
-        })
-        .collect()
+    let counts = map.iter().map(|(key, count)| {
+        let volume = Volume {
+            count: *count,
+            bytes: 0,
+        };
+        (key, volume)
+    });
+    ranked(
+        contenders(counts)
+            .into_iter()
+            .map(|(key, volume)| Row {
+                key: key.to_string(),
+                count: volume.count,
+                volume: None,
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]

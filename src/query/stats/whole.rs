@@ -18,8 +18,10 @@ use std::path::Path;
 
 use deadpool_sqlite::rusqlite::Connection;
 
-use super::tally::{Attempts, Bounds, Domains, MessageRow, Messages, Recipient};
-use super::{ATTEMPT_COLUMNS, QueryError, Read, attempt_row, context, each_row};
+use super::tally::{Attempts, Bounds, Domains, Messages, Recipient};
+use super::{
+    ATTEMPT_COLUMNS, MESSAGE_COLUMNS, QueryError, Read, attempt_row, context, each_row, message_row,
+};
 use crate::store::{ResultExt, StoreError};
 
 /// Reads everything the whole-database report needs.
@@ -248,45 +250,20 @@ fn read_messages(
             return Ok(());
         };
         let last = first.saturating_add(i64::try_from(sizes.len()).unwrap_or(i64::MAX) - 1);
-        each_row(
-            conn,
-            "SELECT id, received_ms, sender, size, host_ip, coalesce(host_name_id, helo_id),
-                    status, completed_ms
-             FROM messages WHERE id BETWEEN ?1 AND ?2",
-            [first, last],
-            |row| {
-                // Columns read only where the tally uses them: a column read
-                // costs about as much as SQLite's work for the whole row.
-                let host_ip = row.get_ref(4)?.as_str_or_null()?;
-                let status = row.get_ref(6)?.as_str()?;
-                let message = MessageRow {
-                    id: row.get(0)?,
-                    received_ms: row.get(1)?,
-                    sender: row.get_ref(2)?.as_str_or_null()?,
-                    size: row.get(3)?,
-                    host_ip,
-                    host_name_id: if host_ip.is_some() { row.get(5)? } else { None },
-                    status,
-                    completed_ms: if status == "completed" {
-                        row.get(7)?
-                    } else {
-                        None
-                    },
-                    // Counted by reception or last event only in a window.
-                    last_event_ms: None,
-                };
-                messages.add(&message, bounds, true);
-                if let Some(index) = slot(first, message.id).filter(|i| *i < sizes.len()) {
-                    // A negative size, which the CHECK forbids, would add
-                    // nothing to a volume anyway.
-                    sizes[index] = message.size.filter(|size| *size >= 0).unwrap_or(NO_SIZE);
-                    if bounds.hold(message.received_ms) {
-                        flags[index] |= RECEIVED;
-                    }
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id BETWEEN ?1 AND ?2");
+        each_row(conn, &sql, [first, last], |row| {
+            let message = message_row(row)?;
+            messages.add(&message, bounds, true);
+            if let Some(index) = slot(first, message.id).filter(|i| *i < sizes.len()) {
+                // A negative size, which the CHECK forbids, would add
+                // nothing to a volume anyway.
+                sizes[index] = message.size.filter(|size| *size >= 0).unwrap_or(NO_SIZE);
+                if bounds.hold(message.received_ms) {
+                    flags[index] |= RECEIVED;
                 }
-                Ok(())
-            },
-        )?;
+            }
+            Ok(())
+        })?;
     }
 }
 

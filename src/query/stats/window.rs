@@ -3,8 +3,11 @@
 
 use deadpool_sqlite::rusqlite::Connection;
 
-use super::tally::{Attempts, Bounds, MessageRow, Messages, Recipient};
-use super::{ATTEMPT_COLUMNS, QueryError, Read, attempt_row, context, each_row, to_u64};
+use super::tally::{Attempts, Bounds, Messages, Recipient};
+use super::{
+    ATTEMPT_COLUMNS, MESSAGE_COLUMNS, QueryError, Read, attempt_row, context, each_row,
+    message_row, to_u64,
+};
 use crate::store::ResultExt;
 
 /// Reads what the report over `bounds` needs.
@@ -28,11 +31,13 @@ pub(super) fn read(conn: &Connection, bounds: Bounds) -> Result<Read, QueryError
 /// Messages received in the window, and those never received whose last
 /// event falls in it (for the status table). Both terms from
 /// messages_received (NULLs sort first in it).
-const MESSAGES_SQL: &str = "SELECT id, received_ms, sender, size, host_ip,
-        coalesce(host_name_id, helo_id), status, completed_ms, last_event_ms
-    FROM messages
-    WHERE received_ms BETWEEN ?1 AND ?2
-       OR (received_ms IS NULL AND last_event_ms BETWEEN ?1 AND ?2)";
+fn messages_sql() -> String {
+    format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages
+         WHERE received_ms BETWEEN ?1 AND ?2
+            OR (received_ms IS NULL AND last_event_ms BETWEEN ?1 AND ?2)"
+    )
+}
 
 /// Queue times of the messages completed in the window, from
 /// messages_completed.
@@ -59,19 +64,8 @@ fn attempts_sql() -> String {
 
 fn read_messages(conn: &Connection, bounds: Bounds) -> Result<Messages, QueryError> {
     let mut messages = Messages::default();
-    each_row(conn, MESSAGES_SQL, [bounds.since, bounds.until], |row| {
-        let message = MessageRow {
-            id: row.get(0)?,
-            received_ms: row.get(1)?,
-            sender: row.get_ref(2)?.as_str_or_null()?,
-            size: row.get(3)?,
-            host_ip: row.get_ref(4)?.as_str_or_null()?,
-            host_name_id: row.get(5)?,
-            status: row.get_ref(6)?.as_str()?,
-            completed_ms: row.get(7)?,
-            last_event_ms: row.get(8)?,
-        };
-        messages.add(&message, bounds, false);
+    each_row(conn, &messages_sql(), [bounds.since, bounds.until], |row| {
+        messages.add(&message_row(row)?, bounds, false);
         Ok(())
     })?;
     Ok(messages)
@@ -131,9 +125,9 @@ mod tests {
     fn a_window_is_read_through_indexes() {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::store::migrate(&mut conn).unwrap();
-        let attempts = attempts_sql();
+        let (messages, attempts) = (messages_sql(), attempts_sql());
         for sql in [
-            MESSAGES_SQL,
+            messages.as_str(),
             QUEUE_TIMES_SQL,
             DELAYED_AND_FAILED_SQL,
             attempts.as_str(),

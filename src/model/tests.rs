@@ -44,8 +44,7 @@ fn apply_batches(lines: &[&str], per_batch: usize) -> Connection {
 /// Applies `lines`, `per_batch` to a batch; with `forgetful`, the id cache
 /// forgets everything after each line, as it does when full.
 fn apply_with(lines: &[&str], per_batch: usize, forgetful: bool) -> Connection {
-    let mut conn = Connection::open_in_memory().unwrap();
-    crate::store::migrate(&mut conn).unwrap();
+    let mut conn = crate::store::migrated_in_memory();
     conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
     apply_in_batches(&mut conn, lines, per_batch, forgetful);
     conn

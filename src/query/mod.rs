@@ -262,6 +262,21 @@ pub fn format_ms(ms: i64) -> String {
     )
 }
 
+/// The steps of SQLite's plan for `sql`, its parameters unbound, for tests
+/// that check a query is answered from indexes.
+#[cfg(test)]
+pub(crate) fn query_plan(conn: &Connection, sql: &str) -> Vec<String> {
+    use deadpool_sqlite::rusqlite::params_from_iter;
+    use deadpool_sqlite::rusqlite::types::Null;
+    let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let unbound = std::iter::repeat_n(Null, statement.parameter_count());
+    statement
+        .query_map(params_from_iter(unbound), |row| row.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,8 +313,7 @@ mod tests {
     }
 
     fn conn_with_newest(ms: i64) -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
+        let conn = crate::store::migrated_in_memory();
         conn.execute_batch(&format!(
             "INSERT INTO log_sources (id, fingerprint, path, first_seen_ms) VALUES (1, x'00', 't', 0);
              INSERT INTO log_chunks (source_id, start_offset, end_offset, lines, first_ms, last_ms, data)

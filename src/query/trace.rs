@@ -281,28 +281,19 @@ pub fn render(messages: &[TracedMessage]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use deadpool_sqlite::rusqlite::types::Null;
-    use deadpool_sqlite::rusqlite::{Connection, params_from_iter};
+    use deadpool_sqlite::rusqlite::Connection;
 
     use super::{Target, find, target_sql};
     use crate::query::Window;
 
     /// What SQLite's plan for `sql` says it reads.
     fn plan(conn: &Connection, sql: &str) -> String {
-        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let unknown = std::iter::repeat_n(Null, statement.parameter_count());
-        let details: Vec<String> = statement
-            .query_map(params_from_iter(unknown), |row| row.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        details.join("\n")
+        crate::query::query_plan(conn, sql).join("\n")
     }
 
     #[test]
     fn addresses_and_peers_are_found_from_indexes() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
+        let conn = crate::store::migrated_in_memory();
         let address = plan(&conn, target_sql(&Target::Address("a@b".to_owned())));
         for index in ["messages_sender", "recipients_address", "recipients_final"] {
             assert!(
@@ -322,8 +313,7 @@ mod tests {
 
     #[test]
     fn a_peer_is_found_by_the_attempts_that_went_to_it() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
+        let conn = crate::store::migrated_in_memory();
         let peer = "198.51.100.9";
         conn.execute(
             "INSERT INTO texts (id, hash, text) VALUES (7, ?1, ?2)",

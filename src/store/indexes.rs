@@ -176,15 +176,13 @@ mod tests {
 
     #[test]
     fn the_list_is_exactly_what_the_migrations_create() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
+        let conn = crate::store::migrated_in_memory();
         assert_eq!(created_by_migrations(&conn), listed(&[SECONDARY, WRITER]));
     }
 
     #[test]
     fn dropped_indexes_come_back_the_same() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
+        let conn = crate::store::migrated_in_memory();
         assert_eq!(drop_secondary(&conn).unwrap(), SECONDARY.len());
         assert_eq!(created_by_migrations(&conn), listed(&[WRITER]));
         assert_eq!(drop_secondary(&conn).unwrap(), 0);

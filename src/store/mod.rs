@@ -34,3 +34,11 @@ pub use retention::{Pruned, ROWS_PER_PRUNE_STEP, RetentionPolicy};
 pub use retry::{retry, retry_logged};
 pub use texts::{TextIds, text_hash};
 pub use tx::{TxError, in_transaction};
+
+/// A migrated database in memory, for tests.
+#[cfg(test)]
+pub(crate) fn migrated_in_memory() -> deadpool_sqlite::rusqlite::Connection {
+    let mut conn = deadpool_sqlite::rusqlite::Connection::open_in_memory().unwrap();
+    migrate(&mut conn).unwrap();
+    conn
+}

@@ -132,8 +132,7 @@ mod tests {
 
     #[test]
     fn a_text_is_stored_once_and_found_again_after_the_cache_forgets_it() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
+        let conn = crate::store::migrated_in_memory();
         let mut ids = TextIds::default();
         let first = ids.id(&conn, b"remote_smtp").unwrap();
         assert_eq!(ids.id(&conn, b"remote_smtp").unwrap(), first);
@@ -159,8 +158,7 @@ mod tests {
         assert_eq!(text_hash(""), 0xcbf2_9ce4_8422_2325_u64 as i64);
         assert_eq!(text_hash("a"), 0xaf63_dc4c_8601_ec8c_u64 as i64);
         assert_eq!(text_hash("foobar"), 0x8594_4171_f739_67e8_u64 as i64);
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
+        let conn = crate::store::migrated_in_memory();
         // A colliding text, made by storing another text under b's hash.
         conn.execute(
             "INSERT INTO texts (hash, text) VALUES (?1, 'a')",
@@ -179,8 +177,7 @@ mod tests {
 
     #[test]
     fn a_sweep_elsewhere_empties_the_cache() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
+        let conn = crate::store::migrated_in_memory();
         let mut ids = TextIds::default();
         ids.revalidate(&conn).unwrap();
         let first = ids.id(&conn, b"remote_smtp").unwrap();

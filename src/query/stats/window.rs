@@ -114,8 +114,6 @@ fn read_attempts(conn: &Connection, bounds: Bounds) -> Result<Attempts, QueryErr
 
 #[cfg(test)]
 mod tests {
-    use deadpool_sqlite::rusqlite::Connection;
-
     use super::*;
 
     /// Every table a window's statement reads is searched through an
@@ -123,8 +121,7 @@ mod tests {
     /// database.
     #[test]
     fn a_window_is_read_through_indexes() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
+        let conn = crate::store::migrated_in_memory();
         let (messages, attempts) = (messages_sql(), attempts_sql());
         for sql in [
             messages.as_str(),
@@ -133,12 +130,7 @@ mod tests {
             attempts.as_str(),
             super::super::REJECTIONS_WINDOW_SQL,
         ] {
-            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let plan: Vec<String> = statement
-                .query_map([0, 1], |row| row.get(3))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
+            let plan = crate::query::query_plan(&conn, sql);
             assert!(
                 plan.iter().all(|step| !step.starts_with("SCAN ")),
                 "{sql}\n{}",

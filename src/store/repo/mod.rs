@@ -133,8 +133,7 @@ mod tests {
 
     #[test]
     fn line_counts_add_up_across_calls() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::store::migrate(&mut conn).unwrap();
+        let conn = crate::store::migrated_in_memory();
         let many: Vec<((i64, &str), u64)> =
             (0..40).map(|m| ((m * 60_000, "delivery"), 2)).collect();
         add_line_counts(&conn, &many).unwrap();

@@ -49,9 +49,9 @@ fn main() -> ExitCode {
         // The reader of our output went away (`| head`): nothing to report.
         Err(err) if exim_pilot::output::is_closed_pipe(&err) => ExitCode::from(exit::OK),
         Err(err) => {
-            // Written, not `eprintln!`: a closed stderr must not panic.
-            let _ = writeln!(std::io::stderr(), "exim-pilot: {err:#}");
-            ExitCode::from(exit::status_for(&err))
+            let status = exit::status_for(&err);
+            exim_pilot::logging::report_fatal(&format!("{err:#}"), status);
+            ExitCode::from(status)
         }
     }
 }

@@ -74,9 +74,10 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
                 store::indexes::ensure_secondary(conn)
             })
             .await?;
+        let seconds = indexing.elapsed().as_secs_f64();
         tracing::info!(
-            seconds = indexing.elapsed().as_secs_f64(),
-            "rebuilt the indexes after a bulk load"
+            seconds,
+            "rebuilt the indexes after a bulk load in {seconds:.1} s"
         );
     }
     report(&summaries?, written?, started)

@@ -49,7 +49,7 @@ pub async fn run(
             }
             Err(err) => {
                 handle.set_healthy(false);
-                tracing::error!(error = %err, "database health check failed; rebuilding the connection pool");
+                tracing::error!(error = %err, "database health check failed: {err}; rebuilding the connection pool");
                 if !rebuild(&handle, &current, &mut shutdown).await {
                     return;
                 }
@@ -91,15 +91,22 @@ async fn rebuild(
         match store::connect(&config.database).await {
             Ok(store) => {
                 handle.replace(store);
+                let attempts = backoff.attempts() + 1;
                 tracing::info!(
-                    attempts = backoff.attempts() + 1,
-                    "database connection pool rebuilt"
+                    attempts,
+                    "database connection pool rebuilt ({attempts} attempt(s))"
                 );
                 return true;
             }
             Err(err) => {
                 let delay = backoff.next_delay();
-                tracing::error!(error = %err, attempt = backoff.attempts(), retry_in = ?delay, "cannot reconnect to the database");
+                let attempt = backoff.attempts();
+                tracing::error!(
+                    error = %err,
+                    attempt,
+                    retry_in = ?delay,
+                    "cannot reconnect to the database (attempt {attempt}): {err}; retrying in {delay:?}"
+                );
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.changed() => return false,

@@ -57,7 +57,7 @@ pub(super) async fn reload(running: &mut Running) -> Item {
                         tracing::info!("database settings changed; connection pool rebuilt");
                     }
                     Err(err) => {
-                        tracing::error!(error = %err, "cannot apply the new database settings; keeping the running pool");
+                        tracing::error!(error = %err, "cannot apply the new database settings: {err}; keeping the running pool");
                     }
                 }
             }
@@ -66,7 +66,7 @@ pub(super) async fn reload(running: &mut Running) -> Item {
             }
             let _ = config_tx.send(Arc::new(new.clone()));
             *current = new;
-            tracing::info!("configuration reloaded");
+            tracing::info!(file = %source, "configuration reloaded from {source}");
             AuditItem::item(
                 "config_reloaded",
                 "daemon",

@@ -99,7 +99,12 @@ pub fn spawn(
         .name("source".to_owned())
         .spawn(move || {
             if let Err(err) = source.resume(&mut sender) {
-                tracing::error!(source = %source.describe(), error = %err, "cannot catch up with what the log got while stopped");
+                let described = source.describe();
+                tracing::error!(
+                    source = %described,
+                    error = %err,
+                    "cannot catch up with what {described} got while stopped: {err}"
+                );
             }
             sender.flush();
             follow(
@@ -113,7 +118,7 @@ pub fn spawn(
             sender.flush();
         })
         .unwrap_or_else(|err| {
-            tracing::error!(error = %err, "cannot start the source thread");
+            tracing::error!(error = %err, "cannot start the source thread: {err}");
             std::thread::spawn(|| {})
         });
     (control, thread)
@@ -175,7 +180,7 @@ fn follow(
             .and_then(|mut slot| slot.take());
         if let Some(path) = switch {
             if let Err(err) = source.switch_path(path, sender) {
-                tracing::warn!(error = %err, "error while finishing the previous log");
+                tracing::warn!(error = %err, "error while finishing the previous log: {err}");
             }
             control.set_described(source.describe());
             watcher = watch(source.wake_directory(), control);
@@ -195,7 +200,12 @@ fn follow(
                 // An I/O error reading the log: say so (once per episode)
                 // and try again at the idle pace.
                 if read_errors == 0 {
-                    tracing::warn!(source = %source.describe(), error = %err, "error reading the log; retrying");
+                    let described = source.describe();
+                    tracing::warn!(
+                        source = %described,
+                        error = %err,
+                        "error reading the log {described}: {err}; retrying"
+                    );
                 }
                 read_errors = read_errors.saturating_add(1);
                 false
@@ -246,7 +256,8 @@ fn watch(
             tracing::warn!(
                 directory = %directory.display(),
                 error = %err,
-                "cannot watch the log directory; polling only"
+                "cannot watch {} ({err}); polling only",
+                directory.display()
             );
             None
         }

@@ -63,7 +63,7 @@ pub fn configure(conn: &Connection, busy_timeout: Duration) -> Result<(), StoreE
     if !journal_mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(
             journal_mode,
-            "SQLite refused WAL mode; readers will block the writer"
+            "SQLite refused WAL mode (journal_mode is {journal_mode}); readers will block the writer"
         );
     }
     conn.set_prepared_statement_cache_capacity(64);

@@ -83,7 +83,7 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Store, StoreError> {
         if rebuilt > 0 {
             tracing::info!(
                 indexes = rebuilt,
-                "created indexes a bulk ingest had not rebuilt (it was interrupted)"
+                "created {rebuilt} indexes a bulk ingest had not rebuilt (it was interrupted)"
             );
         }
         ping(&conn)

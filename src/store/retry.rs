@@ -27,7 +27,7 @@ where
                 error = %err,
                 attempt,
                 retry_in = ?delay,
-                "database operation failed; retrying"
+                "database operation failed (attempt {attempt}): {err}; retrying in {delay:?}"
             );
         },
         operation,

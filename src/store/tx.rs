@@ -50,7 +50,7 @@ impl TxError<StoreError> {
         match self {
             TxError::Store(err) | TxError::Body(err) => err,
             TxError::RollbackFailed { error, rollback } => {
-                tracing::error!(%error, %rollback, "rollback after a failed transaction failed");
+                tracing::error!(%error, %rollback, "rollback after a failed transaction ({error}) failed: {rollback}");
                 error
             }
         }
@@ -87,7 +87,7 @@ pub fn in_transaction<T, E>(
         },
         Err(panic) => {
             if let Err(rollback) = tx.rollback() {
-                tracing::error!(%rollback, "rollback after a panic in a transaction failed");
+                tracing::error!(%rollback, "rollback after a panic in a transaction failed: {rollback}");
             }
             resume_unwind(panic)
         }

@@ -147,8 +147,10 @@ fn resolve(
         tracing::warn!(
             path = %path.display(),
             from = resolved.offset,
-            "the file no longer holds what was read before at its stored position; \
-             reading it as a rewritten generation"
+            "{} no longer holds what was read before at its stored position (byte {}); \
+             reading it as a rewritten generation",
+            path.display(),
+            resolved.offset
         );
         let mut info = (**source).clone();
         info.fingerprint = resolved.fingerprint;
@@ -175,7 +177,7 @@ fn unreadable_tail(
         "the compressed file is truncated or corrupt after {start} decompressed \
          bytes ({err}); the rest of this generation cannot be read"
     );
-    tracing::warn!(path = %path.display(), start, "{reason}");
+    tracing::warn!(path = %path.display(), start, "{}, from byte {start}: {reason}", path.display());
     Item::Gap(GapItem {
         source: Some(Arc::clone(source)),
         path: path.display().to_string(),

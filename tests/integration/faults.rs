@@ -356,6 +356,58 @@ fn logs_go_to_journald_when_stderr_is_the_journal() {
         std::fs::read_to_string(&stderr).unwrap().is_empty(),
         "nothing went to stderr"
     );
+
+    // A start that fails before logging is configured (an unknown key)
+    // still reaches the journal natively, at priority err, naming the key:
+    // `journalctl -p err` is where an operator looks when a unit failed.
+    std::fs::write(&config, "[ingest]\nbatch_linez = 100\n").unwrap();
+    let status = Command::new(crate::util::binary())
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("JOURNAL_STREAM", {
+            use std::os::unix::fs::MetadataExt;
+            let meta = std::fs::metadata(&stderr).unwrap();
+            format!("{}:{}", meta.dev(), meta.ino())
+        })
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(std::process::Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&stderr)
+                .unwrap(),
+        )
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(78));
+    // The first run's last records may still be queued before it.
+    let record = loop {
+        let n = journal
+            .recv(&mut buffer)
+            .expect("no journald record of the failed start");
+        let message = journal_field(&buffer[..n], "MESSAGE").unwrap_or_default();
+        if message.contains("batch_linez") {
+            break buffer[..n].to_vec();
+        }
+    };
+    assert_eq!(journal_field(&record, "PRIORITY").as_deref(), Some("3"));
+    assert!(
+        std::fs::read_to_string(&stderr).unwrap().is_empty(),
+        "the failed start wrote to stderr too"
+    );
+}
+
+/// A field of a record in journald's native protocol, as tracing-journald
+/// sends it: `NAME\n`, a little-endian u64 length, the value, `\n`.
+fn journal_field(record: &[u8], name: &str) -> Option<String> {
+    let key = format!("{name}\n");
+    let at = record
+        .windows(key.len())
+        .position(|window| window == key.as_bytes())?
+        + key.len();
+    let length = u64::from_le_bytes(record.get(at..at + 8)?.try_into().ok()?) as usize;
+    let value = record.get(at + 8..at + 8 + length)?;
+    Some(String::from_utf8_lossy(value).into_owned())
 }
 
 /// Kills a process by pid if the test fails before stopping it.

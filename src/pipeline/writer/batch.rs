@@ -256,7 +256,11 @@ impl<'b> BatchWriter<'_, 'b> {
             start = gap.start,
             end = ?gap.end,
             reason = %gap.reason,
-            "recorded a gap: these bytes of the log could not be read"
+            "recorded a gap: bytes {}..{} of {} could not be read: {}",
+            gap.start,
+            gap.end.map_or_else(|| "its end".to_owned(), |end| end.to_string()),
+            gap.path,
+            gap.reason
         );
         self.totals.gaps += 1;
         Ok(())

@@ -48,15 +48,17 @@ pub(super) async fn build_indexes(store: &StoreHandle, progress: &mut dyn Progre
     };
     match built {
         Ok(count) => {
+            let seconds = started.elapsed().as_secs_f64();
             tracing::info!(
                 indexes = count,
-                seconds = started.elapsed().as_secs_f64(),
-                "caught up with the log: built the indexes dropped for the catch-up"
+                seconds,
+                "caught up with the log: built the indexes dropped for the catch-up ({count}, in \
+                 {seconds:.1} s)"
             );
             true
         }
         Err(err) => {
-            tracing::warn!(error = %err, "cannot build the indexes yet; trying again after the next batch");
+            tracing::warn!(error = %err, "cannot build the indexes yet: {err}; trying again after the next batch");
             false
         }
     }

@@ -31,7 +31,8 @@ pub(super) async fn commit_with_retry(
             lines,
             attempt,
             retry_in = ?delay,
-            "cannot commit a batch; keeping it and retrying (reading is paused)"
+            "cannot commit a batch of {lines} lines (attempt {attempt}): {err}; keeping it and \
+             retrying in {delay:?} (reading is paused)"
         );
         progress.alive(false);
     };
@@ -50,7 +51,8 @@ pub(super) async fn commit_with_retry(
         tracing::info!(
             after = ?started.elapsed(),
             attempts,
-            "batch committed after the database recovered"
+            "batch committed after the database recovered ({attempts} attempts, {:?})",
+            started.elapsed()
         );
     }
     Ok(written)

@@ -64,16 +64,17 @@ impl Pruning {
             Ok((true, pruned)) => self.active = Some(pruned),
             Ok((false, pruned)) => {
                 if pruned.total() > 0 {
+                    let rows = pruned.total();
                     tracing::info!(
-                        rows = pruned.total(),
+                        rows,
                         ?pruned,
-                        "pruned rows past their retention"
+                        "pruned {rows} rows past their retention: {pruned:?}"
                     );
                 }
                 self.next = Some(tokio::time::Instant::now() + interval);
             }
             Err(err) => {
-                tracing::warn!(error = %err, "pruning failed; trying again later");
+                tracing::warn!(error = %err, "pruning failed: {err}; trying again later");
                 self.next =
                     Some(tokio::time::Instant::now() + interval.min(Duration::from_secs(3600)));
             }

@@ -266,7 +266,13 @@ impl Follower {
                 }
             }
         }
-        tracing::info!(from = %self.path.display(), to = %path.display(), "following a new log path");
+        tracing::info!(
+            from = %self.path.display(),
+            to = %path.display(),
+            "following a new log path: {} instead of {}",
+            path.display(),
+            self.path.display()
+        );
         self.current = None;
         self.pending.clear();
         self.waiting = None;
@@ -278,7 +284,7 @@ impl Follower {
         if self.waiting.as_ref() != Some(&reason) {
             match &reason {
                 Waiting::Missing => {
-                    tracing::info!(path = %self.path.display(), "waiting for the log to appear");
+                    tracing::info!(path = %self.path.display(), "waiting for {} to appear", self.path.display());
                 }
                 Waiting::NoFirstLine => {
                     tracing::debug!(path = %self.path.display(), "waiting for the log's first line");
@@ -286,7 +292,9 @@ impl Follower {
                 Waiting::Unreadable(error) => tracing::warn!(
                     path = %self.path.display(),
                     %error,
-                    "cannot open the log; retrying with backoff (check that the service user may read it)"
+                    "cannot open the log {}: {error}; retrying with backoff (check that the service user \
+                     may read it)",
+                    self.path.display()
                 ),
             }
             self.waiting = Some(reason);

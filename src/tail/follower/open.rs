@@ -73,7 +73,7 @@ impl Follower {
             return Ok(None);
         };
         if let Some(Waiting::Unreadable(_)) = self.waiting.take() {
-            tracing::info!(path = %self.path.display(), "the log can be read again");
+            tracing::info!(path = %self.path.display(), "{} can be read again", self.path.display());
         }
         self.retry.reset();
         self.retry_at = None;
@@ -101,8 +101,10 @@ impl Follower {
             tracing::warn!(
                 path = %self.path.display(),
                 from = resolved.offset,
-                "the log no longer holds what was read before at its stored position \
-                 (rewritten in place); reading it as a rewritten generation"
+                "{} no longer holds what was read before at its stored position (byte {}, \
+                 rewritten in place); reading it as a rewritten generation",
+                self.path.display(),
+                resolved.offset
             );
             source.fingerprint = resolved.fingerprint;
         }

@@ -102,7 +102,12 @@ impl Follower {
             .filter_map(|generation| match identify(&generation.path) {
                 Ok(source) => source.map(|s| (generation.path, s.fingerprint)),
                 Err(err) => {
-                    tracing::warn!(path = %generation.path.display(), error = %err, "cannot read a rotated log");
+                    tracing::warn!(
+                        path = %generation.path.display(),
+                        error = %err,
+                        "cannot read the rotated log {}: {err}",
+                        generation.path.display()
+                    );
                     None
                 }
             })
@@ -132,7 +137,15 @@ impl Follower {
             }
             let summary = self.read_finished(path, sink)?;
             if summary.lines > 0 {
-                tracing::info!(path = %path.display(), lines = summary.lines, from = summary.resumed_at, "read a rotated generation");
+                tracing::info!(
+                    path = %path.display(),
+                    lines = summary.lines,
+                    from = summary.resumed_at,
+                    "read {} lines of the rotated generation {}, from byte {}",
+                    summary.lines,
+                    path.display(),
+                    summary.resumed_at
+                );
             }
             lines += summary.lines;
         }

@@ -19,7 +19,13 @@ impl Follower {
         };
         let mut open = true;
         if let Some(line) = tracked.reader.finish() {
-            tracing::info!(path = %self.path.display(), bytes = line.length, "a rotated log ended without a newline; storing its last line as it is");
+            tracing::info!(
+                path = %self.path.display(),
+                bytes = line.length,
+                "the rotated log {} ended without a newline; storing its last line ({} bytes) as it is",
+                self.path.display(),
+                line.length
+            );
             open = sink.send(line_item(&tracked.source, &line));
         }
         self.positions.set(
@@ -27,7 +33,13 @@ impl Follower {
             tracked.reader.committed_offset(),
             tracked.reader.tail_marker(),
         );
-        tracing::info!(path = %self.path.display(), "finished a rotated log; following the new one");
+        tracing::info!(
+            path = %self.path.display(),
+            bytes = tracked.reader.committed_offset(),
+            "finished the rotated log ({} bytes); following the new {}",
+            tracked.reader.committed_offset(),
+            self.path.display()
+        );
         open && sink.send(AuditItem::item(
             "rotated",
             "daemon",
@@ -68,11 +80,22 @@ impl Follower {
             }
             match self.read_finished(path, sink) {
                 Ok(summary) if summary.lines > 0 => {
-                    tracing::info!(path = %path.display(), lines = summary.lines, "read a generation rotated between two polls");
+                    tracing::info!(
+                        path = %path.display(),
+                        lines = summary.lines,
+                        "read {} lines of {}, rotated between two polls",
+                        summary.lines,
+                        path.display()
+                    );
                 }
                 Ok(_) => {}
                 Err(err) => {
-                    tracing::warn!(path = %path.display(), error = %err, "cannot read a rotated generation");
+                    tracing::warn!(
+                        path = %path.display(),
+                        error = %err,
+                        "cannot read the rotated generation {}: {err}",
+                        path.display()
+                    );
                 }
             }
         }

@@ -25,7 +25,12 @@ impl Follower {
         let fingerprint = tracked.source.fingerprint;
         self.positions
             .set(fingerprint, committed, tracked.reader.tail_marker());
-        tracing::info!(path = %self.path.display(), read_up_to = committed, "the log was truncated (copytruncate?)");
+        tracing::info!(
+            path = %self.path.display(),
+            read_up_to = committed,
+            "{} was truncated (copytruncate?) after byte {committed} had been read",
+            self.path.display()
+        );
         if !sink.send(AuditItem::item(
             "truncated",
             "daemon",
@@ -44,7 +49,13 @@ impl Follower {
             });
         let open = if let Some(copy) = copy {
             let summary = self.read_finished(&copy.path, sink)?;
-            tracing::info!(path = %copy.path.display(), lines = summary.lines, "read the rest of the log from its rotated copy");
+            tracing::info!(
+                path = %copy.path.display(),
+                lines = summary.lines,
+                "read the rest of the log from its rotated copy {}: {} lines",
+                copy.path.display(),
+                summary.lines
+            );
             self.catch_up(fingerprint, sink)
         } else if tracked.last_size > committed {
             let gap = Item::Gap(GapItem {

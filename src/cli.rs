@@ -44,8 +44,18 @@ pub enum Command {
         #[command(flatten)]
         /// The database to write.
         db: DbArg,
+        /// Read Exim's entries from the systemd journal instead of files
+        /// (where a stored position exists, from there on)
+        #[arg(long, conflicts_with = "files")]
+        journal: bool,
+        /// With --journal: from this time on (journalctl's --since)
+        #[arg(long, requires = "journal", value_name = "TIME")]
+        since: Option<String>,
+        /// With --journal: up to this time (journalctl's --until)
+        #[arg(long, requires = "journal", value_name = "TIME")]
+        until: Option<String>,
         /// Exim main log files, oldest first
-        #[arg(required = true, value_name = "FILE")]
+        #[arg(required_unless_present = "journal", value_name = "FILE")]
         files: Vec<PathBuf>,
     },
     /// Parse log files and report what the parser recognised (no database)
@@ -177,8 +187,12 @@ pub struct WindowArgs {
 #[derive(Debug, Default, Clone, Args)]
 pub struct LogArg {
     /// Exim main log to tail (overrides [log] path)
-    #[arg(long = "log", value_name = "PATH")]
+    #[arg(long = "log", value_name = "PATH", conflicts_with = "journal")]
     pub log_path: Option<PathBuf>,
+    /// Read Exim's main log from the systemd journal (Exim with
+    /// log_file_path = syslog; overrides [log] source)
+    #[arg(long)]
+    pub journal: bool,
 }
 
 /// `--db PATH`
@@ -192,20 +206,21 @@ pub struct DbArg {
 impl Command {
     /// The configuration overrides this command's flags carry.
     pub fn overrides(&self) -> Overrides {
-        let (log, db) = match self {
+        let (log, journal, db) = match self {
             Command::Run { log, db } | Command::CheckConfig { log, db } => {
-                (log.log_path.clone(), db.db_path.clone())
+                (log.log_path.clone(), log.journal, db.db_path.clone())
             }
-            Command::Ingest { db, .. }
-            | Command::Trace { db, .. }
+            Command::Ingest { db, journal, .. } => (None, *journal, db.db_path.clone()),
+            Command::Trace { db, .. }
             | Command::Stats { db, .. }
             | Command::Stuck { db, .. }
             | Command::Lines { db, .. }
-            | Command::Prune { db } => (None, db.db_path.clone()),
-            Command::Parse { .. } | Command::Generate { .. } => (None, None),
+            | Command::Prune { db } => (None, false, db.db_path.clone()),
+            Command::Parse { .. } | Command::Generate { .. } => (None, false, None),
         };
         Overrides {
             log_path: log,
+            journal,
             database_path: db,
         }
     }

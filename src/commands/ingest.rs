@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::exit::Failure;
 use crate::pipeline::channel::{self, LineSender};
 use crate::pipeline::item::{AuditItem, Item};
-use crate::pipeline::source::ItemSink;
+use crate::pipeline::source::{ItemSink, LineSource as _};
 use crate::pipeline::writer::{self, NoProgress, WriteTotals, WriterSettings};
 use crate::store::{self, StoreHandle};
 use crate::tail::finished::{ReadSummary, read_file};
@@ -81,6 +81,62 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
         );
     }
     report(&summaries?, written?, started)
+}
+
+/// `ingest --journal`: reads Exim's journal entries (after the stored
+/// position, or from `window.since`) up to the end (or `window.until`),
+/// through the same writer, and stores the position so that `run`
+/// continues from there.
+pub async fn journal(config: &Config, window: crate::journal::Window) -> Result<()> {
+    let settings = crate::journal::JournalSettings::from_config(config);
+    let handle = StoreHandle::new(store::connect(&config.database).await?);
+    let start = crate::daemon::journal_start(&handle, &settings).await?;
+    let started = Instant::now();
+    let writer_settings = WriterSettings::from_config(config, Some(MAX_ATTEMPTS_PER_BATCH));
+    let (sender, receiver) = channel::for_config(&config.ingest);
+    let writer = writer::start(
+        handle.clone(),
+        receiver,
+        writer_settings,
+        Box::new(NoProgress),
+        writer::Indexes::Kept,
+    );
+    let described = settings.describe();
+    let reading = tokio::task::spawn_blocking(move || -> Result<(u64, u64)> {
+        let mut source = crate::journal::JournalSource::new(settings, start, window, false);
+        let mut sender = sender;
+        let mut entries = 0;
+        while !source.finished() {
+            let outcome = source.poll(&mut sender)?;
+            if outcome.closed {
+                break;
+            }
+            entries += outcome.lines;
+        }
+        let partial = source.partial_lines();
+        ItemSink::send(
+            &mut sender,
+            AuditItem::item(
+                "backfill",
+                "ingest",
+                serde_json::json!({ "journal": source.describe(), "entries": entries }),
+            ),
+        );
+        sender.flush();
+        Ok((entries, partial))
+    });
+    let (entries, partial) = reading.await??;
+    let totals = writer.task.await??;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut out = crate::output::stdout();
+    writeln!(
+        out,
+        "{described}: {entries} entries read, {} lines stored ({} already stored, {partial} \
+         incomplete) in {seconds:.2} s",
+        totals.inserted, totals.replayed
+    )?;
+    out.flush()?;
+    Ok(())
 }
 
 /// Reads `files` in order on a blocking thread, sending every line, then

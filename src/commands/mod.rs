@@ -34,6 +34,12 @@ pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -
             };
             crate::daemon::run(signals, cli.config, overrides, config, log).await
         }
+        Command::Ingest {
+            journal: true,
+            since,
+            until,
+            ..
+        } => ingest::journal(&config, crate::journal::Window { since, until }).await,
         Command::Ingest { files, .. } => ingest::run(&config, &files).await,
         Command::Parse { json, show, files } => parse::run(&config, &files, json, show),
         Command::Trace {

@@ -12,7 +12,7 @@ use super::check::{
 use super::raw::{RawConfig, RawDatabase, RawHealth, RawIngest, RawLog, RawLogging, RawRetention};
 use super::{
     Config, ConfigError, DEFAULT_DATABASE_PATH, DatabaseConfig, HealthConfig, IngestConfig,
-    LogConfig, LogFormat, LoggingConfig, Overrides, RetentionConfig, default_log_path,
+    LogConfig, LogFormat, LogSource, LoggingConfig, Overrides, RetentionConfig, default_log_path,
 };
 
 impl Config {
@@ -50,6 +50,21 @@ impl Config {
 
 /// `[log]`, or `--log`.
 fn log(check: &mut Checker, log: RawLog, overrides: &Overrides) -> LogConfig {
+    let source = if overrides.journal {
+        LogSource::Journal
+    } else {
+        match log.source.as_deref() {
+            None | Some("file") => LogSource::File,
+            Some("journal") => LogSource::Journal,
+            Some(other) => {
+                check.problem(
+                    "[log] source",
+                    format!("{other:?} is not a source: \"file\" or \"journal\""),
+                );
+                LogSource::File
+            }
+        }
+    };
     let path = match &overrides.log_path {
         Some(path) => Some(path.clone()),
         None => check.path("[log] path", log.path),
@@ -60,8 +75,27 @@ fn log(check: &mut Checker, log: RawLog, overrides: &Overrides) -> LogConfig {
     } else {
         "[log] path"
     };
-    check.log_file(key, &path);
-    LogConfig { path }
+    if source == LogSource::File {
+        check.log_file(key, &path);
+    }
+    let journal_identifier = log.journal_identifier.unwrap_or_else(|| "exim".to_owned());
+    if journal_identifier.is_empty() || journal_identifier.contains(['=', '\n']) {
+        check.problem(
+            "[log] journal_identifier",
+            format!("{journal_identifier:?} is not a syslog identifier"),
+        );
+    }
+    if let Some(unit) = &log.journal_unit
+        && (unit.is_empty() || unit.contains(['=', '\n', ' ']))
+    {
+        check.problem("[log] journal_unit", format!("{unit:?} is not a unit name"));
+    }
+    LogConfig {
+        path,
+        source,
+        journal_identifier,
+        journal_unit: log.journal_unit,
+    }
 }
 
 /// `[database]`, or `--db` for its path.

@@ -73,6 +73,22 @@ pub struct RetentionConfig {
 pub struct LogConfig {
     /// The Exim main log to tail.
     pub path: PathBuf,
+    /// Where Exim's main log is read from.
+    pub source: LogSource,
+    /// `SYSLOG_IDENTIFIER` of Exim's journal entries (its
+    /// `syslog_processname`).
+    pub journal_identifier: String,
+    /// When set, the journal entries of this unit instead.
+    pub journal_unit: Option<String>,
+}
+
+/// `[log] source`: where Exim's main log is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSource {
+    /// A file (`[log] path`): Exim's default.
+    File,
+    /// The systemd journal: Exim with `log_file_path = syslog`.
+    Journal,
 }
 
 /// `[database]`
@@ -174,6 +190,8 @@ impl LogFormat {
 pub struct Overrides {
     /// `--log`
     pub log_path: Option<PathBuf>,
+    /// `--journal`
+    pub journal: bool,
     /// `--db`
     pub database_path: Option<PathBuf>,
 }
@@ -290,6 +308,15 @@ impl Config {
         RawConfig {
             log: Some(RawLog {
                 path: path(&self.log.path),
+                source: Some(
+                    match self.log.source {
+                        LogSource::File => "file",
+                        LogSource::Journal => "journal",
+                    }
+                    .to_owned(),
+                ),
+                journal_identifier: Some(self.log.journal_identifier.clone()),
+                journal_unit: self.log.journal_unit.clone(),
             }),
             database: Some(RawDatabase {
                 path: path(&self.database.path),

@@ -32,6 +32,9 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
     pub path: Option<String>,
+    pub source: Option<String>,
+    pub journal_identifier: Option<String>,
+    pub journal_unit: Option<String>,
 }
 
 /// `[database]`: the SQLite file and its connection pool.

@@ -249,6 +249,7 @@ fn log_and_database_paths_that_name_the_wrong_thing_are_rejected() {
     );
     let overrides = Overrides {
         log_path: Some(PathBuf::from("/dev/zero")),
+        journal: false,
         database_path: Some(dir.path().to_path_buf()),
     };
     let message = Config::from_toml("", None, &overrides)
@@ -268,6 +269,7 @@ fn log_and_database_paths_that_name_the_wrong_thing_are_rejected() {
 fn overrides_win_over_the_file() {
     let overrides = Overrides {
         log_path: Some(PathBuf::from("/override/mainlog")),
+        journal: false,
         database_path: Some(PathBuf::from("/override/db")),
     };
     let config = Config::from_toml(
@@ -333,4 +335,36 @@ fn default_log_is_the_existing_file_else_the_existing_directory() {
         rhel,
         "a file beats a directory"
     );
+}
+
+#[test]
+fn the_journal_source_is_chosen_by_key_or_flag_and_needs_no_log_file() {
+    let file = "[log]\npath = \"/nonexistent/mainlog\"\nsource = \"journal\"\n\
+                journal_identifier = \"exim4\"\njournal_unit = \"exim4.service\"\n";
+    let config = Config::from_toml(file, None, &Overrides::default()).unwrap();
+    assert_eq!(config.log.source, LogSource::Journal);
+    assert_eq!(config.log.journal_identifier, "exim4");
+    assert_eq!(config.log.journal_unit.as_deref(), Some("exim4.service"));
+    // Printed back, it loads to the same configuration.
+    let printed = toml::to_string(&config.to_raw()).unwrap();
+    assert_eq!(
+        Config::from_toml(&printed, None, &Overrides::default()).unwrap(),
+        config
+    );
+
+    let overrides = Overrides {
+        journal: true,
+        ..Overrides::default()
+    };
+    let config =
+        Config::from_toml("[log]\npath = \"/nonexistent/mainlog\"\n", None, &overrides).unwrap();
+    assert_eq!(config.log.source, LogSource::Journal);
+    assert_eq!(config.log.journal_identifier, "exim");
+
+    let message = problems("[log]\nsource = \"syslog\"\njournal_identifier = \"a=b\"\n");
+    assert!(
+        message.contains("[log] source: \"syslog\" is not a source"),
+        "{message}"
+    );
+    assert!(message.contains("[log] journal_identifier"), "{message}");
 }

@@ -25,11 +25,14 @@ use anyhow::{Context as _, Result};
 use signal_hook::consts::{SIGALRM, SIGHUP, SIGUSR1, SIGUSR2};
 use tokio::sync::{mpsc, watch};
 
+use crate::config::LogSource;
 use crate::config::{Config, Overrides};
 use crate::exit::Failure;
+use crate::journal::{self, JournalSettings, JournalSource, JournalStart};
 use crate::logging::LogControl;
 use crate::pipeline::channel::{self, LineSender};
 use crate::pipeline::item::Item;
+use crate::pipeline::source::LineSource;
 use crate::pipeline::writer::{self, WriteTotals, WriterSettings};
 use crate::store::{self, StoreError, StoreHandle};
 use crate::tail::file_source::FileSource;
@@ -98,12 +101,22 @@ impl Running {
     ) -> Result<Running> {
         let notifier = Arc::new(Mutex::new(Notifier::new()));
         let handle = StoreHandle::new(store::connect(&config.database).await?);
-        let (positions, latest) = load_positions(&handle, &config).await?;
-        let indexes = catch_up_indexes(&handle, &config, latest.as_ref()).await?;
         let follow_settings = FollowSettings::new(config.ingest.max_line_bytes);
         let (poll_active, poll_idle) = (follow_settings.poll_active, follow_settings.poll_idle);
-        let follower = Follower::new(config.log.path.clone(), follow_settings, positions);
-        let source = Box::new(FileSource::new(follower, latest));
+        let (source, indexes): (Box<dyn LineSource>, _) = match config.log.source {
+            LogSource::File => {
+                let (positions, latest) = load_positions(&handle, &config).await?;
+                let indexes = catch_up_indexes(&handle, &config, latest.as_ref()).await?;
+                let follower = Follower::new(config.log.path.clone(), follow_settings, positions);
+                (Box::new(FileSource::new(follower, latest)), indexes)
+            }
+            LogSource::Journal => {
+                let settings = JournalSettings::from_config(&config);
+                let start = journal_start(&handle, &settings).await?;
+                let source = JournalSource::new(settings, start, journal::Window::default(), true);
+                (Box::new(source), writer::Indexes::Kept)
+            }
+        };
         let (sender, receiver) = channel::for_config(&config.ingest);
         let audit = Some(sender.clone());
         let (control, source_thread) = source_thread::spawn(source, sender, poll_active, poll_idle);
@@ -118,7 +131,7 @@ impl Running {
         let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let health = tokio::spawn(health::run(handle.clone(), config_rx, shutdown_rx));
-        let live_path = config.log.path.display().to_string();
+        let live_path = source_name(&config);
         lock(&notifier).ready(&format!("tailing {live_path}"));
         tracing::info!(
             log = %live_path,
@@ -224,6 +237,37 @@ impl Running {
         );
         Ok(())
     }
+}
+
+/// What the daemon reads, as STATUS and the logs name it: the log's path,
+/// or the journal match.
+pub(crate) fn source_name(config: &Config) -> String {
+    match config.log.source {
+        LogSource::File => config.log.path.display().to_string(),
+        LogSource::Journal => JournalSettings::from_config(config).describe(),
+    }
+}
+
+/// Where the journal source stands: its stored read position, if any.
+pub(crate) async fn journal_start(
+    handle: &StoreHandle,
+    settings: &JournalSettings,
+) -> Result<JournalStart> {
+    let rows = handle
+        .current()
+        .with_conn("load read positions", |conn| {
+            store::repo::source_positions(conn)
+        })
+        .await?;
+    let name = settings.describe();
+    Ok(rows
+        .into_iter()
+        .find(|row| row.path == name)
+        .map(|row| JournalStart {
+            offset: row.byte_offset,
+            position: Some(row.tail_marker),
+        })
+        .unwrap_or_default())
 }
 
 /// The stored read positions, and the newest one of the configured log

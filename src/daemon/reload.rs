@@ -61,7 +61,8 @@ pub(super) async fn reload(running: &mut Running) -> Item {
                     }
                 }
             }
-            if new.log.path != current.log.path {
+            if new.log.source == crate::config::LogSource::File && new.log.path != current.log.path
+            {
                 control.switch_path(new.log.path.clone());
             }
             let _ = config_tx.send(Arc::new(new.clone()));
@@ -74,7 +75,7 @@ pub(super) async fn reload(running: &mut Running) -> Item {
             )
         }
     };
-    lock(notifier).ready(&format!("tailing {}", current.log.path.display()));
+    lock(notifier).ready(&format!("tailing {}", super::source_name(current)));
     outcome
 }
 
@@ -84,15 +85,29 @@ pub(super) async fn reload(running: &mut Running) -> Item {
 /// the new one with only the lines after the switch and positions that
 /// claim the whole log, so nothing would ever fill in the start.
 fn restart_needed(current: &Config, new: &Config) -> Option<String> {
-    (new.database.path != current.database.path).then(|| {
-        format!(
-            "{}: [database] path: cannot change while running (from {} to {}); \
+    let file = new
+        .source
+        .as_deref()
+        .map_or_else(|| "configuration".to_owned(), |p| p.display().to_string());
+    if new.database.path != current.database.path {
+        return Some(format!(
+            "{file}: [database] path: cannot change while running (from {} to {}); \
              restart exim-pilot to change [database] path",
-            new.source
-                .as_deref()
-                .map_or_else(|| "configuration".to_owned(), |p| p.display().to_string()),
             current.database.path.display(),
             new.database.path.display()
+        ));
+    }
+    let journal = |log: &crate::config::LogConfig| {
+        (
+            log.source,
+            log.journal_identifier.clone(),
+            log.journal_unit.clone(),
+        )
+    };
+    (journal(&new.log) != journal(&current.log)).then(|| {
+        format!(
+            "{file}: [log] source, journal_identifier, journal_unit: cannot change while \
+             running; restart exim-pilot to read another source"
         )
     })
 }

@@ -257,6 +257,7 @@ mod tests {
             length: bytes as u64,
             bytes: vec![b'x'; bytes],
             tail_marker: TailMarker::default(),
+            journal_position: None,
         })
     }
 

@@ -35,6 +35,22 @@ pub struct LineItem {
     /// The bytes just before `end`, stored with the read position (kept
     /// inline: one allocation per line fewer).
     pub tail_marker: TailMarker,
+    /// From the journal: where to resume once this line is committed (the
+    /// cursor, and any split line still unfinished), stored with the read
+    /// position instead of the tail marker; `end` then counts the bytes
+    /// of the lines read from the journal.
+    pub journal_position: Option<Arc<[u8]>>,
+}
+
+impl LineItem {
+    /// What is stored with the read position after this line: the journal
+    /// cursor, or the file's tail marker.
+    pub fn resume_marker(&self) -> &[u8] {
+        match &self.journal_position {
+            Some(position) => position,
+            None => self.tail_marker.as_slice(),
+        }
+    }
 }
 
 /// A byte range that can no longer be read.

@@ -224,5 +224,6 @@ pub fn line_item(source: &Arc<SourceInfo>, line: &Line<'_>) -> Item {
         length: line.length,
         bytes: line.bytes.to_vec(),
         tail_marker: TailMarker::of(line.tail_marker),
+        journal_position: None,
     })
 }

@@ -200,6 +200,7 @@ async fn the_writer_stores_a_replayed_line_once() {
                 end: start + 32,
                 length: bytes.len() as u64,
                 tail_marker: exim_pilot::pipeline::source::TailMarker::of(&bytes),
+                journal_position: None,
                 bytes,
             })
         })

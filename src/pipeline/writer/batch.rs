@@ -215,7 +215,7 @@ impl<'b> BatchWriter<'_, 'b> {
         );
         self.stored_to.insert(source_id, line.end);
         self.positions
-            .insert(source_id, (line.end, line.tail_marker.as_slice()));
+            .insert(source_id, (line.end, line.resume_marker()));
         self.totals.inserted += 1;
         Ok(())
     }

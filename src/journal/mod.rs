@@ -1,0 +1,507 @@
+//! The journal source: Exim's main log read from the systemd journal, for
+//! hosts where Exim logs with `log_file_path = syslog`.
+//!
+//! It runs `journalctl --output=export` (`export.rs` reads its entries),
+//! joins Exim's syslog pieces back into the lines Exim writes to a file
+//! (`assemble.rs`), and sends them to the writer like the file source does.
+//! The read position committed with each line is the journal cursor of the
+//! last entry it covers, with any line still unfinished, so the promise is
+//! the file source's: nothing lost, nothing stored twice.
+//!
+//! Why journalctl and not libsystemd: it needs no build dependency (the
+//! `systemd` crate needs libsystemd-dev and is LGPL), it runs as the same
+//! process the sandbox allows, and its known faults on systemd 250-257 are
+//! avoided by how it is called: `--merge` (`--follow` alone implies the
+//! current boot), `--no-tail` (`--follow` alone prints 10 entries of a
+//! backlog), and `--cursor` (inclusive) instead of `--after-cursor`, which
+//! silently skips an entry when the cursor's own entry is gone. The first
+//! entry read is dropped only when it is the stored one; when it is not,
+//! the entries between were removed (vacuumed or rotated away while
+//! stopped) and a gap is recorded with the time range lost.
+
+mod assemble;
+mod export;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
+
+pub use assemble::{Assembler, cursor_time_us, same_entry};
+pub use export::{JournalEntry, read_entry};
+
+use crate::pipeline::item::{GapItem, Item, LineItem, SourceInfo};
+use crate::pipeline::source::{Fingerprint, ItemSink, LineSource, PollOutcome, TailMarker};
+
+/// Which entries are Exim's main log, and how to read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalSettings {
+    /// `SYSLOG_IDENTIFIER` of Exim's entries (`syslog_processname`).
+    pub identifier: String,
+    /// When set, entries of this unit (`_SYSTEMD_UNIT`) instead.
+    pub unit: Option<String>,
+    /// Read journal files from this directory instead of the system's.
+    pub directory: Option<std::path::PathBuf>,
+    /// Lines longer than this are stored cut, with their real length.
+    pub max_line_bytes: usize,
+}
+
+impl JournalSettings {
+    /// The settings `[log]` and `[ingest]` give.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        JournalSettings {
+            identifier: config.log.journal_identifier.clone(),
+            unit: config.log.journal_unit.clone(),
+            directory: None,
+            max_line_bytes: config.ingest.max_line_bytes,
+        }
+    }
+
+    /// The journalctl match arguments: Exim's main log is priority info
+    /// (its reject log is notice and its panic log alert; with Exim's
+    /// default `syslog_duplication`, a rejection is logged at both).
+    fn matches(&self) -> Vec<String> {
+        let mut matches = vec!["PRIORITY=6".to_owned()];
+        match &self.unit {
+            Some(unit) => matches.push(format!("_SYSTEMD_UNIT={unit}")),
+            None => matches.push(format!("SYSLOG_IDENTIFIER={}", self.identifier)),
+        }
+        matches
+    }
+
+    /// The name the source is stored under (its `log_sources` path).
+    pub fn describe(&self) -> String {
+        let matched = match &self.unit {
+            Some(unit) => format!("_SYSTEMD_UNIT={unit}"),
+            None => format!("SYSLOG_IDENTIFIER={}", self.identifier),
+        };
+        match &self.directory {
+            Some(directory) => format!("journal:{matched} in {}", directory.display()),
+            None => format!("journal:{matched}"),
+        }
+    }
+
+    /// The source's identity: its description (one journal source per
+    /// match; its read position is a cursor, not a first line).
+    pub fn source_info(&self) -> Arc<SourceInfo> {
+        let path = self.describe();
+        Arc::new(SourceInfo {
+            fingerprint: Fingerprint::of_bytes(path.as_bytes()),
+            path,
+            device: None,
+            inode: None,
+        })
+    }
+}
+
+/// Where a journal source stands: its stored read position, if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalStart {
+    /// Bytes of lines read so far (the stored offset).
+    pub offset: u64,
+    /// The stored position ([`Assembler::position`]), if it was read before.
+    pub position: Option<Vec<u8>>,
+}
+
+/// What one read of the journal is bounded by, for `ingest`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Window {
+    /// journalctl's `--since`.
+    pub since: Option<String>,
+    /// journalctl's `--until`.
+    pub until: Option<String>,
+}
+
+/// Entries read at most per poll, so that a stop request is seen.
+const ENTRIES_PER_POLL: usize = 4096;
+
+/// Entries read ahead of the writer (bounded: a slow database pushes back
+/// on journalctl through its pipe).
+const READ_AHEAD: usize = 1024;
+
+/// How long a poll waits for a new entry before it returns.
+const POLL_WAIT: Duration = Duration::from_millis(200);
+
+/// How long to wait before running journalctl again after it exited.
+const RESTART_AFTER: Duration = Duration::from_secs(1);
+
+/// A running `journalctl`, its entries read on a thread of their own.
+struct Reader {
+    child: Child,
+    entries: Receiver<std::io::Result<JournalEntry>>,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The journal as a [`LineSource`].
+pub struct JournalSource {
+    settings: JournalSettings,
+    window: Window,
+    follow: bool,
+    source: Arc<SourceInfo>,
+    /// Bytes of lines sent so far: the offsets of the lines.
+    offset: u64,
+    assembler: Assembler,
+    /// Where the next run of journalctl starts: the cursor of the last
+    /// entry taken, and how many of the next entry's lines are stored.
+    resume: Option<(String, usize)>,
+    /// The first entry of a run is still to be checked against `resume`.
+    check_first: bool,
+    /// Lines of the next entry stored already (a position taken inside an
+    /// entry that made several lines).
+    skip_next: usize,
+    reader: Option<Reader>,
+    restart_at: Option<Instant>,
+    /// journalctl ended (not following): everything was read.
+    finished: bool,
+}
+
+impl JournalSource {
+    /// A source reading `settings`' entries after `start`; following new
+    /// ones (the daemon) or stopping at the end (`ingest`).
+    pub fn new(
+        settings: JournalSettings,
+        start: JournalStart,
+        window: Window,
+        follow: bool,
+    ) -> Self {
+        let restored = start.position.as_deref().and_then(Assembler::restore);
+        let (resume, assembler) = match restored {
+            Some((cursor, skip, assembler)) => (Some((cursor, skip)), assembler),
+            None => (None, Assembler::default()),
+        };
+        JournalSource {
+            source: settings.source_info(),
+            settings,
+            window,
+            follow,
+            offset: start.offset,
+            assembler,
+            resume,
+            check_first: true,
+            skip_next: 0,
+            reader: None,
+            restart_at: None,
+            finished: false,
+        }
+    }
+
+    /// Whether journalctl has ended and everything it printed was sent
+    /// (only without following).
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Lines stored incomplete so far (pieces missing).
+    pub fn partial_lines(&self) -> u64 {
+        self.assembler.partial_lines
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new("journalctl");
+        command.args([
+            "--output=export",
+            "--all",
+            "--merge",
+            "--no-pager",
+            "--quiet",
+        ]);
+        if self.follow {
+            command.args(["--follow", "--no-tail"]);
+        }
+        if let Some(directory) = &self.settings.directory {
+            command.arg(format!("--directory={}", directory.display()));
+        }
+        match &self.resume {
+            Some((cursor, _)) => {
+                command.arg(format!("--cursor={cursor}"));
+            }
+            None => {
+                if let Some(since) = &self.window.since {
+                    command.arg(format!("--since={since}"));
+                }
+            }
+        }
+        if let Some(until) = &self.window.until {
+            command.arg(format!("--until={until}"));
+        }
+        command.args(self.settings.matches());
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn start_reader(&mut self) -> std::io::Result<()> {
+        let mut child = self.command().spawn().map_err(|err| {
+            std::io::Error::new(err.kind(), format!("cannot run journalctl: {err}"))
+        })?;
+        let (sender, entries) = sync_channel(READ_AHEAD);
+        if let Some(stdout) = child.stdout.take() {
+            std::thread::Builder::new()
+                .name("journalctl".into())
+                .spawn(move || read_entries(BufReader::new(stdout), &sender))?;
+        }
+        if let Some(stderr) = child.stderr.take() {
+            let described = self.settings.describe();
+            std::thread::Builder::new()
+                .name("journalctl-err".into())
+                .spawn(move || {
+                    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                        tracing::warn!(source = %described, "journalctl: {line}");
+                    }
+                })?;
+        }
+        self.check_first = self.resume.is_some();
+        self.reader = Some(Reader { child, entries });
+        Ok(())
+    }
+
+    /// Takes one entry: checks it against the stored cursor when it is the
+    /// first of a run, then sends the lines it completes.
+    fn take(&mut self, entry: &JournalEntry, sink: &mut dyn ItemSink) -> bool {
+        let skip = std::mem::take(&mut self.skip_next);
+        if std::mem::take(&mut self.check_first)
+            && let Some((cursor, stored_skip)) = self.resume.clone()
+        {
+            if same_entry(&cursor, &entry.cursor) {
+                // Taken before the position was stored; of the next entry,
+                // `stored_skip` lines are stored too.
+                self.skip_next = stored_skip;
+                return true;
+            }
+            if !sink.send(self.gap(&cursor, entry)) {
+                return false;
+            }
+        }
+        let before = self.assembler.clone();
+        let lines = self.assembler.push(entry);
+        let count = lines.len();
+        let previous = self.resume.as_ref().map(|(cursor, _)| cursor.clone());
+        for (index, bytes) in lines.into_iter().enumerate() {
+            if index < skip {
+                continue;
+            }
+            // Each line but the entry's last resumes inside this entry: at
+            // the previous entry, with its lines up to this one stored.
+            let position = match &previous {
+                Some(cursor) if index + 1 < count => before.position(cursor, index + 1),
+                _ => self.assembler.position(&entry.cursor, 0),
+            };
+            if !self.send_line(bytes, Arc::from(position), sink) {
+                return false;
+            }
+        }
+        self.resume = Some((entry.cursor.clone(), 0));
+        true
+    }
+
+    fn send_line(
+        &mut self,
+        mut bytes: Vec<u8>,
+        position: Arc<[u8]>,
+        sink: &mut dyn ItemSink,
+    ) -> bool {
+        let length = bytes.len() as u64;
+        if bytes.len() > self.settings.max_line_bytes {
+            sink.truncated(&self.source.path, self.offset, length);
+            bytes.truncate(self.settings.max_line_bytes);
+        }
+        let start = self.offset;
+        self.offset += length + 1;
+        sink.send(Item::Line(LineItem {
+            source: Arc::clone(&self.source),
+            start,
+            end: self.offset,
+            length,
+            bytes,
+            tail_marker: TailMarker::default(),
+            journal_position: Some(position),
+        }))
+    }
+
+    /// The entries between the stored cursor and `first` are gone.
+    fn gap(&self, cursor: &str, first: &JournalEntry) -> Item {
+        let lost_from = cursor_time_us(cursor).map_or_else(|| "?".to_owned(), format_us);
+        let reason = format!(
+            "the journal no longer holds the entries after the stored cursor (vacuumed or \
+             rotated away): whatever Exim logged between {lost_from} and {} UTC is lost",
+            format_us(first.time_us())
+        );
+        tracing::warn!(source = %self.source.path, "{}: {reason}", self.source.path);
+        Item::Gap(GapItem {
+            source: Some(Arc::clone(&self.source)),
+            path: self.source.path.clone(),
+            start: self.offset,
+            end: Some(self.offset),
+            reason,
+        })
+    }
+}
+
+impl LineSource for JournalSource {
+    fn describe(&self) -> String {
+        self.source.path.clone()
+    }
+
+    fn resume(&mut self, _sink: &mut dyn ItemSink) -> std::io::Result<u64> {
+        Ok(0)
+    }
+
+    fn poll(&mut self, sink: &mut dyn ItemSink) -> std::io::Result<PollOutcome> {
+        let mut outcome = PollOutcome::default();
+        if self.finished {
+            return Ok(outcome);
+        }
+        if self.reader.is_none() {
+            if self.restart_at.is_some_and(|at| Instant::now() < at) {
+                return Ok(outcome);
+            }
+            self.restart_at = None;
+            self.start_reader()?;
+        }
+        let mut ended = None;
+        for taken in 0..ENTRIES_PER_POLL {
+            let Some(reader) = &self.reader else { break };
+            let wait = if taken == 0 {
+                POLL_WAIT
+            } else {
+                Duration::ZERO
+            };
+            let entry = match reader.entries.recv_timeout(wait) {
+                Ok(Ok(entry)) => entry,
+                Ok(Err(err)) => {
+                    ended = Some(Err(err));
+                    break;
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    ended = Some(Ok(()));
+                    break;
+                }
+            };
+            if !self.take(&entry, sink) {
+                outcome.closed = true;
+                return Ok(outcome);
+            }
+            outcome.lines += 1;
+            if sink.stopping() {
+                break;
+            }
+        }
+        // Lines unfinished for too long are stored as they stand.
+        let now_us = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros(),
+        )
+        .unwrap_or(u64::MAX);
+        let expired = self.assembler.expire(now_us);
+        if !expired.is_empty() {
+            let (cursor, _) = self.resume.clone().unwrap_or_default();
+            let position: Arc<[u8]> = Arc::from(self.assembler.position(&cursor, 0));
+            for line in expired {
+                if !self.send_line(line, Arc::clone(&position), sink) {
+                    outcome.closed = true;
+                    return Ok(outcome);
+                }
+            }
+        }
+        outcome.again = outcome.lines > 0;
+        if !sink.flush() {
+            outcome.closed = true;
+            return Ok(outcome);
+        }
+        match ended {
+            None => {}
+            Some(result) => {
+                let status = self.reader.take().map(|mut reader| reader.child.wait());
+                if !self.follow && result.is_ok() {
+                    self.finished = true;
+                    if let Some(Ok(status)) = status
+                        && !status.success()
+                    {
+                        return Err(std::io::Error::other(format!(
+                            "journalctl failed: {status}"
+                        )));
+                    }
+                    return Ok(outcome);
+                }
+                self.restart_at = Some(Instant::now() + RESTART_AFTER);
+                result?;
+                return Err(std::io::Error::other(
+                    "journalctl ended; running it again from the last entry read",
+                ));
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn lag_bytes(&self) -> u64 {
+        // The journal does not say how much is left to read.
+        0
+    }
+
+    fn wake_directory(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    fn switch_path(
+        &mut self,
+        _path: std::path::PathBuf,
+        _sink: &mut dyn ItemSink,
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads journalctl's output until it ends or nobody listens.
+fn read_entries(
+    mut stdout: BufReader<std::process::ChildStdout>,
+    sender: &SyncSender<std::io::Result<JournalEntry>>,
+) {
+    loop {
+        match read_entry(&mut stdout) {
+            Ok(Some(entry)) => {
+                if entry.message.is_none() && entry.syslog_raw.is_none() {
+                    // Read while journald was still writing it (systemd
+                    // #40263): it is whole when read again, so stop here
+                    // and let the next run start from the last entry taken.
+                    let _ = sender.send(Err(std::io::Error::other(
+                        "a journal entry without MESSAGE (still being written)",
+                    )));
+                    return;
+                }
+                if sender.send(Ok(entry)).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(err) => {
+                let _ = sender.send(Err(err));
+                return;
+            }
+        }
+    }
+}
+
+/// µs since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
+fn format_us(time_us: u64) -> String {
+    let days = i64::try_from(time_us / 86_400_000_000).unwrap_or(0);
+    let (year, month, day) = crate::parse::civil_from_days(days);
+    let second = time_us / 1_000_000 % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        second / 3600,
+        second / 60 % 60,
+        second % 60
+    )
+}

@@ -189,3 +189,30 @@ fn cursors_name_the_same_entry_by_boot_times_and_hash() {
     assert!(!same_entry("garbage", "garbage"));
     assert_eq!(cursor_time_us(a), Some(0x61a0));
 }
+
+/// A real Exim 4.96 (Debian 12) logging with `log_file_path = syslog :
+/// /var/log/exim4/%slog`: its journal entries, exported, make exactly the
+/// lines it wrote to its file, a line cut for length and one cut at a
+/// newline included (fixtures/journal/README.md).
+#[test]
+fn exims_own_syslog_pieces_make_the_lines_of_its_file() {
+    let export = include_bytes!("../../../fixtures/journal/exim-syslog.export");
+    let mainlog = include_bytes!("../../../fixtures/journal/exim-syslog.mainlog");
+    assert!(memchr::memmem::find(export, b"MESSAGE=[1/2] ").is_some());
+    assert!(memchr::memmem::find(export, b"MESSAGE=[1\\2] ").is_some());
+    let mut reader = std::io::Cursor::new(&export[..]);
+    let mut assembler = Assembler::default();
+    let mut lines = Vec::new();
+    while let Some(entry) = crate::journal::read_entry(&mut reader).unwrap() {
+        lines.extend(assembler.push(&entry));
+    }
+    let expected: Vec<Vec<u8>> = mainlog
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    assert!(expected.iter().any(|line| line.len() > 870));
+    assert_eq!(lines.len(), expected.len());
+    assert_eq!(lines, expected);
+    assert_eq!(assembler.partial_lines, 0);
+}

@@ -45,6 +45,8 @@ pub struct JournalSettings {
     pub directory: Option<std::path::PathBuf>,
     /// Lines longer than this are stored cut, with their real length.
     pub max_line_bytes: usize,
+    /// The journalctl to run (tests give a stand-in).
+    pub program: std::path::PathBuf,
 }
 
 impl JournalSettings {
@@ -55,6 +57,7 @@ impl JournalSettings {
             unit: config.log.journal_unit.clone(),
             directory: None,
             max_line_bytes: config.ingest.max_line_bytes,
+            program: std::path::PathBuf::from("journalctl"),
         }
     }
 
@@ -160,6 +163,8 @@ pub struct JournalSource {
     restart_at: Option<Instant>,
     /// journalctl ended (not following): everything was read.
     finished: bool,
+    /// The journal time of the last entry taken, and when it was taken.
+    last_entry: (u64, Instant),
 }
 
 impl JournalSource {
@@ -189,6 +194,7 @@ impl JournalSource {
             reader: None,
             restart_at: None,
             finished: false,
+            last_entry: (0, Instant::now()),
         }
     }
 
@@ -204,7 +210,7 @@ impl JournalSource {
     }
 
     fn command(&self) -> Command {
-        let mut command = Command::new("journalctl");
+        let mut command = Command::new(&self.settings.program);
         command.args([
             "--output=export",
             "--all",
@@ -387,6 +393,7 @@ impl LineSource for JournalSource {
                     break;
                 }
             };
+            self.last_entry = (entry.time_us(), Instant::now());
             if !self.take(&entry, sink) {
                 outcome.closed = true;
                 return Ok(outcome);
@@ -396,15 +403,14 @@ impl LineSource for JournalSource {
                 break;
             }
         }
-        // Lines unfinished for too long are stored as they stand.
-        let now_us = u64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_micros(),
-        )
-        .unwrap_or(u64::MAX);
-        let expired = self.assembler.expire(now_us);
+        // Lines unfinished for too long are stored as they stand. The time
+        // is the journal's: the last entry's, plus how long ago it was read
+        // (a backlog read at full speed must not age its pieces by the
+        // wall clock).
+        let waited = u64::try_from(self.last_entry.1.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let expired = self
+            .assembler
+            .expire(self.last_entry.0.saturating_add(waited));
         if !expired.is_empty() {
             let (cursor, _) = self.resume.clone().unwrap_or_default();
             let position: Arc<[u8]> = Arc::from(self.assembler.position(&cursor, 0));
@@ -492,6 +498,9 @@ fn read_entries(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// µs since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
 fn format_us(time_us: u64) -> String {

@@ -1,0 +1,254 @@
+//! The journal source against a stand-in journalctl that prints a real
+//! Exim's exported entries (fixtures/journal), honouring `--cursor` as the
+//! real one does: from that entry on, or from the next one left when it is
+//! gone.
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+const EXPORT: &[u8] = include_bytes!("../../fixtures/journal/exim-syslog.export");
+const MAINLOG: &[u8] = include_bytes!("../../fixtures/journal/exim-syslog.mainlog");
+
+/// Everything a source sends.
+#[derive(Default)]
+struct Collected(Vec<Item>);
+
+impl ItemSink for Collected {
+    fn send(&mut self, item: Item) -> bool {
+        self.0.push(item);
+        true
+    }
+}
+
+impl Collected {
+    fn lines(&self) -> Vec<&LineItem> {
+        self.0
+            .iter()
+            .filter_map(|item| match item {
+                Item::Line(line) => Some(line),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn gaps(&self) -> Vec<&GapItem> {
+        self.0
+            .iter()
+            .filter_map(|item| match item {
+                Item::Gap(gap) => Some(gap),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A directory with `export` as the journal, and a journalctl that prints
+/// it and records its arguments in `args`.
+struct FakeJournal {
+    dir: tempfile::TempDir,
+}
+
+impl FakeJournal {
+    fn new(export: &[u8]) -> Self {
+        Self::pausing(export, 0.0)
+    }
+
+    /// One that pauses `pause` seconds after its first entry, longer than a
+    /// poll waits: the source sees the pieces of a split line in two polls.
+    fn pausing(export: &[u8], pause: f64) -> Self {
+        let dir = tempfile::TempDir::new().unwrap();
+        std::fs::write(dir.path().join("export"), export).unwrap();
+        let script = dir.path().join("journalctl");
+        std::fs::write(
+            &script,
+            format!(
+                r#"#!/bin/sh
+printf '%s\n' "$@" >"{dir}/args"
+cursor=
+for argument in "$@"; do
+  case $argument in --cursor=*) cursor=${{argument#--cursor=}} ;; esac
+done
+awk -v cursor="$cursor" 'BEGIN {{ RS = ""; ORS = "\n\n"; found = 0 }}
+  {{ entries[NR] = $0; if (cursor != "" && index($0, "__CURSOR=" cursor "\n") == 1) found = NR }}
+  END {{ for (n = (found ? found : 1); n <= NR; n++) {{
+    print entries[n]; fflush(); if (n == (found ? found : 1)) system("sleep {pause}") }} }}' "{dir}/export"
+"#,
+                dir = dir.path().display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        FakeJournal { dir }
+    }
+
+    fn settings(&self) -> JournalSettings {
+        JournalSettings {
+            identifier: "exim".to_owned(),
+            unit: None,
+            directory: None,
+            max_line_bytes: 1 << 20,
+            program: self.dir.path().join("journalctl"),
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("args"))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Reads to the end from `start`.
+    fn read(&self, start: JournalStart, window: Window) -> Collected {
+        let mut source = JournalSource::new(self.settings(), start, window, false);
+        let mut collected = Collected::default();
+        while !source.finished() {
+            source.poll(&mut collected).unwrap();
+        }
+        collected
+    }
+}
+
+fn mainlog_lines() -> Vec<Vec<u8>> {
+    MAINLOG
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn start_after(line: &LineItem) -> JournalStart {
+    JournalStart {
+        offset: line.end,
+        position: Some(line.journal_position.as_deref().unwrap().to_vec()),
+    }
+}
+
+#[test]
+fn reads_exims_lines_with_the_safe_journalctl_arguments() {
+    let journal = FakeJournal::new(EXPORT);
+    let collected = journal.read(JournalStart::default(), Window::default());
+    let lines: Vec<Vec<u8>> = collected.lines().iter().map(|l| l.bytes.clone()).collect();
+    assert_eq!(lines, mainlog_lines());
+    assert!(collected.gaps().is_empty());
+    let args = journal.args();
+    for expected in [
+        "--output=export",
+        "--merge",
+        "--all",
+        "PRIORITY=6",
+        "SYSLOG_IDENTIFIER=exim",
+    ] {
+        assert!(args.iter().any(|a| a == expected), "{expected} in {args:?}");
+    }
+    assert!(
+        !args.iter().any(|a| a.starts_with("--after-cursor")),
+        "{args:?}"
+    );
+    // Offsets count the bytes of the lines, as a file's would.
+    let last = collected.lines().last().unwrap().end;
+    assert_eq!(last, MAINLOG.len() as u64);
+}
+
+#[test]
+fn resuming_at_any_line_stores_every_later_line_once() {
+    let journal = FakeJournal::new(EXPORT);
+    let all = journal.read(JournalStart::default(), Window::default());
+    let all_lines = all.lines();
+    let expected = mainlog_lines();
+    // Every position, those inside a split line and inside an entry that
+    // made two lines included.
+    for (index, line) in all_lines.iter().enumerate() {
+        let resumed = journal.read(start_after(line), Window::default());
+        assert!(
+            resumed.gaps().is_empty(),
+            "a gap resuming after line {index}"
+        );
+        let mut lines: Vec<Vec<u8>> = expected[..=index].to_vec();
+        lines.extend(resumed.lines().iter().map(|l| l.bytes.clone()));
+        let text = |lines: &[Vec<u8>]| -> Vec<String> {
+            lines
+                .iter()
+                .map(|l| String::from_utf8_lossy(&l[..l.len().min(60)]).into_owned())
+                .collect()
+        };
+        assert!(
+            lines == expected,
+            "resuming after line {index} (position {:?}):\n{:#?}\nexpected\n{:#?}",
+            String::from_utf8_lossy(line.journal_position.as_deref().unwrap()),
+            text(&lines[..lines.len().min(6)]),
+            text(&expected[..6])
+        );
+        if let Some(first) = resumed.lines().first() {
+            assert_eq!(first.start, line.end, "offsets go on after line {index}");
+        }
+        assert!(journal.args().iter().any(|a| a.starts_with("--cursor=")));
+    }
+}
+
+#[test]
+fn a_cursor_whose_entries_were_vacuumed_is_a_gap_then_the_rest() {
+    let journal = FakeJournal::new(EXPORT);
+    let all = journal.read(JournalStart::default(), Window::default());
+    let stored = all.lines()[9];
+    // The journal loses its first 40 entries (the stored cursor's among them).
+    let text = std::str::from_utf8(EXPORT).unwrap();
+    let kept: Vec<&str> = text
+        .split("\n\n")
+        .filter(|e| !e.is_empty())
+        .skip(40)
+        .collect();
+    let vacuumed = FakeJournal::new(format!("{}\n\n", kept.join("\n\n")).as_bytes());
+    let resumed = vacuumed.read(start_after(stored), Window::default());
+    let gaps = resumed.gaps();
+    assert_eq!(gaps.len(), 1);
+    assert!(
+        gaps[0].reason.contains("no longer holds"),
+        "{}",
+        gaps[0].reason
+    );
+    assert!(matches!(resumed.0[0], Item::Gap(_)), "the gap comes first");
+    let resumed_lines = resumed.lines();
+    assert!(!resumed_lines.is_empty());
+    let expected = mainlog_lines();
+    let tail: Vec<Vec<u8>> = resumed_lines.iter().map(|l| l.bytes.clone()).collect();
+    assert!(
+        expected.ends_with(&tail),
+        "the lines left are Exim's last ones"
+    );
+    assert!(tail.len() < expected.len() - 10);
+}
+
+#[test]
+fn since_and_until_go_to_journalctl_when_nothing_was_read() {
+    let journal = FakeJournal::new(EXPORT);
+    journal.read(
+        JournalStart::default(),
+        Window {
+            since: Some("2026-12-01 00:00".to_owned()),
+            until: Some("2026-12-02 00:00".to_owned()),
+        },
+    );
+    let args = journal.args();
+    assert!(
+        args.contains(&"--since=2026-12-01 00:00".to_owned()),
+        "{args:?}"
+    );
+    assert!(
+        args.contains(&"--until=2026-12-02 00:00".to_owned()),
+        "{args:?}"
+    );
+    assert!(!args.contains(&"--follow".to_owned()));
+}
+
+#[test]
+fn a_backlog_line_split_across_two_polls_is_whole() {
+    // The fixture's first line is cut into two pieces; the pause falls
+    // between them. The pieces are old: the wall clock must not age them.
+    let journal = FakeJournal::pausing(EXPORT, 0.5);
+    let collected = journal.read(JournalStart::default(), Window::default());
+    let lines: Vec<Vec<u8>> = collected.lines().iter().map(|l| l.bytes.clone()).collect();
+    assert_eq!(lines, mainlog_lines());
+}

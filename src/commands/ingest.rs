@@ -46,16 +46,8 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
             .await?;
     }
     let handle = StoreHandle::new(store);
-    let settings = WriterSettings::from_config(config, Some(MAX_ATTEMPTS_PER_BATCH));
-    let (sender, receiver) = channel::for_config(&config.ingest);
     // The command drops and builds the indexes itself, around the writer.
-    let writer = writer::start(
-        handle.clone(),
-        receiver,
-        settings,
-        Box::new(NoProgress),
-        writer::Indexes::Kept,
-    );
+    let (sender, writer) = start_writer(config, &handle);
     let reading = read_all(
         files.to_vec(),
         positions,
@@ -92,15 +84,7 @@ pub async fn journal(config: &Config, window: crate::journal::Window) -> Result<
     let handle = StoreHandle::new(store::connect(&config.database).await?);
     let start = crate::daemon::journal_start(&handle, &settings).await?;
     let started = Instant::now();
-    let writer_settings = WriterSettings::from_config(config, Some(MAX_ATTEMPTS_PER_BATCH));
-    let (sender, receiver) = channel::for_config(&config.ingest);
-    let writer = writer::start(
-        handle.clone(),
-        receiver,
-        writer_settings,
-        Box::new(NoProgress),
-        writer::Indexes::Kept,
-    );
+    let (sender, writer) = start_writer(config, &handle);
     let described = settings.describe();
     let reading = tokio::task::spawn_blocking(move || -> Result<(u64, u64)> {
         let mut source = crate::journal::JournalSource::new(settings, start, window, false);
@@ -137,6 +121,20 @@ pub async fn journal(config: &Config, window: crate::journal::Window) -> Result<
     )?;
     out.flush()?;
     Ok(())
+}
+
+/// The writer of a command: retries a batch a bounded number of times, and
+/// leaves the indexes to the command.
+fn start_writer(config: &Config, handle: &StoreHandle) -> (LineSender, writer::Started) {
+    let (sender, receiver) = channel::for_config(&config.ingest);
+    let writer = writer::start(
+        handle.clone(),
+        receiver,
+        WriterSettings::from_config(config, Some(MAX_ATTEMPTS_PER_BATCH)),
+        Box::new(NoProgress),
+        writer::Indexes::Kept,
+    );
+    (sender, writer)
 }
 
 /// Reads `files` in order on a blocking thread, sending every line, then

@@ -10,38 +10,7 @@ use super::*;
 const EXPORT: &[u8] = include_bytes!("../../fixtures/journal/exim-syslog.export");
 const MAINLOG: &[u8] = include_bytes!("../../fixtures/journal/exim-syslog.mainlog");
 
-/// Everything a source sends.
-#[derive(Default)]
-struct Collected(Vec<Item>);
-
-impl ItemSink for Collected {
-    fn send(&mut self, item: Item) -> bool {
-        self.0.push(item);
-        true
-    }
-}
-
-impl Collected {
-    fn lines(&self) -> Vec<&LineItem> {
-        self.0
-            .iter()
-            .filter_map(|item| match item {
-                Item::Line(line) => Some(line),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn gaps(&self) -> Vec<&GapItem> {
-        self.0
-            .iter()
-            .filter_map(|item| match item {
-                Item::Gap(gap) => Some(gap),
-                _ => None,
-            })
-            .collect()
-    }
-}
+use crate::pipeline::source::Collected;
 
 /// A directory with `export` as the journal, and a journalctl that prints
 /// it and records its arguments in `args`.
@@ -111,6 +80,15 @@ awk -v cursor="$cursor" 'BEGIN {{ RS = ""; ORS = "\n\n"; found = 0 }}
     }
 }
 
+/// The bytes of the lines collected.
+fn bytes(collected: &Collected) -> Vec<Vec<u8>> {
+    collected
+        .line_items()
+        .iter()
+        .map(|l| l.bytes.clone())
+        .collect()
+}
+
 fn mainlog_lines() -> Vec<Vec<u8>> {
     MAINLOG
         .split(|&b| b == b'\n')
@@ -130,7 +108,7 @@ fn start_after(line: &LineItem) -> JournalStart {
 fn reads_exims_lines_with_the_safe_journalctl_arguments() {
     let journal = FakeJournal::new(EXPORT);
     let collected = journal.read(JournalStart::default(), Window::default());
-    let lines: Vec<Vec<u8>> = collected.lines().iter().map(|l| l.bytes.clone()).collect();
+    let lines: Vec<Vec<u8>> = bytes(&collected);
     assert_eq!(lines, mainlog_lines());
     assert!(collected.gaps().is_empty());
     let args = journal.args();
@@ -148,7 +126,7 @@ fn reads_exims_lines_with_the_safe_journalctl_arguments() {
         "{args:?}"
     );
     // Offsets count the bytes of the lines, as a file's would.
-    let last = collected.lines().last().unwrap().end;
+    let last = collected.line_items().last().unwrap().end;
     assert_eq!(last, MAINLOG.len() as u64);
 }
 
@@ -156,7 +134,7 @@ fn reads_exims_lines_with_the_safe_journalctl_arguments() {
 fn resuming_at_any_line_stores_every_later_line_once() {
     let journal = FakeJournal::new(EXPORT);
     let all = journal.read(JournalStart::default(), Window::default());
-    let all_lines = all.lines();
+    let all_lines = all.line_items();
     let expected = mainlog_lines();
     // Every position, those inside a split line and inside an entry that
     // made two lines included.
@@ -167,7 +145,7 @@ fn resuming_at_any_line_stores_every_later_line_once() {
             "a gap resuming after line {index}"
         );
         let mut lines: Vec<Vec<u8>> = expected[..=index].to_vec();
-        lines.extend(resumed.lines().iter().map(|l| l.bytes.clone()));
+        lines.extend(resumed.line_items().iter().map(|l| l.bytes.clone()));
         let text = |lines: &[Vec<u8>]| -> Vec<String> {
             lines
                 .iter()
@@ -181,7 +159,7 @@ fn resuming_at_any_line_stores_every_later_line_once() {
             text(&lines[..lines.len().min(6)]),
             text(&expected[..6])
         );
-        if let Some(first) = resumed.lines().first() {
+        if let Some(first) = resumed.line_items().first() {
             assert_eq!(first.start, line.end, "offsets go on after line {index}");
         }
         assert!(journal.args().iter().any(|a| a.starts_with("--cursor=")));
@@ -192,7 +170,7 @@ fn resuming_at_any_line_stores_every_later_line_once() {
 fn a_cursor_whose_entries_were_vacuumed_is_a_gap_then_the_rest() {
     let journal = FakeJournal::new(EXPORT);
     let all = journal.read(JournalStart::default(), Window::default());
-    let stored = all.lines()[9];
+    let stored = all.line_items()[9];
     // The journal loses its first 40 entries (the stored cursor's among them).
     let text = std::str::from_utf8(EXPORT).unwrap();
     let kept: Vec<&str> = text
@@ -210,7 +188,7 @@ fn a_cursor_whose_entries_were_vacuumed_is_a_gap_then_the_rest() {
         gaps[0].reason
     );
     assert!(matches!(resumed.0[0], Item::Gap(_)), "the gap comes first");
-    let resumed_lines = resumed.lines();
+    let resumed_lines = resumed.line_items();
     assert!(!resumed_lines.is_empty());
     let expected = mainlog_lines();
     let tail: Vec<Vec<u8>> = resumed_lines.iter().map(|l| l.bytes.clone()).collect();
@@ -249,6 +227,6 @@ fn a_backlog_line_split_across_two_polls_is_whole() {
     // between them. The pieces are old: the wall clock must not age them.
     let journal = FakeJournal::pausing(EXPORT, 0.5);
     let collected = journal.read(JournalStart::default(), Window::default());
-    let lines: Vec<Vec<u8>> = collected.lines().iter().map(|l| l.bytes.clone()).collect();
+    let lines: Vec<Vec<u8>> = bytes(&collected);
     assert_eq!(lines, mainlog_lines());
 }

@@ -124,3 +124,41 @@ impl TailMarker {
         &self.bytes[..self.len]
     }
 }
+
+/// A sink that keeps what a source sends, for the sources' tests.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub struct Collected(pub Vec<Item>);
+
+#[cfg(test)]
+impl ItemSink for Collected {
+    fn send(&mut self, item: Item) -> bool {
+        self.0.push(item);
+        true
+    }
+}
+
+#[cfg(test)]
+impl Collected {
+    /// The lines sent, in order.
+    pub fn line_items(&self) -> Vec<&super::item::LineItem> {
+        self.0
+            .iter()
+            .filter_map(|item| match item {
+                Item::Line(line) => Some(line),
+                Item::Gap(_) | Item::Audit(_) => None,
+            })
+            .collect()
+    }
+
+    /// The gaps sent, in order.
+    pub fn gaps(&self) -> Vec<&super::item::GapItem> {
+        self.0
+            .iter()
+            .filter_map(|item| match item {
+                Item::Gap(gap) => Some(gap),
+                Item::Line(_) | Item::Audit(_) => None,
+            })
+            .collect()
+    }
+}

@@ -2,7 +2,6 @@
 //! directory: growth, rotation, copytruncate, truncation, resume.
 
 use super::*;
-use crate::pipeline::item::{GapItem, Item};
 use std::io::Write;
 
 fn read_all(path: &Path) -> Vec<u8> {
@@ -10,36 +9,15 @@ fn read_all(path: &Path) -> Vec<u8> {
 }
 
 /// Collects items as a writer would receive them.
-#[derive(Default)]
-struct Collect(Vec<Item>);
+type Collect = crate::pipeline::source::Collected;
 
-impl ItemSink for Collect {
-    fn send(&mut self, item: Item) -> bool {
-        self.0.push(item);
-        true
-    }
-}
-
-impl Collect {
-    fn lines(&self) -> Vec<String> {
-        self.0
-            .iter()
-            .filter_map(|item| match item {
-                Item::Line(line) => Some(String::from_utf8_lossy(&line.bytes).into_owned()),
-                Item::Gap(_) | Item::Audit(_) => None,
-            })
-            .collect()
-    }
-
-    fn gaps(&self) -> Vec<&GapItem> {
-        self.0
-            .iter()
-            .filter_map(|item| match item {
-                Item::Gap(gap) => Some(gap),
-                Item::Line(_) | Item::Audit(_) => None,
-            })
-            .collect()
-    }
+/// The lines collected, as text.
+fn lines(collected: &Collect) -> Vec<String> {
+    collected
+        .line_items()
+        .iter()
+        .map(|line| String::from_utf8_lossy(&line.bytes).into_owned())
+        .collect()
 }
 
 fn settings() -> FollowSettings {
@@ -82,10 +60,10 @@ fn poll_until_quiet(follower: &mut Follower, sink: &mut Collect) {
 #[test]
 fn follows_growth_and_holds_a_partial_line() {
     let (_dir, log, mut follower, mut sink) = following("one\ntw");
-    assert_eq!(sink.lines(), ["one"]);
+    assert_eq!(lines(&sink), ["one"]);
     append(&log, "o\nthree\n");
     poll_until_quiet(&mut follower, &mut sink);
-    assert_eq!(sink.lines(), ["one", "two", "three"]);
+    assert_eq!(lines(&sink), ["one", "two", "three"]);
 }
 
 #[test]
@@ -96,7 +74,7 @@ fn rename_rotation_drains_the_old_file_then_reads_the_new_one() {
     append(&dir.path().join("mainlog.1"), "a2\nlast-without-newline");
     append(&log, "b1\n");
     poll_until_quiet(&mut follower, &mut sink);
-    assert_eq!(sink.lines(), ["a1", "a2", "last-without-newline", "b1"]);
+    assert_eq!(lines(&sink), ["a1", "a2", "last-without-newline", "b1"]);
 }
 
 #[test]
@@ -106,7 +84,7 @@ fn copytruncate_takes_unread_bytes_from_the_copy() {
     std::fs::write(dir.path().join("mainlog.1"), read_all(&log)).unwrap();
     std::fs::write(&log, "d1\n").unwrap();
     poll_until_quiet(&mut follower, &mut sink);
-    assert_eq!(sink.lines(), ["c1", "c2", "c3", "d1"]);
+    assert_eq!(lines(&sink), ["c1", "c2", "c3", "d1"]);
     assert!(sink.gaps().is_empty());
 }
 
@@ -120,7 +98,7 @@ fn truncation_without_a_copy_is_a_gap() {
     }
     std::fs::write(&log, "f1\n").unwrap();
     poll_until_quiet(&mut follower, &mut sink);
-    assert_eq!(sink.lines(), ["e1", "f1"]);
+    assert_eq!(lines(&sink), ["e1", "f1"]);
     let gaps = sink.gaps();
     assert_eq!(gaps.len(), 1);
     assert_eq!((gaps[0].start, gaps[0].end), (3, Some(10)));
@@ -133,7 +111,7 @@ fn truncated_and_regrown_between_polls_is_detected_by_the_marker() {
     std::fs::write(&log, "h1 a new first line, longer\nh2\n").unwrap();
     poll_until_quiet(&mut follower, &mut sink);
     assert_eq!(
-        sink.lines(),
+        lines(&sink),
         ["g1 old line", "h1 a new first line, longer", "h2"]
     );
 }
@@ -151,7 +129,7 @@ fn delete_and_recreate_and_a_missing_path() {
     poll_until_quiet(&mut follower, &mut sink);
     append(&log, "j1\n");
     poll_until_quiet(&mut follower, &mut sink);
-    assert_eq!(sink.lines(), ["i1", "j1"]);
+    assert_eq!(lines(&sink), ["i1", "j1"]);
 }
 
 #[test]
@@ -185,7 +163,7 @@ fn resume_finishes_generations_rotated_while_stopped_including_gzip() {
     let mut follower = Follower::new(log.clone(), settings(), positions);
     follower.resume(latest, &mut sink).unwrap();
     poll_until_quiet(&mut follower, &mut sink);
-    assert_eq!(sink.lines(), ["k1", "k2", "k3", "l1", "l2", "m1"]);
+    assert_eq!(lines(&sink), ["k1", "k2", "k3", "l1", "l2", "m1"]);
     assert!(sink.gaps().is_empty());
 }
 
@@ -212,7 +190,7 @@ fn a_generation_gone_while_stopped_is_a_gap() {
         )
         .unwrap();
     poll_until_quiet(&mut follower, &mut sink);
-    assert_eq!(sink.lines(), ["n1"]);
+    assert_eq!(lines(&sink), ["n1"]);
     let gaps = sink.gaps();
     assert_eq!(gaps.len(), 1);
     assert_eq!((gaps[0].start, gaps[0].end), (500, None));

@@ -211,13 +211,10 @@ impl JournalSource {
 
     fn command(&self) -> Command {
         let mut command = Command::new(&self.settings.program);
-        command.args([
-            "--output=export",
-            "--all",
-            "--merge",
-            "--no-pager",
-            "--quiet",
-        ]);
+        // Not --quiet: run by a user outside systemd-journal and adm,
+        // journalctl reads only that user's entries, and its hint saying so
+        // (logged as a warning) is the only sign.
+        command.args(["--output=export", "--all", "--merge", "--no-pager"]);
         if self.follow {
             command.args(["--follow", "--no-tail"]);
         }

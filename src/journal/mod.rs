@@ -239,6 +239,7 @@ impl JournalSource {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        end_with_parent(&mut command);
         command
     }
 
@@ -463,6 +464,23 @@ impl LineSource for JournalSource {
         _sink: &mut dyn ItemSink,
     ) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// Has the child killed when the thread that started it ends, so that a
+/// daemon killed with SIGKILL outside systemd (which would stop the whole
+/// cgroup) leaves no journalctl following the journal behind.
+#[allow(unsafe_code)] // prctl(2) between fork and exec
+fn end_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches only this child.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 

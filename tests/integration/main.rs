@@ -12,6 +12,7 @@ mod exim_rotation;
 mod faults;
 mod hostile;
 mod ingest;
+mod journal;
 mod model;
 mod parser;
 mod query;

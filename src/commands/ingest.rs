@@ -30,12 +30,7 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
         drop(super::open_input(path, 0)?);
     }
     let store = store::connect(&config.database).await?;
-    let positions = store
-        .with_conn("load read positions", |conn| {
-            store::repo::source_positions(conn)
-        })
-        .await?;
-    let positions = Positions::from_rows(&positions);
+    let positions = Positions::from_rows(&store.source_positions().await?);
     let started = Instant::now();
     let bulk = is_bulk(&config.database.path, files);
     if bulk {
@@ -81,8 +76,9 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
 /// continues from there.
 pub async fn journal(config: &Config, window: crate::journal::Window) -> Result<()> {
     let settings = crate::journal::JournalSettings::from_config(config);
-    let handle = StoreHandle::new(store::connect(&config.database).await?);
-    let start = crate::daemon::journal_start(&handle, &settings).await?;
+    let store = store::connect(&config.database).await?;
+    let start = crate::journal::JournalStart::find(&store.source_positions().await?, &settings);
+    let handle = StoreHandle::new(store);
     let started = Instant::now();
     let (sender, writer) = start_writer(config, &handle);
     let described = settings.describe();

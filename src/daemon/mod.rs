@@ -34,6 +34,7 @@ use crate::pipeline::channel::{self, LineSender};
 use crate::pipeline::item::Item;
 use crate::pipeline::source::LineSource;
 use crate::pipeline::writer::{self, WriteTotals, WriterSettings};
+use crate::store::repo::SourcePosition;
 use crate::store::{self, StoreError, StoreHandle};
 use crate::tail::file_source::FileSource;
 use crate::tail::follower::{FollowSettings, Follower, LastRead};
@@ -103,16 +104,17 @@ impl Running {
         let handle = StoreHandle::new(store::connect(&config.database).await?);
         let follow_settings = FollowSettings::new(config.ingest.max_line_bytes);
         let (poll_active, poll_idle) = (follow_settings.poll_active, follow_settings.poll_idle);
+        let stored = handle.current().source_positions().await?;
         let (source, indexes): (Box<dyn LineSource>, _) = match config.log.source {
             LogSource::File => {
-                let (positions, latest) = load_positions(&handle, &config).await?;
+                let (positions, latest) = file_positions(&stored, &config);
                 let indexes = catch_up_indexes(&handle, &config, latest.as_ref()).await?;
                 let follower = Follower::new(config.log.path.clone(), follow_settings, positions);
                 (Box::new(FileSource::new(follower, latest)), indexes)
             }
             LogSource::Journal => {
                 let settings = JournalSettings::from_config(&config);
-                let start = journal_start(&handle, &settings).await?;
+                let start = JournalStart::find(&stored, &settings);
                 let source = JournalSource::new(settings, start, journal::Window::default(), true);
                 (Box::new(source), writer::Indexes::Kept)
             }
@@ -248,40 +250,9 @@ pub(crate) fn source_name(config: &Config) -> String {
     }
 }
 
-/// Where the journal source stands: its stored read position, if any.
-pub(crate) async fn journal_start(
-    handle: &StoreHandle,
-    settings: &JournalSettings,
-) -> Result<JournalStart> {
-    let rows = handle
-        .current()
-        .with_conn("load read positions", |conn| {
-            store::repo::source_positions(conn)
-        })
-        .await?;
-    let name = settings.describe();
-    Ok(rows
-        .into_iter()
-        .find(|row| row.path == name)
-        .map(|row| JournalStart {
-            offset: row.byte_offset,
-            position: Some(row.tail_marker),
-        })
-        .unwrap_or_default())
-}
-
-/// The stored read positions, and the newest one of the configured log
-/// (where a restart resumes).
-async fn load_positions(
-    handle: &StoreHandle,
-    config: &Config,
-) -> Result<(Positions, Option<LastRead>)> {
-    let rows = handle
-        .current()
-        .with_conn("load read positions", |conn| {
-            store::repo::source_positions(conn)
-        })
-        .await?;
+/// The stored positions as the file follower keeps them, and the newest
+/// one of the configured log (where a restart resumes).
+fn file_positions(rows: &[SourcePosition], config: &Config) -> (Positions, Option<LastRead>) {
     let live_path = config.log.path.display().to_string();
     let latest = rows
         .iter()
@@ -294,7 +265,7 @@ async fn load_positions(
                 committed_ms: row.updated_ms,
             })
         });
-    Ok((Positions::from_rows(&rows), latest))
+    (Positions::from_rows(rows), latest)
 }
 
 /// A backlog this large at start, and large beside the database, is read

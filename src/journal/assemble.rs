@@ -308,27 +308,9 @@ fn local_timestamp(time_us: u64) -> String {
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are valid for the call; the result is checked.
     let converted = unsafe { libc::localtime_r(&seconds, &mut tm) };
-    if converted.is_null() {
-        // No time zone to be had: UTC, rather than no time.
-        let days = i64::try_from(time_us / 86_400_000_000).unwrap_or(0);
-        let (year, month, day) = crate::parse::civil_from_days(days);
-        let second = time_us / 1_000_000 % 86_400;
-        return format!(
-            "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-            second / 3600,
-            second / 60 % 60,
-            second % 60
-        );
-    }
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
-    )
+    // Without a time zone to be had, UTC rather than no time.
+    let offset = if converted.is_null() { 0 } else { tm.tm_gmtoff };
+    crate::parse::format_seconds(seconds.saturating_add(offset))
 }
 
 fn hex(bytes: &[u8]) -> String {

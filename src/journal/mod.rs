@@ -28,7 +28,9 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
-pub use assemble::{Assembler, cursor_time_us, same_entry};
+use assemble::{cursor_time_us, same_entry};
+
+pub use assemble::Assembler;
 pub use export::{JournalEntry, read_entry};
 
 use crate::pipeline::item::{GapItem, Item, LineItem, SourceInfo};
@@ -41,8 +43,6 @@ pub struct JournalSettings {
     pub identifier: String,
     /// When set, entries of this unit (`_SYSTEMD_UNIT`) instead.
     pub unit: Option<String>,
-    /// Read journal files from this directory instead of the system's.
-    pub directory: Option<std::path::PathBuf>,
     /// Lines longer than this are stored cut, with their real length.
     pub max_line_bytes: usize,
     /// The journalctl to run (tests give a stand-in).
@@ -55,34 +55,22 @@ impl JournalSettings {
         JournalSettings {
             identifier: config.log.journal_identifier.clone(),
             unit: config.log.journal_unit.clone(),
-            directory: None,
             max_line_bytes: config.ingest.max_line_bytes,
             program: std::path::PathBuf::from("journalctl"),
         }
     }
 
-    /// The journalctl match arguments: Exim's main log is priority info
-    /// (its reject log is notice and its panic log alert; with Exim's
-    /// default `syslog_duplication`, a rejection is logged at both).
-    fn matches(&self) -> Vec<String> {
-        let mut matches = vec!["PRIORITY=6".to_owned()];
+    /// Which of the journal's entries are Exim's, as a journalctl match.
+    fn exim_match(&self) -> String {
         match &self.unit {
-            Some(unit) => matches.push(format!("_SYSTEMD_UNIT={unit}")),
-            None => matches.push(format!("SYSLOG_IDENTIFIER={}", self.identifier)),
+            Some(unit) => format!("_SYSTEMD_UNIT={unit}"),
+            None => format!("SYSLOG_IDENTIFIER={}", self.identifier),
         }
-        matches
     }
 
     /// The name the source is stored under (its `log_sources` path).
     pub fn describe(&self) -> String {
-        let matched = match &self.unit {
-            Some(unit) => format!("_SYSTEMD_UNIT={unit}"),
-            None => format!("SYSLOG_IDENTIFIER={}", self.identifier),
-        };
-        match &self.directory {
-            Some(directory) => format!("journal:{matched} in {}", directory.display()),
-            None => format!("journal:{matched}"),
-        }
+        format!("journal:{}", self.exim_match())
     }
 
     /// The source's identity: its description (one journal source per
@@ -105,6 +93,22 @@ pub struct JournalStart {
     pub offset: u64,
     /// The stored position ([`Assembler::position`]), if it was read before.
     pub position: Option<Vec<u8>>,
+}
+
+impl JournalStart {
+    /// The stored position of `settings`' source among the stored ones
+    /// (from the beginning when it was never read).
+    pub fn find(stored: &[crate::store::repo::SourcePosition], settings: &JournalSettings) -> Self {
+        let name = settings.describe();
+        stored
+            .iter()
+            .find(|row| row.path == name)
+            .map(|row| JournalStart {
+                offset: row.byte_offset,
+                position: Some(row.tail_marker.clone()),
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// What one read of the journal is bounded by, for `ingest`.
@@ -218,9 +222,6 @@ impl JournalSource {
         if self.follow {
             command.args(["--follow", "--no-tail"]);
         }
-        if let Some(directory) = &self.settings.directory {
-            command.arg(format!("--directory={}", directory.display()));
-        }
         match &self.resume {
             Some((cursor, _)) => {
                 command.arg(format!("--cursor={cursor}"));
@@ -234,7 +235,10 @@ impl JournalSource {
         if let Some(until) = &self.window.until {
             command.arg(format!("--until={until}"));
         }
-        command.args(self.settings.matches());
+        // Exim's main log is priority info (its reject log is notice and its
+        // panic log alert; with Exim's default `syslog_duplication`, a
+        // rejection is logged at both).
+        command.args(["PRIORITY=6".to_owned(), self.settings.exim_match()]);
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -519,13 +523,5 @@ mod tests;
 
 /// µs since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
 fn format_us(time_us: u64) -> String {
-    let days = i64::try_from(time_us / 86_400_000_000).unwrap_or(0);
-    let (year, month, day) = crate::parse::civil_from_days(days);
-    let second = time_us / 1_000_000 % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        second / 3600,
-        second / 60 % 60,
-        second % 60
-    )
+    crate::parse::format_seconds(i64::try_from(time_us / 1_000_000).unwrap_or(i64::MAX))
 }

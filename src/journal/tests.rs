@@ -55,7 +55,6 @@ awk -v cursor="$cursor" 'BEGIN {{ RS = ""; ORS = "\n\n"; found = 0 }}
         JournalSettings {
             identifier: "exim".to_owned(),
             unit: None,
-            directory: None,
             max_line_bytes: 1 << 20,
             program: self.dir.path().join("journalctl"),
         }

@@ -30,6 +30,19 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// Seconds since 1970 as `YYYY-MM-DD HH:MM:SS`, the form of Exim's
+/// timestamps.
+pub fn format_seconds(seconds: i64) -> String {
+    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+    let time = seconds.rem_euclid(86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        time / 3600,
+        time / 60 % 60,
+        time % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +56,12 @@ mod tests {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m as u8, d as u8), days);
         }
+    }
+
+    #[test]
+    fn seconds_format_as_exim_writes_them() {
+        assert_eq!(format_seconds(0), "1970-01-01 00:00:00");
+        assert_eq!(format_seconds(1_709_251_199), "2024-02-29 23:59:59");
+        assert_eq!(format_seconds(-1), "1969-12-31 23:59:59");
     }
 }

@@ -22,7 +22,7 @@ mod prefix;
 mod render;
 mod session;
 
-pub use calendar::civil_from_days;
+pub use calendar::{civil_from_days, format_seconds};
 pub use entry::{
     AddressPart, Delivery, DeliveryFlag, Entry, Event, EximDuration, Host, MessageId, Prefix,
     Reception, Rejection, Session, SmtpCode, Stage, Timestamp, Tls,

@@ -250,16 +250,7 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// Formats log-clock milliseconds as `YYYY-MM-DD HH:MM:SS`.
 pub fn format_ms(ms: i64) -> String {
-    let seconds = ms.div_euclid(1000);
-    let days = seconds.div_euclid(86_400);
-    let (year, month, day) = crate::parse::civil_from_days(days);
-    let time = seconds.rem_euclid(86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        time / 3600,
-        time / 60 % 60,
-        time % 60
-    )
+    crate::parse::format_seconds(ms.div_euclid(1000))
 }
 
 /// The steps of SQLite's plan for `sql`, its parameters unbound, for tests

@@ -193,6 +193,14 @@ impl Store {
         &self.path
     }
 
+    /// The stored read position of every source, newest first.
+    pub async fn source_positions(&self) -> Result<Vec<super::repo::SourcePosition>, StoreError> {
+        self.with_conn("load read positions", |conn| {
+            super::repo::source_positions(conn)
+        })
+        .await
+    }
+
     /// Runs `f` on a pooled connection on a blocking thread. A panic in `f`
     /// is re-raised here.
     pub async fn with_conn<T, F>(&self, operation: &'static str, f: F) -> Result<T, StoreError>

@@ -283,15 +283,7 @@ impl Generator {
     }
 
     fn timestamp(&self) -> String {
-        let days = self.clock.div_euclid(86_400);
-        let seconds = self.clock.rem_euclid(86_400);
-        let (year, month, day) = crate::parse::civil_from_days(days);
-        format!(
-            "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-            seconds / 3600,
-            seconds / 60 % 60,
-            seconds % 60
-        )
+        crate::parse::format_seconds(self.clock)
     }
 
     fn next_pid(&mut self) -> u32 {

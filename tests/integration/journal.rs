@@ -149,12 +149,16 @@ fn ingest_journal_then_run_hands_over_with_no_gap_and_no_duplicate() {
     let db = dir.path().join("x.db");
     let db_text = db.to_str().unwrap();
     let path = path_with(&bin);
-    let output = std::process::Command::new(crate::util::binary())
-        .args(["ingest", "--journal", "--db", db_text])
-        .env("PATH", &path)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    let ingest = || {
+        let output = std::process::Command::new(crate::util::binary())
+            .args(["ingest", "--journal", "--db", db_text])
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        output
+    };
+    let output = ingest();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("journal:SYSLOG_IDENTIFIER=exim: 45 entries read"),
@@ -162,12 +166,7 @@ fn ingest_journal_then_run_hands_over_with_no_gap_and_no_duplicate() {
     );
     assert_eq!(stored_lines(&db), lines_of(&all[..45]));
     // Nothing new: a second ingest starts at the stored cursor, adds nothing.
-    let again = std::process::Command::new(crate::util::binary())
-        .args(["ingest", "--journal", "--db", db_text])
-        .env("PATH", &path)
-        .output()
-        .unwrap();
-    assert!(again.status.success(), "{again:?}");
+    ingest();
     assert_eq!(stored_lines(&db), lines_of(&all[..45]));
 
     // The rest arrives; `run --journal` continues where ingest stopped.

@@ -112,6 +112,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the metrics for Prometheus once, read from the database, in
+    /// the text format the daemon serves on [metrics] listen and writes
+    /// to [metrics] textfile (without the daemon's own lag and health)
+    Metrics {
+        #[command(flatten)]
+        /// The database to read.
+        db: DbArg,
+    },
     /// Print stored raw lines byte for byte, in log order: exigrep from the
     /// database, or a lost day's log recovered
     Lines {
@@ -214,6 +222,7 @@ impl Command {
             Command::Trace { db, .. }
             | Command::Stats { db, .. }
             | Command::Stuck { db, .. }
+            | Command::Metrics { db }
             | Command::Lines { db, .. }
             | Command::Prune { db } => (None, false, db.db_path.clone()),
             Command::Parse { .. } | Command::Generate { .. } => (None, false, None),

@@ -71,6 +71,7 @@ pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -
         Command::Stuck {
             older_than, json, ..
         } => query::stuck(&config, &older_than, json),
+        Command::Metrics { .. } => query::metrics(&config),
         Command::Generate { what } => generate::stdout(what),
     }
 }

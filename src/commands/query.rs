@@ -114,6 +114,22 @@ pub fn stats(config: &Config, window: &WindowArgs, json: bool) -> Result<()> {
 }
 
 /// `exim-pilot stuck`
+/// `exim-pilot metrics`: the exposition once, from the database.
+pub fn metrics(config: &Config) -> Result<()> {
+    let conn = query::open(&config.database.path).map_err(usage)?;
+    let families = query::metrics::collect(
+        &conn,
+        &config.database.path,
+        config.metrics.stuck_after,
+        &query::metrics::Live::default(),
+    )
+    .map_err(|err| usage(err.into()))?;
+    let mut out = crate::output::stdout();
+    write!(out, "{}", query::metrics::encode(&families))?;
+    out.flush()?;
+    Ok(())
+}
+
 pub fn stuck(config: &Config, older_than: &str, json: bool) -> Result<()> {
     let age = humantime::parse_duration(older_than.trim()).map_err(|err| {
         Failure::new(

@@ -7,12 +7,16 @@ use std::path::PathBuf;
 use super::check::{
     BACKOFF_MAX, BACKOFF_MIN, BATCH_SIZE, BUSY_TIMEOUT, CHANNEL_CAPACITY, CONN_MAX_LIFETIME,
     Checker, FLIGHT_BYTES, FLUSH_INTERVAL, HEALTH_INTERVAL, HEALTH_TIMEOUT, MAX_IDLE_CONNS,
-    MAX_LINE_BYTES, MAX_OPEN_CONNS, POOL_WAIT_TIMEOUT, RETENTION_INTERVAL, days_kept,
+    MAX_LINE_BYTES, MAX_OPEN_CONNS, METRICS_INTERVAL, POOL_WAIT_TIMEOUT, RETENTION_INTERVAL,
+    STUCK_AFTER, days_kept,
 };
-use super::raw::{RawConfig, RawDatabase, RawHealth, RawIngest, RawLog, RawLogging, RawRetention};
+use super::raw::{
+    RawConfig, RawDatabase, RawHealth, RawIngest, RawLog, RawLogging, RawMetrics, RawRetention,
+};
 use super::{
     Config, ConfigError, DEFAULT_DATABASE_PATH, DatabaseConfig, HealthConfig, IngestConfig,
-    LogConfig, LogFormat, LogSource, LoggingConfig, Overrides, RetentionConfig, default_log_path,
+    LogConfig, LogFormat, LogSource, LoggingConfig, MetricsConfig, Overrides, RetentionConfig,
+    default_log_path,
 };
 
 impl Config {
@@ -30,6 +34,7 @@ impl Config {
         let health = health(&mut check, raw.health.unwrap_or_default());
         let logging = diagnostics(&mut check, raw.logging.unwrap_or_default());
         let retention = retention(&mut check, raw.retention.unwrap_or_default());
+        let metrics = metrics(&mut check, raw.metrics.unwrap_or_default());
         if !check.problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: source,
@@ -44,6 +49,7 @@ impl Config {
             health,
             logging,
             retention,
+            metrics,
         })
     }
 }
@@ -242,5 +248,66 @@ fn retention(check: &mut Checker, retention: RawRetention) -> RetentionConfig {
             retention.interval,
             RETENTION_INTERVAL,
         ),
+    }
+}
+
+/// `[metrics]`. Only the forms are checked here: whether the address can
+/// be bound and the textfile's directory written is for the daemon to
+/// find out (other commands read this file too, without those rights).
+fn metrics(check: &mut Checker, metrics: RawMetrics) -> MetricsConfig {
+    let listen = match metrics.listen.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => match text.parse::<std::net::SocketAddr>() {
+            Ok(address) if address.port() == 0 => {
+                check.problem(
+                    "[metrics] listen",
+                    format!("{text:?} has port 0; give the port Prometheus scrapes, such as 9353"),
+                );
+                None
+            }
+            Ok(address) => Some(address),
+            Err(_) => {
+                check.problem(
+                    "[metrics] listen",
+                    format!(
+                        "{text:?} is not an address and port such as \"127.0.0.1:9353\" or \"[::1]:9353\" \
+                         (\"\" serves no metrics)"
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let textfile = match metrics.textfile.as_deref() {
+        None | Some("") => None,
+        Some(text) => {
+            let path = PathBuf::from(text);
+            if !check.nul_free("[metrics] textfile", &path) {
+                None
+            } else if !path.is_absolute() {
+                check.problem(
+                    "[metrics] textfile",
+                    format!("must be an absolute path, got {text:?}"),
+                );
+                None
+            } else if path.extension().is_none_or(|e| e != "prom") || path.file_name().is_none() {
+                check.problem(
+                    "[metrics] textfile",
+                    format!(
+                        "must name a file ending in .prom (node_exporter's textfile collector \
+                         reads only those), got {text:?}"
+                    ),
+                );
+                None
+            } else {
+                Some(path)
+            }
+        }
+    };
+    MetricsConfig {
+        listen,
+        textfile,
+        interval: check.duration("[metrics] interval", metrics.interval, METRICS_INTERVAL),
+        stuck_after: check.duration("[metrics] stuck_after", metrics.stuck_after, STUCK_AFTER),
     }
 }

@@ -113,6 +113,17 @@ pub(super) const RETENTION_INTERVAL: Range<Duration> = Range {
     min: secs(1),
     max: secs(30 * 86_400),
 };
+pub(super) const METRICS_INTERVAL: Range<Duration> = Range {
+    default: secs(15),
+    min: secs(1),
+    max: secs(3600),
+};
+/// The same default as `exim-pilot stuck --older-than`.
+pub(super) const STUCK_AFTER: Range<Duration> = Range {
+    default: secs(4 * 3600),
+    min: secs(60),
+    max: secs(365 * 86_400),
+};
 /// Days kept: 0 keeps forever; a century is the most that means anything.
 pub(super) const fn days_kept(default: i64) -> Range<i64> {
     Range {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use raw::RawConfig;
-use raw::{RawDatabase, RawHealth, RawIngest, RawLog, RawLogging, RawRetention};
+use raw::{RawDatabase, RawHealth, RawIngest, RawLog, RawLogging, RawMetrics, RawRetention};
 
 /// Where the packages install the configuration file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/exim-pilot/exim-pilot.toml";
@@ -49,6 +49,23 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// `[retention]`
     pub retention: RetentionConfig,
+    /// `[metrics]`
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: where the daemon exposes its metrics, if anywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// The address `/metrics` is served on; `None` (the default) serves
+    /// nothing, so the hardened unit needs no network.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The file for node_exporter's textfile collector, written anew
+    /// every `interval`; `None` writes none.
+    pub textfile: Option<PathBuf>,
+    /// How often the textfile is written.
+    pub interval: Duration,
+    /// How long a recipient waits before it counts as stuck.
+    pub stuck_after: Duration,
 }
 
 /// `[retention]`: days each kind of row is kept; 0 keeps it forever.
@@ -351,6 +368,23 @@ impl Config {
                 messages_days: Some(i64::from(self.retention.messages_days)),
                 audit_log_days: Some(i64::from(self.retention.audit_log_days)),
                 interval: duration(self.retention.interval),
+            }),
+            metrics: Some(RawMetrics {
+                listen: Some(
+                    self.metrics
+                        .listen
+                        .map(|address| address.to_string())
+                        .unwrap_or_default(),
+                ),
+                textfile: Some(
+                    self.metrics
+                        .textfile
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                ),
+                interval: duration(self.metrics.interval),
+                stuck_after: duration(self.metrics.stuck_after),
             }),
         }
     }

@@ -25,6 +25,8 @@ pub struct RawConfig {
     pub logging: Option<RawLogging>,
     /// `[retention]`
     pub retention: Option<RawRetention>,
+    /// `[metrics]`
+    pub metrics: Option<RawMetrics>,
 }
 
 /// `[log]`: which Exim main log to tail.
@@ -92,4 +94,14 @@ pub struct RawRetention {
 pub struct RawLogging {
     pub level: Option<String>,
     pub format: Option<String>,
+}
+
+/// `[metrics]`: the Prometheus exposition.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    pub listen: Option<String>,
+    pub textfile: Option<String>,
+    pub interval: Option<String>,
+    pub stuck_after: Option<String>,
 }

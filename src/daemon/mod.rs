@@ -11,6 +11,7 @@
 
 mod health;
 mod lock;
+mod metrics;
 mod progress;
 mod reload;
 mod signals;
@@ -86,6 +87,7 @@ struct Running {
     audit: Option<LineSender>,
     writer: tokio::task::JoinHandle<Result<WriteTotals, StoreError>>,
     health: tokio::task::JoinHandle<()>,
+    metrics: metrics::Metrics,
 }
 
 /// How the writer task ended, if it ended before a stop was asked.
@@ -102,6 +104,8 @@ impl Running {
     ) -> Result<Running> {
         let notifier = Arc::new(Mutex::new(Notifier::new()));
         let handle = StoreHandle::new(store::connect(&config.database).await?);
+        let metrics = metrics::Metrics::bind(&config.metrics)
+            .map_err(|err| Failure::new(crate::exit::CONFIG, err))?;
         let follow_settings = FollowSettings::new(config.ingest.max_line_bytes);
         let (poll_active, poll_idle) = (follow_settings.poll_active, follow_settings.poll_idle);
         let stored = handle.current().source_positions().await?;
@@ -133,6 +137,13 @@ impl Running {
         let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let health = tokio::spawn(health::run(handle.clone(), config_rx, shutdown_rx));
+        let metrics = metrics
+            .start(
+                handle.clone(),
+                config.database.path.clone(),
+                Arc::clone(&control),
+            )
+            .await;
         let live_path = source_name(&config);
         lock(&notifier).ready(&format!("tailing {live_path}"));
         tracing::info!(
@@ -156,6 +167,7 @@ impl Running {
             audit,
             writer: started.task,
             health,
+            metrics,
         })
     }
 
@@ -210,6 +222,7 @@ impl Running {
             },
         };
         let _ = self.health.await;
+        self.metrics.stop().await;
         // The source looks at the stop request between bounded steps; a
         // read stuck in the kernel (a hung network file system) must not
         // hold up the exit, and the thread ends with the process.

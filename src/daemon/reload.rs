@@ -25,6 +25,7 @@ pub(super) async fn reload(running: &mut Running) -> Item {
         handle,
         control,
         notifier,
+        metrics,
         ..
     } = running;
     lock(notifier).reloading();
@@ -37,6 +38,16 @@ pub(super) async fn reload(running: &mut Running) -> Item {
         .and_then(|new| match restart_needed(current, &new) {
             Some(problem) => Err(problem),
             None => Ok(new),
+        })
+        .and_then(|new| {
+            let file = new
+                .source
+                .as_deref()
+                .map_or_else(|| "configuration".to_owned(), |p| p.display().to_string());
+            let prepared = metrics
+                .prepare(&new.metrics)
+                .map_err(|err| format!("{file}: {err}"))?;
+            Ok((new, prepared))
         });
     let outcome = match loaded {
         Err(err) => {
@@ -47,7 +58,8 @@ pub(super) async fn reload(running: &mut Running) -> Item {
                 serde_json::json!({ "file": source, "error": err }),
             )
         }
-        Ok(new) => {
+        Ok((new, prepared)) => {
+            metrics.apply(prepared, &new.metrics);
             log.set_level(&new.logging.level);
             let _ = settings.send(WriterSettings::from_config(&new, None));
             if new.database != current.database {

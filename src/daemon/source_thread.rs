@@ -5,7 +5,7 @@
 //! buffer).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,6 +23,9 @@ pub struct ReaderControl {
     wake: SyncSender<()>,
     /// Bytes between the read position and the end of the live file.
     pub lag_bytes: AtomicU64,
+    /// Since when (wall clock, ms) `lag_bytes` has not been 0; 0 while the
+    /// reader is at the end.
+    pub behind_since_ms: AtomicI64,
     /// Lines longer than `max_line_bytes`, stored truncated, since start.
     pub truncated_lines: AtomicU64,
     /// What the source reads now (it changes when a reload switches the
@@ -31,6 +34,26 @@ pub struct ReaderControl {
 }
 
 impl ReaderControl {
+    /// Notes the bytes behind after a poll, and since when they have not
+    /// been 0.
+    fn record_lag(&self, lag: u64) {
+        self.lag_bytes.store(lag, Ordering::Relaxed);
+        if lag == 0 {
+            self.behind_since_ms.store(0, Ordering::Relaxed);
+        } else if self.behind_since_ms.load(Ordering::Relaxed) == 0 {
+            self.behind_since_ms
+                .store(crate::store::repo::now_ms().max(1), Ordering::Relaxed);
+        }
+    }
+
+    /// How long the reader has been behind the end of the log.
+    pub fn lag_seconds(&self) -> f64 {
+        match self.behind_since_ms.load(Ordering::Relaxed) {
+            0 => 0.0,
+            since => (crate::store::repo::now_ms() - since).max(0) as f64 / 1000.0,
+        }
+    }
+
     /// Asks the reader to stop after the line it is sending.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -87,6 +110,7 @@ pub fn spawn(
         switch_to: Mutex::new(None),
         wake: wake_tx,
         lag_bytes: AtomicU64::new(0),
+        behind_since_ms: AtomicI64::new(0),
         truncated_lines: AtomicU64::new(0),
         described: Mutex::new(source.describe()),
     });
@@ -211,9 +235,7 @@ fn follow(
                 false
             }
         };
-        control
-            .lag_bytes
-            .store(source.lag_bytes(), Ordering::Relaxed);
+        control.record_lag(source.lag_bytes());
         // What this poll gathered goes to the writer now: a poll reads a
         // bounded step, and a partial chunk must not wait for the next.
         if !sender.flush() {

@@ -16,6 +16,8 @@
 //! before the oldest log read, or its `<=` comes later, as with cutthrough
 //! `>>`) creates a placeholder message row; the reception fills it in.
 
+pub mod counters;
+pub mod reasons;
 mod rules;
 mod write;
 

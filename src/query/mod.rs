@@ -7,6 +7,7 @@
 //! questions about old logs and live ones work the same way.
 
 pub mod lines;
+pub mod metrics;
 pub mod stats;
 pub mod stuck;
 pub mod trace;

@@ -50,6 +50,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0007_addresses_nocase"),
     migration!("0008_attempts_compact", Some(super::texts::fill_hashes)),
     migration!("0009_attempts_message_flag"),
+    migration!("0010_metric_counters"),
 ];
 
 /// The schema version this build writes.
@@ -304,7 +305,11 @@ mod tests {
         );
         assert_eq!(
             migrate(&mut conn).unwrap(),
-            ["0008_attempts_compact", "0009_attempts_message_flag"]
+            [
+                "0008_attempts_compact",
+                "0009_attempts_message_flag",
+                "0010_metric_counters"
+            ]
         );
         assert_eq!(rows_as_text(&conn, attempts), before_attempts);
         let text = |column: &str| format!("(SELECT text FROM texts WHERE id = {column})");
@@ -399,7 +404,8 @@ mod tests {
                 "0006_line_chunks",
                 "0007_addresses_nocase",
                 "0008_attempts_compact",
-                "0009_attempts_message_flag"
+                "0009_attempts_message_flag",
+                "0010_metric_counters"
             ]
         );
         let lines: Vec<String> = crate::store::repo::all_lines(&conn)

@@ -13,6 +13,7 @@ mod faults;
 mod hostile;
 mod ingest;
 mod journal;
+mod metrics;
 mod model;
 mod parser;
 mod query;

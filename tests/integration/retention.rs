@@ -85,6 +85,11 @@ fn prune_deletes_old_rows_in_chunks_and_keeps_recent_ones() {
     ]));
     assert_eq!(status, 0, "{stderr}");
     assert_eq!(count(&db, LINES), 6003);
+    let counters = crate::util::counters_only(&crate::util::metrics_of(&db));
+    assert_eq!(
+        crate::util::family_sum(&counters, "exim_pilot_lines_total"),
+        6003.0
+    );
 
     let (status, stdout, stderr) =
         outcome(&run(&["prune", "--config", &config_text, "--db", &db_text]));
@@ -99,6 +104,11 @@ fn prune_deletes_old_rows_in_chunks_and_keeps_recent_ones() {
         "{stdout}"
     );
     assert_new_lines_kept(&db);
+    // The metrics' counters count what was stored, not what is kept.
+    assert_eq!(
+        crate::util::counters_only(&crate::util::metrics_of(&db)),
+        counters
+    );
     assert_eq!(count(&db, "SELECT count(*) FROM messages"), 1);
     assert_eq!(
         count(&db, "SELECT count(*) FROM recipients"),

@@ -334,6 +334,21 @@ fn scenario_2_crashes_at_named_points() {
     let db = crate::util::run_until_stored(dir.path(), expected.len());
     assert_exactly(&db, &expected);
     assert_offsets_exact(&db, &log);
+    assert_counted_once(&db, expected.len());
+}
+
+/// The metrics' counters counted every line once: none rolled back, none
+/// replayed.
+fn assert_counted_once(db: &std::path::Path, lines: usize) {
+    let samples = crate::util::metrics_of(db);
+    assert_eq!(
+        crate::util::family_sum(&samples, "exim_pilot_lines_total"),
+        lines as f64
+    );
+    assert_eq!(
+        samples["exim_pilot_lines_total{kind=\"queue_run_start\"}"],
+        lines as f64
+    );
 }
 
 /// SIGKILL at random moments, 170 times: every line stored exactly once.
@@ -359,6 +374,7 @@ fn scenario_2_crashes_at_random_moments() {
     let db = crate::util::run_until_stored(dir.path(), expected.len());
     assert_exactly(&db, &expected);
     assert_offsets_exact(&db, &log);
+    assert_counted_once(&db, expected.len());
 }
 
 #[test]

@@ -11,6 +11,7 @@ use deadpool_sqlite::rusqlite::Transaction;
 
 use super::{WriteTotals, WriterState};
 use crate::model::BatchModel;
+use crate::model::counters::{CounterTally, seed_if_needed};
 use crate::parse::{Entry, Event, parse_line};
 use crate::pipeline::item::{AuditItem, GapItem, Item, LineItem, SourceInfo};
 use crate::store::chunk::LineRecord;
@@ -24,8 +25,9 @@ use crate::store::{Context, StoreError};
 /// writer (a slice of the batch; not a line chunk).
 const PARSE_AHEAD: usize = 64;
 
-/// Stores one batch inside `tx`: sources, lines, gaps, and the read
-/// position after the last line of each source.
+/// Stores one batch inside `tx`: sources, lines, gaps, what they add to
+/// the metrics' counters (with the `retries` this commit took), and the
+/// read position after the last line of each source.
 ///
 /// Uses both cores: a second thread parses the lines while this one applies
 /// them, and then compresses the chunks of lines while this one writes the
@@ -34,13 +36,26 @@ pub(super) fn write_batch(
     tx: &Transaction<'_>,
     batch: &[Item],
     state: &mut WriterState,
+    retries: u32,
 ) -> Result<WriteTotals, StoreError> {
     state.texts.revalidate(tx)?;
+    if !state.counters_seeded {
+        if let Some(lines) = seed_if_needed(tx)? {
+            tracing::info!(
+                lines,
+                "counted the {lines} lines stored before this version for the metrics' counters"
+            );
+        }
+        state.counters_seeded = true;
+    }
+    let mut counters = CounterTally::default();
+    counters.writer_retries(retries);
     let mut writing = BatchWriter {
         tx,
         state,
         model: BatchModel::begin(tx)?,
         chunks: ChunkedLines::default(),
+        counters,
         counts: HashMap::default(),
         stored_to: HashMap::default(),
         positions: HashMap::default(),
@@ -91,6 +106,8 @@ struct BatchWriter<'t, 'b> {
     state: &'t mut WriterState,
     model: BatchModel<'b>,
     chunks: ChunkedLines,
+    /// What the batch adds to the metrics' counters.
+    counters: CounterTally<'b>,
     /// Lines per (minute, kind).
     counts: HashMap<(i64, &'static str), u64>,
     /// Per source, the offset before which every line is stored: lines
@@ -173,6 +190,8 @@ impl<'b> BatchWriter<'_, 'b> {
             self.totals.replayed += 1;
             return Ok(());
         }
+        self.counters
+            .line(&entry, line.length > line.bytes.len() as u64);
         let at = entry.prefix.map(|prefix| prefix.timestamp.local_ms());
         if let Some(at) = at {
             self.implausible.check(line, at);
@@ -238,6 +257,7 @@ impl<'b> BatchWriter<'_, 'b> {
         if !recorded {
             return Ok(());
         }
+        self.counters.gap();
         record_audit(
             self.tx,
             &AuditRecord {
@@ -312,6 +332,7 @@ impl<'b> BatchWriter<'_, 'b> {
             })?
         })?;
         store_sealed(tx, &sealed)?;
+        std::mem::take(&mut self.counters).flush(tx)?;
         let counts: Vec<((i64, &str), u64)> = self.counts.into_iter().collect();
         add_line_counts(tx, &counts)?;
         for (source_id, (byte_offset, tail_marker)) in self.positions {

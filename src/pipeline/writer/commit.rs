@@ -42,7 +42,7 @@ pub(super) async fn commit_with_retry(
     let mut attempts = 0u32;
     let result = retry_logged(&mut backoff, settings.max_attempts, on_retry, || {
         attempts += 1;
-        commit_once(store, &batch, &slot)
+        commit_once(store, &batch, &slot, attempts - 1)
     })
     .await;
     *state = std::mem::take(&mut *lock_state(&slot));
@@ -58,13 +58,15 @@ pub(super) async fn commit_with_retry(
     Ok(written)
 }
 
-/// One attempt at committing `batch`. A rolled-back attempt leaves no
+/// One attempt at committing `batch`, after `retries` failed ones (which
+/// it counts for the metrics). A rolled-back attempt leaves no
 /// trace in `state`: the caches may name rows that were never committed,
 /// so they are dropped, and the contexts are restored from a copy.
 async fn commit_once(
     store: &StoreHandle,
     batch: &Arc<Vec<Item>>,
     slot: &Arc<std::sync::Mutex<WriterState>>,
+    retries: u32,
 ) -> Result<WriteTotals, StoreError> {
     let attempt_batch = Arc::clone(batch);
     let (mut attempt_state, contexts_before) = {
@@ -79,13 +81,14 @@ async fn commit_once(
         attempt_state.messages.clear();
         attempt_state.texts.clear();
         attempt_state.contexts.clear();
+        attempt_state.counters_seeded = false;
         attempt_state.store_generation = generation;
     }
     let outcome = store
         .current()
         .transaction("commit batch", move |tx| {
             crate::pipeline::failpoint::hit("before_insert");
-            let written = write_batch(tx, &attempt_batch, &mut attempt_state)?;
+            let written = write_batch(tx, &attempt_batch, &mut attempt_state, retries)?;
             crate::pipeline::failpoint::hit("after_insert_before_commit");
             Ok((written, attempt_state))
         })

@@ -164,6 +164,8 @@ struct WriterState {
     compressor: Compressor,
     /// The store generation the cached ids belong to.
     store_generation: u64,
+    /// Whether this database's counters were seeded (or needed no seed).
+    counters_seeded: bool,
 }
 
 /// Runs until the channel closes and everything received is committed.

@@ -152,6 +152,36 @@ pub fn all_lines(conn: &Connection) -> Result<Vec<(i64, StoredLine)>, StoreError
     )
 }
 
+/// The lines of at most `limit` chunks with ids after `after`, in the
+/// order stored, and the last chunk's id (`None` when there were no more):
+/// for reading every line with bounded memory.
+pub fn lines_of_chunks_after(
+    conn: &Connection,
+    after: i64,
+    limit: i64,
+) -> Result<(Vec<StoredLine>, Option<i64>), StoreError> {
+    let context = || Context::op("read lines").table("log_chunks");
+    let last: Option<i64> = conn
+        .prepare_cached(
+            "SELECT max(id) FROM (SELECT id FROM log_chunks WHERE id > ?1 ORDER BY id LIMIT ?2)",
+        )
+        .ctx(context)?
+        .query_row(params![after, limit], |row| row.get(0))
+        .ctx(context)?;
+    let Some(last) = last else {
+        return Ok((Vec::new(), None));
+    };
+    let lines = decoded_chunks(
+        conn,
+        "SELECT source_id, start_offset, data FROM log_chunks WHERE id > ?1 AND id <= ?2 ORDER BY id",
+        &[&after, &last],
+    )?
+    .into_iter()
+    .map(|(_, line)| line)
+    .collect();
+    Ok((lines, Some(last)))
+}
+
 /// The stored lines logged from `from_ms` to `to_ms` (inclusive), in the
 /// order stored.
 pub fn lines_between(

@@ -19,7 +19,8 @@ pub use counts::{
     newest_line_ms_before,
 };
 pub use lines::{
-    ChunkedLines, all_lines, insert_chunk, lines_between, message_lines, seal_all, store_sealed,
+    ChunkedLines, all_lines, insert_chunk, lines_between, lines_of_chunks_after, message_lines,
+    seal_all, store_sealed,
 };
 pub use sources::{
     Checkpoint, SourceIdentity, SourcePosition, load_checkpoint, save_checkpoint, source_positions,

@@ -347,3 +347,52 @@ pub fn write_gzip(path: &Path, content: &[u8]) {
     encoder.write_all(content).unwrap();
     std::fs::write(path, encoder.finish().unwrap()).unwrap();
 }
+
+/// Samples of an exposition in the text format: `name{labels}` → value.
+pub fn parse_exposition(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (key, value) = line.rsplit_once(' ').expect("a sample line");
+            let value = match value {
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                value => value.parse().expect("a sample value"),
+            };
+            (key.to_owned(), value)
+        })
+        .collect()
+}
+
+/// `exim-pilot metrics --db db`, parsed.
+pub fn metrics_of(db: &Path) -> std::collections::BTreeMap<String, f64> {
+    let (status, stdout, stderr) = outcome(&run(&["metrics", "--db", db.to_str().unwrap()]));
+    assert_eq!(status, 0, "{stderr}");
+    parse_exposition(&stdout)
+}
+
+/// Only the counters' samples (histograms included): what must never go
+/// down.
+pub fn counters_only(
+    samples: &std::collections::BTreeMap<String, f64>,
+) -> std::collections::BTreeMap<String, f64> {
+    samples
+        .iter()
+        .filter(|(key, _)| {
+            let name = key.split('{').next().unwrap_or_default();
+            ["_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .any(|suffix| name.ends_with(suffix))
+        })
+        .map(|(key, value)| (key.clone(), *value))
+        .collect()
+}
+
+/// The sum of the samples of `family` (every label set).
+pub fn family_sum(samples: &std::collections::BTreeMap<String, f64>, family: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|(key, _)| key.split('{').next() == Some(family))
+        .map(|(_, value)| value)
+        .sum()
+}

@@ -1,0 +1,609 @@
+//! The metrics' counters: what each stored line adds to them, summed over a
+//! batch and added to `metric_counters` in the batch's own transaction.
+//!
+//! So a counter counts exactly the lines committed: a batch rolled back
+//! counts nothing, a line replayed after a crash is skipped before it is
+//! counted, and retention, which deletes lines and rows, never touches the
+//! table, so no counter goes down. Every counter is a function of single
+//! lines; a database made before the table existed is counted once from
+//! the lines it still holds ([`seed_if_needed`]).
+//!
+//! Labels are bounded: their values come from fixed lists (flags, kinds,
+//! stages, reason classes), or are checked for form (transport names, SMTP
+//! codes), and a family takes at most [`LABEL_SETS_PER_FAMILY`] label sets;
+//! later ones are counted under `(other)`. No address, host or id is ever
+//! a label.
+
+use rustc_hash::FxHashMap as HashMap;
+
+use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, params};
+
+use super::reasons::classify;
+use crate::parse::{DeliveryFlag, Entry, Event, parse_line};
+use crate::store::{Context, ResultExt, StoreError};
+
+/// The sample names of the counted families. The query side gives each
+/// its HELP and TYPE (`query/metrics`).
+pub mod family {
+    /// exim_exporter's: lines by flag (`<=`, `=>`, `==`, ...).
+    pub const MESSAGES: &str = "exim_messages_total";
+    /// exim_exporter's: `**` and `==` lines by SMTP status and enhanced code.
+    pub const MESSAGE_ERRORS: &str = "exim_message_errors_total";
+    /// exim_exporter's: rejections (it counts rejectlog lines; this counts
+    /// the main log's rejection lines).
+    pub const REJECTS: &str = "exim_reject_total";
+    /// Lines by kind.
+    pub const LINES: &str = "exim_pilot_lines_total";
+    /// Lines the parser did not recognise.
+    pub const UNRECOGNISED: &str = "exim_pilot_lines_unrecognised_total";
+    /// Lines cut to `max_line_bytes`.
+    pub const TRUNCATED: &str = "exim_pilot_lines_truncated_total";
+    /// Delivery results by transport and outcome.
+    pub const DELIVERIES: &str = "exim_pilot_deliveries_total";
+    /// `==` lines by reason class.
+    pub const DEFERRALS: &str = "exim_pilot_deferrals_total";
+    /// `**` lines by reason class.
+    pub const BOUNCES: &str = "exim_pilot_bounces_total";
+    /// Rejections by SMTP stage and class (permanent or temporary).
+    pub const REJECTIONS: &str = "exim_pilot_rejections_total";
+    /// `QT=` of delivery lines, by transport (a histogram).
+    pub const QUEUE_TIME: &str = "exim_pilot_queue_time_seconds";
+    /// `DT=` of delivery lines, by transport (a histogram).
+    pub const DELIVERY_TIME: &str = "exim_pilot_delivery_time_seconds";
+    /// Bytes received (`S=` of `<=` lines).
+    pub const RECEIVED_BYTES: &str = "exim_pilot_received_bytes_total";
+    /// Gaps recorded: log bytes that could not be read.
+    pub const GAPS: &str = "exim_pilot_ingest_gaps_total";
+    /// Batch commits retried after a database error.
+    pub const WRITER_RETRIES: &str = "exim_pilot_writer_retries_total";
+}
+
+/// Upper bounds of the duration histograms' buckets, in seconds. They
+/// include the bounds of `stats`' time bands (1m, 5m, 15m, 30m, 1h, 3h, 6h,
+/// 12h, 1d). Stored counts are per bucket index: changing these needs a
+/// migration that clears the histograms.
+pub const DURATION_BUCKETS: [f64; 15] = [
+    0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 10800.0, 21600.0, 43200.0,
+    86400.0,
+];
+
+/// The `bucket` of a row that is not a histogram bucket: a counter's value
+/// or a histogram's sum.
+pub const NO_BUCKET: i64 = -1;
+
+/// Label sets one family may take; more are counted as `(other)`.
+pub const LABEL_SETS_PER_FAMILY: i64 = 100;
+
+/// The label value of what fell outside the bounds.
+pub const OVERFLOW: &str = "(other)";
+
+/// exim_exporter's `flag` values, by the line they count.
+pub fn flag_of(event: &Event<'_>) -> Option<&'static str> {
+    Some(match event {
+        Event::Reception(reception) if reception.fake_reject => "fakereject",
+        Event::Reception(_) => "arrived",
+        Event::Delivery(delivery) => match delivery.flag {
+            DeliveryFlag::Delivered => "delivered",
+            DeliveryFlag::DeliveredMore => "additional",
+            DeliveryFlag::Cutthrough => "cutthrough",
+            DeliveryFlag::Suppressed => "suppressed",
+            DeliveryFlag::Failed => "failed",
+            DeliveryFlag::Deferred => "deferred",
+        },
+        Event::Completed { .. } => "completed",
+        _ => return None,
+    })
+}
+
+/// Every `flag` value, so each is exported from zero.
+pub const FLAGS: [&str; 9] = [
+    "arrived",
+    "fakereject",
+    "delivered",
+    "additional",
+    "cutthrough",
+    "suppressed",
+    "failed",
+    "deferred",
+    "completed",
+];
+
+/// Every delivery `outcome` value.
+pub const OUTCOMES: [&str; 4] = ["delivered", "suppressed", "deferred", "failed"];
+
+/// A label set, borrowed from the batch's lines until it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Labels<'b> {
+    None,
+    One(&'static str, &'static str),
+    Rejection {
+        stage: &'static str,
+        temporary: bool,
+    },
+    Error {
+        status: u16,
+        enhanced: &'b [u8],
+    },
+    Delivery {
+        transport: &'b [u8],
+        outcome: &'static str,
+    },
+    Transport(&'b [u8]),
+}
+
+impl Labels<'_> {
+    /// Whether its values come from the log, not from a fixed list: only
+    /// those need the per-family bound.
+    fn comes_from_the_log(&self) -> bool {
+        matches!(
+            self,
+            Labels::Error { .. } | Labels::Delivery { .. } | Labels::Transport(_)
+        )
+    }
+
+    /// The label set in the exposition's form (`a="x",b="y"`), or its
+    /// overflow form.
+    fn render(&self, overflow: bool) -> String {
+        let transport = |t: &'_ [u8]| -> String {
+            if overflow {
+                OVERFLOW.to_owned()
+            } else {
+                transport_label(t).to_owned()
+            }
+        };
+        match *self {
+            Labels::None => String::new(),
+            Labels::One(name, value) => format!("{name}=\"{value}\""),
+            Labels::Rejection { stage, temporary } => format!(
+                "stage=\"{stage}\",class=\"{}\"",
+                if temporary { "temporary" } else { "permanent" }
+            ),
+            Labels::Error { status, enhanced } => {
+                if overflow {
+                    format!("status=\"{OVERFLOW}\",enhanced=\"\"")
+                } else {
+                    format!(
+                        "status=\"{status}\",enhanced=\"{}\"",
+                        enhanced_label(enhanced)
+                    )
+                }
+            }
+            Labels::Delivery {
+                transport: t,
+                outcome,
+            } => {
+                format!("transport=\"{}\",outcome=\"{outcome}\"", transport(t))
+            }
+            Labels::Transport(t) => format!("transport=\"{}\"", transport(t)),
+        }
+    }
+}
+
+/// A transport's name as a label: Exim's driver names are letters, digits,
+/// `_`, `-` and `.`; anything else is not a name Exim's configuration
+/// gave, and is counted as `(other)`. An absent transport is `""`.
+fn transport_label(name: &[u8]) -> &str {
+    let plausible = name.len() <= 64
+        && name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    match std::str::from_utf8(name) {
+        Ok(name) if plausible => name,
+        _ => OVERFLOW,
+    }
+}
+
+/// An enhanced status code as a label (`5.1.1`), or `""` when it is not
+/// of RFC 3463's form.
+fn enhanced_label(code: &[u8]) -> &str {
+    let mut parts = code.split(|&b| b == b'.');
+    let class_ok = matches!(parts.next(), Some(b"2" | b"4" | b"5"));
+    let digits = |part: Option<&[u8]>| {
+        part.is_some_and(|p| (1..=3).contains(&p.len()) && p.iter().all(u8::is_ascii_digit))
+    };
+    if class_ok && digits(parts.next()) && digits(parts.next()) && parts.next().is_none() {
+        std::str::from_utf8(code).unwrap_or_default()
+    } else {
+        ""
+    }
+}
+
+/// What one batch adds to the counters, until [`CounterTally::flush`].
+#[derive(Debug, Default)]
+pub struct CounterTally<'b> {
+    counts: HashMap<(&'static str, Labels<'b>, i64), f64>,
+}
+
+impl<'b> CounterTally<'b> {
+    fn add(&mut self, family: &'static str, labels: Labels<'b>, bucket: i64, value: f64) {
+        *self.counts.entry((family, labels, bucket)).or_default() += value;
+    }
+
+    fn count(&mut self, family: &'static str, labels: Labels<'b>) {
+        self.add(family, labels, NO_BUCKET, 1.0);
+    }
+
+    fn observe(&mut self, family: &'static str, transport: &'b [u8], millis: i64) {
+        let seconds = millis as f64 / 1000.0;
+        let bucket = DURATION_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(DURATION_BUCKETS.len());
+        let labels = Labels::Transport(transport);
+        self.add(family, labels, bucket as i64, 1.0);
+        self.add(family, labels, NO_BUCKET, seconds);
+    }
+
+    /// Counts one stored line; `truncated` when only its start was kept.
+    pub fn line(&mut self, entry: &Entry<'b>, truncated: bool) {
+        let kind = entry.kind();
+        self.count(family::LINES, Labels::One("kind", kind.name()));
+        if truncated {
+            self.count(family::TRUNCATED, Labels::None);
+        }
+        if let Some(flag) = flag_of(&entry.event) {
+            self.count(family::MESSAGES, Labels::One("flag", flag));
+        }
+        match &entry.event {
+            Event::Reception(reception) if !reception.fake_reject => {
+                if let Some(size) = reception.size_bytes() {
+                    self.add(family::RECEIVED_BYTES, Labels::None, NO_BUCKET, size as f64);
+                }
+            }
+            Event::Delivery(delivery) => {
+                let transport = delivery.transport.unwrap_or_default();
+                let outcome = match delivery.flag {
+                    DeliveryFlag::Delivered
+                    | DeliveryFlag::DeliveredMore
+                    | DeliveryFlag::Cutthrough => "delivered",
+                    DeliveryFlag::Suppressed => "suppressed",
+                    DeliveryFlag::Deferred => "deferred",
+                    DeliveryFlag::Failed => "failed",
+                };
+                self.count(family::DELIVERIES, Labels::Delivery { transport, outcome });
+                match delivery.flag {
+                    DeliveryFlag::Deferred | DeliveryFlag::Failed => {
+                        let class = classify(
+                            delivery.smtp_code.as_ref(),
+                            delivery.error.unwrap_or_default(),
+                        );
+                        let reasons = if delivery.flag == DeliveryFlag::Deferred {
+                            family::DEFERRALS
+                        } else {
+                            family::BOUNCES
+                        };
+                        self.count(reasons, Labels::One("reason", class.name()));
+                        if let Some(code) = &delivery.smtp_code
+                            && (200..600).contains(&code.code)
+                        {
+                            self.count(
+                                family::MESSAGE_ERRORS,
+                                Labels::Error {
+                                    status: code.code,
+                                    enhanced: code.enhanced.unwrap_or_default(),
+                                },
+                            );
+                        }
+                    }
+                    _ => {
+                        if let Some(millis) = delivery.queue_time.and_then(|qt| qt.millis) {
+                            self.observe(family::QUEUE_TIME, transport, millis);
+                        }
+                        if let Some(millis) = delivery.delivery_time.and_then(|dt| dt.millis) {
+                            self.observe(family::DELIVERY_TIME, transport, millis);
+                        }
+                    }
+                }
+            }
+            Event::Rejection(rejection) => {
+                self.count(family::REJECTS, Labels::None);
+                self.count(
+                    family::REJECTIONS,
+                    Labels::Rejection {
+                        stage: rejection.stage.name(),
+                        temporary: rejection.temporary,
+                    },
+                );
+            }
+            Event::Unrecognised { .. } => self.count(family::UNRECOGNISED, Labels::None),
+            _ => {}
+        }
+    }
+
+    /// Counts a gap recorded.
+    pub fn gap(&mut self) {
+        self.count(family::GAPS, Labels::None);
+    }
+
+    /// Counts the failed attempts before the one that commits this batch.
+    pub fn writer_retries(&mut self, retries: u32) {
+        if retries > 0 {
+            self.add(
+                family::WRITER_RETRIES,
+                Labels::None,
+                NO_BUCKET,
+                f64::from(retries),
+            );
+        }
+    }
+
+    /// Adds the batch's counts to `metric_counters`; call inside the
+    /// batch's transaction.
+    pub fn flush(self, conn: &Connection) -> Result<(), StoreError> {
+        let context = || Context::op("count lines for the metrics").table("metric_counters");
+        let mut add = conn
+            .prepare_cached(
+                "INSERT INTO metric_counters (family, labels, bucket, value) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (family, labels, bucket) DO UPDATE SET value = value + excluded.value",
+            )
+            .ctx(context)?;
+        // Decided once per label set, so a histogram's buckets and sum
+        // stay together; in a fixed order, so which label set overflows
+        // does not depend on hashing.
+        let mut entries: Vec<(&'static str, String, i64, Labels<'b>, f64)> = self
+            .counts
+            .into_iter()
+            .map(|((family, labels, bucket), value)| {
+                (family, labels.render(false), bucket, labels, value)
+            })
+            .collect();
+        entries.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+        let mut bounded: HashMap<(&'static str, String), String> = HashMap::default();
+        for (family, text, bucket, labels, value) in entries {
+            let key = (family, text);
+            let stored = match bounded.get(&key) {
+                Some(stored) => stored.clone(),
+                None => {
+                    let stored = bounded_labels(conn, family, &labels, &key.1)?;
+                    bounded.insert(key, stored.clone());
+                    stored
+                }
+            };
+            add.execute(params![family, stored, bucket, value])
+                .ctx(context)?;
+        }
+        Ok(())
+    }
+}
+
+/// The label text to count `labels` under in `family`: itself, unless it
+/// is new to a family that already holds [`LABEL_SETS_PER_FAMILY`].
+fn bounded_labels(
+    conn: &Connection,
+    family: &'static str,
+    labels: &Labels<'_>,
+    text: &str,
+) -> Result<String, StoreError> {
+    if !labels.comes_from_the_log() {
+        return Ok(text.to_owned());
+    }
+    let context = || Context::op("bound metric labels").table("metric_counters");
+    let known: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM metric_counters WHERE family = ?1 AND labels = ?2)",
+        )
+        .ctx(context)?
+        .query_row(params![family, text], |row| row.get(0))
+        .ctx(context)?;
+    if known {
+        return Ok(text.to_owned());
+    }
+    let sets: i64 = conn
+        .prepare_cached("SELECT count(DISTINCT labels) FROM metric_counters WHERE family = ?1")
+        .ctx(context)?
+        .query_row([family], |row| row.get(0))
+        .ctx(context)?;
+    Ok(if sets >= LABEL_SETS_PER_FAMILY {
+        labels.render(true)
+    } else {
+        text.to_owned()
+    })
+}
+
+/// Chunks of lines read at a time when seeding: a bound on memory.
+const SEED_CHUNKS: i64 = 64;
+
+/// Counts the stored lines and gaps of a database made before the
+/// counters existed, once (migration 0010 marks such a database). Call
+/// inside a write transaction. Returns the lines counted, if it counted.
+///
+/// Lines retention already deleted are not counted: the counters of such a
+/// database start from what it still holds.
+pub fn seed_if_needed(conn: &Connection) -> Result<Option<u64>, StoreError> {
+    let context = || Context::op("seed the metric counters").table("metric_state");
+    let needed: Option<i64> = conn
+        .prepare_cached("SELECT value FROM metric_state WHERE key = 'needs_seed'")
+        .ctx(context)?
+        .query_row([], |row| row.get(0))
+        .optional()
+        .ctx(context)?;
+    if needed.is_none() {
+        return Ok(None);
+    }
+    let mut after = 0i64;
+    let mut lines = 0u64;
+    loop {
+        let (page, last) = crate::store::repo::lines_of_chunks_after(conn, after, SEED_CHUNKS)?;
+        let Some(last) = last else { break };
+        after = last;
+        let mut tally = CounterTally::default();
+        for line in &page {
+            tally.line(&parse_line(&line.bytes), line.is_truncated());
+        }
+        lines += page.len() as u64;
+        tally.flush(conn)?;
+    }
+    let gaps: i64 = conn
+        .query_row("SELECT count(*) FROM ingest_gaps", [], |row| row.get(0))
+        .ctx(context)?;
+    let mut tally = CounterTally::default();
+    for _ in 0..gaps {
+        tally.gap();
+    }
+    tally.flush(conn)?;
+    conn.execute("DELETE FROM metric_state WHERE key = 'needs_seed'", [])
+        .ctx(context)?;
+    Ok(Some(lines))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tally_of(lines: &[&'static str]) -> Vec<(String, f64)> {
+        let mut tally = CounterTally::default();
+        for line in lines {
+            tally.line(&parse_line(line.as_bytes()), false);
+        }
+        let mut rows: Vec<(String, f64)> = tally
+            .counts
+            .iter()
+            .map(|((family, labels, bucket), value)| {
+                (
+                    format!("{family}{{{}}}[{bucket}]", labels.render(false)),
+                    *value,
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
+    fn value(rows: &[(String, f64)], key: &str) -> f64 {
+        rows.iter().find(|(k, _)| k == key).map_or(0.0, |(_, v)| *v)
+    }
+
+    #[test]
+    fn lines_count_by_flag_kind_transport_and_reason() {
+        let rows = tally_of(&[
+            "2026-11-26 13:58:22 [7340] 1xWZzS-0001uN-1x <= a@outside.example H=vm [127.0.0.1] P=esmtp S=435",
+            "2026-11-26 13:58:22 [7340] 1xWZzS-0001uN-1x => alice <alice@test.example> R=local_user T=local_maildir S=435 QT=2s DT=0s",
+            "2026-11-26 13:58:22 [7340] 1xWZzS-0001uN-1x -> bob <bob@test.example> R=local_user T=local_maildir S=435 QT=70s DT=1s",
+            "2026-11-26 13:58:22 [7341] 1xWZzS-0001uN-1y == g@remote.example R=dnslookup T=remote_smtp defer (-44) H=mx.remote.example [192.0.2.1]: SMTP error from remote mail server after RCPT TO:<g@remote.example>: 451 4.7.1 Greylisted, try later",
+            "2026-11-26 13:58:22 [7341] 1xWZzS-0001uN-1y ** n@remote.example R=dnslookup T=remote_smtp H=mx.remote.example [192.0.2.1]: SMTP error from remote mail server after RCPT TO:<n@remote.example>: 550 5.1.1 User unknown",
+            "2026-11-26 13:58:22 [7340] 1xWZzS-0001uN-1x Completed QT=2s",
+            "2026-11-26 13:58:23 [7350] H=(spammer) [127.0.0.1] F=<s@spam.example> rejected RCPT <x@test.example>: relay not permitted",
+            "garbage that is not a log line",
+        ]);
+        assert_eq!(
+            value(&rows, "exim_messages_total{flag=\"arrived\"}[-1]"),
+            1.0
+        );
+        assert_eq!(
+            value(&rows, "exim_messages_total{flag=\"delivered\"}[-1]"),
+            1.0
+        );
+        assert_eq!(
+            value(&rows, "exim_messages_total{flag=\"additional\"}[-1]"),
+            1.0
+        );
+        assert_eq!(
+            value(&rows, "exim_messages_total{flag=\"deferred\"}[-1]"),
+            1.0
+        );
+        assert_eq!(
+            value(&rows, "exim_messages_total{flag=\"failed\"}[-1]"),
+            1.0
+        );
+        assert_eq!(
+            value(&rows, "exim_messages_total{flag=\"completed\"}[-1]"),
+            1.0
+        );
+        assert_eq!(value(&rows, "exim_reject_total{}[-1]"), 1.0);
+        assert_eq!(
+            value(
+                &rows,
+                "exim_pilot_rejections_total{stage=\"rcpt\",class=\"permanent\"}[-1]"
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &rows,
+                "exim_message_errors_total{status=\"451\",enhanced=\"4.7.1\"}[-1]"
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &rows,
+                "exim_message_errors_total{status=\"550\",enhanced=\"5.1.1\"}[-1]"
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &rows,
+                "exim_pilot_deferrals_total{reason=\"greylisted\"}[-1]"
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &rows,
+                "exim_pilot_bounces_total{reason=\"unknown_recipient\"}[-1]"
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &rows,
+                "exim_pilot_deliveries_total{transport=\"local_maildir\",outcome=\"delivered\"}[-1]"
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &rows,
+                "exim_pilot_deliveries_total{transport=\"remote_smtp\",outcome=\"failed\"}[-1]"
+            ),
+            1.0
+        );
+        // QT=2s in the 5 s bucket (index 3), QT=70s in the 300 s one (7).
+        let qt = "exim_pilot_queue_time_seconds{transport=\"local_maildir\"}";
+        assert_eq!(value(&rows, &format!("{qt}[3]")), 1.0);
+        assert_eq!(value(&rows, &format!("{qt}[7]")), 1.0);
+        assert_eq!(value(&rows, &format!("{qt}[-1]")), 72.0);
+        let dt = "exim_pilot_delivery_time_seconds{transport=\"local_maildir\"}";
+        assert_eq!(value(&rows, &format!("{dt}[0]")), 1.0);
+        assert_eq!(value(&rows, &format!("{dt}[2]")), 1.0);
+        assert_eq!(value(&rows, "exim_pilot_received_bytes_total{}[-1]"), 435.0);
+        assert_eq!(
+            value(&rows, "exim_pilot_lines_unrecognised_total{}[-1]"),
+            1.0
+        );
+        assert_eq!(
+            value(&rows, "exim_pilot_lines_total{kind=\"unrecognised\"}[-1]"),
+            1.0
+        );
+        assert_eq!(
+            value(&rows, "exim_pilot_lines_total{kind=\"reception\"}[-1]"),
+            1.0
+        );
+    }
+
+    #[test]
+    fn label_values_from_the_log_are_checked_for_form() {
+        assert_eq!(transport_label(b"remote_smtp"), "remote_smtp");
+        assert_eq!(transport_label(b""), "");
+        assert_eq!(transport_label(b"a\"b"), OVERFLOW);
+        assert_eq!(transport_label(b"x\ny"), OVERFLOW);
+        assert_eq!(transport_label(&[b'a'; 65]), OVERFLOW);
+        assert_eq!(enhanced_label(b"5.1.1"), "5.1.1");
+        assert_eq!(enhanced_label(b"4.7.28"), "4.7.28");
+        assert_eq!(enhanced_label(b"5.1.1.1"), "");
+        assert_eq!(enhanced_label(b"9.1.1"), "");
+        assert_eq!(enhanced_label(b"5.1234.1"), "");
+        assert_eq!(enhanced_label(b"5.\"1.1"), "");
+    }
+
+    #[test]
+    fn bucket_bounds_ascend_and_hold_the_stats_bands() {
+        assert!(DURATION_BUCKETS.windows(2).all(|w| w[0] < w[1]));
+        for band in [
+            60.0, 300.0, 900.0, 1800.0, 3600.0, 10800.0, 21600.0, 43200.0, 86400.0,
+        ] {
+            assert!(DURATION_BUCKETS.contains(&band), "{band}");
+        }
+    }
+}

@@ -12,6 +12,7 @@
 #   stats --since 1d      one day back from the newest line
 #   stats                 all time
 #   stuck                 recipients still waiting
+#   metrics               the Prometheus exposition (what a scrape reads)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lines=${1:-5000000}
@@ -53,3 +54,4 @@ timed "trace $sender" trace "$sender"
 timed "stats --since 1d" stats --since 1d
 timed "stats (all time)" stats
 timed "stuck" stuck
+timed "metrics" metrics

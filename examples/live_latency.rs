@@ -3,10 +3,13 @@
 //! its append to its committed row, and the daemon's CPU use.
 //!
 //!     cargo build --release --features synth --bin exim-pilot --example live_latency
-//!     target/release/examples/live_latency [RATE] [SECONDS] [BINARY]
+//!     target/release/examples/live_latency [RATE] [SECONDS] [BINARY] [SCRAPE_MS]
 //!
-//! Defaults: 2000 lines/s for 60 s, target/release/exim-pilot. A poller
-//! reads new rows every 2 ms, so delays are measured to within 2 ms.
+//! Defaults: 2000 lines/s for 60 s, target/release/exim-pilot, no scrapes.
+//! A poller reads new rows every 2 ms, so delays are measured to within
+//! 2 ms. With SCRAPE_MS, the daemon also serves `[metrics] listen` and a
+//! thread scrapes `/metrics` every SCRAPE_MS ms, as Prometheus would, and
+//! prints how long each scrape took (connect to the last byte).
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -26,6 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let binary = args
         .next()
         .unwrap_or_else(|| "target/release/exim-pilot".to_owned());
+    let scrape_ms: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(0);
 
     let dir = tempfile::tempdir()?;
     let log = dir.path().join("mainlog");
@@ -38,15 +42,51 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let first = lines.next().ok_or("the generator wrote nothing")?;
     std::fs::write(&log, first)?;
 
+    let config = dir.path().join("exim-pilot.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    std::fs::write(
+        &config,
+        if scrape_ms > 0 {
+            format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n")
+        } else {
+            String::new()
+        },
+    )?;
     let mut daemon = Command::new(&binary)
-        .args(["run", "--log"])
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--log")
         .arg(&log)
         .arg("--db")
         .arg(&db)
         .env("RUST_LOG", "warn")
         .stderr(Stdio::inherit())
         .spawn()?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scraper = (scrape_ms > 0).then(|| {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || scrape(port, Duration::from_millis(scrape_ms), &stop))
+    });
     let result = measure(&mut daemon, &log, &db, lines.take(total as usize), rate);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(scraper) = scraper {
+        let (mut times, failures) = scraper.join().map_err(|_| "the scraper panicked")?;
+        times.sort();
+        let percentile = |p: f64| {
+            times
+                .get(((times.len() as f64 - 1.0) * p).round() as usize)
+                .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+        };
+        println!(
+            "scrapes of /metrics every {scrape_ms} ms: {} answered, {failures} failed; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            times.len(),
+            percentile(0.50),
+            percentile(0.99),
+            percentile(1.0)
+        );
+    }
     // SIGTERM: the daemon commits and stops.
     let _ = Command::new("kill").arg(daemon.id().to_string()).status();
     let _ = daemon.wait();
@@ -135,6 +175,36 @@ fn measure<'a>(
         100.0 * cpu / elapsed.as_secs_f64()
     );
     Ok(())
+}
+
+/// GETs `/metrics` every `every` until `stop`: each answered scrape's
+/// time (connect to the last byte), and the failures.
+fn scrape(
+    port: u16,
+    every: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) -> (Vec<Duration>, u64) {
+    use std::io::Read as _;
+    let mut times = Vec::new();
+    let mut failures = 0;
+    let mut next = Instant::now();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        next += every;
+        let started = Instant::now();
+        let answered = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut stream| {
+            stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response)?;
+            Ok(response.starts_with(b"HTTP/1.0 200") || response.starts_with(b"HTTP/1.1 200"))
+        });
+        match answered {
+            Ok(true) => times.push(started.elapsed()),
+            // Before the daemon listens, or a refusal.
+            _ => failures += 1,
+        }
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    (times, failures)
 }
 
 /// A read-only connection, once the daemon has stored the log's first line.

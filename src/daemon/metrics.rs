@@ -278,7 +278,11 @@ async fn textfile_task(source: Source, mut shutdown: watch::Receiver<bool>) {
         let interval = settings.borrow().interval;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = settings.changed() => {}
+            changed = settings.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
             _ = shutdown.changed() => return,
         }
         let path = settings.borrow().textfile.clone();
@@ -319,6 +323,10 @@ pub fn write_textfile(path: &Path, text: &str) -> Result<(), String> {
         .truncate(true)
         .mode(0o644)
         .open(&temporary)
+        .map_err(failed)?;
+    // Whatever the umask (the unit's is 0027): the collector runs as
+    // another user.
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .map_err(failed)?;
     file.write_all(text.as_bytes()).map_err(failed)?;
     file.sync_all().map_err(failed)?;

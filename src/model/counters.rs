@@ -598,6 +598,58 @@ mod tests {
     }
 
     #[test]
+    fn a_family_takes_at_most_its_bound_of_label_sets_then_counts_the_rest_as_other() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE log_chunks (id INTEGER PRIMARY KEY);")
+            .unwrap();
+        conn.execute_batch(include_str!("../store/migrations/0010_metric_counters.sql"))
+            .unwrap();
+        let lines: Vec<String> = (0..LABEL_SETS_PER_FAMILY + 20)
+            .map(|n| {
+                format!(
+                    "2026-11-26 13:58:22 [1] 1xWZzS-0001uN-1x => a@b.example R=r T=t{n:03} QT=1s DT=1s"
+                )
+            })
+            .collect();
+        // Two batches: the bound holds across them, and a known label set
+        // keeps counting under its own name.
+        for batch in [&lines[..50], &lines[..]] {
+            let mut tally = CounterTally::default();
+            for line in batch {
+                tally.line(&parse_line(line.as_bytes()), false);
+            }
+            tally.flush(&conn).unwrap();
+        }
+        let sets: i64 = conn
+            .query_row(
+                "SELECT count(DISTINCT labels) FROM metric_counters WHERE family = ?1",
+                [family::DELIVERY_TIME],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(sets, LABEL_SETS_PER_FAMILY + 1);
+        let value = |labels: &str| -> f64 {
+            conn.query_row(
+                "SELECT value FROM metric_counters WHERE family = ?1 AND labels = ?2 AND bucket = ?3",
+                params![family::DELIVERIES, labels, NO_BUCKET],
+                |row| row.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(value("transport=\"t000\",outcome=\"delivered\""), 2.0);
+        // The first 100 transports in order have their own; 20 overflow.
+        assert_eq!(value("transport=\"(other)\",outcome=\"delivered\""), 20.0);
+        let total: f64 = conn
+            .query_row(
+                "SELECT sum(value) FROM metric_counters WHERE family = ?1",
+                [family::DELIVERIES],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(total, (50 + lines.len()) as f64);
+    }
+
+    #[test]
     fn bucket_bounds_ascend_and_hold_the_stats_bands() {
         assert!(DURATION_BUCKETS.windows(2).all(|w| w[0] < w[1]));
         for band in [

@@ -74,6 +74,14 @@ fn an_exclusive_lock_held_for_20_seconds_pauses_reading_and_loses_nothing() {
     );
     assert!(daemon.stop().success());
     assert_exactly(&db, &expected);
+    // Each failed attempt was counted by the commit that finally took its
+    // batch, and the lines once each.
+    let samples = crate::util::metrics_of(&db);
+    assert_eq!(samples["exim_pilot_writer_retries_total"], warnings as f64);
+    assert_eq!(
+        crate::util::family_sum(&samples, "exim_pilot_lines_total"),
+        expected.len() as f64
+    );
 }
 
 #[test]

@@ -187,7 +187,8 @@ fn metrics_agree_with_stats_on_the_sample_and_a_generated_log() {
 #[test]
 fn a_database_from_before_the_counters_is_counted_once() {
     let dir = TempDir::new().unwrap();
-    let log = generated_log(dir.path(), 7, 5_000);
+    // More chunks than the seeding reads at a time (64).
+    let log = generated_log(dir.path(), 7, 40_000);
     let db = dir.path().join("x.db");
     let ingest = || {
         let (status, _, stderr) = outcome(&run(&[
@@ -202,6 +203,10 @@ fn a_database_from_before_the_counters_is_counted_once() {
     let counted = counters_only(&metrics_of(&db));
     // As migration 0010 leaves a database that held lines.
     let conn = deadpool_sqlite::rusqlite::Connection::open(&db).unwrap();
+    let chunks: i64 = conn
+        .query_row("SELECT count(*) FROM log_chunks", [], |row| row.get(0))
+        .unwrap();
+    assert!(chunks > 64, "{chunks} chunks");
     conn.execute_batch(
         "DELETE FROM metric_counters; INSERT INTO metric_state VALUES ('needs_seed', 1);",
     )

@@ -101,11 +101,7 @@ const WORDS: &[(&str, ReasonClass)] = &[
 /// codes); then the enhanced code's subject (RFC 3463: `x.1` addressing,
 /// `x.2` mailbox, `x.4` network, `x.7` policy); then the rest of the words.
 pub fn classify(code: Option<&SmtpCode<'_>>, error: &[u8]) -> ReasonClass {
-    let lower = error.to_ascii_lowercase();
-    let word = WORDS
-        .iter()
-        .find(|(word, _)| memchr::memmem::find(&lower, word.as_bytes()).is_some())
-        .map(|(_, class)| *class);
+    let word = first_word(error);
     if let Some(
         class @ (ReasonClass::RetryTime
         | ReasonClass::Greylisted
@@ -124,6 +120,25 @@ pub fn classify(code: Option<&SmtpCode<'_>>, error: &[u8]) -> ReasonClass {
         return class;
     }
     word.unwrap_or(ReasonClass::Other)
+}
+
+/// The class of the first of [`WORDS`] (in their order, not the text's)
+/// that occurs in `error`, ignoring ASCII case. One pass over the text
+/// for all the words: this runs for every deferral and bounce.
+fn first_word(error: &[u8]) -> Option<ReasonClass> {
+    static SEARCH: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
+        std::sync::LazyLock::new(|| {
+            aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(WORDS.iter().map(|(word, _)| word))
+                .ok()
+        });
+    let search = SEARCH.as_ref()?;
+    search
+        .find_overlapping_iter(error)
+        .map(|found| found.pattern().as_usize())
+        .min()
+        .map(|index| WORDS[index].1)
 }
 
 /// The class an enhanced status code's subject and detail mean, if they

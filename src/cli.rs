@@ -120,6 +120,17 @@ pub enum Command {
         /// The database to read.
         db: DbArg,
     },
+    /// Serve the read-only web view: search, messages, mail flow, stuck
+    /// recipients, the log and health, with a JSON API under /api/v1/
+    Serve {
+        /// Address and port to listen on (overrides [web] listen; default
+        /// 127.0.0.1:8025, loopback only)
+        #[arg(long, value_name = "ADDRESS:PORT")]
+        listen: Option<String>,
+        #[command(flatten)]
+        /// The database to read.
+        db: DbArg,
+    },
     /// Print stored raw lines byte for byte, in log order: exigrep from the
     /// database, or a lost day's log recovered
     Lines {
@@ -223,6 +234,7 @@ impl Command {
             | Command::Stats { db, .. }
             | Command::Stuck { db, .. }
             | Command::Metrics { db }
+            | Command::Serve { db, .. }
             | Command::Lines { db, .. }
             | Command::Prune { db } => (None, false, db.db_path.clone()),
             Command::Parse { .. } | Command::Generate { .. } => (None, false, None),
@@ -231,6 +243,10 @@ impl Command {
             log_path: log,
             journal,
             database_path: db,
+            web_listen: match self {
+                Command::Serve { listen, .. } => listen.clone(),
+                _ => None,
+            },
         }
     }
 }

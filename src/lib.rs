@@ -22,3 +22,4 @@ pub mod store;
 #[cfg(any(test, feature = "synth"))]
 pub mod synth;
 pub mod tail;
+pub mod web;

@@ -7,6 +7,7 @@ mod ingest;
 mod parse;
 mod prune;
 mod query;
+mod serve;
 
 use anyhow::{Context as _, Result};
 
@@ -72,6 +73,7 @@ pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -
             older_than, json, ..
         } => query::stuck(&config, &older_than, json),
         Command::Metrics { .. } => query::metrics(&config),
+        Command::Serve { .. } => serve::run(&config).await,
         Command::Generate { what } => generate::stdout(what),
     }
 }

@@ -12,11 +12,12 @@ use super::check::{
 };
 use super::raw::{
     RawConfig, RawDatabase, RawHealth, RawIngest, RawLog, RawLogging, RawMetrics, RawRetention,
+    RawWeb,
 };
 use super::{
     Config, ConfigError, DEFAULT_DATABASE_PATH, DatabaseConfig, HealthConfig, IngestConfig,
     LogConfig, LogFormat, LogSource, LoggingConfig, MetricsConfig, Overrides, RetentionConfig,
-    default_log_path,
+    WebConfig, default_log_path,
 };
 
 impl Config {
@@ -35,6 +36,7 @@ impl Config {
         let logging = diagnostics(&mut check, raw.logging.unwrap_or_default());
         let retention = retention(&mut check, raw.retention.unwrap_or_default());
         let metrics = metrics(&mut check, raw.metrics.unwrap_or_default());
+        let web = web(&mut check, raw.web.unwrap_or_default(), overrides);
         if !check.problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: source,
@@ -50,6 +52,7 @@ impl Config {
             logging,
             retention,
             metrics,
+            web,
         })
     }
 }
@@ -310,4 +313,31 @@ fn metrics(check: &mut Checker, metrics: RawMetrics) -> MetricsConfig {
         interval: check.duration("[metrics] interval", metrics.interval, METRICS_INTERVAL),
         stuck_after: check.duration("[metrics] stuck_after", metrics.stuck_after, STUCK_AFTER),
     }
+}
+
+/// The web view's default address: loopback only.
+pub const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:8025";
+
+/// `[web]`, or `serve --listen`.
+fn web(check: &mut Checker, web: RawWeb, overrides: &Overrides) -> WebConfig {
+    let (key, text) = match &overrides.web_listen {
+        Some(text) => ("--listen", Some(text.clone())),
+        None => ("[web] listen", web.listen),
+    };
+    let text = text.unwrap_or_else(|| DEFAULT_WEB_LISTEN.to_owned());
+    let listen = match text.trim().parse::<std::net::SocketAddr>() {
+        Ok(address) => address,
+        Err(_) => {
+            check.problem(
+                key,
+                format!(
+                    "{text:?} is not an address and port such as \"127.0.0.1:8025\" or \"[::1]:8025\""
+                ),
+            );
+            DEFAULT_WEB_LISTEN
+                .parse()
+                .unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8025)))
+        }
+    };
+    WebConfig { listen }
 }

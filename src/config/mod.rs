@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use raw::RawConfig;
-use raw::{RawDatabase, RawHealth, RawIngest, RawLog, RawLogging, RawMetrics, RawRetention};
+use raw::{
+    RawDatabase, RawHealth, RawIngest, RawLog, RawLogging, RawMetrics, RawRetention, RawWeb,
+};
 
 /// Where the packages install the configuration file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/exim-pilot/exim-pilot.toml";
@@ -51,6 +53,15 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// `[metrics]`
     pub metrics: MetricsConfig,
+    /// `[web]`
+    pub web: WebConfig,
+}
+
+/// `[web]`: where `exim-pilot serve` listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebConfig {
+    /// The address; loopback unless configured otherwise.
+    pub listen: std::net::SocketAddr,
 }
 
 /// `[metrics]`: where the daemon exposes its metrics, if anywhere.
@@ -211,6 +222,8 @@ pub struct Overrides {
     pub journal: bool,
     /// `--db`
     pub database_path: Option<PathBuf>,
+    /// `serve --listen`
+    pub web_listen: Option<String>,
 }
 
 /// One thing wrong with one key.
@@ -385,6 +398,9 @@ impl Config {
                 ),
                 interval: duration(self.metrics.interval),
                 stuck_after: duration(self.metrics.stuck_after),
+            }),
+            web: Some(RawWeb {
+                listen: Some(self.web.listen.to_string()),
             }),
         }
     }

@@ -27,6 +27,8 @@ pub struct RawConfig {
     pub retention: Option<RawRetention>,
     /// `[metrics]`
     pub metrics: Option<RawMetrics>,
+    /// `[web]`
+    pub web: Option<RawWeb>,
 }
 
 /// `[log]`: which Exim main log to tail.
@@ -104,4 +106,11 @@ pub struct RawMetrics {
     pub textfile: Option<String>,
     pub interval: Option<String>,
     pub stuck_after: Option<String>,
+}
+
+/// `[web]`: `exim-pilot serve`.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeb {
+    pub listen: Option<String>,
 }

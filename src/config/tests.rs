@@ -251,6 +251,7 @@ fn log_and_database_paths_that_name_the_wrong_thing_are_rejected() {
         log_path: Some(PathBuf::from("/dev/zero")),
         journal: false,
         database_path: Some(dir.path().to_path_buf()),
+        web_listen: None,
     };
     let message = Config::from_toml("", None, &overrides)
         .unwrap_err()
@@ -271,15 +272,17 @@ fn overrides_win_over_the_file() {
         log_path: Some(PathBuf::from("/override/mainlog")),
         journal: false,
         database_path: Some(PathBuf::from("/override/db")),
+        web_listen: Some("[::1]:9000".to_owned()),
     };
     let config = Config::from_toml(
-        "[log]\npath = \"/file/mainlog\"\n[database]\npath = \"/file/db\"\n",
+        "[log]\npath = \"/file/mainlog\"\n[database]\npath = \"/file/db\"\n[web]\nlisten = \"127.0.0.1:1\"\n",
         None,
         &overrides,
     )
     .unwrap();
     assert_eq!(config.log.path, PathBuf::from("/override/mainlog"));
     assert_eq!(config.database.path, PathBuf::from("/override/db"));
+    assert_eq!(config.web.listen.to_string(), "[::1]:9000");
 }
 
 #[test]

@@ -6,6 +6,8 @@
 //! age (`2h`, `3d`) counted back from the newest line in the database, so
 //! questions about old logs and live ones work the same way.
 
+pub mod flow;
+pub mod health;
 pub mod lines;
 pub mod metrics;
 pub mod stats;

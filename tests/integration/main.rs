@@ -26,3 +26,4 @@ mod store;
 mod systemd;
 mod transactions;
 mod util;
+mod web;

@@ -4,46 +4,17 @@
 //! and a real Prometheus scraping across a restart.
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
 use crate::util::{
-    Daemon, FAST_CONFIG, append_lines, counters_only, family_sum, metrics_of, outcome,
-    parse_exposition, run, wait_for_lines,
+    Daemon, FAST_CONFIG, append_lines, counters_only, family_sum, free_port, http_get, metrics_of,
+    outcome, parse_exposition, run, status_is, wait_for_lines,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A loopback port free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET path` over HTTP/1.0 (so no chunked body): the status line and
-/// headers, and the body.
-pub fn http_get(port: u16, path: &str) -> std::io::Result<(String, String)> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or((response.as_str(), ""));
-    Ok((head.to_owned(), body.to_owned()))
-}
-
-/// Whether a response's status line says `code`.
-fn status_is(head: &str, code: u16) -> bool {
-    head.split_whitespace().nth(1) == Some(code.to_string().as_str())
-}
 
 fn stats_json(db: &Path) -> serde_json::Value {
     let (status, stdout, stderr) =

@@ -12,6 +12,10 @@ use crate::util::{binary, outcome, system_program};
 /// The Debian unit and the RHEL one.
 const UNITS: [&str; 2] = ["exim-pilot.service", "exim-pilot-rhel.service"];
 
+/// The web view's unit (the same on both), and its exposure bound: it
+/// needs the network.
+const WEB_UNIT: (&str, f64) = ("exim-pilot-web.service", 2.0);
+
 /// Worst exposure `systemd-analyze security` may give (the bar).
 const MAX_EXPOSURE: f64 = 1.5;
 
@@ -58,10 +62,11 @@ fn units_verify_without_a_complaint() {
         .unwrap();
     assert!(page.status.success());
     std::fs::write(man8.join("exim-pilot.8"), page.stdout).unwrap();
-    for name in UNITS {
+    for name in UNITS.into_iter().chain([WEB_UNIT.0]) {
         let text = unit_text(name);
         assert!(
-            text.contains("ExecStart=/usr/bin/exim-pilot run "),
+            text.contains("ExecStart=/usr/bin/exim-pilot run ")
+                || (name == WEB_UNIT.0 && text.contains("ExecStart=/usr/bin/exim-pilot serve ")),
             "{name}"
         );
         let copy = dir.path().join(name);
@@ -110,6 +115,10 @@ fn units_are_hardened_to_an_exposure_of_at_most_1_5() {
         eprintln!("{name}: exposure {exposure}");
         assert!(exposure <= MAX_EXPOSURE, "{name}: exposure {exposure}");
     }
+    let (name, bound) = WEB_UNIT;
+    let exposure = exposure(&analyze, &unit_path(name));
+    eprintln!("{name}: exposure {exposure}");
+    assert!(exposure <= bound, "{name}: exposure {exposure}");
 }
 
 /// Each drop-in, applied to the Debian unit (its settings after the unit's,

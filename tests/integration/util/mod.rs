@@ -396,3 +396,34 @@ pub fn family_sum(samples: &std::collections::BTreeMap<String, f64>, family: &st
         .map(|(_, value)| value)
         .sum()
 }
+
+/// A loopback port free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` over HTTP/1.0 (so no chunked body): the status line and
+/// headers, and the body.
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(String, String)> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    std::io::Write::write_all(
+        &mut stream,
+        format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(),
+    )?;
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or((response.as_str(), ""));
+    Ok((head.to_owned(), body.to_owned()))
+}
+
+/// Whether a response's status line says `code`.
+pub fn status_is(head: &str, code: u16) -> bool {
+    head.split_whitespace().nth(1) == Some(code.to_string().as_str())
+}

@@ -1,0 +1,128 @@
+//! The daemon's health as the database shows it: where each source's read
+//! position stands and when it last moved, the gaps recorded, and the
+//! newest audit records. Read-only; the web view's health page.
+
+use deadpool_sqlite::rusqlite::Connection;
+use serde::Serialize;
+
+use super::{QueryError, format_ms};
+use crate::store::{Context, ResultExt};
+
+/// Gaps and audit records listed, at most (the newest).
+const LIMIT: i64 = 100;
+
+/// One source's read position.
+#[derive(Debug, Serialize)]
+pub struct SourceState {
+    /// The path it was first read as.
+    pub path: String,
+    /// Bytes stored from it.
+    pub offset: u64,
+    /// When its position last moved (wall clock).
+    pub updated_at: String,
+}
+
+/// A gap: bytes that could not be read.
+#[derive(Debug, Serialize)]
+pub struct GapRecord {
+    /// The file.
+    pub path: String,
+    /// Its first byte not read.
+    pub start: i64,
+    /// The end, when known.
+    pub end: Option<i64>,
+    /// Why.
+    pub reason: String,
+    /// When it was found (wall clock).
+    pub detected_at: String,
+}
+
+/// An audit record.
+#[derive(Debug, Serialize)]
+pub struct AuditEntry {
+    /// When (wall clock).
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// The details, as recorded (JSON).
+    pub detail: String,
+}
+
+/// The health page's facts.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    /// When a read position last moved: the last commit (wall clock).
+    pub last_commit_at: Option<String>,
+    /// The newest line's time (the log's clock).
+    pub newest_line_at: Option<String>,
+    /// Every source, most recently moved first.
+    pub sources: Vec<SourceState>,
+    /// Gaps recorded, in all.
+    pub gap_count: i64,
+    /// The newest gaps.
+    pub gaps: Vec<GapRecord>,
+    /// The newest audit records.
+    pub audit: Vec<AuditEntry>,
+}
+
+/// Reads the health facts.
+pub fn read(conn: &Connection) -> Result<Health, QueryError> {
+    let sources: Vec<SourceState> = crate::store::repo::source_positions(conn)?
+        .into_iter()
+        .map(|p| SourceState {
+            path: p.path,
+            offset: p.byte_offset,
+            updated_at: format_ms(p.updated_ms),
+        })
+        .collect();
+    let context = || Context::op("read the health facts").table("ingest_gaps");
+    let gap_count: i64 = conn
+        .query_row("SELECT count(*) FROM ingest_gaps", [], |row| row.get(0))
+        .ctx(context)?;
+    let gaps = conn
+        .prepare_cached(
+            "SELECT path, start_offset, end_offset, reason, detected_ms FROM ingest_gaps
+             ORDER BY id DESC LIMIT ?1",
+        )
+        .ctx(context)?
+        .query_map([LIMIT], |row| {
+            Ok(GapRecord {
+                path: row.get(0)?,
+                start: row.get(1)?,
+                end: row.get(2)?,
+                reason: row.get(3)?,
+                detected_at: format_ms(row.get(4)?),
+            })
+        })
+        .ctx(context)?
+        .collect::<Result<_, _>>()
+        .ctx(context)?;
+    let audit_context = || Context::op("read the audit log").table("audit_log");
+    let audit = conn
+        .prepare_cached(
+            "SELECT at_ms, actor, action, detail FROM audit_log ORDER BY at_ms DESC, id DESC LIMIT ?1",
+        )
+        .ctx(audit_context)?
+        .query_map([LIMIT], |row| {
+            Ok(AuditEntry {
+                at: format_ms(row.get(0)?),
+                actor: row.get(1)?,
+                action: row.get(2)?,
+                detail: row.get(3)?,
+            })
+        })
+        .ctx(audit_context)?
+        .collect::<Result<_, _>>()
+        .ctx(audit_context)?;
+    let newest = crate::store::repo::newest_line_ms(conn)?;
+    Ok(Health {
+        last_commit_at: sources.first().map(|s| s.updated_at.clone()),
+        newest_line_at: newest.map(format_ms),
+        sources,
+        gap_count,
+        gaps,
+        audit,
+    })
+}

@@ -1,0 +1,253 @@
+//! `exim-pilot serve`: the read-only web view. Pages rendered on the
+//! server (maud, checked at compile time) and a JSON API under
+//! `/api/v1/` with the CLI's `--json` shapes, over the same queries as the
+//! CLI. Every request opens the database read-only; nothing here writes.
+//!
+//! Every asset is in the binary (mail hosts often have no internet), no
+//! script is inline, and a strict Content-Security-Policy says so; the
+//! pages work without JavaScript. Inputs are bounded: the length of each
+//! parameter, the time window, the rows returned.
+//!
+//! ```text
+//! browser ──► axum router ──► pages.rs (HTML) ─┐
+//!                        └──► api.rs (JSON)   ─┴─► query::* on a read-only connection
+//! ```
+
+mod api;
+mod chart;
+mod pages;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use deadpool_sqlite::rusqlite::Connection;
+use serde::Deserialize;
+
+use crate::query::{self, QueryError, Window};
+
+/// What `serve` needs besides its listener.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// The database, opened read-only per request.
+    pub database: PathBuf,
+}
+
+/// Longest value of any query parameter, in bytes.
+pub const MAX_PARAMETER_BYTES: usize = 512;
+
+/// Longest time window a page or the API reads, when both ends are given.
+pub const MAX_WINDOW_DAYS: i64 = 400;
+
+/// Requests answered at once; more wait for one of these (bounding the
+/// database connections and threads).
+const CONCURRENT_QUERIES: usize = 8;
+
+/// The Content-Security-Policy of every response: nothing but this
+/// origin's own scripts, styles and images; no inline anything.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Shared by every handler.
+#[derive(Clone)]
+struct App {
+    database: Arc<PathBuf>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+/// Why a request could not be answered, with its status.
+#[derive(Debug)]
+pub(crate) enum WebError {
+    /// The request is wrong: 400, with what to change.
+    BadRequest(String),
+    /// Nothing matches: 404.
+    NotFound(String),
+    /// The database cannot answer: 503.
+    Unavailable(String),
+}
+
+impl WebError {
+    fn status(&self) -> StatusCode {
+        match self {
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            WebError::BadRequest(m) | WebError::NotFound(m) | WebError::Unavailable(m) => m,
+        }
+    }
+}
+
+impl From<QueryError> for WebError {
+    fn from(err: QueryError) -> Self {
+        match err {
+            QueryError::BadArgument(message) => WebError::BadRequest(message),
+            other => WebError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl App {
+    /// Runs `ask` on a read-only connection on a blocking thread.
+    async fn ask<T, F>(&self, ask: F) -> Result<T, WebError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, WebError> + Send + 'static,
+    {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| WebError::Unavailable("the server is stopping".to_owned()))?;
+        let database = Arc::clone(&self.database);
+        tokio::task::spawn_blocking(move || {
+            let conn = query::open(&database)?;
+            ask(&conn)
+        })
+        .await
+        .map_err(|err| WebError::Unavailable(format!("the query failed: {err}")))?
+    }
+}
+
+/// The time window of a request, as text (the CLI's forms).
+#[derive(Debug, Default, Clone, Deserialize)]
+pub(crate) struct WindowQuery {
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+impl WindowQuery {
+    /// The window, checked: each end's length, and at most
+    /// [`MAX_WINDOW_DAYS`] between two given ends.
+    fn window(&self, conn: &Connection) -> Result<Window, WebError> {
+        let since = bounded("since", self.since.as_deref())?;
+        let until = bounded("until", self.until.as_deref())?;
+        let window = Window::parse(conn, since, until)?;
+        if let (Some(since), Some(until)) = (window.since, window.until)
+            && until - since > MAX_WINDOW_DAYS * 86_400_000
+        {
+            return Err(WebError::BadRequest(format!(
+                "the window is {} days long; ask for at most {MAX_WINDOW_DAYS} days",
+                (until - since) / 86_400_000
+            )));
+        }
+        Ok(window)
+    }
+}
+
+/// A parameter's value, `None` when empty, refused when longer than
+/// [`MAX_PARAMETER_BYTES`].
+pub(crate) fn bounded<'a>(name: &str, value: Option<&'a str>) -> Result<Option<&'a str>, WebError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(value) if value.len() > MAX_PARAMETER_BYTES => Err(WebError::BadRequest(format!(
+            "{name} is {} bytes long; at most {MAX_PARAMETER_BYTES} are read",
+            value.len()
+        ))),
+        Some(value) => Ok(Some(value)),
+    }
+}
+
+/// The router: pages, the API, the embedded assets, and the headers every
+/// response carries.
+fn router(settings: &WebSettings) -> Router {
+    let app = App {
+        database: Arc::new(settings.database.clone()),
+        permits: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES)),
+    };
+    Router::new()
+        .merge(pages::routes())
+        .merge(api::routes())
+        .route("/assets/style.css", get(style))
+        .route("/assets/app.js", get(script))
+        .fallback(not_found)
+        .with_state(app)
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+async fn style() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("assets/style.css"),
+    )
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("assets/app.js"),
+    )
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let error = WebError::NotFound(format!("no page at {}", uri.path()));
+    if uri.path().starts_with("/api/") {
+        api::error_response(&error)
+    } else {
+        pages::error_page(&error)
+    }
+}
+
+/// Serves on `listener` until SIGTERM or SIGINT.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    settings: WebSettings,
+) -> std::io::Result<()> {
+    let address = listener.local_addr()?;
+    tracing::info!(
+        address = %address,
+        database = %settings.database.display(),
+        "serving the web view on http://{address}/ from {} (read-only)",
+        settings.database.display()
+    );
+    axum::serve(listener, router(&settings))
+        .with_graceful_shutdown(stop_requested())
+        .await?;
+    tracing::info!("stopped serving the web view");
+    Ok(())
+}
+
+async fn stop_requested() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

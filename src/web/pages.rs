@@ -1,0 +1,411 @@
+//! The HTML pages: search, a message, the mail flow, stuck recipients,
+//! the log, and health. Rendered on the server with maud (escaped by
+//! default, checked at compile time); each works without JavaScript.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use maud::{DOCTYPE, Markup, html};
+
+use super::api::{
+    LinesQuery, MAX_LINES, SearchQuery, StuckQuery, find_messages, read_lines, stuck_rows,
+};
+use super::{App, WebError, WindowQuery, chart};
+use crate::query::{flow, health, stats, trace};
+
+pub(super) fn routes() -> Router<App> {
+    Router::new()
+        .route("/", get(search))
+        .route("/message/{id}", get(message))
+        .route("/flow", get(flow_page))
+        .route("/stuck", get(stuck_page))
+        .route("/log", get(log_page))
+        .route("/health", get(health_page))
+}
+
+const NAV: [(&str, &str); 5] = [
+    ("/", "Search"),
+    ("/flow", "Mail flow"),
+    ("/stuck", "Stuck"),
+    ("/log", "Log"),
+    ("/health", "Health"),
+];
+
+/// The frame of every page.
+fn layout(here: &str, title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · exim-pilot" }
+                link rel="stylesheet" href="/assets/style.css";
+                script src="/assets/app.js" defer {}
+            }
+            body {
+                header {
+                    span.brand { "exim-pilot" }
+                    @for (href, name) in NAV {
+                        a href=(href) class=[(href == here).then_some("here")] { (name) }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+fn page(here: &str, title: &str, body: Markup) -> Response {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        layout(here, title, body),
+    )
+        .into_response()
+}
+
+/// An error as a page, with its status.
+pub(super) fn error_page(error: &WebError) -> Response {
+    let body = html! {
+        h1 { "Cannot answer" }
+        p.error { (error.message()) }
+        p { a href="/" { "Back to the search" } }
+    };
+    (error.status(), layout("", "Error", body)).into_response()
+}
+
+fn window_fields(window: &WindowQuery) -> Markup {
+    html! {
+        label { "Since" input name="since" value=[window.since.as_deref()] placeholder="2d, 2026-11-26 or 2026-11-26 13:00"; }
+        label { "Until" input name="until" value=[window.until.as_deref()] placeholder="(the newest line)"; }
+    }
+}
+
+fn status(status: &str) -> Markup {
+    html! { span class=(format!("status status-{status}")) { (status) } }
+}
+
+async fn search(State(app): State<App>, Query(query): Query<SearchQuery>) -> Response {
+    let form = html! {
+        form.query method="get" action="/" {
+            label { "Message id, address or IP"
+                input name="q" value=[query.q.as_deref()] autofocus placeholder="1xWZzS-0001uN-1x, alice@example.com, 192.0.2.1"; }
+            (window_fields(&query.window))
+            button type="submit" { "Search" }
+        }
+    };
+    if query.q.as_deref().is_none_or(|q| q.trim().is_empty()) {
+        return page(
+            "/",
+            "Search",
+            html! { h1 { "Find a message" } (form) p.muted { "Every message, recipient and line exim-pilot stored, by id, address or IP." } },
+        );
+    }
+    let found = app
+        .ask(move |conn| find_messages(conn, &query, false))
+        .await;
+    let results = match &found {
+        Ok(messages) => html! {
+            p.muted { (messages.len()) " message(s)" }
+            table {
+                thead { tr { th { "Received" } th { "Id" } th { "Sender" } th { "Recipients" } th { "Status" } th.num { "Size" } } }
+                tbody {
+                    @for message in messages {
+                        tr {
+                            td { (message.received_at.as_deref().unwrap_or("(not seen)")) }
+                            td { a href=(format!("/message/{}", message.id)) { (message.id) } }
+                            td { (message.sender.as_deref().unwrap_or("")) }
+                            td { (recipients(&message.recipients)) }
+                            td { (status(&message.status)) }
+                            td.num { (message.size.map(|s| s.to_string()).unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+        },
+        Err(error) => html! { p.error { (error.message()) } },
+    };
+    let code = found.as_ref().err().map(WebError::status);
+    let mut response = page(
+        "/",
+        "Search",
+        html! { h1 { "Find a message" } (form) (results) },
+    );
+    if let Some(code) = code {
+        *response.status_mut() = code;
+    }
+    response
+}
+
+/// A message's recipients in a cell: the first few, and how many more.
+fn recipients(recipients: &[trace::TracedRecipient]) -> Markup {
+    const SHOWN: usize = 5;
+    html! {
+        @for (index, recipient) in recipients.iter().take(SHOWN).enumerate() {
+            @if index > 0 { ", " }
+            (recipient.address)
+        }
+        @if recipients.len() > SHOWN { " and " (recipients.len() - SHOWN) " more" }
+    }
+}
+
+async fn message(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let wanted = id.clone();
+    let found = app
+        .ask(move |conn| {
+            let query = SearchQuery {
+                q: Some(wanted),
+                window: WindowQuery::default(),
+            };
+            find_messages(conn, &query, true)
+        })
+        .await;
+    let messages = match found {
+        Ok(messages) => messages,
+        Err(error) => return error_page(&error),
+    };
+    let Some(main) = messages.iter().find(|m| m.id == id) else {
+        return error_page(&WebError::NotFound(format!("no message {id}")));
+    };
+    let related: Vec<&trace::TracedMessage> = messages.iter().filter(|m| m.id != id).collect();
+    let body = html! {
+        h1 { "Message " (main.id) " " (status(&main.status)) }
+        table {
+            tbody {
+                tr { th { "Sender" } td { (main.sender.as_deref().unwrap_or("(reception not seen)")) } }
+                tr { th { "Received" } td { (main.received_at.as_deref().unwrap_or("")) } }
+                tr { th { "Completed" } td { (main.completed_at.as_deref().unwrap_or("")) } }
+                tr { th { "From host" } td { (main.host.as_deref().unwrap_or("")) } }
+                tr { th { "Size" } td { (main.size.map(|s| s.to_string()).unwrap_or_default()) } }
+                tr { th { "Subject" } td { (main.subject.as_deref().unwrap_or("")) } }
+                @if let Some(parent) = &main.parent {
+                    tr { th { "A bounce of" } td { a href=(format!("/message/{parent}")) { (parent) } } }
+                }
+                @if main.frozen { tr { th { "Frozen" } td { "yes" } } }
+            }
+        }
+        h2 { "Recipients" }
+        table {
+            thead { tr { th { "Address" } th { "Delivered to" } th { "Status" } } }
+            tbody {
+                @for recipient in &main.recipients {
+                    tr {
+                        td { (recipient.address) }
+                        td { (recipient.final_address.as_deref().unwrap_or("")) }
+                        td { (status(&recipient.status)) }
+                    }
+                }
+            }
+        }
+        @if !related.is_empty() {
+            h2 { "Related messages" }
+            ul {
+                @for other in &related {
+                    li {
+                        a href=(format!("/message/{}", other.id)) { (other.id) } " "
+                        @if other.parent.as_deref() == Some(main.id.as_str()) { "(its bounce) " }
+                        (status(&other.status))
+                    }
+                }
+            }
+        }
+        h2 { "Log lines (every delivery attempt, with router, transport, host, TLS, code and error)" }
+        pre.lines { @for line in &main.lines { (line) "\n" } }
+    };
+    page("", &format!("Message {id}"), body)
+}
+
+async fn flow_page(State(app): State<App>, Query(mut window): Query<WindowQuery>) -> Response {
+    // The last day unless asked: all-time statistics of a large database
+    // take seconds, which a page opened by a click should not.
+    if window.since.is_none() && window.until.is_none() {
+        window.since = Some("1d".to_owned());
+    }
+    let asked = window.clone();
+    let read = app
+        .ask(move |conn| {
+            let window = asked.window(conn)?;
+            Ok((stats::compute(conn, window)?, flow::compute(conn, window)?))
+        })
+        .await;
+    let (report, flow) = match read {
+        Ok(read) => read,
+        Err(error) => return error_page(&error),
+    };
+    let labels: Vec<String> = flow.buckets.iter().map(|b| b.start.clone()).collect();
+    let counts: Vec<Vec<u64>> = flow.buckets.iter().map(|b| b.counts.to_vec()).collect();
+    let cards = [
+        ("received", report.received),
+        ("delivered", report.delivered),
+        ("deferred", report.deferred),
+        ("bounced", report.bounced),
+        ("rejected", report.rejected + report.temporarily_rejected),
+        ("completed", report.completed),
+        ("frozen", report.frozen),
+    ];
+    let bands = |rows: &[stats::Row]| -> Vec<(String, u64)> {
+        rows.iter().map(|r| (r.key.clone(), r.count)).collect()
+    };
+    let body = html! {
+        h1 { "Mail flow" }
+        form.query method="get" action="/flow" {
+            (window_fields(&window))
+            button type="submit" { "Show" }
+        }
+        p.muted {
+            (report.since.as_deref().unwrap_or("From the first line"))
+            " to " (report.until.as_deref().unwrap_or("the newest line"))
+            "; the chart per " (flow.step) "."
+        }
+        div.cards {
+            @for (name, value) in cards {
+                div.card id=(format!("total-{name}")) {
+                    div.value { (value) }
+                    div.label { (name) }
+                }
+            }
+        }
+        div.legend {
+            @for name in &flow.series { span { i class=(format!("s-{name}")) {} (name) } }
+        }
+        (chart::stacked_bars(&flow.series, &labels, &counts))
+        div.columns {
+            div { h2 { "Top senders" } (top_table(&report.top_senders)) }
+            div { h2 { "Top recipient domains" } (top_table(&report.top_recipient_domains)) }
+            div { h2 { "Top sending hosts" } (top_table(&report.top_sending_hosts)) }
+            div { h2 { "Rejection reasons" } (top_table(&report.rejections_by_reason)) }
+            div { h2 { "Queue time (received to completed)" } (chart::bars(&bands(&report.queue_times))) }
+            div { h2 { "Delivery time (DT=)" } (chart::bars(&bands(&report.delivery_times))) }
+        }
+    };
+    page("/flow", "Mail flow", body)
+}
+
+fn top_table(rows: &[stats::Row]) -> Markup {
+    html! {
+        table {
+            tbody {
+                @for row in rows {
+                    tr {
+                        td { (row.key) }
+                        td.num { (row.count) }
+                    }
+                }
+                @if rows.is_empty() { tr { td.muted { "none" } } }
+            }
+        }
+    }
+}
+
+async fn stuck_page(State(app): State<App>, Query(query): Query<StuckQuery>) -> Response {
+    let older_than = query.older_than.clone().unwrap_or_else(|| "4h".to_owned());
+    let rows = match app.ask(move |conn| stuck_rows(conn, &query)).await {
+        Ok(rows) => rows,
+        Err(error) => return error_page(&error),
+    };
+    let body = html! {
+        h1 { "Stuck and frozen" }
+        form.query method="get" action="/stuck" {
+            label { "Waiting longer than" input name="older_than" value=(older_than); }
+            button type="submit" { "Show" }
+        }
+        p.muted { (rows.len()) " recipient(s) pending or deferred, oldest first" }
+        table {
+            thead { tr { th { "Received" } th { "Message" } th { "Recipient" } th { "Status" } th { "Last attempt" } th { "Last error" } } }
+            tbody {
+                @for row in &rows {
+                    tr {
+                        td { (row.received_at.as_deref().unwrap_or("(not seen)")) }
+                        td { a href=(format!("/message/{}", row.message)) { (row.message) } }
+                        td { (row.address) }
+                        td { (status(&row.status)) }
+                        td { (row.last_attempt_at.as_deref().unwrap_or("")) }
+                        td { (row.last_error.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+    };
+    page("/stuck", "Stuck", body)
+}
+
+async fn log_page(State(app): State<App>, Query(mut query): Query<LinesQuery>) -> Response {
+    if query.window.since.is_none() && query.window.until.is_none() {
+        query.window.since = Some("1h".to_owned());
+    }
+    let shown = LinesQuery {
+        window: query.window.clone(),
+        kind: query.kind.clone(),
+        grep: query.grep.clone(),
+    };
+    let read = app.ask(move |conn| read_lines(conn, &query)).await;
+    let form = html! {
+        form.query method="get" action="/log" {
+            (window_fields(&shown.window))
+            label { "Kind" input name="kind" value=[shown.kind.as_deref()] placeholder="rejection, delivery, ..."; }
+            label { "Matching" input name="grep" value=[shown.grep.as_deref()] placeholder="a regular expression"; }
+            button type="submit" { "Show" }
+        }
+    };
+    let body = match read {
+        Ok((lines, more)) => html! {
+            h1 { "The log" }
+            (form)
+            p.muted {
+                (lines.len()) " line(s)"
+                @if more { ", the first " (MAX_LINES) " of more: narrow the window" }
+                " "
+                button type="button" data-wrap-toggle hidden { "Wrap long lines" }
+            }
+            pre.lines { @for line in &lines { (line.line) "\n" } }
+        },
+        Err(error) => {
+            let mut response = page(
+                "/log",
+                "Log",
+                html! { h1 { "The log" } (form) p.error { (error.message()) } },
+            );
+            *response.status_mut() = error.status();
+            return response;
+        }
+    };
+    page("/log", "Log", body)
+}
+
+async fn health_page(State(app): State<App>) -> Response {
+    let health = match app.ask(|conn| Ok(health::read(conn)?)).await {
+        Ok(health) => health,
+        Err(error) => return error_page(&error),
+    };
+    let body = html! {
+        h1 { "Health" }
+        div.cards {
+            div.card id="last-commit" { div.value { (health.last_commit_at.as_deref().unwrap_or("never")) } div.label { "last commit" } }
+            div.card id="newest-line" { div.value { (health.newest_line_at.as_deref().unwrap_or("none")) } div.label { "newest line (log clock)" } }
+            div.card id="gaps" { div.value { (health.gap_count) } div.label { "gaps recorded" } }
+        }
+        h2 { "Read positions" }
+        table {
+            thead { tr { th { "Source" } th.num { "Bytes stored" } th { "Last moved" } } }
+            tbody { @for source in &health.sources { tr { td { (source.path) } td.num { (source.offset) } td { (source.updated_at) } } } }
+        }
+        h2 { "Gaps: bytes that could not be read" }
+        table {
+            thead { tr { th { "Found" } th { "File" } th.num { "From" } th.num { "To" } th { "Why" } } }
+            tbody {
+                @for gap in &health.gaps {
+                    tr { td { (gap.detected_at) } td { (gap.path) } td.num { (gap.start) } td.num { (gap.end.map(|e| e.to_string()).unwrap_or_else(|| "its end".to_owned())) } td { (gap.reason) } }
+                }
+                @if health.gaps.is_empty() { tr { td.muted { "none" } } }
+            }
+        }
+        h2 { "Audit log" }
+        table {
+            thead { tr { th { "When" } th { "Who" } th { "What" } th { "Details" } } }
+            tbody { @for entry in &health.audit { tr { td { (entry.at) } td { (entry.actor) } td { (entry.action) } td { (entry.detail) } } } }
+        }
+    };
+    page("/health", "Health", body)
+}

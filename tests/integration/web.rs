@@ -1,0 +1,412 @@
+//! The web view (`exim-pilot serve`) against the real server: every page
+//! and API answer, the API equal to the CLI's `--json`, bad input, the
+//! security headers, and that it never writes; then headless Chromium
+//! renders each page, the test reads the DOM, and a screenshot of each is
+//! left under target/web-screenshots/.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::util::{binary, free_port, http_get, outcome, run, status_is};
+
+/// A running `exim-pilot serve`, stopped on drop.
+struct Server {
+    child: Child,
+    port: u16,
+    stderr: PathBuf,
+}
+
+impl Server {
+    fn start(db: &Path, dir: &Path) -> Server {
+        let port = free_port();
+        let stderr = dir.join(format!("serve-{port}.log"));
+        let child = Command::new(binary())
+            .args(["serve", "--db"])
+            .arg(db)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let server = Server {
+            child,
+            port,
+            stderr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http_get(port, "/health").is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "serve did not answer: {}",
+                std::fs::read_to_string(&server.stderr).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn get(&self, path: &str) -> (String, String) {
+        http_get(self.port, path).unwrap()
+    }
+
+    /// A page's body, asserting its status.
+    fn page(&self, path: &str, status: u16) -> String {
+        let (head, body) = self.get(path);
+        assert!(status_is(&head, status), "{path}: {head}\n{body}");
+        body
+    }
+
+    fn json(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&self.page(path, 200)).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cli_json(args: &[&str]) -> serde_json::Value {
+    let (status, stdout, stderr) = outcome(&run(args));
+    assert_eq!(status, 0, "{args:?}: {stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+fn sample_database(dir: &Path) -> PathBuf {
+    let db = dir.join("sample.db");
+    let (status, _, stderr) = outcome(&run(&[
+        "ingest",
+        "--db",
+        db.to_str().unwrap(),
+        crate::util::fixture("sample/mainlog").to_str().unwrap(),
+    ]));
+    assert_eq!(status, 0, "{stderr}");
+    db
+}
+
+/// Every page answers with the numbers and ids of the database; every
+/// API answer equals the CLI's `--json`; bad input gets a clear page and
+/// the right status; the database is not written.
+#[test]
+fn pages_and_api_answer_like_the_cli_and_bad_input_is_refused_clearly() {
+    let dir = TempDir::new().unwrap();
+    let db = sample_database(dir.path());
+    let db_text = db.to_str().unwrap().to_owned();
+    let before = std::fs::read(&db).unwrap();
+    let server = Server::start(&db, dir.path());
+
+    // The API is the CLI.
+    assert_eq!(
+        server.json("/api/v1/stats"),
+        cli_json(&["stats", "--json", "--db", &db_text])
+    );
+    assert_eq!(
+        server.json("/api/v1/stats?since=2026-11-26%2013:58:23"),
+        cli_json(&[
+            "stats",
+            "--json",
+            "--db",
+            &db_text,
+            "--since",
+            "2026-11-26 13:58:23"
+        ])
+    );
+    let id = "1xWZzT-0001uj-1r";
+    assert_eq!(
+        server.json(&format!("/api/v1/search?q={id}")),
+        cli_json(&["trace", "--json", "--db", &db_text, id])
+    );
+    assert_eq!(
+        server.json(&format!("/api/v1/message/{id}")),
+        cli_json(&["trace", "--json", "--related", "--db", &db_text, id])
+    );
+    assert_eq!(
+        server.json("/api/v1/search?q=alice%40test.example"),
+        cli_json(&["trace", "--json", "--db", &db_text, "alice@test.example"])
+    );
+    assert_eq!(
+        server.json("/api/v1/stuck?older_than=1m"),
+        cli_json(&["stuck", "--json", "--older-than", "1m", "--db", &db_text])
+    );
+    let (status, stdout, stderr) = outcome(&run(&[
+        "lines",
+        "--json",
+        "--db",
+        &db_text,
+        "--since",
+        "2026-11-26",
+        "--kind",
+        "rejection",
+    ]));
+    assert_eq!(status, 0, "{stderr}");
+    let cli_lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let api_lines = server.json("/api/v1/lines?since=2026-11-26&kind=rejection");
+    assert_eq!(api_lines["lines"], serde_json::Value::Array(cli_lines));
+    assert_eq!(api_lines["more"], false);
+    let flow = server.json("/api/v1/flow?since=2026-11-26%2013:00&until=2026-11-26%2014:00");
+    assert_eq!(flow["step"], "minute");
+    let received: u64 = flow["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["counts"][0].as_u64().unwrap())
+        .sum();
+    assert_eq!(received, 10, "{flow}");
+    let health = server.json("/api/v1/health");
+    assert_eq!(health["gap_count"], 0);
+    assert!(
+        health["sources"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("mainlog")
+    );
+
+    // The pages: the same facts, as HTML, with no inline script or style.
+    let search = server.page(&format!("/?q={id}"), 200);
+    assert!(
+        search.contains(&format!("href=\"/message/{id}\"")),
+        "{search}"
+    );
+    let message = server.page(&format!("/message/{id}"), 200);
+    assert!(message.contains("nobody@remote.example"), "{message}");
+    assert!(message.contains("550 5.1.1 User unknown"), "{message}");
+    let flow_page = server.page("/flow?since=2026-11-26", 200);
+    assert!(flow_page.contains("<svg"), "{flow_page}");
+    for (name, value) in [
+        ("received", 10),
+        ("delivered", 10),
+        ("deferred", 8),
+        ("bounced", 2),
+    ] {
+        assert!(
+            flow_page.contains(&format!(
+                "id=\"total-{name}\"><div class=\"value\">{value}</div>"
+            )),
+            "{name} {value}: {flow_page}"
+        );
+    }
+    assert!(server.page("/stuck?older_than=1m", 200).contains("<table>"));
+    let log = server.page("/log?since=2026-11-26&kind=rejection", 200);
+    assert!(log.contains("relay not permitted"), "{log}");
+    let health = server.page("/health", 200);
+    assert!(health.contains("id=\"gaps\""), "{health}");
+    for page in [&search, &message, &flow_page, &log, &health] {
+        assert!(!page.contains("style="), "a style attribute");
+        assert!(!page.contains("<script>"), "an inline script");
+        assert!(!page.contains(" onclick="), "an inline handler");
+        assert!(
+            page.contains("<script src=\"/assets/app.js\" defer>"),
+            "{page}"
+        );
+    }
+    let (head, _) = server.get("/");
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("content-security-policy: default-src 'none'; script-src 'self';"),
+        "{head}"
+    );
+    assert!(head.contains("x-content-type-options: nosniff"));
+    let (head, css) = server.get("/assets/style.css");
+    assert!(status_is(&head, 200) && css.contains(".status-frozen"));
+
+    // Bad input: each a clear answer with the right status.
+    let long = "a".repeat(10 * 1024);
+    let body = server.page(&format!("/?q={long}"), 400);
+    assert!(
+        body.contains("q is 10240 bytes long; at most 512 are read"),
+        "{body}"
+    );
+    let body = server.page("/?q=%27%3B%20DROP%20TABLE%20messages%3B%20--", 400);
+    assert!(body.contains("is not a message id"), "{body}");
+    let body = server.page("/flow?since=1930-01-01&until=2030-01-01", 400);
+    assert!(body.contains("ask for at most 400 days"), "{body}");
+    let body = server.page("/message/1xWZzT-0001uj-9Z", 404);
+    assert!(
+        body.contains("no message in the database matches"),
+        "{body}"
+    );
+    let answer = server.page("/api/v1/stats?since=yesterday-ish", 400);
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert!(
+        answer["error"].as_str().unwrap().contains("yesterday-ish"),
+        "{answer}"
+    );
+    server.page("/no/such/page", 404);
+    let answer = server.page("/api/v1/none", 404);
+    assert!(answer.contains("\"error\""), "{answer}");
+
+    // Read-only: the database is byte for byte what it was.
+    drop(server);
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "serve wrote to the database"
+    );
+}
+
+/// SIGTERM stops it at once with status 0; a taken port is an error
+/// naming the key (78); a missing database a clear usage error (2).
+#[test]
+fn serve_stops_on_sigterm_and_refuses_a_taken_port_or_a_missing_database() {
+    let dir = TempDir::new().unwrap();
+    let db = sample_database(dir.path());
+    let mut server = Server::start(&db, dir.path());
+    let status = Command::new("kill")
+        .arg(server.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let exited = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exited.success(), "{exited:?}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let (status, _, stderr) = outcome(&run(&[
+        "serve",
+        "--db",
+        db.to_str().unwrap(),
+        "--listen",
+        &address,
+    ]));
+    assert_eq!(status, 78, "{stderr}");
+    assert!(
+        stderr.contains("[web] listen: cannot listen on"),
+        "{stderr}"
+    );
+    let (status, _, stderr) = outcome(&run(&["serve", "--listen", "nowhere", "--db", "x.db"]));
+    assert_eq!(status, 78, "{stderr}");
+    assert!(
+        stderr.contains("--listen: \"nowhere\" is not an address"),
+        "{stderr}"
+    );
+    let missing = dir.path().join("missing.db");
+    let (status, _, stderr) = outcome(&run(&[
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+        "--db",
+        missing.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 2, "{stderr}");
+    assert!(stderr.contains("no database at"), "{stderr}");
+}
+
+/// Headless Chromium renders each page of the running server: the DOM
+/// holds the expected numbers and ids, and a screenshot of each page is
+/// left under target/web-screenshots/ for a person to look at.
+#[test]
+fn a_real_browser_renders_every_page() {
+    let Some(chromium) = ["chromium", "/usr/bin/chromium"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok())
+    else {
+        crate::util::stand_down("chromium is not installed: the browser test");
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let db = sample_database(dir.path());
+    let server = Server::start(&db, dir.path());
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let id = "1xWZzT-0001uj-1r";
+    let pages: [(&str, String, &[&str]); 6] = [
+        (
+            "search",
+            "/?q=alice%40test.example".to_owned(),
+            &["1xWZzS-0001uN-1x", "completed"],
+        ),
+        (
+            "message",
+            format!("/message/{id}"),
+            &[id, "nobody@remote.example", "User unknown"],
+        ),
+        (
+            "flow",
+            "/flow".to_owned(),
+            &["id=\"total-received\"><div class=\"value\">10<", "<svg"],
+        ),
+        (
+            "stuck",
+            "/stuck?older_than=1m".to_owned(),
+            &["Stuck and frozen"],
+        ),
+        (
+            "log",
+            "/log?since=2026-11-26".to_owned(),
+            &["relay not permitted", "Wrap long lines"],
+        ),
+        (
+            "health",
+            "/health".to_owned(),
+            &["Read positions", "mainlog"],
+        ),
+    ];
+    for (name, path, expected) in pages {
+        let url = format!("http://127.0.0.1:{}{path}", server.port);
+        let profile = TempDir::new().unwrap();
+        let browser = |extra: &[&str]| {
+            let output = Command::new("timeout")
+                .arg("60")
+                .arg(chromium)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--window-size=1280,900",
+                ])
+                .arg(format!("--user-data-dir={}", profile.path().display()))
+                .args(extra)
+                .arg(&url)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        };
+        let dom = browser(&["--dump-dom"]);
+        for text in expected {
+            assert!(
+                dom.contains(text),
+                "{name}: no {text:?} in the rendered DOM:\n{dom}"
+            );
+        }
+        // The script ran: the log page's wrap button is shown by it.
+        if name == "log" {
+            assert!(
+                !dom.contains("data-wrap-toggle=\"\" hidden"),
+                "app.js did not run:\n{dom}"
+            );
+        }
+        let shot = shots.join(format!("{name}.png"));
+        let _ = std::fs::remove_file(&shot);
+        browser(&[&format!("--screenshot={}", shot.display())]);
+        let png = std::fs::read(&shot).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{name}: a screenshot"
+        );
+    }
+}

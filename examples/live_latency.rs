@@ -74,11 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(scraper) = scraper {
         let (mut times, failures) = scraper.join().map_err(|_| "the scraper panicked")?;
         times.sort();
-        let percentile = |p: f64| {
-            times
-                .get(((times.len() as f64 - 1.0) * p).round() as usize)
-                .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
-        };
+        let percentile = |p: f64| percentile_ms(&times, p);
         println!(
             "scrapes of /metrics every {scrape_ms} ms: {} answered, {failures} failed; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             times.len(),
@@ -150,11 +146,7 @@ fn measure<'a>(
     let elapsed = start.elapsed();
     let cpu = cpu_seconds(daemon.id())? - cpu_before;
     delays.sort();
-    let percentile = |p: f64| {
-        delays
-            .get(((delays.len() as f64 - 1.0) * p).round() as usize)
-            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
-    };
+    let percentile = |p: f64| percentile_ms(&delays, p);
     println!(
         "appended {sent} lines at {rate} lines/s over {:.1} s; committed and seen {} (missing {})",
         elapsed.as_secs_f64(),
@@ -175,6 +167,13 @@ fn measure<'a>(
         100.0 * cpu / elapsed.as_secs_f64()
     );
     Ok(())
+}
+
+/// The `p` quantile of `sorted`, in milliseconds (NaN when empty).
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
 }
 
 /// GETs `/metrics` every `every` until `stop`: each answered scrape's

@@ -589,80 +589,42 @@ mod tests {
             "2026-11-26 13:58:23 [7350] H=(spammer) [127.0.0.1] F=<s@spam.example> rejected RCPT <x@test.example>: relay not permitted",
             "garbage that is not a log line",
         ]);
-        assert_eq!(
-            value(&rows, "exim_messages_total{flag=\"arrived\"}[-1]"),
-            1.0
-        );
-        assert_eq!(
-            value(&rows, "exim_messages_total{flag=\"delivered\"}[-1]"),
-            1.0
-        );
-        assert_eq!(
-            value(&rows, "exim_messages_total{flag=\"additional\"}[-1]"),
-            1.0
-        );
-        assert_eq!(
-            value(&rows, "exim_messages_total{flag=\"deferred\"}[-1]"),
-            1.0
-        );
-        assert_eq!(
-            value(&rows, "exim_messages_total{flag=\"failed\"}[-1]"),
-            1.0
-        );
-        assert_eq!(
-            value(&rows, "exim_messages_total{flag=\"completed\"}[-1]"),
-            1.0
-        );
-        assert_eq!(value(&rows, "exim_reject_total{}[-1]"), 1.0);
-        assert_eq!(
-            value(
-                &rows,
-                "exim_pilot_rejections_total{stage=\"rcpt\",class=\"permanent\"}[-1]"
+        for (key, expected) in [
+            ("exim_messages_total{flag=\"arrived\"}[-1]", 1.0),
+            ("exim_messages_total{flag=\"delivered\"}[-1]", 1.0),
+            ("exim_messages_total{flag=\"additional\"}[-1]", 1.0),
+            ("exim_messages_total{flag=\"deferred\"}[-1]", 1.0),
+            ("exim_messages_total{flag=\"failed\"}[-1]", 1.0),
+            ("exim_messages_total{flag=\"completed\"}[-1]", 1.0),
+            ("exim_reject_total{}[-1]", 1.0),
+            (
+                "exim_pilot_rejections_total{stage=\"rcpt\",class=\"permanent\"}[-1]",
+                1.0,
             ),
-            1.0
-        );
-        assert_eq!(
-            value(
-                &rows,
-                "exim_message_errors_total{status=\"451\",enhanced=\"4.7.1\"}[-1]"
+            (
+                "exim_message_errors_total{status=\"451\",enhanced=\"4.7.1\"}[-1]",
+                1.0,
             ),
-            1.0
-        );
-        assert_eq!(
-            value(
-                &rows,
-                "exim_message_errors_total{status=\"550\",enhanced=\"5.1.1\"}[-1]"
+            (
+                "exim_message_errors_total{status=\"550\",enhanced=\"5.1.1\"}[-1]",
+                1.0,
             ),
-            1.0
-        );
-        assert_eq!(
-            value(
-                &rows,
-                "exim_pilot_deferrals_total{reason=\"greylisted\"}[-1]"
+            ("exim_pilot_deferrals_total{reason=\"greylisted\"}[-1]", 1.0),
+            (
+                "exim_pilot_bounces_total{reason=\"unknown_recipient\"}[-1]",
+                1.0,
             ),
-            1.0
-        );
-        assert_eq!(
-            value(
-                &rows,
-                "exim_pilot_bounces_total{reason=\"unknown_recipient\"}[-1]"
+            (
+                "exim_pilot_deliveries_total{transport=\"local_maildir\",outcome=\"delivered\"}[-1]",
+                2.0,
             ),
-            1.0
-        );
-        assert_eq!(
-            value(
-                &rows,
-                "exim_pilot_deliveries_total{transport=\"local_maildir\",outcome=\"delivered\"}[-1]"
+            (
+                "exim_pilot_deliveries_total{transport=\"remote_smtp\",outcome=\"failed\"}[-1]",
+                1.0,
             ),
-            2.0
-        );
-        assert_eq!(
-            value(
-                &rows,
-                "exim_pilot_deliveries_total{transport=\"remote_smtp\",outcome=\"failed\"}[-1]"
-            ),
-            1.0
-        );
+        ] {
+            assert_eq!(value(&rows, key), expected, "{key}");
+        }
         // QT=2s in the 5 s bucket (index 3), QT=70s in the 300 s one (7).
         let qt = "exim_pilot_queue_time_seconds{transport=\"local_maildir\"}";
         assert_eq!(value(&rows, &format!("{qt}[3]")), 1.0);

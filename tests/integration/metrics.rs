@@ -111,13 +111,7 @@ fn metrics_agree_with_stats_on_the_sample_and_a_generated_log() {
     let generated = generated_log(dir.path(), 31, 30_000);
     for (name, log) in [("sample", &sample), ("generated", &generated)] {
         let db = dir.path().join(format!("{name}.db"));
-        let (status, _, stderr) = outcome(&run(&[
-            "ingest",
-            "--db",
-            db.to_str().unwrap(),
-            log.to_str().unwrap(),
-        ]));
-        assert_eq!(status, 0, "{stderr}");
+        crate::util::ingest_into(&db, log);
         let samples = metrics_of(&db);
         assert_agrees_with_stats(&samples, &stats_json(&db));
         assert!(samples["exim_pilot_database_bytes"] > 0.0);
@@ -161,15 +155,7 @@ fn a_database_from_before_the_counters_is_counted_once() {
     // More chunks than the seeding reads at a time (64).
     let log = generated_log(dir.path(), 7, 40_000);
     let db = dir.path().join("x.db");
-    let ingest = || {
-        let (status, _, stderr) = outcome(&run(&[
-            "ingest",
-            "--db",
-            db.to_str().unwrap(),
-            log.to_str().unwrap(),
-        ]));
-        assert_eq!(status, 0, "{stderr}");
-    };
+    let ingest = || crate::util::ingest_into(&db, &log);
     ingest();
     let counted = counters_only(&metrics_of(&db));
     // As migration 0010 leaves a database that held lines.

@@ -80,13 +80,7 @@ fn cli_json(args: &[&str]) -> serde_json::Value {
 
 fn sample_database(dir: &Path) -> PathBuf {
     let db = dir.join("sample.db");
-    let (status, _, stderr) = outcome(&run(&[
-        "ingest",
-        "--db",
-        db.to_str().unwrap(),
-        crate::util::fixture("sample/mainlog").to_str().unwrap(),
-    ]));
-    assert_eq!(status, 0, "{stderr}");
+    crate::util::ingest_into(&db, &crate::util::fixture("sample/mainlog"));
     db
 }
 

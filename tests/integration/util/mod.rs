@@ -427,3 +427,14 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(String, String)> {
 pub fn status_is(head: &str, code: u16) -> bool {
     head.split_whitespace().nth(1) == Some(code.to_string().as_str())
 }
+
+/// `exim-pilot ingest --db db log`, which must succeed.
+pub fn ingest_into(db: &Path, log: &Path) {
+    let (status, _, stderr) = outcome(&run(&[
+        "ingest",
+        "--db",
+        db.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 0, "{stderr}");
+}

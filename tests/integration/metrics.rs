@@ -180,6 +180,18 @@ fn a_database_from_before_the_counters_is_counted_once() {
     assert_eq!(counters_only(&metrics_of(&db)), counted);
 }
 
+/// A directory whose `c.toml` serves metrics on a free loopback port.
+fn listening_config() -> (TempDir, u16) {
+    let dir = TempDir::new().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        metrics_config(&format!("listen = \"127.0.0.1:{port}\"")),
+    )
+    .unwrap();
+    (dir, port)
+}
+
 fn metrics_config(extra: &str) -> String {
     format!("{FAST_CONFIG}\n[metrics]\n{extra}\n")
 }
@@ -412,13 +424,7 @@ fn every_metric_the_grafana_dashboard_queries_is_exported() {
     assert!(expressions.len() >= 10, "{expressions:?}");
 
     // A daemon's exposition: the database's families and its own.
-    let dir = TempDir::new().unwrap();
-    let port = free_port();
-    std::fs::write(
-        dir.path().join("c.toml"),
-        metrics_config(&format!("listen = \"127.0.0.1:{port}\"")),
-    )
-    .unwrap();
+    let (dir, port) = listening_config();
     let sample = std::fs::read_to_string(crate::util::fixture("sample/mainlog")).unwrap();
     let lines: Vec<String> = sample.lines().map(str::to_owned).collect();
     append_lines(&dir.path().join("mainlog"), &lines);
@@ -614,13 +620,7 @@ fn a_real_prometheus_sees_counters_that_never_go_down_across_a_restart() {
         crate::util::stand_down("prometheus is not installed: the scrape test");
         return;
     };
-    let dir = TempDir::new().unwrap();
-    let port = free_port();
-    std::fs::write(
-        dir.path().join("c.toml"),
-        metrics_config(&format!("listen = \"127.0.0.1:{port}\"")),
-    )
-    .unwrap();
+    let (dir, port) = listening_config();
     let generated = std::fs::read_to_string(generated_log(dir.path(), 23, 9_000)).unwrap();
     let lines: Vec<String> = generated.lines().map(str::to_owned).collect();
     let parts: Vec<&[String]> = lines.chunks(lines.len() / 3 + 1).collect();

@@ -127,6 +127,10 @@ pub enum Command {
         /// 127.0.0.1:8025, loopback only)
         #[arg(long, value_name = "ADDRESS:PORT")]
         listen: Option<String>,
+        /// Read a password from standard input and print its argon2 hash
+        /// for [[web.users]] password_hash, instead of serving
+        #[arg(long)]
+        hash_password: bool,
         #[command(flatten)]
         /// The database to read.
         db: DbArg,

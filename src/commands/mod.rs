@@ -73,6 +73,10 @@ pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -
             older_than, json, ..
         } => query::stuck(&config, &older_than, json),
         Command::Metrics { .. } => query::metrics(&config),
+        Command::Serve {
+            hash_password: true,
+            ..
+        } => serve::hash_password(),
         Command::Serve { .. } => serve::run(&config).await,
         Command::Generate { what } => generate::stdout(what),
     }

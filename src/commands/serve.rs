@@ -6,6 +6,23 @@ use anyhow::Result;
 use crate::config::Config;
 use crate::exit::{CONFIG, Failure, USAGE};
 
+/// `serve --hash-password`: a password from standard input (one line) as
+/// the argon2 hash `[[web.users]] password_hash` takes.
+pub fn hash_password() -> Result<()> {
+    use std::io::{BufRead as _, Write as _};
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err(Failure::new(USAGE, "give the password on standard input (one line)").into());
+    }
+    let hash = crate::web::hash_password(password).map_err(|err| Failure::new(USAGE, err))?;
+    let mut out = crate::output::stdout();
+    writeln!(out, "{hash}")?;
+    out.flush()?;
+    Ok(())
+}
+
 pub async fn run(config: &Config) -> Result<()> {
     let listen = config.web.listen;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
@@ -21,6 +38,7 @@ pub async fn run(config: &Config) -> Result<()> {
         listener,
         crate::web::WebSettings {
             database: config.database.path.clone(),
+            config: config.web.clone(),
         },
     )
     .await?;

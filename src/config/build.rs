@@ -8,7 +8,7 @@ use super::check::{
     BACKOFF_MAX, BACKOFF_MIN, BATCH_SIZE, BUSY_TIMEOUT, CHANNEL_CAPACITY, CONN_MAX_LIFETIME,
     Checker, FLIGHT_BYTES, FLUSH_INTERVAL, HEALTH_INTERVAL, HEALTH_TIMEOUT, MAX_IDLE_CONNS,
     MAX_LINE_BYTES, MAX_OPEN_CONNS, METRICS_INTERVAL, POOL_WAIT_TIMEOUT, RETENTION_INTERVAL,
-    STUCK_AFTER, days_kept,
+    SESSION_LIFETIME, STUCK_AFTER, days_kept,
 };
 use super::raw::{
     RawConfig, RawDatabase, RawHealth, RawIngest, RawLog, RawLogging, RawMetrics, RawRetention,
@@ -17,7 +17,7 @@ use super::raw::{
 use super::{
     Config, ConfigError, DEFAULT_DATABASE_PATH, DatabaseConfig, HealthConfig, IngestConfig,
     LogConfig, LogFormat, LogSource, LoggingConfig, MetricsConfig, Overrides, RetentionConfig,
-    WebConfig, default_log_path,
+    WebAuth, WebConfig, WebRole, WebUser, default_log_path,
 };
 
 impl Config {
@@ -325,6 +325,7 @@ fn web(check: &mut Checker, web: RawWeb, overrides: &Overrides) -> WebConfig {
         None => ("[web] listen", web.listen),
     };
     let text = text.unwrap_or_else(|| DEFAULT_WEB_LISTEN.to_owned());
+    let default_listen = std::net::SocketAddr::from(([127, 0, 0, 1], 8025));
     let listen = match text.trim().parse::<std::net::SocketAddr>() {
         Ok(address) => address,
         Err(_) => {
@@ -334,10 +335,116 @@ fn web(check: &mut Checker, web: RawWeb, overrides: &Overrides) -> WebConfig {
                     "{text:?} is not an address and port such as \"127.0.0.1:8025\" or \"[::1]:8025\""
                 ),
             );
-            DEFAULT_WEB_LISTEN
-                .parse()
-                .unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8025)))
+            default_listen
         }
     };
-    WebConfig { listen }
+    let role = |check: &mut Checker, key: &str, value: Option<&str>| match value {
+        None | Some("viewer") => WebRole::Viewer,
+        Some("admin") => WebRole::Admin,
+        Some(other) => {
+            check.problem(
+                key,
+                format!("{other:?} is not a role: \"viewer\" or \"admin\""),
+            );
+            WebRole::Viewer
+        }
+    };
+    let auth = match web.auth.as_deref() {
+        None | Some("none") => WebAuth::None,
+        Some("users") => {
+            let users: Vec<WebUser> = web
+                .users
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+                .map(|(index, user)| {
+                    let key = |field: &str| format!("[[web.users]] #{} {field}", index + 1);
+                    let name = user.name.unwrap_or_default();
+                    if name.is_empty() || name.contains(['|', '\n']) || name.len() > 64 {
+                        check.problem(&key("name"), format!("{name:?} is not a user name (1 to 64 bytes, no | or newline)"));
+                    }
+                    let password_hash = user.password_hash.unwrap_or_default();
+                    if argon2::PasswordHash::new(&password_hash).is_err() {
+                        check.problem(
+                            &key("password_hash"),
+                            "is not a password hash: make one with `exim-pilot serve --hash-password`".to_owned(),
+                        );
+                    }
+                    WebUser {
+                        name,
+                        password_hash,
+                        role: role(check, &key("role"), user.role.as_deref()),
+                    }
+                })
+                .collect();
+            if users.is_empty() {
+                check.problem(
+                    "[web] auth",
+                    "\"users\" needs at least one [[web.users]]".to_owned(),
+                );
+            }
+            WebAuth::Users(users)
+        }
+        Some("proxy") => {
+            let header = web
+                .proxy_user_header
+                .unwrap_or_else(|| "X-Remote-User".to_owned());
+            let token = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+            if header.is_empty() || !header.bytes().all(token) {
+                check.problem(
+                    "[web] proxy_user_header",
+                    format!("{header:?} is not a header name"),
+                );
+            }
+            let addresses: Vec<std::net::IpAddr> = web
+                .proxy_addresses
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|text| match text.parse() {
+                    Ok(address) => Some(address),
+                    Err(_) => {
+                        check.problem(
+                            "[web] proxy_addresses",
+                            format!("{text:?} is not an IP address"),
+                        );
+                        None
+                    }
+                })
+                .collect();
+            if addresses.is_empty() {
+                check.problem(
+                    "[web] proxy_addresses",
+                    "\"proxy\" needs the addresses the proxy connects from: the user header of anyone else is not trusted".to_owned(),
+                );
+            }
+            WebAuth::Proxy {
+                header,
+                addresses,
+                role: role(check, "[web] proxy_role", web.proxy_role.as_deref()),
+            }
+        }
+        Some(other) => {
+            check.problem(
+                "[web] auth",
+                format!("{other:?} is not a way to sign in: \"none\", \"users\" or \"proxy\""),
+            );
+            WebAuth::None
+        }
+    };
+    if auth == WebAuth::None && !listen.ip().is_loopback() {
+        check.problem(
+            key,
+            format!("{listen} is not a loopback address: set [web] auth to \"users\" or \"proxy\" to serve other machines"),
+        );
+    }
+    WebConfig {
+        listen,
+        auth,
+        session_lifetime: check.duration(
+            "[web] session_lifetime",
+            web.session_lifetime,
+            SESSION_LIFETIME,
+        ),
+        secure_cookies: web.secure_cookies.unwrap_or(false),
+    }
 }

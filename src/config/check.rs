@@ -124,6 +124,11 @@ pub(super) const STUCK_AFTER: Range<Duration> = Range {
     min: secs(60),
     max: secs(365 * 86_400),
 };
+pub(super) const SESSION_LIFETIME: Range<Duration> = Range {
+    default: secs(12 * 3600),
+    min: secs(60),
+    max: secs(30 * 86_400),
+};
 /// Days kept: 0 keeps forever; a century is the most that means anything.
 pub(super) const fn days_kept(default: i64) -> Range<i64> {
     Range {

@@ -113,4 +113,20 @@ pub struct RawMetrics {
 #[serde(deny_unknown_fields)]
 pub struct RawWeb {
     pub listen: Option<String>,
+    pub auth: Option<String>,
+    pub session_lifetime: Option<String>,
+    pub secure_cookies: Option<bool>,
+    pub proxy_user_header: Option<String>,
+    pub proxy_addresses: Option<Vec<String>>,
+    pub proxy_role: Option<String>,
+    pub users: Option<Vec<RawWebUser>>,
+}
+
+/// `[[web.users]]`: one who may sign in.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebUser {
+    pub name: Option<String>,
+    pub password_hash: Option<String>,
+    pub role: Option<String>,
 }

@@ -14,8 +14,11 @@
 //! ```
 
 mod api;
+mod auth;
 mod chart;
 mod pages;
+
+pub use auth::hash_password;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,6 +37,8 @@ use crate::query::{self, QueryError, Window};
 pub struct WebSettings {
     /// The database, opened read-only per request.
     pub database: PathBuf,
+    /// `[web]`: who may look.
+    pub config: crate::config::WebConfig,
 }
 
 /// Longest value of any query parameter, in bytes.
@@ -56,6 +61,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 struct App {
     database: Arc<PathBuf>,
     permits: Arc<tokio::sync::Semaphore>,
+    auth: Arc<auth::Auth>,
 }
 
 /// Why a request could not be answered, with its status.
@@ -67,6 +73,8 @@ pub(crate) enum WebError {
     NotFound(String),
     /// The database cannot answer: 503.
     Unavailable(String),
+    /// Not allowed, or not now: the status says which.
+    Refused(StatusCode, String),
 }
 
 impl WebError {
@@ -75,12 +83,16 @@ impl WebError {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::Refused(status, _) => *status,
         }
     }
 
     fn message(&self) -> &str {
         match self {
-            WebError::BadRequest(m) | WebError::NotFound(m) | WebError::Unavailable(m) => m,
+            WebError::BadRequest(m)
+            | WebError::NotFound(m)
+            | WebError::Unavailable(m)
+            | WebError::Refused(_, m) => m,
         }
     }
 }
@@ -161,13 +173,20 @@ fn router(settings: &WebSettings) -> Router {
     let app = App {
         database: Arc::new(settings.database.clone()),
         permits: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES)),
+        auth: Arc::new(auth::Auth::new(settings.config.clone())),
     };
     Router::new()
         .merge(pages::routes())
         .merge(api::routes())
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/logout", axum::routing::post(auth::logout))
         .route("/assets/style.css", get(style))
         .route("/assets/app.js", get(script))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::guard,
+        ))
         .with_state(app)
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -231,9 +250,12 @@ pub async fn serve(
         "serving the web view on http://{address}/ from {} (read-only)",
         settings.database.display()
     );
-    axum::serve(listener, router(&settings))
-        .with_graceful_shutdown(stop_requested())
-        .await?;
+    axum::serve(
+        listener,
+        router(&settings).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop_requested())
+    .await?;
     tracing::info!("stopped serving the web view");
     Ok(())
 }

@@ -34,7 +34,7 @@ const NAV: [(&str, &str); 5] = [
 ];
 
 /// The frame of every page.
-fn layout(here: &str, title: &str, body: Markup) -> Markup {
+pub(super) fn layout(here: &str, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -51,6 +51,7 @@ fn layout(here: &str, title: &str, body: Markup) -> Markup {
                     @for (href, name) in NAV {
                         a href=(href) class=[(href == here).then_some("here")] { (name) }
                     }
+                    form.signout method="post" action="/logout" { button type="submit" { "Sign out" } }
                 }
                 main { (body) }
             }

@@ -21,9 +21,18 @@ struct Server {
 
 impl Server {
     fn start(db: &Path, dir: &Path) -> Server {
+        Self::start_with(db, dir, None)
+    }
+
+    /// With a configuration file (for `[web] auth`).
+    fn start_with(db: &Path, dir: &Path, config: Option<&Path>) -> Server {
         let port = free_port();
         let stderr = dir.join(format!("serve-{port}.log"));
-        let child = Command::new(binary())
+        let mut command = Command::new(binary());
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let child = command
             .args(["serve", "--db"])
             .arg(db)
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -38,7 +47,7 @@ impl Server {
             stderr,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while http_get(port, "/health").is_err() {
+        while http_get(port, "/assets/style.css").is_err() {
             assert!(
                 Instant::now() < deadline,
                 "serve did not answer: {}",
@@ -402,5 +411,250 @@ fn a_real_browser_renders_every_page() {
             png.starts_with(b"\x89PNG") && png.len() > 10_000,
             "{name}: a screenshot"
         );
+    }
+}
+
+/// `serve --hash-password` for `password`.
+fn hash_of(password: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new(binary())
+        .args(["serve", "--hash-password"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// The session cookie a response sets (`name=value`), and its attributes.
+fn set_cookie(head: &str) -> (String, String) {
+    let line = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie set:\n{head}"));
+    let value = line.split_once(':').unwrap().1.trim();
+    let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
+    (pair.to_owned(), attributes.to_owned())
+}
+
+/// `[web] auth = "users"`: no session, redirected (pages) or 401 (API);
+/// a wrong password refused, and after five failures refused for a while;
+/// a viewer sees addresses masked everywhere, an admin does not; signing
+/// out ends the session; a post from another site is refused.
+#[test]
+fn users_sign_in_viewers_see_masked_addresses_and_failures_are_limited() {
+    let dir = TempDir::new().unwrap();
+    let db = sample_database(dir.path());
+    let config = dir.path().join("web.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nauth = \"users\"\n\
+             [[web.users]]\nname = \"alice\"\npassword_hash = \"{}\"\nrole = \"admin\"\n\
+             [[web.users]]\nname = \"bob\"\npassword_hash = \"{}\"\nrole = \"viewer\"\n",
+            hash_of("alice's secret"),
+            hash_of("bob's secret")
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&db, dir.path(), Some(&config));
+    let port = server.port;
+    let (head, _) = server.get("/flow");
+    assert!(status_is(&head, 303), "{head}");
+    assert!(head.contains("location: /login?next=/flow"), "{head}");
+    let (head, body) = server.get("/api/v1/stats");
+    assert!(status_is(&head, 401), "{head}");
+    assert!(body.contains("sign in first"), "{body}");
+    assert!(server.page("/login", 200).contains("type=\"password\""));
+
+    let sign_in = |name: &str, password: &str| {
+        crate::util::http(
+            port,
+            "POST",
+            "/login",
+            &[],
+            &format!(
+                "name={name}&password={}&next=/flow",
+                password.replace(' ', "+").replace('\'', "%27")
+            ),
+        )
+        .unwrap()
+    };
+    let (head, body) = sign_in("bob", "wrong");
+    assert!(status_is(&head, 401), "{head}");
+    assert!(body.contains("wrong name or password"), "{body}");
+    let (head, _) = sign_in("nobody", "bob's secret");
+    assert!(status_is(&head, 401), "{head}");
+
+    // A viewer: every address masked, in pages and in the API.
+    let (head, _) = sign_in("bob", "bob's secret");
+    assert!(
+        status_is(&head, 303) && head.contains("location: /flow"),
+        "{head}"
+    );
+    let (viewer, attributes) = set_cookie(&head);
+    let attributes = attributes.to_ascii_lowercase();
+    assert!(
+        attributes.contains("httponly")
+            && attributes.contains("samesite=strict")
+            && attributes.contains("path=/"),
+        "{attributes}"
+    );
+    let cookie = format!("Cookie: {viewer}");
+    let (head, body) = crate::util::http(
+        port,
+        "GET",
+        "/api/v1/search?q=alice%40test.example",
+        &[&cookie],
+        "",
+    )
+    .unwrap();
+    assert!(status_is(&head, 200), "{head}");
+    assert!(body.contains("a***@test.example"), "{body}");
+    assert!(
+        !body.contains("alice@test.example"),
+        "a viewer saw an address: {body}"
+    );
+    let (_, page) =
+        crate::util::http(port, "GET", "/log?since=2026-11-26", &[&cookie], "").unwrap();
+    assert!(
+        page.contains("***@") && !page.contains("alice@test.example"),
+        "{page}"
+    );
+
+    // An admin sees them.
+    let (head, _) = sign_in("alice", "alice's secret");
+    let (admin, _) = set_cookie(&head);
+    let (_, body) = crate::util::http(
+        port,
+        "GET",
+        "/api/v1/search?q=alice%40test.example",
+        &[&format!("Cookie: {admin}")],
+        "",
+    )
+    .unwrap();
+    assert!(body.contains("alice@test.example"), "{body}");
+
+    // A forged cookie is no session.
+    let forged = "Cookie: exim_pilot_session=alice|99999999999|x";
+    let (head, _) = crate::util::http(port, "GET", "/api/v1/stats", &[forged], "").unwrap();
+    assert!(status_is(&head, 401), "{head}");
+
+    // Signing out ends the session, even for a copy of the cookie.
+    let (head, _) = crate::util::http(port, "POST", "/logout", &[&cookie], "").unwrap();
+    assert!(status_is(&head, 303), "{head}");
+    let (head, _) = crate::util::http(port, "GET", "/api/v1/stats", &[&cookie], "").unwrap();
+    assert!(status_is(&head, 401), "signed out, still served: {head}");
+
+    // Another site's form is refused.
+    let (head, body) = crate::util::http(
+        port,
+        "POST",
+        "/login",
+        &["Origin: https://evil.example"],
+        "name=alice&password=x",
+    )
+    .unwrap();
+    assert!(status_is(&head, 403), "{head}");
+    assert!(body.contains("posted from another site"), "{body}");
+
+    // Five failures for a name, then a pause even with the right password.
+    for _ in 0..5 {
+        let (head, _) = sign_in("alice", "guess");
+        assert!(status_is(&head, 401), "{head}");
+    }
+    let (head, body) = sign_in("alice", "alice's secret");
+    assert!(status_is(&head, 429), "{head}");
+    assert!(body.contains("too many failed sign-ins"), "{body}");
+}
+
+/// `[web] auth = "proxy"`: the user header counts only from the proxy's
+/// address; its users get the configured role.
+#[test]
+fn a_trusted_proxy_names_the_user_and_others_are_refused() {
+    let dir = TempDir::new().unwrap();
+    let db = sample_database(dir.path());
+    let config = dir.path().join("web.toml");
+    let write = |addresses: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[web]\nauth = \"proxy\"\nproxy_user_header = \"X-Remote-User\"\n\
+                 proxy_addresses = [{addresses}]\nproxy_role = \"viewer\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    write("\"127.0.0.1\"");
+    let server = Server::start_with(&db, dir.path(), Some(&config));
+    let (head, body) = crate::util::http(
+        server.port,
+        "GET",
+        "/api/v1/search?q=alice%40test.example",
+        &["X-Remote-User: carol"],
+        "",
+    )
+    .unwrap();
+    assert!(status_is(&head, 200), "{head}");
+    assert!(
+        body.contains("a***@test.example") && !body.contains("alice@test.example"),
+        "{body}"
+    );
+    let (head, body) = server.get("/api/v1/stats");
+    assert!(status_is(&head, 403), "{head}");
+    assert!(body.contains("reverse proxy"), "{body}");
+    drop(server);
+
+    // From an address that is not the proxy's, the header is ignored.
+    write("\"192.0.2.7\"");
+    let server = Server::start_with(&db, dir.path(), Some(&config));
+    let (head, _) = crate::util::http(
+        server.port,
+        "GET",
+        "/api/v1/stats",
+        &["X-Remote-User: carol"],
+        "",
+    )
+    .unwrap();
+    assert!(status_is(&head, 403), "{head}");
+}
+
+/// Configuration mistakes are named by key: another machine's address
+/// without authentication, a user without a valid hash, a proxy without
+/// its addresses.
+#[test]
+fn web_settings_that_would_expose_or_lock_out_are_refused_by_key() {
+    let dir = TempDir::new().unwrap();
+    for (text, message) in [
+        (
+            "[web]\nlisten = \"0.0.0.0:8025\"\n",
+            "[web] listen: 0.0.0.0:8025 is not a loopback address",
+        ),
+        (
+            "[web]\nauth = \"users\"\n[[web.users]]\nname = \"a\"\npassword_hash = \"secret\"\n",
+            "[[web.users]] #1 password_hash: is not a password hash",
+        ),
+        (
+            "[web]\nauth = \"users\"\n",
+            "needs at least one [[web.users]]",
+        ),
+        ("[web]\nauth = \"proxy\"\n", "[web] proxy_addresses"),
+        (
+            "[web]\nauth = \"magic\"\n",
+            "[web] auth: \"magic\" is not a way to sign in",
+        ),
+    ] {
+        let config = dir.path().join("c.toml");
+        std::fs::write(&config, text).unwrap();
+        let (status, _, stderr) = outcome(&run(&[
+            "check-config",
+            "--config",
+            config.to_str().unwrap(),
+        ]));
+        assert_eq!(status, 78, "{text}: {stderr}");
+        assert!(stderr.contains(message), "{text}: {stderr}");
     }
 }

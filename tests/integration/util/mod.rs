@@ -409,12 +409,34 @@ pub fn free_port() -> u16 {
 /// `GET path` over HTTP/1.0 (so no chunked body): the status line and
 /// headers, and the body.
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(String, String)> {
+    http(port, "GET", path, &[], "")
+}
+
+/// A request over HTTP/1.0 with extra header lines and a body (a form,
+/// when there is one): the status line and headers, and the body.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> std::io::Result<(String, String)> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    std::io::Write::write_all(
-        &mut stream,
-        format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(),
-    )?;
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n");
+    for line in headers {
+        request.push_str(line);
+        request.push_str("\r\n");
+    }
+    if !body.is_empty() {
+        request.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    std::io::Write::write_all(&mut stream, request.as_bytes())?;
     let mut response = String::new();
     std::io::Read::read_to_string(&mut stream, &mut response)?;
     let (head, body) = response

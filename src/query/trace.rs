@@ -77,10 +77,47 @@ pub struct TracedMessage {
     pub parent: Option<String>,
     /// Whether it is frozen now.
     pub frozen: bool,
+    /// The `Message-ID:` header (`id=` of its reception), when logged.
+    pub header_message_id: Option<String>,
     /// Each recipient's state.
     pub recipients: Vec<TracedRecipient>,
+    /// Every delivery attempt, in time order.
+    pub attempts: Vec<TracedAttempt>,
     /// Its log lines, in order.
     pub lines: Vec<String>,
+}
+
+/// One delivery attempt (a `=>`, `->`, `>>`, `*>`, `==` or `**` line).
+#[derive(Debug, Serialize)]
+pub struct TracedAttempt {
+    /// When it was logged.
+    pub at: String,
+    /// Its flag (`=>`, `==`, ...).
+    pub flag: String,
+    /// delivered, deferred or bounced.
+    pub outcome: String,
+    /// The address delivered to (or tried).
+    pub address: Option<String>,
+    /// `R=`
+    pub router: Option<String>,
+    /// `T=`
+    pub transport: Option<String>,
+    /// `H=`: `name [ip]:port`.
+    pub host: Option<String>,
+    /// `X=`: the TLS cipher.
+    pub tls_cipher: Option<String>,
+    /// `CV=`: whether the peer's certificate was verified.
+    pub certificate_verified: Option<bool>,
+    /// `C=`: the peer's confirmation.
+    pub confirmation: Option<String>,
+    /// The SMTP code of a failure or deferral.
+    pub smtp_code: Option<String>,
+    /// The error of a failure or deferral.
+    pub error: Option<String>,
+    /// `QT=`, in milliseconds.
+    pub queue_time_ms: Option<i64>,
+    /// `DT=`, in milliseconds.
+    pub delivery_time_ms: Option<i64>,
 }
 
 /// A recipient's state.
@@ -187,7 +224,7 @@ fn load(conn: &Connection, id: i64) -> Result<TracedMessage, QueryError> {
                          ELSE trim(coalesce((SELECT text FROM texts WHERE id = host_name_id), '')
                                    || ' (' || coalesce((SELECT text FROM texts WHERE id = helo_id), '')
                                    || ') [' || host_ip || ']') END,
-                    subject, parent_exim_id, frozen
+                    subject, parent_exim_id, frozen, header_message_id
              FROM messages WHERE id = ?1",
         )
         .ctx(context)?
@@ -203,7 +240,9 @@ fn load(conn: &Connection, id: i64) -> Result<TracedMessage, QueryError> {
                 subject: row.get(7)?,
                 parent: row.get(8)?,
                 frozen: row.get::<_, i64>(9)? != 0,
+                header_message_id: row.get(10)?,
                 recipients: Vec::new(),
+                attempts: Vec::new(),
                 lines: Vec::new(),
             })
         })
@@ -220,6 +259,38 @@ fn load(conn: &Connection, id: i64) -> Result<TracedMessage, QueryError> {
                 address: row.get(0)?,
                 final_address: row.get(1)?,
                 status: row.get(2)?,
+            })
+        })
+        .ctx(context)?
+        .collect::<Result<_, _>>()
+        .ctx(context)?;
+    message.attempts = conn
+        .prepare_cached(
+            "SELECT attempted_ms, flag, outcome, final_address, router, transport,
+                    CASE WHEN host_name IS NULL AND host_ip IS NULL THEN NULL
+                         ELSE trim(coalesce(host_name, '') || coalesce(' [' || host_ip || ']', '')
+                                   || coalesce(':' || host_port, '')) END,
+                    tls_cipher, cert_verified, confirmation, smtp_code, error_text,
+                    queue_time_ms, delivery_time_ms
+             FROM delivery_attempts WHERE message_id = ?1 ORDER BY attempted_ms, id",
+        )
+        .ctx(context)?
+        .query_map([id], |row| {
+            Ok(TracedAttempt {
+                at: format_ms(row.get(0)?),
+                flag: row.get(1)?,
+                outcome: row.get(2)?,
+                address: row.get(3)?,
+                router: row.get(4)?,
+                transport: row.get(5)?,
+                host: row.get(6)?,
+                tls_cipher: row.get(7)?,
+                certificate_verified: row.get::<_, Option<i64>>(8)?.map(|v| v != 0),
+                confirmation: row.get(9)?,
+                smtp_code: row.get(10)?,
+                error: row.get(11)?,
+                queue_time_ms: row.get(12)?,
+                delivery_time_ms: row.get(13)?,
             })
         })
         .ctx(context)?

@@ -181,6 +181,7 @@ async fn message(State(app): State<App>, Path(id): Path<String>) -> Response {
                 tr { th { "From host" } td { (main.host.as_deref().unwrap_or("")) } }
                 tr { th { "Size" } td { (main.size.map(|s| s.to_string()).unwrap_or_default()) } }
                 tr { th { "Subject" } td { (main.subject.as_deref().unwrap_or("")) } }
+                tr { th { "Message-ID" } td { (main.header_message_id.as_deref().unwrap_or("")) } }
                 @if let Some(parent) = &main.parent {
                     tr { th { "A bounce of" } td { a href=(format!("/message/{parent}")) { (parent) } } }
                 }
@@ -212,10 +213,50 @@ async fn message(State(app): State<App>, Path(id): Path<String>) -> Response {
                 }
             }
         }
-        h2 { "Log lines (every delivery attempt, with router, transport, host, TLS, code and error)" }
+        h2 { "Delivery attempts" }
+        table.attempts {
+            thead { tr { th { "When" } th { "" } th { "Address" } th { "Router" } th { "Transport" } th { "Host" } th { "TLS" } th { "Code" } th { "Error or confirmation" } th.num { "QT" } th.num { "DT" } } }
+            tbody {
+                @for attempt in &main.attempts {
+                    tr class=(format!("outcome-{}", attempt.outcome)) {
+                        td { (attempt.at) }
+                        td { (attempt.flag) }
+                        td { (attempt.address.as_deref().unwrap_or("")) }
+                        td { (attempt.router.as_deref().unwrap_or("")) }
+                        td { (attempt.transport.as_deref().unwrap_or("")) }
+                        td { (attempt.host.as_deref().unwrap_or("")) }
+                        td {
+                            (attempt.tls_cipher.as_deref().unwrap_or(""))
+                            @match attempt.certificate_verified {
+                                Some(true) => " (verified)",
+                                Some(false) => " (not verified)",
+                                None => "",
+                            }
+                        }
+                        td { (attempt.smtp_code.as_deref().unwrap_or("")) }
+                        td { (attempt.error.as_deref().or(attempt.confirmation.as_deref()).unwrap_or("")) }
+                        td.num { (seconds(attempt.queue_time_ms)) }
+                        td.num { (seconds(attempt.delivery_time_ms)) }
+                    }
+                }
+                @if main.attempts.is_empty() { tr { td.muted { "none" } } }
+            }
+        }
+        h2 { "Log lines" }
         pre.lines { @for line in &main.lines { (line) "\n" } }
     };
     page("", &format!("Message {id}"), body)
+}
+
+/// Milliseconds as Exim would log them, roughly: `12s`, `3m4s`.
+fn seconds(ms: Option<i64>) -> String {
+    let Some(ms) = ms else { return String::new() };
+    let total = ms / 1000;
+    match total {
+        0..60 => format!("{total}s"),
+        60..3600 => format!("{}m{}s", total / 60, total % 60),
+        _ => format!("{}h{}m", total / 3600, total % 3600 / 60),
+    }
 }
 
 async fn flow_page(State(app): State<App>, Query(mut window): Query<WindowQuery>) -> Response {

@@ -181,7 +181,17 @@ fn pages_and_api_answer_like_the_cli_and_bad_input_is_refused_clearly() {
     );
     let message = server.page(&format!("/message/{id}"), 200);
     assert!(message.contains("nobody@remote.example"), "{message}");
-    assert!(message.contains("550 5.1.1 User unknown"), "{message}");
+    // The attempt as a table row: router, transport, host, TLS and code.
+    for cell in [
+        "<td>remote_relay</td>",
+        "<td>remote_smtp</td>",
+        "<td>127.0.0.1 [127.0.0.1]:2526</td>",
+        "(not verified)",
+        "<td>550 5.1.1</td>",
+        "<td>20261126135823.007360@vm</td>",
+    ] {
+        assert!(message.contains(cell), "{cell}: {message}");
+    }
     let flow_page = server.page("/flow?since=2026-11-26", 200);
     assert!(flow_page.contains("<svg"), "{flow_page}");
     for (name, value) in [

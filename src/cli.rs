@@ -84,7 +84,9 @@ pub enum Command {
         /// Print JSON instead of text
         #[arg(long)]
         json: bool,
-        /// An Exim message id, an email address or an IP address
+        /// An Exim message id, an email address, a Message-ID header, an IP
+        /// address, or a mail domain (searched within at most 31 days; the
+        /// last week by default)
         #[arg(value_name = "ID|ADDRESS|IP")]
         query: String,
     },

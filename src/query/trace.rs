@@ -22,6 +22,9 @@ pub enum Target {
     Address(String),
     /// A client or delivery host's IP address.
     Ip(String),
+    /// A mail domain: messages from or to any address at it, within a
+    /// window of at most [`MAX_DOMAIN_DAYS`] (the last week when open).
+    Domain(String),
 }
 
 impl Target {
@@ -41,6 +44,9 @@ impl Target {
         {
             return Ok(Target::Ip(ip.to_string()));
         }
+        if is_domain(text) {
+            return Ok(Target::Domain(text.to_ascii_lowercase()));
+        }
         if text.contains('@') && !text.contains(char::is_whitespace) {
             return Ok(Target::Address(
                 text.trim_start_matches('<')
@@ -49,10 +55,31 @@ impl Target {
             ));
         }
         Err(QueryError::BadArgument(format!(
-            "{text:?} is not a message id (like 1smkL5-00000000e65-24eQ or 1jmFYj-00039V-QX), an address or an IP address"
+            "{text:?} is not a message id (like 1smkL5-00000000e65-24eQ or 1jmFYj-00039V-QX), an address, a Message-ID header, an IP address or a domain"
         )))
     }
 }
+
+/// Whether `text` is a mail domain: labels of letters, digits and `-`,
+/// at least two, the last not all digits (that is an IP address).
+fn is_domain(text: &str) -> bool {
+    let labels: Vec<&str> = text.split('.').collect();
+    labels.len() >= 2
+        && text.len() <= 253
+        && labels.iter().all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The longest window a domain is searched in: it reads every message
+/// received in it.
+pub const MAX_DOMAIN_DAYS: i64 = 31;
 
 /// One message with its recipients and lines.
 #[derive(Debug, Serialize)]
@@ -139,10 +166,20 @@ fn target_sql(target: &Target) -> &'static str {
         Target::Address(_) => {
             // Whole addresses, without regard to case (mail domains are
             // case-insensitive; exigrep matches so too): the NOCASE
-            // indexes answer.
+            // indexes answer. A Message-ID header looks like an address.
             "SELECT id FROM messages WHERE sender = ?1 COLLATE NOCASE
              UNION SELECT message_id FROM recipients WHERE address = ?1 COLLATE NOCASE
-             UNION SELECT message_id FROM recipients WHERE final_address = ?1 COLLATE NOCASE"
+             UNION SELECT message_id FROM recipients WHERE final_address = ?1 COLLATE NOCASE
+             UNION SELECT id FROM messages WHERE header_message_id = ?1"
+        }
+        Target::Domain(_) => {
+            // No index holds domains: the messages received in the
+            // (bounded) window, through messages_received, are read.
+            "SELECT id FROM messages
+             WHERE received_ms BETWEEN ?2 AND ?3
+               AND (sender LIKE '%@' || ?1
+                    OR EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = messages.id
+                               AND (r.address LIKE '%@' || ?1 OR r.final_address LIKE '%@' || ?1)))"
         }
         Target::Ip(_) => {
             // The peer's text found by its hash, from texts_hash.
@@ -161,10 +198,14 @@ pub fn find(
     window: Window,
     related: bool,
 ) -> Result<Vec<TracedMessage>, QueryError> {
+    let window = match target {
+        Target::Domain(_) => domain_window(conn, window)?,
+        _ => window,
+    };
     let (since, until) = window.sql_bounds();
     let sql = target_sql(target);
     let value = match target {
-        Target::MessageId(v) | Target::Address(v) | Target::Ip(v) => v.as_str(),
+        Target::MessageId(v) | Target::Address(v) | Target::Ip(v) | Target::Domain(v) => v.as_str(),
     };
     let context = || Context::op("trace").table("messages").key(value);
     let windowed = format!(
@@ -185,7 +226,7 @@ pub fn find(
             ],
             id,
         ),
-        Target::MessageId(_) | Target::Address(_) => {
+        Target::MessageId(_) | Target::Address(_) | Target::Domain(_) => {
             statement.query_map(params![value, since, until, MAX_MESSAGES], id)
         }
     };
@@ -213,6 +254,28 @@ pub fn find(
         }
     }
     ids.iter().map(|id| load(conn, *id)).collect()
+}
+
+/// A domain's window: the last week before its end when it has no start;
+/// refused when longer than [`MAX_DOMAIN_DAYS`].
+fn domain_window(conn: &Connection, window: Window) -> Result<Window, QueryError> {
+    const DAY_MS: i64 = 86_400_000;
+    let until = match window.until {
+        Some(until) => until,
+        None => crate::store::repo::newest_line_ms(conn)?.unwrap_or(0),
+    };
+    let since = window.since.unwrap_or(until - 7 * DAY_MS);
+    if until - since > MAX_DOMAIN_DAYS * DAY_MS {
+        return Err(QueryError::BadArgument(format!(
+            "a domain is searched in every message of the window: give a window of at most \
+             {MAX_DOMAIN_DAYS} days (--since, --until), not {}",
+            (until - since) / DAY_MS
+        )));
+    }
+    Ok(Window {
+        since: Some(since),
+        until: window.until,
+    })
 }
 
 fn load(conn: &Connection, id: i64) -> Result<TracedMessage, QueryError> {

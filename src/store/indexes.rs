@@ -45,6 +45,10 @@ pub const SECONDARY: &[Index] = &[
         "ON messages (parent_exim_id) WHERE parent_exim_id IS NOT NULL",
     ),
     index(
+        "messages_header_id",
+        "ON messages (header_message_id) WHERE header_message_id IS NOT NULL",
+    ),
+    index(
         "messages_open",
         "ON messages (status, last_event_ms) WHERE status <> 'completed'",
     ),

@@ -51,6 +51,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0008_attempts_compact", Some(super::texts::fill_hashes)),
     migration!("0009_attempts_message_flag"),
     migration!("0010_metric_counters"),
+    migration!("0011_messages_header_id"),
 ];
 
 /// The schema version this build writes.
@@ -308,7 +309,8 @@ mod tests {
             [
                 "0008_attempts_compact",
                 "0009_attempts_message_flag",
-                "0010_metric_counters"
+                "0010_metric_counters",
+                "0011_messages_header_id"
             ]
         );
         assert_eq!(rows_as_text(&conn, attempts), before_attempts);
@@ -405,7 +407,8 @@ mod tests {
                 "0007_addresses_nocase",
                 "0008_attempts_compact",
                 "0009_attempts_message_flag",
-                "0010_metric_counters"
+                "0010_metric_counters",
+                "0011_messages_header_id"
             ]
         );
         let lines: Vec<String> = crate::store::repo::all_lines(&conn)

@@ -56,7 +56,7 @@ pub(crate) fn find_messages(
 ) -> Result<Vec<trace::TracedMessage>, WebError> {
     let Some(text) = bounded("q", query.q.as_deref())? else {
         return Err(WebError::BadRequest(
-            "give a message id, an address or an IP address to search for".to_owned(),
+            "give a message id, an address, a Message-ID header, an IP address or a domain to search for".to_owned(),
         ));
     };
     let target = trace::Target::parse(text)?;

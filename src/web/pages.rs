@@ -91,8 +91,8 @@ fn status(status: &str) -> Markup {
 async fn search(State(app): State<App>, Query(query): Query<SearchQuery>) -> Response {
     let form = html! {
         form.query method="get" action="/" {
-            label { "Message id, address or IP"
-                input name="q" value=[query.q.as_deref()] autofocus placeholder="1xWZzS-0001uN-1x, alice@example.com, 192.0.2.1"; }
+            label { "Message id, address, Message-ID, IP or domain"
+                input name="q" value=[query.q.as_deref()] autofocus placeholder="1xWZzS-0001uN-1x, alice@example.com, 192.0.2.1, example.com"; }
             (window_fields(&query.window))
             button type="submit" { "Search" }
         }
@@ -101,7 +101,7 @@ async fn search(State(app): State<App>, Query(query): Query<SearchQuery>) -> Res
         return page(
             "/",
             "Search",
-            html! { h1 { "Find a message" } (form) p.muted { "Every message, recipient and line exim-pilot stored, by id, address or IP." } },
+            html! { h1 { "Find a message" } (form) p.muted { "Every message, recipient and line exim-pilot stored, by Exim id, address, Message-ID header, IP or domain (a domain within at most 31 days)." } },
         );
     }
     let found = app

@@ -455,3 +455,52 @@ fn lines_reproduce_the_log_and_filter_like_counts_from_the_file() {
     let (status, _, stderr) = outcome(&run(&["lines", "--db", &db, "--grep", "("]));
     assert_eq!(status, 2, "{stderr}");
 }
+
+/// `trace` takes a Message-ID header and a mail domain too: the header's
+/// id finds its message; a domain finds every message from or to it within
+/// a window of at most 31 days (the last week by default).
+#[test]
+fn trace_finds_by_message_id_header_and_by_domain() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("x.db");
+    crate::util::ingest_into(&db, &fixture("sample/mainlog"));
+    let db = db.to_str().unwrap();
+    let by_header = json(&["trace", "--db", db, "--json", "20261126135823.007360@vm"]);
+    assert_eq!(by_header.as_array().unwrap().len(), 1, "{by_header}");
+    assert_eq!(by_header[0]["id"], "1xWZzT-0001uj-1r");
+    let bracketed = json(&["trace", "--db", db, "--json", "<20261126135823.007360@vm>"]);
+    assert_eq!(bracketed, by_header);
+
+    let by_domain = json(&["trace", "--db", db, "--json", "Remote.Example"]);
+    let ids: Vec<&str> = by_domain
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    // Every message received from or for remote.example, as the log says.
+    let log = std::fs::read_to_string(fixture("sample/mainlog")).unwrap();
+    let mut expected: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" <= ") && l.to_ascii_lowercase().contains("@remote.example"))
+        .map(|l| l.split_whitespace().nth(3).unwrap())
+        .collect();
+    expected.sort_unstable();
+    let mut found = ids.clone();
+    found.sort_unstable();
+    assert_eq!(found, expected);
+    for message in by_domain.as_array().unwrap() {
+        let text = message.to_string().to_ascii_lowercase();
+        assert!(text.contains("@remote.example"), "{message}");
+    }
+    let (status, _, stderr) = outcome(&run(&[
+        "trace",
+        "--db",
+        db,
+        "--since",
+        "2026-01-01",
+        "remote.example",
+    ]));
+    assert_eq!(status, 2, "{stderr}");
+    assert!(stderr.contains("at most 31 days"), "{stderr}");
+}

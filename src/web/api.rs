@@ -22,6 +22,7 @@ pub(super) fn routes() -> Router<App> {
         .route("/api/v1/stuck", get(stuck_api))
         .route("/api/v1/lines", get(lines_api))
         .route("/api/v1/health", get(health_api))
+        .route("/api/v1/live", get(super::live::events))
 }
 
 /// An error as JSON: `{"error": "..."}` with its status.

@@ -237,6 +237,8 @@ pub(crate) async fn guard(
     let response = next.run(request).await;
     match role {
         WebRole::Admin => response,
+        // A stream never ends: it masks each event itself.
+        WebRole::Viewer if super::live::is_event_stream(&response) => response,
         WebRole::Viewer => mask_response(response).await,
     }
 }

@@ -16,6 +16,7 @@
 mod api;
 mod auth;
 mod chart;
+mod live;
 mod pages;
 
 pub use auth::hash_password;
@@ -62,6 +63,11 @@ struct App {
     database: Arc<PathBuf>,
     permits: Arc<tokio::sync::Semaphore>,
     auth: Arc<auth::Auth>,
+    /// Live streams open, bounded.
+    streams: Arc<tokio::sync::Semaphore>,
+    /// True once the server is stopping: live streams end, or the
+    /// graceful shutdown would wait for them forever.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Why a request could not be answered, with its status.
@@ -103,6 +109,12 @@ impl From<QueryError> for WebError {
             QueryError::BadArgument(message) => WebError::BadRequest(message),
             other => WebError::Unavailable(other.to_string()),
         }
+    }
+}
+
+impl From<crate::store::StoreError> for WebError {
+    fn from(err: crate::store::StoreError) -> Self {
+        WebError::Unavailable(err.to_string())
     }
 }
 
@@ -169,11 +181,13 @@ pub(crate) fn bounded<'a>(name: &str, value: Option<&'a str>) -> Result<Option<&
 
 /// The router: pages, the API, the embedded assets, and the headers every
 /// response carries.
-fn router(settings: &WebSettings) -> Router {
+fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) -> Router {
     let app = App {
         database: Arc::new(settings.database.clone()),
         permits: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES)),
         auth: Arc::new(auth::Auth::new(settings.config.clone())),
+        streams: Arc::new(tokio::sync::Semaphore::new(live::MAX_STREAMS)),
+        stopping,
     };
     Router::new()
         .merge(pages::routes())
@@ -250,11 +264,15 @@ pub async fn serve(
         "serving the web view on http://{address}/ from {} (read-only)",
         settings.database.display()
     );
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     axum::serve(
         listener,
-        router(&settings).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        router(&settings, stopping).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(stop_requested())
+    .with_graceful_shutdown(async move {
+        stop_requested().await;
+        let _ = stop.send(true);
+    })
     .await?;
     tracing::info!("stopped serving the web view");
     Ok(())

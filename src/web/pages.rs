@@ -23,12 +23,14 @@ pub(super) fn routes() -> Router<App> {
         .route("/stuck", get(stuck_page))
         .route("/log", get(log_page))
         .route("/health", get(health_page))
+        .route("/live", get(super::live::page))
 }
 
-const NAV: [(&str, &str); 5] = [
+const NAV: [(&str, &str); 6] = [
     ("/", "Search"),
     ("/flow", "Mail flow"),
     ("/stuck", "Stuck"),
+    ("/live", "Live"),
     ("/log", "Log"),
     ("/health", "Health"),
 ];
@@ -59,7 +61,7 @@ pub(super) fn layout(here: &str, title: &str, body: Markup) -> Markup {
     }
 }
 
-fn page(here: &str, title: &str, body: Markup) -> Response {
+pub(super) fn page(here: &str, title: &str, body: Markup) -> Response {
     (
         [(header::CACHE_CONTROL, "no-store")],
         layout(here, title, body),

@@ -668,3 +668,342 @@ fn web_settings_that_would_expose_or_lock_out_are_refused_by_key() {
         assert!(stderr.contains(message), "{text}: {stderr}");
     }
 }
+
+/// A daemon tailing `dir/mainlog` into `dir/x.db` (the sample log already
+/// stored), and the web view on the same database.
+fn live_setup(dir: &Path) -> (crate::util::Daemon, Server) {
+    let sample = std::fs::read_to_string(crate::util::fixture("sample/mainlog")).unwrap();
+    let lines: Vec<String> = sample.lines().map(str::to_owned).collect();
+    crate::util::append_lines(&dir.join("mainlog"), &lines);
+    let daemon = crate::util::Daemon::start(dir);
+    crate::util::wait_for_lines(
+        &daemon.db,
+        lines.len(),
+        Duration::from_secs(60),
+        Some(&daemon),
+    );
+    let server = Server::start(&daemon.db, dir);
+    (daemon, server)
+}
+
+/// A line Exim might write, unique to this test.
+fn unique_line(tag: &str) -> String {
+    format!(
+        "2026-11-26 14:00:00 [999] Start queue run: pid={tag}-{}",
+        std::process::id()
+    )
+}
+
+/// The live stream: a line appended to the log arrives as an event within
+/// 2 s of its append (the daemon's commit included); a stream from chunk 0
+/// replays everything; the live page's first state is rendered on the
+/// server.
+#[test]
+fn the_live_stream_pushes_a_committed_line_within_two_seconds() {
+    use std::io::{BufRead as _, Write as _};
+    let dir = TempDir::new().unwrap();
+    let (_daemon, server) = live_setup(dir.path());
+    let page = server.page("/live", 200);
+    assert!(page.contains("id=\"live\""), "{page}");
+    assert!(page.contains("Completed"), "the newest lines: {page}");
+
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /api/v1/live HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.contains(" 200 "), "{status}");
+    // Past the headers: the stream is open.
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        if header == "\r\n" {
+            break;
+        }
+        if header.to_ascii_lowercase().starts_with("content-type") {
+            assert!(header.contains("text/event-stream"), "{header}");
+        }
+    }
+    let line = unique_line("live");
+    let appended = Instant::now();
+    crate::util::append_lines(&dir.path().join("mainlog"), std::slice::from_ref(&line));
+    let mut event_id = None;
+    loop {
+        let mut text = String::new();
+        reader.read_line(&mut text).unwrap();
+        if let Some(id) = text.strip_prefix("id:") {
+            event_id = Some(id.trim().to_owned());
+        }
+        if text.starts_with("data:") && text.contains(&line) {
+            break;
+        }
+        assert!(
+            appended.elapsed() < Duration::from_secs(10),
+            "never arrived"
+        );
+    }
+    let took = appended.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "the line took {took:?} from its append to the stream"
+    );
+    assert!(event_id.is_some_and(|id| id.parse::<i64>().is_ok()));
+
+    // From the first chunk: the whole log, the new line last.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /api/v1/live?after=0 HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let mut seen = String::new();
+    while !seen.contains(&line) {
+        let mut text = String::new();
+        reader.read_line(&mut text).unwrap();
+        seen.push_str(&text);
+    }
+    assert!(
+        seen.contains("1xWZzS-0001uN-1x <= a@outside.example"),
+        "{seen}"
+    );
+}
+
+/// In a real browser (Chromium driven through chromedriver): the live page
+/// shows a line appended to the log within 2 s, and Pause stops it.
+#[test]
+fn a_real_browser_shows_a_new_line_on_the_live_page_within_two_seconds() {
+    let Some(driver) = ["chromedriver", "/usr/bin/chromedriver"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok())
+    else {
+        crate::util::stand_down("chromedriver is not installed: the live page in a browser");
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let (_daemon, server) = live_setup(dir.path());
+    let driver_port = free_port();
+    let mut chromedriver = Command::new(driver)
+        .arg(format!("--port={driver_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let webdriver = WebDriver::connect(driver_port);
+    let profile = TempDir::new().unwrap();
+    let session = webdriver.session(&profile);
+    webdriver.go(&session, &format!("http://127.0.0.1:{}/live", server.port));
+    let line = unique_line("browser");
+    let shows = |text: &str| {
+        webdriver
+            .script(
+                &session,
+                &format!(
+                    "return document.getElementById('live').textContent.includes({});",
+                    serde_json::Value::String(text.to_owned())
+                ),
+            )
+            .as_bool()
+            .unwrap_or(false)
+    };
+    // The script has opened its stream once the Pause button shows.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !webdriver
+        .script(
+            &session,
+            "return !document.getElementById('live-pause').hidden;",
+        )
+        .as_bool()
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < deadline, "the live script did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let appended = Instant::now();
+    crate::util::append_lines(&dir.path().join("mainlog"), std::slice::from_ref(&line));
+    while !shows(&line) {
+        assert!(
+            appended.elapsed() < Duration::from_secs(10),
+            "the line never showed in the browser"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = appended.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "the browser showed it after {took:?}"
+    );
+
+    // Paused, a new line does not show; resumed, it does (nothing missed).
+    webdriver.script(
+        &session,
+        "document.getElementById('live-pause').click(); return true;",
+    );
+    let paused_line = unique_line("paused");
+    crate::util::append_lines(
+        &dir.path().join("mainlog"),
+        std::slice::from_ref(&paused_line),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!shows(&paused_line), "a paused page went on");
+    webdriver.script(
+        &session,
+        "document.getElementById('live-pause').click(); return true;",
+    );
+    let resumed = Instant::now();
+    while !shows(&paused_line) {
+        assert!(
+            resumed.elapsed() < Duration::from_secs(10),
+            "resuming lost the line"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/web-screenshots/live.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    webdriver.screenshot(&session, &shot);
+    webdriver.quit(&session);
+    let _ = chromedriver.kill();
+    let _ = chromedriver.wait();
+}
+
+/// The few WebDriver commands the live test needs, over chromedriver's
+/// HTTP interface.
+struct WebDriver {
+    port: u16,
+}
+
+impl WebDriver {
+    fn connect(port: u16) -> WebDriver {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        WebDriver { port }
+    }
+
+    fn call(&self, method: &str, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        use std::io::{Read as _, Write as _};
+        let body = body.to_string();
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            stream,
+            // chromedriver refuses HTTP/1.0.
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        // Read by Content-Length: chromedriver keeps the connection open.
+        let mut reader = std::io::BufReader::new(stream);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("{method} {path}: no Content-Length in {head}"));
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let json = String::from_utf8(body).unwrap();
+        let answer: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert!(
+            answer["value"]["error"].is_null(),
+            "{method} {path}: {answer}"
+        );
+        answer["value"].clone()
+    }
+
+    fn session(&self, profile: &TempDir) -> String {
+        let answer = self.call(
+            "POST",
+            "/session",
+            &serde_json::json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update",
+                         "--disable-sync", "--window-size=1280,900",
+                         format!("--user-data-dir={}", profile.path().display())]
+            }}}}),
+        );
+        answer["sessionId"].as_str().unwrap().to_owned()
+    }
+
+    fn go(&self, session: &str, url: &str) {
+        self.call(
+            "POST",
+            &format!("/session/{session}/url"),
+            &serde_json::json!({ "url": url }),
+        );
+    }
+
+    fn script(&self, session: &str, script: &str) -> serde_json::Value {
+        self.call(
+            "POST",
+            &format!("/session/{session}/execute/sync"),
+            &serde_json::json!({ "script": script, "args": [] }),
+        )
+    }
+
+    fn screenshot(&self, session: &str, path: &Path) {
+        use base64_decode::decode;
+        let png = self.call(
+            "GET",
+            &format!("/session/{session}/screenshot"),
+            &serde_json::json!({}),
+        );
+        std::fs::write(path, decode(png.as_str().unwrap())).unwrap();
+    }
+
+    fn quit(&self, session: &str) {
+        self.call(
+            "DELETE",
+            &format!("/session/{session}"),
+            &serde_json::json!({}),
+        );
+    }
+}
+
+/// Standard base64, decoded (WebDriver sends screenshots so).
+mod base64_decode {
+    pub fn decode(text: &str) -> Vec<u8> {
+        let value = |c: u8| match c {
+            b'A'..=b'Z' => Some(c - b'A'),
+            b'a'..=b'z' => Some(c - b'a' + 26),
+            b'0'..=b'9' => Some(c - b'0' + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        };
+        let mut out = Vec::with_capacity(text.len() * 3 / 4);
+        let (mut buffer, mut bits) = (0u32, 0);
+        for sextet in text.bytes().filter_map(value) {
+            buffer = (buffer << 6) | u32::from(sextet);
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((buffer >> bits) as u8);
+            }
+        }
+        out
+    }
+}

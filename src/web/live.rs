@@ -1,0 +1,168 @@
+//! The live page: the newest lines rendered on the server, then each line
+//! as it is committed, pushed over server-sent events. New lines are found
+//! by chunk: a chunk of lines never spans two commits, so "every chunk
+//! after id N" is exactly what was committed since, and N is the event id
+//! a browser sends back (`Last-Event-ID`) to resume without a gap.
+
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream;
+use maud::html;
+use serde::Deserialize;
+
+use super::auth::{Session, mask_addresses};
+use super::{App, WebError};
+use crate::config::WebRole;
+use crate::store::repo::lines_of_chunks_after;
+
+/// How often a stream looks for new chunks.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Chunks read per look, at most (a backlog is sent in steps).
+const CHUNKS_PER_POLL: i64 = 16;
+
+/// Lines the page shows before any event.
+const FIRST_LINES: usize = 50;
+
+/// Streams open at once, at most: each holds a request slot of the
+/// browser and polls the database.
+pub(super) const MAX_STREAMS: usize = 16;
+
+/// The newest chunk's id, and the lines of the newest chunks (oldest
+/// first), at most [`FIRST_LINES`].
+fn newest(conn: &deadpool_sqlite::rusqlite::Connection) -> Result<(i64, Vec<String>), WebError> {
+    let last: i64 = conn
+        .query_row("SELECT coalesce(max(id), 0) FROM log_chunks", [], |row| {
+            row.get(0)
+        })
+        .map_err(|err| WebError::Unavailable(err.to_string()))?;
+    let (lines, _) = lines_of_chunks_after(conn, (last - 2).max(0), 2)?;
+    let skip = lines.len().saturating_sub(FIRST_LINES);
+    let lines = lines
+        .into_iter()
+        .skip(skip)
+        .map(|line| String::from_utf8_lossy(&line.bytes).into_owned())
+        .collect();
+    Ok((last, lines))
+}
+
+fn masked(role: WebRole, text: String) -> String {
+    match role {
+        WebRole::Admin => text,
+        WebRole::Viewer => mask_addresses(&text).into_owned(),
+    }
+}
+
+pub(super) async fn page(
+    State(app): State<App>,
+    axum::Extension(session): axum::Extension<Session>,
+) -> Response {
+    let (last, lines) = match app.ask(newest).await {
+        Ok(found) => found,
+        Err(error) => return super::pages::error_page(&error),
+    };
+    let body = html! {
+        h1 { "Live" }
+        p.muted {
+            "The newest lines; with JavaScript, each line is added as it is committed. "
+            button type="button" id="live-pause" hidden { "Pause" }
+            span id="live-state" {}
+        }
+        pre.lines id="live" data-after=(last) {
+            @for line in &lines { (masked(session.role, line.clone())) "\n" }
+        }
+    };
+    // A viewer's page is masked here and again by the guard: harmless.
+    super::pages::page("/live", "Live", body)
+}
+
+/// `?after=`: the chunk id to start after (else `Last-Event-ID`, else now).
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct LiveQuery {
+    after: Option<i64>,
+}
+
+pub(super) async fn events(
+    State(app): State<App>,
+    axum::Extension(session): axum::Extension<Session>,
+    headers: HeaderMap,
+    Query(query): Query<LiveQuery>,
+) -> Response {
+    let Ok(permit) = app.streams.clone().try_acquire_owned() else {
+        return super::api::error_response(&WebError::Refused(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_STREAMS} live streams are open already; close one"),
+        ));
+    };
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let after = match query.after.or(resume) {
+        Some(after) => after,
+        None => match app.ask(newest).await {
+            Ok((last, _)) => last,
+            Err(error) => return super::api::error_response(&error),
+        },
+    };
+    let stopping = app.stopping.clone();
+    let state = (app, after, permit, stopping, session.role);
+    let stream = stream::unfold(
+        state,
+        |(app, after, permit, mut stopping, role)| async move {
+            loop {
+                if *stopping.borrow() {
+                    return None;
+                }
+                let read = app
+                    .ask(move |conn| Ok(lines_of_chunks_after(conn, after, CHUNKS_PER_POLL)?))
+                    .await;
+                match read {
+                    Ok((lines, Some(last))) => {
+                        let data: Vec<String> = lines
+                            .into_iter()
+                            .map(|line| {
+                                masked(role, String::from_utf8_lossy(&line.bytes).into_owned())
+                            })
+                            .collect();
+                        let event = Event::default()
+                            .id(last.to_string())
+                            .json_data(&data)
+                            .unwrap_or_else(|_| Event::default().comment("unencodable"));
+                        return Some((
+                            Ok::<_, std::convert::Infallible>(event),
+                            (app, last, permit, stopping, role),
+                        ));
+                    }
+                    Ok((_, None)) => {}
+                    Err(error) => {
+                        tracing::warn!(
+                            error = error.message(),
+                            "the live stream cannot read: {}",
+                            error.message()
+                        );
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = stopping.changed() => return None,
+                }
+            }
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+/// What a stream's type is, for the guard (which must not buffer it).
+pub(super) fn is_event_stream(response: &Response) -> bool {
+    response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+}

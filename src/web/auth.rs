@@ -24,7 +24,8 @@ use crate::config::{WebAuth, WebConfig, WebRole, WebUser};
 /// The session cookie's name.
 const COOKIE: &str = "exim_pilot_session";
 
-/// Requests one client address may make per [`REQUEST_WINDOW`].
+/// Requests one user (or, before signing in, one client address) may make
+/// per [`REQUEST_WINDOW`].
 const REQUESTS_PER_WINDOW: u32 = 600;
 const REQUEST_WINDOW: Duration = Duration::from_secs(10);
 
@@ -207,18 +208,28 @@ pub(crate) async fn guard(
     next: Next,
 ) -> Response {
     let api = request.uri().path().starts_with("/api/");
-    if !app.auth.requests.hit(&peer.ip().to_string()) {
-        return refuse(
-            api,
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many requests from this address; slow down",
+    let session = app.auth.session(peer.ip(), &jar, request.headers());
+    // Limited per user once known (behind a proxy every user shares its
+    // address), per address before. Without authentication only loopback
+    // clients reach the view, and they could read the database anyway.
+    if app.auth.config.auth != WebAuth::None {
+        let key = session.as_ref().map_or_else(
+            || format!("address {}", peer.ip()),
+            |s| format!("user {}", s.user),
         );
+        if !app.auth.requests.hit(&key) {
+            return refuse(
+                api,
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests; slow down",
+            );
+        }
     }
     let path = request.uri().path().to_owned();
     if path == "/login" || path.starts_with("/assets/") {
         return next.run(request).await;
     }
-    let Some(session) = app.auth.session(peer.ip(), &jar, request.headers()) else {
+    let Some(session) = session else {
         return match &app.auth.config.auth {
             WebAuth::Proxy { .. } => refuse(
                 api,

@@ -15,6 +15,7 @@
 
 mod api;
 mod auth;
+mod cache;
 mod chart;
 mod live;
 mod pages;
@@ -68,6 +69,8 @@ struct App {
     /// True once the server is stopping: live streams end, or the
     /// graceful shutdown would wait for them forever.
     stopping: tokio::sync::watch::Receiver<bool>,
+    /// Answers kept for a few seconds.
+    cache: Arc<cache::Cache>,
 }
 
 /// Why a request could not be answered, with its status.
@@ -188,6 +191,7 @@ fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) 
         auth: Arc::new(auth::Auth::new(settings.config.clone())),
         streams: Arc::new(tokio::sync::Semaphore::new(live::MAX_STREAMS)),
         stopping,
+        cache: Arc::new(cache::Cache::default()),
     };
     Router::new()
         .merge(pages::routes())
@@ -197,6 +201,12 @@ fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) 
         .route("/assets/style.css", get(style))
         .route("/assets/app.js", get(script))
         .fallback(not_found)
+        // Inside the guard: only signed-in requests reach the cache, and
+        // a viewer's answer is masked after it.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            cache::answer,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::guard,

@@ -55,6 +55,9 @@ pub struct AuditEntry {
 pub struct Health {
     /// When a read position last moved: the last commit (wall clock).
     pub last_commit_at: Option<String>,
+    /// Seconds from the last commit to now: the daemon's lag when lines
+    /// are waiting, its idleness when none are.
+    pub seconds_since_commit: Option<i64>,
     /// The newest line's time (the log's clock).
     pub newest_line_at: Option<String>,
     /// Every source, most recently moved first.
@@ -69,7 +72,13 @@ pub struct Health {
 
 /// Reads the health facts.
 pub fn read(conn: &Connection) -> Result<Health, QueryError> {
-    let sources: Vec<SourceState> = crate::store::repo::source_positions(conn)?
+    let positions = crate::store::repo::source_positions(conn)?;
+    let seconds_since_commit = positions
+        .iter()
+        .map(|p| p.updated_ms)
+        .max()
+        .map(|at| (crate::store::repo::now_ms() - at).max(0) / 1000);
+    let sources: Vec<SourceState> = positions
         .into_iter()
         .map(|p| SourceState {
             path: p.path,
@@ -119,6 +128,7 @@ pub fn read(conn: &Connection) -> Result<Health, QueryError> {
     let newest = crate::store::repo::newest_line_ms(conn)?;
     Ok(Health {
         last_commit_at: sources.first().map(|s| s.updated_at.clone()),
+        seconds_since_commit,
         newest_line_at: newest.map(format_ms),
         sources,
         gap_count,

@@ -427,6 +427,10 @@ async fn health_page(State(app): State<App>) -> Response {
         h1 { "Health" }
         div.cards {
             div.card id="last-commit" { div.value { (health.last_commit_at.as_deref().unwrap_or("never")) } div.label { "last commit" } }
+            div.card id="since-commit" {
+                div.value { (health.seconds_since_commit.map_or_else(|| "-".to_owned(), |s| seconds(Some(s * 1000)))) }
+                div.label { "since the last commit" }
+            }
             div.card id="newest-line" { div.value { (health.newest_line_at.as_deref().unwrap_or("none")) } div.label { "newest line (log clock)" } }
             div.card id="gaps" { div.value { (health.gap_count) } div.label { "gaps recorded" } }
         }

@@ -72,12 +72,9 @@ pub struct Health {
 
 /// Reads the health facts.
 pub fn read(conn: &Connection) -> Result<Health, QueryError> {
+    // Most recently moved first: the first moved at the last commit.
     let positions = crate::store::repo::source_positions(conn)?;
-    let seconds_since_commit = positions
-        .iter()
-        .map(|p| p.updated_ms)
-        .max()
-        .map(|at| (crate::store::repo::now_ms() - at).max(0) / 1000);
+    let last_commit_ms = positions.first().map(|p| p.updated_ms);
     let sources: Vec<SourceState> = positions
         .into_iter()
         .map(|p| SourceState {
@@ -127,8 +124,9 @@ pub fn read(conn: &Connection) -> Result<Health, QueryError> {
         .ctx(audit_context)?;
     let newest = crate::store::repo::newest_line_ms(conn)?;
     Ok(Health {
-        last_commit_at: sources.first().map(|s| s.updated_at.clone()),
-        seconds_since_commit,
+        last_commit_at: last_commit_ms.map(format_ms),
+        seconds_since_commit: last_commit_ms
+            .map(|at| (crate::store::repo::now_ms() - at).max(0) / 1000),
         newest_line_at: newest.map(format_ms),
         sources,
         gap_count,

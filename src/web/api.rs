@@ -133,7 +133,7 @@ async fn stuck_api(State(app): State<App>, Query(query): Query<StuckQuery>) -> R
 }
 
 /// A window and the filters of `lines`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 pub(crate) struct LinesQuery {
     #[serde(flatten)]
     pub window: WindowQuery,

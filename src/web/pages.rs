@@ -379,11 +379,7 @@ async fn log_page(State(app): State<App>, Query(mut query): Query<LinesQuery>) -
     if query.window.since.is_none() && query.window.until.is_none() {
         query.window.since = Some("1h".to_owned());
     }
-    let shown = LinesQuery {
-        window: query.window.clone(),
-        kind: query.kind.clone(),
-        grep: query.grep.clone(),
-    };
+    let shown = query.clone();
     let read = app.ask(move |conn| read_lines(conn, &query)).await;
     let form = html! {
         form.query method="get" action="/log" {

@@ -325,10 +325,7 @@ fn serve_stops_on_sigterm_and_refuses_a_taken_port_or_a_missing_database() {
 /// left under target/web-screenshots/ for a person to look at.
 #[test]
 fn a_real_browser_renders_every_page() {
-    let Some(chromium) = ["chromium", "/usr/bin/chromium"]
-        .into_iter()
-        .find(|p| Command::new(p).arg("--version").output().is_ok())
-    else {
+    let Some(chromium) = crate::util::system_program("chromium") else {
         crate::util::stand_down("chromium is not installed: the browser test");
         return;
     };
@@ -376,7 +373,7 @@ fn a_real_browser_renders_every_page() {
         let browser = |extra: &[&str]| {
             let output = Command::new("timeout")
                 .arg("60")
-                .arg(chromium)
+                .arg(&chromium)
                 .args([
                     "--headless",
                     "--no-sandbox",
@@ -779,17 +776,14 @@ fn the_live_stream_pushes_a_committed_line_within_two_seconds() {
 /// shows a line appended to the log within 2 s, and Pause stops it.
 #[test]
 fn a_real_browser_shows_a_new_line_on_the_live_page_within_two_seconds() {
-    let Some(driver) = ["chromedriver", "/usr/bin/chromedriver"]
-        .into_iter()
-        .find(|p| Command::new(p).arg("--version").output().is_ok())
-    else {
+    let Some(driver) = crate::util::system_program("chromedriver") else {
         crate::util::stand_down("chromedriver is not installed: the live page in a browser");
         return;
     };
     let dir = TempDir::new().unwrap();
     let (_daemon, server) = live_setup(dir.path());
     let driver_port = free_port();
-    let mut chromedriver = Command::new(driver)
+    let mut chromedriver = Command::new(&driver)
         .arg(format!("--port={driver_port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())

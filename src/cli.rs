@@ -79,8 +79,13 @@ pub enum Command {
         /// Which messages, by time.
         window: WindowArgs,
         /// Also show bounces of the messages found, and what they bounced
-        #[arg(long)]
+        #[arg(long, conflicts_with = "fleet")]
         related: bool,
+        /// Ask the fleet's PostgreSQL ([fleet] postgres) instead of this
+        /// host's database: the message's whole journey across hosts,
+        /// joined by the receiving Exim's id in C= and by Message-ID
+        #[arg(long)]
+        fleet: bool,
         /// Print JSON instead of text
         #[arg(long)]
         json: bool,
@@ -101,6 +106,13 @@ pub enum Command {
         /// Print one JSON object instead of a report
         #[arg(long)]
         json: bool,
+        /// Count every host in the fleet's PostgreSQL ([fleet] postgres):
+        /// the figures that add up, per host and in total
+        #[arg(long)]
+        fleet: bool,
+        /// With --fleet: only this host
+        #[arg(long, requires = "fleet", value_name = "HOST")]
+        host: Option<String>,
     },
     /// List recipients still waiting (pending or deferred), oldest first
     Stuck {
@@ -165,6 +177,12 @@ pub enum Command {
         /// The database to prune.
         db: DbArg,
     },
+    /// Look after the fleet's PostgreSQL ([fleet] postgres)
+    Fleet {
+        #[command(subcommand)]
+        /// What to do.
+        action: FleetAction,
+    },
     /// Check the configuration and print the effective values
     CheckConfig {
         #[command(flatten)]
@@ -180,6 +198,27 @@ pub enum Command {
         #[arg(value_enum)]
         /// What to render.
         what: Generated,
+    },
+}
+
+/// `exim-pilot fleet ...`
+#[derive(Debug, Subcommand)]
+pub enum FleetAction {
+    /// Create or upgrade the fleet's schema (as the tables' owner)
+    Migrate,
+    /// Show each host's replication: its high-water mark, lines shipped
+    /// and when it last shipped
+    Status {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop the monthly partitions older than the months kept (as the
+    /// tables' owner)
+    Prune {
+        /// Months to keep, the current one included
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1200))]
+        keep_months: u32,
     },
 }
 
@@ -243,7 +282,9 @@ impl Command {
             | Command::Serve { db, .. }
             | Command::Lines { db, .. }
             | Command::Prune { db } => (None, false, db.db_path.clone()),
-            Command::Parse { .. } | Command::Generate { .. } => (None, false, None),
+            Command::Parse { .. } | Command::Generate { .. } | Command::Fleet { .. } => {
+                (None, false, None)
+            }
         };
         Overrides {
             log_path: log,

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod exit;
+pub mod fleet;
 pub mod journal;
 pub mod logging;
 pub mod model;

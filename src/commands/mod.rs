@@ -2,6 +2,7 @@
 //! the one the command line names.
 
 mod check_config;
+mod fleet;
 mod generate;
 mod ingest;
 mod parse;
@@ -44,13 +45,27 @@ pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -
         Command::Ingest { files, .. } => ingest::run(&config, &files).await,
         Command::Parse { json, show, files } => parse::run(&config, &files, json, show),
         Command::Trace {
+            fleet: true,
+            json,
+            query: text,
+            ..
+        } => fleet::trace(&config, json, &text).await,
+        Command::Trace {
             window,
             related,
             json,
             query: text,
             ..
         } => query::trace(&config, &window, related, json, &text),
+        Command::Stats {
+            fleet: true,
+            window,
+            json,
+            host,
+            ..
+        } => fleet::stats(&config, &window, host.as_deref(), json).await,
         Command::Stats { window, json, .. } => query::stats(&config, &window, json),
+        Command::Fleet { action } => fleet::run(&config, action).await,
         Command::Prune { .. } => prune::run(&config).await,
         Command::Lines {
             window,

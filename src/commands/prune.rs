@@ -11,7 +11,7 @@ use crate::store::{self, repo};
 /// Prunes and prints the rows deleted per table.
 pub async fn run(config: &Config) -> Result<()> {
     let store = store::connect(&config.database).await?;
-    let policy = store::RetentionPolicy::from(&config.retention);
+    let policy = store::RetentionPolicy::of(config);
     let pruned = store
         .with_conn("prune", move |conn| {
             let pruned = policy.prune_all(conn)?;

@@ -37,6 +37,7 @@ impl Config {
         let retention = retention(&mut check, raw.retention.unwrap_or_default());
         let metrics = metrics(&mut check, raw.metrics.unwrap_or_default());
         let web = web(&mut check, raw.web.unwrap_or_default(), overrides);
+        let fleet = super::fleet::fleet(&mut check, raw.fleet.unwrap_or_default());
         if !check.problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: source,
@@ -53,6 +54,7 @@ impl Config {
             retention,
             metrics,
             web,
+            fleet,
         })
     }
 }

@@ -9,7 +9,10 @@
 mod build;
 mod check;
 mod file;
+mod fleet;
 mod raw;
+
+pub use fleet::{FleetConfig, FleetTls};
 
 use file::{parse_toml, read_file};
 #[cfg(test)]
@@ -56,6 +59,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[web]`
     pub web: WebConfig,
+    /// `[fleet]`: `None` unless it names a PostgreSQL.
+    pub fleet: Option<FleetConfig>,
 }
 
 /// `[web]`: where `exim-pilot serve` listens, and who may look.
@@ -503,6 +508,7 @@ impl Config {
                 stuck_after: duration(self.metrics.stuck_after),
             }),
             web: Some(self.web.to_raw()),
+            fleet: Some(FleetConfig::to_raw(self.fleet.as_ref())),
         }
     }
 

@@ -29,6 +29,8 @@ pub struct RawConfig {
     pub metrics: Option<RawMetrics>,
     /// `[web]`
     pub web: Option<RawWeb>,
+    /// `[fleet]`
+    pub fleet: Option<super::fleet::RawFleet>,
 }
 
 /// `[log]`: which Exim main log to tail.

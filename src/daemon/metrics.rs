@@ -37,6 +37,7 @@ struct Source {
     control: Arc<ReaderControl>,
     settings: watch::Receiver<MetricsConfig>,
     permits: Arc<Semaphore>,
+    fleet: Option<Arc<crate::fleet::FleetProgress>>,
 }
 
 impl Source {
@@ -52,7 +53,14 @@ impl Source {
                     .load(std::sync::atomic::Ordering::Relaxed),
             ),
             lag_seconds: Some(self.control.lag_seconds()),
+            ..Live::default()
         };
+        if let Some(fleet) = &self.fleet {
+            let status = fleet.status();
+            live.fleet_up = Some(status.up);
+            live.fleet_unshipped_lines = Some(status.unshipped_lines);
+            live.fleet_lag_seconds = Some(status.lag_seconds);
+        }
         let stuck_after = self.settings.borrow().stuck_after;
         let database = self.database.clone();
         let read = self
@@ -96,6 +104,7 @@ impl Bound {
         handle: StoreHandle,
         database: PathBuf,
         control: Arc<ReaderControl>,
+        fleet: Option<Arc<crate::fleet::FleetProgress>>,
     ) -> Metrics {
         let Bound { config, listener } = self;
         let (settings, settings_rx) = watch::channel(config.clone());
@@ -105,6 +114,7 @@ impl Bound {
             control,
             settings: settings_rx,
             permits: Arc::new(Semaphore::new(CONCURRENT_SCRAPES)),
+            fleet,
         };
         if let Some(path) = &config.textfile {
             let text = source.render().await;

@@ -88,6 +88,8 @@ struct Running {
     writer: tokio::task::JoinHandle<Result<WriteTotals, StoreError>>,
     health: tokio::task::JoinHandle<()>,
     metrics: metrics::Metrics,
+    /// The fleet replicator, when `[fleet]` is configured.
+    fleet: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// How the writer task ended, if it ended before a stop was asked.
@@ -126,7 +128,15 @@ impl Running {
         let (sender, receiver) = channel::for_config(&config.ingest);
         let audit = Some(sender.clone());
         let (control, source_thread) = source_thread::spawn(source, sender, poll_active, poll_idle);
-        let progress = DaemonProgress::new(Arc::clone(&notifier), Arc::clone(&control));
+        let fleet_progress = config
+            .fleet
+            .as_ref()
+            .map(|fleet| Arc::new(crate::fleet::FleetProgress::new(&fleet.host_name)));
+        let progress = DaemonProgress::new(
+            Arc::clone(&notifier),
+            Arc::clone(&control),
+            fleet_progress.clone(),
+        );
         let started = writer::start(
             handle.clone(),
             receiver,
@@ -136,12 +146,27 @@ impl Running {
         );
         let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let health = tokio::spawn(health::run(handle.clone(), config_rx, shutdown_rx));
+        let health = tokio::spawn(health::run(handle.clone(), config_rx, shutdown_rx.clone()));
+        let fleet = match (&config.fleet, &fleet_progress) {
+            (Some(fleet), Some(progress)) => {
+                let replicator = crate::fleet::Replicator {
+                    config: fleet.clone(),
+                    database: config.database.path.clone(),
+                    busy_timeout: config.database.busy_timeout,
+                    backoff_min: config.health.backoff_min,
+                    backoff_max: config.health.backoff_max,
+                    progress: Arc::clone(progress),
+                };
+                Some(tokio::spawn(replicator.run(shutdown_rx)))
+            }
+            _ => None,
+        };
         let metrics = metrics
             .start(
                 handle.clone(),
                 config.database.path.clone(),
                 Arc::clone(&control),
+                fleet_progress,
             )
             .await;
         let live_path = source_name(&config);
@@ -168,6 +193,7 @@ impl Running {
             writer: started.task,
             health,
             metrics,
+            fleet,
         })
     }
 
@@ -222,6 +248,20 @@ impl Running {
             },
         };
         let _ = self.health.await;
+        if let Some(fleet) = self.fleet.take() {
+            // It stops between batches; one in flight is bounded by
+            // [fleet] timeout, and one cut short is sent again next time.
+            let limit = self
+                .current
+                .fleet
+                .as_ref()
+                .map_or(DRAIN_TIMEOUT, |f| f.timeout);
+            if tokio::time::timeout(limit, fleet).await.is_err() {
+                tracing::warn!(
+                    "the fleet replicator did not stop in time; its batch will be sent again"
+                );
+            }
+        }
         self.metrics.stop().await;
         // The source looks at the stop request between bounded steps; a
         // read stuck in the kernel (a hung network file system) must not

@@ -22,16 +22,22 @@ pub(super) struct DaemonProgress {
     rate_since: Instant,
     rate_lines: u64,
     lines_per_second: f64,
+    fleet: Option<Arc<crate::fleet::FleetProgress>>,
 }
 
 impl DaemonProgress {
-    pub(super) fn new(notifier: Arc<Mutex<Notifier>>, reader: Arc<ReaderControl>) -> Self {
+    pub(super) fn new(
+        notifier: Arc<Mutex<Notifier>>,
+        reader: Arc<ReaderControl>,
+        fleet: Option<Arc<crate::fleet::FleetProgress>>,
+    ) -> Self {
         DaemonProgress {
             notifier,
             reader,
             rate_since: Instant::now(),
             rate_lines: 0,
             lines_per_second: 0.0,
+            fleet,
         }
     }
 
@@ -51,7 +57,7 @@ impl DaemonProgress {
             .load(std::sync::atomic::Ordering::Relaxed);
         // Asked each time: a reload may have switched the log path.
         let path = self.reader.describe();
-        let status = if healthy {
+        let mut status = if healthy {
             format!(
                 "tailing {path}: {:.0} lines/s, {lag} bytes behind",
                 self.lines_per_second
@@ -59,10 +65,28 @@ impl DaemonProgress {
         } else {
             format!("database unavailable, retrying; reading of {path} paused")
         };
+        if let Some(fleet) = &self.fleet {
+            status.push_str(&fleet_status(&fleet.status()));
+        }
         let mut notifier = lock(&self.notifier);
         notifier.watchdog();
         notifier.status(&status, !healthy);
     }
+}
+
+/// The fleet's part of the status line.
+fn fleet_status(fleet: &crate::fleet::FleetStatus) -> String {
+    let state = if fleet.stopped {
+        "replication stopped (see the log)"
+    } else if fleet.up {
+        "fleet"
+    } else {
+        "fleet unreachable"
+    };
+    format!(
+        "; {state}: {} lines unshipped, {:.0}s behind",
+        fleet.unshipped_lines, fleet.lag_seconds
+    )
 }
 
 impl Progress for DaemonProgress {

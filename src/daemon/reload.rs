@@ -109,6 +109,12 @@ fn restart_needed(current: &Config, new: &Config) -> Option<String> {
             new.database.path.display()
         ));
     }
+    if new.fleet != current.fleet {
+        return Some(format!(
+            "{file}: [fleet]: cannot change while running (the replicator holds this host's \
+             mark in PostgreSQL); restart exim-pilot to change [fleet]"
+        ));
+    }
     let journal = |log: &crate::config::LogConfig| {
         (
             log.source,

@@ -6,7 +6,7 @@
 //! ingest` feeds it whole files, the daemon a live source.
 
 pub mod channel;
-mod failpoint;
+pub mod failpoint;
 pub mod item;
 pub mod source;
 pub mod writer;

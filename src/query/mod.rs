@@ -129,7 +129,7 @@ fn newest_line_ms(conn: &Connection) -> Result<i64, QueryError> {
 /// `yesterday` (local midnight), or a date and time: the log's own form
 /// (`2024-03-01`, `2024-03-01 14:00`, `2024-03-01 14:00:05`) or ISO 8601 /
 /// RFC 3339 (`2024-03-01T14:00:05`, with fractions, `Z` or `+02:00`).
-fn bound(
+pub(crate) fn bound(
     text: &str,
     flag: &str,
     newest: impl Fn() -> Result<i64, QueryError>,

@@ -52,6 +52,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0009_attempts_message_flag"),
     migration!("0010_metric_counters"),
     migration!("0011_messages_header_id"),
+    migration!("0012_fleet_shipped"),
 ];
 
 /// The schema version this build writes.
@@ -310,7 +311,8 @@ mod tests {
                 "0008_attempts_compact",
                 "0009_attempts_message_flag",
                 "0010_metric_counters",
-                "0011_messages_header_id"
+                "0011_messages_header_id",
+                "0012_fleet_shipped"
             ]
         );
         assert_eq!(rows_as_text(&conn, attempts), before_attempts);
@@ -408,7 +410,8 @@ mod tests {
                 "0008_attempts_compact",
                 "0009_attempts_message_flag",
                 "0010_metric_counters",
-                "0011_messages_header_id"
+                "0011_messages_header_id",
+                "0012_fleet_shipped"
             ]
         );
         let lines: Vec<String> = crate::store::repo::all_lines(&conn)

@@ -30,6 +30,20 @@ pub struct RetentionPolicy {
     pub messages: Option<Duration>,
     /// Audit records (by the wall clock).
     pub audit_log: Option<Duration>,
+    /// Keep the chunks a fleet's PostgreSQL has not committed yet
+    /// (`fleet_shipped`): set while `[fleet]` is configured.
+    pub hold_unshipped: bool,
+}
+
+impl RetentionPolicy {
+    /// The policy of `config`: its `[retention]`, holding unshipped chunks
+    /// when it has a `[fleet]`.
+    pub fn of(config: &crate::config::Config) -> Self {
+        RetentionPolicy {
+            hold_unshipped: config.fleet.is_some(),
+            ..RetentionPolicy::from(&config.retention)
+        }
+    }
 }
 
 impl From<&crate::config::RetentionConfig> for RetentionPolicy {
@@ -42,6 +56,7 @@ impl From<&crate::config::RetentionConfig> for RetentionPolicy {
             rejections: days(config.rejections_days),
             messages: days(config.messages_days),
             audit_log: days(config.audit_log_days),
+            hold_unshipped: false,
         }
     }
 }
@@ -121,7 +136,7 @@ impl RetentionPolicy {
             let context = || Context::op("prune").table(table);
             let tx = conn.transaction().ctx(context)?;
             let deleted = if index == 0 {
-                prune_lines(&tx, cutoff)?
+                prune_lines(&tx, cutoff, self.hold_unshipped)?
             } else {
                 // Table and condition come from the constant list above.
                 tx.execute(
@@ -199,7 +214,12 @@ fn sweep_texts(conn: &mut Connection) -> Result<u64, StoreError> {
 /// Deletes up to [`ROWS_PER_PRUNE_STEP`] / 100 line chunks all older than
 /// `cutoff`, their links to messages, and the line counts of the minutes
 /// before `cutoff`. Returns the number of lines deleted.
-fn prune_lines(conn: &Connection, cutoff: i64) -> Result<u64, StoreError> {
+///
+/// The newest chunk always stays: without AUTOINCREMENT, SQLite gives the
+/// next chunk the largest id plus one, and a fleet's high-water mark counts
+/// on chunk ids never coming back. With `hold_unshipped`, chunks after the
+/// one `fleet_shipped` names stay too (none, before anything shipped).
+fn prune_lines(conn: &Connection, cutoff: i64, hold_unshipped: bool) -> Result<u64, StoreError> {
     let context = || Context::op("prune").table("log_chunks");
     conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS pruned_chunks (id INTEGER PRIMARY KEY, lines INTEGER)",
@@ -209,8 +229,12 @@ fn prune_lines(conn: &Connection, cutoff: i64) -> Result<u64, StoreError> {
     conn.execute("DELETE FROM temp.pruned_chunks", [])
         .ctx(context)?;
     conn.execute(
-        "INSERT INTO temp.pruned_chunks SELECT id, lines FROM log_chunks WHERE last_ms < ?1 LIMIT ?2",
-        params![cutoff, ROWS_PER_PRUNE_STEP / 100],
+        "INSERT INTO temp.pruned_chunks SELECT id, lines FROM log_chunks
+         WHERE last_ms < ?1
+           AND id < (SELECT max(id) FROM log_chunks)
+           AND (NOT ?3 OR id <= (SELECT coalesce(max(chunk_id), 0) FROM fleet_shipped))
+         LIMIT ?2",
+        params![cutoff, ROWS_PER_PRUNE_STEP / 100, hold_unshipped],
     )
     .ctx(context)?;
     // message_chunks has no index on chunk_id (it would cost a write per

@@ -10,6 +10,7 @@ mod daemon;
 mod exim;
 mod exim_rotation;
 mod faults;
+mod fleet;
 mod hostile;
 mod ingest;
 mod journal;

@@ -64,12 +64,9 @@ impl WriterSettings {
             backoff_min: config.health.backoff_min,
             backoff_max: config.health.backoff_max,
             max_attempts,
-            retention: max_attempts.is_none().then(|| {
-                (
-                    RetentionPolicy::from(&config.retention),
-                    config.retention.interval,
-                )
-            }),
+            retention: max_attempts
+                .is_none()
+                .then(|| (RetentionPolicy::of(config), config.retention.interval)),
         }
     }
 }

@@ -35,6 +35,13 @@ pub struct Live {
     /// How long the reader has been behind the end of the log (0 when it
     /// is at the end).
     pub lag_seconds: Option<f64>,
+    /// Whether the fleet's PostgreSQL took the last batch or answered the
+    /// last try (`[fleet]` configured only).
+    pub fleet_up: Option<bool>,
+    /// Lines committed here that the fleet's PostgreSQL does not hold yet.
+    pub fleet_unshipped_lines: Option<u64>,
+    /// How long the oldest of them has waited.
+    pub fleet_lag_seconds: Option<f64>,
 }
 
 /// Every family, in a fixed order: counters from the database, gauges
@@ -429,6 +436,27 @@ fn live_gauges(live: &Live) -> Vec<Family> {
         families.push(gauge(
             "exim_pilot_lag_seconds",
             "How long the reader has been behind the end of the log, 0 when it is at the end",
+            seconds,
+        ));
+    }
+    if let Some(up) = live.fleet_up {
+        families.push(gauge(
+            "exim_pilot_fleet_up",
+            "Whether the fleet's PostgreSQL took the last batch, or answered the last try",
+            if up { 1.0 } else { 0.0 },
+        ));
+    }
+    if let Some(lines) = live.fleet_unshipped_lines {
+        families.push(gauge(
+            "exim_pilot_fleet_unshipped_lines",
+            "Lines committed here that the fleet's PostgreSQL does not hold yet",
+            lines as f64,
+        ));
+    }
+    if let Some(seconds) = live.fleet_lag_seconds {
+        families.push(gauge(
+            "exim_pilot_fleet_lag_seconds",
+            "How long the oldest line not yet in the fleet's PostgreSQL has waited, 0 when none",
             seconds,
         ));
     }

@@ -11,6 +11,7 @@ use super::error::{Context, ResultExt, StoreError};
 mod audit;
 mod counts;
 mod lines;
+mod shipped;
 mod sources;
 
 pub use audit::{AuditRecord, Gap, record_audit, record_gap};
@@ -21,6 +22,9 @@ pub use counts::{
 pub use lines::{
     ChunkedLines, all_lines, insert_chunk, lines_between, lines_of_chunks_after, message_lines,
     seal_all, store_sealed,
+};
+pub use shipped::{
+    ChunkToShip, chunks_after, chunks_beyond, load_shipped, save_shipped, store_name,
 };
 pub use sources::{
     Checkpoint, SourceIdentity, SourcePosition, load_checkpoint, save_checkpoint, source_positions,

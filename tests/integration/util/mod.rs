@@ -8,7 +8,9 @@ use exim_pilot::config::{Config, DatabaseConfig, Overrides};
 use exim_pilot::store::chunk::StoredLine;
 
 mod daemon;
+mod postgres;
 pub use daemon::{Daemon, FAST_CONFIG};
+pub use postgres::{Postgres, Proxy};
 
 /// A test that needs what this machine lacks (root, a program) stands down
 /// with a line on stderr, except where `CI` is set (`.ci/run` sets it and

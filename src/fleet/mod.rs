@@ -1,0 +1,22 @@
+//! The fleet: many mail hosts in one PostgreSQL.
+//!
+//! Each host keeps its own SQLite; with `[fleet]` configured the daemon
+//! also ships what it commits to a central PostgreSQL, tagged with the
+//! host's name, and `trace --fleet`, `stats --fleet` and the web view
+//! answer from there. `rows.rs` derives the fleet's rows from stored lines
+//! (pure), `pg.rs` connects, classifies errors and migrates the schema
+//! (`migrations/`), `ship.rs` is the replicator with its exactly-once
+//! high-water mark, `trace.rs` and `stats.rs` answer questions, and
+//! `partitions.rs` drops whole months for retention. docs/fleet.md has the
+//! trust model and how to distribute the tables with Citus.
+
+pub mod partitions;
+pub mod pg;
+mod rows;
+pub mod ship;
+pub mod stats;
+pub mod trace;
+
+pub use pg::FleetError;
+pub use rows::{Month, month_of};
+pub use ship::{FleetProgress, FleetStatus, Replicator};

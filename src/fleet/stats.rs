@@ -1,0 +1,322 @@
+//! `stats --fleet [--host H]`: the figures of `stats` that add up across
+//! hosts, per host and in total, from the fleet's PostgreSQL.
+//!
+//! They are counted as `stats` counts them on each host (lines by kind,
+//! `<=` lines and their `S=`, `=>`/`->` lines, rejections by permanence,
+//! deliveries by transport), so the fleet's total is the sum of the hosts'
+//! reports. Figures that do not add up (distinct hosts, top lists) stay
+//! with each host's own `stats`. Read-only, fixed SQL.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use super::pg::FleetError;
+
+/// The figures of one host, or of the fleet.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Figures {
+    /// Lines.
+    pub lines: u64,
+    /// `<=` lines.
+    pub received: u64,
+    /// Bytes received (their `S=`).
+    pub received_volume: u64,
+    /// `=>` and `->` lines.
+    pub delivered: u64,
+    /// `=>` lines.
+    pub delivered_messages: u64,
+    /// `==` lines.
+    pub deferred: u64,
+    /// `**` lines.
+    pub bounced: u64,
+    /// `Completed` lines.
+    pub completed: u64,
+    /// Permanent rejections.
+    pub rejected: u64,
+    /// Temporary (4xx) rejections.
+    pub temporarily_rejected: u64,
+    /// `Frozen` lines.
+    pub frozen: u64,
+    /// Lines the parser did not recognise.
+    pub unrecognised: u64,
+    /// Lines per entry kind.
+    pub kinds: BTreeMap<String, u64>,
+    /// `=>` lines per transport.
+    pub by_transport: BTreeMap<String, u64>,
+}
+
+impl Figures {
+    fn add(&mut self, other: &Figures) {
+        self.lines += other.lines;
+        self.received += other.received;
+        self.received_volume += other.received_volume;
+        self.delivered += other.delivered;
+        self.delivered_messages += other.delivered_messages;
+        self.deferred += other.deferred;
+        self.bounced += other.bounced;
+        self.completed += other.completed;
+        self.rejected += other.rejected;
+        self.temporarily_rejected += other.temporarily_rejected;
+        self.frozen += other.frozen;
+        self.unrecognised += other.unrecognised;
+        for (kind, n) in &other.kinds {
+            *self.kinds.entry(kind.clone()).or_default() += n;
+        }
+        for (transport, n) in &other.by_transport {
+            *self.by_transport.entry(transport.clone()).or_default() += n;
+        }
+    }
+
+    fn name_kinds(&mut self) {
+        let kind = |name: &str| self.kinds.get(name).copied().unwrap_or(0);
+        self.lines = self.kinds.values().sum();
+        self.received = kind("reception") + kind("fake_reject");
+        self.delivered = kind("delivery") + kind("delivery_more");
+        self.delivered_messages = kind("delivery");
+        self.deferred = kind("deferral");
+        self.bounced = kind("failure");
+        self.completed = kind("completed");
+        self.frozen = kind("frozen");
+        self.unrecognised = kind("unrecognised");
+    }
+}
+
+/// The report: each host's figures and their sum.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct FleetStats {
+    /// The window's start, if bounded.
+    pub since: Option<String>,
+    /// The window's end, if bounded.
+    pub until: Option<String>,
+    /// Each host's figures.
+    pub hosts: BTreeMap<String, Figures>,
+    /// Their sum.
+    pub total: Figures,
+}
+
+/// The figures of every host (or of `host`) for lines logged from `since`
+/// to `until` (milliseconds in the log's clock, inclusive).
+pub async fn compute(
+    client: &Client,
+    host: Option<&str>,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> Result<FleetStats, FleetError> {
+    let (lo, hi) = (since, until);
+    let host_filter = "($1::text IS NULL OR host = $1)";
+    let mut hosts: BTreeMap<String, Figures> = BTreeMap::new();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&host, &lo, &hi];
+    let count =
+        |row: &tokio_postgres::Row, i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+    for row in client
+        .query(
+            &format!(
+                "SELECT host, kind, count(*) FROM exim_pilot.lines
+                 WHERE {host_filter} AND {} GROUP BY host, kind",
+                within("logged_at")
+            ),
+            &params,
+        )
+        .await?
+    {
+        let figures = hosts.entry(row.get(0)).or_default();
+        figures.kinds.insert(row.get(1), count(&row, 2));
+    }
+    for row in client
+        .query(
+            &format!(
+                "SELECT host, coalesce(sum(size), 0)::bigint FROM exim_pilot.messages
+                 WHERE {host_filter} AND {} GROUP BY host",
+                within("received_at")
+            ),
+            &params,
+        )
+        .await?
+    {
+        hosts.entry(row.get(0)).or_default().received_volume = count(&row, 1);
+    }
+    for row in client
+        .query(
+            &format!(
+                "SELECT host, count(*) FILTER (WHERE NOT temporary),
+                        count(*) FILTER (WHERE temporary)
+                 FROM exim_pilot.rejections
+                 WHERE {host_filter} AND {} GROUP BY host",
+                within("rejected_at")
+            ),
+            &params,
+        )
+        .await?
+    {
+        let figures = hosts.entry(row.get(0)).or_default();
+        figures.rejected = count(&row, 1);
+        figures.temporarily_rejected = count(&row, 2);
+    }
+    for row in client
+        .query(
+            &format!(
+                "SELECT host, coalesce(transport, ''), count(*) FROM exim_pilot.deliveries
+                 WHERE {host_filter} AND {} AND flag = '=>'
+                 GROUP BY host, transport",
+                within("delivered_at")
+            ),
+            &params,
+        )
+        .await?
+    {
+        let figures = hosts.entry(row.get(0)).or_default();
+        figures.by_transport.insert(row.get(1), count(&row, 2));
+    }
+    let mut total = Figures::default();
+    for figures in hosts.values_mut() {
+        figures.name_kinds();
+        total.add(figures);
+    }
+    Ok(FleetStats {
+        since: since.map(crate::query::format_ms),
+        until: until.map(crate::query::format_ms),
+        hosts,
+        total,
+    })
+}
+
+/// `column` within the window `$2`..`$3` (milliseconds; NULL: open).
+fn within(column: &str) -> String {
+    format!(
+        "{column} >= coalesce('epoch'::timestamp + $2::bigint * interval '1 millisecond', '-infinity')
+         AND {column} <= coalesce('epoch'::timestamp + $3::bigint * interval '1 millisecond', 'infinity')"
+    )
+}
+
+/// The newest line's time in the fleet (or of `host`), for ages such as
+/// `--since 2h`.
+pub async fn newest_ms(client: &Client, host: Option<&str>) -> Result<Option<i64>, FleetError> {
+    let row = client
+        .query_one(
+            "SELECT (extract(epoch FROM max(logged_at)) * 1000)::bigint FROM exim_pilot.lines
+             WHERE ($1::text IS NULL OR host = $1) AND logged_at < now()::timestamp + interval '1 day'",
+            &[&host],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// The report as text: a table with a column per host and the total.
+pub fn render(stats: &FleetStats) -> String {
+    let mut out = String::new();
+    let window = match (&stats.since, &stats.until) {
+        (None, None) => "all lines".to_owned(),
+        (since, until) => format!(
+            "{} to {}",
+            since.as_deref().unwrap_or("the first line"),
+            until.as_deref().unwrap_or("the last line")
+        ),
+    };
+    out.push_str(&format!("Fleet summary ({window})\n\n"));
+    let mut columns: Vec<(&str, &Figures)> = stats
+        .hosts
+        .iter()
+        .map(|(host, figures)| (host.as_str(), figures))
+        .collect();
+    columns.push(("total", &stats.total));
+    type Row = (&'static str, fn(&Figures) -> u64);
+    let rows: [Row; 12] = [
+        ("lines", |f| f.lines),
+        ("received", |f| f.received),
+        ("received bytes", |f| f.received_volume),
+        ("delivered", |f| f.delivered),
+        ("delivered messages", |f| f.delivered_messages),
+        ("deferred", |f| f.deferred),
+        ("bounced", |f| f.bounced),
+        ("completed", |f| f.completed),
+        ("rejected", |f| f.rejected),
+        ("temporarily rejected", |f| f.temporarily_rejected),
+        ("frozen", |f| f.frozen),
+        ("unrecognised", |f| f.unrecognised),
+    ];
+    let width = columns
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(5)
+        .max(12);
+    out.push_str(&format!("{:<22}", ""));
+    for (name, _) in &columns {
+        out.push_str(&format!(" {name:>width$}"));
+    }
+    out.push('\n');
+    for (label, value) in rows {
+        out.push_str(&format!("{label:<22}"));
+        for (_, figures) in &columns {
+            out.push_str(&format!(" {:>width$}", value(figures)));
+        }
+        out.push('\n');
+    }
+    if !stats.total.by_transport.is_empty() {
+        out.push_str("\nDeliveries (=>) by transport\n");
+        for transport in stats.total.by_transport.keys() {
+            let label = if transport.is_empty() {
+                "(none)"
+            } else {
+                transport
+            };
+            out.push_str(&format!("{label:<22}"));
+            for (_, figures) in &columns {
+                let n = figures.by_transport.get(transport).copied().unwrap_or(0);
+                out.push_str(&format!(" {n:>width$}"));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_total_is_the_sum_and_named_figures_follow_the_kinds() {
+        let mut a = Figures {
+            kinds: [
+                ("reception".into(), 3),
+                ("delivery".into(), 2),
+                ("delivery_more".into(), 1),
+            ]
+            .into(),
+            received_volume: 100,
+            ..Figures::default()
+        };
+        a.name_kinds();
+        assert_eq!(
+            (a.lines, a.received, a.delivered, a.delivered_messages),
+            (6, 3, 3, 2)
+        );
+        let mut b = Figures {
+            kinds: [("reception".into(), 1), ("frozen".into(), 4)].into(),
+            rejected: 2,
+            ..Figures::default()
+        };
+        b.name_kinds();
+        let mut total = Figures::default();
+        total.add(&a);
+        total.add(&b);
+        assert_eq!(total.lines, 11);
+        assert_eq!(total.received, 4);
+        assert_eq!(total.frozen, 4);
+        assert_eq!(total.rejected, 2);
+        assert_eq!(total.received_volume, 100);
+        let stats = FleetStats {
+            hosts: [("mx1".into(), a), ("mx2".into(), b)].into(),
+            total,
+            ..FleetStats::default()
+        };
+        let text = render(&stats);
+        assert!(
+            text.contains("received                        3            1            4"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,452 @@
+//! The fleet: daemons replicating to a real PostgreSQL (a throwaway
+//! cluster), exactly once across PostgreSQL stopping, kill -9 in the middle
+//! of a batch and a cut network; two real Exims relaying with `trace
+//! --fleet` showing the whole journey and `stats --fleet` the sum of the
+//! hosts; the grants that keep hosts to their own rows; partitions dropped
+//! for retention.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use deadpool_sqlite::rusqlite::Connection;
+use tempfile::TempDir;
+
+use crate::util::{Daemon, FAST_CONFIG, Postgres, Proxy, append_lines, outcome, run};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// The test configuration with a `[fleet]` section.
+fn write_config(dir: &Path, postgres: &str, host: &str, extra: &str) -> PathBuf {
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{FAST_CONFIG}\n[fleet]\npostgres = \"{postgres}\"\nhost_name = \"{host}\"\n\
+             batch_lines = 300\ntimeout = \"2s\"\n{extra}\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// A generated log's lines.
+fn generated(seed: u64, lines: u64) -> Vec<String> {
+    let mut content = Vec::new();
+    exim_pilot::synth::Generator::new(seed)
+        .write(lines, &mut content)
+        .unwrap();
+    String::from_utf8(content)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Lines stored in the host's SQLite.
+/// (0 before the daemon made the database.)
+fn local_lines(db: &Path) -> i64 {
+    let Ok(conn) = Connection::open(db) else {
+        return 0;
+    };
+    conn.query_row(
+        "SELECT coalesce(sum(lines), 0) FROM log_chunks",
+        [],
+        |row| row.get(0),
+    )
+    .unwrap_or(0)
+}
+
+fn pg_count(pg: &Postgres, table: &str, host: &str) -> i64 {
+    pg.psql(&format!(
+        "SELECT count(*) FROM exim_pilot.{table} WHERE host = '{host}'"
+    ))
+    .trim()
+    .parse()
+    .unwrap_or(-1)
+}
+
+/// The lines in a log file.
+fn lines_in(log: &Path) -> i64 {
+    let content = std::fs::read(log).unwrap_or_default();
+    content.iter().filter(|&&b| b == b'\n').count() as i64
+}
+
+/// Waits until PostgreSQL holds as many of `host`'s lines as its SQLite,
+/// and that is at least `at_least`.
+fn wait_until_shipped(pg: &Postgres, host: &str, db: &Path, at_least: i64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let local = local_lines(db);
+        let shipped = pg
+            .psql_as(
+                "postgres",
+                &format!("SELECT count(*) FROM exim_pilot.lines WHERE host = '{host}'"),
+            )
+            .ok()
+            .and_then(|text| text.trim().parse::<i64>().ok())
+            .unwrap_or(-1);
+        if local >= at_least && shipped == local {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{host}: {shipped} of {local} lines shipped (waiting for {at_least})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Sorted rows, as text, from SQLite.
+fn sqlite_rows(db: &Path, sql: &str) -> Vec<String> {
+    let conn = Connection::open(db).unwrap();
+    let mut statement = conn.prepare(sql).unwrap();
+    let columns = statement.column_count();
+    let mut rows: Vec<String> = statement
+        .query_map([], |row| {
+            let mut fields = Vec::new();
+            for i in 0..columns {
+                let value: deadpool_sqlite::rusqlite::types::Value = row.get(i)?;
+                fields.push(match value {
+                    deadpool_sqlite::rusqlite::types::Value::Null => String::new(),
+                    deadpool_sqlite::rusqlite::types::Value::Integer(n) => n.to_string(),
+                    deadpool_sqlite::rusqlite::types::Value::Text(t) => t,
+                    deadpool_sqlite::rusqlite::types::Value::Blob(b) => hex(&b),
+                    deadpool_sqlite::rusqlite::types::Value::Real(r) => r.to_string(),
+                });
+            }
+            Ok(fields.join("|"))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows.sort();
+    rows
+}
+
+/// Sorted rows, as text, from PostgreSQL.
+fn pg_rows(pg: &Postgres, sql: &str) -> Vec<String> {
+    let mut rows: Vec<String> = pg.psql(sql).lines().map(str::to_owned).collect();
+    rows.sort();
+    rows
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every line of the host's SQLite, with its source's fingerprint and
+/// offset, in PostgreSQL exactly once; and its messages, delivery
+/// attempts and rejections likewise.
+fn assert_replicated(pg: &Postgres, host: &str, db: &Path) {
+    let conn = Connection::open(db).unwrap();
+    let fingerprints: BTreeMap<i64, Vec<u8>> = conn
+        .prepare("SELECT id, fingerprint FROM log_sources")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut local: Vec<String> = exim_pilot::store::repo::all_lines(&conn)
+        .unwrap()
+        .into_iter()
+        .map(|(source, line)| {
+            format!(
+                "{}|{}|{}",
+                hex(&fingerprints[&source]),
+                line.offset,
+                hex(&line.bytes)
+            )
+        })
+        .collect();
+    local.sort();
+    let shipped = pg_rows(
+        pg,
+        &format!(
+            "SELECT encode(source, 'hex') || '|' || line_offset || '|' || encode(raw, 'hex')
+             FROM exim_pilot.lines WHERE host = '{host}'"
+        ),
+    );
+    let missing: Vec<&String> = local
+        .iter()
+        .filter(|l| shipped.binary_search(l).is_err())
+        .take(5)
+        .collect();
+    let extra: Vec<&String> = shipped
+        .iter()
+        .filter(|l| local.binary_search(l).is_err())
+        .take(5)
+        .collect();
+    assert_eq!(
+        shipped.len(),
+        local.len(),
+        "{host}: lines in PostgreSQL and SQLite; missing {missing:?} extra {extra:?}"
+    );
+    assert!(shipped == local, "{host}: the lines differ");
+    // Receptions: one message row per `<=` line.
+    let receptions = sqlite_rows(
+        db,
+        "SELECT exim_id, received_ms, sender, size, coalesce(header_message_id, '')
+         FROM messages WHERE received_ms IS NOT NULL",
+    );
+    let shipped = pg_rows(
+        pg,
+        &format!(
+            "SELECT exim_id || '|' || (extract(epoch FROM received_at) * 1000)::bigint || '|' ||
+                    sender || '|' || coalesce(size::text, '') || '|' ||
+                    coalesce(header_message_id, '')
+             FROM exim_pilot.messages WHERE host = '{host}'"
+        ),
+    );
+    assert_eq!(shipped, receptions, "{host}: messages");
+    let attempts = sqlite_rows(
+        db,
+        "SELECT m.exim_id, a.attempted_ms, a.flag FROM attempts a JOIN messages m ON m.id = a.message_id",
+    );
+    let shipped = pg_rows(
+        pg,
+        &format!(
+            "SELECT exim_id || '|' || (extract(epoch FROM delivered_at) * 1000)::bigint || '|' || flag
+             FROM exim_pilot.deliveries WHERE host = '{host}'"
+        ),
+    );
+    assert_eq!(shipped, attempts, "{host}: delivery attempts");
+    let rejections = sqlite_rows(
+        db,
+        "SELECT rejected_ms, stage, temporary, coalesce(host_ip, '') FROM rejections",
+    );
+    let shipped = pg_rows(
+        pg,
+        &format!(
+            "SELECT (extract(epoch FROM rejected_at) * 1000)::bigint || '|' || stage || '|' ||
+                    temporary::int || '|' || coalesce(peer_ip, '')
+             FROM exim_pilot.rejections WHERE host = '{host}'"
+        ),
+    );
+    assert_eq!(shipped, rejections, "{host}: rejections");
+}
+
+#[test]
+fn a_daemon_ships_every_line_once_and_the_fleet_answers_like_the_host() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = TempDir::new().unwrap();
+    let lines = generated(3, 6000);
+    let (first, rest) = lines.split_at(2500);
+    append_lines(&dir.path().join("mainlog"), first);
+    write_config(dir.path(), &pg.socket_url("postgres"), "mx1", "");
+    let daemon = Daemon::start(dir.path());
+    wait_until_shipped(&pg, "mx1", &daemon.db, first.len() as i64);
+    append_lines(&dir.path().join("mainlog"), rest);
+    wait_until_shipped(
+        &pg,
+        "mx1",
+        &daemon.db,
+        lines_in(&dir.path().join("mainlog")),
+    );
+    // The status line and the log say it is caught up.
+    assert!(daemon.stop().success());
+    assert_replicated(&pg, "mx1", &dir.path().join("x.db"));
+
+    // stats --fleet counts as stats does on the host.
+    let config = dir.path().join("c.toml");
+    let db = dir.path().join("x.db");
+    let (status, local, err) = outcome(&run(&[
+        "stats",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 0, "{err}");
+    let local: serde_json::Value = serde_json::from_str(&local).unwrap();
+    let (status, fleet, err) = outcome(&run(&[
+        "stats",
+        "--fleet",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 0, "{err}");
+    let fleet: serde_json::Value = serde_json::from_str(&fleet).unwrap();
+    let host = &fleet["hosts"]["mx1"];
+    for key in [
+        "lines",
+        "received",
+        "delivered",
+        "deferred",
+        "bounced",
+        "completed",
+        "rejected",
+        "temporarily_rejected",
+        "frozen",
+        "unrecognised",
+        "kinds",
+    ] {
+        assert_eq!(host[key], local[key], "stats --fleet {key}");
+    }
+    assert_eq!(host["received_volume"], local["totals"]["received_volume"]);
+    assert_eq!(
+        host["delivered_messages"],
+        local["totals"]["delivered_messages"]
+    );
+    assert_eq!(fleet["total"], *host);
+
+    // A restart ships nothing again.
+    let before = pg_count(&pg, "lines", "mx1");
+    let daemon = Daemon::start(dir.path());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(daemon.stop().success());
+    assert_eq!(pg_count(&pg, "lines", "mx1"), before);
+    let status =
+        pg.psql("SELECT high_water > 0, lines FROM exim_pilot.replication WHERE host = 'mx1'");
+    assert_eq!(status.trim(), format!("t|{before}"));
+}
+
+#[test]
+fn postgres_stopped_for_a_minute_while_mail_flows_loses_and_repeats_nothing() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = TempDir::new().unwrap();
+    let lines = generated(5, 9000);
+    let log = dir.path().join("mainlog");
+    write_config(dir.path(), &pg.socket_url("postgres"), "mx1", "");
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!(
+            "{}\n[metrics]\nlisten = \"127.0.0.1:{}\"\n",
+            std::fs::read_to_string(dir.path().join("c.toml")).unwrap(),
+            crate::util::free_port()
+        ),
+    )
+    .unwrap();
+    let metrics_port: u16 = std::fs::read_to_string(dir.path().join("c.toml"))
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim()
+        .trim_end_matches('"')
+        .parse()
+        .unwrap();
+    let chunks: Vec<&[String]> = lines.chunks(150).collect();
+    append_lines(&log, chunks[0]);
+    let daemon = Daemon::start(dir.path());
+    wait_until_shipped(&pg, "mx1", &daemon.db, chunks[0].len() as i64);
+    pg.stop_server();
+    let stopped = Instant::now();
+    let mut written = chunks[0].len();
+    let mut next = 1;
+    // Mail flows for 60 s with PostgreSQL down: the host keeps storing.
+    while stopped.elapsed() < Duration::from_secs(60) && next < chunks.len() {
+        append_lines(&log, chunks[next]);
+        written += chunks[next].len();
+        next += 1;
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    crate::util::wait_for_lines(&daemon.db, written, WAIT, Some(&daemon));
+    let (_, exposition) = crate::util::http_get(metrics_port, "/metrics").unwrap();
+    let samples = crate::util::parse_exposition(&exposition);
+    assert_eq!(samples["exim_pilot_fleet_up"], 0.0, "{exposition}");
+    assert!(
+        samples["exim_pilot_fleet_unshipped_lines"] > 0.0,
+        "{exposition}"
+    );
+    assert!(
+        samples["exim_pilot_fleet_lag_seconds"] > 30.0,
+        "{exposition}"
+    );
+    pg.start_server();
+    for chunk in &chunks[next..] {
+        append_lines(&log, chunk);
+    }
+    wait_until_shipped(&pg, "mx1", &daemon.db, lines_in(&log));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, exposition) = crate::util::http_get(metrics_port, "/metrics").unwrap();
+        let samples = crate::util::parse_exposition(&exposition);
+        if samples["exim_pilot_fleet_up"] == 1.0
+            && samples["exim_pilot_fleet_unshipped_lines"] == 0.0
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{exposition}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(daemon.stop().success());
+    assert_replicated(&pg, "mx1", &dir.path().join("x.db"));
+}
+
+#[test]
+fn kill_9_in_the_middle_of_a_replication_batch_twenty_times() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = TempDir::new().unwrap();
+    let lines = generated(7, 12_000);
+    let log = dir.path().join("mainlog");
+    write_config(dir.path(), &pg.socket_url("postgres"), "mx1", "");
+    let per_round = lines.len() / 20;
+    for round in 0..20 {
+        append_lines(&log, &lines[round * per_round..(round + 1) * per_round]);
+        if round % 2 == 0 {
+            // Between the first batch's inserts and its COMMIT.
+            let point = "fleet-before-commit:1";
+            let mut daemon = Daemon::start_with(dir.path(), &[("EXIM_PILOT_FAILPOINT", point)]);
+            let status = daemon.wait(WAIT);
+            assert!(
+                !status.success(),
+                "round {round}: the failpoint was not reached"
+            );
+            assert!(
+                daemon
+                    .stderr_text()
+                    .contains("failpoint fleet-before-commit"),
+                "{}",
+                daemon.stderr_text()
+            );
+        } else {
+            // At a moment of the test's choosing, by SIGKILL.
+            let daemon = Daemon::start(dir.path());
+            std::thread::sleep(Duration::from_millis(300 + 97 * round as u64));
+            daemon.kill();
+        }
+    }
+    append_lines(&log, &lines[20 * per_round..]);
+    let daemon = Daemon::start(dir.path());
+    wait_until_shipped(&pg, "mx1", &daemon.db, lines_in(&log));
+    assert!(daemon.stop().success());
+    assert_replicated(&pg, "mx1", &dir.path().join("x.db"));
+}
+
+#[test]
+fn a_cut_network_to_postgres_loses_and_repeats_nothing() {
+    let Some(pg) = Postgres::start() else { return };
+    let proxy = Proxy::start(pg.port);
+    let dir = TempDir::new().unwrap();
+    let lines = generated(9, 8000);
+    let log = dir.path().join("mainlog");
+    let url = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres",
+        proxy.port
+    );
+    write_config(dir.path(), &url, "mx1", "");
+    let chunks: Vec<&[String]> = lines.chunks(400).collect();
+    let daemon = Daemon::start(dir.path());
+    for (n, chunk) in chunks.iter().enumerate() {
+        append_lines(&log, chunk);
+        if n % 5 == 2 {
+            // Bytes stop mid-batch; the client finds out by its timeout.
+            std::thread::sleep(Duration::from_millis(150));
+            proxy.cut();
+            std::thread::sleep(Duration::from_secs(4));
+            proxy.restore();
+        } else {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    wait_until_shipped(&pg, "mx1", &daemon.db, lines_in(&log));
+    // The cuts were noticed (by the client's own timeout: a dead link
+    // never says so), not slept through.
+    let log = daemon.stderr_text();
+    assert!(log.contains("fleet replication paused"), "{log}");
+    assert!(daemon.stop().success());
+    assert_replicated(&pg, "mx1", &dir.path().join("x.db"));
+}

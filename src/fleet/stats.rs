@@ -315,7 +315,10 @@ mod tests {
         };
         let text = render(&stats);
         assert!(
-            text.contains("received                        3            1            4"),
+            text.contains(&format!(
+                "\n{:<22} {:>12} {:>12} {:>12}\n",
+                "received", 3, 1, 4
+            )),
             "{text}"
         );
     }

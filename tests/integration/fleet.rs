@@ -74,10 +74,10 @@ fn lines_in(log: &Path) -> i64 {
 
 /// Waits until PostgreSQL holds as many of `host`'s lines as its SQLite,
 /// and that is at least `at_least`.
-fn wait_until_shipped(pg: &Postgres, host: &str, db: &Path, at_least: i64) {
+fn wait_until_shipped(pg: &Postgres, host: &str, daemon: &Daemon, at_least: i64) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let local = local_lines(db);
+        let local = local_lines(&daemon.db);
         let shipped = pg
             .psql_as(
                 "postgres",
@@ -91,7 +91,8 @@ fn wait_until_shipped(pg: &Postgres, host: &str, db: &Path, at_least: i64) {
         }
         assert!(
             Instant::now() < deadline,
-            "{host}: {shipped} of {local} lines shipped (waiting for {at_least})"
+            "{host}: {shipped} of {local} lines shipped (waiting for {at_least}); the daemon's log:\n{}",
+            daemon.stderr_text()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -235,14 +236,9 @@ fn a_daemon_ships_every_line_once_and_the_fleet_answers_like_the_host() {
     append_lines(&dir.path().join("mainlog"), first);
     write_config(dir.path(), &pg.socket_url("postgres"), "mx1", "");
     let daemon = Daemon::start(dir.path());
-    wait_until_shipped(&pg, "mx1", &daemon.db, first.len() as i64);
+    wait_until_shipped(&pg, "mx1", &daemon, first.len() as i64);
     append_lines(&dir.path().join("mainlog"), rest);
-    wait_until_shipped(
-        &pg,
-        "mx1",
-        &daemon.db,
-        lines_in(&dir.path().join("mainlog")),
-    );
+    wait_until_shipped(&pg, "mx1", &daemon, lines_in(&dir.path().join("mainlog")));
     // The status line and the log say it is caught up.
     assert!(daemon.stop().success());
     assert_replicated(&pg, "mx1", &dir.path().join("x.db"));
@@ -331,7 +327,7 @@ fn postgres_stopped_for_a_minute_while_mail_flows_loses_and_repeats_nothing() {
     let chunks: Vec<&[String]> = lines.chunks(150).collect();
     append_lines(&log, chunks[0]);
     let daemon = Daemon::start(dir.path());
-    wait_until_shipped(&pg, "mx1", &daemon.db, chunks[0].len() as i64);
+    wait_until_shipped(&pg, "mx1", &daemon, chunks[0].len() as i64);
     pg.stop_server();
     let stopped = Instant::now();
     let mut written = chunks[0].len();
@@ -359,7 +355,7 @@ fn postgres_stopped_for_a_minute_while_mail_flows_loses_and_repeats_nothing() {
     for chunk in &chunks[next..] {
         append_lines(&log, chunk);
     }
-    wait_until_shipped(&pg, "mx1", &daemon.db, lines_in(&log));
+    wait_until_shipped(&pg, "mx1", &daemon, lines_in(&log));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, exposition) = crate::util::http_get(metrics_port, "/metrics").unwrap();
@@ -411,7 +407,7 @@ fn kill_9_in_the_middle_of_a_replication_batch_twenty_times() {
     }
     append_lines(&log, &lines[20 * per_round..]);
     let daemon = Daemon::start(dir.path());
-    wait_until_shipped(&pg, "mx1", &daemon.db, lines_in(&log));
+    wait_until_shipped(&pg, "mx1", &daemon, lines_in(&log));
     assert!(daemon.stop().success());
     assert_replicated(&pg, "mx1", &dir.path().join("x.db"));
 }
@@ -442,11 +438,458 @@ fn a_cut_network_to_postgres_loses_and_repeats_nothing() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    wait_until_shipped(&pg, "mx1", &daemon.db, lines_in(&log));
+    wait_until_shipped(&pg, "mx1", &daemon, lines_in(&log));
     // The cuts were noticed (by the client's own timeout: a dead link
     // never says so), not slept through.
     let log = daemon.stderr_text();
     assert!(log.contains("fleet replication paused"), "{log}");
     assert!(daemon.stop().success());
     assert_replicated(&pg, "mx1", &dir.path().join("x.db"));
+}
+
+/// Waits until `log` holds `count` lines containing `needle`.
+fn wait_for_in(log: &Path, needle: &str, count: usize) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.matches(needle).count() >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{count} x {needle:?} not in {}:\n{text}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn stats_json(args: &[&str]) -> serde_json::Value {
+    let (status, out, err) = outcome(&run(args));
+    assert_eq!(status, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn two_real_exims_relaying_make_one_journey_per_message_across_hosts() {
+    let Some(pg) = Postgres::start() else { return };
+    let Some(exim) = crate::exim::Exim::start(true) else {
+        return;
+    };
+    let url = pg.socket_url("postgres");
+    let mut pilots = Vec::new();
+    for host in ["mx", "peer"] {
+        let dir = TempDir::new().unwrap();
+        let config = write_config(dir.path(), &url, host, "");
+        let log = exim.dir.path().join(host).join("log/mainlog");
+        let daemon = Daemon::start_at(dir.path(), &log, &dir.path().join("x.db"), &config, &[]);
+        pilots.push((host, dir, log, daemon));
+    }
+    // The peer accepts these three (and discards what it takes).
+    let accepted = ["dave", "erin", "frank", "dave", "erin"];
+    for (n, user) in accepted.iter().enumerate() {
+        exim.send(
+            &format!("sender{n}@client.example"),
+            &[&format!("{user}@remote.example")],
+            &format!("relayed {n}"),
+            false,
+            false,
+        );
+    }
+    exim.send(
+        "local@client.example",
+        &["postmaster@test.example"],
+        "local",
+        false,
+        false,
+    );
+    exim.send(
+        "spam@client.example",
+        &["x@elsewhere.example"],
+        "refused",
+        false,
+        false,
+    );
+    // Five relayed messages delivered by the peer, each hop confirmed.
+    wait_for_in(&pilots[0].2, "250 OK id=", 5);
+    wait_for_in(&pilots[1].2, " => ", 5);
+    for (host, dir, log, daemon) in &pilots {
+        wait_for_in(log, "Completed", 5);
+        wait_until_shipped(&pg, host, daemon, lines_in(log));
+        assert_replicated(&pg, host, &dir.path().join("x.db"));
+    }
+    let config = pilots[0].1.path().join("c.toml");
+    let config = config.to_str().unwrap();
+
+    // Each relayed message, traced from the mx's id: the mx's delivery to
+    // the peer, the peer's reception with the same Message-ID, the peer's
+    // delivery, each line labelled with its host.
+    let relayed = pg.psql(
+        "SELECT exim_id || ' ' || remote_id FROM exim_pilot.deliveries
+         WHERE host = 'mx' AND remote_id IS NOT NULL ORDER BY delivered_at",
+    );
+    let relayed: Vec<(String, String)> = relayed
+        .lines()
+        .map(|line| {
+            let (a, b) = line.split_once(' ').unwrap();
+            (a.to_owned(), b.to_owned())
+        })
+        .collect();
+    assert_eq!(relayed.len(), 5, "{relayed:?}");
+    for (mx_id, peer_id) in &relayed {
+        let (status, out, err) = outcome(&run(&[
+            "trace", "--fleet", "--json", "--config", config, mx_id,
+        ]));
+        assert_eq!(status, 0, "{err}");
+        let journeys: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let journeys = journeys.as_array().unwrap();
+        assert_eq!(journeys.len(), 1, "{out}");
+        let journey = &journeys[0];
+        assert_eq!(journey["hosts"], serde_json::json!(["mx", "peer"]), "{out}");
+        assert!(
+            journey["hops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|hop| hop["by"] == "confirmation"
+                    && hop["from"]["exim_id"] == mx_id.as_str()
+                    && hop["to"]["exim_id"] == peer_id.as_str()
+                    && hop["to"]["host"] == "peer"),
+            "{out}"
+        );
+        let header_ids = journey["header_message_ids"].as_array().unwrap();
+        assert_eq!(
+            header_ids.len(),
+            1,
+            "one Message-ID across both hosts: {out}"
+        );
+        let lines = journey["lines"].as_array().unwrap();
+        let line = |host: &str, id: &str, needle: &str| {
+            lines.iter().any(|line| {
+                line["host"] == host
+                    && line["exim_id"] == id
+                    && line["text"].as_str().unwrap().contains(needle)
+            })
+        };
+        assert!(line("mx", mx_id, "<= "), "the mx's reception: {out}");
+        assert!(
+            line("mx", mx_id, "=> "),
+            "the mx's delivery to the peer: {out}"
+        );
+        let header = header_ids[0].as_str().unwrap();
+        assert!(
+            line("peer", peer_id, &format!("id={header}")),
+            "the peer's reception: {out}"
+        );
+        assert!(line("peer", peer_id, "=> "), "the peer's delivery: {out}");
+        let times: Vec<&str> = lines
+            .iter()
+            .map(|l| l["logged_at"].as_str().unwrap())
+            .collect();
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "in time order: {out}"
+        );
+        // The same journey from the peer's id and from the Message-ID.
+        for other in [peer_id.as_str(), header] {
+            let (status, again, err) = outcome(&run(&[
+                "trace", "--fleet", "--json", "--config", config, other,
+            ]));
+            assert_eq!(status, 0, "{err}");
+            let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+            assert_eq!(again[0]["messages"], journey["messages"], "{other}");
+        }
+        // As text, every line names its host.
+        let (_, text, _) = outcome(&run(&["trace", "--fleet", "--config", config, mx_id]));
+        assert!(
+            text.contains(&format!("hop: mx {mx_id} -> peer {peer_id} (confirmation)")),
+            "{text}"
+        );
+        let body: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("  ") && !l.contains("hop:"))
+            .collect();
+        assert!(body.len() >= 4, "{text}");
+        assert!(
+            body.iter()
+                .all(|l| l.starts_with("  mx  ") || l.starts_with("  peer  ")),
+            "{text}"
+        );
+    }
+
+    // stats --fleet is the sum of the hosts' own stats.
+    let fleet = stats_json(&["stats", "--fleet", "--json", "--config", config]);
+    let mut sums: BTreeMap<&str, u64> = BTreeMap::new();
+    for (host, dir, _, _) in &pilots {
+        let db = dir.path().join("x.db");
+        let local = stats_json(&[
+            "stats",
+            "--json",
+            "--config",
+            config,
+            "--db",
+            db.to_str().unwrap(),
+        ]);
+        let per_host = stats_json(&[
+            "stats", "--fleet", "--host", host, "--json", "--config", config,
+        ]);
+        assert_eq!(per_host["total"], fleet["hosts"][*host], "{host}");
+        for key in [
+            "lines",
+            "received",
+            "delivered",
+            "deferred",
+            "bounced",
+            "completed",
+            "rejected",
+            "frozen",
+        ] {
+            assert_eq!(fleet["hosts"][*host][key], local[key], "{host} {key}");
+            *sums.entry(key).or_default() += local[key].as_u64().unwrap();
+        }
+    }
+    for (key, sum) in sums {
+        assert_eq!(fleet["total"][key].as_u64().unwrap(), sum, "total {key}");
+    }
+    assert!(fleet["total"]["rejected"].as_u64().unwrap() >= 1);
+    for (_, _, _, daemon) in pilots {
+        assert!(daemon.stop().success());
+    }
+}
+
+#[test]
+fn a_host_role_writes_only_its_own_rows_and_never_changes_them() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("pw"), "mx1-secret\n").unwrap();
+    pg.psql("CREATE ROLE pilot_mx1 LOGIN PASSWORD 'mx1-secret'");
+    // The owner migrates, the administrator maps the role to its host.
+    let owner = write_config(dir.path(), &pg.socket_url("postgres"), "mx1", "");
+    let (status, out, err) = outcome(&run(&[
+        "fleet",
+        "migrate",
+        "--config",
+        owner.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 0, "{err}");
+    assert!(out.contains("0001_fleet"), "{out}");
+    pg.psql(
+        "GRANT exim_pilot_host TO pilot_mx1;
+         INSERT INTO exim_pilot.host_roles (host, role) VALUES ('mx1', 'pilot_mx1');",
+    );
+    // The host replicates under its own role.
+    let url = format!(
+        "host={} port={} user=pilot_mx1 dbname=postgres",
+        pg.dir.path().display(),
+        pg.port
+    );
+    let config = write_config(
+        dir.path(),
+        &url,
+        "mx1",
+        &format!("password_file = \"{}\"", dir.path().join("pw").display()),
+    );
+    append_lines(&dir.path().join("mainlog"), &generated(13, 800));
+    let daemon = Daemon::start(dir.path());
+    wait_until_shipped(&pg, "mx1", &daemon, lines_in(&dir.path().join("mainlog")));
+    assert!(daemon.stop().success());
+    assert_replicated(&pg, "mx1", &dir.path().join("x.db"));
+    // What the role may not do.
+    for sql in [
+        // Into a month whose partition exists, so only the policy refuses.
+        "INSERT INTO exim_pilot.lines (host, source, line_offset, logged_at, kind, length)
+         SELECT 'mx2', '\\x00', 0, min(logged_at), 'blank', 0 FROM exim_pilot.lines",
+        "UPDATE exim_pilot.lines SET raw = NULL WHERE host = 'mx1'",
+        "DELETE FROM exim_pilot.messages WHERE host = 'mx1'",
+        "INSERT INTO exim_pilot.replication (host, database_name, high_water) VALUES ('mx2', 'x', 0)",
+        "CREATE TABLE exim_pilot.mine (x int)",
+        "DROP TABLE exim_pilot.lines",
+    ] {
+        let refused = std::env::var("PGPASSWORD").ok();
+        assert!(refused.is_none());
+        let result = std::process::Command::new("psql")
+            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(pg.dir.path())
+            .args([
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "pilot_mx1",
+                "-d",
+                "postgres",
+                "-c",
+                sql,
+            ])
+            .env("PGPASSWORD", "mx1-secret")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&result.stderr);
+        assert!(
+            !result.status.success()
+                && (err.contains("permission denied")
+                    || err.contains("row-level security")
+                    || err.contains("must be owner")),
+            "{sql}: {err}"
+        );
+    }
+    // Another host's mark is out of its sight for writing: the update
+    // finds no row.
+    pg.psql("INSERT INTO exim_pilot.replication (host, database_name, high_water) VALUES ('mx2', 'd', 7)");
+    let update = std::process::Command::new("psql")
+        .args(["-X", "-At", "-h"])
+        .arg(pg.dir.path())
+        .args([
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "pilot_mx1",
+            "-d",
+            "postgres",
+            "-c",
+        ])
+        .arg("UPDATE exim_pilot.replication SET high_water = 0 WHERE host = 'mx2'")
+        .output()
+        .unwrap();
+    assert!(update.status.success());
+    assert_eq!(
+        pg.psql("SELECT high_water FROM exim_pilot.replication WHERE host = 'mx2'")
+            .trim(),
+        "7"
+    );
+    pg.psql("DELETE FROM exim_pilot.replication WHERE host = 'mx2'");
+    // Reading is allowed, of every host.
+    assert!(
+        pg.psql_as("pilot_mx1", "SELECT count(*) FROM exim_pilot.lines")
+            .is_ok()
+    );
+    // A host configured with another host's name is refused, not mixed in.
+    let impostor = TempDir::new().unwrap();
+    std::fs::write(impostor.path().join("pw"), "mx1-secret\n").unwrap();
+    write_config(
+        impostor.path(),
+        &url,
+        "mx2",
+        &format!(
+            "password_file = \"{}\"",
+            impostor.path().join("pw").display()
+        ),
+    );
+    append_lines(&impostor.path().join("mainlog"), &generated(14, 100));
+    let daemon = Daemon::start(impostor.path());
+    let deadline = Instant::now() + WAIT;
+    while !daemon.stderr_text().contains("row-level security") {
+        assert!(Instant::now() < deadline, "{}", daemon.stderr_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(daemon.stop().success());
+    assert_eq!(pg_count(&pg, "lines", "mx2"), 0);
+    let _ = config;
+}
+
+#[test]
+fn retention_keeps_unshipped_chunks_and_the_fleet_drops_whole_months() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = TempDir::new().unwrap();
+    let config = write_config(
+        dir.path(),
+        &pg.socket_url("postgres"),
+        "mx1",
+        "[retention]\nlog_lines_days = 1\n",
+    );
+    let config = config.to_str().unwrap();
+    // A log of two days nine days apart: retention would remove the first.
+    let log = dir.path().join("old.log");
+    let day = |date: &str, tag: &str| -> Vec<String> {
+        (0..3000)
+            .map(|seq| {
+                format!(
+                    "{date} 00:{:02}:{:02} [{seq}] Start queue run: pid={tag}-{seq}",
+                    seq / 60 % 60,
+                    seq % 60
+                )
+            })
+            .collect()
+    };
+    append_lines(&log, &day("2024-01-01", "old"));
+    append_lines(&log, &day("2024-01-10", "new"));
+    let db = dir.path().join("x.db");
+    let (status, _, err) = outcome(&run(&[
+        "ingest",
+        "--config",
+        config,
+        "--db",
+        db.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 0, "{err}");
+    let stored = local_lines(&db);
+    // Nothing shipped yet: prune keeps every chunk.
+    let (status, _, err) = outcome(&run(&[
+        "prune",
+        "--config",
+        config,
+        "--db",
+        db.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(local_lines(&db), stored, "unshipped lines were pruned");
+    // Shipped up to a chunk: only chunks up to it may go.
+    let conn = Connection::open(&db).unwrap();
+    let (middle, newest): (i64, i64) = conn
+        .query_row("SELECT max(id) / 2, max(id) FROM log_chunks", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    exim_pilot::store::repo::save_shipped(&conn, middle).unwrap();
+    let (status, _, err) = outcome(&run(&[
+        "prune",
+        "--config",
+        config,
+        "--db",
+        db.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 0, "{err}");
+    let (oldest_kept, kept_newest): (i64, i64) = conn
+        .query_row("SELECT min(id), max(id) FROM log_chunks", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(local_lines(&db) < stored, "nothing shipped was pruned");
+    assert!(
+        oldest_kept > 1 && oldest_kept <= middle + 1,
+        "{oldest_kept} {middle}"
+    );
+    assert_eq!(kept_newest, newest);
+    // The fleet: partitions by month, dropped whole.
+    let daemon = Daemon::start_at(
+        dir.path(),
+        &dir.path().join("mainlog"),
+        &db,
+        Path::new(config),
+        &[],
+    );
+    wait_until_shipped(&pg, "mx1", &daemon, 1);
+    assert!(daemon.stop().success());
+    let partitions = pg.psql(
+        "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE c.relname LIKE 'lines_p%'",
+    );
+    assert!(
+        partitions.trim().parse::<i64>().unwrap() >= 1,
+        "{partitions}"
+    );
+    let (status, out, err) = outcome(&run(&[
+        "fleet",
+        "prune",
+        "--keep-months",
+        "1",
+        "--config",
+        config,
+    ]));
+    assert_eq!(status, 0, "{err}");
+    assert!(out.contains("dropped"), "{out}");
+    assert_eq!(pg_count(&pg, "lines", "mx1"), 0, "{out}");
+    let (status, out, err) = outcome(&run(&["fleet", "status", "--config", config]));
+    assert_eq!(status, 0, "{err}");
+    assert!(out.starts_with("mx1: "), "{out}");
 }

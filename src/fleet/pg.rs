@@ -215,14 +215,7 @@ pub const SCHEMA_VERSION: i32 = 1;
 pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<Vec<&'static str>, FleetError> {
     // A current schema needs nothing, and a host's role may not create
     // schemas at all: look before asking for the lock.
-    let exists: bool = client
-        .query_one(
-            "SELECT to_regclass('exim_pilot.schema_migrations') IS NOT NULL",
-            &[],
-        )
-        .await?
-        .get(0);
-    if exists && current_version(client).await? == SCHEMA_VERSION {
+    if schema_exists(client).await? && current_version(client).await? == SCHEMA_VERSION {
         return Ok(Vec::new());
     }
     let tx = client.transaction().await?;
@@ -261,14 +254,7 @@ pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<Vec<&'static
 /// Checks that the schema is the one this version reads, without
 /// changing anything (queries and the web view).
 pub async fn check_schema(client: &tokio_postgres::Client) -> Result<(), FleetError> {
-    let exists: bool = client
-        .query_one(
-            "SELECT to_regclass('exim_pilot.schema_migrations') IS NOT NULL",
-            &[],
-        )
-        .await?
-        .get(0);
-    if !exists {
+    if !schema_exists(client).await? {
         return Err(FleetError::Schema(
             "the fleet database has no exim-pilot schema yet: start a daemon with [fleet] \
              configured, or run `exim-pilot fleet migrate`"
@@ -284,6 +270,16 @@ pub async fn check_schema(client: &tokio_postgres::Client) -> Result<(), FleetEr
         ))),
         std::cmp::Ordering::Equal => Ok(()),
     }
+}
+
+async fn schema_exists(client: &impl tokio_postgres::GenericClient) -> Result<bool, FleetError> {
+    Ok(client
+        .query_one(
+            "SELECT to_regclass('exim_pilot.schema_migrations') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0))
 }
 
 async fn current_version(client: &impl tokio_postgres::GenericClient) -> Result<i32, FleetError> {

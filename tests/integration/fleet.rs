@@ -184,47 +184,51 @@ fn assert_replicated(pg: &Postgres, host: &str, db: &Path) {
         "{host}: lines in PostgreSQL and SQLite; missing {missing:?} extra {extra:?}"
     );
     assert!(shipped == local, "{host}: the lines differ");
-    // Receptions: one message row per `<=` line.
-    let receptions = sqlite_rows(
-        db,
-        "SELECT exim_id, received_ms, sender, size, coalesce(header_message_id, '')
-         FROM messages WHERE received_ms IS NOT NULL",
-    );
-    let shipped = pg_rows(
-        pg,
-        &format!(
-            "SELECT exim_id || '|' || (extract(epoch FROM received_at) * 1000)::bigint || '|' ||
-                    sender || '|' || coalesce(size::text, '') || '|' ||
-                    coalesce(header_message_id, '')
-             FROM exim_pilot.messages WHERE host = '{host}'"
+    // Receptions (one message row per `<=` line), delivery attempts and
+    // rejections: (what, SQLite's rows, PostgreSQL's rows of the host).
+    let ms = |column: &str| format!("(extract(epoch FROM {column}) * 1000)::bigint");
+    let tables = [
+        (
+            "messages",
+            "SELECT exim_id, received_ms, sender, size, coalesce(header_message_id, '')
+             FROM messages WHERE received_ms IS NOT NULL"
+                .to_owned(),
+            format!(
+                "SELECT concat_ws('|', exim_id, {}, sender, coalesce(size::text, ''),
+                                  coalesce(header_message_id, ''))
+                 FROM exim_pilot.messages WHERE host = '{host}'",
+                ms("received_at")
+            ),
         ),
-    );
-    assert_eq!(shipped, receptions, "{host}: messages");
-    let attempts = sqlite_rows(
-        db,
-        "SELECT m.exim_id, a.attempted_ms, a.flag FROM attempts a JOIN messages m ON m.id = a.message_id",
-    );
-    let shipped = pg_rows(
-        pg,
-        &format!(
-            "SELECT exim_id || '|' || (extract(epoch FROM delivered_at) * 1000)::bigint || '|' || flag
-             FROM exim_pilot.deliveries WHERE host = '{host}'"
+        (
+            "delivery attempts",
+            "SELECT m.exim_id, a.attempted_ms, a.flag
+             FROM attempts a JOIN messages m ON m.id = a.message_id"
+                .to_owned(),
+            format!(
+                "SELECT concat_ws('|', exim_id, {}, flag)
+                 FROM exim_pilot.deliveries WHERE host = '{host}'",
+                ms("delivered_at")
+            ),
         ),
-    );
-    assert_eq!(shipped, attempts, "{host}: delivery attempts");
-    let rejections = sqlite_rows(
-        db,
-        "SELECT rejected_ms, stage, temporary, coalesce(host_ip, '') FROM rejections",
-    );
-    let shipped = pg_rows(
-        pg,
-        &format!(
-            "SELECT (extract(epoch FROM rejected_at) * 1000)::bigint || '|' || stage || '|' ||
-                    temporary::int || '|' || coalesce(peer_ip, '')
-             FROM exim_pilot.rejections WHERE host = '{host}'"
+        (
+            "rejections",
+            "SELECT rejected_ms, stage, temporary, coalesce(host_ip, '') FROM rejections"
+                .to_owned(),
+            format!(
+                "SELECT concat_ws('|', {}, stage, temporary::int, coalesce(peer_ip, ''))
+                 FROM exim_pilot.rejections WHERE host = '{host}'",
+                ms("rejected_at")
+            ),
         ),
-    );
-    assert_eq!(shipped, rejections, "{host}: rejections");
+    ];
+    for (what, local, fleet) in tables {
+        assert_eq!(
+            pg_rows(pg, &fleet),
+            sqlite_rows(db, &local),
+            "{host}: {what}"
+        );
+    }
 }
 
 #[test]

@@ -27,7 +27,7 @@ fn failure(err: FleetError) -> anyhow::Error {
     let status = match err {
         FleetError::Connection(_) | FleetError::Timeout(_) => TEMPFAIL,
         FleetError::Schema(_) | FleetError::Setup(_) | FleetError::Refused(_) => CONFIG,
-        FleetError::Contended(_) | FleetError::Other(_) => USAGE,
+        FleetError::Contended(_) | FleetError::Argument(_) | FleetError::Other(_) => USAGE,
     };
     Failure::new(status, err.to_string()).into()
 }
@@ -70,25 +70,17 @@ pub async fn stats(
 ) -> Result<()> {
     let fleet = configured(config)?;
     let client = client(fleet).await?;
-    let newest = pg::bounded(fleet.timeout, stats::newest_ms(&client, host))
-        .await
-        .map_err(failure)?;
-    let bound = |text: &Option<String>, flag: &str| {
-        text.as_deref()
-            .map(|text| {
-                crate::query::bound(text, flag, || {
-                    newest.ok_or_else(|| {
-                        crate::query::QueryError::BadArgument(
-                            "the fleet holds no lines to count an age back from".to_owned(),
-                        )
-                    })
-                })
-            })
-            .transpose()
-            .map_err(|err| Failure::new(USAGE, err.to_string()))
-    };
-    let since = bound(&window.since, "--since")?;
-    let until = bound(&window.until, "--until")?;
+    let (since, until) = pg::bounded(
+        fleet.timeout,
+        stats::window(
+            &client,
+            host,
+            window.since.as_deref(),
+            window.until.as_deref(),
+        ),
+    )
+    .await
+    .map_err(failure)?;
     let report = pg::bounded(fleet.timeout, stats::compute(&client, host, since, until))
         .await
         .map_err(failure)?;

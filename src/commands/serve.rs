@@ -39,6 +39,7 @@ pub async fn run(config: &Config) -> Result<()> {
         crate::web::WebSettings {
             database: config.database.path.clone(),
             config: config.web.clone(),
+            fleet: config.fleet.clone(),
         },
     )
     .await?;

@@ -39,6 +39,9 @@ pub enum FleetError {
     /// The settings could not be used (the password file, the CAs).
     #[error("{0}")]
     Setup(String),
+    /// The question is wrong (a window, a target): one clear line.
+    #[error("{0}")]
+    Argument(String),
     /// Anything else, wrapped.
     #[error("PostgreSQL: {0}")]
     Other(String),

@@ -182,6 +182,37 @@ pub async fn compute(
     })
 }
 
+/// `--since` and `--until` (the forms `stats` takes; an age counts back
+/// from the newest line of the fleet, or of `host`) as milliseconds.
+pub async fn window(
+    client: &Client,
+    host: Option<&str>,
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<(Option<i64>, Option<i64>), FleetError> {
+    let newest = newest_ms(client, host).await?;
+    let bound = |text: Option<&str>, flag: &str| {
+        text.map(|text| {
+            crate::query::bound(text, flag, || {
+                newest.ok_or_else(|| {
+                    crate::query::QueryError::BadArgument(
+                        "the fleet holds no lines to count an age back from".to_owned(),
+                    )
+                })
+            })
+        })
+        .transpose()
+        .map_err(|err| FleetError::Argument(err.to_string()))
+    };
+    let (since, until) = (bound(since, "--since")?, bound(until, "--until")?);
+    if let (Some(since), Some(until)) = (since, until)
+        && since > until
+    {
+        return Err(FleetError::Argument("--since is after --until".to_owned()));
+    }
+    Ok((since, until))
+}
+
 /// `column` within the window `$2`..`$3` (milliseconds; NULL: open).
 fn within(column: &str) -> String {
     format!(
@@ -203,6 +234,25 @@ pub async fn newest_ms(client: &Client, host: Option<&str>) -> Result<Option<i64
     Ok(row.get(0))
 }
 
+/// A figure's label and how to read it.
+pub type FigureRow = (&'static str, fn(&Figures) -> u64);
+
+/// The figures as the report and the web view list them.
+pub const ROWS: [FigureRow; 12] = [
+    ("lines", |f| f.lines),
+    ("received", |f| f.received),
+    ("received bytes", |f| f.received_volume),
+    ("delivered", |f| f.delivered),
+    ("delivered messages", |f| f.delivered_messages),
+    ("deferred", |f| f.deferred),
+    ("bounced", |f| f.bounced),
+    ("completed", |f| f.completed),
+    ("rejected", |f| f.rejected),
+    ("temporarily rejected", |f| f.temporarily_rejected),
+    ("frozen", |f| f.frozen),
+    ("unrecognised", |f| f.unrecognised),
+];
+
 /// The report as text: a table with a column per host and the total.
 pub fn render(stats: &FleetStats) -> String {
     let mut out = String::new();
@@ -221,21 +271,6 @@ pub fn render(stats: &FleetStats) -> String {
         .map(|(host, figures)| (host.as_str(), figures))
         .collect();
     columns.push(("total", &stats.total));
-    type Row = (&'static str, fn(&Figures) -> u64);
-    let rows: [Row; 12] = [
-        ("lines", |f| f.lines),
-        ("received", |f| f.received),
-        ("received bytes", |f| f.received_volume),
-        ("delivered", |f| f.delivered),
-        ("delivered messages", |f| f.delivered_messages),
-        ("deferred", |f| f.deferred),
-        ("bounced", |f| f.bounced),
-        ("completed", |f| f.completed),
-        ("rejected", |f| f.rejected),
-        ("temporarily rejected", |f| f.temporarily_rejected),
-        ("frozen", |f| f.frozen),
-        ("unrecognised", |f| f.unrecognised),
-    ];
     let width = columns
         .iter()
         .map(|(name, _)| name.len())
@@ -247,7 +282,7 @@ pub fn render(stats: &FleetStats) -> String {
         out.push_str(&format!(" {name:>width$}"));
     }
     out.push('\n');
-    for (label, value) in rows {
+    for (label, value) in ROWS {
         out.push_str(&format!("{label:<22}"));
         for (_, figures) in &columns {
             out.push_str(&format!(" {:>width$}", value(figures)));

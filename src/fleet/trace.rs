@@ -129,7 +129,7 @@ async fn seeds(client: &Client, target: &Target) -> Result<Vec<HostMessage>, Fle
             ip.clone(),
         ),
         Target::Domain(_) => {
-            return Err(FleetError::Other(
+            return Err(FleetError::Argument(
                 "trace --fleet takes an Exim id, an address, a Message-ID header or an IP \
                  address, not a domain"
                     .to_owned(),

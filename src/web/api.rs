@@ -34,7 +34,7 @@ pub(super) fn error_response(error: &WebError) -> Response {
         .into_response()
 }
 
-fn answer<T: serde::Serialize>(result: Result<T, WebError>) -> Response {
+pub(super) fn answer<T: serde::Serialize>(result: Result<T, WebError>) -> Response {
     match result {
         Ok(value) => ([(header::CACHE_CONTROL, "no-store")], Json(value)).into_response(),
         Err(error) => error_response(&error),

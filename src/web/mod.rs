@@ -17,6 +17,7 @@ mod api;
 mod auth;
 mod cache;
 mod chart;
+mod fleet;
 mod live;
 mod pages;
 
@@ -41,6 +42,8 @@ pub struct WebSettings {
     pub database: PathBuf,
     /// `[web]`: who may look.
     pub config: crate::config::WebConfig,
+    /// `[fleet]`, for the fleet's pages.
+    pub fleet: Option<crate::config::FleetConfig>,
 }
 
 /// Longest value of any query parameter, in bytes.
@@ -71,6 +74,8 @@ struct App {
     stopping: tokio::sync::watch::Receiver<bool>,
     /// Answers kept for a few seconds.
     cache: Arc<cache::Cache>,
+    /// The fleet's PostgreSQL, when configured.
+    fleet: Option<Arc<fleet::FleetView>>,
 }
 
 /// Why a request could not be answered, with its status.
@@ -185,6 +190,16 @@ pub(crate) fn bounded<'a>(name: &str, value: Option<&'a str>) -> Result<Option<&
 /// The router: pages, the API, the embedded assets, and the headers every
 /// response carries.
 fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) -> Router {
+    let fleet = settings
+        .fleet
+        .as_ref()
+        .and_then(|config| match fleet::FleetView::new(config) {
+            Ok(view) => Some(Arc::new(view)),
+            Err(err) => {
+                tracing::error!(error = %err, "the fleet pages are off: {err}");
+                None
+            }
+        });
     let app = App {
         database: Arc::new(settings.database.clone()),
         permits: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES)),
@@ -192,10 +207,12 @@ fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) 
         streams: Arc::new(tokio::sync::Semaphore::new(live::MAX_STREAMS)),
         stopping,
         cache: Arc::new(cache::Cache::default()),
+        fleet,
     };
     Router::new()
         .merge(pages::routes())
         .merge(api::routes())
+        .merge(fleet::routes())
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", axum::routing::post(auth::logout))
         .route("/assets/style.css", get(style))

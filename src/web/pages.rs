@@ -26,8 +26,9 @@ pub(super) fn routes() -> Router<App> {
         .route("/live", get(super::live::page))
 }
 
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 7] = [
     ("/", "Search"),
+    ("/fleet", "Fleet"),
     ("/flow", "Mail flow"),
     ("/stuck", "Stuck"),
     ("/live", "Live"),

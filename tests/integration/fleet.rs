@@ -292,6 +292,53 @@ fn a_daemon_ships_every_line_once_and_the_fleet_answers_like_the_host() {
     );
     assert_eq!(fleet["total"], *host);
 
+    // The web view gives the CLI's answers from the fleet, as JSON and as
+    // pages a browser renders.
+    let server = crate::web::Server::start_with(&db, dir.path(), Some(&config));
+    let id = pg.psql(
+        "SELECT exim_id FROM exim_pilot.deliveries WHERE host = 'mx1' ORDER BY delivered_at LIMIT 1",
+    );
+    let id = id.trim();
+    let (status, cli, err) = outcome(&run(&[
+        "trace",
+        "--fleet",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+        id,
+    ]));
+    assert_eq!(status, 0, "{err}");
+    let cli: serde_json::Value = serde_json::from_str(&cli).unwrap();
+    assert_eq!(server.json(&format!("/api/v1/fleet/trace?q={id}")), cli);
+    assert_eq!(server.json("/api/v1/fleet/stats"), fleet);
+    assert_eq!(server.json("/api/v1/fleet/stats?host=mx1")["total"], *host);
+    let page = server.page(&format!("/fleet?q={id}"), 200);
+    assert!(page.contains("Journey 1") && page.contains(id), "{page}");
+    assert!(server.page("/fleet", 200).contains("delivered messages"));
+    assert!(
+        server
+            .page("/fleet?q=nobody%40nowhere.example", 404)
+            .contains("no message in the fleet")
+    );
+    assert!(
+        server
+            .page("/api/v1/fleet/stats?since=tomorrow-ish", 400)
+            .contains("since")
+    );
+    match crate::util::system_program("chromium") {
+        Some(chromium) => {
+            let url = format!("http://127.0.0.1:{}/fleet?q={id}", server.port);
+            let dom = crate::web::headless(&chromium, &url, &["--dump-dom"]);
+            assert!(dom.contains("Journey 1") && dom.contains(">mx1<"), "{dom}");
+        }
+        None => crate::util::stand_down("chromium is not installed: the fleet page in a browser"),
+    }
+    drop(server);
+    // Without [fleet], the page says how to get one.
+    let server = crate::web::Server::start_with(&db, dir.path(), None);
+    assert!(server.page("/fleet", 404).contains("set [fleet] postgres"));
+    drop(server);
+
     // A restart ships nothing again.
     let before = pg_count(&pg, "lines", "mx1");
     let daemon = Daemon::start(dir.path());

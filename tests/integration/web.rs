@@ -12,10 +12,41 @@ use tempfile::TempDir;
 
 use crate::util::{binary, free_port, http_get, outcome, run, status_is};
 
+/// Runs headless Chromium (as the machine allows: no sandbox as root, no
+/// background traffic) on `url` with `extra` (`--dump-dom`,
+/// `--screenshot=...`), in a fresh profile; its standard output.
+pub(crate) fn headless(chromium: &str, url: &str, extra: &[&str]) -> String {
+    let profile = TempDir::new().unwrap();
+    let output = Command::new("timeout")
+        .arg("60")
+        .arg(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{url}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// A running `exim-pilot serve`, stopped on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     stderr: PathBuf,
 }
 
@@ -25,7 +56,7 @@ impl Server {
     }
 
     /// With a configuration file (for `[web] auth`).
-    fn start_with(db: &Path, dir: &Path, config: Option<&Path>) -> Server {
+    pub(crate) fn start_with(db: &Path, dir: &Path, config: Option<&Path>) -> Server {
         let port = free_port();
         let stderr = dir.join(format!("serve-{port}.log"));
         let mut command = Command::new(binary());
@@ -63,13 +94,13 @@ impl Server {
     }
 
     /// A page's body, asserting its status.
-    fn page(&self, path: &str, status: u16) -> String {
+    pub(crate) fn page(&self, path: &str, status: u16) -> String {
         let (head, body) = self.get(path);
         assert!(status_is(&head, status), "{path}: {head}\n{body}");
         body
     }
 
-    fn json(&self, path: &str) -> serde_json::Value {
+    pub(crate) fn json(&self, path: &str) -> serde_json::Value {
         serde_json::from_str(&self.page(path, 200)).unwrap()
     }
 }
@@ -369,33 +400,7 @@ fn a_real_browser_renders_every_page() {
     ];
     for (name, path, expected) in pages {
         let url = format!("http://127.0.0.1:{}{path}", server.port);
-        let profile = TempDir::new().unwrap();
-        let browser = |extra: &[&str]| {
-            let output = Command::new("timeout")
-                .arg("60")
-                .arg(&chromium)
-                .args([
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--window-size=1280,900",
-                ])
-                .arg(format!("--user-data-dir={}", profile.path().display()))
-                .args(extra)
-                .arg(&url)
-                .output()
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "{name}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            String::from_utf8_lossy(&output.stdout).into_owned()
-        };
+        let browser = |extra: &[&str]| headless(&chromium, &url, extra);
         let dom = browser(&["--dump-dom"]);
         for text in expected {
             assert!(

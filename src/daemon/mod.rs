@@ -88,8 +88,9 @@ struct Running {
     writer: tokio::task::JoinHandle<Result<WriteTotals, StoreError>>,
     health: tokio::task::JoinHandle<()>,
     metrics: metrics::Metrics,
-    /// The fleet replicator, when `[fleet]` is configured.
-    fleet: Option<tokio::task::JoinHandle<()>>,
+    /// The fleet replicator, when `[fleet]` is configured, and its stop
+    /// request (sent once the writer has committed its last batch).
+    fleet: Option<(tokio::task::JoinHandle<()>, watch::Sender<bool>)>,
 }
 
 /// How the writer task ended, if it ended before a stop was asked.
@@ -146,7 +147,7 @@ impl Running {
         );
         let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let health = tokio::spawn(health::run(handle.clone(), config_rx, shutdown_rx.clone()));
+        let health = tokio::spawn(health::run(handle.clone(), config_rx, shutdown_rx));
         let fleet = match (&config.fleet, &fleet_progress) {
             (Some(fleet), Some(progress)) => {
                 let replicator = crate::fleet::Replicator {
@@ -157,7 +158,8 @@ impl Running {
                     backoff_max: config.health.backoff_max,
                     progress: Arc::clone(progress),
                 };
-                Some(tokio::spawn(replicator.run(shutdown_rx)))
+                let (stop, stop_rx) = watch::channel(false);
+                Some((tokio::spawn(replicator.run(stop_rx)), stop))
             }
             _ => None,
         };
@@ -248,9 +250,11 @@ impl Running {
             },
         };
         let _ = self.health.await;
-        if let Some(fleet) = self.fleet.take() {
-            // It stops between batches; one in flight is bounded by
-            // [fleet] timeout, and one cut short is sent again next time.
+        if let Some((fleet, stop)) = self.fleet.take() {
+            // Asked only now, so it ships the writer's last batch too; the
+            // wait is bounded by [fleet] timeout, and a batch cut short is
+            // sent again by the next start.
+            let _ = stop.send(true);
             let limit = self
                 .current
                 .fleet

@@ -104,3 +104,31 @@ impl Progress for DaemonProgress {
         self.status(None, healthy);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::fleet_status;
+    use crate::fleet::FleetStatus;
+
+    #[test]
+    fn the_status_line_says_how_far_behind_the_fleet_is() {
+        let status = |up, stopped| FleetStatus {
+            up,
+            unshipped_lines: 1200,
+            lag_seconds: 42.4,
+            stopped,
+        };
+        assert_eq!(
+            fleet_status(&status(true, false)),
+            "; fleet: 1200 lines unshipped, 42s behind"
+        );
+        assert_eq!(
+            fleet_status(&status(false, false)),
+            "; fleet unreachable: 1200 lines unshipped, 42s behind"
+        );
+        assert_eq!(
+            fleet_status(&status(false, true)),
+            "; replication stopped (see the log): 1200 lines unshipped, 42s behind"
+        );
+    }
+}

@@ -114,8 +114,9 @@ struct Local {
 }
 
 impl Replicator {
-    /// Runs until `shutdown` turns true. Errors are logged and retried
-    /// with backoff; the local daemon never waits for PostgreSQL.
+    /// Runs until `shutdown` turns true, then ships what is committed by
+    /// then and ends. Errors are logged and retried with backoff; the
+    /// local daemon never waits for PostgreSQL.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let pool = match pg::pool(&self.config) {
             Ok(pool) => pool,
@@ -204,9 +205,9 @@ impl Replicator {
         );
         let mut months: BTreeSet<Month> = BTreeSet::new();
         loop {
-            if *shutdown.borrow() {
-                return Ok(());
-            }
+            // Asked to stop: ship what the writer committed before it
+            // stopped, then end (the daemon bounds the wait).
+            let stopping = *shutdown.borrow();
             self.observe(local, Some(high_water)).await?;
             let batch_lines = self.config.batch_lines;
             let read = self
@@ -225,6 +226,9 @@ impl Replicator {
             }
             let Some(last) = chunks.last().map(|chunk| chunk.id) else {
                 self.save_shipped(local, high_water, true).await;
+                if stopping {
+                    return Ok(());
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                     _ = shutdown.changed() => {}

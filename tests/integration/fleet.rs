@@ -348,6 +348,16 @@ fn a_daemon_ships_every_line_once_and_the_fleet_answers_like_the_host() {
     let status =
         pg.psql("SELECT high_water > 0, lines FROM exim_pilot.replication WHERE host = 'mx1'");
     assert_eq!(status.trim(), format!("t|{before}"));
+
+    // Stopped right after new lines arrive: what the writer commits while
+    // stopping ships before the daemon exits.
+    let daemon = Daemon::start(dir.path());
+    daemon.wait_for_log("fleet replication connected");
+    append_lines(&dir.path().join("mainlog"), &generated(4, 2000));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(daemon.stop().success());
+    assert!(pg_count(&pg, "lines", "mx1") > before);
+    assert_replicated(&pg, "mx1", &db);
 }
 
 #[test]

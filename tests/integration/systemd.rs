@@ -20,8 +20,10 @@ const WEB_UNIT: (&str, f64) = ("exim-pilot-web.service", 2.0);
 const MAX_EXPOSURE: f64 = 1.5;
 
 /// The shipped drop-ins, each with the worst exposure the unit may have
-/// with it: serving metrics needs the network.
-const DROP_INS: [(&str, f64); 3] = [
+/// with it: serving metrics and reaching a PostgreSQL over TCP need the
+/// network.
+const DROP_INS: [(&str, f64); 4] = [
+    ("fleet.conf", 2.0),
     ("journal-source.conf", 1.5),
     ("metrics-listen.conf", 2.0),
     ("metrics-textfile.conf", 1.5),
@@ -144,8 +146,10 @@ fn the_shipped_drop_ins_keep_the_exposure_within_their_bounds() {
         assert!(exposure <= bound, "{drop_in}: exposure {exposure}");
         checked.push(exposure);
     }
-    // The listener's drop-in really opens the network: the score moves.
-    assert!(checked[1] > exposure(&analyze, &unit_path(UNITS[0])));
+    // The fleet's and the listener's drop-ins really open the network: the
+    // score moves.
+    let unit = exposure(&analyze, &unit_path(UNITS[0]));
+    assert!(checked[0] > unit && checked[2] > unit, "{checked:?} {unit}");
 }
 
 #[test]

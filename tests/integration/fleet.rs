@@ -954,3 +954,27 @@ fn retention_keeps_unshipped_chunks_and_the_fleet_drops_whole_months() {
     assert_eq!(status, 0, "{err}");
     assert!(out.starts_with("mx1: "), "{out}");
 }
+
+#[test]
+fn two_databases_replicating_as_one_host_name_are_caught() {
+    let Some(pg) = Postgres::start() else { return };
+    let (first, second) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    for dir in [&first, &second] {
+        write_config(dir.path(), &pg.socket_url("postgres"), "twin", "");
+    }
+    append_lines(&first.path().join("mainlog"), &generated(31, 300));
+    let one = Daemon::start(first.path());
+    wait_until_shipped(&pg, "twin", &one, lines_in(&first.path().join("mainlog")));
+    // A second machine configured with the same name takes the host over
+    // (as a rebuilt database would), saying so...
+    append_lines(&second.path().join("mainlog"), &generated(32, 300));
+    let two = Daemon::start(second.path());
+    two.wait_for_log("came from another database");
+    // ...and the first finds its mark moved at its next batch, and stops
+    // replicating rather than mixing two machines' rows.
+    append_lines(&first.path().join("mainlog"), &generated(33, 300));
+    one.wait_for_log("two machines replicate with [fleet] host_name = \"twin\"");
+    one.wait_for_log("fleet replication stopped until exim-pilot restarts");
+    assert!(one.stop().success());
+    assert!(two.stop().success());
+}

@@ -751,10 +751,18 @@ fn a_host_role_writes_only_its_own_rows_and_never_changes_them() {
         &format!("password_file = \"{}\"", dir.path().join("pw").display()),
     );
     append_lines(&dir.path().join("mainlog"), &generated(13, 800));
+    // With its password from the file: a wrong one is refused first.
+    pg.require_password(Some("pilot_mx1"));
+    std::fs::write(dir.path().join("pw"), "not-the-password\n").unwrap();
+    let daemon = Daemon::start(dir.path());
+    daemon.wait_for_log("password authentication failed for user \"pilot_mx1\"");
+    assert!(daemon.stop().success());
+    std::fs::write(dir.path().join("pw"), "mx1-secret\n").unwrap();
     let daemon = Daemon::start(dir.path());
     wait_until_shipped(&pg, "mx1", &daemon, lines_in(&dir.path().join("mainlog")));
     assert!(daemon.stop().success());
     assert_replicated(&pg, "mx1", &dir.path().join("x.db"));
+    pg.require_password(None);
     // What the role may not do.
     for sql in [
         // Into a month whose partition exists, so only the policy refuses.
@@ -766,52 +774,22 @@ fn a_host_role_writes_only_its_own_rows_and_never_changes_them() {
         "CREATE TABLE exim_pilot.mine (x int)",
         "DROP TABLE exim_pilot.lines",
     ] {
-        let refused = std::env::var("PGPASSWORD").ok();
-        assert!(refused.is_none());
-        let result = std::process::Command::new("psql")
-            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h"])
-            .arg(pg.dir.path())
-            .args([
-                "-p",
-                &pg.port.to_string(),
-                "-U",
-                "pilot_mx1",
-                "-d",
-                "postgres",
-                "-c",
-                sql,
-            ])
-            .env("PGPASSWORD", "mx1-secret")
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&result.stderr);
+        let err = pg.psql_as("pilot_mx1", sql).expect_err(sql);
         assert!(
-            !result.status.success()
-                && (err.contains("permission denied")
-                    || err.contains("row-level security")
-                    || err.contains("must be owner")),
+            err.contains("permission denied")
+                || err.contains("row-level security")
+                || err.contains("must be owner"),
             "{sql}: {err}"
         );
     }
     // Another host's mark is out of its sight for writing: the update
     // finds no row.
     pg.psql("INSERT INTO exim_pilot.replication (host, database_name, high_water) VALUES ('mx2', 'd', 7)");
-    let update = std::process::Command::new("psql")
-        .args(["-X", "-At", "-h"])
-        .arg(pg.dir.path())
-        .args([
-            "-p",
-            &pg.port.to_string(),
-            "-U",
-            "pilot_mx1",
-            "-d",
-            "postgres",
-            "-c",
-        ])
-        .arg("UPDATE exim_pilot.replication SET high_water = 0 WHERE host = 'mx2'")
-        .output()
-        .unwrap();
-    assert!(update.status.success());
+    pg.psql_as(
+        "pilot_mx1",
+        "UPDATE exim_pilot.replication SET high_water = 0 WHERE host = 'mx2'",
+    )
+    .unwrap();
     assert_eq!(
         pg.psql("SELECT high_water FROM exim_pilot.replication WHERE host = 'mx2'")
             .trim(),

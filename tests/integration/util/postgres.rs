@@ -130,6 +130,27 @@ impl Postgres {
             .output();
     }
 
+    /// Makes `role` sign in with its password (scram-sha-256) from now on;
+    /// `None`: everyone is trusted again, as initdb left it.
+    pub fn require_password(&self, role: Option<&str>) {
+        let hba = self.dir.path().join("data/pg_hba.conf");
+        let text = std::fs::read_to_string(&hba).unwrap();
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|line| !line.ends_with("# exim-pilot test"))
+            .collect();
+        let mut new = String::new();
+        if let Some(role) = role {
+            new.push_str(&format!(
+                "local all {role} scram-sha-256 # exim-pilot test\n"
+            ));
+        }
+        new.push_str(&kept.join("\n"));
+        new.push('\n');
+        std::fs::write(&hba, new).unwrap();
+        self.psql("SELECT pg_reload_conf()");
+    }
+
     /// A connection string for `user` over the Unix socket.
     pub fn socket_url(&self, user: &str) -> String {
         format!(

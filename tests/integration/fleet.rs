@@ -956,3 +956,161 @@ fn two_databases_replicating_as_one_host_name_are_caught() {
     assert!(one.stop().success());
     assert!(two.stop().success());
 }
+
+/// Runs openssl with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn tls_verify_full_checks_the_servers_certificate_against_the_ca_file() {
+    let Some(pg) = Postgres::start() else { return };
+    if crate::util::system_program("openssl").is_none() {
+        crate::util::stand_down("openssl is not installed: the TLS test");
+        return;
+    }
+    // A CA, a server certificate for localhost signed by it, and a CA that
+    // signed nothing.
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+    for args in [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=fleet test CA",
+            "-days",
+            "2",
+        ][..],
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "other.key",
+            "-out",
+            "other.pem",
+            "-subj",
+            "/CN=another CA",
+            "-days",
+            "2",
+        ][..],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ][..],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ][..],
+    ] {
+        openssl(d, args);
+    }
+    let data = pg.dir.path().join("data");
+    for file in ["server.crt", "server.key"] {
+        std::fs::copy(d.join(file), data.join(file)).unwrap();
+        let owner = std::fs::metadata(data.join("PG_VERSION")).unwrap();
+        std::os::unix::fs::chown(
+            data.join(file),
+            Some(std::os::unix::fs::MetadataExt::uid(&owner)),
+            None,
+        )
+        .unwrap();
+    }
+    std::fs::set_permissions(
+        data.join("server.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    pg.psql("ALTER SYSTEM SET ssl = on");
+    pg.psql("SELECT pg_reload_conf()");
+    std::thread::sleep(Duration::from_millis(500));
+    let url = format!(
+        "host=localhost port={} user=postgres dbname=postgres",
+        pg.port
+    );
+    let log = d.join("mainlog");
+    append_lines(&log, &generated(41, 500));
+    // Signed by another CA: refused, nothing shipped.
+    write_config(
+        d,
+        &url,
+        "tls1",
+        &format!(
+            "tls = \"verify-full\"\nca_file = \"{}\"",
+            d.join("other.pem").display()
+        ),
+    );
+    let daemon = Daemon::start(d);
+    daemon.wait_for_log("fleet replication paused");
+    let log_text = daemon.stderr_text();
+    assert!(
+        log_text.to_lowercase().contains("certificate"),
+        "{log_text}"
+    );
+    assert!(daemon.stop().success());
+    // Nothing reached PostgreSQL: not even the schema was made.
+    assert_eq!(
+        pg.psql("SELECT to_regclass('exim_pilot.lines') IS NULL")
+            .trim(),
+        "t"
+    );
+    // Signed by the CA given: shipped, over TLS.
+    write_config(
+        d,
+        &url,
+        "tls1",
+        &format!(
+            "tls = \"verify-full\"\nca_file = \"{}\"",
+            d.join("ca.pem").display()
+        ),
+    );
+    let daemon = Daemon::start(d);
+    wait_until_shipped(&pg, "tls1", &daemon, lines_in(&log));
+    let encrypted = pg.psql(
+        "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid
+         WHERE a.application_name = 'exim-pilot'",
+    );
+    assert_eq!(encrypted.trim(), "t");
+    assert!(daemon.stop().success());
+}

@@ -2,7 +2,9 @@
 # Fleet replication lag: two daemons at RATE lines/s each replicating to
 # one throwaway PostgreSQL (initdb/pg_ctl in a temporary directory, as
 # `nobody` when run as root), for each pair of log shapes; prints each
-# host's lag p50/p99/max (append to row in PostgreSQL), CPU and peak RSS.
+# host's lag p50/p99/max (append to row in PostgreSQL), CPU and peak RSS;
+# then the local writer's own append-to-commit delay (live_latency) without
+# and with replication, to show what replicating costs it.
 #
 #   benches/fleet-lag.sh [RATE] [SECONDS] [SHAPE_A SHAPE_B]...
 set -euo pipefail
@@ -13,7 +15,7 @@ shift $(( $# > 2 ? 2 : $# ))
 pairs=("$@")
 [ ${#pairs[@]} -gt 0 ] || pairs=(mixed multi-recipient many-addresses bounce-storm attack long-lines)
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-cargo build --release --locked --features synth --bin exim-pilot --example fleet_lag
+cargo build --release --locked --features synth --bin exim-pilot --example fleet_lag --example live_latency
 dir=$(mktemp -d /tmp/pgbench.XXXX)
 as=()
 if [ "$(id -u)" = 0 ]; then chown nobody:nogroup "$dir"; as=(runuser -u nobody --); fi
@@ -27,3 +29,7 @@ for ((i = 0; i + 1 < ${#pairs[@]}; i += 2)); do
   target/release/examples/fleet_lag "host=$dir port=$port user=postgres dbname=postgres" \
     "$rate" "$seconds" "${pairs[i]}" "${pairs[i+1]}"
 done
+echo "the local writer at $rate lines/s, without and with replication:"
+target/release/examples/live_latency "$rate" "$seconds" target/release/exim-pilot 0 | tail -2
+target/release/examples/live_latency "$rate" "$seconds" target/release/exim-pilot 0 \
+  "host=$dir port=$port user=postgres dbname=postgres" | tail -2

@@ -3,13 +3,15 @@
 //! its append to its committed row, and the daemon's CPU use.
 //!
 //!     cargo build --release --features synth --bin exim-pilot --example live_latency
-//!     target/release/examples/live_latency [RATE] [SECONDS] [BINARY] [SCRAPE_MS]
+//!     target/release/examples/live_latency [RATE] [SECONDS] [BINARY] [SCRAPE_MS] [FLEET_URL]
 //!
 //! Defaults: 2000 lines/s for 60 s, target/release/exim-pilot, no scrapes.
 //! A poller reads new rows every 2 ms, so delays are measured to within
 //! 2 ms. With SCRAPE_MS, the daemon also serves `[metrics] listen` and a
 //! thread scrapes `/metrics` every SCRAPE_MS ms, as Prometheus would, and
-//! prints how long each scrape took (connect to the last byte).
+//! prints how long each scrape took (connect to the last byte). With
+//! FLEET_URL (a PostgreSQL connection string), the daemon also replicates
+//! to it (`[fleet]`), to measure what replication costs the local writer.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -30,6 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .unwrap_or_else(|| "target/release/exim-pilot".to_owned());
     let scrape_ms: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(0);
+    let fleet = args.next();
 
     let dir = tempfile::tempdir()?;
     let log = dir.path().join("mainlog");
@@ -48,11 +51,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .port();
     std::fs::write(
         &config,
-        if scrape_ms > 0 {
-            format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n")
-        } else {
-            String::new()
-        },
+        format!(
+            "{}{}",
+            if scrape_ms > 0 {
+                format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n")
+            } else {
+                String::new()
+            },
+            fleet
+                .map(|url| format!("[fleet]\npostgres = \"{url}\"\nhost_name = \"live-latency\"\n"))
+                .unwrap_or_default()
+        ),
     )?;
     let mut daemon = Command::new(&binary)
         .args(["run", "--config"])

@@ -109,6 +109,14 @@ impl Running {
         let handle = StoreHandle::new(store::connect(&config.database).await?);
         let metrics = metrics::Metrics::bind(&config.metrics)
             .map_err(|err| Failure::new(crate::exit::CONFIG, err))?;
+        // Settings PostgreSQL is not needed to judge (the password file,
+        // the CAs) stop the daemon here; PostgreSQL itself may be away.
+        let fleet_pool = config
+            .fleet
+            .as_ref()
+            .map(crate::fleet::pg::pool)
+            .transpose()
+            .map_err(|err| Failure::new(crate::exit::CONFIG, err.to_string()))?;
         let follow_settings = FollowSettings::new(config.ingest.max_line_bytes);
         let (poll_active, poll_idle) = (follow_settings.poll_active, follow_settings.poll_idle);
         let stored = handle.current().source_positions().await?;
@@ -148,8 +156,8 @@ impl Running {
         let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let health = tokio::spawn(health::run(handle.clone(), config_rx, shutdown_rx));
-        let fleet = match (&config.fleet, &fleet_progress) {
-            (Some(fleet), Some(progress)) => {
+        let fleet = match (&config.fleet, &fleet_progress, fleet_pool) {
+            (Some(fleet), Some(progress), Some(pool)) => {
                 let replicator = crate::fleet::Replicator {
                     config: fleet.clone(),
                     database: config.database.path.clone(),
@@ -157,6 +165,7 @@ impl Running {
                     backoff_min: config.health.backoff_min,
                     backoff_max: config.health.backoff_max,
                     progress: Arc::clone(progress),
+                    pool,
                 };
                 let (stop, stop_rx) = watch::channel(false);
                 Some((tokio::spawn(replicator.run(stop_rx)), stop))

@@ -103,6 +103,9 @@ pub struct Replicator {
     pub backoff_max: Duration,
     /// Where the state is shown.
     pub progress: Arc<FleetProgress>,
+    /// Connections to the fleet's PostgreSQL ([`pg::pool`]: made before
+    /// the daemon starts, so that unusable settings stop it there).
+    pub pool: deadpool_postgres::Pool,
 }
 
 /// The local side: this host's SQLite and what was seen of it.
@@ -118,10 +121,7 @@ impl Replicator {
     /// then and ends. Errors are logged and retried with backoff; the
     /// local daemon never waits for PostgreSQL.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let pool = match pg::pool(&self.config) {
-            Ok(pool) => pool,
-            Err(err) => return self.give_up(&err),
-        };
+        let pool = self.pool.clone();
         let mut local = Local {
             conn: None,
             observed: VecDeque::new(),

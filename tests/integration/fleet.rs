@@ -1114,3 +1114,51 @@ fn tls_verify_full_checks_the_servers_certificate_against_the_ca_file() {
     assert_eq!(encrypted.trim(), "t");
     assert!(daemon.stop().success());
 }
+
+#[test]
+fn unusable_fleet_settings_stop_the_daemon_at_start_naming_the_key() {
+    let dir = TempDir::new().unwrap();
+    let missing = dir.path().join("no-such-password");
+    for (extra, key) in [
+        (
+            format!("password_file = \"{}\"", missing.display()),
+            "[fleet] password_file",
+        ),
+        (
+            format!("tls = \"verify-full\"\nca_file = \"{}\"", missing.display()),
+            "[fleet] ca_file",
+        ),
+    ] {
+        write_config(
+            dir.path(),
+            "host=127.0.0.1 port=1 user=pilot dbname=fleet",
+            "mx1",
+            &extra,
+        );
+        let mut daemon = Daemon::start(dir.path());
+        let status = daemon.wait(Duration::from_secs(30));
+        assert_eq!(status.code(), Some(78), "{}", daemon.stderr_text());
+        assert!(
+            daemon.stderr_text().contains(key),
+            "{}",
+            daemon.stderr_text()
+        );
+    }
+    // A password in the URL is refused by check-config, naming the key.
+    let config = write_config(
+        dir.path(),
+        "postgresql://pilot:secret@db.example/fleet",
+        "mx1",
+        "",
+    );
+    let (status, _, err) = outcome(&run(&[
+        "check-config",
+        "--config",
+        config.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 78, "{err}");
+    assert!(
+        err.contains("[fleet] postgres") && err.contains("password_file"),
+        "{err}"
+    );
+}

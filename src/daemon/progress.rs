@@ -91,6 +91,9 @@ fn fleet_status(fleet: &crate::fleet::FleetStatus) -> String {
 
 impl Progress for DaemonProgress {
     fn committed(&mut self, _batch: WriteTotals, totals: WriteTotals) {
+        if let Some(fleet) = &self.fleet {
+            fleet.committed();
+        }
         self.status(Some(totals), true);
     }
 

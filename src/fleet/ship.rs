@@ -25,8 +25,9 @@ use crate::backoff::Backoff;
 use crate::config::FleetConfig;
 use crate::store::repo::{self, ChunkToShip};
 
-/// How often an idle replicator looks for new chunks.
-const IDLE_POLL: Duration = Duration::from_millis(100);
+/// How often an idle replicator looks for new chunks without being woken
+/// (the writer wakes it after every commit: [`FleetProgress::committed`]).
+const IDLE_POLL: Duration = Duration::from_millis(500);
 /// How often, at most, the confirmed mark is written to SQLite.
 const SAVE_SHIPPED_EVERY: Duration = Duration::from_secs(2);
 /// Commit observations kept for the lag (a bounded queue; when it is full
@@ -44,6 +45,8 @@ pub struct FleetProgress {
     /// 0 when every chunk has shipped.
     oldest_unshipped_ms: AtomicI64,
     stopped: AtomicBool,
+    /// Woken after each local commit.
+    wake: tokio::sync::Notify,
 }
 
 /// A reading of [`FleetProgress`].
@@ -69,7 +72,15 @@ impl FleetProgress {
             unshipped_lines: AtomicU64::new(0),
             oldest_unshipped_ms: AtomicI64::new(0),
             stopped: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Says the writer committed a batch: an idle replicator reads it now
+    /// instead of at its next poll. (A commit while it is busy leaves a
+    /// permit, so none is missed.)
+    pub fn committed(&self) {
+        self.wake.notify_one();
     }
 
     /// The state now.
@@ -231,6 +242,7 @@ impl Replicator {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = self.progress.wake.notified() => {}
                     _ = shutdown.changed() => {}
                 }
                 continue;

@@ -72,11 +72,23 @@ fn lines_in(log: &Path) -> i64 {
     content.iter().filter(|&&b| b == b'\n').count() as i64
 }
 
+/// Polls `check` until it gives `Ok`, failing with its last `Err` after
+/// [`WAIT`].
+fn poll(mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(why) => assert!(Instant::now() < deadline, "{why}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Waits until PostgreSQL holds as many of `host`'s lines as its SQLite,
 /// and that is at least `at_least`.
 fn wait_until_shipped(pg: &Postgres, host: &str, daemon: &Daemon, at_least: i64) {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    poll(|| {
         let local = local_lines(&daemon.db);
         let shipped = pg
             .psql_as(
@@ -87,15 +99,13 @@ fn wait_until_shipped(pg: &Postgres, host: &str, daemon: &Daemon, at_least: i64)
             .and_then(|text| text.trim().parse::<i64>().ok())
             .unwrap_or(-1);
         if local >= at_least && shipped == local {
-            return;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
+        Err(format!(
             "{host}: {shipped} of {local} lines shipped (waiting for {at_least}); the daemon's log:\n{}",
             daemon.stderr_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        ))
+    });
 }
 
 /// Sorted rows, as text, from SQLite.
@@ -510,19 +520,16 @@ fn a_cut_network_to_postgres_loses_and_repeats_nothing() {
 
 /// Waits until `log` holds `count` lines containing `needle`.
 fn wait_for_in(log: &Path, needle: &str, count: usize) {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    poll(|| {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         if text.matches(needle).count() >= count {
-            return;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
+        Err(format!(
             "{count} x {needle:?} not in {}:\n{text}",
             log.display()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        ))
+    });
 }
 
 fn stats_json(args: &[&str]) -> serde_json::Value {
@@ -748,7 +755,7 @@ fn a_host_role_writes_only_its_own_rows_and_never_changes_them() {
         pg.dir.path().display(),
         pg.port
     );
-    let config = write_config(
+    write_config(
         dir.path(),
         &url,
         "mx1",
@@ -826,7 +833,6 @@ fn a_host_role_writes_only_its_own_rows_and_never_changes_them() {
     }
     assert!(daemon.stop().success());
     assert_eq!(pg_count(&pg, "lines", "mx2"), 0);
-    let _ = config;
 }
 
 #[test]
@@ -1164,5 +1170,28 @@ fn unusable_fleet_settings_stop_the_daemon_at_start_naming_the_key() {
     assert!(
         err.contains("[fleet] postgres") && err.contains("password_file"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_reload_that_changes_fleet_is_refused_and_the_old_one_keeps_shipping() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = TempDir::new().unwrap();
+    write_config(dir.path(), &pg.socket_url("postgres"), "mx1", "");
+    let log = dir.path().join("mainlog");
+    append_lines(&log, &generated(51, 300));
+    let daemon = Daemon::start(dir.path());
+    wait_until_shipped(&pg, "mx1", &daemon, lines_in(&log));
+    write_config(dir.path(), &pg.socket_url("postgres"), "renamed", "");
+    daemon.signal("HUP");
+    daemon.wait_for_log("[fleet]: cannot change while running");
+    // Still replicating, as mx1.
+    append_lines(&log, &generated(52, 300));
+    wait_until_shipped(&pg, "mx1", &daemon, lines_in(&log));
+    assert!(daemon.stop().success());
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM exim_pilot.replication")
+            .trim(),
+        "1"
     );
 }

@@ -260,25 +260,16 @@ fn a_daemon_ships_every_line_once_and_the_fleet_answers_like_the_host() {
     // stats --fleet counts as stats does on the host.
     let config = dir.path().join("c.toml");
     let db = dir.path().join("x.db");
-    let (status, local, err) = outcome(&run(&[
+    let config_arg = config.to_str().unwrap();
+    let local = cli_json(&[
         "stats",
         "--json",
         "--config",
-        config.to_str().unwrap(),
+        config_arg,
         "--db",
         db.to_str().unwrap(),
-    ]));
-    assert_eq!(status, 0, "{err}");
-    let local: serde_json::Value = serde_json::from_str(&local).unwrap();
-    let (status, fleet, err) = outcome(&run(&[
-        "stats",
-        "--fleet",
-        "--json",
-        "--config",
-        config.to_str().unwrap(),
-    ]));
-    assert_eq!(status, 0, "{err}");
-    let fleet: serde_json::Value = serde_json::from_str(&fleet).unwrap();
+    ]);
+    let fleet = cli_json(&["stats", "--fleet", "--json", "--config", config_arg]);
     let host = &fleet["hosts"]["mx1"];
     for key in [
         "lines",
@@ -309,16 +300,7 @@ fn a_daemon_ships_every_line_once_and_the_fleet_answers_like_the_host() {
         "SELECT exim_id FROM exim_pilot.deliveries WHERE host = 'mx1' ORDER BY delivered_at LIMIT 1",
     );
     let id = id.trim();
-    let (status, cli, err) = outcome(&run(&[
-        "trace",
-        "--fleet",
-        "--json",
-        "--config",
-        config.to_str().unwrap(),
-        id,
-    ]));
-    assert_eq!(status, 0, "{err}");
-    let cli: serde_json::Value = serde_json::from_str(&cli).unwrap();
+    let cli = cli_json(&["trace", "--fleet", "--json", "--config", config_arg, id]);
     assert_eq!(server.json(&format!("/api/v1/fleet/trace?q={id}")), cli);
     assert_eq!(server.json("/api/v1/fleet/stats"), fleet);
     assert_eq!(server.json("/api/v1/fleet/stats?host=mx1")["total"], *host);
@@ -532,7 +514,8 @@ fn wait_for_in(log: &Path, needle: &str, count: usize) {
     });
 }
 
-fn stats_json(args: &[&str]) -> serde_json::Value {
+/// A command's JSON output, asserting it succeeded.
+fn cli_json(args: &[&str]) -> serde_json::Value {
     let (status, out, err) = outcome(&run(args));
     assert_eq!(status, 0, "{err}");
     serde_json::from_str(&out).unwrap()
@@ -693,11 +676,11 @@ fn two_real_exims_relaying_make_one_journey_per_message_across_hosts() {
     }
 
     // stats --fleet is the sum of the hosts' own stats.
-    let fleet = stats_json(&["stats", "--fleet", "--json", "--config", config]);
+    let fleet = cli_json(&["stats", "--fleet", "--json", "--config", config]);
     let mut sums: BTreeMap<&str, u64> = BTreeMap::new();
     for (host, dir) in &pilots {
         let db = dir.path().join("x.db");
-        let local = stats_json(&[
+        let local = cli_json(&[
             "stats",
             "--json",
             "--config",
@@ -705,7 +688,7 @@ fn two_real_exims_relaying_make_one_journey_per_message_across_hosts() {
             "--db",
             db.to_str().unwrap(),
         ]);
-        let per_host = stats_json(&[
+        let per_host = cli_json(&[
             "stats", "--fleet", "--host", host, "--json", "--config", config,
         ]);
         assert_eq!(per_host["total"], fleet["hosts"][*host], "{host}");

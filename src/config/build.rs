@@ -8,7 +8,7 @@ use super::check::{
     BACKOFF_MAX, BACKOFF_MIN, BATCH_SIZE, BUSY_TIMEOUT, CHANNEL_CAPACITY, CONN_MAX_LIFETIME,
     Checker, FLIGHT_BYTES, FLUSH_INTERVAL, HEALTH_INTERVAL, HEALTH_TIMEOUT, MAX_IDLE_CONNS,
     MAX_LINE_BYTES, MAX_OPEN_CONNS, METRICS_INTERVAL, POOL_WAIT_TIMEOUT, RETENTION_INTERVAL,
-    SESSION_LIFETIME, STUCK_AFTER, days_kept,
+    SESSION_LIFETIME, STALL_AFTER, STUCK_AFTER, days_kept,
 };
 use super::raw::{
     RawConfig, RawDatabase, RawHealth, RawIngest, RawLog, RawLogging, RawMetrics, RawRetention,
@@ -197,6 +197,7 @@ fn health(check: &mut Checker, health: RawHealth) -> HealthConfig {
         timeout: check.duration("[health] timeout", health.timeout, HEALTH_TIMEOUT),
         backoff_min: check.duration("[health] backoff_min", health.backoff_min, BACKOFF_MIN),
         backoff_max: check.duration("[health] backoff_max", health.backoff_max, BACKOFF_MAX),
+        stall_after: check.duration("[health] stall_after", health.stall_after, STALL_AFTER),
     };
     if health.backoff_min > health.backoff_max {
         check.problem(
@@ -315,6 +316,40 @@ fn metrics(check: &mut Checker, metrics: RawMetrics) -> MetricsConfig {
         interval: check.duration("[metrics] interval", metrics.interval, METRICS_INTERVAL),
         stuck_after: check.duration("[metrics] stuck_after", metrics.stuck_after, STUCK_AFTER),
     }
+}
+
+/// `[web] server_names`: host names (letters, digits, `-` and `.`), at
+/// most 32 of them.
+fn server_names(check: &mut Checker, names: Vec<String>) -> Vec<String> {
+    if names.len() > 32 {
+        check.problem(
+            "[web] server_names",
+            format!("at most 32 names, got {}", names.len()),
+        );
+        return Vec::new();
+    }
+    let mut kept = Vec::new();
+    for name in names {
+        let trimmed = name.trim().trim_end_matches('.').to_ascii_lowercase();
+        let valid = !trimmed.is_empty()
+            && trimmed.len() <= 253
+            && trimmed.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if valid {
+            kept.push(trimmed);
+        } else {
+            check.problem(
+                "[web] server_names",
+                format!("{name:?} is not a host name (letters, digits, '-' and '.'; an address needs no entry)"),
+            );
+        }
+    }
+    kept
 }
 
 /// The web view's default address: loopback only.
@@ -448,5 +483,6 @@ fn web(check: &mut Checker, web: RawWeb, overrides: &Overrides) -> WebConfig {
             SESSION_LIFETIME,
         ),
         secure_cookies: web.secure_cookies.unwrap_or(false),
+        server_names: server_names(check, web.server_names.unwrap_or_default()),
     }
 }

@@ -98,6 +98,11 @@ pub(super) const HEALTH_TIMEOUT: Range<Duration> = Range {
     min: ms(1),
     max: secs(60),
 };
+pub(super) const STALL_AFTER: Range<Duration> = Range {
+    default: secs(30),
+    min: secs(1),
+    max: secs(3600),
+};
 pub(super) const BACKOFF_MIN: Range<Duration> = Range {
     default: ms(250),
     min: ms(1),

@@ -76,6 +76,9 @@ pub struct WebConfig {
     /// Whether session cookies are `Secure` (sent over TLS only): set it
     /// when users reach the view through a TLS proxy.
     pub secure_cookies: bool,
+    /// Host names the view is reached by besides its address (and
+    /// `localhost` on loopback): a request naming another is refused.
+    pub server_names: Vec<String>,
 }
 
 /// `[web] auth`.
@@ -228,6 +231,9 @@ pub struct HealthConfig {
     pub backoff_min: Duration,
     /// Reconnect delays never exceed this.
     pub backoff_max: Duration,
+    /// A source whose reads fail, or hang, this long is stalled: said in
+    /// the status line, the metrics and the audit log (the health page).
+    pub stall_after: Duration,
 }
 
 /// `[diagnostics]`: the daemon's own log.
@@ -388,6 +394,7 @@ impl WebConfig {
             auth: Some(auth.to_owned()),
             session_lifetime: Some(humantime::format_duration(self.session_lifetime).to_string()),
             secure_cookies: Some(self.secure_cookies),
+            server_names: Some(self.server_names.clone()),
             proxy_user_header: header,
             proxy_addresses: addresses,
             proxy_role: role,
@@ -477,6 +484,7 @@ impl Config {
                 timeout: duration(self.health.timeout),
                 backoff_min: duration(self.health.backoff_min),
                 backoff_max: duration(self.health.backoff_max),
+                stall_after: duration(self.health.stall_after),
             }),
             logging: Some(RawLogging {
                 level: Some(self.logging.level.clone()),

@@ -75,6 +75,7 @@ pub struct RawHealth {
     pub timeout: Option<String>,
     pub backoff_min: Option<String>,
     pub backoff_max: Option<String>,
+    pub stall_after: Option<String>,
 }
 
 /// `[retention]`: days each kind of row is kept (0 keeps it forever).
@@ -118,6 +119,7 @@ pub struct RawWeb {
     pub auth: Option<String>,
     pub session_lifetime: Option<String>,
     pub secure_cookies: Option<bool>,
+    pub server_names: Option<Vec<String>>,
     pub proxy_user_header: Option<String>,
     pub proxy_addresses: Option<Vec<String>>,
     pub proxy_role: Option<String>,

@@ -53,6 +53,7 @@ impl Source {
                     .load(std::sync::atomic::Ordering::Relaxed),
             ),
             lag_seconds: Some(self.control.lag_seconds()),
+            source_stalled: Some(self.control.stall().is_some()),
             ..Live::default()
         };
         if let Some(fleet) = &self.fleet {

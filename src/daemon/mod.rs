@@ -16,6 +16,7 @@ mod progress;
 mod reload;
 mod signals;
 mod source_thread;
+mod stall;
 mod systemd;
 
 use std::path::PathBuf;
@@ -91,6 +92,8 @@ struct Running {
     /// The fleet replicator, when `[fleet]` is configured, and its stop
     /// request (sent once the writer has committed its last batch).
     fleet: Option<(tokio::task::JoinHandle<()>, watch::Sender<bool>)>,
+    /// Records the reader's stalls in the audit log.
+    stall: stall::StallWatch,
 }
 
 /// How the writer task ended, if it ended before a stop was asked.
@@ -120,6 +123,13 @@ impl Running {
         let follow_settings = FollowSettings::new(config.ingest.max_line_bytes);
         let (poll_active, poll_idle) = (follow_settings.poll_active, follow_settings.poll_idle);
         let stored = handle.current().source_positions().await?;
+        let stall_open = handle
+            .current()
+            .with_conn("read the newest stall", |conn| {
+                store::repo::open_stall(conn)
+            })
+            .await?
+            .is_some();
         let (source, indexes): (Box<dyn LineSource>, _) = match config.log.source {
             LogSource::File => {
                 let (positions, latest) = file_positions(&stored, &config);
@@ -137,6 +147,7 @@ impl Running {
         let (sender, receiver) = channel::for_config(&config.ingest);
         let audit = Some(sender.clone());
         let (control, source_thread) = source_thread::spawn(source, sender, poll_active, poll_idle);
+        control.set_stall_after(config.health.stall_after);
         let fleet_progress = config
             .fleet
             .as_ref()
@@ -180,6 +191,7 @@ impl Running {
                 fleet_progress,
             )
             .await;
+        let stall = stall::StallWatch::new(Arc::clone(&control), stall_open);
         let live_path = source_name(&config);
         lock(&notifier).ready(&format!("tailing {live_path}"));
         tracing::info!(
@@ -205,14 +217,21 @@ impl Running {
             health,
             metrics,
             fleet,
+            stall,
         })
     }
 
     /// Serves signals until one says stop or the writer ends on its own (a
     /// database error it cannot retry).
     async fn serve(&mut self, signals: &mut mpsc::Receiver<i32>) -> WriterEnded {
+        let mut stall_watch = tokio::time::interval(stall::WATCH_EVERY);
         loop {
             tokio::select! {
+                _ = stall_watch.tick() => {
+                    if let (Some(item), Some(tx)) = (self.stall.check(), &self.audit) {
+                        audit(tx, item);
+                    }
+                }
                 signal = signals.recv() => match signal {
                     Some(SIGHUP) => {
                         let outcome = reload::reload(self).await;

@@ -65,6 +65,13 @@ impl DaemonProgress {
         } else {
             format!("database unavailable, retrying; reading of {path} paused")
         };
+        if let Some(stall) = self.reader.stall() {
+            status.push_str(&format!(
+                "; STALLED for {} s: {}",
+                (crate::store::repo::now_ms() - stall.since_ms).max(0) / 1000,
+                stall.reason
+            ));
+        }
         if let Some(fleet) = &self.fleet {
             status.push_str(&fleet_status(&fleet.status()));
         }

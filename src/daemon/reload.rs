@@ -61,6 +61,7 @@ pub(super) async fn reload(running: &mut Running) -> Item {
         Ok((new, prepared)) => {
             metrics.apply(prepared, &new.metrics);
             log.set_level(&new.logging.level);
+            control.set_stall_after(new.health.stall_after);
             let _ = settings.send(WriterSettings::from_config(&new, None));
             if new.database != current.database {
                 match store::connect(&new.database).await {

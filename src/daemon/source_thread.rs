@@ -31,6 +31,37 @@ pub struct ReaderControl {
     /// What the source reads now (it changes when a reload switches the
     /// log path), for the status line.
     described: Mutex<String>,
+    /// Whether the reader is stalled, and why: see [`ReaderControl::stall`].
+    health: ReaderHealth,
+}
+
+/// What tells a stalled reader from a quiet log: polls that keep failing,
+/// or one that does not return while it is not waiting for the writer
+/// (a full channel is the database pushing back, not a stall).
+#[derive(Debug, Default)]
+struct ReaderHealth {
+    /// Since when (wall clock, ms) every poll has failed; 0 while they do not.
+    failing_since_ms: AtomicI64,
+    /// The last poll's error.
+    last_error: Mutex<String>,
+    /// Whether a poll is under way.
+    in_poll: AtomicBool,
+    /// Whether the reader waits for room in the channel.
+    in_send: AtomicBool,
+    /// When (wall clock, ms) the reader last showed life inside a poll: its
+    /// start, or a send returning.
+    heartbeat_ms: AtomicI64,
+    /// `[health] stall_after`, in ms.
+    stall_after_ms: AtomicI64,
+}
+
+/// A stalled reader: since when, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stall {
+    /// When it began (wall clock, ms).
+    pub since_ms: i64,
+    /// The error, or what hangs.
+    pub reason: String,
 }
 
 impl ReaderControl {
@@ -88,6 +119,86 @@ impl ReaderControl {
             .unwrap_or_default()
     }
 
+    /// Sets `[health] stall_after` (at start and on reload).
+    pub fn set_stall_after(&self, after: Duration) {
+        let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+        self.health
+            .stall_after_ms
+            .store(after_ms, Ordering::Relaxed);
+    }
+
+    /// Whether the reader has failed, or hung outside the channel, for
+    /// `[health] stall_after` or longer.
+    pub fn stall(&self) -> Option<Stall> {
+        let now = crate::store::repo::now_ms();
+        let health = &self.health;
+        let after_ms = health.stall_after_ms.load(Ordering::Relaxed);
+        let failing = health.failing_since_ms.load(Ordering::Relaxed);
+        if failing != 0 && now - failing >= after_ms {
+            let error = health
+                .last_error
+                .lock()
+                .map(|e| e.clone())
+                .unwrap_or_default();
+            return Some(Stall {
+                since_ms: failing,
+                reason: format!("reading {} fails: {error}", self.describe()),
+            });
+        }
+        let heartbeat = health.heartbeat_ms.load(Ordering::Relaxed);
+        if health.in_poll.load(Ordering::Relaxed)
+            && !health.in_send.load(Ordering::Relaxed)
+            && now - heartbeat >= after_ms
+        {
+            return Some(Stall {
+                since_ms: heartbeat,
+                reason: format!(
+                    "a read of {} has not returned for {} s",
+                    self.describe(),
+                    (now - heartbeat) / 1000
+                ),
+            });
+        }
+        None
+    }
+
+    fn poll_started(&self) {
+        self.health
+            .heartbeat_ms
+            .store(crate::store::repo::now_ms(), Ordering::Relaxed);
+        self.health.in_poll.store(true, Ordering::Relaxed);
+    }
+
+    fn poll_ended(&self, error: Option<&std::io::Error>) {
+        let health = &self.health;
+        health.in_poll.store(false, Ordering::Relaxed);
+        match error {
+            None => health.failing_since_ms.store(0, Ordering::Relaxed),
+            Some(err) => {
+                if let Ok(mut last) = health.last_error.lock() {
+                    *last = err.to_string();
+                }
+                if health.failing_since_ms.load(Ordering::Relaxed) == 0 {
+                    health
+                        .failing_since_ms
+                        .store(crate::store::repo::now_ms().max(1), Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Runs `send` (which may wait for room in the channel) marked as such.
+    fn sending<T>(&self, send: impl FnOnce() -> T) -> T {
+        let health = &self.health;
+        health.in_send.store(true, Ordering::Relaxed);
+        let result = send();
+        health.in_send.store(false, Ordering::Relaxed);
+        health
+            .heartbeat_ms
+            .store(crate::store::repo::now_ms(), Ordering::Relaxed);
+        result
+    }
+
     fn set_described(&self, text: String) {
         if let Ok(mut slot) = self.described.lock() {
             *slot = text;
@@ -113,6 +224,7 @@ pub fn spawn(
         behind_since_ms: AtomicI64::new(0),
         truncated_lines: AtomicU64::new(0),
         described: Mutex::new(source.describe()),
+        health: ReaderHealth::default(),
     });
     let thread_control = Arc::clone(&control);
     let mut sender = ReaderSink {
@@ -157,11 +269,13 @@ struct ReaderSink {
 
 impl ItemSink for ReaderSink {
     fn send(&mut self, item: Item) -> bool {
-        self.sender.send(item)
+        let sender = &mut self.sender;
+        self.control.sending(|| sender.send(item))
     }
 
     fn flush(&mut self) -> bool {
-        self.sender.flush()
+        let sender = &mut self.sender;
+        self.control.sending(|| sender.flush())
     }
 
     fn stopping(&self) -> bool {
@@ -209,7 +323,10 @@ fn follow(
             control.set_described(source.describe());
             watcher = watch(source.wake_directory(), control);
         }
-        let again = match source.poll(sender) {
+        control.poll_started();
+        let polled = source.poll(sender);
+        control.poll_ended(polled.as_ref().err());
+        let again = match polled {
             Ok(outcome) => {
                 read_errors = 0;
                 if outcome.closed {

@@ -291,10 +291,14 @@ fn starts_with_timestamp(text: &[u8]) -> bool {
         })
 }
 
-/// The lines of `text` as Exim writes them to a file: one per newline.
-fn file_lines(text: Vec<u8>) -> Vec<Vec<u8>> {
+/// The lines of `text` as Exim writes them to a file: one per newline. A
+/// newline at the end ends the last line; it does not start an empty one.
+fn file_lines(mut text: Vec<u8>) -> Vec<Vec<u8>> {
     if !text.contains(&b'\n') {
         return vec![text];
+    }
+    if text.last() == Some(&b'\n') {
+        text.pop();
     }
     text.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect()
 }

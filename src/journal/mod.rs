@@ -133,10 +133,17 @@ const POLL_WAIT: Duration = Duration::from_millis(200);
 /// How long to wait before running journalctl again after it exited.
 const RESTART_AFTER: Duration = Duration::from_secs(1);
 
+/// How long to wait before reading an entry without `MESSAGE` again.
+const REREAD_AFTER: Duration = Duration::from_millis(200);
+
 /// A running `journalctl`, its entries read on a thread of their own.
 struct Reader {
     child: Child,
     entries: Receiver<std::io::Result<JournalEntry>>,
+    /// The last line journalctl wrote to stderr: why it ended, if it failed.
+    last_complaint: Arc<std::sync::Mutex<String>>,
+    /// The thread reading stderr.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Reader {
@@ -169,6 +176,20 @@ pub struct JournalSource {
     finished: bool,
     /// The journal time of the last entry taken, and when it was taken.
     last_entry: (u64, Instant),
+    /// The cursor of an entry without `MESSAGE` met once: read again, in
+    /// case journald was still writing it; met again, it is skipped.
+    empty_seen: Option<String>,
+}
+
+/// What became of one entry.
+enum Taken {
+    /// Its lines (if any) went to the sink.
+    Sent,
+    /// It has no `MESSAGE` yet: read the journal again from the last entry
+    /// taken.
+    ReadAgain,
+    /// The writer has gone away.
+    Closed,
 }
 
 impl JournalSource {
@@ -199,6 +220,7 @@ impl JournalSource {
             restart_at: None,
             finished: false,
             last_entry: (0, Instant::now()),
+            empty_seen: None,
         }
     }
 
@@ -257,24 +279,37 @@ impl JournalSource {
                 .name("journalctl".into())
                 .spawn(move || read_entries(BufReader::new(stdout), &sender))?;
         }
+        let last_complaint = Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stderr_reader = None;
         if let Some(stderr) = child.stderr.take() {
             let described = self.settings.describe();
-            std::thread::Builder::new()
-                .name("journalctl-err".into())
-                .spawn(move || {
-                    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                        tracing::warn!(source = %described, "journalctl: {line}");
-                    }
-                })?;
+            let complaint = Arc::clone(&last_complaint);
+            stderr_reader = Some(
+                std::thread::Builder::new()
+                    .name("journalctl-err".into())
+                    .spawn(move || {
+                        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                            tracing::warn!(source = %described, "journalctl: {line}");
+                            if let Ok(mut last) = complaint.lock() {
+                                *last = line.chars().take(512).collect();
+                            }
+                        }
+                    })?,
+            );
         }
         self.check_first = self.resume.is_some();
-        self.reader = Some(Reader { child, entries });
+        self.reader = Some(Reader {
+            child,
+            entries,
+            last_complaint,
+            stderr_reader,
+        });
         Ok(())
     }
 
     /// Takes one entry: checks it against the stored cursor when it is the
     /// first of a run, then sends the lines it completes.
-    fn take(&mut self, entry: &JournalEntry, sink: &mut dyn ItemSink) -> bool {
+    fn take(&mut self, entry: &JournalEntry, sink: &mut dyn ItemSink) -> Taken {
         let skip = std::mem::take(&mut self.skip_next);
         if std::mem::take(&mut self.check_first)
             && let Some((cursor, stored_skip)) = self.resume.clone()
@@ -283,12 +318,16 @@ impl JournalSource {
                 // Taken before the position was stored; of the next entry,
                 // `stored_skip` lines are stored too.
                 self.skip_next = stored_skip;
-                return true;
+                return Taken::Sent;
             }
             if !sink.send(self.gap(&cursor, entry)) {
-                return false;
+                return Taken::Closed;
             }
         }
+        if entry.message.is_none() && entry.syslog_raw.is_none() {
+            return self.take_empty(entry, sink);
+        }
+        self.empty_seen = None;
         let before = self.assembler.clone();
         let lines = self.assembler.push(entry);
         let count = lines.len();
@@ -304,11 +343,47 @@ impl JournalSource {
                 _ => self.assembler.position(&entry.cursor, 0),
             };
             if !self.send_line(bytes, Arc::from(position), sink) {
-                return false;
+                return Taken::Closed;
             }
         }
         self.resume = Some((entry.cursor.clone(), 0));
-        true
+        Taken::Sent
+    }
+
+    /// An entry of Exim's identifier without `MESSAGE`. Read while journald
+    /// was still writing it (systemd #40263), it is whole when read again,
+    /// so the first time it is read again; the second time it really has
+    /// none (anyone may log one with `logger` or `systemd-cat`), and it is
+    /// skipped and recorded as a gap of one byte: offsets count one for it,
+    /// so the gap is found again, not recorded twice, after a restart.
+    fn take_empty(&mut self, entry: &JournalEntry, sink: &mut dyn ItemSink) -> Taken {
+        if self.empty_seen.as_deref() != Some(entry.cursor.as_str()) {
+            self.empty_seen = Some(entry.cursor.clone());
+            return Taken::ReadAgain;
+        }
+        self.empty_seen = None;
+        let reason = format!(
+            "a journal entry of {} without MESSAGE, logged at {} UTC, was skipped (cursor {})",
+            self.settings.exim_match(),
+            format_us(entry.time_us()),
+            entry.cursor
+        );
+        tracing::warn!(source = %self.source.path, cursor = %entry.cursor, "{reason}");
+        let start = self.offset;
+        self.offset += 1;
+        self.resume = Some((entry.cursor.clone(), 0));
+        let gap = Item::Gap(GapItem {
+            source: Some(Arc::clone(&self.source)),
+            path: self.source.path.clone(),
+            start,
+            end: Some(self.offset),
+            reason,
+        });
+        if sink.send(gap) {
+            Taken::Sent
+        } else {
+            Taken::Closed
+        }
     }
 
     fn send_line(
@@ -396,9 +471,23 @@ impl LineSource for JournalSource {
                 }
             };
             self.last_entry = (entry.time_us(), Instant::now());
-            if !self.take(&entry, sink) {
-                outcome.closed = true;
-                return Ok(outcome);
+            match self.take(&entry, sink) {
+                Taken::Sent => {}
+                Taken::Closed => {
+                    outcome.closed = true;
+                    return Ok(outcome);
+                }
+                Taken::ReadAgain => {
+                    // The reader is dropped (journalctl killed) and run
+                    // again from the last entry taken at the next poll.
+                    self.reader = None;
+                    self.restart_at = Some(Instant::now() + REREAD_AFTER);
+                    outcome.again = false;
+                    if !sink.flush() {
+                        outcome.closed = true;
+                    }
+                    return Ok(outcome);
+                }
             }
             outcome.lines += 1;
             if sink.stopping() {
@@ -431,7 +520,28 @@ impl LineSource for JournalSource {
         match ended {
             None => {}
             Some(result) => {
-                let status = self.reader.take().map(|mut reader| reader.child.wait());
+                // A following journalctl does not end by itself: killed
+                // first, or the wait would hang (and the stop with it).
+                let kill = self.follow || result.is_err();
+                let mut complaint = String::new();
+                let status = self.reader.take().map(|mut reader| {
+                    if kill {
+                        let _ = reader.child.kill();
+                    }
+                    let status = reader.child.wait();
+                    // What it said last, once its stderr is read to the end
+                    // (bounded: a process it left behind may hold the pipe).
+                    if let Some(thread) = &reader.stderr_reader {
+                        let deadline = Instant::now() + Duration::from_millis(200);
+                        while !thread.is_finished() && Instant::now() < deadline {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                    }
+                    if let Ok(last) = reader.last_complaint.lock() {
+                        complaint.clone_from(&last);
+                    }
+                    status
+                });
                 if !self.follow && result.is_ok() {
                     self.finished = true;
                     if let Some(Ok(status)) = status
@@ -445,9 +555,16 @@ impl LineSource for JournalSource {
                 }
                 self.restart_at = Some(Instant::now() + RESTART_AFTER);
                 result?;
-                return Err(std::io::Error::other(
-                    "journalctl ended; running it again from the last entry read",
-                ));
+                let why = match status {
+                    Some(Ok(status)) if !status.success() && !complaint.is_empty() => {
+                        format!(" ({status}: {complaint})")
+                    }
+                    Some(Ok(status)) if !status.success() => format!(" ({status})"),
+                    _ => String::new(),
+                };
+                return Err(std::io::Error::other(format!(
+                    "journalctl ended{why}; running it again from the last entry read"
+                )));
             }
         }
         Ok(outcome)
@@ -496,15 +613,6 @@ fn read_entries(
     loop {
         match read_entry(&mut stdout) {
             Ok(Some(entry)) => {
-                if entry.message.is_none() && entry.syslog_raw.is_none() {
-                    // Read while journald was still writing it (systemd
-                    // #40263): it is whole when read again, so stop here
-                    // and let the next run start from the last entry taken.
-                    let _ = sender.send(Err(std::io::Error::other(
-                        "a journal entry without MESSAGE (still being written)",
-                    )));
-                    return;
-                }
                 if sender.send(Ok(entry)).is_err() {
                     return;
                 }

@@ -229,3 +229,87 @@ fn a_backlog_line_split_across_two_polls_is_whole() {
     let lines: Vec<Vec<u8>> = bytes(&collected);
     assert_eq!(lines, mainlog_lines());
 }
+
+/// `EXPORT` with an entry of Exim's identifier but no `MESSAGE` (as
+/// `logger` or `systemd-cat` can write) after its `after`th entry.
+fn with_empty_entry(after: usize) -> Vec<u8> {
+    let text = std::str::from_utf8(EXPORT).unwrap();
+    let mut entries: Vec<String> = text
+        .split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect();
+    entries.insert(
+        after,
+        "__CURSOR=s=9d02c1a113ad4889a67914ad51533c67;i=ffff;b=f1c891455832462295c1a4c0ec703caa;\
+         m=5899c0f79;t=66193af9a62af;x=1\n__REALTIME_TIMESTAMP=1796136794481327\n\
+         _BOOT_ID=f1c891455832462295c1a4c0ec703caa\nPRIORITY=6\nSYSLOG_IDENTIFIER=exim\n\
+         SYSLOG_PID=4242\n_PID=4242"
+            .to_owned(),
+    );
+    format!("{}\n\n", entries.join("\n\n")).into_bytes()
+}
+
+#[test]
+fn an_entry_without_message_is_skipped_and_counted_once_not_a_stall() {
+    let journal = FakeJournal::new(&with_empty_entry(10));
+    let collected = journal.read(JournalStart::default(), Window::default());
+    assert_eq!(
+        bytes(&collected),
+        mainlog_lines(),
+        "every line after it too"
+    );
+    let gaps = collected.gaps();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert!(
+        gaps[0].reason.contains("without MESSAGE"),
+        "{}",
+        gaps[0].reason
+    );
+    assert_eq!(gaps[0].end, Some(gaps[0].start + 1), "one offset for it");
+    // Resumed from just before it (a restart before the next line was
+    // stored), the same gap: recorded once in the database.
+    let before = collected
+        .line_items()
+        .into_iter()
+        .take_while(|line| line.end <= gaps[0].start)
+        .last()
+        .unwrap();
+    let resumed = journal.read(start_after(before), Window::default());
+    assert_eq!(resumed.gaps().len(), 1);
+    assert_eq!(resumed.gaps()[0].start, gaps[0].start);
+    assert_eq!(resumed.gaps()[0].end, gaps[0].end);
+    // Resumed after it, nothing of it again.
+    let after = collected
+        .line_items()
+        .into_iter()
+        .find(|line| line.start > gaps[0].start)
+        .unwrap();
+    let resumed = journal.read(start_after(after), Window::default());
+    assert!(resumed.gaps().is_empty());
+}
+
+#[test]
+fn a_binary_message_with_newlines_makes_one_stored_line_per_line_and_no_empty_one() {
+    let mut export = Vec::new();
+    export.extend_from_slice(
+        b"__CURSOR=s=1;i=1;b=f1;m=1;t=1;x=1\n__REALTIME_TIMESTAMP=1796136794481327\n\
+          _BOOT_ID=f1\nPRIORITY=6\nSYSLOG_IDENTIFIER=exim\nSYSLOG_PID=4242\nMESSAGE\n",
+    );
+    let message = b"2026-12-01 14:53:14 first\nsecond\xff\nthird\n";
+    export.extend_from_slice(&(message.len() as u64).to_le_bytes());
+    export.extend_from_slice(message);
+    export.extend_from_slice(b"\n\n");
+    let mut reader = std::io::Cursor::new(export);
+    let entry = read_entry(&mut reader).unwrap().unwrap();
+    let lines = Assembler::default().push(&entry);
+    assert_eq!(
+        lines,
+        vec![
+            b"2026-12-01 14:53:14 first".to_vec(),
+            b"second\xff".to_vec(),
+            b"third".to_vec()
+        ]
+    );
+    assert!(lines.iter().all(|line| !line.contains(&b'\n')));
+}

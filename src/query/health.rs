@@ -50,6 +50,18 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// A stall of the daemon's reader that has not ended (as its audit
+/// records say).
+#[derive(Debug, Serialize)]
+pub struct StallState {
+    /// What it reads.
+    pub source: String,
+    /// Since when it has failed or hung (wall clock).
+    pub since: String,
+    /// The error, or what hangs.
+    pub reason: String,
+}
+
 /// The health page's facts.
 #[derive(Debug, Serialize)]
 pub struct Health {
@@ -60,6 +72,8 @@ pub struct Health {
     pub seconds_since_commit: Option<i64>,
     /// The newest line's time (the log's clock).
     pub newest_line_at: Option<String>,
+    /// The reader's stall, while it lasts.
+    pub stall: Option<StallState>,
     /// Every source, most recently moved first.
     pub sources: Vec<SourceState>,
     /// Gaps recorded, in all.
@@ -123,11 +137,21 @@ pub fn read(conn: &Connection) -> Result<Health, QueryError> {
         .collect::<Result<_, _>>()
         .ctx(audit_context)?;
     let newest = crate::store::repo::newest_line_ms(conn)?;
+    let stall = crate::store::repo::open_stall(conn)?.map(|open| {
+        let details: serde_json::Value = serde_json::from_str(&open.details).unwrap_or_default();
+        let text = |key: &str| details[key].as_str().unwrap_or_default().to_owned();
+        StallState {
+            source: text("source"),
+            since: format_ms(details["since_ms"].as_i64().unwrap_or(open.recorded_ms)),
+            reason: text("reason"),
+        }
+    });
     Ok(Health {
         last_commit_at: last_commit_ms.map(format_ms),
         seconds_since_commit: last_commit_ms
             .map(|at| (crate::store::repo::now_ms() - at).max(0) / 1000),
         newest_line_at: newest.map(format_ms),
+        stall,
         sources,
         gap_count,
         gaps,

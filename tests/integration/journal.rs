@@ -35,7 +35,9 @@ fn lines_of(entries: &[String]) -> Vec<Vec<u8>> {
 }
 
 /// `dir/bin/journalctl`, printing `dir/export`; its pid goes to
-/// `dir/journalctl.pid` and its arguments to `dir/args`.
+/// `dir/journalctl.pid` and its arguments to `dir/args`. While `dir/fail`
+/// exists it fails at once, saying what the file holds; while `dir/deaf`
+/// exists, following, it ignores SIGTERM.
 fn fake_journalctl(dir: &Path) -> PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -54,10 +56,13 @@ for argument in "$@"; do
     --follow) follow=1 ;;
   esac
 done
+[ ! -e "{dir}/fail" ] || {{ echo "Failed to open journal: $(cat "{dir}/fail")" >&2; exit 1; }}
 awk -v cursor="$cursor" 'BEGIN {{ RS = ""; ORS = "\n\n" }}
   {{ entries[NR] = $0; if (cursor != "" && index($0, "__CURSOR=" cursor "\n") == 1) found = NR }}
   END {{ for (n = (found ? found : 1); n <= NR; n++) print entries[n] }}' "{dir}/export"
-[ -z "$follow" ] || exec sleep 600
+[ -z "$follow" ] || [ -e "{dir}/deaf" ] || exec sleep 600
+# With dir/deaf, it hangs as a stuck journalctl would: deaf to SIGTERM.
+[ -z "$follow" ] || {{ trap '' TERM; exec sleep 600; }}
 "#,
             dir = dir.display()
         ),
@@ -197,4 +202,182 @@ fn ingest_journal_then_run_hands_over_with_no_gap_and_no_duplicate() {
         .status();
     assert!(daemon.wait().unwrap().success());
     assert_eq!(stored_lines(&db), expected);
+}
+
+/// An entry of Exim's identifier without MESSAGE, as `logger` or
+/// `systemd-cat` can write one.
+const EMPTY_ENTRY: &str = "__CURSOR=s=9d02c1a113ad4889a67914ad51533c67;i=ffff;\
+b=f1c891455832462295c1a4c0ec703caa;m=5899c0f79;t=66193af9a62af;x=1
+__REALTIME_TIMESTAMP=1796136794481327
+_BOOT_ID=f1c891455832462295c1a4c0ec703caa
+PRIORITY=6
+SYSLOG_IDENTIFIER=exim
+SYSLOG_PID=4242
+
+";
+
+fn journal_config(dir: &Path, extra_health: &str, extra: &str) -> PathBuf {
+    let config = dir.join("c.toml");
+    let text = FAST_CONFIG.replace("[health]\n", &format!("[health]\n{extra_health}\n"));
+    std::fs::write(
+        &config,
+        format!("{text}\n[log]\nsource = \"journal\"\n{extra}"),
+    )
+    .unwrap();
+    config
+}
+
+fn gaps(db: &Path) -> Vec<String> {
+    let conn = deadpool_sqlite::rusqlite::Connection::open(db).unwrap();
+    crate::util::query_all(&conn, "SELECT reason FROM ingest_gaps ORDER BY id", |row| {
+        row.get(0)
+    })
+}
+
+#[test]
+fn an_entry_without_message_is_skipped_and_counted_once_and_stops_nothing() {
+    let dir = TempDir::new().unwrap();
+    let all = entries();
+    let bin = fake_journalctl(dir.path());
+    let mut export = all[..20].to_vec();
+    export.push(EMPTY_ENTRY.to_owned());
+    export.extend_from_slice(&all[20..]);
+    std::fs::write(dir.path().join("export"), export.concat()).unwrap();
+    let config = journal_config(dir.path(), "", "");
+    let db = dir.path().join("x.db");
+    let path = path_with(&bin);
+    let start = || Daemon::launch(dir.path(), None, &db, &config, &[("PATH", &path)], &[]);
+    let expected = lines_of(&all);
+
+    let daemon = start();
+    wait_for_lines(&db, expected.len(), Duration::from_secs(30), Some(&daemon));
+    // Killed (a restart that replays the entry is the worst case), then
+    // started again: the entry is counted once.
+    daemon.kill();
+    let daemon = start();
+    daemon.wait_for_log("tailing journal:SYSLOG_IDENTIFIER=exim");
+    wait_for_lines(&db, expected.len(), Duration::from_secs(30), Some(&daemon));
+    let stderr = daemon.stderr_text();
+    assert!(daemon.stop().success(), "{stderr}");
+    assert_eq!(stored_lines(&db), expected);
+    let reasons = gaps(&db);
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("without MESSAGE"), "{reasons:?}");
+    assert!(!stderr.contains("still being written"), "{stderr}");
+}
+
+#[test]
+fn sigterm_stops_the_daemon_within_systemds_five_seconds_while_journalctl_hangs() {
+    let dir = TempDir::new().unwrap();
+    let all = entries();
+    let bin = fake_journalctl(dir.path());
+    let mut export = all[..20].to_vec();
+    export.push(EMPTY_ENTRY.to_owned());
+    std::fs::write(dir.path().join("export"), export.concat()).unwrap();
+    std::fs::write(dir.path().join("deaf"), "").unwrap();
+    let config = journal_config(dir.path(), "", "");
+    let db = dir.path().join("x.db");
+    let path = path_with(&bin);
+    let mut daemon = Daemon::launch(dir.path(), None, &db, &config, &[("PATH", &path)], &[]);
+    wait_for_lines(
+        &db,
+        lines_of(&all[..20]).len(),
+        Duration::from_secs(30),
+        Some(&daemon),
+    );
+    // The empty entry read twice (a journalctl run of its own each time),
+    // then journalctl hangs, deaf to SIGTERM.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while gaps(&db).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            daemon.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stopping = std::time::Instant::now();
+    daemon.signal("TERM");
+    let status = daemon.wait(Duration::from_secs(10));
+    let took = stopping.elapsed();
+    assert!(status.success(), "{}", daemon.stderr_text());
+    // systemd's TimeoutStopSec (the README's promise), not a speed figure.
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+}
+
+#[test]
+fn a_stalled_source_shows_in_the_metrics_the_audit_log_and_the_health_page_then_recovers() {
+    let dir = TempDir::new().unwrap();
+    let all = entries();
+    let bin = fake_journalctl(dir.path());
+    std::fs::write(dir.path().join("export"), all[..20].concat()).unwrap();
+    std::fs::write(dir.path().join("fail"), "Permission denied").unwrap();
+    let port = crate::util::free_port();
+    let config = journal_config(
+        dir.path(),
+        "stall_after = \"2s\"",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let db = dir.path().join("x.db");
+    let path = path_with(&bin);
+    let daemon = Daemon::launch(dir.path(), None, &db, &config, &[("PATH", &path)], &[]);
+    let stalled = |value: f64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((_, body)) = crate::util::http_get(port, "/metrics")
+                && crate::util::parse_exposition(&body).get("exim_pilot_source_stalled")
+                    == Some(&value)
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "exim_pilot_source_stalled never became {value}: {}",
+                daemon.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    stalled(1.0);
+    let wait_for_action = |action: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !crate::util::audit_actions(&db).iter().any(|a| a == action) {
+            assert!(std::time::Instant::now() < deadline, "no {action} record");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for_action("source_stalled");
+    let server = crate::web::Server::start_with(&db, dir.path(), None);
+    let health = server.json("/api/v1/health");
+    assert!(
+        health["stall"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Permission denied"),
+        "{health}"
+    );
+    let page = server.page("/health", 200);
+    assert!(page.contains("id=\"stalled\""), "{page}");
+
+    std::fs::remove_file(dir.path().join("fail")).unwrap();
+    stalled(0.0);
+    wait_for_action("source_recovered");
+    wait_for_lines(
+        &db,
+        lines_of(&all[..20]).len(),
+        Duration::from_secs(30),
+        Some(&daemon),
+    );
+    // Answers are kept a few seconds: asked until the recovery shows.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !server.json("/api/v1/health")["stall"].is_null()
+        || server.page("/health", 200).contains("id=\"stalled\"")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the health page still says stalled"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(daemon.stop().success());
 }

@@ -35,6 +35,9 @@ pub struct Live {
     /// How long the reader has been behind the end of the log (0 when it
     /// is at the end).
     pub lag_seconds: Option<f64>,
+    /// Whether the source's reads have failed or hung for `[health]
+    /// stall_after`.
+    pub source_stalled: Option<bool>,
     /// Whether the fleet's PostgreSQL took the last batch or answered the
     /// last try (`[fleet]` configured only).
     pub fleet_up: Option<bool>,
@@ -437,6 +440,13 @@ fn live_gauges(live: &Live) -> Vec<Family> {
             "exim_pilot_lag_seconds",
             "How long the reader has been behind the end of the log, 0 when it is at the end",
             seconds,
+        ));
+    }
+    if let Some(stalled) = live.source_stalled {
+        families.push(gauge(
+            "exim_pilot_source_stalled",
+            "Whether reading the log has failed or hung for [health] stall_after (1) or not (0)",
+            if stalled { 1.0 } else { 0.0 },
         ));
     }
     if let Some(up) = live.fleet_up {

@@ -92,3 +92,42 @@ pub fn record_audit(conn: &Connection, record: &AuditRecord<'_>) -> Result<i64, 
     )
     .ctx(context)
 }
+
+/// The audit action that marks a source stalled.
+pub const SOURCE_STALLED: &str = "source_stalled";
+/// The audit action that marks a stalled source read again.
+pub const SOURCE_RECOVERED: &str = "source_recovered";
+
+/// A stall recorded and not yet followed by a recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenStall {
+    /// When it was recorded (wall clock, ms).
+    pub recorded_ms: i64,
+    /// Its details: `{"source", "since_ms", "reason"}`.
+    pub details: String,
+}
+
+/// The newest stall record, if no recovery came after it.
+pub fn open_stall(conn: &Connection) -> Result<Option<OpenStall>, StoreError> {
+    let context = || Context::op("read the newest stall").table("audit_log");
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT action, at_ms, detail FROM audit_log WHERE action IN (?1, ?2)
+             ORDER BY id DESC LIMIT 1",
+        )
+        .ctx(context)?;
+    let mut rows = statement
+        .query(params![SOURCE_STALLED, SOURCE_RECOVERED])
+        .ctx(context)?;
+    let Some(row) = rows.next().ctx(context)? else {
+        return Ok(None);
+    };
+    let action: String = row.get(0).ctx(context)?;
+    if action != SOURCE_STALLED {
+        return Ok(None);
+    }
+    Ok(Some(OpenStall {
+        recorded_ms: row.get(1).ctx(context)?,
+        details: row.get(2).ctx(context)?,
+    }))
+}

@@ -14,7 +14,10 @@ mod lines;
 mod shipped;
 mod sources;
 
-pub use audit::{AuditRecord, Gap, record_audit, record_gap};
+pub use audit::{
+    AuditRecord, Gap, OpenStall, SOURCE_RECOVERED, SOURCE_STALLED, open_stall, record_audit,
+    record_gap,
+};
 pub use counts::{
     FUTURE_TOLERANCE_MS, NO_TIME_MINUTE, add_line_counts, minute_of, newest_line_ms,
     newest_line_ms_before,

@@ -32,6 +32,10 @@ const FIRST_LINES: usize = 50;
 /// browser and polls the database.
 pub(super) const MAX_STREAMS: usize = 16;
 
+/// Streams one user, or one client address (the trusted proxy's aside),
+/// may hold: nobody takes them all.
+pub(super) const STREAMS_PER_CLIENT: usize = 4;
+
 /// The newest chunk's id, and the lines of the newest chunks (oldest
 /// first), at most [`FIRST_LINES`].
 fn newest(conn: &deadpool_sqlite::rusqlite::Connection) -> Result<(i64, Vec<String>), WebError> {
@@ -89,15 +93,42 @@ pub(super) struct LiveQuery {
 pub(super) async fn events(
     State(app): State<App>,
     axum::Extension(session): axum::Extension<Session>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<LiveQuery>,
 ) -> Response {
-    let Ok(permit) = app.streams.clone().try_acquire_owned() else {
+    let busy = |message: String| {
+        super::api::error_response(&WebError::Refused(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            message,
+        ))
+    };
+    let Some(user_slot) = app.streams_per_user.take(session.user.clone()) else {
+        return busy(format!(
+            "{STREAMS_PER_CLIENT} live streams are open for {} already; close one",
+            session.user
+        ));
+    };
+    let address_slot = if app.auth.is_proxy(peer.ip()) {
+        None
+    } else {
+        match app.streams_per_address.take(peer.ip()) {
+            Some(slot) => Some(slot),
+            None => {
+                return busy(format!(
+                    "{STREAMS_PER_CLIENT} live streams are open from {} already; close one",
+                    peer.ip()
+                ));
+            }
+        }
+    };
+    let Ok(total) = app.streams.clone().try_acquire_owned() else {
         return super::api::error_response(&WebError::Refused(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             format!("{MAX_STREAMS} live streams are open already; close one"),
         ));
     };
+    let permit = (total, user_slot, address_slot);
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

@@ -20,8 +20,11 @@ mod chart;
 mod fleet;
 mod live;
 mod pages;
+mod server;
+mod slots;
 
 pub use auth::hash_password;
+pub use server::MAX_CONNECTIONS;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -67,8 +70,10 @@ struct App {
     database: Arc<PathBuf>,
     permits: Arc<tokio::sync::Semaphore>,
     auth: Arc<auth::Auth>,
-    /// Live streams open, bounded.
+    /// Live streams open, bounded in all, per user and per address.
     streams: Arc<tokio::sync::Semaphore>,
+    streams_per_user: Arc<slots::Slots<String>>,
+    streams_per_address: Arc<slots::Slots<std::net::IpAddr>>,
     /// True once the server is stopping: live streams end, or the
     /// graceful shutdown would wait for them forever.
     stopping: tokio::sync::watch::Receiver<bool>,
@@ -205,6 +210,8 @@ fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) 
         permits: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES)),
         auth: Arc::new(auth::Auth::new(settings.config.clone())),
         streams: Arc::new(tokio::sync::Semaphore::new(live::MAX_STREAMS)),
+        streams_per_user: slots::Slots::new(live::STREAMS_PER_CLIENT),
+        streams_per_address: slots::Slots::new(live::STREAMS_PER_CLIENT),
         stopping,
         cache: Arc::new(cache::Cache::default()),
         fleet,
@@ -292,15 +299,20 @@ pub async fn serve(
         settings.database.display()
     );
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    axum::serve(
+    let proxies = match &settings.config.auth {
+        crate::config::WebAuth::Proxy { addresses, .. } => addresses.clone(),
+        _ => Vec::new(),
+    };
+    server::serve(
         listener,
-        router(&settings, stopping).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        router(&settings, stopping),
+        move |peer| proxies.contains(&peer),
+        async move {
+            stop_requested().await;
+            let _ = stop.send(true);
+        },
     )
-    .with_graceful_shutdown(async move {
-        stop_requested().await;
-        let _ = stop.send(true);
-    })
-    .await?;
+    .await;
     tracing::info!("stopped serving the web view");
     Ok(())
 }

@@ -422,6 +422,12 @@ async fn health_page(State(app): State<App>) -> Response {
     };
     let body = html! {
         h1 { "Health" }
+        @if let Some(stall) = &health.stall {
+            p.error id="stalled" {
+                "The daemon's reading of " (stall.source) " has stalled since " (stall.since) ": " (stall.reason)
+                ". Nothing new is stored until it reads again."
+            }
+        }
         div.cards {
             div.card id="last-commit" { div.value { (health.last_commit_at.as_deref().unwrap_or("never")) } div.label { "last commit" } }
             div.card id="since-commit" {

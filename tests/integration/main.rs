@@ -28,3 +28,4 @@ mod systemd;
 mod transactions;
 mod util;
 mod web;
+mod web_hostile;

@@ -192,3 +192,21 @@ fn the_unit_runs_the_daemon_on_the_shipped_configuration_path() {
         assert!(text.lines().any(|line| line.starts_with(key)), "{key}");
     }
 }
+
+/// The web unit's descriptor limit stays above the server's own bound on
+/// connections, so that bound, not EMFILE, is what a flood meets.
+#[test]
+fn the_web_units_file_limit_is_above_its_connection_bound() {
+    let text = unit_text("exim-pilot-web.service");
+    let limit: usize = text
+        .lines()
+        .find_map(|line| line.strip_prefix("LimitNOFILE="))
+        .expect("LimitNOFILE in the web unit")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        limit >= exim_pilot::web::MAX_CONNECTIONS + 256,
+        "LimitNOFILE={limit}"
+    );
+}

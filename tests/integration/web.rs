@@ -118,7 +118,7 @@ fn cli_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&stdout).unwrap()
 }
 
-fn sample_database(dir: &Path) -> PathBuf {
+pub(crate) fn sample_database(dir: &Path) -> PathBuf {
     let db = dir.join("sample.db");
     crate::util::ingest_into(&db, &crate::util::fixture("sample/mainlog"));
     db
@@ -427,7 +427,7 @@ fn a_real_browser_renders_every_page() {
 }
 
 /// `serve --hash-password` for `password`.
-fn hash_of(password: &str) -> String {
+pub(crate) fn hash_of(password: &str) -> String {
     use std::io::Write as _;
     let mut child = Command::new(binary())
         .args(["serve", "--hash-password"])
@@ -442,7 +442,7 @@ fn hash_of(password: &str) -> String {
 }
 
 /// The session cookie a response sets (`name=value`), and its attributes.
-fn set_cookie(head: &str) -> (String, String) {
+pub(crate) fn set_cookie(head: &str) -> (String, String) {
     let line = head
         .lines()
         .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
@@ -516,14 +516,22 @@ fn users_sign_in_viewers_see_masked_addresses_and_failures_are_limited() {
         "{attributes}"
     );
     let cookie = format!("Cookie: {viewer}");
-    let (head, body) = crate::util::http(
-        port,
-        "GET",
-        "/api/v1/search?q=alice%40test.example",
-        &[&cookie],
-        "",
-    )
-    .unwrap();
+    // A viewer's search by address is refused, whether or not it exists:
+    // an answer would confirm it.
+    for address in ["alice%40test.example", "nobody%40nowhere.example"] {
+        let (head, body) = crate::util::http(
+            port,
+            "GET",
+            &format!("/api/v1/search?q={address}"),
+            &[&cookie],
+            "",
+        )
+        .unwrap();
+        assert!(status_is(&head, 403), "{head}");
+        assert!(body.contains("cannot search by address"), "{body}");
+    }
+    let (head, body) =
+        crate::util::http(port, "GET", "/api/v1/search?q=test.example", &[&cookie], "").unwrap();
     assert!(status_is(&head, 200), "{head}");
     assert!(body.contains("a***@test.example"), "{body}");
     assert!(

@@ -1,25 +1,32 @@
 //! Who may look, and how much: `[web] auth = "users"` (argon2 password
-//! hashes, sessions in signed cookies), `"proxy"` (a reverse proxy at a
-//! configured address names the user in a header), or `"none"` (anyone
-//! who can connect; the configuration allows it on loopback only).
-//! Requests are limited per client address, failed sign-ins per address
-//! and per name; a viewer's answers have every address masked.
+//! hashes, sessions in signed cookies: `login.rs`, `sessions.rs`), `"proxy"`
+//! (a reverse proxy at a configured address names the user in a header),
+//! or `"none"` (anyone who can connect; the configuration allows it on
+//! loopback only). Every request passes [`guard`]: the Host it names, the
+//! request limit (`limits.rs`), the session; a viewer's answers have every
+//! address masked (`mask.rs`).
 
-use std::collections::HashMap;
+mod limits;
+mod login;
+mod mask;
+mod sessions;
+
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Form, FromRef, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRef, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
-use maud::html;
-use serde::Deserialize;
+use axum_extra::extract::cookie::{Key, SignedCookieJar};
 
 use super::App;
 use crate::config::{WebAuth, WebConfig, WebRole, WebUser};
+use limits::{FailureBackoff, Limiter};
+pub use login::hash_password;
+pub(crate) use login::{login, login_form, logout};
+pub(crate) use mask::{mask_addresses, mask_response};
+use sessions::{Sessions, Ticket};
 
 /// The session cookie's name.
 const COOKIE: &str = "exim_pilot_session";
@@ -29,18 +36,14 @@ const COOKIE: &str = "exim_pilot_session";
 const REQUESTS_PER_WINDOW: u32 = 600;
 const REQUEST_WINDOW: Duration = Duration::from_secs(10);
 
-/// Failed sign-ins per name, and per client address (more: behind a proxy
-/// many users share one), before a pause of [`FAILURE_WINDOW`].
-const FAILURES_PER_NAME: u32 = 5;
-const FAILURES_PER_ADDRESS: u32 = 20;
-const FAILURE_WINDOW: Duration = Duration::from_secs(300);
-
-/// Keys a limiter remembers at most: its memory is bounded.
-const LIMITER_KEYS: usize = 10_000;
-
-/// Largest answer masked for a viewer (pages and answers are bounded far
-/// below this).
-const MASKED_BODY_BYTES: usize = 32 << 20;
+/// Failed sign-ins per name from one address, and per address (more:
+/// behind a proxy many users share one), before each further try waits a
+/// pause that doubles up to [`LONGEST_PAUSE`].
+const FREE_FAILURES_PER_NAME: u32 = 5;
+const FREE_FAILURES_PER_ADDRESS: u32 = 20;
+const LONGEST_PAUSE: Duration = Duration::from_secs(300);
+/// Failures are forgotten after this long without a try.
+const FAILURE_MEMORY: Duration = Duration::from_secs(900);
 
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,71 +54,14 @@ pub(crate) struct Session {
     pub role: WebRole,
 }
 
-/// Counts per key in fixed windows.
-struct Limiter {
-    window: Duration,
-    max: u32,
-    counts: Mutex<HashMap<String, (Instant, u32)>>,
-}
-
-impl Limiter {
-    fn new(window: Duration, max: u32) -> Self {
-        Limiter {
-            window,
-            max,
-            counts: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, u32)>> {
-        self.counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Counts one for `key`; false when it is over the limit.
-    fn hit(&self, key: &str) -> bool {
-        let now = Instant::now();
-        let mut counts = self.counts();
-        if counts.len() >= LIMITER_KEYS && !counts.contains_key(key) {
-            let window = self.window;
-            counts.retain(|_, (start, _)| now.duration_since(*start) < window);
-            if counts.len() >= LIMITER_KEYS {
-                // Full of live keys (a flood from many addresses): start
-                // over rather than grow or refuse everyone.
-                counts.clear();
-            }
-        }
-        let entry = counts.entry(key.to_owned()).or_insert((now, 0));
-        if now.duration_since(entry.0) >= self.window {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= self.max
-    }
-
-    /// Whether `key` is over the limit now, without counting.
-    fn blocked(&self, key: &str) -> bool {
-        let now = Instant::now();
-        self.counts().get(key).is_some_and(|(start, count)| {
-            now.duration_since(*start) < self.window && *count >= self.max
-        })
-    }
-
-    fn forget(&self, key: &str) {
-        self.counts().remove(key);
-    }
-}
-
 /// The sign-in state of a server.
 pub(crate) struct Auth {
     config: WebConfig,
     key: Key,
-    /// Sessions signed out before they expired: nonce → expiry (seconds).
-    revoked: Mutex<HashMap<String, u64>>,
+    sessions: Sessions,
     requests: Limiter,
-    failures_by_name: Limiter,
-    failures_by_address: Limiter,
+    failures_by_name: FailureBackoff,
+    failures_by_address: FailureBackoff,
 }
 
 impl Auth {
@@ -125,10 +71,18 @@ impl Auth {
         Auth {
             config,
             key: Key::generate(),
-            revoked: Mutex::new(HashMap::new()),
+            sessions: Sessions::default(),
             requests: Limiter::new(REQUEST_WINDOW, REQUESTS_PER_WINDOW),
-            failures_by_name: Limiter::new(FAILURE_WINDOW, FAILURES_PER_NAME),
-            failures_by_address: Limiter::new(FAILURE_WINDOW, FAILURES_PER_ADDRESS),
+            failures_by_name: FailureBackoff::new(
+                FREE_FAILURES_PER_NAME,
+                LONGEST_PAUSE,
+                FAILURE_MEMORY,
+            ),
+            failures_by_address: FailureBackoff::new(
+                FREE_FAILURES_PER_ADDRESS,
+                LONGEST_PAUSE,
+                FAILURE_MEMORY,
+            ),
         }
     }
 
@@ -161,15 +115,12 @@ impl Auth {
                 })
             }
             WebAuth::Users(_) => {
-                let cookie = jar.get(COOKIE)?;
-                let mut parts = cookie.value().split('|');
-                let (name, expires, nonce) = (parts.next()?, parts.next()?, parts.next()?);
-                let expires: u64 = expires.parse().ok()?;
-                if expires <= now_seconds() || self.revoked().contains_key(nonce) {
+                let ticket = Ticket::decode(jar.get(COOKIE)?.value())?;
+                if !self.sessions.live(&ticket) {
                     return None;
                 }
                 // The role is the configuration's now, not the cookie's.
-                let user = self.user(name)?;
+                let user = self.user(&ticket.name)?;
                 Some(Session {
                     user: user.name.clone(),
                     role: user.role,
@@ -178,10 +129,9 @@ impl Auth {
         }
     }
 
-    fn revoked(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
-        self.revoked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Whether `peer` is the configured reverse proxy.
+    pub(crate) fn is_proxy(&self, peer: IpAddr) -> bool {
+        matches!(&self.config.auth, WebAuth::Proxy { addresses, .. } if addresses.contains(&peer))
     }
 }
 
@@ -191,15 +141,49 @@ impl FromRef<App> for Key {
     }
 }
 
-fn now_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// The address a connection was accepted on (set by the server for each
+/// request), which a request's Host must name unless it names one of
+/// `[web] server_names`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LocalAddr(pub SocketAddr);
+
+/// Whether `host` (a Host header) names this server: the address the
+/// connection came in on, `localhost` on loopback, or one of `names`. Any
+/// other name is a DNS rebinding: a page of another site whose name was
+/// pointed at this address, reading it with the visitor's access.
+fn host_allowed(host: &str, local: SocketAddr, names: &[String]) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((literal, port))
+                if port.is_empty()
+                    || port[1..].bytes().all(|b| b.is_ascii_digit()) && port.starts_with(':') =>
+            {
+                literal
+            }
+            _ => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                name
+            }
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        return ip == local.ip();
+    }
+    (name == "localhost" && local.ip().is_loopback())
+        || names
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(&name))
 }
 
-/// Every request passes here: the request limit, then the session (the
-/// sign-in page and the assets need none), then, for a viewer, the
-/// answer's addresses masked.
+/// Every request passes here: the Host it names, the request limit, then
+/// the session (the sign-in page and the assets need none), then, for a
+/// viewer, the answer's addresses masked.
 pub(crate) async fn guard(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -208,6 +192,24 @@ pub(crate) async fn guard(
     next: Next,
 ) -> Response {
     let api = request.uri().path().starts_with("/api/");
+    let local = request.extensions().get::<LocalAddr>().copied();
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    // A request without Host (HTTP/1.0) is no browser's: nothing rebinds it.
+    if let (Some(host), Some(LocalAddr(local))) = (&host, local)
+        && !host_allowed(host, local, &app.auth.config.server_names)
+    {
+        return refuse(
+            api,
+            StatusCode::MISDIRECTED_REQUEST,
+            &format!(
+                "this server does not answer to the name {host:?}: reach it by its address, \
+                 or add the name to [web] server_names"
+            ),
+        );
+    }
     let session = app.auth.session(peer.ip(), &jar, request.headers());
     // Limited per user once known (behind a proxy every user shares its
     // address), per address before. Without authentication only loopback
@@ -244,6 +246,14 @@ pub(crate) async fn guard(
         };
     };
     let role = session.role;
+    if role == WebRole::Viewer && names_an_address(request.uri()) {
+        return refuse(
+            api,
+            StatusCode::FORBIDDEN,
+            "a viewer cannot search by address: any answer, even an empty one, would tell \
+             whether the address exists; search by id, IP or domain, or ask an admin",
+        );
+    }
     request.extensions_mut().insert(session);
     let response = next.run(request).await;
     match role {
@@ -252,6 +262,21 @@ pub(crate) async fn guard(
         WebRole::Viewer if super::live::is_event_stream(&response) => response,
         WebRole::Viewer => mask_response(response).await,
     }
+}
+
+/// Whether a request names a mail address: a search (`q`, `grep`) or a
+/// path holding `@`, decoded.
+fn names_an_address(uri: &axum::http::Uri) -> bool {
+    let path_has = uri.path().contains('@') || uri.path().to_ascii_lowercase().contains("%40");
+    let query_has =
+        axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(uri)
+            .map(|query| query.0.values().any(|value| value.contains('@')))
+            // Undecodable: refused later anyway; judged by its raw text here.
+            .unwrap_or_else(|_| {
+                uri.query()
+                    .is_some_and(|q| q.contains('@') || q.to_ascii_lowercase().contains("%40"))
+            });
+    path_has || query_has
 }
 
 fn refuse(api: bool, status: StatusCode, message: &str) -> Response {
@@ -276,106 +301,6 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
-/// `alice@example.com` as a viewer sees it: `a***@example.com`.
-pub(crate) fn mask_addresses(text: &str) -> std::borrow::Cow<'_, str> {
-    static ADDRESS: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(
-            r"([A-Za-z0-9._%+=-])[A-Za-z0-9._%+=-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)",
-        )
-        .ok()
-    });
-    match ADDRESS.as_ref() {
-        Some(address) => address.replace_all(text, "$1***@$2"),
-        // Never reached: the pattern is fixed. Mask everything rather than
-        // show what a viewer may not see.
-        None => std::borrow::Cow::Owned(String::new()),
-    }
-}
-
-async fn mask_response(response: Response) -> Response {
-    let (mut parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MASKED_BODY_BYTES).await else {
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the answer was too large to mask",
-        )
-            .into_response();
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let masked = mask_addresses(&text).into_owned();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, axum::body::Body::from(masked))
-}
-
-/// `?next=` of the sign-in page.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct NextQuery {
-    next: Option<String>,
-}
-
-/// Where to go after signing in: a path of this site only.
-fn local_path(next: Option<&str>) -> String {
-    match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
-            path.to_owned()
-        }
-        _ => "/".to_owned(),
-    }
-}
-
-fn login_page(status: StatusCode, next: &str, message: Option<&str>) -> Response {
-    let body = html! {
-        h1 { "Sign in" }
-        @if let Some(message) = message { p.error { (message) } }
-        form.login method="post" action="/login" {
-            input type="hidden" name="next" value=(next);
-            p { label { "Name " input name="name" autocomplete="username" required autofocus; } }
-            p { label { "Password " input name="password" type="password" autocomplete="current-password" required; } }
-            button type="submit" { "Sign in" }
-        }
-    };
-    (status, super::pages::layout("", "Sign in", body)).into_response()
-}
-
-pub(crate) async fn login_form(State(app): State<App>, Query(query): Query<NextQuery>) -> Response {
-    if !matches!(app.auth.config.auth, WebAuth::Users(_)) {
-        return Redirect::to("/").into_response();
-    }
-    login_page(StatusCode::OK, &local_path(query.next.as_deref()), None)
-}
-
-/// The sign-in form's fields.
-#[derive(Deserialize)]
-pub(crate) struct LoginForm {
-    name: String,
-    password: String,
-    next: Option<String>,
-}
-
-/// A hash to verify against for unknown names, so that the answer takes
-/// as long whether or not the name exists.
-static DUMMY_HASH: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| hash_password("not a password of anyone's").unwrap_or_default());
-
-/// An argon2id PHC string for `password` (`serve --hash-password`).
-pub fn hash_password(password: &str) -> Result<String, String> {
-    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
-    let salt = SaltString::generate(&mut OsRng);
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|err| err.to_string())
-}
-
-fn verify_password(password: &str, phc: &str) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    PasswordHash::new(phc).is_ok_and(|hash| {
-        argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok()
-    })
-}
-
 /// Whether a form post comes from this site's own pages: browsers send
 /// `Origin` (or `Sec-Fetch-Site`) with a POST; a cross-site one is refused.
 fn same_origin(headers: &HeaderMap) -> bool {
@@ -395,145 +320,9 @@ fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
-pub(crate) async fn login(
-    State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    jar: SignedCookieJar,
-    headers: HeaderMap,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    let next = local_path(form.next.as_deref());
-    if !matches!(app.auth.config.auth, WebAuth::Users(_)) {
-        return Redirect::to("/").into_response();
-    }
-    if !same_origin(&headers) {
-        return login_page(
-            StatusCode::FORBIDDEN,
-            &next,
-            Some("the form was posted from another site"),
-        );
-    }
-    let address = peer.ip().to_string();
-    if app.auth.failures_by_address.blocked(&address)
-        || app.auth.failures_by_name.blocked(&form.name)
-    {
-        return login_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            &next,
-            Some("too many failed sign-ins: wait five minutes"),
-        );
-    }
-    let phc = app
-        .auth
-        .user(&form.name)
-        .map_or_else(|| DUMMY_HASH.clone(), |user| user.password_hash.clone());
-    let known = app.auth.user(&form.name).is_some();
-    let password = form.password;
-    let verified = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-        .await
-        .unwrap_or(false);
-    if !(known && verified) {
-        app.auth.failures_by_address.hit(&address);
-        app.auth.failures_by_name.hit(&form.name);
-        tracing::warn!(
-            user = %form.name,
-            address = %peer.ip(),
-            "failed sign-in to the web view as {:?} from {}",
-            form.name,
-            peer.ip()
-        );
-        return login_page(
-            StatusCode::UNAUTHORIZED,
-            &next,
-            Some("wrong name or password"),
-        );
-    }
-    app.auth.failures_by_name.forget(&form.name);
-    let expires = now_seconds() + app.auth.config.session_lifetime.as_secs();
-    let nonce = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-    let mut cookie = Cookie::new(COOKIE, format!("{}|{expires}|{nonce}", form.name));
-    cookie.set_http_only(true);
-    cookie.set_same_site(SameSite::Strict);
-    cookie.set_path("/");
-    cookie.set_secure(app.auth.config.secure_cookies);
-    tracing::info!(user = %form.name, address = %peer.ip(), "{} signed in to the web view from {}", form.name, peer.ip());
-    (jar.add(cookie), Redirect::to(&next)).into_response()
-}
-
-pub(crate) async fn logout(State(app): State<App>, jar: SignedCookieJar) -> Response {
-    if let Some(cookie) = jar.get(COOKIE)
-        && let Some((expires, nonce)) = cookie
-            .value()
-            .split('|')
-            .nth(1)
-            .zip(cookie.value().split('|').nth(2))
-    {
-        let expires: u64 = expires.parse().unwrap_or(0);
-        let now = now_seconds();
-        let mut revoked = app.auth.revoked();
-        // Bounded: expired revocations are dropped first.
-        revoked.retain(|_, until| *until > now);
-        if revoked.len() < LIMITER_KEYS {
-            revoked.insert(nonce.to_owned(), expires);
-        }
-    }
-    (
-        jar.remove(Cookie::build(COOKIE).path("/")),
-        Redirect::to("/login"),
-    )
-        .into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses_are_masked_for_viewers_wherever_they_stand() {
-        assert_eq!(mask_addresses("alice@example.com"), "a***@example.com");
-        assert_eq!(
-            mask_addresses("F=&lt;bob.smith+tag@mail.example.org&gt; rejected"),
-            "F=&lt;b***@mail.example.org&gt; rejected"
-        );
-        assert_eq!(
-            mask_addresses("{\"sender\":\"x@y.example\",\"host\":\"[192.0.2.1]\"}"),
-            "{\"sender\":\"x***@y.example\",\"host\":\"[192.0.2.1]\"}"
-        );
-        assert_eq!(mask_addresses("no address here"), "no address here");
-    }
-
-    #[test]
-    fn a_password_verifies_against_its_hash_only() {
-        let phc = hash_password("correct horse").unwrap();
-        assert!(phc.starts_with("$argon2id$v=19$"), "{phc}");
-        assert!(verify_password("correct horse", &phc));
-        assert!(!verify_password("correct horsf", &phc));
-        assert!(!verify_password("correct horse", "not a hash"));
-    }
-
-    #[test]
-    fn after_signing_in_only_a_path_of_this_site_is_followed() {
-        assert_eq!(local_path(Some("/flow?since=1d")), "/flow?since=1d");
-        assert_eq!(local_path(Some("//evil.example/")), "/");
-        assert_eq!(local_path(Some("https://evil.example/")), "/");
-        assert_eq!(local_path(Some("/\\evil.example")), "/");
-        assert_eq!(local_path(None), "/");
-    }
-
-    #[test]
-    fn a_limiter_counts_per_key_in_its_window_and_stays_bounded() {
-        let limiter = Limiter::new(Duration::from_secs(60), 3);
-        assert!(limiter.hit("a") && limiter.hit("a") && limiter.hit("a"));
-        assert!(!limiter.hit("a"));
-        assert!(limiter.blocked("a"));
-        assert!(limiter.hit("b"));
-        limiter.forget("a");
-        assert!(!limiter.blocked("a"));
-        for n in 0..LIMITER_KEYS + 10 {
-            limiter.hit(&n.to_string());
-        }
-        assert!(limiter.counts().len() <= LIMITER_KEYS);
-    }
 
     #[test]
     fn a_cross_site_post_is_refused() {
@@ -546,5 +335,60 @@ mod tests {
         assert!(!same_origin(&headers));
         headers.insert("sec-fetch-site", "cross-site".parse().unwrap());
         assert!(!same_origin(&headers));
+    }
+
+    #[test]
+    fn a_search_naming_an_address_is_told_apart_from_others() {
+        for named in [
+            "/api/v1/search?q=alice%40test.example",
+            "/?q=alice@test.example",
+            "/log?since=1d&grep=bob%40x",
+            "/api/v1/message/%3Cid%40host%3E",
+        ] {
+            assert!(names_an_address(&named.parse().unwrap()), "{named}");
+        }
+        for other in [
+            "/api/v1/search?q=1abcde-000001-AB",
+            "/?q=test.example",
+            "/log?since=1d",
+        ] {
+            assert!(!names_an_address(&other.parse().unwrap()), "{other}");
+        }
+    }
+
+    #[test]
+    fn only_this_servers_own_names_pass_the_host_check() {
+        let local: SocketAddr = "127.0.0.1:8025".parse().unwrap();
+        let names = vec!["mail.example.org".to_owned()];
+        for good in [
+            "127.0.0.1:8025",
+            "127.0.0.1",
+            "localhost:8025",
+            "LOCALHOST",
+            "mail.example.org",
+            "Mail.Example.Org.:443",
+        ] {
+            assert!(host_allowed(good, local, &names), "{good}");
+        }
+        for bad in [
+            "rebind.evil.example",
+            "rebind.evil.example:8025",
+            "127.0.0.2:8025",
+            "[::1]:8025",
+            "127.0.0.1:80x",
+            "mail.example.org.evil.example",
+            "",
+        ] {
+            assert!(!host_allowed(bad, local, &names), "{bad}");
+        }
+        let v6: SocketAddr = "[::1]:8025".parse().unwrap();
+        assert!(host_allowed("[::1]:8025", v6, &[]));
+        assert!(host_allowed("localhost", v6, &[]));
+        let public: SocketAddr = "192.0.2.10:8025".parse().unwrap();
+        assert!(
+            !host_allowed("localhost:8025", public, &[]),
+            "localhost is loopback only"
+        );
+        assert!(host_allowed("192.0.2.10:8025", public, &[]));
     }
 }

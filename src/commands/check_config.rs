@@ -8,8 +8,14 @@ use anyhow::Result;
 use crate::config::Config;
 
 /// Prints the effective configuration. Loading already validated it; an
-/// invalid one never gets here (exit 78 with every problem listed).
+/// invalid one never gets here (exit 78 with every problem listed). The
+/// files `[fleet]` names are read as `run` reads them at start, so a
+/// configuration this passes does not stop the daemon.
 pub fn run(config: &Config) -> Result<()> {
+    if let Some(fleet) = &config.fleet {
+        crate::fleet::pg::pool(fleet)
+            .map_err(|err| crate::exit::Failure::new(crate::exit::CONFIG, err.to_string()))?;
+    }
     let mut out = crate::output::stdout();
     match &config.source {
         Some(path) => writeln!(out, "# effective configuration from {}", path.display())?,

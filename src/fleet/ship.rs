@@ -330,8 +330,11 @@ impl Replicator {
             tx.execute("SELECT exim_pilot.ensure_month($1, $2)", &[&year, &month])
                 .await?;
         }
-        insert(&tx, host, rows).await?;
-        let lines = i64::try_from(rows.lines.keys.len()).unwrap_or(i64::MAX);
+        // Lines new to PostgreSQL only: a batch shipped again (its COMMIT's
+        // outcome unknown, or a rebuilt database) adds none, so the mark's
+        // count stays the number of lines held.
+        let inserted = insert(&tx, host, rows).await?;
+        let lines = i64::try_from(inserted).unwrap_or(i64::MAX);
         let moved = tx
             .execute(
                 "UPDATE exim_pilot.replication
@@ -461,37 +464,39 @@ macro_rules! at {
 }
 
 /// Inserts `rows`, each table in one statement of unnested arrays; a row
-/// whose key is already there is skipped.
+/// whose key is already there is skipped. Returns the lines inserted.
 async fn insert(
     tx: &tokio_postgres::Transaction<'_>,
     host: &str,
     rows: &Rows,
-) -> Result<(), FleetError> {
+) -> Result<u64, FleetError> {
     let l = &rows.lines;
+    let mut inserted = 0;
     if !l.keys.is_empty() {
-        tx.execute(
-            concat!(
-                "INSERT INTO exim_pilot.lines
+        inserted = tx
+            .execute(
+                concat!(
+                    "INSERT INTO exim_pilot.lines
                  (host, source, line_offset, logged_at, kind, exim_id, length, raw)
                  SELECT $1, s, o, ",
-                at!("t"),
-                ", k, e, n, r
+                    at!("t"),
+                    ", k, e, n, r
                  FROM unnest($2::bytea[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
                              $7::bigint[], $8::bytea[]) AS u(s, o, t, k, e, n, r)
                  ON CONFLICT DO NOTHING"
-            ),
-            &[
-                &host,
-                &l.keys.source,
-                &l.keys.offset,
-                &l.keys.logged_ms,
-                &l.kind,
-                &l.exim_id,
-                &l.length,
-                &l.raw,
-            ],
-        )
-        .await?;
+                ),
+                &[
+                    &host,
+                    &l.keys.source,
+                    &l.keys.offset,
+                    &l.keys.logged_ms,
+                    &l.kind,
+                    &l.exim_id,
+                    &l.length,
+                    &l.raw,
+                ],
+            )
+            .await?;
     }
     let m = &rows.messages;
     if !m.keys.is_empty() {
@@ -605,5 +610,5 @@ async fn insert(
         )
         .await?;
     }
-    Ok(())
+    Ok(inserted)
 }

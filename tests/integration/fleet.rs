@@ -1128,6 +1128,14 @@ fn unusable_fleet_settings_stop_the_daemon_at_start_naming_the_key() {
             "mx1",
             &extra,
         );
+        // check-config reads the files as run does: it refuses them too.
+        let (status, _, err) = outcome(&run(&[
+            "check-config",
+            "--config",
+            dir.path().join("c.toml").to_str().unwrap(),
+        ]));
+        assert_eq!(status, 78, "check-config passed what run refuses: {err}");
+        assert!(err.contains(key), "{err}");
         let mut daemon = Daemon::start(dir.path());
         let status = daemon.wait(Duration::from_secs(30));
         assert_eq!(status.code(), Some(78), "{}", daemon.stderr_text());
@@ -1177,4 +1185,41 @@ fn a_reload_that_changes_fleet_is_refused_and_the_old_one_keeps_shipping() {
             .trim(),
         "1"
     );
+}
+
+/// A host whose database was rebuilt ships its lines again from chunk 0;
+/// PostgreSQL keeps one row per line, and the mark counts each line once
+/// (`fleet status` said 102,832 for 91,416 held, counting the re-ship).
+#[test]
+fn a_rebuilt_database_ships_again_and_the_mark_counts_each_line_once() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = TempDir::new().unwrap();
+    write_config(dir.path(), &pg.socket_url("postgres"), "mx9", "");
+    append_lines(&dir.path().join("mainlog"), &generated(41, 900));
+    let daemon = Daemon::start(dir.path());
+    let all = lines_in(&dir.path().join("mainlog"));
+    wait_until_shipped(&pg, "mx9", &daemon, all);
+    assert!(daemon.stop().success());
+    for file in ["x.db", "x.db-wal", "x.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(file));
+    }
+    let daemon = Daemon::start(dir.path());
+    daemon.wait_for_log("came from another database");
+    let conn = || Connection::open(dir.path().join("x.db")).unwrap();
+    poll(|| {
+        let newest: i64 = conn()
+            .query_row("SELECT coalesce(max(id), 0) FROM log_chunks", [], |row| {
+                row.get(0)
+            })
+            .unwrap_or(0);
+        let mark = pg.psql("SELECT high_water FROM exim_pilot.replication WHERE host = 'mx9'");
+        if newest > 0 && local_lines(&daemon.db) == all && mark.trim() == newest.to_string() {
+            return Ok(());
+        }
+        Err(format!("mark {mark:?}, newest chunk {newest}"))
+    });
+    assert!(daemon.stop().success());
+    assert_eq!(pg_count(&pg, "lines", "mx9"), all, "one row per line");
+    let counted = pg.psql("SELECT lines FROM exim_pilot.replication WHERE host = 'mx9'");
+    assert_eq!(counted.trim(), all.to_string(), "the mark's count");
 }

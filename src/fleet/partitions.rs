@@ -56,10 +56,12 @@ pub async fn drop_before(client: &Client, keep_from: Month) -> Result<Vec<String
             continue;
         }
         // Identifiers cannot be bound; these two were matched against our
-        // own fixed table names and a digits-only month above.
+        // own fixed table names and a digits-only month above. Not
+        // CONCURRENTLY: PostgreSQL refuses that beside a default partition
+        // (schema 2); the lock lasts as long as the detach, not the drop.
         client
             .batch_execute(&format!(
-                "ALTER TABLE exim_pilot.{table} DETACH PARTITION exim_pilot.{name} CONCURRENTLY"
+                "ALTER TABLE exim_pilot.{table} DETACH PARTITION exim_pilot.{name}"
             ))
             .await?;
         client

@@ -206,11 +206,17 @@ fn tls_config(config: &FleetConfig) -> Result<rustls::ClientConfig, FleetError> 
 }
 
 /// The schema's migrations, in order; append-only.
-const MIGRATIONS: [(i32, &str, &str); 1] =
-    [(1, "0001_fleet", include_str!("migrations/0001_fleet.sql"))];
+const MIGRATIONS: [(i32, &str, &str); 2] = [
+    (1, "0001_fleet", include_str!("migrations/0001_fleet.sql")),
+    (
+        2,
+        "0002_month_window",
+        include_str!("migrations/0002_month_window.sql"),
+    ),
+];
 
 /// The newest schema version this exim-pilot knows.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Creates or upgrades the schema, in one transaction under an advisory
 /// lock (hosts starting together migrate once). Refuses a schema newer

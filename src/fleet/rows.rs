@@ -253,9 +253,30 @@ pub fn month_of(ms: i64) -> Month {
     (year, month)
 }
 
+/// Whether `month` gets a partition of its own: from ten years before
+/// `now`'s month to the month after it, as `exim_pilot.ensure_month`
+/// (migration 0002) allows. Rows of other months go to the default
+/// partitions.
+pub fn has_partition(month: Month, now: Month) -> bool {
+    let index = |(year, month): Month| year * 12 + i64::from(month) - 1;
+    (index(now) - 120..=index(now) + 1).contains(&index(month))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partitions_are_made_from_ten_years_back_to_next_month() {
+        let now = (2026, 12);
+        assert!(has_partition((2026, 12), now));
+        assert!(has_partition((2027, 1), now));
+        assert!(!has_partition((2027, 2), now));
+        assert!(has_partition((2016, 12), now));
+        assert!(!has_partition((2016, 11), now));
+        assert!(!has_partition((9999, 12), now));
+        assert!(!has_partition((1970, 1), now));
+    }
 
     fn stored(offset: u64, logged_ms: Option<i64>, line: &str) -> StoredLine {
         StoredLine {

@@ -322,7 +322,9 @@ impl Replicator {
     ) -> Result<(), FleetError> {
         let host = &self.progress.host;
         let tx = client.transaction().await?;
-        for &(year, month) in rows.months.difference(months) {
+        let now = super::rows::month_of(repo::now_ms());
+        let wanted = rows.months.difference(months);
+        for &(year, month) in wanted.filter(|&&m| super::rows::has_partition(m, now)) {
             let (year, month) = (
                 i32::try_from(year).unwrap_or(1),
                 i32::try_from(month).unwrap_or(1),

@@ -1223,3 +1223,42 @@ fn a_rebuilt_database_ships_again_and_the_mark_counts_each_line_once() {
     let counted = pg.psql("SELECT lines FROM exim_pilot.replication WHERE host = 'mx9'");
     assert_eq!(counted.trim(), all.to_string(), "the mark's count");
 }
+
+/// Partitions only for months around now: nobody makes them for the year
+/// 9999, and a line dated far off (a reset clock) ships into the default
+/// partition instead of stopping replication.
+#[test]
+fn partitions_are_made_only_around_now_and_far_dated_lines_still_ship() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = TempDir::new().unwrap();
+    write_config(dir.path(), &pg.socket_url("postgres"), "mx8", "");
+    let mut lines = generated(51, 300);
+    lines.insert(
+        100,
+        "1975-01-01 00:00:00 a line from a reset clock".to_owned(),
+    );
+    lines.push("2099-06-01 00:00:00 a line from a clock far ahead".to_owned());
+    append_lines(&dir.path().join("mainlog"), &lines);
+    let daemon = Daemon::start(dir.path());
+    wait_until_shipped(&pg, "mx8", &daemon, lines.len() as i64);
+    assert!(daemon.stop().success());
+    let other = pg.psql("SELECT count(*) FROM exim_pilot.lines_other WHERE host = 'mx8'");
+    assert_eq!(
+        other.trim(),
+        "2",
+        "the far-dated lines are in the default partition"
+    );
+    let refused = pg.psql_as("postgres", "SELECT exim_pilot.ensure_month(9999, 12)");
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|err| err.contains("outside the window")),
+        "{refused:?}"
+    );
+    let made: i64 = pg
+        .psql("SELECT count(*) FROM pg_class WHERE relname LIKE 'lines_p2099%' OR relname LIKE 'lines_p1975%'")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(made, 0);
+}

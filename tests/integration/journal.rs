@@ -216,6 +216,18 @@ SYSLOG_PID=4242
 
 ";
 
+/// Polls `done` until it holds, failing after 30 s naming `what`.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 30 s for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn journal_config(dir: &Path, extra_health: &str, extra: &str) -> PathBuf {
     let config = dir.join("c.toml");
     let text = FAST_CONFIG.replace("[health]\n", &format!("[health]\n{extra_health}\n"));
@@ -287,15 +299,7 @@ fn sigterm_stops_the_daemon_within_systemds_five_seconds_while_journalctl_hangs(
     );
     // The empty entry read twice (a journalctl run of its own each time),
     // then journalctl hangs, deaf to SIGTERM.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while gaps(&db).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            daemon.stderr_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("the empty entry's gap", || !gaps(&db).is_empty());
     let stopping = std::time::Instant::now();
     daemon.signal("TERM");
     let status = daemon.wait(Duration::from_secs(10));
@@ -322,29 +326,18 @@ fn a_stalled_source_shows_in_the_metrics_the_audit_log_and_the_health_page_then_
     let path = path_with(&bin);
     let daemon = Daemon::launch(dir.path(), None, &db, &config, &[("PATH", &path)], &[]);
     let stalled = |value: f64| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok((_, body)) = crate::util::http_get(port, "/metrics")
-                && crate::util::parse_exposition(&body).get("exim_pilot_source_stalled")
+        wait_until("exim_pilot_source_stalled", || {
+            crate::util::http_get(port, "/metrics").is_ok_and(|(_, body)| {
+                crate::util::parse_exposition(&body).get("exim_pilot_source_stalled")
                     == Some(&value)
-            {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "exim_pilot_source_stalled never became {value}: {}",
-                daemon.stderr_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            })
+        });
     };
     stalled(1.0);
     let wait_for_action = |action: &str| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !crate::util::audit_actions(&db).iter().any(|a| a == action) {
-            assert!(std::time::Instant::now() < deadline, "no {action} record");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until(action, || {
+            crate::util::audit_actions(&db).iter().any(|a| a == action)
+        });
     };
     wait_for_action("source_stalled");
     let server = crate::web::Server::start_with(&db, dir.path(), None);
@@ -369,15 +362,9 @@ fn a_stalled_source_shows_in_the_metrics_the_audit_log_and_the_health_page_then_
         Some(&daemon),
     );
     // Answers are kept a few seconds: asked until the recovery shows.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !server.json("/api/v1/health")["stall"].is_null()
-        || server.page("/health", 200).contains("id=\"stalled\"")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the health page still says stalled"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until("the health page's recovery", || {
+        server.json("/api/v1/health")["stall"].is_null()
+            && !server.page("/health", 200).contains("id=\"stalled\"")
+    });
     assert!(daemon.stop().success());
 }

@@ -79,7 +79,8 @@ pub fn trace(
     let conn = query::open(&config.database.path).map_err(usage)?;
     let window =
         Window::parse(&conn, window.since.as_deref(), window.until.as_deref()).map_err(usage)?;
-    let messages = trace::find(&conn, &target, window, related).map_err(usage)?;
+    // One process per question: every line the messages have is printed.
+    let messages = trace::find(&conn, &target, window, related, usize::MAX).map_err(usage)?;
     if messages.is_empty() {
         return Err(Failure::new(
             USAGE,

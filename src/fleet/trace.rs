@@ -21,6 +21,10 @@ use crate::query::trace::Target;
 const MAX_MESSAGES: usize = 200;
 /// Lines printed per journey, at most.
 const MAX_LINES: i64 = 5000;
+/// Bytes of a line read from PostgreSQL, at most: a journey is an
+/// overview, and its answer stays bounded (`lines` on the host prints a
+/// line whole).
+const MAX_LINE_BYTES: i32 = 4096;
 
 /// One message on one host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -232,7 +236,8 @@ async fn journey(
     let rows = client
         .query(
             "SELECT l.host, to_char(l.logged_at, 'YYYY-MM-DD HH24:MI:SS'), l.exim_id, l.kind,
-                    l.raw, d.flag, d.recipient, d.transport, d.peer_name, m.sender
+                    substring(l.raw from 1 for $4), d.flag, d.recipient, d.transport, d.peer_name,
+                    m.sender, length(l.raw) > $4
                FROM unnest($1::text[], $2::text[]) AS j(host, exim_id)
                JOIN exim_pilot.lines l ON l.host = j.host AND l.exim_id = j.exim_id
                LEFT JOIN exim_pilot.deliveries d ON d.host = l.host AND d.source = l.source
@@ -241,7 +246,7 @@ async fn journey(
                     AND m.line_offset = l.line_offset AND m.received_at = l.logged_at
               ORDER BY l.logged_at, l.host, l.line_offset
               LIMIT $3",
-            &[&hosts, &ids, &MAX_LINES],
+            &[&hosts, &ids, &MAX_LINES, &MAX_LINE_BYTES],
         )
         .await?;
     let lines = rows
@@ -249,7 +254,11 @@ async fn journey(
         .map(|row| {
             let kind: String = row.get(3);
             let raw: Option<Vec<u8>> = row.get(4);
+            let cut: Option<bool> = row.get(10);
             let text = match raw {
+                Some(raw) if cut == Some(true) => {
+                    format!("{} [cut: the line goes on]", String::from_utf8_lossy(&raw))
+                }
                 Some(raw) => String::from_utf8_lossy(&raw).into_owned(),
                 None => summary(row, &kind),
             };

@@ -24,6 +24,42 @@ pub struct LineFilter {
     pub grep: Option<Regex>,
     /// The path the lines were read as.
     pub source: Option<String>,
+    /// Only lines after this one: where the previous page ended.
+    pub after: Option<LinePosition>,
+}
+
+/// Where a stored line is: its chunk and its offset in its source. Lines
+/// come in chunk order, and by offset within a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinePosition {
+    /// The chunk's row id.
+    pub chunk: i64,
+    /// The line's offset in its source.
+    pub offset: u64,
+}
+
+impl LinePosition {
+    /// Reads `CHUNK:OFFSET`, as [`LinePosition::to_string`] writes it.
+    pub fn parse(text: &str) -> Result<LinePosition, QueryError> {
+        text.split_once(':')
+            .and_then(|(chunk, offset)| {
+                Some(LinePosition {
+                    chunk: chunk.parse().ok()?,
+                    offset: offset.parse().ok()?,
+                })
+            })
+            .ok_or_else(|| {
+                QueryError::BadArgument(format!(
+                    "after: a position such as 12:3456 from a previous page, got {text:?}"
+                ))
+            })
+    }
+}
+
+impl std::fmt::Display for LinePosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.chunk, self.offset)
+    }
 }
 
 impl LineFilter {
@@ -61,6 +97,7 @@ impl LineFilter {
             kind,
             grep,
             source,
+            after: None,
         })
     }
 }
@@ -68,6 +105,9 @@ impl LineFilter {
 /// One stored line as `lines` prints it.
 #[derive(Debug, serde::Serialize)]
 pub struct LogLine<'a> {
+    /// Where it is stored, to read on after it.
+    #[serde(skip)]
+    pub position: LinePosition,
     /// Its offset in its source generation.
     pub offset: u64,
     /// The path it was read as.
@@ -105,15 +145,17 @@ pub fn each(
     let (since, until) = filter.window.sql_bounds();
     let mut chunks = conn
         .prepare(
-            "SELECT s.path, c.start_offset, c.end_offset, c.data
+            "SELECT s.path, c.start_offset, c.end_offset, c.data, c.id
              FROM log_chunks c JOIN log_sources s ON s.id = c.source_id
              WHERE (?1 = 0 OR (c.last_ms >= ?2 AND c.first_ms <= ?3))
                AND (?4 IS NULL OR s.path = ?4)
+               AND c.id >= ?5
              ORDER BY c.id",
         )
         .ctx(context)?;
+    let first_chunk = filter.after.map_or(0, |after| after.chunk);
     let mut rows = chunks
-        .query(params![windowed, since, until, filter.source])
+        .query(params![windowed, since, until, filter.source, first_chunk])
         .ctx(context)?;
     let mut message_ids = MessageIds::new(conn)?;
     while let Some(row) = rows.next().ctx(context)? {
@@ -121,9 +163,16 @@ pub fn each(
         let start: i64 = row.get(1).ctx(context)?;
         let end: i64 = row.get(2).ctx(context)?;
         let data: Vec<u8> = row.get(3).ctx(context)?;
+        let chunk: i64 = row.get(4).ctx(context)?;
         let lines = decode(u64::try_from(start).unwrap_or(0), &data)
             .map_err(|err| StoreError::other(context(), err))?;
         for (index, line) in lines.iter().enumerate() {
+            if filter
+                .after
+                .is_some_and(|after| after.chunk == chunk && line.offset <= after.offset)
+            {
+                continue;
+            }
             if windowed
                 && !line
                     .logged_ms
@@ -145,6 +194,10 @@ pub fn each(
                 .get(index + 1)
                 .map_or(u64::try_from(end).unwrap_or(0), |next| next.offset);
             let printed = LogLine {
+                position: LinePosition {
+                    chunk,
+                    offset: line.offset,
+                },
                 offset: line.offset,
                 source: &path,
                 time: line.logged_ms.map(super::format_ms),

@@ -112,6 +112,14 @@ pub struct TracedMessage {
     pub attempts: Vec<TracedAttempt>,
     /// Its log lines, in order.
     pub lines: Vec<String>,
+    /// Lines left out of `lines` because the answer's line budget was
+    /// spent (`lines --grep ID` prints them all).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lines_left_out: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 /// One delivery attempt (a `=>`, `->`, `>>`, `*>`, `==` or `**` line).
@@ -191,12 +199,15 @@ fn target_sql(target: &Target) -> &'static str {
 }
 
 /// Finds the messages `target` names within `window`; with `related`,
-/// bounces of them and the messages they bounced too.
+/// bounces of them and the messages they bounced too. Their lines fill
+/// at most `max_line_bytes` between them (a message's first line always
+/// fits while any budget is left); the rest are counted as left out.
 pub fn find(
     conn: &Connection,
     target: &Target,
     window: Window,
     related: bool,
+    max_line_bytes: usize,
 ) -> Result<Vec<TracedMessage>, QueryError> {
     let window = match target {
         Target::Domain(_) => domain_window(conn, window)?,
@@ -253,7 +264,10 @@ pub fn find(
             }
         }
     }
-    ids.iter().map(|id| load(conn, *id)).collect()
+    let mut line_bytes = max_line_bytes;
+    ids.iter()
+        .map(|id| load(conn, *id, &mut line_bytes))
+        .collect()
 }
 
 /// A domain's window: the last week before its end when it has no start;
@@ -278,7 +292,7 @@ fn domain_window(conn: &Connection, window: Window) -> Result<Window, QueryError
     })
 }
 
-fn load(conn: &Connection, id: i64) -> Result<TracedMessage, QueryError> {
+fn load(conn: &Connection, id: i64, line_bytes: &mut usize) -> Result<TracedMessage, QueryError> {
     let context = || Context::op("trace").table("messages").key(id);
     let mut message = conn
         .prepare_cached(
@@ -307,6 +321,7 @@ fn load(conn: &Connection, id: i64) -> Result<TracedMessage, QueryError> {
                 recipients: Vec::new(),
                 attempts: Vec::new(),
                 lines: Vec::new(),
+                lines_left_out: 0,
             })
         })
         .ctx(context)?;
@@ -359,10 +374,14 @@ fn load(conn: &Connection, id: i64) -> Result<TracedMessage, QueryError> {
         .ctx(context)?
         .collect::<Result<_, _>>()
         .ctx(context)?;
-    message.lines = crate::store::repo::message_lines(conn, id)?
+    let (lines, left_out) = crate::store::repo::message_lines(conn, id, *line_bytes)?;
+    let used: usize = lines.iter().map(|line| line.bytes.len()).sum();
+    *line_bytes = line_bytes.saturating_sub(used);
+    message.lines = lines
         .into_iter()
         .map(|line| String::from_utf8_lossy(&line.bytes).into_owned())
         .collect();
+    message.lines_left_out = left_out;
     Ok(message)
 }
 
@@ -467,6 +486,7 @@ mod tests {
             &Target::Ip(peer.to_owned()),
             Window::default(),
             false,
+            usize::MAX,
         )
         .unwrap();
         let ids: Vec<&str> = found.iter().map(|m| m.id.as_str()).collect();

@@ -434,8 +434,9 @@ mod tests {
                 "2 0 1 i Some(5) None",
             ]
         );
-        let traced: Vec<Vec<u8>> = crate::store::repo::message_lines(&conn, 7)
+        let traced: Vec<Vec<u8>> = crate::store::repo::message_lines(&conn, 7, usize::MAX)
             .unwrap()
+            .0
             .into_iter()
             .map(|l| l.bytes)
             .collect();

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
+use super::auth::Masking;
 use super::{App, WebError, WindowQuery, bounded};
 use crate::query::{flow, health, lines, stats, stuck, trace};
 
@@ -49,11 +50,14 @@ pub(crate) struct SearchQuery {
     pub window: WindowQuery,
 }
 
-/// Messages `q` names, as `trace --json` prints them.
+/// Messages `q` names, as `trace --json` prints them: their lines within
+/// [`PAGE_LINE_BYTES`] between them, each cut to [`SHOWN_LINE_BYTES`],
+/// masked for a viewer.
 pub(crate) fn find_messages(
     conn: &deadpool_sqlite::rusqlite::Connection,
     query: &SearchQuery,
     related: bool,
+    masking: Masking,
 ) -> Result<Vec<trace::TracedMessage>, WebError> {
     let Some(text) = bounded("q", query.q.as_deref())? else {
         return Err(WebError::BadRequest(
@@ -62,38 +66,56 @@ pub(crate) fn find_messages(
     };
     let target = trace::Target::parse(text)?;
     let window = query.window.window(conn)?;
-    let messages = trace::find(conn, &target, window, related)?;
+    let mut messages = trace::find(conn, &target, window, related, PAGE_LINE_BYTES)?;
     if messages.is_empty() {
         return Err(WebError::NotFound(format!(
             "no message in the database matches {text:?}"
         )));
     }
-    Ok(messages)
+    for line in messages.iter_mut().flat_map(|m| m.lines.iter_mut()) {
+        if line.len() > SHOWN_LINE_BYTES {
+            let mut end = SHOWN_LINE_BYTES;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.truncate(end);
+            line.push_str(" [cut: the line goes on]");
+        }
+    }
+    Ok(masking.apply(messages))
 }
 
-async fn search(State(app): State<App>, Query(query): Query<SearchQuery>) -> Response {
+async fn search(
+    State(app): State<App>,
+    masking: Masking,
+    Query(query): Query<SearchQuery>,
+) -> Response {
     answer(
-        app.ask(move |conn| find_messages(conn, &query, false))
+        app.ask(move |conn| find_messages(conn, &query, false, masking))
             .await,
     )
 }
 
-async fn message(State(app): State<App>, Path(id): Path<String>) -> Response {
+async fn message(State(app): State<App>, masking: Masking, Path(id): Path<String>) -> Response {
     answer(
         app.ask(move |conn| {
             let query = SearchQuery {
                 q: Some(id),
                 window: WindowQuery::default(),
             };
-            find_messages(conn, &query, true)
+            find_messages(conn, &query, true, masking)
         })
         .await,
     )
 }
 
-async fn stats_api(State(app): State<App>, Query(window): Query<WindowQuery>) -> Response {
+async fn stats_api(
+    State(app): State<App>,
+    masking: Masking,
+    Query(window): Query<WindowQuery>,
+) -> Response {
     answer(
-        app.ask(move |conn| Ok(stats::compute(conn, window.window(conn)?)?))
+        app.ask(move |conn| Ok(masking.apply(stats::compute(conn, window.window(conn)?)?)))
             .await,
     )
 }
@@ -111,10 +133,12 @@ pub(crate) struct StuckQuery {
     pub older_than: Option<String>,
 }
 
-/// What `stuck` lists for the query's age (4 hours by default).
+/// What `stuck` lists for the query's age (4 hours by default), masked
+/// for a viewer.
 pub(crate) fn stuck_rows(
     conn: &deadpool_sqlite::rusqlite::Connection,
     query: &StuckQuery,
+    masking: Masking,
 ) -> Result<Vec<stuck::Stuck>, WebError> {
     let text = bounded("older_than", query.older_than.as_deref())?.unwrap_or("4h");
     let age = humantime::parse_duration(text).map_err(|err| {
@@ -122,27 +146,52 @@ pub(crate) fn stuck_rows(
             "older_than: not an age such as 4h or 2d ({err}), got {text:?}"
         ))
     })?;
-    Ok(stuck::find(
+    Ok(masking.apply(stuck::find(
         conn,
         i64::try_from(age.as_millis()).unwrap_or(i64::MAX),
-    )?)
+    )?))
 }
 
-async fn stuck_api(State(app): State<App>, Query(query): Query<StuckQuery>) -> Response {
-    answer(app.ask(move |conn| stuck_rows(conn, &query)).await)
+async fn stuck_api(
+    State(app): State<App>,
+    masking: Masking,
+    Query(query): Query<StuckQuery>,
+) -> Response {
+    answer(app.ask(move |conn| stuck_rows(conn, &query, masking)).await)
 }
 
-/// A window and the filters of `lines`.
-#[derive(Debug, Default, Clone, Deserialize)]
+/// A window, the filters of `lines`, and where the previous page ended.
+#[derive(Debug, Default, Clone, Deserialize, serde::Serialize)]
 pub(crate) struct LinesQuery {
     #[serde(flatten)]
     pub window: WindowQuery,
     pub kind: Option<String>,
     pub grep: Option<String>,
+    pub after: Option<String>,
 }
 
-/// Lines a page shows at most; the API's answer says when there were more.
+/// Lines a page shows at most; the answer says where to read on.
 pub(crate) const MAX_LINES: usize = 2000;
+
+/// Bytes of line text one answer holds at most (lines, or a search's
+/// messages' lines, between them): with escaping, an answer stays within
+/// what the cache keeps, and memory per request is bounded whatever the
+/// lines' lengths.
+pub(crate) const PAGE_LINE_BYTES: usize = 1 << 20;
+
+/// The longest line shown whole; longer ones are cut here and marked
+/// (`lines` on the command line prints them whole).
+pub(crate) const SHOWN_LINE_BYTES: usize = 256 << 10;
+
+/// A line as a page shows it: cut to [`SHOWN_LINE_BYTES`], and masked for a
+/// viewer. True when it was cut.
+pub(crate) fn shown_line(masking: Masking, bytes: &[u8]) -> (String, bool) {
+    let cut = bytes.len() > SHOWN_LINE_BYTES;
+    (
+        masking.line(&bytes[..bytes.len().min(SHOWN_LINE_BYTES)]),
+        cut,
+    )
+}
 
 /// One line as `lines --json` prints it, owned.
 #[derive(Debug, serde::Serialize)]
@@ -156,58 +205,84 @@ pub(crate) struct LineJson {
     pub truncated: bool,
 }
 
-/// The lines of a window, at most [`MAX_LINES`], and whether there were
-/// more.
+/// One page of lines.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct LinesPage {
+    pub lines: Vec<LineJson>,
+    /// Whether more lines match after these.
+    pub more: bool,
+    /// Where the next page starts (`after=`), when there is one.
+    pub next: Option<String>,
+}
+
+/// The lines of a window after `after`: at most [`MAX_LINES`] and
+/// [`PAGE_LINE_BYTES`] (always one), masked for a viewer.
 pub(crate) fn read_lines(
     conn: &deadpool_sqlite::rusqlite::Connection,
     query: &LinesQuery,
-) -> Result<(Vec<LineJson>, bool), WebError> {
+    masking: Masking,
+) -> Result<LinesPage, WebError> {
     let window = query.window.window(conn)?;
     if window.since.is_none() && window.until.is_none() {
         return Err(WebError::BadRequest(
             "give a window (since, until): the log is read a window at a time".to_owned(),
         ));
     }
-    let filter = lines::LineFilter::parse(
+    let mut filter = lines::LineFilter::parse(
         window,
         bounded("kind", query.kind.as_deref())?,
         bounded("grep", query.grep.as_deref())?,
         None,
     )?;
-    let mut found = Vec::new();
-    let mut more = false;
+    filter.after = bounded("after", query.after.as_deref())?
+        .map(lines::LinePosition::parse)
+        .transpose()?;
+    let mut page = LinesPage {
+        lines: Vec::new(),
+        more: false,
+        next: None,
+    };
+    let mut bytes = 0usize;
+    let mut last = None;
     let read = lines::each(conn, &filter, &mut |line| {
-        if found.len() == MAX_LINES {
-            more = true;
+        let shown = line.bytes.len().min(SHOWN_LINE_BYTES);
+        if page.lines.len() == MAX_LINES
+            || (!page.lines.is_empty() && bytes + shown > PAGE_LINE_BYTES)
+        {
+            page.more = true;
             return Err(std::io::Error::other("enough lines"));
         }
-        found.push(LineJson {
+        bytes += shown;
+        last = Some(line.position);
+        let (text, cut) = shown_line(masking, line.bytes);
+        page.lines.push(LineJson {
             offset: line.offset,
             source: line.source.to_owned(),
             time: line.time.clone(),
             kind: line.kind,
             message_id: line.message_id.clone(),
-            line: String::from_utf8_lossy(line.bytes).into_owned(),
-            truncated: line.truncated,
+            line: text,
+            truncated: line.truncated || cut,
         });
         Ok(())
     });
     match read {
         Ok(()) => {}
-        Err(crate::query::QueryError::Output(_)) if more => {}
+        Err(crate::query::QueryError::Output(_)) if page.more => {}
         Err(err) => return Err(err.into()),
     }
-    Ok((found, more))
+    if page.more {
+        page.next = last.map(|position| position.to_string());
+    }
+    Ok(page)
 }
 
-async fn lines_api(State(app): State<App>, Query(query): Query<LinesQuery>) -> Response {
-    answer(
-        app.ask(move |conn| {
-            let (lines, more) = read_lines(conn, &query)?;
-            Ok(serde_json::json!({ "lines": lines, "more": more }))
-        })
-        .await,
-    )
+async fn lines_api(
+    State(app): State<App>,
+    masking: Masking,
+    Query(query): Query<LinesQuery>,
+) -> Response {
+    answer(app.ask(move |conn| read_lines(conn, &query, masking)).await)
 }
 
 async fn health_api(State(app): State<App>) -> Response {

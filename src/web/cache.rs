@@ -4,9 +4,16 @@
 //! same ones again and again. Keyed by the address asked (path and query).
 //! One request at a time makes an answer; while it does, the others get
 //! the previous answer if there is one not older than [`STALE_FOR`] (else
-//! they wait for the new one). Answers are cached after authentication and
-//! before masking, so every user gets what their role may see. Bounded in
-//! entries and bytes.
+//! they wait for the new one). Answers are cached after authentication,
+//! keyed by role as well, so every user gets what their role may see; a
+//! viewer's answer passes the address pattern once more here, as a net
+//! under the handlers' field masking. Bounded in entries and bytes.
+//!
+//! Memory in all is bounded here too: a new answer reserves the largest
+//! answer's bytes before it is made, gives back what it did not use once
+//! made, and holds the rest until its body has been sent; answers that
+//! would pass [`IN_FLIGHT_BYTES`] wait (and fail with 503 after
+//! [`RESERVE_WAIT`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +25,10 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use futures_util::StreamExt as _;
+
 use super::App;
+use super::auth::{Masking, mask_body};
 
 /// How old an answer may be when it is given again.
 pub(super) const FRESH_FOR: Duration = Duration::from_secs(5);
@@ -30,8 +40,26 @@ const STALE_FOR: Duration = Duration::from_secs(60);
 const MAX_ENTRIES: usize = 512;
 const MAX_BYTES: usize = 64 << 20;
 
-/// The largest answer kept.
+/// The largest answer made (a page of lines is bounded well below it).
 const MAX_ANSWER_BYTES: usize = 8 << 20;
+
+/// Bytes of new answers being made or sent at once, at most.
+pub(super) const IN_FLIGHT_BYTES: usize = 128 << 20;
+
+/// How long a request waits for room among the answers in flight.
+const RESERVE_WAIT: Duration = Duration::from_secs(10);
+
+/// Answers in flight are counted in KiB (a semaphore's permits).
+const KIB: usize = 1024;
+
+/// Room for answers in flight, in KiB.
+pub(super) fn in_flight_budget() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BYTES / KIB))
+}
+
+/// The size of a body sent in steps: the reservation is held until the
+/// last step has been taken.
+const STEP_BYTES: usize = 64 << 10;
 
 /// One kept answer.
 #[derive(Clone)]
@@ -132,13 +160,22 @@ fn cacheable(method: &Method, path: &str) -> bool {
         && !path.starts_with("/assets/")
 }
 
-pub(super) async fn answer(State(app): State<App>, request: Request, next: Next) -> Response {
+pub(super) async fn answer(
+    State(app): State<App>,
+    masking: Masking,
+    request: Request,
+    next: Next,
+) -> Response {
     if !cacheable(request.method(), request.uri().path()) {
         return next.run(request).await;
     }
-    let key = request.uri().path_and_query().map_or_else(
-        || request.uri().path().to_owned(),
-        |p| p.as_str().to_owned(),
+    let role = if masking.masks() { "viewer" } else { "admin" };
+    let key = format!(
+        "{role} {}",
+        request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| request.uri().path(), |p| p.as_str())
     );
     let slot = app.cache.slot(&key);
     if let Some(answer) = slot.younger_than(FRESH_FOR) {
@@ -158,22 +195,42 @@ pub(super) async fn answer(State(app): State<App>, request: Request, next: Next)
             making
         }
     };
+    let reserve = app
+        .answer_bytes
+        .clone()
+        .acquire_many_owned(u32::try_from(MAX_ANSWER_BYTES / KIB).unwrap_or(u32::MAX));
+    let Ok(Ok(mut reserved)) = tokio::time::timeout(RESERVE_WAIT, reserve).await else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "5")],
+            "too many large answers are being sent; try again shortly",
+        )
+            .into_response();
+    };
     let response = next.run(request).await;
     let (parts, body) = response.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, MAX_ANSWER_BYTES).await else {
+    let Ok(mut body) = axum::body::to_bytes(body, MAX_ANSWER_BYTES).await else {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             "the answer was too large",
         )
             .into_response();
     };
+    if masking.masks() {
+        body = Bytes::from(mask_body(&body));
+    }
+    let used = body.len() / KIB + 1;
+    if let Some(unused) = reserved.split(reserved.num_permits().saturating_sub(used)) {
+        drop(unused);
+    }
     let answer = Answer {
         made: Instant::now(),
         status: parts.status,
         headers: parts.headers,
         body,
     };
-    let response = rebuild(&answer);
+    let mut response = rebuild(&answer);
+    *response.body_mut() = held(answer.body.clone(), reserved);
     // A failure (the database down) is not kept: the next request tries.
     if answer.status.is_success() || answer.status.is_client_error() {
         *slot.answer() = Some(answer);
@@ -187,6 +244,24 @@ pub(super) async fn answer(State(app): State<App>, request: Request, next: Next)
             .clear();
     }
     response
+}
+
+/// `body` sent in steps, `reserved` given back after the last.
+fn held(body: Bytes, reserved: tokio::sync::OwnedSemaphorePermit) -> Body {
+    let steps: Vec<Bytes> = (0..body.len())
+        .step_by(STEP_BYTES)
+        .map(|at| body.slice(at..(at + STEP_BYTES).min(body.len())))
+        .collect();
+    let mut reserved = Some(reserved);
+    let stream = futures_util::stream::iter(steps.into_iter().map(Some).chain([None])).filter_map(
+        move |step| {
+            if step.is_none() {
+                reserved.take();
+            }
+            std::future::ready(step.map(Ok::<_, std::convert::Infallible>))
+        },
+    );
+    Body::from_stream(stream)
 }
 
 fn rebuild(answer: &Answer) -> Response {

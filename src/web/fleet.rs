@@ -13,6 +13,7 @@ use axum::routing::get;
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::auth::Masking;
 use super::pages::page;
 use super::{App, WebError, bounded};
 use crate::fleet::{FleetError, pg, stats, trace};
@@ -88,7 +89,11 @@ impl App {
 }
 
 /// The journeys `q` names, as `trace --fleet --json` prints them.
-async fn journeys(app: &App, query: &FleetQuery) -> Result<Vec<trace::Journey>, WebError> {
+async fn journeys(
+    app: &App,
+    query: &FleetQuery,
+    masking: Masking,
+) -> Result<Vec<trace::Journey>, WebError> {
     let Some(text) = bounded("q", query.q.as_deref())? else {
         return Err(WebError::BadRequest(
             "give an Exim id, an address, a Message-ID header or an IP address".to_owned(),
@@ -103,7 +108,7 @@ async fn journeys(app: &App, query: &FleetQuery) -> Result<Vec<trace::Journey>, 
             "no message in the fleet matches {text:?}"
         )));
     }
-    Ok(found)
+    Ok(masking.apply(found))
 }
 
 /// Every host's figures (or one host's), as `stats --fleet --json`.
@@ -120,15 +125,23 @@ async fn figures(app: &App, query: &FleetQuery) -> Result<stats::FleetStats, Web
     .await
 }
 
-async fn trace_api(State(app): State<App>, Query(query): Query<FleetQuery>) -> Response {
-    super::api::answer(journeys(&app, &query).await)
+async fn trace_api(
+    State(app): State<App>,
+    masking: Masking,
+    Query(query): Query<FleetQuery>,
+) -> Response {
+    super::api::answer(journeys(&app, &query, masking).await)
 }
 
 async fn stats_api(State(app): State<App>, Query(query): Query<FleetQuery>) -> Response {
     super::api::answer(figures(&app, &query).await)
 }
 
-async fn fleet_page(State(app): State<App>, Query(query): Query<FleetQuery>) -> Response {
+async fn fleet_page(
+    State(app): State<App>,
+    masking: Masking,
+    Query(query): Query<FleetQuery>,
+) -> Response {
     let form = html! {
         form.query method="get" action="/fleet" {
             label { "Exim id, address, Message-ID or IP, on any host"
@@ -138,7 +151,7 @@ async fn fleet_page(State(app): State<App>, Query(query): Query<FleetQuery>) -> 
     };
     let asked = query.q.as_deref().is_some_and(|q| !q.trim().is_empty());
     let answer: Result<Markup, WebError> = if asked {
-        journeys(&app, &query)
+        journeys(&app, &query, masking)
             .await
             .map(|found| journeys_html(&found))
     } else {

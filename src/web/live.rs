@@ -14,9 +14,9 @@ use futures_util::stream;
 use maud::html;
 use serde::Deserialize;
 
-use super::auth::{Session, mask_addresses};
+use super::api::shown_line;
+use super::auth::{Masking, Session};
 use super::{App, WebError};
-use crate::config::WebRole;
 use crate::store::repo::lines_of_chunks_after;
 
 /// How often a stream looks for new chunks.
@@ -37,8 +37,11 @@ pub(super) const MAX_STREAMS: usize = 16;
 pub(super) const STREAMS_PER_CLIENT: usize = 4;
 
 /// The newest chunk's id, and the lines of the newest chunks (oldest
-/// first), at most [`FIRST_LINES`].
-fn newest(conn: &deadpool_sqlite::rusqlite::Connection) -> Result<(i64, Vec<String>), WebError> {
+/// first), at most [`FIRST_LINES`], as `masking` shows them.
+fn newest(
+    conn: &deadpool_sqlite::rusqlite::Connection,
+    masking: Masking,
+) -> Result<(i64, Vec<String>), WebError> {
     let last: i64 = conn
         .query_row("SELECT coalesce(max(id), 0) FROM log_chunks", [], |row| {
             row.get(0)
@@ -49,23 +52,13 @@ fn newest(conn: &deadpool_sqlite::rusqlite::Connection) -> Result<(i64, Vec<Stri
     let lines = lines
         .into_iter()
         .skip(skip)
-        .map(|line| String::from_utf8_lossy(&line.bytes).into_owned())
+        .map(|line| shown_line(masking, &line.bytes).0)
         .collect();
     Ok((last, lines))
 }
 
-fn masked(role: WebRole, text: String) -> String {
-    match role {
-        WebRole::Admin => text,
-        WebRole::Viewer => mask_addresses(&text).into_owned(),
-    }
-}
-
-pub(super) async fn page(
-    State(app): State<App>,
-    axum::Extension(session): axum::Extension<Session>,
-) -> Response {
-    let (last, lines) = match app.ask(newest).await {
+pub(super) async fn page(State(app): State<App>, masking: Masking) -> Response {
+    let (last, lines) = match app.ask(move |conn| newest(conn, masking)).await {
         Ok(found) => found,
         Err(error) => return super::pages::error_page(&error),
     };
@@ -77,10 +70,9 @@ pub(super) async fn page(
             span id="live-state" {}
         }
         pre.lines id="live" data-after=(last) {
-            @for line in &lines { (masked(session.role, line.clone())) "\n" }
+            @for line in &lines { (line) "\n" }
         }
     };
-    // A viewer's page is masked here and again by the guard: harmless.
     super::pages::page("/live", "Live", body)
 }
 
@@ -92,6 +84,7 @@ pub(super) struct LiveQuery {
 
 pub(super) async fn events(
     State(app): State<App>,
+    masking: Masking,
     axum::Extension(session): axum::Extension<Session>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
@@ -135,16 +128,16 @@ pub(super) async fn events(
         .and_then(|v| v.parse().ok());
     let after = match query.after.or(resume) {
         Some(after) => after,
-        None => match app.ask(newest).await {
+        None => match app.ask(move |conn| newest(conn, masking)).await {
             Ok((last, _)) => last,
             Err(error) => return super::api::error_response(&error),
         },
     };
     let stopping = app.stopping.clone();
-    let state = (app, after, permit, stopping, session.role);
+    let state = (app, after, permit, stopping, masking);
     let stream = stream::unfold(
         state,
-        |(app, after, permit, mut stopping, role)| async move {
+        |(app, after, permit, mut stopping, masking)| async move {
             loop {
                 if *stopping.borrow() {
                     return None;
@@ -156,9 +149,7 @@ pub(super) async fn events(
                     Ok((lines, Some(last))) => {
                         let data: Vec<String> = lines
                             .into_iter()
-                            .map(|line| {
-                                masked(role, String::from_utf8_lossy(&line.bytes).into_owned())
-                            })
+                            .map(|line| shown_line(masking, &line.bytes).0)
                             .collect();
                         let event = Event::default()
                             .id(last.to_string())
@@ -166,7 +157,7 @@ pub(super) async fn events(
                             .unwrap_or_else(|_| Event::default().comment("unencodable"));
                         return Some((
                             Ok::<_, std::convert::Infallible>(event),
-                            (app, last, permit, stopping, role),
+                            (app, last, permit, stopping, masking),
                         ));
                     }
                     Ok((_, None)) => {}
@@ -188,12 +179,4 @@ pub(super) async fn events(
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
-}
-
-/// What a stream's type is, for the guard (which must not buffer it).
-pub(super) fn is_event_stream(response: &Response) -> bool {
-    response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
 }

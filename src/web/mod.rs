@@ -79,6 +79,8 @@ struct App {
     stopping: tokio::sync::watch::Receiver<bool>,
     /// Answers kept for a few seconds.
     cache: Arc<cache::Cache>,
+    /// Room for new answers being made or sent, in KiB.
+    answer_bytes: Arc<tokio::sync::Semaphore>,
     /// The fleet's PostgreSQL, when configured.
     fleet: Option<Arc<fleet::FleetView>>,
 }
@@ -154,7 +156,7 @@ impl App {
 }
 
 /// The time window of a request, as text (the CLI's forms).
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, serde::Serialize)]
 pub(crate) struct WindowQuery {
     pub since: Option<String>,
     pub until: Option<String>,
@@ -214,6 +216,7 @@ fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) 
         streams_per_address: slots::Slots::new(live::STREAMS_PER_CLIENT),
         stopping,
         cache: Arc::new(cache::Cache::default()),
+        answer_bytes: cache::in_flight_budget(),
         fleet,
     };
     Router::new()

@@ -9,9 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use maud::{DOCTYPE, Markup, html};
 
-use super::api::{
-    LinesQuery, MAX_LINES, SearchQuery, StuckQuery, find_messages, read_lines, stuck_rows,
-};
+use super::api::{LinesQuery, SearchQuery, StuckQuery, find_messages, read_lines, stuck_rows};
+use super::auth::Masking;
 use super::{App, WebError, WindowQuery, chart};
 use crate::query::{flow, health, stats, trace};
 
@@ -91,7 +90,11 @@ fn status(status: &str) -> Markup {
     html! { span class=(format!("status status-{status}")) { (status) } }
 }
 
-async fn search(State(app): State<App>, Query(query): Query<SearchQuery>) -> Response {
+async fn search(
+    State(app): State<App>,
+    masking: Masking,
+    Query(query): Query<SearchQuery>,
+) -> Response {
     let form = html! {
         form.query method="get" action="/" {
             label { "Message id, address, Message-ID, IP or domain"
@@ -108,7 +111,7 @@ async fn search(State(app): State<App>, Query(query): Query<SearchQuery>) -> Res
         );
     }
     let found = app
-        .ask(move |conn| find_messages(conn, &query, false))
+        .ask(move |conn| find_messages(conn, &query, false, masking))
         .await;
     let results = match &found {
         Ok(messages) => html! {
@@ -155,7 +158,7 @@ fn recipients(recipients: &[trace::TracedRecipient]) -> Markup {
     }
 }
 
-async fn message(State(app): State<App>, Path(id): Path<String>) -> Response {
+async fn message(State(app): State<App>, masking: Masking, Path(id): Path<String>) -> Response {
     let wanted = id.clone();
     let found = app
         .ask(move |conn| {
@@ -163,7 +166,7 @@ async fn message(State(app): State<App>, Path(id): Path<String>) -> Response {
                 q: Some(wanted),
                 window: WindowQuery::default(),
             };
-            find_messages(conn, &query, true)
+            find_messages(conn, &query, true, masking)
         })
         .await;
     let messages = match found {
@@ -247,6 +250,10 @@ async fn message(State(app): State<App>, Path(id): Path<String>) -> Response {
         }
         h2 { "Log lines" }
         pre.lines { @for line in &main.lines { (line) "\n" } }
+        @if main.lines_left_out > 0 {
+            p.muted { (main.lines_left_out) " more line(s) left out: a page holds a bounded amount of text. "
+                a href=(format!("/log?since=1970-01-01&grep={}", main.id)) { "Read them in the log" } }
+        }
     };
     page("", &format!("Message {id}"), body)
 }
@@ -262,7 +269,11 @@ fn seconds(ms: Option<i64>) -> String {
     }
 }
 
-async fn flow_page(State(app): State<App>, Query(mut window): Query<WindowQuery>) -> Response {
+async fn flow_page(
+    State(app): State<App>,
+    masking: Masking,
+    Query(mut window): Query<WindowQuery>,
+) -> Response {
     // The last day unless asked: all-time statistics of a large database
     // take seconds, which a page opened by a click should not.
     if window.since.is_none() && window.until.is_none() {
@@ -272,7 +283,10 @@ async fn flow_page(State(app): State<App>, Query(mut window): Query<WindowQuery>
     let read = app
         .ask(move |conn| {
             let window = asked.window(conn)?;
-            Ok((stats::compute(conn, window)?, flow::compute(conn, window)?))
+            Ok((
+                masking.apply(stats::compute(conn, window)?),
+                flow::compute(conn, window)?,
+            ))
         })
         .await;
     let (report, flow) = match read {
@@ -344,9 +358,13 @@ fn top_table(rows: &[stats::Row]) -> Markup {
     }
 }
 
-async fn stuck_page(State(app): State<App>, Query(query): Query<StuckQuery>) -> Response {
+async fn stuck_page(
+    State(app): State<App>,
+    masking: Masking,
+    Query(query): Query<StuckQuery>,
+) -> Response {
     let older_than = query.older_than.clone().unwrap_or_else(|| "4h".to_owned());
-    let rows = match app.ask(move |conn| stuck_rows(conn, &query)).await {
+    let rows = match app.ask(move |conn| stuck_rows(conn, &query, masking)).await {
         Ok(rows) => rows,
         Err(error) => return error_page(&error),
     };
@@ -376,12 +394,16 @@ async fn stuck_page(State(app): State<App>, Query(query): Query<StuckQuery>) -> 
     page("/stuck", "Stuck", body)
 }
 
-async fn log_page(State(app): State<App>, Query(mut query): Query<LinesQuery>) -> Response {
+async fn log_page(
+    State(app): State<App>,
+    masking: Masking,
+    Query(mut query): Query<LinesQuery>,
+) -> Response {
     if query.window.since.is_none() && query.window.until.is_none() {
         query.window.since = Some("1h".to_owned());
     }
     let shown = query.clone();
-    let read = app.ask(move |conn| read_lines(conn, &query)).await;
+    let read = app.ask(move |conn| read_lines(conn, &query, masking)).await;
     let form = html! {
         form.query method="get" action="/log" {
             (window_fields(&shown.window))
@@ -391,17 +413,28 @@ async fn log_page(State(app): State<App>, Query(mut query): Query<LinesQuery>) -
         }
     };
     let body = match read {
-        Ok((lines, more)) => html! {
-            h1 { "The log" }
-            (form)
-            p.muted {
-                (lines.len()) " line(s)"
-                @if more { ", the first " (MAX_LINES) " of more: narrow the window" }
-                " "
-                button type="button" data-wrap-toggle hidden { "Wrap long lines" }
+        Ok(found) => {
+            let next = found.next.as_ref().map(|after| {
+                let mut next = shown.clone();
+                next.after = Some(after.clone());
+                format!(
+                    "/log?{}",
+                    serde_urlencoded::to_string(&next).unwrap_or_default()
+                )
+            });
+            html! {
+                h1 { "The log" }
+                (form)
+                p.muted {
+                    (found.lines.len()) " line(s)"
+                    @if let Some(next) = &next { ", more after them: " a href=(next) { "next page" } }
+                    " "
+                    button type="button" data-wrap-toggle hidden { "Wrap long lines" }
+                }
+                pre.lines { @for line in &found.lines { (line.line) "\n" } }
+                @if let Some(next) = &next { p { a href=(next) { "Next page" } } }
             }
-            pre.lines { @for line in &lines { (line.line) "\n" } }
-        },
+        }
         Err(error) => {
             let mut response = page(
                 "/log",

@@ -222,7 +222,7 @@ fn sigterm_inside_an_8_gib_sparse_hole_stops_within_5_seconds() {
 /// The high-water mark of a process's resident memory, in KiB (`VmHWM`
 /// belongs to the process's own address space: `wait4`'s `ru_maxrss`
 /// would count the test process's image from before the exec).
-fn peak_rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()

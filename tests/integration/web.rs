@@ -93,6 +93,11 @@ impl Server {
         http_get(self.port, path).unwrap()
     }
 
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A page's body, asserting its status.
     pub(crate) fn page(&self, path: &str, status: u16) -> String {
         let (head, body) = self.get(path);

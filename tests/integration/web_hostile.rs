@@ -1,6 +1,8 @@
 //! The web view against a hostile client, before and after signing in:
 //! DNS rebinding, half-sent requests, concurrent password guesses, a
-//! redirect smuggled into `next`, one client holding every live stream.
+//! redirect smuggled into `next`, one client holding every live stream,
+//! addresses only the parser can find shown to a viewer, and answers of
+//! long lines that took gigabytes.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -264,4 +266,195 @@ fn one_client_cannot_hold_every_live_stream() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A users configuration with an admin and a viewer, and a signed-in
+/// cookie for each.
+fn admin_and_viewer(dir: &Path, db: &Path) -> (Server, String, String) {
+    let config = dir.join("web.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nauth = \"users\"\n\
+             [[web.users]]\nname = \"root\"\npassword_hash = \"{}\"\nrole = \"admin\"\n\
+             [[web.users]]\nname = \"eve\"\npassword_hash = \"{}\"\nrole = \"viewer\"\n",
+            hash_of("root's secret"),
+            hash_of("eve's secret"),
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(db, dir, Some(&config));
+    let sign_in = |name: &str, password: &str| {
+        let (head, _) = crate::util::http(
+            server.port,
+            "POST",
+            "/login",
+            &[],
+            &format!("name={name}&password={password}&next=/"),
+        )
+        .unwrap();
+        format!("Cookie: {}", set_cookie(&head).0)
+    };
+    let admin = sign_in("root", "root%27s+secret");
+    let viewer = sign_in("eve", "eve%27s+secret");
+    (server, admin, viewer)
+}
+
+/// Local delivery targets, quoted local parts, dotless and literal
+/// domains: a regex over the text missed them; the parser's fields do not.
+#[test]
+fn a_viewer_sees_no_address_the_parser_knows_in_any_page_or_answer() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let id = "1vXyZa-000001-AB";
+    std::fs::write(
+        &log,
+        format!(
+            "2026-12-01 10:00:00 {id} <= \"john doe\"@sender.example H=mx.sender.example [192.0.2.1] P=esmtp S=1234 id=m1@sender.example for alice@mail.example bobby@mail.example carol@[192.0.2.77] root@localhost\n\
+             2026-12-01 10:00:01 {id} => alice <alice@mail.example> R=localuser T=local_delivery\n\
+             2026-12-01 10:00:01 {id} => /var/mail/bobby <bobby@mail.example> R=userforward T=address_file\n\
+             2026-12-01 10:00:02 {id} == carol@[192.0.2.77] R=literal T=remote_smtp defer (-44): SMTP error from remote mail server after RCPT TO:<carol@[192.0.2.77]>: 451 try later\n\
+             2026-12-01 10:00:02 {id} ** root@localhost: Unrouteable address\n\
+             2026-12-01 10:00:03 H=mx.bad.example [192.0.2.9] F=<o'brien@b\u{fc}cher.example> rejected RCPT <dave@mail.example>: relay not permitted\n"
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("masked.db");
+    crate::util::ingest_into(&db, &log);
+    let (server, admin, viewer) = admin_and_viewer(dir.path(), &db);
+    let secrets = ["john", "alice", "bobby", "carol", "root@", "brien", "dave"];
+    let paths = [
+        "/log?since=2026-12-01".to_owned(),
+        "/api/v1/lines?since=2026-12-01".to_owned(),
+        format!("/api/v1/search?q={id}"),
+        format!("/api/v1/message/{id}"),
+        format!("/message/{id}"),
+        format!("/?q={id}"),
+        "/api/v1/stuck?older_than=0s".to_owned(),
+        "/stuck?older_than=0s".to_owned(),
+        "/api/v1/stats".to_owned(),
+        "/flow?since=2026-12-01".to_owned(),
+        "/live".to_owned(),
+    ];
+    for path in &paths {
+        let (head, body) = crate::util::http(server.port, "GET", path, &[&viewer], "").unwrap();
+        assert!(status_is(&head, 200), "{path}: {head}\n{body}");
+        for secret in secrets {
+            assert!(
+                !body.contains(secret),
+                "a viewer saw {secret:?} at {path}:\n{body}"
+            );
+        }
+    }
+    // The masks stand where the addresses stood.
+    let (_, log_page) =
+        crate::util::http(server.port, "GET", "/log?since=2026-12-01", &[&viewer], "").unwrap();
+    assert!(
+        log_page.contains("=&gt; a*** &lt;a***@mail.example&gt;"),
+        "{log_page}"
+    );
+    assert!(
+        log_page.contains("=&gt; /*** &lt;b***@mail.example&gt;"),
+        "{log_page}"
+    );
+    // An admin sees everything; the cache keeps the two apart.
+    let (_, admin_page) =
+        crate::util::http(server.port, "GET", "/log?since=2026-12-01", &[&admin], "").unwrap();
+    for secret in secrets {
+        assert!(admin_page.contains(secret), "an admin missed {secret:?}");
+    }
+}
+
+/// Lines of a mebibyte took gigabytes per request, and four-kilobyte lines
+/// passed the answer cap: answers are pages of bounded bytes with a link
+/// to the next, every line is reached, and the server stays small with
+/// eight such requests at once.
+#[test]
+fn answers_of_long_lines_are_paged_by_bytes_and_memory_stays_bounded() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    let mut text = String::new();
+    let long = "x".repeat(1_000_000);
+    for n in 0..40 {
+        text.push_str(&format!(
+            "2026-12-01 10:00:{:02} 1vXyZa-{n:06}-AB <= s@sender.example H=h [192.0.2.1] P=esmtp S=1 T=\"{long}\" for r@mail.example\n",
+            n % 60
+        ));
+    }
+    let four_k = "y".repeat(4000);
+    for n in 0..2000 {
+        text.push_str(&format!(
+            "2026-12-01 10:01:{:02} 1vXyZb-{n:06}-AB ** r@mail.example: {four_k}\n",
+            n % 60
+        ));
+    }
+    std::fs::write(&log, text).unwrap();
+    let db = dir.path().join("long.db");
+    crate::util::ingest_into(&db, &log);
+    let server = Server::start_with(&db, dir.path(), None);
+    // Every line, page after page.
+    let mut after: Option<String> = None;
+    let mut lines = 0;
+    let mut pages = 0;
+    loop {
+        let path = match &after {
+            Some(after) => format!("/api/v1/lines?since=2026-12-01&after={after}"),
+            None => "/api/v1/lines?since=2026-12-01".to_owned(),
+        };
+        let (head, body) = crate::util::http(server.port, "GET", &path, &[], "").unwrap();
+        assert!(status_is(&head, 200), "{path}: {head}");
+        assert!(body.len() < 8 << 20, "{path}: {} bytes", body.len());
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        lines += page["lines"].as_array().unwrap().len();
+        pages += 1;
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(lines, 2040, "in {pages} pages");
+    // The log page of four-kilobyte lines answers, with a next page.
+    let (head, body) = crate::util::http(
+        server.port,
+        "GET",
+        "/log?since=2026-12-01T10:01:00",
+        &[],
+        "",
+    )
+    .unwrap();
+    assert!(status_is(&head, 200), "{head}");
+    assert!(body.contains("Next page"), "no next page");
+    // Eight at once, many times over: the server stays small.
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let port = server.port;
+            std::thread::spawn(move || {
+                for _ in 0..5 {
+                    let (head, _) = crate::util::http(
+                        port,
+                        "GET",
+                        "/api/v1/lines?since=2026-12-01&kind=reception",
+                        &[],
+                        "",
+                    )
+                    .unwrap();
+                    assert!(status_is(&head, 200) || status_is(&head, 503), "{head}");
+                    let (head, _) = crate::util::http(
+                        port,
+                        "GET",
+                        "/api/v1/search?q=1vXyZa-000001-AB",
+                        &[],
+                        "",
+                    )
+                    .unwrap();
+                    assert!(status_is(&head, 200) || status_is(&head, 503), "{head}");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let peak = crate::hostile::peak_rss_kib(server.pid()).unwrap();
+    assert!(peak < 256 * 1024, "serve grew to {peak} KiB");
 }

@@ -123,23 +123,50 @@ pub fn store_sealed(conn: &Connection, chunks: &[(i64, SealedChunk)]) -> Result<
 }
 
 /// The lines of message row `message_id` (continuation lines included), in
-/// the order they were logged, then stored.
-pub fn message_lines(conn: &Connection, message_id: i64) -> Result<Vec<StoredLine>, StoreError> {
-    let mut lines: Vec<StoredLine> = decoded_chunks(
-        conn,
-        // Joined, so a link to a pruned chunk is ignored.
-        "SELECT c.source_id, c.start_offset, c.data
-         FROM message_chunks mc JOIN log_chunks c ON c.id = mc.chunk_id
-         WHERE mc.message_id = ?1 ORDER BY c.id",
-        &[&message_id],
-    )?
-    .into_iter()
-    .map(|(_, line)| line)
-    .filter(|line| line.message == Some(message_id))
-    .collect();
+/// the order they were logged, then stored: as many as fit in `max_bytes`
+/// (the first whatever its length, unless the budget is spent), and how
+/// many more there were. One chunk is decoded
+/// at a time, so memory stays within the budget and a chunk.
+pub fn message_lines(
+    conn: &Connection,
+    message_id: i64,
+    max_bytes: usize,
+) -> Result<(Vec<StoredLine>, u64), StoreError> {
+    let context = || Context::op("read lines").table("log_chunks");
+    // Joined, so a link to a pruned chunk is ignored.
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT c.start_offset, c.data
+             FROM message_chunks mc JOIN log_chunks c ON c.id = mc.chunk_id
+             WHERE mc.message_id = ?1 ORDER BY c.id",
+        )
+        .ctx(context)?;
+    let mut rows = statement.query([message_id]).ctx(context)?;
+    let mut lines: Vec<StoredLine> = Vec::new();
+    let mut kept_bytes = 0usize;
+    let mut left_out = 0u64;
+    while let Some(row) = rows.next().ctx(context)? {
+        let start: i64 = row.get(0).ctx(context)?;
+        let data: Vec<u8> = row.get(1).ctx(context)?;
+        let decoded = chunk::decode(u64::try_from(start).unwrap_or(0), &data)
+            .map_err(|err| StoreError::other(context(), err))?;
+        for line in decoded {
+            if line.message != Some(message_id) {
+                continue;
+            }
+            let fits = kept_bytes.saturating_add(line.bytes.len()) <= max_bytes
+                || (lines.is_empty() && max_bytes > 0);
+            if !fits {
+                left_out += 1;
+                continue;
+            }
+            kept_bytes += line.bytes.len();
+            lines.push(line);
+        }
+    }
     // Stable: lines of one time keep their stored order.
     lines.sort_by_key(|line| line.logged_ms);
-    Ok(lines)
+    Ok((lines, left_out))
 }
 
 /// Every stored line with its source row, in the order stored (tests and

@@ -10,14 +10,16 @@
 //!
 //! Labels are bounded: their values come from fixed lists (flags, kinds,
 //! stages, reason classes), or are checked for form (transport names, SMTP
-//! codes), and a family takes at most [`LABEL_SETS_PER_FAMILY`] label sets;
-//! later ones are counted under `(other)`. No address, host or id is ever
-//! a label.
+//! codes), and a family keeps series for at most [`LABEL_SETS_PER_FAMILY`]
+//! of those, the most frequent (`label_slots.rs`); the rest are counted
+//! under `(other)`. No address, host or id is ever a label.
 
 use rustc_hash::FxHashMap as HashMap;
 
 use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, params};
 
+use super::label_slots;
+pub use super::label_slots::{LABEL_SETS_PER_FAMILY, OVERFLOW};
 use super::reasons::ReasonClass;
 use super::reasons::classify;
 use crate::parse::{Delivery, DeliveryFlag, Entry, Event, Kind, parse_line};
@@ -71,12 +73,6 @@ pub const DURATION_BUCKETS: [f64; 15] = [
 /// The `bucket` of a row that is not a histogram bucket: a counter's value
 /// or a histogram's sum.
 pub const NO_BUCKET: i64 = -1;
-
-/// Label sets one family may take; more are counted as `(other)`.
-pub const LABEL_SETS_PER_FAMILY: i64 = 100;
-
-/// The label value of what fell outside the bounds.
-pub const OVERFLOW: &str = "(other)";
 
 /// The index in [`FLAGS`] of exim_exporter's `flag` for the line `event`
 /// is, if it counts one.
@@ -144,16 +140,9 @@ impl Labels<'_> {
         )
     }
 
-    /// The label set in the exposition's form (`a="x",b="y"`), or its
-    /// overflow form.
-    fn render(&self, overflow: bool) -> String {
-        let transport = |t: &'_ [u8]| -> String {
-            if overflow {
-                OVERFLOW.to_owned()
-            } else {
-                transport_label(t).to_owned()
-            }
-        };
+    /// The label set in the exposition's form (`a="x",b="y"`); its
+    /// `(other)` form is [`label_slots::overflow_of`] this.
+    fn render(&self) -> String {
         match *self {
             Labels::None => String::new(),
             Labels::One(name, value) => format!("{name}=\"{value}\""),
@@ -161,23 +150,17 @@ impl Labels<'_> {
                 "stage=\"{stage}\",class=\"{}\"",
                 if temporary { "temporary" } else { "permanent" }
             ),
-            Labels::Error { status, enhanced } => {
-                if overflow {
-                    format!("status=\"{OVERFLOW}\",enhanced=\"\"")
-                } else {
-                    format!(
-                        "status=\"{status}\",enhanced=\"{}\"",
-                        enhanced_label(enhanced)
-                    )
-                }
+            Labels::Error { status, enhanced } => format!(
+                "status=\"{status}\",enhanced=\"{}\"",
+                enhanced_label(enhanced)
+            ),
+            Labels::Delivery { transport, outcome } => format!(
+                "transport=\"{}\",outcome=\"{outcome}\"",
+                transport_label(transport)
+            ),
+            Labels::Transport(transport) => {
+                format!("transport=\"{}\"", transport_label(transport))
             }
-            Labels::Delivery {
-                transport: t,
-                outcome,
-            } => {
-                format!("transport=\"{}\",outcome=\"{outcome}\"", transport(t))
-            }
-            Labels::Transport(t) => format!("transport=\"{}\"", transport(t)),
         }
     }
 }
@@ -444,22 +427,50 @@ impl<'b> CounterTally<'b> {
         // Decided once per label set, so a histogram's buckets and sum
         // stay together; in a fixed order, so which label set overflows
         // does not depend on hashing.
-        let mut entries: Vec<(&'static str, String, i64, Labels<'b>, f64)> = self
+        let mut entries: Vec<(&'static str, String, i64, bool, f64)> = self
             .rows()
             .into_iter()
             .map(|(family, labels, bucket, value)| {
-                (family, labels.render(false), bucket, labels, value)
+                (
+                    family,
+                    labels.render(),
+                    bucket,
+                    labels.comes_from_the_log(),
+                    value,
+                )
             })
             .collect();
         entries.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
-        let mut bounded: HashMap<(&'static str, String), String> = HashMap::default();
-        for (family, text, bucket, labels, value) in entries {
-            let key = (family, text);
-            let stored = match bounded.get(&key) {
+        // A label set's lines in this batch: a histogram's buckets' sum, a
+        // counter's value.
+        let mut hits: HashMap<(&'static str, &str), (f64, f64)> = HashMap::default();
+        for (family, text, bucket, from_log, value) in &entries {
+            if *from_log {
+                let counted = hits.entry((family, text.as_str())).or_default();
+                if *bucket == NO_BUCKET {
+                    counted.1 += value;
+                } else {
+                    counted.0 += value;
+                }
+            }
+        }
+        let mut placed: HashMap<(&'static str, String), String> = HashMap::default();
+        for (family, text, bucket, from_log, value) in &entries {
+            let stored = match placed.get(&(*family, text.clone())) {
                 Some(stored) => stored.clone(),
                 None => {
-                    let stored = bounded_labels(conn, family, &labels, &key.1)?;
-                    bounded.insert(key, stored.clone());
+                    let overflow = label_slots::overflow_of(text);
+                    let stored = if !from_log || *text == overflow {
+                        text.clone()
+                    } else {
+                        let (buckets, counter) = hits
+                            .get(&(*family, text.as_str()))
+                            .copied()
+                            .unwrap_or_default();
+                        let lines = if buckets > 0.0 { buckets } else { counter };
+                        label_slots::place(conn, family, text, &overflow, lines)?
+                    };
+                    placed.insert((*family, text.clone()), stored.clone());
                     stored
                 }
             };
@@ -468,40 +479,6 @@ impl<'b> CounterTally<'b> {
         }
         Ok(())
     }
-}
-
-/// The label text to count `labels` under in `family`: itself, unless it
-/// is new to a family that already holds [`LABEL_SETS_PER_FAMILY`].
-fn bounded_labels(
-    conn: &Connection,
-    family: &'static str,
-    labels: &Labels<'_>,
-    text: &str,
-) -> Result<String, StoreError> {
-    if !labels.comes_from_the_log() {
-        return Ok(text.to_owned());
-    }
-    let context = || Context::op("bound metric labels").table("metric_counters");
-    let known: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM metric_counters WHERE family = ?1 AND labels = ?2)",
-        )
-        .ctx(context)?
-        .query_row(params![family, text], |row| row.get(0))
-        .ctx(context)?;
-    if known {
-        return Ok(text.to_owned());
-    }
-    let sets: i64 = conn
-        .prepare_cached("SELECT count(DISTINCT labels) FROM metric_counters WHERE family = ?1")
-        .ctx(context)?
-        .query_row([family], |row| row.get(0))
-        .ctx(context)?;
-    Ok(if sets >= LABEL_SETS_PER_FAMILY {
-        labels.render(true)
-    } else {
-        text.to_owned()
-    })
 }
 
 /// Chunks of lines read at a time when seeding: a bound on memory.
@@ -563,10 +540,7 @@ mod tests {
             .rows()
             .into_iter()
             .map(|(family, labels, bucket, value)| {
-                (
-                    format!("{family}{{{}}}[{bucket}]", labels.render(false)),
-                    value,
-                )
+                (format!("{family}{{{}}}[{bucket}]", labels.render()), value)
             })
             .collect();
         rows.sort_by(|a, b| a.0.cmp(&b.0));
@@ -670,6 +644,10 @@ mod tests {
             .unwrap();
         conn.execute_batch(include_str!("../store/migrations/0010_metric_counters.sql"))
             .unwrap();
+        conn.execute_batch(include_str!(
+            "../store/migrations/0013_metric_label_slots.sql"
+        ))
+        .unwrap();
         let lines: Vec<String> = (0..LABEL_SETS_PER_FAMILY + 20)
             .map(|n| {
                 format!(
@@ -713,6 +691,82 @@ mod tests {
             )
             .unwrap();
         assert_eq!(total, (50 + lines.len()) as f64);
+    }
+
+    /// Junk transports took every slot first; `remote_smtp`, far more
+    /// frequent, takes the rarest one's, whose counts move to `(other)`:
+    /// no counter goes down and the family still sums to its lines.
+    #[test]
+    fn a_frequent_label_takes_the_slot_of_a_rare_one_that_came_first() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE log_chunks (id INTEGER PRIMARY KEY);")
+            .unwrap();
+        conn.execute_batch(include_str!("../store/migrations/0010_metric_counters.sql"))
+            .unwrap();
+        conn.execute_batch(include_str!(
+            "../store/migrations/0013_metric_label_slots.sql"
+        ))
+        .unwrap();
+        let delivery = |transport: &str| {
+            format!(
+                "2026-11-26 13:58:22 [1] 1xWZzS-0001uN-1x => a@b.example R=r T={transport} QT=1s DT=1s"
+            )
+        };
+        let flush = |lines: &[String]| {
+            let mut tally = CounterTally::default();
+            for line in lines {
+                tally.line(&parse_line(line.as_bytes()), false);
+            }
+            tally.flush(&conn).unwrap();
+        };
+        let junk: Vec<String> = (0..LABEL_SETS_PER_FAMILY)
+            .map(|n| delivery(&format!("junk{n:03}")))
+            .collect();
+        flush(&junk);
+        let value = |labels: &str| -> Option<f64> {
+            conn.query_row(
+                "SELECT value FROM metric_counters WHERE family = ?1 AND labels = ?2 AND bucket = ?3",
+                params![family::DELIVERIES, labels, NO_BUCKET],
+                |row| row.get(0),
+            )
+            .optional()
+            .unwrap()
+        };
+        let remote = "transport=\"remote_smtp\",outcome=\"delivered\"";
+        let other = "transport=\"(other)\",outcome=\"delivered\"";
+        // One line is not yet clearly more frequent than a junk set.
+        flush(&[delivery("remote_smtp")]);
+        assert_eq!(value(remote), None);
+        assert_eq!(value(other), Some(1.0));
+        // Two more, in a later batch: three lines beat one, twice over.
+        flush(&[delivery("remote_smtp"), delivery("remote_smtp")]);
+        assert_eq!(value(remote), Some(2.0), "counted from its promotion on");
+        assert_eq!(
+            value(other),
+            Some(2.0),
+            "its first line and the evicted set's"
+        );
+        assert_eq!(value("transport=\"junk000\",outcome=\"delivered\""), None);
+        let (sets, total): (i64, f64) = conn
+            .query_row(
+                "SELECT count(DISTINCT labels), sum(value) FROM metric_counters WHERE family = ?1",
+                [family::DELIVERIES],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(sets, LABEL_SETS_PER_FAMILY + 1);
+        assert_eq!(total, (LABEL_SETS_PER_FAMILY + 3) as f64);
+        // Kept from then on, and the histograms moved with it.
+        flush(&[delivery("remote_smtp")]);
+        assert_eq!(value(remote), Some(3.0));
+        let histogram: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM metric_counters WHERE family = ?1 AND labels = 'transport=\"remote_smtp\"'",
+                [family::QUEUE_TIME],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert!(histogram > 0);
     }
 
     #[test]

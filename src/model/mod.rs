@@ -17,6 +17,7 @@
 //! `>>`) creates a placeholder message row; the reception fills it in.
 
 pub mod counters;
+mod label_slots;
 pub mod reasons;
 mod rules;
 mod write;

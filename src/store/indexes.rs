@@ -23,11 +23,15 @@ pub struct Index {
 }
 
 /// The non-unique indexes the writer itself reads (a recipient by its
-/// message, a text by its hash): never dropped, or a bulk load would scan
-/// a table per line.
+/// message, a text by its hash, a family's rarest metric label set):
+/// never dropped, or a bulk load would scan a table per line.
 pub const WRITER: &[Index] = &[
     index("recipients_message", "ON recipients (message_id)"),
     index("texts_hash", "ON texts (hash)"),
+    index(
+        "metric_label_slots_by_hits",
+        "ON metric_label_slots (family, kept, hits)",
+    ),
 ];
 
 /// The secondary (non-unique) indexes on the log data tables that only

@@ -53,6 +53,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0010_metric_counters"),
     migration!("0011_messages_header_id"),
     migration!("0012_fleet_shipped"),
+    migration!("0013_metric_label_slots"),
 ];
 
 /// The schema version this build writes.
@@ -312,7 +313,8 @@ mod tests {
                 "0009_attempts_message_flag",
                 "0010_metric_counters",
                 "0011_messages_header_id",
-                "0012_fleet_shipped"
+                "0012_fleet_shipped",
+                "0013_metric_label_slots"
             ]
         );
         assert_eq!(rows_as_text(&conn, attempts), before_attempts);
@@ -411,7 +413,8 @@ mod tests {
                 "0009_attempts_message_flag",
                 "0010_metric_counters",
                 "0011_messages_header_id",
-                "0012_fleet_shipped"
+                "0012_fleet_shipped",
+                "0013_metric_label_slots"
             ]
         );
         let lines: Vec<String> = crate::store::repo::all_lines(&conn)

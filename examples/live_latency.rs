@@ -12,6 +12,10 @@
 //! prints how long each scrape took (connect to the last byte). With
 //! FLEET_URL (a PostgreSQL connection string), the daemon also replicates
 //! to it (`[fleet]`), to measure what replication costs the local writer.
+//! With `LIVE_LATENCY_LOG` and `LIVE_LATENCY_DATABASE` set, the daemon
+//! tails that log into that database (say, a large one already ingested
+//! from the same log, which `benches/web-under-ingest.sh` serves meanwhile)
+//! instead of a new pair.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -35,15 +39,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fleet = args.next();
 
     let dir = tempfile::tempdir()?;
-    let log = dir.path().join("mainlog");
-    let db = dir.path().join("exim-pilot.db");
+    let given = (
+        std::env::var_os("LIVE_LATENCY_LOG"),
+        std::env::var_os("LIVE_LATENCY_DATABASE"),
+    );
+    let (log, db) = match &given {
+        (Some(log), Some(db)) => (Path::new(log).to_owned(), Path::new(db).to_owned()),
+        _ => (dir.path().join("mainlog"), dir.path().join("exim-pilot.db")),
+    };
     // Lines to append, made up front so generating them costs nothing later.
     let total = rate * seconds;
     let mut text = Vec::new();
     Generator::new(5).write(total + 1, &mut text)?;
     let mut lines = text.split_inclusive(|&b| b == b'\n');
     let first = lines.next().ok_or("the generator wrote nothing")?;
-    std::fs::write(&log, first)?;
+    if given.0.is_none() {
+        std::fs::write(&log, first)?;
+    }
 
     let config = dir.path().join("exim-pilot.toml");
     let port = std::net::TcpListener::bind("127.0.0.1:0")?

@@ -637,8 +637,8 @@ mod tests {
         assert_eq!(enhanced_label(b"5.\"1.1"), "");
     }
 
-    #[test]
-    fn a_family_takes_at_most_its_bound_of_label_sets_then_counts_the_rest_as_other() {
+    /// A database of the counters' tables alone.
+    fn counters_only() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE log_chunks (id INTEGER PRIMARY KEY);")
             .unwrap();
@@ -648,6 +648,12 @@ mod tests {
             "../store/migrations/0013_metric_label_slots.sql"
         ))
         .unwrap();
+        conn
+    }
+
+    #[test]
+    fn a_family_takes_at_most_its_bound_of_label_sets_then_counts_the_rest_as_other() {
+        let conn = counters_only();
         let lines: Vec<String> = (0..LABEL_SETS_PER_FAMILY + 20)
             .map(|n| {
                 format!(
@@ -698,15 +704,7 @@ mod tests {
     /// no counter goes down and the family still sums to its lines.
     #[test]
     fn a_frequent_label_takes_the_slot_of_a_rare_one_that_came_first() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE log_chunks (id INTEGER PRIMARY KEY);")
-            .unwrap();
-        conn.execute_batch(include_str!("../store/migrations/0010_metric_counters.sql"))
-            .unwrap();
-        conn.execute_batch(include_str!(
-            "../store/migrations/0013_metric_label_slots.sql"
-        ))
-        .unwrap();
+        let conn = counters_only();
         let delivery = |transport: &str| {
             format!(
                 "2026-11-26 13:58:22 [1] 1xWZzS-0001uN-1x => a@b.example R=r T={transport} QT=1s DT=1s"

@@ -130,6 +130,27 @@ impl fmt::Display for MessageId<'_> {
     }
 }
 
+impl<'a> Event<'a> {
+    /// The session of a line that is only about one (connections, SMTP
+    /// errors, TLS errors, ACL warnings, discarded recipients).
+    pub fn session(&self) -> Option<&Session<'a>> {
+        match self {
+            Event::ConnectionOpened(s)
+            | Event::ConnectionClosed(s)
+            | Event::ConnectionLost(s)
+            | Event::ConnectionRefused(s)
+            | Event::NoMail(s)
+            | Event::SmtpTimeout(s)
+            | Event::ProtocolError(s)
+            | Event::IncompleteTransaction(s)
+            | Event::TlsError(s)
+            | Event::AclWarning(s)
+            | Event::Discarded(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 /// Every kind of line the parser tells apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event<'a> {

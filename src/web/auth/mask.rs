@@ -166,18 +166,7 @@ fn address_fields<'a>(event: &Event<'a>) -> Vec<&'a [u8]> {
             fields.extend(*set_id);
             fields.extend(session.user);
         }
-        Event::Discarded(s)
-        | Event::ConnectionOpened(s)
-        | Event::ConnectionClosed(s)
-        | Event::ConnectionLost(s)
-        | Event::ConnectionRefused(s)
-        | Event::NoMail(s)
-        | Event::SmtpTimeout(s)
-        | Event::ProtocolError(s)
-        | Event::IncompleteTransaction(s)
-        | Event::TlsError(s)
-        | Event::AclWarning(s) => fields.extend(s.user),
-        _ => {}
+        other => fields.extend(other.session().and_then(|s| s.user)),
     }
     fields
 }

@@ -10,7 +10,7 @@
 #     to it and scrapes `/metrics` every SCRAPE_MS ms (the daemon at nice 10,
 #     as its unit runs it);
 #   - `exim-pilot serve` answers `web_load`'s CLIENTS clients (at nice 19, as
-#     its unit runs it).
+#     its unit runs it). SERVE_NICE and DAEMON_NICE set other priorities.
 # Prints web_load's table (p50, p99, max per page, the worst p99), then the
 # daemon's append-to-commit latency and the scrapes' times.
 set -euo pipefail
@@ -34,7 +34,7 @@ trap cleanup EXIT
 target/release/examples/generate_log "$lines" 42 new mixed >"$work/mainlog" 2>/dev/null
 "$binary" ingest --db "$work/db" "$work/mainlog" >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-nice -n 19 "$binary" serve --db "$work/db" --listen "127.0.0.1:$port" 2>"$work/serve.log" &
+nice -n "${SERVE_NICE:-19}" "$binary" serve --db "$work/db" --listen "127.0.0.1:$port" 2>"$work/serve.log" &
 serve_pid=$!
 for _ in $(seq 100); do
   curl -fs "http://127.0.0.1:$port/assets/style.css" >/dev/null 2>&1 && break
@@ -42,7 +42,7 @@ for _ in $(seq 100); do
 done
 # The daemon starts first and runs a little longer than the clients.
 LIVE_LATENCY_LOG="$work/mainlog" LIVE_LATENCY_DATABASE="$work/db" \
-  nice -n 10 target/release/examples/live_latency "$rate" $((seconds + 10)) "$binary" "$scrape_ms" \
+  nice -n "${DAEMON_NICE:-10}" target/release/examples/live_latency "$rate" $((seconds + 10)) "$binary" "$scrape_ms" \
   >"$work/live.txt" &
 live_pid=$!
 sleep 5

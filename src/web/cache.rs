@@ -57,6 +57,35 @@ pub(super) fn in_flight_budget() -> Arc<tokio::sync::Semaphore> {
     Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BYTES / KIB))
 }
 
+/// How long a heavy question waits for its turn.
+const HEAVY_WAIT: Duration = Duration::from_secs(30);
+
+/// Heavy questions answered at once: half the cores, at least one.
+pub(super) fn heavy_slots() -> Arc<tokio::sync::Semaphore> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    Arc::new(tokio::sync::Semaphore::new((cores / 2).max(1)))
+}
+
+/// Whether a request asks a heavy question: the statistics or flow of a
+/// window, a domain's messages, or a pattern over the log's lines.
+fn heavy(uri: &axum::http::Uri) -> bool {
+    let query = axum::extract::Query::<HashMap<String, String>>::try_from_uri(uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let nonempty = |name: &str| query.get(name).is_some_and(|v| !v.trim().is_empty());
+    match uri.path() {
+        "/flow" | "/api/v1/stats" | "/api/v1/flow" => true,
+        "/" | "/api/v1/search" => query.get("q").is_some_and(|q| {
+            matches!(
+                crate::query::trace::Target::parse(q.trim()),
+                Ok(crate::query::trace::Target::Domain(_))
+            )
+        }),
+        "/log" | "/api/v1/lines" => nonempty("grep"),
+        _ => false,
+    }
+}
+
 /// The size of a body sent in steps: the reservation is held until the
 /// last step has been taken.
 const STEP_BYTES: usize = 64 << 10;
@@ -195,6 +224,26 @@ pub(super) async fn answer(
             making
         }
     };
+    // A heavy answer (a window's statistics, a domain's messages, a
+    // pattern over the log) waits for one of few slots before it reserves
+    // anything: a client asking for many cannot take the cores, the
+    // database or the answer bytes from everyone else.
+    let _heavy = if heavy(request.uri()) {
+        match tokio::time::timeout(HEAVY_WAIT, app.heavy.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Some(permit),
+            _ => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(axum::http::header::RETRY_AFTER, "5")],
+                    "too many heavy questions (statistics, domains, patterns) are being \
+                     answered; try again shortly",
+                )
+                    .into_response();
+            }
+        }
+    } else {
+        None
+    };
     let reserve = app
         .answer_bytes
         .clone()
@@ -274,6 +323,30 @@ fn rebuild(answer: &Answer) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statistics_domains_and_patterns_are_heavy_the_rest_is_not() {
+        let uri = |text: &str| text.parse::<axum::http::Uri>().unwrap();
+        for path in [
+            "/flow?since=1d",
+            "/api/v1/stats",
+            "/?q=example.com",
+            "/api/v1/search?q=example.com&since=2d",
+            "/log?since=1h&grep=foo",
+        ] {
+            assert!(heavy(&uri(path)), "{path}");
+        }
+        for path in [
+            "/?q=1vXyZa-000001-AB",
+            "/api/v1/search?q=192.0.2.1",
+            "/message/1vXyZa-000001-AB",
+            "/log?since=1h&grep=",
+            "/stuck",
+            "/health",
+        ] {
+            assert!(!heavy(&uri(path)), "{path}");
+        }
+    }
 
     #[test]
     fn the_live_stream_sign_in_and_assets_are_never_kept() {

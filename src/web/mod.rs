@@ -81,6 +81,8 @@ struct App {
     cache: Arc<cache::Cache>,
     /// Room for new answers being made or sent, in KiB.
     answer_bytes: Arc<tokio::sync::Semaphore>,
+    /// Turns for heavy questions (statistics, domains, patterns).
+    heavy: Arc<tokio::sync::Semaphore>,
     /// The fleet's PostgreSQL, when configured.
     fleet: Option<Arc<fleet::FleetView>>,
 }
@@ -217,6 +219,7 @@ fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) 
         stopping,
         cache: Arc::new(cache::Cache::default()),
         answer_bytes: cache::in_flight_budget(),
+        heavy: cache::heavy_slots(),
         fleet,
     };
     Router::new()

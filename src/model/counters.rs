@@ -504,7 +504,8 @@ pub fn seed_if_needed(conn: &Connection) -> Result<Option<u64>, StoreError> {
     let mut after = 0i64;
     let mut lines = 0u64;
     loop {
-        let (page, last) = crate::store::repo::lines_of_chunks_after(conn, after, SEED_CHUNKS)?;
+        let (page, last) =
+            crate::store::repo::lines_of_chunks_after(conn, after, SEED_CHUNKS, usize::MAX)?;
         let Some(last) = last else { break };
         after = last;
         let mut tally = CounterTally::default();

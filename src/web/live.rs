@@ -14,7 +14,7 @@ use futures_util::stream;
 use maud::html;
 use serde::Deserialize;
 
-use super::api::shown_line;
+use super::api::{PAGE_LINE_BYTES, shown_line};
 use super::auth::{Masking, Session};
 use super::{App, WebError};
 use crate::store::repo::lines_of_chunks_after;
@@ -22,7 +22,8 @@ use crate::store::repo::lines_of_chunks_after;
 /// How often a stream looks for new chunks.
 const POLL: Duration = Duration::from_millis(250);
 
-/// Chunks read per look, at most (a backlog is sent in steps).
+/// Chunks read per look, at most, and no more once their lines pass
+/// [`PAGE_LINE_BYTES`] (a backlog is sent in steps).
 const CHUNKS_PER_POLL: i64 = 16;
 
 /// Lines the page shows before any event.
@@ -47,7 +48,9 @@ fn newest(
             row.get(0)
         })
         .map_err(|err| WebError::Unavailable(err.to_string()))?;
-    let (lines, _) = lines_of_chunks_after(conn, (last - 2).max(0), 2)?;
+    // Both chunks whatever their size: two chunks are bounded by the
+    // chunk size and the longest line.
+    let (lines, _) = lines_of_chunks_after(conn, (last - 2).max(0), 2, usize::MAX)?;
     let skip = lines.len().saturating_sub(FIRST_LINES);
     let lines = lines
         .into_iter()
@@ -143,7 +146,14 @@ pub(super) async fn events(
                     return None;
                 }
                 let read = app
-                    .ask(move |conn| Ok(lines_of_chunks_after(conn, after, CHUNKS_PER_POLL)?))
+                    .ask(move |conn| {
+                        Ok(lines_of_chunks_after(
+                            conn,
+                            after,
+                            CHUNKS_PER_POLL,
+                            PAGE_LINE_BYTES,
+                        )?)
+                    })
                     .await;
                 match read {
                     Ok((lines, Some(last))) => {

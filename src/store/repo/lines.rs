@@ -181,32 +181,38 @@ pub fn all_lines(conn: &Connection) -> Result<Vec<(i64, StoredLine)>, StoreError
 
 /// The lines of at most `limit` chunks with ids after `after`, in the
 /// order stored, and the last chunk's id (`None` when there were no more):
-/// for reading every line with bounded memory.
+/// for reading every line with bounded memory. Reading stops after the
+/// chunk whose lines pass `max_bytes` (the first is always read).
 pub fn lines_of_chunks_after(
     conn: &Connection,
     after: i64,
     limit: i64,
+    max_bytes: usize,
 ) -> Result<(Vec<StoredLine>, Option<i64>), StoreError> {
     let context = || Context::op("read lines").table("log_chunks");
-    let last: Option<i64> = conn
+    let mut statement = conn
         .prepare_cached(
-            "SELECT max(id) FROM (SELECT id FROM log_chunks WHERE id > ?1 ORDER BY id LIMIT ?2)",
+            "SELECT id, start_offset, data FROM log_chunks WHERE id > ?1 ORDER BY id LIMIT ?2",
         )
-        .ctx(context)?
-        .query_row(params![after, limit], |row| row.get(0))
         .ctx(context)?;
-    let Some(last) = last else {
-        return Ok((Vec::new(), None));
-    };
-    let lines = decoded_chunks(
-        conn,
-        "SELECT source_id, start_offset, data FROM log_chunks WHERE id > ?1 AND id <= ?2 ORDER BY id",
-        &[&after, &last],
-    )?
-    .into_iter()
-    .map(|(_, line)| line)
-    .collect();
-    Ok((lines, Some(last)))
+    let mut rows = statement.query(params![after, limit]).ctx(context)?;
+    let mut lines: Vec<StoredLine> = Vec::new();
+    let mut bytes = 0usize;
+    let mut last = None;
+    while let Some(row) = rows.next().ctx(context)? {
+        let id: i64 = row.get(0).ctx(context)?;
+        let start: i64 = row.get(1).ctx(context)?;
+        let data: Vec<u8> = row.get(2).ctx(context)?;
+        let decoded = chunk::decode(u64::try_from(start).unwrap_or(0), &data)
+            .map_err(|err| StoreError::other(context(), err))?;
+        bytes += decoded.iter().map(|line| line.bytes.len()).sum::<usize>();
+        lines.extend(decoded);
+        last = Some(id);
+        if bytes > max_bytes {
+            break;
+        }
+    }
+    Ok((lines, last))
 }
 
 /// The stored lines logged from `from_ms` to `to_ms` (inclusive), in the
@@ -253,4 +259,46 @@ fn decoded_chunks(
         lines.extend(decoded.into_iter().map(|line| (source_id, line)));
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three chunks of one 600-byte line each.
+    fn three_chunks() -> Connection {
+        let conn = crate::store::migrated_in_memory();
+        conn.execute_batch(
+            "INSERT INTO log_sources (id, fingerprint, path, first_seen_ms) VALUES (1, x'01', 'log', 0)",
+        )
+        .unwrap();
+        let line = vec![b'x'; 600];
+        for n in 0..3u64 {
+            let mut chunk = ChunkBuilder::new(n * 601);
+            chunk.push(&LineRecord {
+                start: n * 601,
+                end: n * 601 + 601,
+                length: 600,
+                bytes: &line,
+                logged_ms: Some(0),
+                message: None,
+            });
+            insert_chunk(&conn, 1, &chunk.seal().unwrap()).unwrap();
+        }
+        conn
+    }
+
+    #[test]
+    fn chunks_after_an_id_stop_once_their_lines_pass_the_bytes_asked() {
+        let conn = three_chunks();
+        let (lines, last) = lines_of_chunks_after(&conn, 0, 16, usize::MAX).unwrap();
+        assert_eq!((lines.len(), last), (3, Some(3)));
+        // Past 1,000 bytes after the second chunk; the first always comes.
+        let (lines, last) = lines_of_chunks_after(&conn, 0, 16, 1000).unwrap();
+        assert_eq!((lines.len(), last), (2, Some(2)));
+        let (lines, last) = lines_of_chunks_after(&conn, 1, 16, 0).unwrap();
+        assert_eq!((lines.len(), last), (1, Some(2)));
+        let (lines, last) = lines_of_chunks_after(&conn, 3, 16, 0).unwrap();
+        assert_eq!((lines.len(), last), (0, None));
+    }
 }

@@ -36,85 +36,114 @@ pub fn place(
     overflow: &str,
     hits: f64,
 ) -> Result<String, StoreError> {
-    let context = || Context::op("bound metric labels").table("metric_label_slots");
-    let known: Option<(f64, bool)> = conn
-        .prepare_cached(
-            "SELECT hits, kept FROM metric_label_slots WHERE family = ?1 AND labels = ?2",
-        )
-        .ctx(context)?
-        .query_row(params![family, labels], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .optional()
-        .ctx(context)?;
-    let mut upsert = conn
-        .prepare_cached(
-            "INSERT INTO metric_label_slots (family, labels, hits, kept) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (family, labels) DO UPDATE SET hits = excluded.hits, kept = excluded.kept",
-        )
-        .ctx(context)?;
-    let count = |kept: bool| -> Result<i64, StoreError> {
-        conn.prepare_cached(
-            "SELECT count(*) FROM metric_label_slots WHERE family = ?1 AND kept = ?2",
-        )
-        .ctx(context)?
-        .query_row(params![family, kept], |row| row.get(0))
-        .ctx(context)
-    };
-    let rarest = |kept: bool| -> Result<Option<(String, f64)>, StoreError> {
-        conn.prepare_cached(
-            "SELECT labels, hits FROM metric_label_slots WHERE family = ?1 AND kept = ?2
-             ORDER BY hits, labels LIMIT 1",
-        )
-        .ctx(context)?
-        .query_row(params![family, kept], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()
-        .ctx(context)
-    };
+    let slots = Family { conn, family };
+    let known = slots.known(labels)?;
     match known {
         Some((seen, true)) => {
-            upsert
-                .execute(params![family, labels, seen + hits, true])
-                .ctx(context)?;
+            slots.set(labels, seen + hits, true)?;
             return Ok(labels.to_owned());
         }
-        None if count(true)? < LABEL_SETS_PER_FAMILY => {
-            upsert
-                .execute(params![family, labels, hits, true])
-                .ctx(context)?;
+        None if slots.count(true)? < LABEL_SETS_PER_FAMILY => {
+            slots.set(labels, hits, true)?;
             return Ok(labels.to_owned());
         }
         _ => {}
     }
     let mut seen = known.map_or(0.0, |(seen, _)| seen) + hits;
     if known.is_none()
-        && count(false)? >= CANDIDATES_PER_FAMILY
-        && let Some((replaced, its_hits)) = rarest(false)?
+        && slots.count(false)? >= CANDIDATES_PER_FAMILY
+        && let Some((replaced, its_hits)) = slots.rarest(false)?
     {
-        conn.prepare_cached("DELETE FROM metric_label_slots WHERE family = ?1 AND labels = ?2")
-            .ctx(context)?
-            .execute(params![family, replaced])
-            .ctx(context)?;
+        slots.forget(&replaced)?;
         seen += its_hits;
     }
-    let promoted = match rarest(true)? {
+    let promoted = match slots.rarest(true)? {
         Some((evicted, its_hits)) if seen > 2.0 * its_hits => {
-            upsert
-                .execute(params![family, evicted, its_hits, false])
-                .ctx(context)?;
+            slots.set(&evicted, its_hits, false)?;
             fold_into_other(conn, family, &evicted)?;
             true
         }
         _ => false,
     };
-    upsert
-        .execute(params![family, labels, seen, promoted])
-        .ctx(context)?;
+    slots.set(labels, seen, promoted)?;
     Ok(if promoted {
         labels.to_owned()
     } else {
         overflow.to_owned()
     })
+}
+
+/// One family's rows of `metric_label_slots`.
+struct Family<'c> {
+    conn: &'c Connection,
+    family: &'c str,
+}
+
+impl Family<'_> {
+    fn context() -> Context {
+        Context::op("bound metric labels").table("metric_label_slots")
+    }
+
+    /// A set's lines counted, and whether it is kept.
+    fn known(&self, labels: &str) -> Result<Option<(f64, bool)>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT hits, kept FROM metric_label_slots WHERE family = ?1 AND labels = ?2",
+            )
+            .ctx(Self::context)?
+            .query_row(params![self.family, labels], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
+            .ctx(Self::context)
+    }
+
+    fn set(&self, labels: &str, hits: f64, kept: bool) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO metric_label_slots (family, labels, hits, kept) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (family, labels) DO UPDATE SET hits = excluded.hits, kept = excluded.kept",
+            )
+            .ctx(Self::context)?
+            .execute(params![self.family, labels, hits, kept])
+            .ctx(Self::context)?;
+        Ok(())
+    }
+
+    fn forget(&self, labels: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM metric_label_slots WHERE family = ?1 AND labels = ?2")
+            .ctx(Self::context)?
+            .execute(params![self.family, labels])
+            .ctx(Self::context)?;
+        Ok(())
+    }
+
+    /// Sets kept (or candidates).
+    fn count(&self, kept: bool) -> Result<i64, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT count(*) FROM metric_label_slots WHERE family = ?1 AND kept = ?2",
+            )
+            .ctx(Self::context)?
+            .query_row(params![self.family, kept], |row| row.get(0))
+            .ctx(Self::context)
+    }
+
+    /// The kept set (or candidate) with the fewest lines.
+    fn rarest(&self, kept: bool) -> Result<Option<(String, f64)>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT labels, hits FROM metric_label_slots WHERE family = ?1 AND kept = ?2
+                 ORDER BY hits, labels LIMIT 1",
+            )
+            .ctx(Self::context)?
+            .query_row(params![self.family, kept], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
+            .ctx(Self::context)
+    }
 }
 
 /// Moves an evicted set's counts into its `(other)` series.

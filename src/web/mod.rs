@@ -22,6 +22,7 @@ mod live;
 mod pages;
 mod server;
 mod slots;
+mod turns;
 
 pub use auth::hash_password;
 pub use server::MAX_CONNECTIONS;
@@ -218,8 +219,8 @@ fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) 
         streams_per_address: slots::Slots::new(live::STREAMS_PER_CLIENT),
         stopping,
         cache: Arc::new(cache::Cache::default()),
-        answer_bytes: cache::in_flight_budget(),
-        heavy: cache::heavy_slots(),
+        answer_bytes: turns::in_flight_budget(),
+        heavy: turns::heavy_slots(),
         fleet,
     };
     Router::new()

@@ -217,6 +217,31 @@ pub fn each(
     Ok(())
 }
 
+/// The id of the newest chunk of lines (0 when none): what the live view
+/// resumes after. Chunks are committed whole, so every chunk after an id
+/// is what was committed since.
+pub fn newest_chunk(conn: &Connection) -> Result<i64, QueryError> {
+    Ok(conn
+        .query_row("SELECT coalesce(max(id), 0) FROM log_chunks", [], |row| {
+            row.get(0)
+        })
+        .ctx(|| Context::op("find the newest lines").table("log_chunks"))?)
+}
+
+/// The lines committed after chunk `after`: at most `chunks` chunks, and
+/// no more once their lines pass `max_bytes`; with the last chunk's id
+/// (`None` when nothing was committed since).
+pub fn committed_after(
+    conn: &Connection,
+    after: i64,
+    chunks: i64,
+    max_bytes: usize,
+) -> Result<(Vec<crate::store::chunk::StoredLine>, Option<i64>), QueryError> {
+    Ok(crate::store::repo::lines_of_chunks_after(
+        conn, after, chunks, max_bytes,
+    )?)
+}
+
 /// Exim ids of message rows, looked up once per row and remembered (a
 /// message's lines come close together).
 struct MessageIds<'c> {

@@ -2,15 +2,14 @@
 //! `--json` prints for the same question (`trace`, `stats`, `stuck`,
 //! `lines`), plus the flow and health the pages draw.
 
-use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::auth::Masking;
+use super::mask::Masking;
+use super::reply::{PAGE_LINE_BYTES, SHOWN_LINE_BYTES, answer, shown_line};
 use super::{App, WebError, WindowQuery, bounded};
 use crate::query::{flow, health, lines, stats, stuck, trace};
 
@@ -23,23 +22,6 @@ pub(super) fn routes() -> Router<App> {
         .route("/api/v1/stuck", get(stuck_api))
         .route("/api/v1/lines", get(lines_api))
         .route("/api/v1/health", get(health_api))
-        .route("/api/v1/live", get(super::live::events))
-}
-
-/// An error as JSON: `{"error": "..."}` with its status.
-pub(super) fn error_response(error: &WebError) -> Response {
-    (
-        error.status(),
-        Json(serde_json::json!({ "error": error.message() })),
-    )
-        .into_response()
-}
-
-pub(super) fn answer<T: serde::Serialize>(result: Result<T, WebError>) -> Response {
-    match result {
-        Ok(value) => ([(header::CACHE_CONTROL, "no-store")], Json(value)).into_response(),
-        Err(error) => error_response(&error),
-    }
 }
 
 /// `?q=` and a window: what `trace` finds.
@@ -172,26 +154,6 @@ pub(crate) struct LinesQuery {
 
 /// Lines a page shows at most; the answer says where to read on.
 pub(crate) const MAX_LINES: usize = 2000;
-
-/// Bytes of line text one answer holds at most (lines, or a search's
-/// messages' lines, between them): with escaping, an answer stays within
-/// what the cache keeps, and memory per request is bounded whatever the
-/// lines' lengths.
-pub(crate) const PAGE_LINE_BYTES: usize = 1 << 20;
-
-/// The longest line shown whole; longer ones are cut here and marked
-/// (`lines` on the command line prints them whole).
-pub(crate) const SHOWN_LINE_BYTES: usize = 256 << 10;
-
-/// A line as a page shows it: cut to [`SHOWN_LINE_BYTES`], and masked for a
-/// viewer. True when it was cut.
-pub(crate) fn shown_line(masking: Masking, bytes: &[u8]) -> (String, bool) {
-    let cut = bytes.len() > SHOWN_LINE_BYTES;
-    (
-        masking.line(&bytes[..bytes.len().min(SHOWN_LINE_BYTES)]),
-        cut,
-    )
-}
 
 /// One line as `lines --json` prints it, owned.
 #[derive(Debug, serde::Serialize)]

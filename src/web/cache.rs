@@ -22,7 +22,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::App;
-use super::auth::{Masking, mask_body};
+use super::mask::{Masking, mask_body};
 use super::turns::{self, Turn};
 
 /// How old an answer may be when it is given again.

@@ -13,8 +13,8 @@ use axum::routing::get;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::auth::Masking;
-use super::pages::page;
+use super::mask::Masking;
+use super::reply::{answer, page};
 use super::{App, WebError, bounded};
 use crate::fleet::{FleetError, pg, stats, trace};
 use crate::query::trace::Target;
@@ -130,11 +130,11 @@ async fn trace_api(
     masking: Masking,
     Query(query): Query<FleetQuery>,
 ) -> Response {
-    super::api::answer(journeys(&app, &query, masking).await)
+    answer(journeys(&app, &query, masking).await)
 }
 
 async fn stats_api(State(app): State<App>, Query(query): Query<FleetQuery>) -> Response {
-    super::api::answer(figures(&app, &query).await)
+    answer(figures(&app, &query).await)
 }
 
 async fn fleet_page(

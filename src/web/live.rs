@@ -14,10 +14,11 @@ use futures_util::stream;
 use maud::html;
 use serde::Deserialize;
 
-use super::api::{PAGE_LINE_BYTES, shown_line};
-use super::auth::{Masking, Session};
+use super::auth::Session;
+use super::mask::Masking;
+use super::reply::{self, PAGE_LINE_BYTES, error_page, error_response, shown_line};
 use super::{App, WebError};
-use crate::store::repo::lines_of_chunks_after;
+use crate::query::lines;
 
 /// How often a stream looks for new chunks.
 const POLL: Duration = Duration::from_millis(250);
@@ -43,14 +44,10 @@ fn newest(
     conn: &deadpool_sqlite::rusqlite::Connection,
     masking: Masking,
 ) -> Result<(i64, Vec<String>), WebError> {
-    let last: i64 = conn
-        .query_row("SELECT coalesce(max(id), 0) FROM log_chunks", [], |row| {
-            row.get(0)
-        })
-        .map_err(|err| WebError::Unavailable(err.to_string()))?;
+    let last = lines::newest_chunk(conn)?;
     // Both chunks whatever their size: two chunks are bounded by the
     // chunk size and the longest line.
-    let (lines, _) = lines_of_chunks_after(conn, (last - 2).max(0), 2, usize::MAX)?;
+    let (lines, _) = lines::committed_after(conn, (last - 2).max(0), 2, usize::MAX)?;
     let skip = lines.len().saturating_sub(FIRST_LINES);
     let lines = lines
         .into_iter()
@@ -63,7 +60,7 @@ fn newest(
 pub(super) async fn page(State(app): State<App>, masking: Masking) -> Response {
     let (last, lines) = match app.ask(move |conn| newest(conn, masking)).await {
         Ok(found) => found,
-        Err(error) => return super::pages::error_page(&error),
+        Err(error) => return error_page(&error),
     };
     let body = html! {
         h1 { "Live" }
@@ -76,7 +73,7 @@ pub(super) async fn page(State(app): State<App>, masking: Masking) -> Response {
             @for line in &lines { (line) "\n" }
         }
     };
-    super::pages::page("/live", "Live", body)
+    reply::page("/live", "Live", body)
 }
 
 /// `?after=`: the chunk id to start after (else `Last-Event-ID`, else now).
@@ -94,7 +91,7 @@ pub(super) async fn events(
     Query(query): Query<LiveQuery>,
 ) -> Response {
     let busy = |message: String| {
-        super::api::error_response(&WebError::Refused(
+        error_response(&WebError::Refused(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             message,
         ))
@@ -119,7 +116,7 @@ pub(super) async fn events(
         }
     };
     let Ok(total) = app.streams.clone().try_acquire_owned() else {
-        return super::api::error_response(&WebError::Refused(
+        return error_response(&WebError::Refused(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             format!("{MAX_STREAMS} live streams are open already; close one"),
         ));
@@ -133,7 +130,7 @@ pub(super) async fn events(
         Some(after) => after,
         None => match app.ask(move |conn| newest(conn, masking)).await {
             Ok((last, _)) => last,
-            Err(error) => return super::api::error_response(&error),
+            Err(error) => return error_response(&error),
         },
     };
     let stopping = app.stopping.clone();
@@ -147,7 +144,7 @@ pub(super) async fn events(
                 }
                 let read = app
                     .ask(move |conn| {
-                        Ok(lines_of_chunks_after(
+                        Ok(lines::committed_after(
                             conn,
                             after,
                             CHUNKS_PER_POLL,

@@ -19,7 +19,9 @@ mod cache;
 mod chart;
 mod fleet;
 mod live;
+mod mask;
 mod pages;
+mod reply;
 mod server;
 mod slots;
 mod turns;
@@ -130,12 +132,6 @@ impl From<QueryError> for WebError {
     }
 }
 
-impl From<crate::store::StoreError> for WebError {
-    fn from(err: crate::store::StoreError) -> Self {
-        WebError::Unavailable(err.to_string())
-    }
-}
-
 impl App {
     /// Runs `ask` on a read-only connection on a blocking thread.
     async fn ask<T, F>(&self, ask: F) -> Result<T, WebError>
@@ -227,6 +223,8 @@ fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) 
         .merge(pages::routes())
         .merge(api::routes())
         .merge(fleet::routes())
+        .route("/live", get(live::page))
+        .route("/api/v1/live", get(live::events))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", axum::routing::post(auth::logout))
         .route("/assets/style.css", get(style))
@@ -287,9 +285,9 @@ async fn script() -> impl IntoResponse {
 async fn not_found(uri: axum::http::Uri) -> Response {
     let error = WebError::NotFound(format!("no page at {}", uri.path()));
     if uri.path().starts_with("/api/") {
-        api::error_response(&error)
+        reply::error_response(&error)
     } else {
-        pages::error_page(&error)
+        reply::error_page(&error)
     }
 }
 

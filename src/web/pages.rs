@@ -4,13 +4,13 @@
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 
 use super::api::{LinesQuery, SearchQuery, StuckQuery, find_messages, read_lines, stuck_rows};
-use super::auth::Masking;
+use super::mask::Masking;
+use super::reply::{error_page, page};
 use super::{App, WebError, WindowQuery, chart};
 use crate::query::{flow, health, stats, trace};
 
@@ -22,61 +22,6 @@ pub(super) fn routes() -> Router<App> {
         .route("/stuck", get(stuck_page))
         .route("/log", get(log_page))
         .route("/health", get(health_page))
-        .route("/live", get(super::live::page))
-}
-
-const NAV: [(&str, &str); 7] = [
-    ("/", "Search"),
-    ("/fleet", "Fleet"),
-    ("/flow", "Mail flow"),
-    ("/stuck", "Stuck"),
-    ("/live", "Live"),
-    ("/log", "Log"),
-    ("/health", "Health"),
-];
-
-/// The frame of every page.
-pub(super) fn layout(here: &str, title: &str, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · exim-pilot" }
-                link rel="stylesheet" href="/assets/style.css";
-                script src="/assets/app.js" defer {}
-            }
-            body {
-                header {
-                    span.brand { "exim-pilot" }
-                    @for (href, name) in NAV {
-                        a href=(href) class=[(href == here).then_some("here")] { (name) }
-                    }
-                    form.signout method="post" action="/logout" { button type="submit" { "Sign out" } }
-                }
-                main { (body) }
-            }
-        }
-    }
-}
-
-pub(super) fn page(here: &str, title: &str, body: Markup) -> Response {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        layout(here, title, body),
-    )
-        .into_response()
-}
-
-/// An error as a page, with its status.
-pub(super) fn error_page(error: &WebError) -> Response {
-    let body = html! {
-        h1 { "Cannot answer" }
-        p.error { (error.message()) }
-        p { a href="/" { "Back to the search" } }
-    };
-    (error.status(), layout("", "Error", body)).into_response()
 }
 
 fn window_fields(window: &WindowQuery) -> Markup {

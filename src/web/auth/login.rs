@@ -54,7 +54,7 @@ fn login_page(status: StatusCode, next: &str, message: Option<&str>) -> Response
             button type="submit" { "Sign in" }
         }
     };
-    (status, crate::web::pages::layout("", "Sign in", body)).into_response()
+    (status, crate::web::reply::layout("", "Sign in", body)).into_response()
 }
 
 pub(crate) async fn login_form(State(app): State<App>, Query(query): Query<NextQuery>) -> Response {

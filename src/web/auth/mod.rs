@@ -3,12 +3,11 @@
 //! (a reverse proxy at a configured address names the user in a header),
 //! or `"none"` (anyone who can connect; the configuration allows it on
 //! loopback only). Every request passes [`guard`]: the Host it names, the
-//! request limit (`limits.rs`), the session; a viewer's answers have every
-//! address masked (`mask.rs`).
+//! request limit (`limits.rs`), the session (a viewer's answers are masked
+//! by the handlers, `../mask.rs`).
 
 mod limits;
 mod login;
-mod mask;
 mod sessions;
 
 use std::net::{IpAddr, SocketAddr};
@@ -25,7 +24,6 @@ use crate::config::{WebAuth, WebConfig, WebRole, WebUser};
 use limits::{FailureBackoff, Limiter};
 pub use login::hash_password;
 pub(crate) use login::{login, login_form, logout};
-pub(crate) use mask::{Masking, mask_body};
 use sessions::{Sessions, Ticket};
 
 /// The session cookie's name.
@@ -255,6 +253,9 @@ pub(crate) async fn guard(
     }
     // Handlers mask their answers' fields for a viewer (`Masking`), and
     // the cache passes every kept answer through the pattern as a net.
+    request
+        .extensions_mut()
+        .insert(super::mask::Masking::of(session.role));
     request.extensions_mut().insert(session);
     next.run(request).await
 }
@@ -277,9 +278,9 @@ fn names_an_address(uri: &axum::http::Uri) -> bool {
 fn refuse(api: bool, status: StatusCode, message: &str) -> Response {
     let error = super::WebError::Refused(status, message.to_owned());
     if api {
-        super::api::error_response(&error)
+        super::reply::error_response(&error)
     } else {
-        super::pages::error_page(&error)
+        super::reply::error_page(&error)
     }
 }
 

@@ -15,7 +15,6 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-use super::Session;
 use crate::config::WebRole;
 use crate::parse::{Event, parse_line};
 
@@ -208,7 +207,7 @@ impl Masking {
     }
 }
 
-/// The request's masking, from its session (set by the guard); a request
+/// The request's masking, as the guard set it from the session; a request
 /// without one is masked.
 impl<S: Send + Sync> FromRequestParts<S> for Masking {
     type Rejection = std::convert::Infallible;
@@ -216,10 +215,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Masking {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(parts
             .extensions
-            .get::<Session>()
-            .map_or(Masking { viewer: true }, |session| {
-                Masking::of(session.role)
-            }))
+            .get::<Masking>()
+            .copied()
+            .unwrap_or(Masking { viewer: true }))
     }
 }
 

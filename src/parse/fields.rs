@@ -8,6 +8,7 @@ use nom::combinator::{opt, recognize};
 use nom::sequence::{pair, preceded};
 use nom::{IResult, Parser};
 
+pub use super::entry::parse_decimal;
 use super::entry::{EximDuration, Host, SmtpCode};
 
 /// Splits at the first space: `(token, rest after the space)`. The rest is
@@ -298,17 +299,6 @@ fn reply_code(input: &[u8]) -> IResult<&[u8], SmtpCode<'_>> {
     ))
     .parse(rest)?;
     Ok((rest, SmtpCode { code, enhanced }))
-}
-
-/// A decimal number without sign, as Exim prints sizes and ports.
-pub fn parse_decimal<T: TryFrom<u64>>(digits: &[u8]) -> Option<T> {
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let value = digits
-        .iter()
-        .fold(0u64, |acc, digit| acc * 10 + u64::from(digit - b'0'));
-    T::try_from(value).ok()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use super::item::Item;
+pub use super::item::{Fingerprint, TAIL_MARKER_BYTES, TailMarker};
 
 /// A source of log lines that a reader thread drives: it catches up on
 /// start, then polls until stopped, sending lines (with the read position
@@ -70,59 +71,6 @@ pub trait ItemSink {
 
     /// A line longer than `max_line_bytes` is being sent truncated.
     fn truncated(&mut self, _path: &str, _offset: u64, _length: u64) {}
-}
-
-/// A 128-bit fingerprint of a source generation's first line (how it is
-/// computed is the source's business: `crate::tail::identity`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Fingerprint(pub [u8; 16]);
-
-impl Fingerprint {
-    /// The fingerprint of exactly these bytes.
-    pub fn of_bytes(bytes: &[u8]) -> Fingerprint {
-        Fingerprint(xxhash_rust::xxh3::xxh3_128(bytes).to_be_bytes())
-    }
-}
-
-impl std::fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
-    }
-}
-
-/// Bytes kept of the end of the last complete line.
-pub const TAIL_MARKER_BYTES: usize = 16;
-
-/// The last [`TAIL_MARKER_BYTES`] bytes before an offset: a cheap check that
-/// a file still holds, at a stored offset, what was read there.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TailMarker {
-    bytes: [u8; TAIL_MARKER_BYTES],
-    len: usize,
-}
-
-impl TailMarker {
-    /// The marker of `bytes`: their last [`TAIL_MARKER_BYTES`] bytes.
-    pub fn of(bytes: &[u8]) -> Self {
-        let mut marker = TailMarker::default();
-        marker.push(bytes);
-        marker
-    }
-
-    /// Appends `data`, keeping only the last [`TAIL_MARKER_BYTES`].
-    pub fn push(&mut self, data: &[u8]) {
-        let keep = data.len().min(TAIL_MARKER_BYTES);
-        let data = &data[data.len() - keep..];
-        let retain = (TAIL_MARKER_BYTES - keep).min(self.len);
-        self.bytes.copy_within(self.len - retain..self.len, 0);
-        self.bytes[retain..retain + keep].copy_from_slice(data);
-        self.len = retain + keep;
-    }
-
-    /// The bytes.
-    pub fn as_slice(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
 }
 
 /// A sink that keeps what a source sends, for the sources' tests.

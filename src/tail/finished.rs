@@ -72,7 +72,7 @@ pub fn read_file(
     let compressed = input.compressed;
     let mut reader = LineReader::new(input.into_reader(), offset, max_line_bytes)
         .with_tail_marker(if offset == 0 { &[] } else { &marker })
-        .with_scan_limit(super::follower::SCAN_BYTES_PER_STEP);
+        .with_scan_limit(super::framing::SCAN_BYTES_PER_STEP);
     let mut summary = ReadSummary {
         resumed_at: offset,
         ..ReadSummary::default()

@@ -11,6 +11,11 @@ use std::io::{self, BufRead};
 
 pub use crate::pipeline::source::{TAIL_MARKER_BYTES, TailMarker};
 
+/// Bytes scanned in one go inside a single line (a sparse hole, a runaway
+/// writer) before the reader looks at a stop request again: SIGTERM must be
+/// answered within seconds whatever the file holds.
+pub const SCAN_BYTES_PER_STEP: u64 = 16 * 1024 * 1024;
+
 /// One framed line, borrowed from the reader's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Line<'a> {

@@ -1,7 +1,7 @@
 //! What happened to a message: its reception and each delivery result.
 
+use super::parse_decimal;
 use super::{AddressPart, EximDuration, Host, MessageId, SmtpCode, Tls};
-use crate::parse::fields::parse_decimal;
 
 /// `<=` and `(=`: a message arrived.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

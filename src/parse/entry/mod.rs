@@ -11,7 +11,7 @@ mod values;
 
 pub use mail::{Delivery, DeliveryFlag, Reception};
 pub use session::{Rejection, Session, Stage};
-pub use values::{AddressPart, EximDuration, Host, SmtpCode, Tls};
+pub use values::{AddressPart, EximDuration, Host, SmtpCode, Tls, parse_decimal};
 
 /// One parsed log line.
 #[derive(Debug, Clone, PartialEq, Eq)]

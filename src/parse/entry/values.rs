@@ -1,8 +1,6 @@
 //! The values inside entries: hosts, durations, SMTP codes, address parts
 //! and TLS details, each borrowed from the line.
 
-use crate::parse::fields::parse_decimal;
-
 /// A remote host as Exim logs it: `name (helo) [ip]:port`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Host<'a> {
@@ -91,4 +89,15 @@ pub struct Tls<'a> {
     pub peer_dn: Option<&'a [u8]>,
     /// `SNI=`
     pub sni: Option<&'a [u8]>,
+}
+
+/// A decimal number without sign, as Exim prints sizes and ports.
+pub fn parse_decimal<T: TryFrom<u64>>(digits: &[u8]) -> Option<T> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let value = digits
+        .iter()
+        .fold(0u64, |acc, digit| acc * 10 + u64::from(digit - b'0'));
+    T::try_from(value).ok()
 }

@@ -78,11 +78,6 @@ impl FollowSettings {
 /// Lines read in one go before the follower looks at the path again.
 const LINES_PER_POLL: usize = 50_000;
 
-/// Bytes scanned in one go inside a single line (a sparse hole, a runaway
-/// writer) before the reader looks at a stop request again: SIGTERM must be
-/// answered within seconds whatever the file holds.
-pub const SCAN_BYTES_PER_STEP: u64 = 16 * 1024 * 1024;
-
 /// The file being read.
 struct Tracked {
     /// For `fstat` and positioned reads; the reader has its own handle.

@@ -9,10 +9,11 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Follower, SCAN_BYTES_PER_STEP, Tracked, Waiting};
+use super::{Follower, Tracked, Waiting};
 use crate::pipeline::item::SourceInfo;
 use crate::pipeline::source::ItemSink;
 use crate::tail::framing::LineReader;
+use crate::tail::framing::SCAN_BYTES_PER_STEP;
 use crate::tail::positioned::{check_marker, head_fingerprint};
 use crate::tail::siblings::siblings_signature;
 

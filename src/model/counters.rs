@@ -6,7 +6,7 @@
 //! counted, and retention, which deletes lines and rows, never touches the
 //! table, so no counter goes down. Every counter is a function of single
 //! lines; a database made before the table existed is counted once from
-//! the lines it still holds ([`seed_if_needed`]).
+//! the lines it still holds (`counter_seed.rs`).
 //!
 //! Labels are bounded: their values come from fixed lists (flags, kinds,
 //! stages, reason classes), or are checked for form (transport names, SMTP
@@ -16,13 +16,13 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, params};
+use deadpool_sqlite::rusqlite::{Connection, params};
 
 use super::label_slots;
 pub use super::label_slots::{LABEL_SETS_PER_FAMILY, OVERFLOW};
 use super::reasons::ReasonClass;
 use super::reasons::classify;
-use crate::parse::{Delivery, DeliveryFlag, Entry, Event, Kind, parse_line};
+use crate::parse::{Delivery, DeliveryFlag, Entry, Event, Kind};
 use crate::store::{Context, ResultExt, StoreError};
 
 /// The sample names of the counted families. The query side gives each
@@ -481,56 +481,12 @@ impl<'b> CounterTally<'b> {
     }
 }
 
-/// Chunks of lines read at a time when seeding: a bound on memory.
-const SEED_CHUNKS: i64 = 64;
-
-/// Counts the stored lines and gaps of a database made before the
-/// counters existed, once (migration 0010 marks such a database). Call
-/// inside a write transaction. Returns the lines counted, if it counted.
-///
-/// Lines retention already deleted are not counted: the counters of such a
-/// database start from what it still holds.
-pub fn seed_if_needed(conn: &Connection) -> Result<Option<u64>, StoreError> {
-    let context = || Context::op("seed the metric counters").table("metric_state");
-    let needed: Option<i64> = conn
-        .prepare_cached("SELECT value FROM metric_state WHERE key = 'needs_seed'")
-        .ctx(context)?
-        .query_row([], |row| row.get(0))
-        .optional()
-        .ctx(context)?;
-    if needed.is_none() {
-        return Ok(None);
-    }
-    let mut after = 0i64;
-    let mut lines = 0u64;
-    loop {
-        let (page, last) =
-            crate::store::repo::lines_of_chunks_after(conn, after, SEED_CHUNKS, usize::MAX)?;
-        let Some(last) = last else { break };
-        after = last;
-        let mut tally = CounterTally::default();
-        for line in &page {
-            tally.line(&parse_line(&line.bytes), line.is_truncated());
-        }
-        lines += page.len() as u64;
-        tally.flush(conn)?;
-    }
-    let gaps: i64 = conn
-        .query_row("SELECT count(*) FROM ingest_gaps", [], |row| row.get(0))
-        .ctx(context)?;
-    let mut tally = CounterTally::default();
-    for _ in 0..gaps {
-        tally.gap();
-    }
-    tally.flush(conn)?;
-    conn.execute("DELETE FROM metric_state WHERE key = 'needs_seed'", [])
-        .ctx(context)?;
-    Ok(Some(lines))
-}
-
 #[cfg(test)]
 mod tests {
+    use deadpool_sqlite::rusqlite::OptionalExtension;
+
     use super::*;
+    use crate::parse::parse_line;
 
     fn tally_of(lines: &[&'static str]) -> Vec<(String, f64)> {
         let mut tally = CounterTally::default();

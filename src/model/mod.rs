@@ -16,6 +16,7 @@
 //! before the oldest log read, or its `<=` comes later, as with cutthrough
 //! `>>`) creates a placeholder message row; the reception fills it in.
 
+pub mod counter_seed;
 pub mod counters;
 mod label_slots;
 pub mod reasons;

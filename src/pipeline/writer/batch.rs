@@ -11,7 +11,8 @@ use deadpool_sqlite::rusqlite::Transaction;
 
 use super::{WriteTotals, WriterState};
 use crate::model::BatchModel;
-use crate::model::counters::{CounterTally, seed_if_needed};
+use crate::model::counter_seed::seed_if_needed;
+use crate::model::counters::CounterTally;
 use crate::parse::{Entry, Event, parse_line};
 use crate::pipeline::item::{AuditItem, GapItem, Item, LineItem, SourceInfo};
 use crate::store::chunk::LineRecord;

@@ -16,6 +16,7 @@
 //! before the oldest log read, or its `<=` comes later, as with cutthrough
 //! `>>`) creates a placeholder message row; the reception fills it in.
 
+mod attempts;
 pub mod counter_seed;
 pub mod counters;
 mod label_slots;
@@ -103,7 +104,7 @@ pub struct BatchModel<'b> {
     /// which crafted keys cannot make collide.
     recipients: std::collections::HashMap<(i64, String), usize>,
     recipient_rows: Vec<PendingRecipient>,
-    attempts: Vec<write::AttemptRow<'b>>,
+    attempts: Vec<attempts::AttemptRow<'b>>,
     rejections: Vec<write::PendingRejection<'b>>,
     next_message_row: i64,
     next_recipient_row: i64,
@@ -204,7 +205,7 @@ impl<'b> BatchModel<'b> {
                 pending.state.attempted(delivery, at);
                 pending.changed = true;
                 let recipient = pending.state.row;
-                self.attempts.push(write::AttemptRow::of(
+                self.attempts.push(attempts::AttemptRow::of(
                     conn,
                     texts,
                     (message, recipient, at),
@@ -243,7 +244,7 @@ impl<'b> BatchModel<'b> {
             .collect();
         write::messages(conn, &messages, texts)?;
         write::recipients(conn, &self.recipient_rows)?;
-        write::attempts(conn, &self.attempts)?;
+        attempts::attempts(conn, &self.attempts)?;
         write::rejections(conn, &self.rejections)
     }
 

@@ -10,6 +10,7 @@
 //! `partitions.rs` drops whole months for retention. docs/fleet.md has the
 //! trust model and how to distribute the tables with Citus.
 
+mod insert;
 pub mod partitions;
 pub mod pg;
 mod rows;

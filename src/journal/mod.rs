@@ -21,111 +21,26 @@
 
 mod assemble;
 mod export;
+mod reader;
+mod settings;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use assemble::{cursor_time_us, same_entry};
+use reader::Reader;
 
 pub use assemble::Assembler;
 pub use export::{JournalEntry, read_entry};
+pub use settings::{JournalSettings, JournalStart, Window};
 
 use crate::pipeline::item::{GapItem, Item, LineItem, SourceInfo};
-use crate::pipeline::source::{Fingerprint, ItemSink, LineSource, PollOutcome, TailMarker};
-
-/// Which entries are Exim's main log, and how to read them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JournalSettings {
-    /// `SYSLOG_IDENTIFIER` of Exim's entries (`syslog_processname`).
-    pub identifier: String,
-    /// When set, entries of this unit (`_SYSTEMD_UNIT`) instead.
-    pub unit: Option<String>,
-    /// Lines longer than this are stored cut, with their real length.
-    pub max_line_bytes: usize,
-    /// The journalctl to run (tests give a stand-in).
-    pub program: std::path::PathBuf,
-}
-
-impl JournalSettings {
-    /// The settings `[log]` and `[ingest]` give.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        JournalSettings {
-            identifier: config.log.journal_identifier.clone(),
-            unit: config.log.journal_unit.clone(),
-            max_line_bytes: config.ingest.max_line_bytes,
-            program: std::path::PathBuf::from("journalctl"),
-        }
-    }
-
-    /// Which of the journal's entries are Exim's, as a journalctl match.
-    fn exim_match(&self) -> String {
-        match &self.unit {
-            Some(unit) => format!("_SYSTEMD_UNIT={unit}"),
-            None => format!("SYSLOG_IDENTIFIER={}", self.identifier),
-        }
-    }
-
-    /// The name the source is stored under (its `log_sources` path).
-    pub fn describe(&self) -> String {
-        format!("journal:{}", self.exim_match())
-    }
-
-    /// The source's identity: its description (one journal source per
-    /// match; its read position is a cursor, not a first line).
-    pub fn source_info(&self) -> Arc<SourceInfo> {
-        let path = self.describe();
-        Arc::new(SourceInfo {
-            fingerprint: Fingerprint::of_bytes(path.as_bytes()),
-            path,
-            device: None,
-            inode: None,
-        })
-    }
-}
-
-/// Where a journal source stands: its stored read position, if any.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JournalStart {
-    /// Bytes of lines read so far (the stored offset).
-    pub offset: u64,
-    /// The stored position ([`Assembler::position`]), if it was read before.
-    pub position: Option<Vec<u8>>,
-}
-
-impl JournalStart {
-    /// The stored position of `settings`' source among the stored ones
-    /// (from the beginning when it was never read).
-    pub fn find(stored: &[crate::store::repo::SourcePosition], settings: &JournalSettings) -> Self {
-        let name = settings.describe();
-        stored
-            .iter()
-            .find(|row| row.path == name)
-            .map(|row| JournalStart {
-                offset: row.byte_offset,
-                position: Some(row.tail_marker.clone()),
-            })
-            .unwrap_or_default()
-    }
-}
-
-/// What one read of the journal is bounded by, for `ingest`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Window {
-    /// journalctl's `--since`.
-    pub since: Option<String>,
-    /// journalctl's `--until`.
-    pub until: Option<String>,
-}
+use crate::pipeline::source::{ItemSink, LineSource, PollOutcome, TailMarker};
 
 /// Entries read at most per poll, so that a stop request is seen.
 const ENTRIES_PER_POLL: usize = 4096;
-
-/// Entries read ahead of the writer (bounded: a slow database pushes back
-/// on journalctl through its pipe).
-const READ_AHEAD: usize = 1024;
 
 /// How long a poll waits for a new entry before it returns.
 const POLL_WAIT: Duration = Duration::from_millis(200);
@@ -135,23 +50,6 @@ const RESTART_AFTER: Duration = Duration::from_secs(1);
 
 /// How long to wait before reading an entry without `MESSAGE` again.
 const REREAD_AFTER: Duration = Duration::from_millis(200);
-
-/// A running `journalctl`, its entries read on a thread of their own.
-struct Reader {
-    child: Child,
-    entries: Receiver<std::io::Result<JournalEntry>>,
-    /// The last line journalctl wrote to stderr: why it ended, if it failed.
-    last_complaint: Arc<std::sync::Mutex<String>>,
-    /// The thread reading stderr.
-    stderr_reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Reader {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The journal as a [`LineSource`].
 pub struct JournalSource {
@@ -262,48 +160,12 @@ impl JournalSource {
         // rejection is logged at both).
         command.args(["PRIORITY=6".to_owned(), self.settings.exim_match()]);
         command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        end_with_parent(&mut command);
-        command
     }
 
     fn start_reader(&mut self) -> std::io::Result<()> {
-        let mut child = self.command().spawn().map_err(|err| {
-            std::io::Error::new(err.kind(), format!("cannot run journalctl: {err}"))
-        })?;
-        let (sender, entries) = sync_channel(READ_AHEAD);
-        if let Some(stdout) = child.stdout.take() {
-            std::thread::Builder::new()
-                .name("journalctl".into())
-                .spawn(move || read_entries(BufReader::new(stdout), &sender))?;
-        }
-        let last_complaint = Arc::new(std::sync::Mutex::new(String::new()));
-        let mut stderr_reader = None;
-        if let Some(stderr) = child.stderr.take() {
-            let described = self.settings.describe();
-            let complaint = Arc::clone(&last_complaint);
-            stderr_reader = Some(
-                std::thread::Builder::new()
-                    .name("journalctl-err".into())
-                    .spawn(move || {
-                        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                            tracing::warn!(source = %described, "journalctl: {line}");
-                            if let Ok(mut last) = complaint.lock() {
-                                *last = line.chars().take(512).collect();
-                            }
-                        }
-                    })?,
-            );
-        }
+        let reader = Reader::spawn(self.command(), self.settings.describe())?;
         self.check_first = self.resume.is_some();
-        self.reader = Some(Reader {
-            child,
-            entries,
-            last_complaint,
-            stderr_reader,
-        });
+        self.reader = Some(reader);
         Ok(())
     }
 
@@ -585,44 +447,6 @@ impl LineSource for JournalSource {
         _sink: &mut dyn ItemSink,
     ) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-/// Has the child killed when the thread that started it ends, so that a
-/// daemon killed with SIGKILL outside systemd (which would stop the whole
-/// cgroup) leaves no journalctl following the journal behind.
-#[allow(unsafe_code)] // prctl(2) between fork and exec
-fn end_with_parent(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe and touches only this child.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Reads journalctl's output until it ends or nobody listens.
-fn read_entries(
-    mut stdout: BufReader<std::process::ChildStdout>,
-    sender: &SyncSender<std::io::Result<JournalEntry>>,
-) {
-    loop {
-        match read_entry(&mut stdout) {
-            Ok(Some(entry)) => {
-                if sender.send(Ok(entry)).is_err() {
-                    return;
-                }
-            }
-            Ok(None) => return,
-            Err(err) => {
-                let _ = sender.send(Err(err));
-                return;
-            }
-        }
     }
 }
 

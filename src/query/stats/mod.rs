@@ -18,14 +18,16 @@ use crate::store::{Context, ResultExt};
 /// Rows in each "top" list.
 const TOP: usize = 10;
 
+mod attempt_tally;
 mod render;
 mod tally;
 #[cfg(test)]
 mod tests;
 mod whole;
 mod window;
+use attempt_tally::{AttemptRow, Attempts, Recipient};
 pub use render::render;
-use tally::{AttemptRow, Attempts, Bounds, MessageRow, Messages, Recipient, Rejections, to_u64};
+use tally::{Bounds, MessageRow, Messages, Rejections, to_u64};
 
 /// The whole report; serialised as the `--json` output.
 #[derive(Debug, Default, Serialize)]
@@ -338,7 +340,7 @@ fn attempt_row<'r>(
     // Only the columns the tally reads for this flag: most rows are
     // deliveries, and a column read costs as much as the rest of the row.
     let flag = row.get_ref(1)?.as_str()?;
-    let delivered = tally::is_delivered(flag);
+    let delivered = attempt_tally::is_delivered(flag);
     let error_address_at = if delivered { None } else { row.get(6)? };
     Ok(AttemptRow {
         flag,

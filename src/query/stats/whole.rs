@@ -18,7 +18,8 @@ use std::path::Path;
 
 use deadpool_sqlite::rusqlite::Connection;
 
-use super::tally::{Attempts, Bounds, Domains, Messages, Recipient};
+use super::attempt_tally::{Attempts, Recipient};
+use super::tally::{Bounds, Domains, Messages};
 use super::{
     ATTEMPT_COLUMNS, MESSAGE_COLUMNS, QueryError, Read, attempt_row, context, each_row, message_row,
 };

@@ -3,7 +3,8 @@
 
 use deadpool_sqlite::rusqlite::Connection;
 
-use super::tally::{Attempts, Bounds, Messages, Recipient};
+use super::attempt_tally::{Attempts, Recipient};
+use super::tally::{Bounds, Messages};
 use super::{
     ATTEMPT_COLUMNS, MESSAGE_COLUMNS, QueryError, Read, attempt_row, context, each_row,
     message_row, to_u64,

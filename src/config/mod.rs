@@ -11,8 +11,10 @@ mod check;
 mod file;
 mod fleet;
 mod raw;
+mod web;
 
 pub use fleet::{FleetConfig, FleetTls};
+pub use web::{WebAuth, WebConfig, WebRole, WebUser};
 
 use file::{parse_toml, read_file};
 #[cfg(test)]
@@ -23,10 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use raw::RawConfig;
-use raw::{
-    RawDatabase, RawHealth, RawIngest, RawLog, RawLogging, RawMetrics, RawRetention, RawWeb,
-    RawWebUser,
-};
+use raw::{RawDatabase, RawHealth, RawIngest, RawLog, RawLogging, RawMetrics, RawRetention};
 
 /// Where the packages install the configuration file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/exim-pilot/exim-pilot.toml";
@@ -61,73 +60,6 @@ pub struct Config {
     pub web: WebConfig,
     /// `[fleet]`: `None` unless it names a PostgreSQL.
     pub fleet: Option<FleetConfig>,
-}
-
-/// `[web]`: where `exim-pilot serve` listens, and who may look.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebConfig {
-    /// The address; loopback unless configured otherwise (which needs
-    /// authentication).
-    pub listen: std::net::SocketAddr,
-    /// Who may look.
-    pub auth: WebAuth,
-    /// How long a sign-in lasts.
-    pub session_lifetime: Duration,
-    /// Whether session cookies are `Secure` (sent over TLS only): set it
-    /// when users reach the view through a TLS proxy.
-    pub secure_cookies: bool,
-    /// Host names the view is reached by besides its address (and
-    /// `localhost` on loopback): a request naming another is refused.
-    pub server_names: Vec<String>,
-}
-
-/// `[web] auth`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WebAuth {
-    /// `"none"`: anyone who can connect is an admin (loopback only).
-    None,
-    /// `"users"`: these sign in with a password.
-    Users(Vec<WebUser>),
-    /// `"proxy"`: a reverse proxy at one of `addresses` names the user in
-    /// the `header`; each gets `role`.
-    Proxy {
-        /// The header carrying the user name (e.g. `X-Remote-User`).
-        header: String,
-        /// Where the proxy connects from; others are refused.
-        addresses: Vec<std::net::IpAddr>,
-        /// The role of every user the proxy names.
-        role: WebRole,
-    },
-}
-
-/// What a user of the web view may see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebRole {
-    /// Addresses masked (`a***@example.com`).
-    Viewer,
-    /// Everything.
-    Admin,
-}
-
-impl WebRole {
-    /// The name in the configuration.
-    pub fn name(self) -> &'static str {
-        match self {
-            WebRole::Viewer => "viewer",
-            WebRole::Admin => "admin",
-        }
-    }
-}
-
-/// `[[web.users]]`
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebUser {
-    /// The sign-in name.
-    pub name: String,
-    /// An argon2 PHC string (`exim-pilot serve --hash-password`).
-    pub password_hash: String,
-    /// What they may see.
-    pub role: WebRole,
 }
 
 /// `[metrics]`: where the daemon exposes its metrics, if anywhere.
@@ -355,52 +287,6 @@ fn render_problems(path: Option<&Path>, problems: &[Problem]) -> String {
         .map(|problem| format!("{source}: {problem}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-impl WebConfig {
-    fn to_raw(&self) -> RawWeb {
-        let (auth, users, header, addresses, role) = match &self.auth {
-            WebAuth::None => ("none", None, None, None, None),
-            WebAuth::Users(users) => (
-                "users",
-                Some(
-                    users
-                        .iter()
-                        .map(|user| RawWebUser {
-                            name: Some(user.name.clone()),
-                            password_hash: Some(user.password_hash.clone()),
-                            role: Some(user.role.name().to_owned()),
-                        })
-                        .collect(),
-                ),
-                None,
-                None,
-                None,
-            ),
-            WebAuth::Proxy {
-                header,
-                addresses,
-                role,
-            } => (
-                "proxy",
-                None,
-                Some(header.clone()),
-                Some(addresses.iter().map(ToString::to_string).collect()),
-                Some(role.name().to_owned()),
-            ),
-        };
-        RawWeb {
-            listen: Some(self.listen.to_string()),
-            auth: Some(auth.to_owned()),
-            session_lifetime: Some(humantime::format_duration(self.session_lifetime).to_string()),
-            secure_cookies: Some(self.secure_cookies),
-            server_names: Some(self.server_names.clone()),
-            proxy_user_header: header,
-            proxy_addresses: addresses,
-            proxy_role: role,
-            users,
-        }
-    }
 }
 
 impl Config {

@@ -14,6 +14,7 @@ mod fleet;
 mod hostile;
 mod ingest;
 mod journal;
+mod layout;
 mod metrics;
 mod model;
 mod parser;

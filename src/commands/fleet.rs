@@ -95,6 +95,9 @@ pub async fn stats(
 }
 
 /// `exim-pilot fleet ...`
+///
+/// Long because it is one match arm per `fleet` subcommand (migrate,
+/// status, prune), each the glue between a fleet query and its output.
 pub async fn run(config: &Config, action: FleetAction) -> Result<()> {
     let fleet = configured(config)?;
     let pool = pg::pool(fleet).map_err(failure)?;

@@ -356,6 +356,11 @@ fn server_names(check: &mut Checker, names: Vec<String>) -> Vec<String> {
 pub const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:8025";
 
 /// `[web]`, or `serve --listen`.
+///
+/// Long because it checks each key of the section in turn, and the keys
+/// depend on each other (`users` and the proxy keys on `auth`, a listen
+/// address beyond loopback on authentication): split, each check would
+/// need the others' results passed in.
 fn web(check: &mut Checker, web: RawWeb, overrides: &Overrides) -> WebConfig {
     let (key, text) = match &overrides.web_listen {
         Some(text) => ("--listen", Some(text.clone())),

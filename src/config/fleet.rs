@@ -80,6 +80,9 @@ const TIMEOUT: Range<Duration> = Range {
 const HOST_NAME_MAX: usize = 64;
 
 /// Checks `[fleet]`; `None` when no `postgres` is configured.
+///
+/// Long because it checks each key of the section in turn, and the TLS
+/// keys depend on the connection string's `sslmode`.
 pub(super) fn fleet(check: &mut Checker, fleet: RawFleet) -> Option<FleetConfig> {
     let postgres = fleet.postgres.as_deref().map(str::trim).unwrap_or_default();
     if postgres.is_empty() {

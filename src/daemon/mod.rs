@@ -102,6 +102,11 @@ type WriterEnded = Option<Result<Result<WriteTotals, StoreError>, tokio::task::J
 impl Running {
     /// Connects, loads the read positions, starts every task and says
     /// READY=1.
+    ///
+    /// Long because the tasks start in the order they depend on each other
+    /// (store, metrics, fleet pool, writer, source thread, health, stall
+    /// watch, replicator), each handing the next its channel or handle; a
+    /// candidate for splitting with the sources' one loop (#29).
     async fn start(
         config_path: Option<PathBuf>,
         overrides: Overrides,

@@ -98,6 +98,9 @@ pub struct FleetStats {
 
 /// The figures of every host (or of `host`) for lines logged from `since`
 /// to `until` (milliseconds in the log's clock, inclusive).
+///
+/// Long because it reads each table's figures per host with one query and
+/// adds them into the same per-host rows, one block per table.
 pub async fn compute(
     client: &Client,
     host: Option<&str>,

@@ -300,6 +300,12 @@ impl LineSource for JournalSource {
         Ok(0)
     }
 
+    /// Takes the entries journalctl has ready, up to a poll's worth.
+    ///
+    /// Long because it is the source's state machine in one place: start or
+    /// restart journalctl, wait for the first entry, take entries, and say
+    /// how the run ended (finished, restarted, failed with journalctl's own
+    /// complaint); a candidate for splitting with the sources' one loop (#29).
     fn poll(&mut self, sink: &mut dyn ItemSink) -> std::io::Result<PollOutcome> {
         let mut outcome = PollOutcome::default();
         if self.finished {

@@ -9,7 +9,7 @@ use super::prefix::whole_message_id;
 
 /// `<= sender tags...` (`fake_reject` for `(=`), `body` after the flag.
 ///
-/// Longer than 80 lines on purpose: one flat pass over the tags in the
+/// Long because it is one flat pass over the tags in the
 /// order Exim writes them, one arm per tag (as [`delivery`]).
 pub fn reception(body: &[u8], fake_reject: bool) -> Event<'_> {
     let (sender, mut rest) = sender(body);
@@ -143,7 +143,7 @@ fn spaced_value(input: &[u8], is_tag: fn(&[u8]) -> bool) -> (&[u8], &[u8]) {
 
 /// The delivery-result lines: `=> -> >> *> ** ==`, `body` after the flag.
 ///
-/// Longer than 80 lines on purpose: one flat pass over the tags in the
+/// Long because it is one flat pass over the tags in the
 /// order Exim writes them, one arm per tag; split, the order that tells a
 /// tag from free text would be spread over several functions.
 pub fn delivery(body: &[u8], flag: DeliveryFlag) -> Event<'_> {

@@ -10,7 +10,7 @@ use super::entry::{
 
 /// Renders `entry` as `kind key=value ...`.
 ///
-/// Longer than 80 lines on purpose: one arm per event, each the list of its
+/// Long because it is one arm per event, each the list of its
 /// fields; the expectation tests read it as the parser's specification.
 pub fn render(entry: &Entry<'_>) -> String {
     let mut out = Fields(String::new());

@@ -31,8 +31,8 @@ impl<'a> HostAndIdent<'a> {
     }
 }
 
-/// Reads `[H=]host` (or a local login) and the tags after it: one flat
-/// pass over the session tags, one arm each (so just over 80 lines).
+/// Reads `[H=]host` (or a local login) and the tags after it.
+/// Long because it is one flat pass over the session tags, one arm each.
 fn host_and_ident(input: &[u8]) -> HostAndIdent<'_> {
     let mut parsed = HostAndIdent::default();
     let mut rest = input;
@@ -250,7 +250,7 @@ fn reason_or_argument(rest: &[u8]) -> &[u8] {
 
 /// Lines that start with a fixed phrase. `None` when none matches.
 ///
-/// Longer than 80 lines on purpose: a table of phrases, one arm each, in
+/// Long because it is a table of phrases, one arm each, in
 /// the order they must be tried (a phrase that is a prefix of another
 /// comes after it).
 pub fn phrase_line(body: &[u8]) -> Option<Event<'_>> {

@@ -135,6 +135,9 @@ fn lossy<S: serde::Serializer>(bytes: &&[u8], serializer: S) -> Result<S::Ok, S:
 
 /// Calls `print` for every line `filter` selects, in log order. An error
 /// from `print` (the reader went away) ends it as [`QueryError::Output`].
+///
+/// Long because it is one read loop over the chunks, each line filtered
+/// by position, window, kind and pattern in that order (cheapest first).
 pub fn each(
     conn: &Connection,
     filter: &LineFilter,

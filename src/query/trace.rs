@@ -325,7 +325,23 @@ fn load(conn: &Connection, id: i64, line_bytes: &mut usize) -> Result<TracedMess
             })
         })
         .ctx(context)?;
-    message.recipients = conn
+    message.recipients = recipients(conn, id)?;
+    message.attempts = attempts(conn, id)?;
+    let (lines, left_out) = crate::store::repo::message_lines(conn, id, *line_bytes)?;
+    let used: usize = lines.iter().map(|line| line.bytes.len()).sum();
+    *line_bytes = line_bytes.saturating_sub(used);
+    message.lines = lines
+        .into_iter()
+        .map(|line| String::from_utf8_lossy(&line.bytes).into_owned())
+        .collect();
+    message.lines_left_out = left_out;
+    Ok(message)
+}
+
+/// A message row's recipients, in the order they were added.
+fn recipients(conn: &Connection, id: i64) -> Result<Vec<TracedRecipient>, QueryError> {
+    let context = || Context::op("trace").table("recipients").key(id);
+    conn
         .prepare_cached("SELECT address,
                     -- Stored only when a router rewrote it; once tried, it is known.
                     CASE status WHEN 'pending' THEN final_address ELSE coalesce(final_address, address) END,
@@ -340,49 +356,46 @@ fn load(conn: &Connection, id: i64, line_bytes: &mut usize) -> Result<TracedMess
             })
         })
         .ctx(context)?
-        .collect::<Result<_, _>>()
-        .ctx(context)?;
-    message.attempts = conn
-        .prepare_cached(
-            "SELECT attempted_ms, flag, outcome, final_address, router, transport,
+        .collect::<Result<Vec<_>, _>>()
+        .ctx(context)
+        .map_err(Into::into)
+}
+
+/// A message row's delivery attempts, in time order.
+fn attempts(conn: &Connection, id: i64) -> Result<Vec<TracedAttempt>, QueryError> {
+    let context = || Context::op("trace").table("attempts").key(id);
+    conn.prepare_cached(
+        "SELECT attempted_ms, flag, outcome, final_address, router, transport,
                     CASE WHEN host_name IS NULL AND host_ip IS NULL THEN NULL
                          ELSE trim(coalesce(host_name, '') || coalesce(' [' || host_ip || ']', '')
                                    || coalesce(':' || host_port, '')) END,
                     tls_cipher, cert_verified, confirmation, smtp_code, error_text,
                     queue_time_ms, delivery_time_ms
              FROM delivery_attempts WHERE message_id = ?1 ORDER BY attempted_ms, id",
-        )
-        .ctx(context)?
-        .query_map([id], |row| {
-            Ok(TracedAttempt {
-                at: format_ms(row.get(0)?),
-                flag: row.get(1)?,
-                outcome: row.get(2)?,
-                address: row.get(3)?,
-                router: row.get(4)?,
-                transport: row.get(5)?,
-                host: row.get(6)?,
-                tls_cipher: row.get(7)?,
-                certificate_verified: row.get::<_, Option<i64>>(8)?.map(|v| v != 0),
-                confirmation: row.get(9)?,
-                smtp_code: row.get(10)?,
-                error: row.get(11)?,
-                queue_time_ms: row.get(12)?,
-                delivery_time_ms: row.get(13)?,
-            })
+    )
+    .ctx(context)?
+    .query_map([id], |row| {
+        Ok(TracedAttempt {
+            at: format_ms(row.get(0)?),
+            flag: row.get(1)?,
+            outcome: row.get(2)?,
+            address: row.get(3)?,
+            router: row.get(4)?,
+            transport: row.get(5)?,
+            host: row.get(6)?,
+            tls_cipher: row.get(7)?,
+            certificate_verified: row.get::<_, Option<i64>>(8)?.map(|v| v != 0),
+            confirmation: row.get(9)?,
+            smtp_code: row.get(10)?,
+            error: row.get(11)?,
+            queue_time_ms: row.get(12)?,
+            delivery_time_ms: row.get(13)?,
         })
-        .ctx(context)?
-        .collect::<Result<_, _>>()
-        .ctx(context)?;
-    let (lines, left_out) = crate::store::repo::message_lines(conn, id, *line_bytes)?;
-    let used: usize = lines.iter().map(|line| line.bytes.len()).sum();
-    *line_bytes = line_bytes.saturating_sub(used);
-    message.lines = lines
-        .into_iter()
-        .map(|line| String::from_utf8_lossy(&line.bytes).into_owned())
-        .collect();
-    message.lines_left_out = left_out;
-    Ok(message)
+    })
+    .ctx(context)?
+    .collect::<Result<Vec<_>, _>>()
+    .ctx(context)
+    .map_err(Into::into)
 }
 
 /// The human form: a summary per message, then its lines, like exigrep.

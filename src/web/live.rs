@@ -82,6 +82,46 @@ pub(super) struct LiveQuery {
     after: Option<i64>,
 }
 
+/// The slots a stream holds while it is open: one of all, one of its
+/// user's and, unless it comes through the trusted proxy, one of its
+/// address's.
+type StreamSlots = (
+    tokio::sync::OwnedSemaphorePermit,
+    super::slots::Slot<String>,
+    Option<super::slots::Slot<std::net::IpAddr>>,
+);
+
+/// Takes a stream's slots, or says which bound refuses it.
+fn admit(app: &App, session: &Session, peer: std::net::IpAddr) -> Result<StreamSlots, WebError> {
+    let busy =
+        |message: String| WebError::Refused(axum::http::StatusCode::TOO_MANY_REQUESTS, message);
+    let Some(user_slot) = app.streams_per_user.take(session.user.clone()) else {
+        return Err(busy(format!(
+            "{STREAMS_PER_CLIENT} live streams are open for {} already; close one",
+            session.user
+        )));
+    };
+    let address_slot = if app.auth.is_proxy(peer) {
+        None
+    } else {
+        match app.streams_per_address.take(peer) {
+            Some(slot) => Some(slot),
+            None => {
+                return Err(busy(format!(
+                    "{STREAMS_PER_CLIENT} live streams are open from {peer} already; close one"
+                )));
+            }
+        }
+    };
+    let Ok(total) = app.streams.clone().try_acquire_owned() else {
+        return Err(WebError::Refused(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_STREAMS} live streams are open already; close one"),
+        ));
+    };
+    Ok((total, user_slot, address_slot))
+}
+
 pub(super) async fn events(
     State(app): State<App>,
     masking: Masking,
@@ -90,38 +130,10 @@ pub(super) async fn events(
     headers: HeaderMap,
     Query(query): Query<LiveQuery>,
 ) -> Response {
-    let busy = |message: String| {
-        error_response(&WebError::Refused(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            message,
-        ))
+    let permit = match admit(&app, &session, peer.ip()) {
+        Ok(permit) => permit,
+        Err(refused) => return error_response(&refused),
     };
-    let Some(user_slot) = app.streams_per_user.take(session.user.clone()) else {
-        return busy(format!(
-            "{STREAMS_PER_CLIENT} live streams are open for {} already; close one",
-            session.user
-        ));
-    };
-    let address_slot = if app.auth.is_proxy(peer.ip()) {
-        None
-    } else {
-        match app.streams_per_address.take(peer.ip()) {
-            Some(slot) => Some(slot),
-            None => {
-                return busy(format!(
-                    "{STREAMS_PER_CLIENT} live streams are open from {} already; close one",
-                    peer.ip()
-                ));
-            }
-        }
-    };
-    let Ok(total) = app.streams.clone().try_acquire_owned() else {
-        return error_response(&WebError::Refused(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            format!("{MAX_STREAMS} live streams are open already; close one"),
-        ));
-    };
-    let permit = (total, user_slot, address_slot);
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

@@ -103,6 +103,9 @@ fn recipients(recipients: &[trace::TracedRecipient]) -> Markup {
     }
 }
 
+/// A message's page: its summary, recipients, attempts and lines.
+///
+/// Long because it is the page's markup, top to bottom.
 async fn message(State(app): State<App>, masking: Masking, Path(id): Path<String>) -> Response {
     let wanted = id.clone();
     let found = app

@@ -82,7 +82,7 @@ fn no_file_holds_more_than_500_lines_of_code() {
 fn function_at(lines: &[String], index: usize) -> Option<(String, usize)> {
     let line = &lines[index];
     let indent = line.len() - line.trim_start().len();
-    let mut words = line.trim_start().split_whitespace().peekable();
+    let mut words = line.split_whitespace().peekable();
     while let Some(word) = words.peek() {
         if word.starts_with("pub") || ["const", "async", "unsafe", "extern"].contains(word) {
             words.next();
@@ -98,14 +98,15 @@ fn function_at(lines: &[String], index: usize) -> Option<(String, usize)> {
         .chars()
         .take_while(|c| c.is_alphanumeric() || *c == '_')
         .collect();
-    let close = format!("{}}}", " ".repeat(indent));
-    let end = lines[index..].iter().position(|l| *l == close)?;
     // A declaration without a body (in a trait) ends at its `;` first.
-    if lines[index..index + end].iter().any(|l| l.ends_with(';'))
-        && !lines[index..index + end].iter().any(|l| l.ends_with('{'))
-    {
+    let opens = lines[index..]
+        .iter()
+        .find(|l| l.ends_with('{') || l.ends_with(';'))?;
+    if opens.ends_with(';') {
         return None;
     }
+    let close = format!("{}}}", " ".repeat(indent));
+    let end = lines[index..].iter().position(|l| *l == close)?;
     Some((name, end + 1))
 }
 

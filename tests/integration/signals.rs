@@ -19,7 +19,9 @@ fn sighup_applies_a_valid_configuration_and_keeps_running_on_an_invalid_one() {
 
     std::fs::write(&daemon.config, "[ingest]\nbatch_size = 0\n").unwrap();
     daemon.signal("HUP");
-    std::thread::sleep(Duration::from_millis(500));
+    // The reload's outcome is logged once it is decided: wait for that,
+    // however long a reload takes.
+    daemon.wait_for_log("configuration reload failed");
     assert!(
         daemon.running(),
         "an invalid configuration does not stop the daemon"
@@ -37,7 +39,7 @@ fn sighup_applies_a_valid_configuration_and_keeps_running_on_an_invalid_one() {
     config.push('\n');
     std::fs::write(&daemon.config, config).unwrap();
     daemon.signal("HUP");
-    std::thread::sleep(Duration::from_millis(500));
+    daemon.wait_for_log("configuration reloaded");
     append_lines(&log, &numbered_lines("a", 10, 5));
     wait_for_lines(&daemon.db, 15, WAIT, Some(&daemon));
     let db = daemon.db.clone();
@@ -345,7 +347,7 @@ fn sighup_with_an_out_of_range_duration_keeps_the_running_configuration() {
             std::thread::sleep(Duration::from_millis(25));
         }
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // Still reading: the lines after the refused reloads are stored.
     assert!(daemon.running(), "{}", daemon.stderr_text());
     append_lines(&log, &numbered_lines("a", 3, 3));
     wait_for_lines(&daemon.db, 6, WAIT, Some(&daemon));

@@ -340,7 +340,7 @@ fn a_stalled_source_shows_in_the_metrics_the_audit_log_and_the_health_page_then_
         });
     };
     wait_for_action("source_stalled");
-    let server = crate::web::Server::start_with(&db, dir.path(), None);
+    let server = crate::util::web::Server::start_with(&db, dir.path(), None);
     let health = server.json("/api/v1/health");
     assert!(
         health["stall"]["reason"]

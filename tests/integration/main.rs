@@ -1,16 +1,14 @@
 //! The integration tests: one binary (fast to link), a module per area.
 //! They use real SQLite files in temporary directories and run the real
-//! `exim-pilot` binary.
+//! `exim-pilot` binary. The tests against a real Exim, PostgreSQL and
+//! systemd are the system tests (`tests/system`).
 
 // Tests and their helpers may panic on what they did not expect.
 #![allow(clippy::unwrap_used)]
 
 mod cli;
 mod daemon;
-mod exim;
-mod exim_rotation;
 mod faults;
-mod fleet;
 mod hostile;
 mod ingest;
 mod journal;
@@ -25,7 +23,6 @@ mod scenarios;
 mod schema;
 mod signals;
 mod store;
-mod systemd;
 mod transactions;
 mod util;
 mod web;

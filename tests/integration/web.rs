@@ -4,129 +4,19 @@
 //! renders each page, the test reads the DOM, and a screenshot of each is
 //! left under target/web-screenshots/.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::util::{binary, free_port, http_get, outcome, run, status_is};
-
-/// Runs headless Chromium (as the machine allows: no sandbox as root, no
-/// background traffic) on `url` with `extra` (`--dump-dom`,
-/// `--screenshot=...`), in a fresh profile; its standard output.
-pub(crate) fn headless(chromium: &str, url: &str, extra: &[&str]) -> String {
-    let profile = TempDir::new().unwrap();
-    let output = Command::new("timeout")
-        .arg("60")
-        .arg(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1280,900",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(extra)
-        .arg(url)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{url}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// A running `exim-pilot serve`, stopped on drop.
-pub(crate) struct Server {
-    child: Child,
-    pub(crate) port: u16,
-    stderr: PathBuf,
-}
-
-impl Server {
-    fn start(db: &Path, dir: &Path) -> Server {
-        Self::start_with(db, dir, None)
-    }
-
-    /// With a configuration file (for `[web] auth`).
-    pub(crate) fn start_with(db: &Path, dir: &Path, config: Option<&Path>) -> Server {
-        let port = free_port();
-        let stderr = dir.join(format!("serve-{port}.log"));
-        let mut command = Command::new(binary());
-        if let Some(config) = config {
-            command.arg("--config").arg(config);
-        }
-        let child = command
-            .args(["serve", "--db"])
-            .arg(db)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let server = Server {
-            child,
-            port,
-            stderr,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while http_get(port, "/assets/style.css").is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "serve did not answer: {}",
-                std::fs::read_to_string(&server.stderr).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn get(&self, path: &str) -> (String, String) {
-        http_get(self.port, path).unwrap()
-    }
-
-    /// The server's process id.
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// A page's body, asserting its status.
-    pub(crate) fn page(&self, path: &str, status: u16) -> String {
-        let (head, body) = self.get(path);
-        assert!(status_is(&head, status), "{path}: {head}\n{body}");
-        body
-    }
-
-    pub(crate) fn json(&self, path: &str) -> serde_json::Value {
-        serde_json::from_str(&self.page(path, 200)).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::util::web::{Server, hash_of, headless, sample_database, set_cookie};
+use crate::util::{free_port, outcome, run, status_is};
 
 fn cli_json(args: &[&str]) -> serde_json::Value {
     let (status, stdout, stderr) = outcome(&run(args));
     assert_eq!(status, 0, "{args:?}: {stderr}");
     serde_json::from_str(&stdout).unwrap()
-}
-
-pub(crate) fn sample_database(dir: &Path) -> PathBuf {
-    let db = dir.join("sample.db");
-    crate::util::ingest_into(&db, &crate::util::fixture("sample/mainlog"));
-    db
 }
 
 /// Every page answers with the numbers and ids of the database; every
@@ -429,32 +319,6 @@ fn a_real_browser_renders_every_page() {
             "{name}: a screenshot"
         );
     }
-}
-
-/// `serve --hash-password` for `password`.
-pub(crate) fn hash_of(password: &str) -> String {
-    use std::io::Write as _;
-    let mut child = Command::new(binary())
-        .args(["serve", "--hash-password"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-/// The session cookie a response sets (`name=value`), and its attributes.
-pub(crate) fn set_cookie(head: &str) -> (String, String) {
-    let line = head
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
-        .unwrap_or_else(|| panic!("no cookie set:\n{head}"));
-    let value = line.split_once(':').unwrap().1.trim();
-    let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
-    (pair.to_owned(), attributes.to_owned())
 }
 
 /// `[web] auth = "users"`: no session, redirected (pages) or 401 (API);

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::util::status_is;
-use crate::web::{Server, hash_of, sample_database, set_cookie};
+use crate::util::web::{Server, hash_of, sample_database, set_cookie};
 
 /// A raw request from `from` (a loopback address) with exactly `head`.
 fn raw(port: u16, from: &str, head: &str) -> std::io::Result<String> {

@@ -1,4 +1,6 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration and the system tests. Each of the
+//! two test binaries uses a part of them.
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -9,6 +11,7 @@ use exim_pilot::store::chunk::StoredLine;
 
 mod daemon;
 mod postgres;
+pub mod web;
 pub use daemon::{Daemon, FAST_CONFIG};
 pub use postgres::{Postgres, Proxy};
 

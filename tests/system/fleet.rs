@@ -295,7 +295,7 @@ fn a_daemon_ships_every_line_once_and_the_fleet_answers_like_the_host() {
 
     // The web view gives the CLI's answers from the fleet, as JSON and as
     // pages a browser renders.
-    let server = crate::web::Server::start_with(&db, dir.path(), Some(&config));
+    let server = crate::util::web::Server::start_with(&db, dir.path(), Some(&config));
     let id = pg.psql(
         "SELECT exim_id FROM exim_pilot.deliveries WHERE host = 'mx1' ORDER BY delivered_at LIMIT 1",
     );
@@ -320,14 +320,14 @@ fn a_daemon_ships_every_line_once_and_the_fleet_answers_like_the_host() {
     match crate::util::system_program("chromium") {
         Some(chromium) => {
             let url = format!("http://127.0.0.1:{}/fleet?q={id}", server.port);
-            let dom = crate::web::headless(&chromium, &url, &["--dump-dom"]);
+            let dom = crate::util::web::headless(&chromium, &url, &["--dump-dom"]);
             assert!(dom.contains("Journey 1") && dom.contains(">mx1<"), "{dom}");
         }
         None => crate::util::stand_down("chromium is not installed: the fleet page in a browser"),
     }
     drop(server);
     // Without [fleet], the page says how to get one.
-    let server = crate::web::Server::start_with(&db, dir.path(), None);
+    let server = crate::util::web::Server::start_with(&db, dir.path(), None);
     assert!(server.page("/fleet", 404).contains("set [fleet] postgres"));
     drop(server);
 

@@ -1,0 +1,16 @@
+//! The system tests: exim-pilot against real things that take minutes to
+//! set up: a real Exim delivering over loopback (`exim`, `exim_rotation`),
+//! a private PostgreSQL cluster (`fleet`), and systemd's own checks of the
+//! shipped units (`systemd`). Run with
+//! `cargo test --locked --all-features --test system` (and by `.ci/run`);
+//! `cargo test` alone runs the fast suite without them.
+
+// Tests and their helpers may panic on what they did not expect.
+#![allow(clippy::unwrap_used)]
+
+mod exim;
+mod exim_rotation;
+mod fleet;
+mod systemd;
+#[path = "../integration/util/mod.rs"]
+mod util;

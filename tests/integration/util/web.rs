@@ -146,4 +146,3 @@ pub fn set_cookie(head: &str) -> (String, String) {
     let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
     (pair.to_owned(), attributes.to_owned())
 }
-

@@ -296,10 +296,6 @@ impl LineSource for JournalSource {
         self.source.path.clone()
     }
 
-    fn resume(&mut self, _sink: &mut dyn ItemSink) -> std::io::Result<u64> {
-        Ok(0)
-    }
-
     /// Takes the entries journalctl has ready, up to a poll's worth.
     ///
     /// Long because it is the source's state machine in one place: start or
@@ -436,23 +432,6 @@ impl LineSource for JournalSource {
             }
         }
         Ok(outcome)
-    }
-
-    fn lag_bytes(&self) -> u64 {
-        // The journal does not say how much is left to read.
-        0
-    }
-
-    fn wake_directory(&self) -> Option<std::path::PathBuf> {
-        None
-    }
-
-    fn switch_path(
-        &mut self,
-        _path: std::path::PathBuf,
-        _sink: &mut dyn ItemSink,
-    ) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -2,8 +2,10 @@
 //! source is ([`LineSource`]), what it sends ([`ItemSink`] of
 //! [`super::item::Item`]), and how a source generation is identified
 //! ([`Fingerprint`]) and recognised at a read position ([`TailMarker`]).
-//! The file follower (`crate::tail`) implements it today; the writer knows
-//! nothing of where lines come from.
+//! The file follower (`crate::tail`) and the journal (`crate::journal`)
+//! implement it; what only files need has a default body that a source
+//! without files leaves alone. The writer knows nothing of where lines
+//! come from.
 
 use std::path::PathBuf;
 
@@ -18,22 +20,34 @@ pub trait LineSource: Send {
     fn describe(&self) -> String;
 
     /// Catches up with what happened while exim-pilot was stopped (for a
-    /// file: generations rotated meanwhile), before the first poll.
-    fn resume(&mut self, sink: &mut dyn ItemSink) -> std::io::Result<u64>;
+    /// file: generations rotated meanwhile), before the first poll; lines
+    /// sent. A source whose polls resume by themselves (the journal, from
+    /// its cursor) has nothing to do here.
+    fn resume(&mut self, _sink: &mut dyn ItemSink) -> std::io::Result<u64> {
+        Ok(0)
+    }
 
     /// Reads what is new and sends it.
     fn poll(&mut self, sink: &mut dyn ItemSink) -> std::io::Result<PollOutcome>;
 
-    /// How far reading is behind the end of the source, in bytes.
-    fn lag_bytes(&self) -> u64;
+    /// How far reading is behind the end of the source, in bytes (0 when
+    /// the source cannot tell, as the journal cannot).
+    fn lag_bytes(&self) -> u64 {
+        0
+    }
 
     /// A directory whose changes mean "poll now" (file-system events), if
     /// the source has one; without it the reader polls on its own.
-    fn wake_directory(&self) -> Option<PathBuf>;
+    fn wake_directory(&self) -> Option<PathBuf> {
+        None
+    }
 
     /// Follows another path from now on (a reload changed `[log] path`),
-    /// after sending what the current one still holds.
-    fn switch_path(&mut self, path: PathBuf, sink: &mut dyn ItemSink) -> std::io::Result<()>;
+    /// after sending what the current one still holds. A source without a
+    /// path keeps reading what it reads.
+    fn switch_path(&mut self, _path: PathBuf, _sink: &mut dyn ItemSink) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What one poll did.

@@ -12,15 +12,14 @@ pub mod config;
 pub mod daemon;
 pub mod exit;
 pub mod fleet;
-pub mod journal;
 pub mod logging;
 pub mod model;
 pub mod output;
 pub mod parse;
 pub mod pipeline;
 pub mod query;
+pub mod source;
 pub mod store;
 #[cfg(any(test, feature = "synth"))]
 pub mod synth;
-pub mod tail;
 pub mod web;

@@ -16,9 +16,9 @@ use crate::pipeline::channel::{self, LineSender};
 use crate::pipeline::item::{AuditItem, Item};
 use crate::pipeline::source::{ItemSink, LineSource as _};
 use crate::pipeline::writer::{self, NoProgress, WriteTotals, WriterSettings};
+use crate::source::file::finished::{ReadSummary, read_file};
+use crate::source::file::positions::Positions;
 use crate::store::{self, StoreHandle};
-use crate::tail::finished::{ReadSummary, read_file};
-use crate::tail::positions::Positions;
 
 /// Attempts per batch before a retryable database error ends the command.
 const MAX_ATTEMPTS_PER_BATCH: u32 = 8;
@@ -74,16 +74,17 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
 /// position, or from `window.since`) up to the end (or `window.until`),
 /// through the same writer, and stores the position so that `run`
 /// continues from there.
-pub async fn journal(config: &Config, window: crate::journal::Window) -> Result<()> {
-    let settings = crate::journal::JournalSettings::from_config(config);
+pub async fn journal(config: &Config, window: crate::source::journal::Window) -> Result<()> {
+    let settings = crate::source::journal::JournalSettings::from_config(config);
     let store = store::connect(&config.database).await?;
-    let start = crate::journal::JournalStart::find(&store.source_positions().await?, &settings);
+    let start =
+        crate::source::journal::JournalStart::find(&store.source_positions().await?, &settings);
     let handle = StoreHandle::new(store);
     let started = Instant::now();
     let (sender, writer) = start_writer(config, &handle);
     let described = settings.describe();
     let reading = tokio::task::spawn_blocking(move || -> Result<(u64, u64)> {
-        let mut source = crate::journal::JournalSource::new(settings, start, window, false);
+        let mut source = crate::source::journal::JournalSource::new(settings, start, window, false);
         let mut sender = sender;
         let mut entries = 0;
         while !source.finished() {

@@ -41,7 +41,7 @@ pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -
             since,
             until,
             ..
-        } => ingest::journal(&config, crate::journal::Window { since, until }).await,
+        } => ingest::journal(&config, crate::source::journal::Window { since, until }).await,
         Command::Ingest { files, .. } => ingest::run(&config, &files).await,
         Command::Parse { json, show, files } => parse::run(&config, &files, json, show),
         Command::Trace {
@@ -100,8 +100,9 @@ pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -
 /// Opens a log file named on the command line. Any reason it cannot be
 /// read (missing, a directory, a FIFO, a symlink loop, no permission) is
 /// a problem with the input: status 2, naming the file.
-fn open_input(path: &std::path::Path, offset: u64) -> Result<crate::tail::input::LogInput> {
-    crate::tail::input::LogInput::open(path, offset).map_err(|err| input_error(path, &err).into())
+fn open_input(path: &std::path::Path, offset: u64) -> Result<crate::source::file::input::LogInput> {
+    crate::source::file::input::LogInput::open(path, offset)
+        .map_err(|err| input_error(path, &err).into())
 }
 
 /// A file named on the command line that cannot be read, as status 2.

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::parse::{Kind, parse_line, render};
-use crate::tail::framing::LineReader;
+use crate::source::file::framing::LineReader;
 
 /// Unrecognised lines shown as examples, at most.
 const EXAMPLES: usize = 10;

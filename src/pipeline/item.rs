@@ -100,7 +100,7 @@ pub enum Item {
 }
 
 /// A 128-bit fingerprint of a source generation's first line (how it is
-/// computed is the source's business: `crate::tail::identity`).
+/// computed is the source's business: `crate::source::file::identity`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint(pub [u8; 16]);
 

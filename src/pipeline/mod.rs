@@ -2,7 +2,7 @@
 //! source fulfils (`source`), what it sends (`item`), the channel bounded
 //! by items and bytes (`channel`), and the single writer that parses,
 //! batches and commits lines with their read positions (`writer`). Sources
-//! (`crate::tail`) call into it; it knows nothing of files. `exim-pilot
+//! (`crate::source::file`) call into it; it knows nothing of files. `exim-pilot
 //! ingest` feeds it whole files, the daemon a live source.
 
 pub mod channel;

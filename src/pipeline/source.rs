@@ -2,7 +2,7 @@
 //! source is ([`LineSource`]), what it sends ([`ItemSink`] of
 //! [`super::item::Item`]), and how a source generation is identified
 //! ([`Fingerprint`]) and recognised at a read position ([`TailMarker`]).
-//! The file follower (`crate::tail`) and the journal (`crate::journal`)
+//! The file follower (`crate::source::file`) and the journal (`crate::source::journal`)
 //! implement it; what only files need has a default body that a source
 //! without files leaves alone. The writer knows nothing of where lines
 //! come from.

@@ -26,9 +26,9 @@ fn entries() -> Vec<String> {
 fn lines_of(entries: &[String]) -> Vec<Vec<u8>> {
     let export = entries.concat();
     let mut reader = std::io::Cursor::new(export.as_bytes());
-    let mut assembler = exim_pilot::journal::Assembler::default();
+    let mut assembler = exim_pilot::source::journal::Assembler::default();
     let mut lines = Vec::new();
-    while let Some(entry) = exim_pilot::journal::read_entry(&mut reader).unwrap() {
+    while let Some(entry) = exim_pilot::source::journal::read_entry(&mut reader).unwrap() {
         lines.extend(assembler.push(&entry));
     }
     lines

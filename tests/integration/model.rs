@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use exim_pilot::pipeline::item::Item;
 use exim_pilot::pipeline::source::ItemSink;
-use exim_pilot::tail::follower::{FollowSettings, Follower, LastRead};
-use exim_pilot::tail::positions::Positions;
+use exim_pilot::source::file::follower::{FollowSettings, Follower, LastRead};
+use exim_pilot::source::file::positions::Positions;
 use proptest::prelude::*;
 use tempfile::TempDir;
 

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use super::Follower;
 use crate::pipeline::item::AuditItem;
 use crate::pipeline::source::ItemSink;
-use crate::tail::finished::{identify, line_item};
-use crate::tail::identity::Fingerprint;
-use crate::tail::siblings::rotated_generations;
+use crate::source::file::finished::{identify, line_item};
+use crate::source::file::identity::Fingerprint;
+use crate::source::file::siblings::rotated_generations;
 
 impl Follower {
     /// Finishes the rotated file: sends its unterminated last line, if any,

@@ -12,10 +12,10 @@ use std::time::Instant;
 use super::{Follower, Tracked, Waiting};
 use crate::pipeline::item::SourceInfo;
 use crate::pipeline::source::ItemSink;
-use crate::tail::framing::LineReader;
-use crate::tail::framing::SCAN_BYTES_PER_STEP;
-use crate::tail::positioned::{check_marker, head_fingerprint};
-use crate::tail::siblings::siblings_signature;
+use crate::source::file::framing::LineReader;
+use crate::source::file::framing::SCAN_BYTES_PER_STEP;
+use crate::source::file::positioned::{check_marker, head_fingerprint};
+use crate::source::file::siblings::siblings_signature;
 
 impl Follower {
     /// Opens the live path if possible. Returns whether a file is tracked.
@@ -58,7 +58,7 @@ impl Follower {
         if self.retry_at.is_some_and(|at| Instant::now() < at) {
             return Ok(None);
         }
-        let file = match crate::tail::input::open_regular(&self.path) {
+        let file = match crate::source::file::input::open_regular(&self.path) {
             Ok(file) => file,
             Err(err) if err.kind() == ErrorKind::NotFound => {
                 self.wait(Waiting::Missing, false);

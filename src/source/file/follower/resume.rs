@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use super::{Follower, LastRead};
 use crate::pipeline::item::{GapItem, Item};
 use crate::pipeline::source::ItemSink;
-use crate::tail::finished::{ReadSummary, identify, read_file};
-use crate::tail::identity::Fingerprint;
-use crate::tail::siblings::rotated_generations;
+use crate::source::file::finished::{ReadSummary, identify, read_file};
+use crate::source::file::identity::Fingerprint;
+use crate::source::file::siblings::rotated_generations;
 
 impl Follower {
     /// Handles rotation while stopped: finishes the generation the newest

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use super::{Follower, Tracked};
 use crate::pipeline::item::{AuditItem, GapItem, Item};
 use crate::pipeline::source::ItemSink;
-use crate::tail::finished::identify;
-use crate::tail::input::MarkerCheck;
-use crate::tail::positioned::{check_marker, head_fingerprint};
-use crate::tail::siblings::rotated_generations;
+use crate::source::file::finished::identify;
+use crate::source::file::input::MarkerCheck;
+use crate::source::file::positioned::{check_marker, head_fingerprint};
+use crate::source::file::siblings::rotated_generations;
 
 impl Follower {
     /// The tracked file was truncated. Bytes not yet read are taken from a

@@ -7,8 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use super::*;
 
-const EXPORT: &[u8] = include_bytes!("../../fixtures/journal/exim-syslog.export");
-const MAINLOG: &[u8] = include_bytes!("../../fixtures/journal/exim-syslog.mainlog");
+const EXPORT: &[u8] = include_bytes!("../../../fixtures/journal/exim-syslog.export");
+const MAINLOG: &[u8] = include_bytes!("../../../fixtures/journal/exim-syslog.mainlog");
 
 use crate::pipeline::source::Collected;
 

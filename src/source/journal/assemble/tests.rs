@@ -196,14 +196,14 @@ fn cursors_name_the_same_entry_by_boot_times_and_hash() {
 /// newline included (fixtures/journal/README.md).
 #[test]
 fn exims_own_syslog_pieces_make_the_lines_of_its_file() {
-    let export = include_bytes!("../../../fixtures/journal/exim-syslog.export");
-    let mainlog = include_bytes!("../../../fixtures/journal/exim-syslog.mainlog");
+    let export = include_bytes!("../../../../fixtures/journal/exim-syslog.export");
+    let mainlog = include_bytes!("../../../../fixtures/journal/exim-syslog.mainlog");
     assert!(memchr::memmem::find(export, b"MESSAGE=[1/2] ").is_some());
     assert!(memchr::memmem::find(export, b"MESSAGE=[1\\2] ").is_some());
     let mut reader = std::io::Cursor::new(&export[..]);
     let mut assembler = Assembler::default();
     let mut lines = Vec::new();
-    while let Some(entry) = crate::journal::read_entry(&mut reader).unwrap() {
+    while let Some(entry) = crate::source::journal::read_entry(&mut reader).unwrap() {
         lines.extend(assembler.push(&entry));
     }
     let expected: Vec<Vec<u8>> = mainlog

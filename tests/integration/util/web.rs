@@ -146,3 +146,28 @@ pub fn set_cookie(head: &str) -> (String, String) {
     let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
     (pair.to_owned(), attributes.to_owned())
 }
+
+/// A daemon tailing `dir/mainlog` into `dir/x.db` (the sample log already
+/// stored), and the web view on the same database.
+pub fn live_setup(dir: &Path) -> (super::Daemon, Server) {
+    let sample = std::fs::read_to_string(super::fixture("sample/mainlog")).unwrap();
+    let lines: Vec<String> = sample.lines().map(str::to_owned).collect();
+    super::append_lines(&dir.join("mainlog"), &lines);
+    let daemon = super::Daemon::start(dir);
+    super::wait_for_lines(
+        &daemon.db,
+        lines.len(),
+        Duration::from_secs(60),
+        Some(&daemon),
+    );
+    let server = Server::start(&daemon.db, dir);
+    (daemon, server)
+}
+
+/// A line Exim might write, unique to this test.
+pub fn unique_line(tag: &str) -> String {
+    format!(
+        "2026-11-26 14:00:00 [999] Start queue run: pid={tag}-{}",
+        std::process::id()
+    )
+}

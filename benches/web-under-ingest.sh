@@ -2,8 +2,9 @@
 # The web view while the daemon ingests: latency as support staff see it
 # on a busy mail host.
 #
-# Usage: benches/web-under-ingest.sh [LINES] [RATE] [SECONDS] [CLIENTS] [SCRAPE_MS]
-#        (default 1000000 lines, 5000 lines/s, 60 s, 20 clients, a scrape every 1000 ms)
+# Usage: benches/web-under-ingest.sh [LINES] [RATE] [SECONDS] [CLIENTS] [SCRAPE_MS] [PROFILE]
+#        (default 1000000 lines, 5000 lines/s, 60 s, 20 clients, a scrape every 1000 ms,
+#        the generator's mixed profile for the database served)
 #
 # Generates a log of LINES lines and ingests it, then, on the same database:
 #   - `exim-pilot run` tails that log while `live_latency` appends RATE lines/s
@@ -20,6 +21,7 @@ rate=${2:-5000}
 seconds=${3:-60}
 clients=${4:-20}
 scrape_ms=${5:-1000}
+profile=${6:-mixed}
 
 cargo build --release --quiet --features synth --bin exim-pilot \
   --example generate_log --example live_latency --example web_load
@@ -31,7 +33,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-target/release/examples/generate_log "$lines" 42 new mixed >"$work/mainlog" 2>/dev/null
+target/release/examples/generate_log "$lines" 42 new "$profile" >"$work/mainlog" 2>/dev/null
 "$binary" ingest --db "$work/db" "$work/mainlog" >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 nice -n "${SERVE_NICE:-19}" "$binary" serve --db "$work/db" --listen "127.0.0.1:$port" 2>"$work/serve.log" &

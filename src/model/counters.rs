@@ -441,41 +441,26 @@ impl<'b> CounterTally<'b> {
             })
             .collect();
         entries.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
-        // A label set's lines in this batch: a histogram's buckets' sum, a
-        // counter's value.
-        let mut hits: HashMap<(&'static str, &str), (f64, f64)> = HashMap::default();
-        for (family, text, bucket, from_log, value) in &entries {
-            if *from_log {
-                let counted = hits.entry((family, text.as_str())).or_default();
-                if *bucket == NO_BUCKET {
-                    counted.1 += value;
+        for set in entries.chunk_by(|a, b| (a.0, &a.1) == (b.0, &b.1)) {
+            let (family, text, _, from_log, _) = &set[0];
+            let stored = if *from_log {
+                // The set's lines in this batch: a histogram's buckets'
+                // sum, a counter's value.
+                let buckets: f64 = set.iter().filter(|e| e.2 != NO_BUCKET).map(|e| e.4).sum();
+                let lines = if buckets > 0.0 { buckets } else { set[0].4 };
+                let overflow = label_slots::overflow_of(text);
+                if *text == overflow {
+                    overflow
                 } else {
-                    counted.0 += value;
+                    label_slots::place(conn, family, text, &overflow, lines)?
                 }
-            }
-        }
-        let mut placed: HashMap<(&'static str, String), String> = HashMap::default();
-        for (family, text, bucket, from_log, value) in &entries {
-            let stored = match placed.get(&(*family, text.clone())) {
-                Some(stored) => stored.clone(),
-                None => {
-                    let overflow = label_slots::overflow_of(text);
-                    let stored = if !from_log || *text == overflow {
-                        text.clone()
-                    } else {
-                        let (buckets, counter) = hits
-                            .get(&(*family, text.as_str()))
-                            .copied()
-                            .unwrap_or_default();
-                        let lines = if buckets > 0.0 { buckets } else { counter };
-                        label_slots::place(conn, family, text, &overflow, lines)?
-                    };
-                    placed.insert((*family, text.clone()), stored.clone());
-                    stored
-                }
+            } else {
+                text.clone()
             };
-            add.execute(params![family, stored, bucket, value])
-                .ctx(context)?;
+            for (_, _, bucket, _, value) in set {
+                add.execute(params![family, stored, bucket, value])
+                    .ctx(context)?;
+            }
         }
         Ok(())
     }

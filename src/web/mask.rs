@@ -233,23 +233,15 @@ impl<T: Masked> Masked for Vec<T> {
     }
 }
 
-impl<T: Masked> Masked for Result<T, crate::web::WebError> {
-    fn mask(&mut self) {
-        if let Ok(value) = self {
-            value.mask();
-        }
-    }
-}
-
 /// Free text, masked by pattern in place.
-pub(crate) fn mask_text(text: &mut String) {
+fn mask_text(text: &mut String) {
     if let std::borrow::Cow::Owned(masked) = mask_addresses(text) {
         *text = masked;
     }
 }
 
 /// An address field, masked in place.
-pub(crate) fn mask_field(address: &mut String) {
+fn mask_field(address: &mut String) {
     *address = mask_address(address);
 }
 

@@ -181,9 +181,8 @@ fn one(label: &str, values: &[&str]) -> Vec<String> {
     values.iter().map(|v| format!("{label}=\"{v}\"")).collect()
 }
 
-/// The counted families, each with its HELP, TYPE and label sets.
-///
-/// Long because it is a table, one entry per family.
+/// Long because it is a table: the counted families, each with its HELP,
+/// TYPE and label sets.
 fn counter_families(stored: &Stored) -> Vec<Family> {
     let reasons: Vec<&str> = ReasonClass::ALL.iter().map(|c| c.name()).collect();
     let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();

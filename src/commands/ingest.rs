@@ -13,10 +13,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::Config;
 use crate::exit::Failure;
 use crate::pipeline::channel::{self, LineSender};
+use crate::pipeline::drive::{ToTheEnd, drive};
 use crate::pipeline::item::{AuditItem, Item};
 use crate::pipeline::source::{ItemSink, LineSource as _};
 use crate::pipeline::writer::{self, NoProgress, WriteTotals, WriterSettings};
-use crate::source::file::finished::{ReadSummary, read_file};
+use crate::source::file::finished::ReadSummary;
+use crate::source::file::named_files::NamedFiles;
 use crate::source::file::positions::Positions;
 use crate::store::{self, StoreHandle};
 
@@ -77,8 +79,7 @@ pub async fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
 pub async fn journal(config: &Config, window: crate::source::journal::Window) -> Result<()> {
     let settings = crate::source::journal::JournalSettings::from_config(config);
     let store = store::connect(&config.database).await?;
-    let start =
-        crate::source::journal::JournalStart::find(&store.source_positions().await?, &settings);
+    let start = settings.stored_position(&store.source_positions().await?);
     let handle = StoreHandle::new(store);
     let started = Instant::now();
     let (sender, writer) = start_writer(config, &handle);
@@ -86,15 +87,7 @@ pub async fn journal(config: &Config, window: crate::source::journal::Window) ->
     let reading = tokio::task::spawn_blocking(move || -> Result<(u64, u64)> {
         let mut source = crate::source::journal::JournalSource::new(settings, start, window, false);
         let mut sender = sender;
-        let mut entries = 0;
-        while !source.finished() {
-            let outcome = source.poll(&mut sender)?;
-            if outcome.closed {
-                break;
-            }
-            entries += outcome.lines;
-        }
-        let partial = source.partial_lines();
+        let entries = drive(&mut source, &mut sender, &mut ToTheEnd)?;
         ItemSink::send(
             &mut sender,
             AuditItem::item(
@@ -104,7 +97,7 @@ pub async fn journal(config: &Config, window: crate::source::journal::Window) ->
             ),
         );
         sender.flush();
-        Ok((entries, partial))
+        Ok((entries, source.partial_lines()))
     });
     let (entries, partial) = reading.await??;
     let totals = writer.task.await??;
@@ -135,34 +128,28 @@ fn start_writer(config: &Config, handle: &StoreHandle) -> (LineSender, writer::S
 }
 
 /// Reads `files` in order on a blocking thread, sending every line, then
-/// the audit record of the backfill. The writer ends once `sender` (and
-/// the clones made here) are gone.
+/// the audit record of the backfill. The writer ends once `sender` is gone.
 fn read_all(
     files: Vec<PathBuf>,
-    mut positions: Positions,
+    positions: Positions,
     max_line_bytes: usize,
     sender: LineSender,
 ) -> tokio::task::JoinHandle<Result<Vec<(PathBuf, ReadSummary)>>> {
     tokio::task::spawn_blocking(move || {
-        let mut summaries = Vec::new();
-        for path in files {
-            let bar = progress_bar(&path);
-            let mut sink = CountingSink {
-                sender: sender.clone(),
-                bar: &bar,
-            };
-            let read = read_file(&path, &mut positions, max_line_bytes, false, &mut sink);
-            // What was read before an error is stored too.
-            sink.flush();
-            let summary = read.map_err(|err| super::input_error(&path, &err))?;
-            bar.finish_and_clear();
-            summaries.push((path, summary));
+        let bar = progress_bar(&files);
+        let mut source = NamedFiles::new(files, positions, max_line_bytes);
+        let mut sink = CountingSink { sender, bar: &bar };
+        if let Err(err) = drive(&mut source, &mut sink, &mut ToTheEnd) {
+            let path = source.current().unwrap_or(std::path::Path::new("?"));
+            return Err(super::input_error(path, &err).into());
         }
+        bar.finish_and_clear();
+        let summaries = source.summaries().to_vec();
         let files: Vec<serde_json::Value> = summaries
             .iter()
             .map(|(path, s)| serde_json::json!({ "path": path.display().to_string(), "from": s.resumed_at, "lines": s.lines }))
             .collect();
-        let mut sender = sender;
+        let mut sender = sink.sender;
         ItemSink::send(
             &mut sender,
             AuditItem::item("backfill", "ingest", serde_json::json!({ "files": files })),
@@ -244,18 +231,22 @@ fn is_bulk(database: &std::path::Path, files: &[PathBuf]) -> bool {
     store::indexes::bulk_load_pays(database, input_bytes)
 }
 
-/// A progress bar over the file's size when stderr is a terminal; hidden
+/// A progress bar over the files' sizes when stderr is a terminal; hidden
 /// otherwise (scripts and tests see only the summary).
-fn progress_bar(path: &std::path::Path) -> ProgressBar {
+fn progress_bar(files: &[PathBuf]) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(std::fs::metadata(path).map_or(0, |m| m.len()));
+    let total = files
+        .iter()
+        .map(|path| std::fs::metadata(path).map_or(0, |m| m.len()))
+        .sum();
+    let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} {per_sec} {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    bar.set_message(path.display().to_string());
+    bar.set_message(format!("ingest {} files", files.len()));
     bar
 }
 

@@ -39,7 +39,7 @@ use crate::source::file::file_source::FileSource;
 use crate::source::file::follower::{FollowSettings, Follower, LastRead};
 use crate::source::file::identity::Fingerprint;
 use crate::source::file::positions::Positions;
-use crate::source::journal::{self, JournalSettings, JournalSource, JournalStart};
+use crate::source::journal::{self, JournalSettings, JournalSource};
 use crate::store::repo::SourcePosition;
 use crate::store::{self, StoreError, StoreHandle};
 use progress::{DaemonProgress, lock};
@@ -144,7 +144,7 @@ impl Running {
             }
             LogSource::Journal => {
                 let settings = JournalSettings::from_config(&config);
-                let start = JournalStart::find(&stored, &settings);
+                let start = settings.stored_position(&stored);
                 let source = JournalSource::new(settings, start, journal::Window::default(), true);
                 (Box::new(source), writer::Indexes::Kept)
             }
@@ -351,7 +351,7 @@ fn file_positions(rows: &[SourcePosition], config: &Config) -> (Positions, Optio
             let bytes: [u8; 16] = row.fingerprint.as_slice().try_into().ok()?;
             Some(LastRead {
                 fingerprint: Fingerprint(bytes),
-                offset: row.byte_offset,
+                offset: row.position.byte_offset,
                 committed_ms: row.updated_ms,
             })
         });

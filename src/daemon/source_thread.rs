@@ -1,5 +1,5 @@
-//! The source thread: drives a [`LineSource`] on a thread of its own,
-//! waking on file-system events (notify, on the source's directory) or the
+//! The source thread: drives a [`LineSource`] on a thread of its own with
+//! the one drive loop (`crate::pipeline::drive`), waking on file-system events (notify, on the source's directory) or the
 //! poll interval, whichever comes first, and sending lines into the bounded
 //! channel (it blocks there when the writer is behind: the log is the
 //! buffer).
@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::pipeline::channel::LineSender;
+use crate::pipeline::drive::{Steering, drive};
 use crate::pipeline::item::Item;
-use crate::pipeline::source::ItemSink;
-use crate::pipeline::source::LineSource;
+use crate::pipeline::source::{ItemSink, LineSource, PollOutcome};
 use notify::{RecursiveMode, Watcher};
 
 /// How the rest of the daemon steers the reader.
@@ -243,15 +243,19 @@ pub fn spawn(
                 );
             }
             sender.flush();
-            follow(
-                source.as_mut(),
-                &mut sender,
-                &thread_control,
-                &wake_rx,
+            let mut following = Following {
+                control: &thread_control,
+                wake: &wake_rx,
+                watcher: watch(source.wake_directory(), &thread_control),
                 poll_active,
                 poll_idle,
-            );
-            sender.flush();
+                read_errors: 0,
+            };
+            // The daemon's steering retries every failed poll: the drive
+            // ends only on a stop request or when the writer has gone.
+            if let Err(err) = drive(source.as_mut(), &mut sender, &mut following) {
+                tracing::error!(error = %err, "the source thread ended: {err}");
+            }
         })
         .unwrap_or_else(|err| {
             tracing::error!(error = %err, "cannot start the source thread: {err}");
@@ -299,79 +303,78 @@ impl ItemSink for ReaderSink {
     }
 }
 
-fn follow(
-    source: &mut dyn LineSource,
-    sender: &mut ReaderSink,
-    control: &Arc<ReaderControl>,
-    wake: &Receiver<()>,
+/// The daemon's steering of the one drive loop: stop on request, follow a
+/// reload's new path, keep the reader's health and lag, retry failed reads
+/// at the idle pace, and sleep until a file-system event or the poll
+/// interval.
+struct Following<'a> {
+    control: &'a Arc<ReaderControl>,
+    wake: &'a Receiver<()>,
+    watcher: Option<notify::RecommendedWatcher>,
     poll_active: Duration,
     poll_idle: Duration,
-) {
-    let mut watcher = watch(source.wake_directory(), control);
-    let mut last_lines = Instant::now();
-    let mut read_errors = 0u32;
-    while !control.stopping() {
-        let switch = control
+    read_errors: u32,
+}
+
+impl Steering for Following<'_> {
+    fn stopping(&self) -> bool {
+        self.control.stopping()
+    }
+
+    fn before_poll(&mut self, source: &mut dyn LineSource, sink: &mut dyn ItemSink) {
+        let switch = self
+            .control
             .switch_to
             .lock()
             .ok()
             .and_then(|mut slot| slot.take());
         if let Some(path) = switch {
-            if let Err(err) = source.switch_path(path, sender) {
+            if let Err(err) = source.switch_path(path, sink) {
                 tracing::warn!(error = %err, "error while finishing the previous log: {err}");
             }
-            control.set_described(source.describe());
-            watcher = watch(source.wake_directory(), control);
-        }
-        control.poll_started();
-        let polled = source.poll(sender);
-        control.poll_ended(polled.as_ref().err());
-        let again = match polled {
-            Ok(outcome) => {
-                read_errors = 0;
-                if outcome.closed {
-                    return;
-                }
-                if outcome.lines > 0 {
-                    last_lines = Instant::now();
-                }
-                outcome.again
-            }
-            Err(err) => {
-                // An I/O error reading the log: say so (once per episode)
-                // and try again at the idle pace.
-                if read_errors == 0 {
-                    let described = source.describe();
-                    tracing::warn!(
-                        source = %described,
-                        error = %err,
-                        "error reading the log {described}: {err}; retrying"
-                    );
-                }
-                read_errors = read_errors.saturating_add(1);
-                false
-            }
-        };
-        control.record_lag(source.lag_bytes());
-        // What this poll gathered goes to the writer now: a poll reads a
-        // bounded step, and a partial chunk must not wait for the next.
-        if !sender.flush() {
-            return;
-        }
-        if again {
-            continue;
-        }
-        let interval = if last_lines.elapsed() < Duration::from_secs(5) {
-            poll_active
-        } else {
-            poll_idle
-        };
-        match wake.recv_timeout(interval) {
-            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
+            self.control.set_described(source.describe());
+            self.watcher = watch(source.wake_directory(), self.control);
         }
     }
-    drop(watcher);
+
+    fn poll_started(&mut self) {
+        self.control.poll_started();
+    }
+
+    fn poll_ended(&mut self, source: &dyn LineSource, polled: &std::io::Result<PollOutcome>) {
+        self.control.poll_ended(polled.as_ref().err());
+        if polled.is_ok() {
+            self.read_errors = 0;
+        }
+        self.control.record_lag(source.lag_bytes());
+    }
+
+    /// An I/O error reading the log: say so (once per episode) and try
+    /// again at the idle pace.
+    fn retry(&mut self, source: &dyn LineSource, err: &std::io::Error) -> bool {
+        if self.read_errors == 0 {
+            let described = source.describe();
+            tracing::warn!(
+                source = %described,
+                error = %err,
+                "error reading the log {described}: {err}; retrying"
+            );
+        }
+        self.read_errors = self.read_errors.saturating_add(1);
+        true
+    }
+
+    fn wait(&mut self, since_lines: Duration) -> bool {
+        let interval = if since_lines < Duration::from_secs(5) {
+            self.poll_active
+        } else {
+            self.poll_idle
+        };
+        match self.wake.recv_timeout(interval) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => true,
+            Err(RecvTimeoutError::Disconnected) => false,
+        }
+    }
 }
 
 /// Watches `directory`; any event (an overflow included) only means "poll

@@ -241,6 +241,7 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::item::ResumeMarker;
     use crate::pipeline::item::{LineItem, SourceInfo};
     use crate::pipeline::source::{Fingerprint, TailMarker};
 
@@ -256,8 +257,7 @@ mod tests {
             end: bytes as u64 + 1,
             length: bytes as u64,
             bytes: vec![b'x'; bytes],
-            tail_marker: TailMarker::default(),
-            journal_position: None,
+            resume: ResumeMarker::Tail(TailMarker::default()),
         })
     }
 

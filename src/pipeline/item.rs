@@ -30,23 +30,29 @@ pub struct LineItem {
     pub length: u64,
     /// Its bytes, without the newline; at most `max_line_bytes`.
     pub bytes: Vec<u8>,
-    /// The bytes just before `end`, stored with the read position (kept
-    /// inline: one allocation per line fewer).
-    pub tail_marker: TailMarker,
-    /// From the journal: where to resume once this line is committed (the
-    /// cursor, and any split line still unfinished), stored with the read
-    /// position instead of the tail marker; `end` then counts the bytes
-    /// of the lines read from the journal.
-    pub journal_position: Option<Arc<[u8]>>,
+    /// What confirms `end` on resume, stored with it as the source's
+    /// `store::repo::ReadPosition` once this line is committed.
+    pub resume: ResumeMarker,
 }
 
-impl LineItem {
-    /// What is stored with the read position after this line: the journal
-    /// cursor, or the file's tail marker.
-    pub fn resume_marker(&self) -> &[u8] {
-        match &self.journal_position {
-            Some(position) => position,
-            None => self.tail_marker.as_slice(),
+/// What confirms a read position on resume, as it travels with a line: the
+/// in-flight form of `store::repo::ReadPosition::marker`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeMarker {
+    /// A file's bytes just before the position (kept inline: one
+    /// allocation per line fewer).
+    Tail(TailMarker),
+    /// The journal's cursor, and any split line still unfinished; the
+    /// offset then counts the bytes of the lines read from the journal.
+    Cursor(Arc<[u8]>),
+}
+
+impl ResumeMarker {
+    /// The bytes stored.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            ResumeMarker::Tail(marker) => marker.as_slice(),
+            ResumeMarker::Cursor(cursor) => cursor,
         }
     }
 }

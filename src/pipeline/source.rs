@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use super::item::Item;
 pub use super::item::{Fingerprint, TAIL_MARKER_BYTES, TailMarker};
 
-/// A source of log lines that a reader thread drives: it catches up on
-/// start, then polls until stopped, sending lines (with the read position
-/// after each) to the writer.
+/// A source of log lines, driven by `super::drive`: it catches up on
+/// start, then is polled until finished or stopped, sending lines (with
+/// the read position after each) to the writer.
 pub trait LineSource: Send {
     /// What it reads, for status lines and logs (a path, a journal match).
     fn describe(&self) -> String;
@@ -29,6 +29,12 @@ pub trait LineSource: Send {
 
     /// Reads what is new and sends it.
     fn poll(&mut self, sink: &mut dyn ItemSink) -> std::io::Result<PollOutcome>;
+
+    /// Whether the source has nothing more, ever: `ingest`'s sources end
+    /// (files read, journalctl done); a followed source never does.
+    fn finished(&self) -> bool {
+        false
+    }
 
     /// How far reading is behind the end of the source, in bytes (0 when
     /// the source cannot tell, as the journal cannot).

@@ -93,7 +93,7 @@ pub fn read(conn: &Connection) -> Result<Health, QueryError> {
         .into_iter()
         .map(|p| SourceState {
             path: p.path,
-            offset: p.byte_offset,
+            offset: p.position.byte_offset,
             updated_at: format_ms(p.updated_ms),
         })
         .collect();

@@ -85,11 +85,8 @@ impl Store {
                         continue;
                     }
                     self.committed.push(line.bytes.clone());
-                    self.positions.set(
-                        line.source.fingerprint,
-                        line.end,
-                        line.tail_marker.as_slice(),
-                    );
+                    self.positions
+                        .set(line.source.fingerprint, line.end, line.resume.as_bytes());
                     self.latest = Some(LastRead {
                         fingerprint: line.source.fingerprint,
                         offset: line.end,

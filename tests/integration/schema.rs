@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_sqlite::rusqlite::Connection;
-use exim_pilot::pipeline::source::ItemSink;
+use exim_pilot::pipeline::item::ResumeMarker;
+use exim_pilot::pipeline::source::{ItemSink, TailMarker};
 use exim_pilot::store::repo::{
-    Checkpoint, all_lines, insert_chunk, load_checkpoint, save_checkpoint,
+    Checkpoint, ReadPosition, all_lines, insert_chunk, load_checkpoint, save_checkpoint,
 };
 use exim_pilot::store::{self, ConstraintKind, ErrorClass, StoreError, in_transaction};
 use tempfile::TempDir;
@@ -89,16 +90,18 @@ fn repository_functions_work_inside_and_outside_a_transaction() {
             tx,
             &Checkpoint {
                 source_id,
-                byte_offset: 20,
-                tail_marker: b"two \xff\0\n".to_vec(),
+                position: ReadPosition {
+                    byte_offset: 20,
+                    marker: b"two \xff\0\n".to_vec(),
+                },
             },
         )
     })
     .unwrap();
     assert_eq!(count_rows(&conn, "log_chunks").unwrap(), 2);
     let checkpoint = load_checkpoint(&conn, source_id).unwrap().unwrap();
-    assert_eq!(checkpoint.byte_offset, 20);
-    assert_eq!(checkpoint.tail_marker, b"two \xff\0\n");
+    assert_eq!(checkpoint.position.byte_offset, 20);
+    assert_eq!(checkpoint.position.marker, b"two \xff\0\n");
     assert_eq!(load_checkpoint(&conn, source_id + 1).unwrap(), None);
 
     let lines = all_lines(&conn).unwrap();
@@ -199,8 +202,7 @@ async fn the_writer_stores_a_replayed_line_once() {
                 start,
                 end: start + 32,
                 length: bytes.len() as u64,
-                tail_marker: exim_pilot::pipeline::source::TailMarker::of(&bytes),
-                journal_position: None,
+                resume: ResumeMarker::Tail(TailMarker::of(&bytes)),
                 bytes,
             })
         })

@@ -17,8 +17,9 @@ use crate::parse::{Entry, Event, parse_line};
 use crate::pipeline::item::{AuditItem, GapItem, Item, LineItem, SourceInfo};
 use crate::store::chunk::LineRecord;
 use crate::store::repo::{
-    AuditRecord, Checkpoint, ChunkedLines, Gap, SourceIdentity, add_line_counts, load_checkpoint,
-    minute_of, record_audit, record_gap, save_checkpoint, seal_all, store_sealed, upsert_source,
+    AuditRecord, Checkpoint, ChunkedLines, Gap, ReadPosition, SourceIdentity, add_line_counts,
+    load_checkpoint, minute_of, record_audit, record_gap, save_checkpoint, seal_all, store_sealed,
+    upsert_source,
 };
 use crate::store::{Context, StoreError};
 
@@ -183,7 +184,7 @@ impl<'b> BatchWriter<'_, 'b> {
         let source_id = source_id(tx, &line.source, self.state)?;
         let stored_to = match self.stored_to.get(&source_id) {
             Some(offset) => *offset,
-            None => load_checkpoint(tx, source_id)?.map_or(0, |c| c.byte_offset),
+            None => load_checkpoint(tx, source_id)?.map_or(0, |c| c.position.byte_offset),
         };
         if line.start < stored_to {
             // Before the stored read position: already stored.
@@ -235,7 +236,7 @@ impl<'b> BatchWriter<'_, 'b> {
         );
         self.stored_to.insert(source_id, line.end);
         self.positions
-            .insert(source_id, (line.end, line.resume_marker()));
+            .insert(source_id, (line.end, line.resume.as_bytes()));
         self.totals.inserted += 1;
         Ok(())
     }
@@ -336,11 +337,13 @@ impl<'b> BatchWriter<'_, 'b> {
         std::mem::take(&mut self.counters).flush(tx)?;
         let counts: Vec<((i64, &str), u64)> = self.counts.into_iter().collect();
         add_line_counts(tx, &counts)?;
-        for (source_id, (byte_offset, tail_marker)) in self.positions {
+        for (source_id, (byte_offset, marker)) in self.positions {
             let checkpoint = Checkpoint {
                 source_id,
-                byte_offset,
-                tail_marker: tail_marker.to_vec(),
+                position: ReadPosition {
+                    byte_offset,
+                    marker: marker.to_vec(),
+                },
             };
             save_checkpoint(tx, &checkpoint)?;
         }

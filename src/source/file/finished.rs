@@ -9,7 +9,7 @@ use super::framing::{Line, LineReader, TailMarker};
 use super::identity::Fingerprint;
 use super::input::{LogInput, MarkerCheck};
 use super::positions::Positions;
-use crate::pipeline::item::{GapItem, Item, LineItem, SourceInfo};
+use crate::pipeline::item::{GapItem, Item, LineItem, ResumeMarker, SourceInfo};
 use crate::pipeline::source::ItemSink;
 
 /// How reading one file ended.
@@ -68,7 +68,7 @@ pub fn read_file(
         });
     };
     let (resolved, input) = resolve(path, positions, &mut source)?;
-    let (offset, marker) = (resolved.offset, resolved.marker);
+    let (offset, marker) = (resolved.position.byte_offset, resolved.position.marker);
     let compressed = input.compressed;
     let mut reader = LineReader::new(input.into_reader(), offset, max_line_bytes)
         .with_tail_marker(if offset == 0 { &[] } else { &marker })
@@ -146,11 +146,11 @@ fn resolve(
         // generation of its own, rewritten in place.
         tracing::warn!(
             path = %path.display(),
-            from = resolved.offset,
+            from = resolved.position.byte_offset,
             "{} no longer holds what was read before at its stored position (byte {}); \
              reading it as a rewritten generation",
             path.display(),
-            resolved.offset
+            resolved.position.byte_offset
         );
         let mut info = (**source).clone();
         info.fingerprint = resolved.fingerprint;
@@ -223,7 +223,6 @@ pub fn line_item(source: &Arc<SourceInfo>, line: &Line<'_>) -> Item {
         end: line.end,
         length: line.length,
         bytes: line.bytes.to_vec(),
-        tail_marker: TailMarker::of(line.tail_marker),
-        journal_position: None,
+        resume: ResumeMarker::Tail(TailMarker::of(line.tail_marker)),
     })
 }

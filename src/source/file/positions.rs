@@ -6,12 +6,12 @@ use std::collections::HashMap;
 
 use super::identity::Fingerprint;
 use super::input::MarkerCheck;
-use crate::store::repo::SourcePosition;
+use crate::store::repo::{ReadPosition, SourcePosition};
 
 /// The stored read position of every known source, by fingerprint.
 #[derive(Debug, Default, Clone)]
 pub struct Positions {
-    by_fingerprint: HashMap<Fingerprint, (u64, Vec<u8>)>,
+    by_fingerprint: HashMap<Fingerprint, ReadPosition>,
 }
 
 impl Positions {
@@ -21,10 +21,7 @@ impl Positions {
             .iter()
             .filter_map(|row| {
                 let bytes: [u8; 16] = row.fingerprint.as_slice().try_into().ok()?;
-                Some((
-                    Fingerprint(bytes),
-                    (row.byte_offset, row.tail_marker.clone()),
-                ))
+                Some((Fingerprint(bytes), row.position.clone()))
             })
             .collect();
         Positions { by_fingerprint }
@@ -34,7 +31,7 @@ impl Positions {
     pub fn get(&self, fingerprint: &Fingerprint) -> Option<(u64, &[u8])> {
         self.by_fingerprint
             .get(fingerprint)
-            .map(|(offset, marker)| (*offset, marker.as_slice()))
+            .map(|position| (position.byte_offset, position.marker.as_slice()))
     }
 
     /// Which generation a file whose first line has fingerprint `head` is,
@@ -57,16 +54,17 @@ impl Positions {
             let Some((offset, marker)) = self.get(&fingerprint) else {
                 return Ok(Resolved {
                     fingerprint,
-                    offset: 0,
-                    marker: Vec::new(),
+                    position: ReadPosition::default(),
                 });
             };
             match check(offset, marker)? {
                 MarkerCheck::Matches => {
                     return Ok(Resolved {
                         fingerprint,
-                        offset,
-                        marker: marker.to_vec(),
+                        position: ReadPosition {
+                            byte_offset: offset,
+                            marker: marker.to_vec(),
+                        },
                     });
                 }
                 MarkerCheck::TooShort | MarkerCheck::Differs => {
@@ -97,8 +95,11 @@ impl Positions {
 
     /// Records that reading of `fingerprint` got to `offset`.
     pub fn set(&mut self, fingerprint: Fingerprint, offset: u64, marker: &[u8]) {
-        self.by_fingerprint
-            .insert(fingerprint, (offset, marker.to_vec()));
+        let position = ReadPosition {
+            byte_offset: offset,
+            marker: marker.to_vec(),
+        };
+        self.by_fingerprint.insert(fingerprint, position);
     }
 }
 
@@ -112,8 +113,6 @@ const MAX_REWRITES: usize = 64;
 pub struct Resolved {
     /// The generation: the head's, or a rewrite's derived one.
     pub fingerprint: Fingerprint,
-    /// Where to read from.
-    pub offset: u64,
-    /// The bytes just before `offset` (empty at 0).
-    pub marker: Vec<u8>,
+    /// Where to read from (its marker empty at 0).
+    pub position: ReadPosition,
 }

@@ -34,10 +34,11 @@ use reader::Reader;
 
 pub use assemble::Assembler;
 pub use export::{JournalEntry, read_entry};
-pub use settings::{JournalSettings, JournalStart, Window};
+pub use settings::{JournalSettings, Window};
 
-use crate::pipeline::item::{GapItem, Item, LineItem, SourceInfo};
-use crate::pipeline::source::{ItemSink, LineSource, PollOutcome, TailMarker};
+use crate::pipeline::item::{GapItem, Item, LineItem, ResumeMarker, SourceInfo};
+use crate::pipeline::source::{ItemSink, LineSource, PollOutcome};
+use crate::store::repo::ReadPosition;
 
 /// Entries read at most per poll, so that a stop request is seen.
 const ENTRIES_PER_POLL: usize = 4096;
@@ -95,11 +96,13 @@ impl JournalSource {
     /// ones (the daemon) or stopping at the end (`ingest`).
     pub fn new(
         settings: JournalSettings,
-        start: JournalStart,
+        start: Option<ReadPosition>,
         window: Window,
         follow: bool,
     ) -> Self {
-        let restored = start.position.as_deref().and_then(Assembler::restore);
+        let restored = start
+            .as_ref()
+            .and_then(|position| Assembler::restore(&position.marker));
         let (resume, assembler) = match restored {
             Some((cursor, skip, assembler)) => (Some((cursor, skip)), assembler),
             None => (None, Assembler::default()),
@@ -109,7 +112,7 @@ impl JournalSource {
             settings,
             window,
             follow,
-            offset: start.offset,
+            offset: start.map_or(0, |position| position.byte_offset),
             assembler,
             resume,
             check_first: true,
@@ -120,12 +123,6 @@ impl JournalSource {
             last_entry: (0, Instant::now()),
             empty_seen: None,
         }
-    }
-
-    /// Whether journalctl has ended and everything it printed was sent
-    /// (only without following).
-    pub fn finished(&self) -> bool {
-        self.finished
     }
 
     /// Lines stored incomplete so far (pieces missing).
@@ -267,8 +264,7 @@ impl JournalSource {
             end: self.offset,
             length,
             bytes,
-            tail_marker: TailMarker::default(),
-            journal_position: Some(position),
+            resume: ResumeMarker::Cursor(position),
         }))
     }
 
@@ -296,12 +292,18 @@ impl LineSource for JournalSource {
         self.source.path.clone()
     }
 
+    /// Whether journalctl has ended and everything it printed was sent
+    /// (only without following).
+    fn finished(&self) -> bool {
+        self.finished
+    }
+
     /// Takes the entries journalctl has ready, up to a poll's worth.
     ///
     /// Long because it is the source's state machine in one place: start or
     /// restart journalctl, wait for the first entry, take entries, and say
     /// how the run ended (finished, restarted, failed with journalctl's own
-    /// complaint); a candidate for splitting with the sources' one loop (#29).
+    /// complaint).
     fn poll(&mut self, sink: &mut dyn ItemSink) -> std::io::Result<PollOutcome> {
         let mut outcome = PollOutcome::default();
         if self.finished {

@@ -1,11 +1,12 @@
 //! What a journal source reads: which entries are Exim's main log (by
 //! syslog identifier or unit), where a source stands (its stored
-//! position), and the window `ingest --journal` reads.
+//! read position), and the window `ingest --journal` reads.
 
 use std::sync::Arc;
 
 use crate::pipeline::item::SourceInfo;
 use crate::pipeline::source::Fingerprint;
+use crate::store::repo::ReadPosition;
 
 /// Which entries are Exim's main log, and how to read them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,19 @@ impl JournalSettings {
         format!("journal:{}", self.exim_match())
     }
 
+    /// The stored read position of this source among `stored` (`None`: it
+    /// was never read, reading starts at the beginning).
+    pub fn stored_position(
+        &self,
+        stored: &[crate::store::repo::SourcePosition],
+    ) -> Option<ReadPosition> {
+        let name = self.describe();
+        stored
+            .iter()
+            .find(|row| row.path == name)
+            .map(|row| row.position.clone())
+    }
+
     /// The source's identity: its description (one journal source per
     /// match; its read position is a cursor, not a first line).
     pub fn source_info(&self) -> Arc<SourceInfo> {
@@ -54,31 +68,6 @@ impl JournalSettings {
             device: None,
             inode: None,
         })
-    }
-}
-
-/// Where a journal source stands: its stored read position, if any.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JournalStart {
-    /// Bytes of lines read so far (the stored offset).
-    pub offset: u64,
-    /// The stored position ([`Assembler::position`](super::Assembler::position)), if it was read before.
-    pub position: Option<Vec<u8>>,
-}
-
-impl JournalStart {
-    /// The stored position of `settings`' source among the stored ones
-    /// (from the beginning when it was never read).
-    pub fn find(stored: &[crate::store::repo::SourcePosition], settings: &JournalSettings) -> Self {
-        let name = settings.describe();
-        stored
-            .iter()
-            .find(|row| row.path == name)
-            .map(|row| JournalStart {
-                offset: row.byte_offset,
-                position: Some(row.tail_marker.clone()),
-            })
-            .unwrap_or_default()
     }
 }
 

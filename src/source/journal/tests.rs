@@ -69,7 +69,7 @@ awk -v cursor="$cursor" 'BEGIN {{ RS = ""; ORS = "\n\n"; found = 0 }}
     }
 
     /// Reads to the end from `start`.
-    fn read(&self, start: JournalStart, window: Window) -> Collected {
+    fn read(&self, start: Option<ReadPosition>, window: Window) -> Collected {
         let mut source = JournalSource::new(self.settings(), start, window, false);
         let mut collected = Collected::default();
         while !source.finished() {
@@ -96,17 +96,17 @@ fn mainlog_lines() -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn start_after(line: &LineItem) -> JournalStart {
-    JournalStart {
-        offset: line.end,
-        position: Some(line.journal_position.as_deref().unwrap().to_vec()),
-    }
+fn start_after(line: &LineItem) -> Option<ReadPosition> {
+    Some(ReadPosition {
+        byte_offset: line.end,
+        marker: line.resume.as_bytes().to_vec(),
+    })
 }
 
 #[test]
 fn reads_exims_lines_with_the_safe_journalctl_arguments() {
     let journal = FakeJournal::new(EXPORT);
-    let collected = journal.read(JournalStart::default(), Window::default());
+    let collected = journal.read(None, Window::default());
     let lines: Vec<Vec<u8>> = bytes(&collected);
     assert_eq!(lines, mainlog_lines());
     assert!(collected.gaps().is_empty());
@@ -132,7 +132,7 @@ fn reads_exims_lines_with_the_safe_journalctl_arguments() {
 #[test]
 fn resuming_at_any_line_stores_every_later_line_once() {
     let journal = FakeJournal::new(EXPORT);
-    let all = journal.read(JournalStart::default(), Window::default());
+    let all = journal.read(None, Window::default());
     let all_lines = all.line_items();
     let expected = mainlog_lines();
     // Every position, those inside a split line and inside an entry that
@@ -154,7 +154,7 @@ fn resuming_at_any_line_stores_every_later_line_once() {
         assert!(
             lines == expected,
             "resuming after line {index} (position {:?}):\n{:#?}\nexpected\n{:#?}",
-            String::from_utf8_lossy(line.journal_position.as_deref().unwrap()),
+            String::from_utf8_lossy(line.resume.as_bytes()),
             text(&lines[..lines.len().min(6)]),
             text(&expected[..6])
         );
@@ -168,7 +168,7 @@ fn resuming_at_any_line_stores_every_later_line_once() {
 #[test]
 fn a_cursor_whose_entries_were_vacuumed_is_a_gap_then_the_rest() {
     let journal = FakeJournal::new(EXPORT);
-    let all = journal.read(JournalStart::default(), Window::default());
+    let all = journal.read(None, Window::default());
     let stored = all.line_items()[9];
     // The journal loses its first 40 entries (the stored cursor's among them).
     let text = std::str::from_utf8(EXPORT).unwrap();
@@ -202,7 +202,7 @@ fn a_cursor_whose_entries_were_vacuumed_is_a_gap_then_the_rest() {
 fn since_and_until_go_to_journalctl_when_nothing_was_read() {
     let journal = FakeJournal::new(EXPORT);
     journal.read(
-        JournalStart::default(),
+        None,
         Window {
             since: Some("2026-12-01 00:00".to_owned()),
             until: Some("2026-12-02 00:00".to_owned()),
@@ -225,7 +225,7 @@ fn a_backlog_line_split_across_two_polls_is_whole() {
     // The fixture's first line is cut into two pieces; the pause falls
     // between them. The pieces are old: the wall clock must not age them.
     let journal = FakeJournal::pausing(EXPORT, 0.5);
-    let collected = journal.read(JournalStart::default(), Window::default());
+    let collected = journal.read(None, Window::default());
     let lines: Vec<Vec<u8>> = bytes(&collected);
     assert_eq!(lines, mainlog_lines());
 }
@@ -253,7 +253,7 @@ fn with_empty_entry(after: usize) -> Vec<u8> {
 #[test]
 fn an_entry_without_message_is_skipped_and_counted_once_not_a_stall() {
     let journal = FakeJournal::new(&with_empty_entry(10));
-    let collected = journal.read(JournalStart::default(), Window::default());
+    let collected = journal.read(None, Window::default());
     assert_eq!(
         bytes(&collected),
         mainlog_lines(),

@@ -30,8 +30,8 @@ pub use shipped::{
     ChunkToShip, chunks_after, chunks_beyond, load_shipped, save_shipped, store_name,
 };
 pub use sources::{
-    Checkpoint, SourceIdentity, SourcePosition, load_checkpoint, save_checkpoint, source_positions,
-    upsert_source,
+    Checkpoint, ReadPosition, SourceIdentity, SourcePosition, load_checkpoint, save_checkpoint,
+    source_positions, upsert_source,
 };
 
 /// Wall-clock time now, in milliseconds since 1970.

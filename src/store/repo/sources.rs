@@ -45,15 +45,26 @@ pub fn upsert_source(conn: &Connection, source: &SourceIdentity<'_>) -> Result<i
     .ctx(context)
 }
 
+/// Where reading of a source resumes, the one form every source stores:
+/// everything before `byte_offset` is stored, and `marker` confirms it on
+/// resume (a file's last bytes before the offset, or the journal's cursor
+/// with any split line still unfinished; the source knows which).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadPosition {
+    /// Everything before this offset is stored (for the journal: the bytes
+    /// of the lines read from it).
+    pub byte_offset: u64,
+    /// What confirms the offset on resume.
+    pub marker: Vec<u8>,
+}
+
 /// Where reading of one source stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
     /// The source's row.
     pub source_id: i64,
-    /// Everything before this offset is stored.
-    pub byte_offset: u64,
-    /// The bytes just before it, to recognise the file on resume.
-    pub tail_marker: Vec<u8>,
+    /// Its read position.
+    pub position: ReadPosition,
 }
 
 /// Records that everything in `source_id` before `byte_offset` is stored.
@@ -64,7 +75,7 @@ pub fn save_checkpoint(conn: &Connection, checkpoint: &Checkpoint) -> Result<(),
             .table("ingest_checkpoints")
             .key(format_args!("source {}", checkpoint.source_id))
     };
-    let offset = i64::try_from(checkpoint.byte_offset).unwrap_or(i64::MAX);
+    let offset = i64::try_from(checkpoint.position.byte_offset).unwrap_or(i64::MAX);
     conn.prepare_cached(
         "INSERT INTO ingest_checkpoints (source_id, byte_offset, tail_marker, updated_ms)
          VALUES (?1, ?2, ?3, ?4)
@@ -77,7 +88,7 @@ pub fn save_checkpoint(conn: &Connection, checkpoint: &Checkpoint) -> Result<(),
     .execute(params![
         checkpoint.source_id,
         offset,
-        checkpoint.tail_marker,
+        checkpoint.position.marker,
         now_ms()
     ])
     .ctx(context)?;
@@ -101,8 +112,10 @@ pub fn load_checkpoint(
     .query_row([source_id], |row| {
         Ok(Checkpoint {
             source_id,
-            byte_offset: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
-            tail_marker: row.get(1)?,
+            position: ReadPosition {
+                byte_offset: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+                marker: row.get(1)?,
+            },
         })
     })
     .optional()
@@ -118,10 +131,8 @@ pub struct SourcePosition {
     pub fingerprint: Vec<u8>,
     /// The path it was first seen under.
     pub path: String,
-    /// Everything before this offset is stored.
-    pub byte_offset: u64,
-    /// The bytes just before it, to recognise the file on resume.
-    pub tail_marker: Vec<u8>,
+    /// Its read position.
+    pub position: ReadPosition,
     /// When the position last advanced (wall clock).
     pub updated_ms: i64,
 }
@@ -142,8 +153,10 @@ pub fn source_positions(conn: &Connection) -> Result<Vec<SourcePosition>, StoreE
                 source_id: row.get(0)?,
                 fingerprint: row.get(1)?,
                 path: row.get(2)?,
-                byte_offset: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
-                tail_marker: row.get(4)?,
+                position: ReadPosition {
+                    byte_offset: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+                    marker: row.get(4)?,
+                },
                 updated_ms: row.get(5)?,
             })
         })

@@ -101,15 +101,15 @@ impl Follower {
         if resolved.fingerprint != fingerprint {
             tracing::warn!(
                 path = %self.path.display(),
-                from = resolved.offset,
+                from = resolved.position.byte_offset,
                 "{} no longer holds what was read before at its stored position (byte {}, \
                  rewritten in place); reading it as a rewritten generation",
                 self.path.display(),
-                resolved.offset
+                resolved.position.byte_offset
             );
             source.fingerprint = resolved.fingerprint;
         }
-        let (offset, marker) = (resolved.offset, resolved.marker);
+        let (offset, marker) = (resolved.position.byte_offset, resolved.position.marker);
         let reader_handle = file.try_clone()?;
         let mut buffered = BufReader::with_capacity(256 * 1024, reader_handle);
         std::io::Seek::seek(&mut buffered, std::io::SeekFrom::Start(offset))?;

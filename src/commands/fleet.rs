@@ -8,7 +8,8 @@ use anyhow::Result;
 use crate::cli::{FleetAction, WindowArgs};
 use crate::config::{Config, FleetConfig};
 use crate::exit::{CONFIG, Failure, TEMPFAIL, USAGE};
-use crate::fleet::{FleetError, partitions, pg, stats, trace};
+use crate::fleet::{FleetError, partitions, pg};
+use crate::query::fleet::{stats, trace};
 use crate::query::trace::Target;
 
 /// The `[fleet]` section, or a clear error that there is none.

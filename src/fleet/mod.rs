@@ -3,11 +3,12 @@
 //! Each host keeps its own SQLite; with `[fleet]` configured the daemon
 //! also ships what it commits to a central PostgreSQL, tagged with the
 //! host's name, and `trace --fleet`, `stats --fleet` and the web view
-//! answer from there. `rows.rs` derives the fleet's rows from stored lines
-//! (pure), `pg.rs` connects, classifies errors and migrates the schema
-//! (`migrations/`), `ship.rs` is the replicator with its exactly-once
-//! high-water mark, `trace.rs` and `stats.rs` answer questions, and
-//! `partitions.rs` drops whole months for retention. docs/fleet.md has the
+//! answer from there (`crate::query::fleet`). This module is the
+//! replication: `rows.rs` derives the fleet's rows from stored lines
+//! (pure), `insert.rs` writes them, `pg.rs` connects, classifies errors and
+//! migrates the schema (`migrations/`), `ship.rs` is the replicator with
+//! its exactly-once high-water mark, and `partitions.rs` drops whole
+//! months for retention. docs/fleet.md has the
 //! trust model and how to distribute the tables with Citus.
 
 mod insert;
@@ -15,8 +16,6 @@ pub mod partitions;
 pub mod pg;
 mod rows;
 pub mod ship;
-pub mod stats;
-pub mod trace;
 
 pub use pg::FleetError;
 pub use rows::{Month, month_of};

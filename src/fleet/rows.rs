@@ -7,12 +7,15 @@
 //! identity is where its line is: the host, the source's fingerprint and the
 //! line's byte offset, the same whichever database or chunk holds it. The
 //! rows are kept column by column, to be bound as arrays and unnested.
+//!
+//! These are rows of events (one per line, only ever inserted), where the
+//! local model keeps states (one per message and recipient, updated): two
+//! projections by design. What a field of an entry becomes as a column
+//! (a quoted text, an SMTP code) is said once, in `crate::parse`.
 
 use std::collections::BTreeSet;
 
-use crate::parse::parse_line;
-use crate::parse::unescape_quoted;
-use crate::parse::{Event, Host};
+use crate::parse::{Event, Host, parse_line, quoted_text};
 use crate::store::chunk::StoredLine;
 
 /// The month a row's partition covers, as (year, month).
@@ -171,13 +174,14 @@ impl Rows {
                 m.header_message_id.push(r.header_message_id.map(text));
                 m.parent_exim_id
                     .push(r.bounce_of.map(|id| id.as_str().to_owned()));
-                m.subject.push(r.subject.map(|s| text(&unescape_quoted(s))));
+                m.subject
+                    .push(r.subject.map(|s| without_nul(quoted_text(s))));
                 m.recipients.push(r.recipients.map(text));
             }
             (Event::Delivery(d), Some(exim_id)) => {
                 let rows = &mut self.deliveries;
                 let host = d.host.unwrap_or_default();
-                let confirmation = d.confirmation.map(|c| text(&unescape_quoted(c)));
+                let confirmation = d.confirmation.map(|c| without_nul(quoted_text(c)));
                 rows.keys.push(at);
                 rows.exim_id.push(exim_id);
                 rows.flag.push(d.flag.symbol().to_owned());
@@ -190,10 +194,8 @@ impl Rows {
                 rows.remote_id
                     .push(confirmation.as_deref().and_then(remote_queue_id));
                 rows.confirmation.push(confirmation);
-                rows.smtp_code.push(d.smtp_code.map(|c| match c.enhanced {
-                    Some(enhanced) => format!("{} {}", c.code, text(enhanced)),
-                    None => c.code.to_string(),
-                }));
+                rows.smtp_code
+                    .push(d.smtp_code.map(|c| without_nul(c.to_text())));
                 rows.error.push(d.error.map(text));
                 rows.queue_time_ms.push(d.queue_time.and_then(|t| t.millis));
                 rows.delivery_time_ms
@@ -221,11 +223,15 @@ impl Rows {
 /// Bytes as PostgreSQL text: invalid UTF-8 and NUL (which `text` cannot
 /// hold) become U+FFFD.
 fn text(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
+    without_nul(String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// Text for PostgreSQL: NUL, which `text` cannot hold, becomes U+FFFD.
+fn without_nul(text: String) -> String {
     if text.contains('\0') {
         text.replace('\0', "\u{FFFD}")
     } else {
-        text.into_owned()
+        text
     }
 }
 

@@ -6,7 +6,7 @@
 use deadpool_sqlite::rusqlite::{Connection, Statement, ToSql};
 
 use super::write::bind_all;
-use crate::parse::{Delivery, DeliveryFlag, Host, unescape_quoted};
+use crate::parse::{Delivery, DeliveryFlag, Host, quoted_text};
 use crate::store::repo::insert_rows;
 use crate::store::{StoreError, TextIds};
 
@@ -74,10 +74,7 @@ impl<'b> AttemptRow<'b> {
         d: &Delivery<'b>,
     ) -> Result<Self, StoreError> {
         let host: Host<'_> = d.host.unwrap_or_default();
-        let smtp_code = d.smtp_code.map(|c| match c.enhanced {
-            Some(enhanced) => format!("{} {}", c.code, String::from_utf8_lossy(enhanced)),
-            None => c.code.to_string(),
-        });
+        let smtp_code = d.smtp_code.map(|c| c.to_text());
         let error = d
             .error
             .map(|error| error_template(error, d.address.final_address));
@@ -163,8 +160,7 @@ fn bind_attempt(
         &a.host_port,
         &a.tls_cipher,
         &a.cert_verified,
-        &a.confirmation
-            .map(|c| String::from_utf8_lossy(&unescape_quoted(c)).into_owned()),
+        &a.confirmation.map(quoted_text),
         &a.smtp_code,
         &a.error_text,
         &a.error_address_at,

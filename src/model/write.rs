@@ -13,7 +13,7 @@ use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, Statement, ToSql,
 
 use super::rules::{MessageState, RecipientState, Status};
 use super::{PendingMessage, PendingRecipient};
-use crate::parse::{Reception, Rejection, unescape_quoted};
+use crate::parse::{Reception, Rejection, quoted_text};
 use crate::store::repo::insert_rows;
 use crate::store::{Context, ResultExt, StoreError, TextIds};
 
@@ -268,9 +268,7 @@ impl<'b> ReceptionFields<'b> {
             tls_cipher: texts.optional(conn, r.tls.cipher)?,
             auth_user,
             local_user,
-            subject: r
-                .subject
-                .map(|s| String::from_utf8_lossy(&unescape_quoted(s)).into_owned()),
+            subject: r.subject.map(quoted_text),
             header_message_id: text(r.header_message_id),
             parent_exim_id: r.bounce_of.map(|id| id.as_str()),
         })

@@ -74,6 +74,12 @@ pub fn bracketed(input: &[u8]) -> (&[u8], &[u8]) {
     token(input)
 }
 
+/// A quoted value (`T=`, `C=`) as the text a store keeps: unescaped, and
+/// invalid UTF-8 replaced. The model and the fleet both store it so.
+pub fn quoted_text(value: &[u8]) -> String {
+    String::from_utf8_lossy(&unescape_quoted(value)).into_owned()
+}
+
 /// Unescapes a quoted value as Exim writes `T=` and `C=`: `\"`, `\\`,
 /// `\n`, `\t` and friends, and three-digit octal escapes. Bytes stay bytes
 /// (octal escapes are often Latin-1). Allocates only when there is an

@@ -28,7 +28,7 @@ pub use entry::{
     Reception, Rejection, Session, SmtpCode, Stage, Timestamp, Tls,
 };
 pub use fields::parse_decimal;
-pub use fields::unescape_quoted;
+pub use fields::{quoted_text, unescape_quoted};
 pub use kind::Kind;
 pub use render::render;
 

@@ -1,11 +1,12 @@
 //! Answers to operators' questions, read from the database: `stats`,
-//! `trace` and `stuck`. Read-only, fixed SQL, every value bound.
+//! `trace` and `stuck` (and from the fleet's PostgreSQL: `fleet`). Read-only, fixed SQL, every value bound.
 //!
 //! Times are the log's own clock (see the schema). A window bound is a
 //! date (`2024-03-01`), a date and time (`2024-03-01 14:00[:00]`), or an
 //! age (`2h`, `3d`) counted back from the newest line in the database, so
 //! questions about old logs and live ones work the same way.
 
+pub mod fleet;
 pub mod flow;
 pub mod health;
 pub mod lines;

@@ -16,7 +16,8 @@ use serde::Deserialize;
 use super::mask::Masking;
 use super::reply::{answer, page};
 use super::{App, WebError, bounded};
-use crate::fleet::{FleetError, pg, stats, trace};
+use crate::fleet::{FleetError, pg};
+use crate::query::fleet::{stats, trace};
 use crate::query::trace::Target;
 
 /// The fleet's PostgreSQL as the web view reaches it.

@@ -283,7 +283,7 @@ impl Masked for crate::query::stats::Stats {
     }
 }
 
-impl Masked for crate::fleet::trace::Journey {
+impl Masked for crate::query::fleet::trace::Journey {
     fn mask(&mut self) {
         self.header_message_ids.iter_mut().for_each(mask_text);
         for line in &mut self.lines {

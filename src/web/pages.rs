@@ -244,13 +244,16 @@ async fn flow_page(
     let labels: Vec<String> = flow.buckets.iter().map(|b| b.start.clone()).collect();
     let counts: Vec<Vec<u64>> = flow.buckets.iter().map(|b| b.counts.to_vec()).collect();
     let cards = [
-        ("received", report.received),
-        ("delivered", report.delivered),
-        ("deferred", report.deferred),
-        ("bounced", report.bounced),
-        ("rejected", report.rejected + report.temporarily_rejected),
-        ("completed", report.completed),
-        ("frozen", report.frozen),
+        ("received", report.counts.received),
+        ("delivered", report.counts.delivered),
+        ("deferred", report.counts.deferred),
+        ("bounced", report.counts.bounced),
+        (
+            "rejected",
+            report.counts.rejected + report.counts.temporarily_rejected,
+        ),
+        ("completed", report.counts.completed),
+        ("frozen", report.counts.frozen),
     ];
     let bands = |rows: &[stats::Row]| -> Vec<(String, u64)> {
         rows.iter().map(|r| (r.key.clone(), r.count)).collect()

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use deadpool_sqlite::rusqlite::Connection;
+use exim_pilot::query::stats::LineCounts;
 use tempfile::TempDir;
 
 use crate::util::{Daemon, FAST_CONFIG, Postgres, Proxy, append_lines, outcome, run};
@@ -271,19 +272,7 @@ fn a_daemon_ships_every_line_once_and_the_fleet_answers_like_the_host() {
     ]);
     let fleet = cli_json(&["stats", "--fleet", "--json", "--config", config_arg]);
     let host = &fleet["hosts"]["mx1"];
-    for key in [
-        "lines",
-        "received",
-        "delivered",
-        "deferred",
-        "bounced",
-        "completed",
-        "rejected",
-        "temporarily_rejected",
-        "frozen",
-        "unrecognised",
-        "kinds",
-    ] {
+    for key in LineCounts::NAMES.into_iter().chain(["kinds"]) {
         assert_eq!(host[key], local[key], "stats --fleet {key}");
     }
     assert_eq!(host["received_volume"], local["totals"]["received_volume"]);
@@ -692,16 +681,7 @@ fn two_real_exims_relaying_make_one_journey_per_message_across_hosts() {
             "stats", "--fleet", "--host", host, "--json", "--config", config,
         ]);
         assert_eq!(per_host["total"], fleet["hosts"][*host], "{host}");
-        for key in [
-            "lines",
-            "received",
-            "delivered",
-            "deferred",
-            "bounced",
-            "completed",
-            "rejected",
-            "frozen",
-        ] {
+        for key in LineCounts::NAMES {
             assert_eq!(fleet["hosts"][*host][key], local[key], "{host} {key}");
             *sums.entry(key).or_default() += local[key].as_u64().unwrap();
         }

@@ -48,6 +48,15 @@ impl SmtpCode<'_> {
     pub fn is_temporary(&self) -> bool {
         (400..500).contains(&self.code)
     }
+
+    /// The code as a store keeps it: `550 5.1.1`, or `550` without an
+    /// enhanced code.
+    pub fn to_text(&self) -> String {
+        match self.enhanced {
+            Some(enhanced) => format!("{} {}", self.code, String::from_utf8_lossy(enhanced)),
+            None => self.code.to_string(),
+        }
+    }
 }
 
 /// The address part of a delivery line: `final (parent) <original>`.

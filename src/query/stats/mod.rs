@@ -19,6 +19,7 @@ use crate::store::{Context, ResultExt};
 const TOP: usize = 10;
 
 mod attempt_tally;
+mod counts;
 mod render;
 mod tally;
 #[cfg(test)]
@@ -26,6 +27,7 @@ mod tests;
 mod whole;
 mod window;
 use attempt_tally::{AttemptRow, Attempts, Recipient};
+pub use counts::LineCounts;
 pub use render::render;
 use tally::{Bounds, MessageRow, Messages, Rejections, to_u64};
 
@@ -36,28 +38,9 @@ pub struct Stats {
     pub since: Option<String>,
     /// The window's end; `None`: to the last line.
     pub until: Option<String>,
-    /// Log lines in the window.
-    pub lines: u64,
-    /// `<=` lines.
-    pub received: u64,
-    /// `=>` and `->` lines.
-    pub delivered: u64,
-    /// `==` lines.
-    pub deferred: u64,
-    /// `**` lines.
-    pub bounced: u64,
-    /// `Completed` lines.
-    pub completed: u64,
-    /// Permanent SMTP rejections.
-    pub rejected: u64,
-    /// Temporary (4xx) SMTP rejections.
-    pub temporarily_rejected: u64,
-    /// `Frozen` lines.
-    pub frozen: u64,
-    /// Lines the parser did not recognise.
-    pub unrecognised: u64,
-    /// Lines per entry kind.
-    pub kinds: BTreeMap<String, u64>,
+    /// Lines in the window by kind, and what they name.
+    #[serde(flatten)]
+    pub counts: LineCounts,
     /// eximstats' grand total summary.
     pub totals: Totals,
     /// Deliveries (`=>`) per transport, with their volume.
@@ -214,31 +197,19 @@ fn made_from(conn: &Connection, window: Window, read: Read) -> Result<Stats, Que
         delayed,
         failed,
     } = read;
-    let kind = |name: &str| kinds.get(name).copied().unwrap_or(0);
-    let received = kind("reception") + kind("fake_reject");
-    let delivered = kind("delivery") + kind("delivery_more");
+    let counts = LineCounts::from_kinds(kinds, rejections.permanent, rejections.temporary);
     let mut texts = Texts::new(conn)?;
     Ok(Stats {
         since: window.since.map(super::format_ms),
         until: window.until.map(super::format_ms),
-        lines: kinds.values().sum(),
-        received,
-        delivered,
-        deferred: kind("deferral"),
-        bounced: kind("failure"),
-        completed: kind("completed"),
-        rejected: rejections.permanent,
-        temporarily_rejected: rejections.temporary,
-        frozen: kind("frozen"),
-        unrecognised: kind("unrecognised"),
         totals: Totals {
-            received_messages: received,
+            received_messages: counts.received,
             received_volume: messages.received.bytes,
             received_hosts: messages.received_hosts(),
             delayed_messages: delayed,
             failed_messages: failed,
-            delivered_messages: kind("delivery"),
-            delivered_addresses: delivered,
+            delivered_messages: counts.delivered_messages(),
+            delivered_addresses: counts.delivered,
             delivered_volume: attempts.delivered.bytes,
             rejected_messages: rejections.permanent,
             rejected_hosts: rejections.rejected_hosts(),
@@ -255,7 +226,7 @@ fn made_from(conn: &Connection, window: Window, read: Read) -> Result<Stats, Que
         queue_times: messages.queue_times.rows(),
         delivery_times: attempts.delivery_times.rows(),
         message_status: messages.status,
-        kinds,
+        counts,
     })
 }
 

@@ -93,16 +93,16 @@ fn summary(out: &mut String, stats: &Stats) {
     let _ = writeln!(
         out,
         "Log events: {} lines, {} received, {} delivered, {} deferred, {} bounced, {} completed, {} rejected ({} temporarily), {} frozen, {} unrecognised\n",
-        stats.lines,
-        stats.received,
-        stats.delivered,
-        stats.deferred,
-        stats.bounced,
-        stats.completed,
-        stats.rejected,
-        stats.temporarily_rejected,
-        stats.frozen,
-        stats.unrecognised
+        stats.counts.lines,
+        stats.counts.received,
+        stats.counts.delivered,
+        stats.counts.deferred,
+        stats.counts.bounced,
+        stats.counts.completed,
+        stats.counts.rejected,
+        stats.counts.temporarily_rejected,
+        stats.counts.frozen,
+        stats.counts.unrecognised
     );
 }
 

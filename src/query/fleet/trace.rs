@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use super::pg::FleetError;
+use crate::fleet::pg::FleetError;
 use crate::query::trace::Target;
 
 /// Messages gathered into journeys, at most.

@@ -12,74 +12,40 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use super::pg::FleetError;
+use crate::fleet::pg::FleetError;
+use crate::query::stats::LineCounts;
 
-/// The figures of one host, or of the fleet.
+/// The figures of one host, or of the fleet: the counts `stats` names
+/// from lines, and the volume and transports that add up too.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Figures {
-    /// Lines.
-    pub lines: u64,
-    /// `<=` lines.
-    pub received: u64,
-    /// Bytes received (their `S=`).
+    /// Lines by kind, and what they name.
+    #[serde(flatten)]
+    pub counts: LineCounts,
+    /// Bytes received (the `S=` of `<=` lines).
     pub received_volume: u64,
-    /// `=>` and `->` lines.
-    pub delivered: u64,
     /// `=>` lines.
     pub delivered_messages: u64,
-    /// `==` lines.
-    pub deferred: u64,
-    /// `**` lines.
-    pub bounced: u64,
-    /// `Completed` lines.
-    pub completed: u64,
-    /// Permanent rejections.
-    pub rejected: u64,
-    /// Temporary (4xx) rejections.
-    pub temporarily_rejected: u64,
-    /// `Frozen` lines.
-    pub frozen: u64,
-    /// Lines the parser did not recognise.
-    pub unrecognised: u64,
-    /// Lines per entry kind.
-    pub kinds: BTreeMap<String, u64>,
     /// `=>` lines per transport.
     pub by_transport: BTreeMap<String, u64>,
 }
 
 impl Figures {
     fn add(&mut self, other: &Figures) {
-        self.lines += other.lines;
-        self.received += other.received;
+        self.counts.add(&other.counts);
         self.received_volume += other.received_volume;
-        self.delivered += other.delivered;
-        self.delivered_messages += other.delivered_messages;
-        self.deferred += other.deferred;
-        self.bounced += other.bounced;
-        self.completed += other.completed;
-        self.rejected += other.rejected;
-        self.temporarily_rejected += other.temporarily_rejected;
-        self.frozen += other.frozen;
-        self.unrecognised += other.unrecognised;
-        for (kind, n) in &other.kinds {
-            *self.kinds.entry(kind.clone()).or_default() += n;
-        }
+        self.delivered_messages = self.counts.delivered_messages();
         for (transport, n) in &other.by_transport {
             *self.by_transport.entry(transport.clone()).or_default() += n;
         }
     }
 
+    /// Names the counts from the lines by kind read for one host.
     fn name_kinds(&mut self) {
-        let kind = |name: &str| self.kinds.get(name).copied().unwrap_or(0);
-        self.lines = self.kinds.values().sum();
-        self.received = kind("reception") + kind("fake_reject");
-        self.delivered = kind("delivery") + kind("delivery_more");
-        self.delivered_messages = kind("delivery");
-        self.deferred = kind("deferral");
-        self.bounced = kind("failure");
-        self.completed = kind("completed");
-        self.frozen = kind("frozen");
-        self.unrecognised = kind("unrecognised");
+        let counts = std::mem::take(&mut self.counts);
+        let (rejected, temporarily) = (counts.rejected, counts.temporarily_rejected);
+        self.counts = LineCounts::from_kinds(counts.kinds, rejected, temporarily);
+        self.delivered_messages = self.counts.delivered_messages();
     }
 }
 
@@ -125,7 +91,7 @@ pub async fn compute(
         .await?
     {
         let figures = hosts.entry(row.get(0)).or_default();
-        figures.kinds.insert(row.get(1), count(&row, 2));
+        figures.counts.kinds.insert(row.get(1), count(&row, 2));
     }
     for row in client
         .query(
@@ -154,8 +120,8 @@ pub async fn compute(
         .await?
     {
         let figures = hosts.entry(row.get(0)).or_default();
-        figures.rejected = count(&row, 1);
-        figures.temporarily_rejected = count(&row, 2);
+        figures.counts.rejected = count(&row, 1);
+        figures.counts.temporarily_rejected = count(&row, 2);
     }
     for row in client
         .query(
@@ -242,18 +208,18 @@ pub type FigureRow = (&'static str, fn(&Figures) -> u64);
 
 /// The figures as the report and the web view list them.
 pub const ROWS: [FigureRow; 12] = [
-    ("lines", |f| f.lines),
-    ("received", |f| f.received),
+    ("lines", |f| f.counts.lines),
+    ("received", |f| f.counts.received),
     ("received bytes", |f| f.received_volume),
-    ("delivered", |f| f.delivered),
+    ("delivered", |f| f.counts.delivered),
     ("delivered messages", |f| f.delivered_messages),
-    ("deferred", |f| f.deferred),
-    ("bounced", |f| f.bounced),
-    ("completed", |f| f.completed),
-    ("rejected", |f| f.rejected),
-    ("temporarily rejected", |f| f.temporarily_rejected),
-    ("frozen", |f| f.frozen),
-    ("unrecognised", |f| f.unrecognised),
+    ("deferred", |f| f.counts.deferred),
+    ("bounced", |f| f.counts.bounced),
+    ("completed", |f| f.counts.completed),
+    ("rejected", |f| f.counts.rejected),
+    ("temporarily rejected", |f| f.counts.temporarily_rejected),
+    ("frozen", |f| f.counts.frozen),
+    ("unrecognised", |f| f.counts.unrecognised),
 ];
 
 /// The report as text: a table with a column per host and the total.
@@ -318,33 +284,36 @@ mod tests {
     #[test]
     fn the_total_is_the_sum_and_named_figures_follow_the_kinds() {
         let mut a = Figures {
-            kinds: [
-                ("reception".into(), 3),
-                ("delivery".into(), 2),
-                ("delivery_more".into(), 1),
-            ]
-            .into(),
             received_volume: 100,
             ..Figures::default()
         };
+        a.counts.kinds = [
+            ("reception".into(), 3),
+            ("delivery".into(), 2),
+            ("delivery_more".into(), 1),
+        ]
+        .into();
         a.name_kinds();
         assert_eq!(
-            (a.lines, a.received, a.delivered, a.delivered_messages),
+            (
+                a.counts.lines,
+                a.counts.received,
+                a.counts.delivered,
+                a.delivered_messages
+            ),
             (6, 3, 3, 2)
         );
-        let mut b = Figures {
-            kinds: [("reception".into(), 1), ("frozen".into(), 4)].into(),
-            rejected: 2,
-            ..Figures::default()
-        };
+        let mut b = Figures::default();
+        b.counts.kinds = [("reception".into(), 1), ("frozen".into(), 4)].into();
+        b.counts.rejected = 2;
         b.name_kinds();
         let mut total = Figures::default();
         total.add(&a);
         total.add(&b);
-        assert_eq!(total.lines, 11);
-        assert_eq!(total.received, 4);
-        assert_eq!(total.frozen, 4);
-        assert_eq!(total.rejected, 2);
+        assert_eq!(total.counts.lines, 11);
+        assert_eq!(total.counts.received, 4);
+        assert_eq!(total.counts.frozen, 4);
+        assert_eq!(total.counts.rejected, 2);
         assert_eq!(total.received_volume, 100);
         let stats = FleetStats {
             hosts: [("mx1".into(), a), ("mx2".into(), b)].into(),

@@ -444,46 +444,6 @@ fn a_directory_or_an_empty_file_as_the_database() {
     assert!(stderr.contains("holds no exim-pilot data yet"), "{stderr}");
 }
 
-/// A log the user may not read, named to `ingest` or `parse`: status 2 and
-/// the OS's reason, once.
-#[test]
-fn an_unreadable_input_file_is_a_usage_error_naming_it() {
-    if !crate::faults::privileged("the unreadable input test") {
-        return;
-    }
-    let dir = TempDir::new().unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    let log = dir.path().join("mainlog");
-    std::fs::write(&log, "2024-01-01 00:00:00 x\n").unwrap();
-    std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let db = dir.path().join("x.db");
-    for args in [
-        vec![
-            "ingest",
-            "--db",
-            db.to_str().unwrap(),
-            log.to_str().unwrap(),
-        ],
-        vec!["parse", log.to_str().unwrap()],
-    ] {
-        let output = std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(crate::util::binary())
-            .args(&args)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
-        let (status, _, stderr) = outcome(&output);
-        assert_eq!(status, 2, "{args:?}: {stderr}");
-        assert!(stderr.contains(log.to_str().unwrap()), "{stderr}");
-        assert_eq!(stderr.matches("Permission denied").count(), 1, "{stderr}");
-    }
-}
-
 /// A configuration file that cannot be read: the OS's reason once, not
 /// twice.
 #[test]

@@ -233,7 +233,7 @@ fn ingest_of_rotated_files_then_run_continues_without_gap_or_duplicate() {
     append_expected(&log, &mut expected, "new", 25, 10);
     let daemon = Daemon::start(dir.path());
     wait_for_lines(&db, expected.len(), WAIT, Some(&daemon));
-    std::thread::sleep(Duration::from_millis(300));
+    crate::util::wait_until_read_to_end(&db, &log, &daemon);
     assert!(daemon.stop().success());
     assert_exactly(&db, &expected);
 }
@@ -262,7 +262,7 @@ fn a_second_daemon_on_the_same_database_is_refused() {
     append_lines(&log, &numbered_lines("a", 3, 3));
     let third = Daemon::start(dir.path());
     wait_for_lines(&third.db, 6, WAIT, Some(&third));
-    std::thread::sleep(Duration::from_millis(300));
+    crate::util::wait_until_read_to_end(&third.db, &log, &third);
     let db = third.db.clone();
     assert!(third.stop().success());
     assert_exactly(&db, &numbered_lines("a", 0, 6));
@@ -289,7 +289,6 @@ fn run_logs_and_counts_truncated_lines() {
     .unwrap();
     let daemon = Daemon::start(dir.path());
     wait_for_lines(&daemon.db, 2, WAIT, Some(&daemon));
-    std::thread::sleep(Duration::from_millis(200));
     let stderr = daemon.stderr.clone();
     assert!(daemon.stop().success());
     let text = std::fs::read_to_string(stderr).unwrap();

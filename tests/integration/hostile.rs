@@ -139,7 +139,7 @@ fn a_truncated_gzip_generation_on_resume_is_stored_up_to_the_damage_and_a_gap() 
             assert!(Instant::now() < deadline, "{}", daemon.stderr_text());
             std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(300));
+        crate::util::wait_until_read_to_end(&db, &log, &daemon);
         let stderr_path = daemon.stderr.clone();
         let status = daemon.stop();
         let stderr = std::fs::read_to_string(stderr_path).unwrap();
@@ -312,7 +312,7 @@ fn a_wal_deleted_while_running_is_noticed_and_nothing_is_lost() {
     daemon.wait_for_log("database connection pool rebuilt");
     crate::util::append_expected(&log, &mut expected, "w", 20, 20);
     wait_for_lines(&daemon.db, 40, WAIT, Some(&daemon));
-    std::thread::sleep(Duration::from_millis(300));
+    crate::util::wait_until_read_to_end(&daemon.db, &log, &daemon);
     let db = daemon.db.clone();
     assert!(daemon.stop().success());
     assert_exactly(&db, &expected);
@@ -334,7 +334,7 @@ fn a_database_deleted_while_running_is_noticed_and_reopened() {
     daemon.wait_for_log("database connection pool rebuilt");
     append_lines(&log, &numbered_lines("d", 10, 10));
     wait_for_lines(&daemon.db, 10, WAIT, Some(&daemon));
-    std::thread::sleep(Duration::from_millis(300));
+    crate::util::wait_until_read_to_end(&daemon.db, &log, &daemon);
     let db = daemon.db.clone();
     assert!(daemon.stop().success());
     assert_exactly(&db, &numbered_lines("d", 10, 10));

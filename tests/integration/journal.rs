@@ -132,7 +132,6 @@ fn run_journal_resumes_after_sigkill_and_leaves_no_journalctl_behind() {
     let daemon = start();
     let expected = lines_of(&all);
     let stored = wait_for_lines(&db, expected.len(), Duration::from_secs(30), Some(&daemon));
-    std::thread::sleep(Duration::from_millis(300));
     assert!(
         std::fs::read_to_string(dir.path().join("args"))
             .unwrap()
@@ -196,7 +195,6 @@ fn ingest_journal_then_run_hands_over_with_no_gap_and_no_duplicate() {
         .unwrap();
     let expected = lines_of(&all);
     wait_for_lines(&db, expected.len(), Duration::from_secs(30), None);
-    std::thread::sleep(Duration::from_millis(300));
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &daemon.id().to_string()])
         .status();

@@ -73,7 +73,7 @@ fn a_log_rewritten_twice_with_its_first_line_unchanged_loses_no_new_line() {
     wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
     append_expected(&log, &mut expected, "c", 0, 50);
     wait_for_lines(&daemon.db, expected.len(), WAIT, Some(&daemon));
-    std::thread::sleep(Duration::from_millis(300));
+    crate::util::wait_until_read_to_end(&daemon.db, &log, &daemon);
     assert!(daemon.stop().success());
     assert_exactly(&dir.path().join("x.db"), &expected);
 }
@@ -102,7 +102,7 @@ fn a_log_rewritten_twice_while_stopped_loses_no_line_and_records_no_gap() {
     wait_for_lines(&db, expected.len(), WAIT, Some(&daemon));
     append_expected(&log, &mut expected, "c", 0, 50);
     wait_for_lines(&db, expected.len(), WAIT, Some(&daemon));
-    std::thread::sleep(Duration::from_millis(300));
+    crate::util::wait_until_read_to_end(&db, &log, &daemon);
     assert!(daemon.stop().success());
     assert_exactly(&db, &expected);
     assert!(

@@ -221,7 +221,7 @@ fn sighup_refuses_to_change_the_database_path() {
     assert!(daemon.running());
     append_lines(&log, &numbered_lines("a", 5, 5));
     wait_for_lines(&first, 10, WAIT, Some(&daemon));
-    std::thread::sleep(Duration::from_millis(300));
+    crate::util::wait_until_read_to_end(&first, &log, &daemon);
     assert!(daemon.stop().success());
     assert_exactly(&first, &numbered_lines("a", 0, 10));
     assert!(!second.exists(), "the other database was created");

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::util::free_port;
 use crate::util::web::{Server, headless, live_setup, sample_database, unique_line};
-use crate::util::{free_port, status_is};
 
 /// Headless Chromium renders each page of the running server: the DOM
 /// holds the expected numbers and ids, and a screenshot of each page is

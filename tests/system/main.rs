@@ -1,7 +1,9 @@
 //! The system tests: exim-pilot against real things that take minutes to
 //! set up: a real Exim delivering over loopback (`exim`, `exim_rotation`),
 //! a private PostgreSQL cluster (`fleet`), systemd's own checks of the
-//! shipped units (`systemd`), and headless Chromium (`browser`). Run with
+//! shipped units (`systemd`), headless Chromium (`browser`), a real
+//! Prometheus (`prometheus`), and what needs root (`root`: other users,
+//! a full tmpfs, journald's socket). Run with
 //! `cargo test --locked --all-features --test system` (and by `.ci/run`);
 //! `cargo test` alone runs the fast suite without them.
 
@@ -12,6 +14,8 @@ mod browser;
 mod exim;
 mod exim_rotation;
 mod fleet;
+mod prometheus;
+mod root;
 mod systemd;
 #[path = "../integration/util/mod.rs"]
 mod util;

@@ -10,6 +10,7 @@ use exim_pilot::config::{Config, DatabaseConfig, Overrides};
 use exim_pilot::store::chunk::StoredLine;
 
 mod daemon;
+pub mod metrics;
 mod postgres;
 pub mod web;
 pub use daemon::{Daemon, FAST_CONFIG};
@@ -186,6 +187,39 @@ pub fn wait_for_lines(
                 daemon.map(Daemon::stderr_text).unwrap_or_default()
             );
         }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Waits until the daemon has read `log` to its end and committed the read
+/// position there (the newest stored position of that path equals the
+/// file's length): nothing more will be stored from it. Fails after a
+/// minute, showing the daemon's stderr.
+pub fn wait_until_read_to_end(db: &Path, log: &Path, daemon: &Daemon) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let path = log.display().to_string();
+    loop {
+        let length = std::fs::metadata(log).map_or(0, |m| m.len());
+        let position: Option<i64> = deadpool_sqlite::rusqlite::Connection::open(db)
+            .ok()
+            .and_then(|conn| {
+                conn.query_row(
+                    "SELECT c.byte_offset FROM ingest_checkpoints c
+                 JOIN log_sources s ON s.id = c.source_id
+                 WHERE s.path = ?1 ORDER BY c.updated_ms DESC, c.rowid DESC LIMIT 1",
+                    [&path],
+                    |row| row.get::<_, i64>(0),
+                )
+                .ok()
+            });
+        if position.and_then(|p| u64::try_from(p).ok()) == Some(length) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} read to {position:?} of {length} bytes after a minute; stderr:\n{}",
+            daemon.stderr_text()
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
 }

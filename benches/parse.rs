@@ -15,10 +15,10 @@ fn parse_generated_log(c: &mut Criterion) {
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
         .collect();
-    assert_eq!(lines.len() as u64, truth.lines);
+    assert_eq!(lines.len() as u64, truth.counts.lines);
 
     let mut group = c.benchmark_group("parse");
-    group.throughput(Throughput::Elements(truth.lines));
+    group.throughput(Throughput::Elements(truth.counts.lines));
     group.sample_size(20);
     group.bench_function("generated_log_lines", |b| {
         b.iter(|| {

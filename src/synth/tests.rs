@@ -13,20 +13,20 @@ fn generated_logs_parse_completely_and_match_their_truth() {
     }
     let count = |kind| counts.get(&kind).copied().unwrap_or(0);
     assert_eq!(count(Kind::Unrecognised), 0);
-    assert_eq!(truth.lines, counts.values().sum::<u64>());
-    assert_eq!(truth.received, count(Kind::Reception));
+    assert_eq!(truth.counts.lines, counts.values().sum::<u64>());
+    assert_eq!(truth.counts.received, count(Kind::Reception));
     assert_eq!(
-        truth.delivered,
+        truth.counts.delivered,
         count(Kind::Delivery) + count(Kind::DeliveryMore)
     );
-    assert_eq!(truth.deferred, count(Kind::Deferral));
-    assert_eq!(truth.bounced, count(Kind::Failure));
-    assert_eq!(truth.completed, count(Kind::Completed));
-    assert_eq!(truth.frozen, count(Kind::Frozen));
+    assert_eq!(truth.counts.deferred, count(Kind::Deferral));
+    assert_eq!(truth.counts.bounced, count(Kind::Failure));
+    assert_eq!(truth.counts.completed, count(Kind::Completed));
+    assert_eq!(truth.counts.frozen, count(Kind::Frozen));
     assert!(
-        truth.rejected > 0
-            && truth.deferred > 0
-            && truth.frozen > 0
+        truth.counts.rejected > 0
+            && truth.counts.deferred > 0
+            && truth.counts.frozen > 0
             && count(Kind::DeliveryMore) > 0
     );
 }
@@ -74,17 +74,17 @@ fn every_profile_has_its_shape() {
             }
         }
         let count = |kind| counts.get(&kind).copied().unwrap_or(0);
-        let share = |n: u64| n as f64 / truth.lines as f64;
+        let share = |n: u64| n as f64 / truth.counts.lines as f64;
         let name = profile.name;
         assert_eq!(count(Kind::Unrecognised), 0, "{name}");
-        assert_eq!(truth.lines, counts.values().sum::<u64>(), "{name}");
-        assert_eq!(truth.bounced, count(Kind::Failure), "{name}");
+        assert_eq!(truth.counts.lines, counts.values().sum::<u64>(), "{name}");
+        assert_eq!(truth.counts.bounced, count(Kind::Failure), "{name}");
         match name {
             "many-addresses" => assert!(
                 share(truth.distinct_recipients) >= 0.1,
                 "{name}: {} distinct recipients in {} lines",
                 truth.distinct_recipients,
-                truth.lines
+                truth.counts.lines
             ),
             "multi-recipient" => {
                 assert!(

@@ -13,18 +13,10 @@ use tempfile::TempDir;
 
 use crate::util::{
     Daemon, FAST_CONFIG, append_expected, append_lines, assert_exactly, numbered_lines,
-    wait_for_lines,
+    retry_warnings, wait_for_lines,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// Retry warnings the daemon logged.
-fn retry_warnings(daemon: &Daemon) -> usize {
-    daemon
-        .stderr_text()
-        .matches("cannot commit a batch")
-        .count()
-}
 
 /// These tests need root (mount, other users). In CI they must run; a
 /// developer without root sees why they did nothing.

@@ -191,6 +191,14 @@ pub fn wait_for_lines(
     }
 }
 
+/// Times the daemon logged that a batch failed and will be retried.
+pub fn retry_warnings(daemon: &Daemon) -> usize {
+    daemon
+        .stderr_text()
+        .matches("cannot commit a batch")
+        .count()
+}
+
 /// Waits until the daemon has read `log` to its end and committed the read
 /// position there (the newest stored position of that path equals the
 /// file's length): nothing more will be stored from it. Fails after a

@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod exit;
 pub mod fleet;
+pub mod localtime;
 pub mod logging;
 pub mod model;
 pub mod output;

@@ -7,7 +7,6 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -49,7 +48,6 @@ pub fn lock_path(database: &Path) -> PathBuf {
 
 /// Takes the lock of `database` without waiting, and writes our pid in
 /// the file for the message another daemon would print.
-#[allow(unsafe_code)] // flock(2): std has no advisory lock that survives kill -9 checks
 pub fn acquire(database: &Path) -> Result<DaemonLock, LockError> {
     let lock = lock_path(database);
     let io = |error| LockError::Io {
@@ -64,19 +62,20 @@ pub fn acquire(database: &Path) -> Result<DaemonLock, LockError> {
         .mode(0o640)
         .open(&lock)
         .map_err(io)?;
-    // SAFETY: flock on a descriptor we own; no memory is involved.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let error = std::io::Error::last_os_error();
-        if error.raw_os_error() != Some(libc::EWOULDBLOCK) {
-            return Err(io(error));
+    // `flock(2)` on Linux: released by the kernel when the process dies,
+    // kill -9 included, so a stale file never blocks a restart.
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            return Err(LockError::Held {
+                database: database.to_path_buf(),
+                lock,
+                holder: text.trim().parse().ok(),
+            });
         }
-        let mut text = String::new();
-        let _ = file.read_to_string(&mut text);
-        return Err(LockError::Held {
-            database: database.to_path_buf(),
-            lock,
-            holder: text.trim().parse().ok(),
-        });
+        Err(std::fs::TryLockError::Error(error)) => return Err(io(error)),
     }
     file.set_len(0).map_err(io)?;
     file.rewind().map_err(io)?;

@@ -216,18 +216,8 @@ fn split_offset(text: &str) -> (String, Option<i64>) {
 
 /// The host's offset from UTC at `utc_ms`, in ms (what Exim writes its
 /// log lines in, unless configured otherwise).
-#[allow(unsafe_code)] // localtime_r(3): std knows no time zones
 fn local_offset_ms(utc_ms: i64) -> i64 {
-    let seconds = utc_ms.div_euclid(1000) as libc::time_t;
-    // SAFETY: localtime_r writes only into `tm`, which lives on our stack;
-    // an all-zero tm is a valid value to overwrite.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let converted = unsafe { libc::localtime_r(&seconds, &mut tm) };
-    if converted.is_null() {
-        0
-    } else {
-        tm.tm_gmtoff * 1000
-    }
+    crate::localtime::utc_offset_seconds(utc_ms.div_euclid(1000)) * 1000
 }
 
 /// `text` with every control character but newline and tab made visible

@@ -304,16 +304,9 @@ fn file_lines(mut text: Vec<u8>) -> Vec<Vec<u8>> {
 }
 
 /// `time_us` in the host's local time, as Exim writes it.
-#[allow(unsafe_code)] // localtime_r(3): the C library knows the time zone
 fn local_timestamp(time_us: u64) -> String {
-    let seconds = libc::time_t::try_from(time_us / 1_000_000).unwrap_or(0);
-    // SAFETY: an all-zero `tm` is a valid value, and localtime_r writes
-    // only into the `tm` it is given.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call; the result is checked.
-    let converted = unsafe { libc::localtime_r(&seconds, &mut tm) };
-    // Without a time zone to be had, UTC rather than no time.
-    let offset = if converted.is_null() { 0 } else { tm.tm_gmtoff };
+    let seconds = i64::try_from(time_us / 1_000_000).unwrap_or(0);
+    let offset = crate::localtime::utc_offset_seconds(seconds);
     crate::parse::format_seconds(seconds.saturating_add(offset))
 }
 

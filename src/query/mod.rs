@@ -17,10 +17,10 @@ pub mod trace;
 
 use std::path::Path;
 
-use deadpool_sqlite::rusqlite::{Connection, OpenFlags};
+use deadpool_sqlite::rusqlite::Connection;
 
 use crate::store::repo::NO_TIME_MINUTE;
-use crate::store::{Context, ResultExt, StoreError};
+use crate::store::{ReadOnly, StoreError};
 
 /// Why a question could not be answered.
 #[derive(Debug, thiserror::Error)]
@@ -36,44 +36,27 @@ pub enum QueryError {
     Output(std::io::Error),
 }
 
-/// Opens the database read-only (queries work while the daemon writes).
+/// Opens the database read-only (queries work while the daemon writes),
+/// saying what to do when it holds nothing this version can read yet.
 pub fn open(path: &Path) -> Result<Connection, QueryError> {
-    if !path.is_file() {
-        return Err(QueryError::BadArgument(format!(
+    let missing = |what: String| Err(QueryError::BadArgument(what));
+    match crate::store::open_read_only(path)? {
+        ReadOnly::Ready(conn) => Ok(conn),
+        ReadOnly::Missing => missing(format!(
             "no database at {}: start the daemon or run `exim-pilot ingest` first, or pass --db",
             path.display()
-        )));
+        )),
+        ReadOnly::Empty => missing(format!(
+            "{} holds no exim-pilot data yet: start the daemon or run `exim-pilot ingest`",
+            path.display()
+        )),
+        ReadOnly::Older(version) => missing(format!(
+            "{} has schema version {version}, older than the {} this exim-pilot reads: run \
+             the daemon or `exim-pilot ingest` once with this version to upgrade it",
+            path.display(),
+            crate::store::latest_version()
+        )),
     }
-    let context = || Context::op("open database read-only").key(path.display());
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .ctx(context)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .ctx(context)?;
-    let state = crate::store::schema_state(&conn, context)?;
-    if let Some(reason) = crate::store::refusal(state) {
-        return Err(StoreError::incompatible(context(), reason).into());
-    }
-    match state {
-        crate::store::SchemaState::Empty => {
-            return Err(QueryError::BadArgument(format!(
-                "{} holds no exim-pilot data yet: start the daemon or run `exim-pilot ingest`",
-                path.display()
-            )));
-        }
-        crate::store::SchemaState::Older(version) => {
-            return Err(QueryError::BadArgument(format!(
-                "{} has schema version {version}, older than the {} this exim-pilot reads: run \
-                 the daemon or `exim-pilot ingest` once with this version to upgrade it",
-                path.display(),
-                crate::store::latest_version()
-            )));
-        }
-        _ => {}
-    }
-    Ok(conn)
 }
 
 /// A time window in the log's clock, in milliseconds; open ends are `None`.

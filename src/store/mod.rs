@@ -28,7 +28,7 @@ pub use handle::StoreHandle;
 pub use migrations::{
     MIGRATIONS, SchemaState, current_version, latest_version, migrate, refusal, schema_state,
 };
-pub use open::{DATABASE_FILE_MODE, open_connection};
+pub use open::{DATABASE_FILE_MODE, ReadOnly, open_connection, open_read_only};
 pub use pool::{PoolStats, Store, connect};
 pub use retention::{Pruned, ROWS_PER_PRUNE_STEP, RetentionPolicy};
 pub use retry::{retry, retry_logged};

@@ -7,9 +7,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use deadpool_sqlite::rusqlite::Connection;
+use deadpool_sqlite::rusqlite::{Connection, OpenFlags};
 
 use super::error::{Context, ResultExt, StoreError};
+use super::migrations::SchemaState;
 
 /// Mode of a database file we create. SQLite gives its -wal and -shm files
 /// the same mode. The log holds addresses and subjects: not world-readable.
@@ -83,3 +84,46 @@ pub fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection
     configure(&conn, busy_timeout)?;
     Ok(conn)
 }
+
+/// A database as a reader finds it.
+#[derive(Debug)]
+pub enum ReadOnly {
+    /// Open read-only, its schema the one this version reads.
+    Ready(Connection),
+    /// No file at the path.
+    Missing,
+    /// A file without exim-pilot's tables yet.
+    Empty,
+    /// An older schema, which a writer upgrades on its next open.
+    Older(u32),
+}
+
+/// Opens `path` read-only for queries (they work while the daemon writes),
+/// configured as every connection is, and checks its schema: a file of
+/// another application or of a newer exim-pilot is an error.
+pub fn open_read_only(path: &Path) -> Result<ReadOnly, StoreError> {
+    if !path.is_file() {
+        return Ok(ReadOnly::Missing);
+    }
+    let context = || Context::op("open database read-only").key(path.display());
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .ctx(context)?;
+    conn.busy_timeout(BUSY_TIMEOUT_READ_ONLY).ctx(context)?;
+    let state = super::migrations::schema_state(&conn, context)?;
+    if let Some(reason) = super::migrations::refusal(state) {
+        return Err(StoreError::incompatible(context(), reason));
+    }
+    Ok(match state {
+        SchemaState::Empty => ReadOnly::Empty,
+        SchemaState::Older(version) => ReadOnly::Older(version),
+        SchemaState::Current | SchemaState::Foreign | SchemaState::Newer(_) => {
+            ReadOnly::Ready(conn)
+        }
+    })
+}
+
+/// How long a read-only connection waits for a writer's lock.
+const BUSY_TIMEOUT_READ_ONLY: Duration = Duration::from_secs(5);

@@ -23,4 +23,5 @@ pub mod source;
 pub mod store;
 #[cfg(any(test, feature = "synth"))]
 pub mod synth;
+#[cfg(feature = "web")]
 pub mod web;

@@ -12,6 +12,7 @@ use crate::config::Config;
 /// files `[fleet]` names are read as `run` reads them at start, so a
 /// configuration this passes does not stop the daemon.
 pub fn run(config: &Config) -> Result<()> {
+    #[cfg(feature = "fleet")]
     if let Some(fleet) = &config.fleet {
         crate::fleet::pg::pool(fleet)
             .map_err(|err| crate::exit::Failure::new(crate::exit::CONFIG, err.to_string()))?;

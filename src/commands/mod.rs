@@ -2,12 +2,14 @@
 //! the one the command line names.
 
 mod check_config;
+#[cfg(feature = "fleet")]
 mod fleet;
 mod generate;
 mod ingest;
 mod parse;
 mod prune;
 mod query;
+#[cfg(feature = "web")]
 mod serve;
 
 use anyhow::{Context as _, Result};
@@ -44,12 +46,9 @@ pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -
         } => ingest::journal(&config, crate::source::journal::Window { since, until }).await,
         Command::Ingest { files, .. } => ingest::run(&config, &files).await,
         Command::Parse { json, show, files } => parse::run(&config, &files, json, show),
-        Command::Trace {
-            fleet: true,
-            json,
-            query: text,
-            ..
-        } => fleet::trace(&config, json, &text).await,
+        command @ (Command::Trace { fleet: true, .. }
+        | Command::Stats { fleet: true, .. }
+        | Command::Fleet { .. }) => fleet_command(&config, command).await,
         Command::Trace {
             window,
             related,
@@ -57,15 +56,7 @@ pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -
             query: text,
             ..
         } => query::trace(&config, &window, related, json, &text),
-        Command::Stats {
-            fleet: true,
-            window,
-            json,
-            host,
-            ..
-        } => fleet::stats(&config, &window, host.as_deref(), json).await,
         Command::Stats { window, json, .. } => query::stats(&config, &window, json),
-        Command::Fleet { action } => fleet::run(&config, action).await,
         Command::Prune { .. } => prune::run(&config).await,
         Command::Lines {
             window,
@@ -88,13 +79,54 @@ pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -
             older_than, json, ..
         } => query::stuck(&config, &older_than, json),
         Command::Metrics { .. } => query::metrics(&config),
-        Command::Serve {
-            hash_password: true,
-            ..
-        } => serve::hash_password(),
-        Command::Serve { .. } => serve::run(&config).await,
+        Command::Serve { hash_password, .. } => serve_command(&config, hash_password).await,
         Command::Generate { what } => generate::stdout(what),
     }
+}
+
+/// `trace --fleet`, `stats --fleet` and `fleet`: answered from the fleet's
+/// PostgreSQL, or refused by a build without the `fleet` feature.
+async fn fleet_command(config: &Config, command: Command) -> Result<()> {
+    #[cfg(feature = "fleet")]
+    return match command {
+        Command::Trace {
+            json, query: text, ..
+        } => fleet::trace(config, json, &text).await,
+        Command::Stats {
+            window, json, host, ..
+        } => fleet::stats(config, &window, host.as_deref(), json).await,
+        Command::Fleet { action } => fleet::run(config, action).await,
+        _ => Err(anyhow::anyhow!(
+            "internal error: dispatch sent a command that is not the fleet's to it"
+        )),
+    };
+    #[cfg(not(feature = "fleet"))]
+    return not_built("fleet", (config, command));
+}
+
+/// `serve`: the web view, or refused by a build without the `web` feature.
+async fn serve_command(config: &Config, hash_password: bool) -> Result<()> {
+    #[cfg(feature = "web")]
+    return match hash_password {
+        true => serve::hash_password(),
+        false => serve::run(config).await,
+    };
+    #[cfg(not(feature = "web"))]
+    return not_built("web", (config, hash_password));
+}
+
+/// A command that needs a feature this build was made without: status 2
+/// and how to build it in (`_args` are the command's, unused here).
+#[cfg(not(all(feature = "web", feature = "fleet")))]
+fn not_built<T>(feature: &str, _args: T) -> Result<()> {
+    Err(Failure::new(
+        crate::exit::USAGE,
+        format!(
+            "this exim-pilot was built without the `{feature}` feature: \
+             build it with `cargo build --release --features {feature}`, or install the package"
+        ),
+    )
+    .into())
 }
 
 /// Opens a log file named on the command line. Any reason it cannot be

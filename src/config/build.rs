@@ -406,7 +406,7 @@ fn web(check: &mut Checker, web: RawWeb, overrides: &Overrides) -> WebConfig {
                         check.problem(&key("name"), format!("{name:?} is not a user name (1 to 64 bytes, no | or newline)"));
                     }
                     let password_hash = user.password_hash.unwrap_or_default();
-                    if argon2::PasswordHash::new(&password_hash).is_err() {
+                    if !super::web::is_password_hash(&password_hash) {
                         check.problem(
                             &key("password_hash"),
                             "is not a password hash: make one with `exim-pilot serve --hash-password`".to_owned(),

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::check::{Checker, Range, ms};
+use super::check::Checker;
+#[cfg(feature = "fleet")]
+use super::check::{Range, ms};
 
 /// `[fleet]` as written.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
@@ -65,11 +67,13 @@ impl FleetTls {
     }
 }
 
+#[cfg(feature = "fleet")]
 const BATCH_LINES: Range<i64> = Range {
     default: 5000,
     min: 1,
     max: 100_000,
 };
+#[cfg(feature = "fleet")]
 const TIMEOUT: Range<Duration> = Range {
     default: ms(30_000),
     min: ms(100),
@@ -77,17 +81,35 @@ const TIMEOUT: Range<Duration> = Range {
 };
 
 /// The longest host name: what `hostname` allows.
+#[cfg(feature = "fleet")]
 const HOST_NAME_MAX: usize = 64;
 
 /// Checks `[fleet]`; `None` when no `postgres` is configured.
-///
-/// Long because it checks each key of the section in turn, and the TLS
-/// keys depend on the connection string's `sslmode`.
 pub(super) fn fleet(check: &mut Checker, fleet: RawFleet) -> Option<FleetConfig> {
-    let postgres = fleet.postgres.as_deref().map(str::trim).unwrap_or_default();
+    let postgres = fleet.postgres.clone().unwrap_or_default();
+    let postgres = postgres.trim();
     if postgres.is_empty() {
         return None;
     }
+    #[cfg(feature = "fleet")]
+    return checked(check, fleet, postgres);
+    #[cfg(not(feature = "fleet"))]
+    {
+        drop(fleet);
+        check.problem(
+            "[fleet] postgres",
+            "is set, but this exim-pilot was built without the `fleet` feature".to_owned(),
+        );
+        None
+    }
+}
+
+/// Checks the keys of a `[fleet]` whose `postgres` is set.
+///
+/// Long because it checks each key of the section in turn, and the TLS
+/// keys depend on the connection string's `sslmode`.
+#[cfg(feature = "fleet")]
+fn checked(check: &mut Checker, fleet: RawFleet, postgres: &str) -> Option<FleetConfig> {
     let parsed = match postgres.parse::<tokio_postgres::Config>() {
         Ok(parsed) => Some(parsed),
         Err(err) => {
@@ -211,6 +233,7 @@ pub(super) fn fleet(check: &mut Checker, fleet: RawFleet) -> Option<FleetConfig>
 impl FleetConfig {
     /// The connection settings, as checked when the configuration was
     /// built.
+    #[cfg(feature = "fleet")]
     pub fn connection(&self) -> Result<tokio_postgres::Config, tokio_postgres::Error> {
         self.postgres.parse()
     }
@@ -237,6 +260,7 @@ impl FleetConfig {
 }
 
 /// A name PostgreSQL rows can carry and an operator can type.
+#[cfg(feature = "fleet")]
 fn valid_host_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= HOST_NAME_MAX
@@ -246,6 +270,7 @@ fn valid_host_name(name: &str) -> bool {
 }
 
 /// The kernel's host name, as `hostname` prints it.
+#[cfg(feature = "fleet")]
 fn this_host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())
@@ -270,6 +295,21 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "fleet"))]
+    fn a_fleet_set_in_a_build_without_it_is_refused_naming_the_key() {
+        let raw = RawFleet {
+            postgres: Some("host=/run/postgresql dbname=fleet".into()),
+            ..RawFleet::default()
+        };
+        let (fleet, problems) = checked(raw);
+        assert!(fleet.is_none());
+        assert_eq!(
+            problems,
+            ["[fleet] postgres: is set, but this exim-pilot was built without the `fleet` feature"]
+        );
+    }
+
+    #[test]
     fn absent_or_empty_postgres_means_no_fleet() {
         assert_eq!(checked(RawFleet::default()), (None, vec![]));
         let raw = RawFleet {
@@ -280,6 +320,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "fleet")]
     fn a_socket_needs_no_tls_and_a_remote_host_gets_verified_tls() {
         let local = RawFleet {
             postgres: Some("host=/run/postgresql user=pilot dbname=fleet".into()),
@@ -301,6 +342,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "fleet")]
     fn every_bad_key_is_named() {
         let raw = RawFleet {
             postgres: Some("postgresql://pilot:secret@db.example/fleet".into()),
@@ -338,6 +380,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "fleet")]
     fn printed_configuration_reads_back_the_same() {
         let raw = RawFleet {
             postgres: Some("host=/tmp user=pilot dbname=fleet".into()),

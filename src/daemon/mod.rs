@@ -119,6 +119,7 @@ impl Running {
             .map_err(|err| Failure::new(crate::exit::CONFIG, err))?;
         // Settings PostgreSQL is not needed to judge (the password file,
         // the CAs) stop the daemon here; PostgreSQL itself may be away.
+        #[cfg(feature = "fleet")]
         let fleet_pool = config
             .fleet
             .as_ref()
@@ -172,22 +173,10 @@ impl Running {
         let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let health = tokio::spawn(health::run(handle.clone(), config_rx, shutdown_rx));
-        let fleet = match (&config.fleet, &fleet_progress, fleet_pool) {
-            (Some(fleet), Some(progress), Some(pool)) => {
-                let replicator = crate::fleet::Replicator {
-                    config: fleet.clone(),
-                    database: config.database.path.clone(),
-                    busy_timeout: config.database.busy_timeout,
-                    backoff_min: config.health.backoff_min,
-                    backoff_max: config.health.backoff_max,
-                    progress: Arc::clone(progress),
-                    pool,
-                };
-                let (stop, stop_rx) = watch::channel(false);
-                Some((tokio::spawn(replicator.run(stop_rx)), stop))
-            }
-            _ => None,
-        };
+        #[cfg(feature = "fleet")]
+        let fleet = start_replicator(&config, fleet_progress.as_ref(), fleet_pool);
+        #[cfg(not(feature = "fleet"))]
+        let fleet: Option<(tokio::task::JoinHandle<()>, watch::Sender<bool>)> = None;
         let metrics = metrics
             .start(
                 handle.clone(),
@@ -338,6 +327,27 @@ pub(crate) fn source_name(config: &Config) -> String {
         LogSource::File => config.log.path.display().to_string(),
         LogSource::Journal => JournalSettings::from_config(config).describe(),
     }
+}
+
+/// Starts the replicator when `[fleet]` is set: its task, and how to stop it.
+#[cfg(feature = "fleet")]
+fn start_replicator(
+    config: &Config,
+    progress: Option<&Arc<crate::fleet::FleetProgress>>,
+    pool: Option<deadpool_postgres::Pool>,
+) -> Option<(tokio::task::JoinHandle<()>, watch::Sender<bool>)> {
+    let (fleet, progress, pool) = (config.fleet.as_ref()?, progress?, pool?);
+    let replicator = crate::fleet::Replicator {
+        config: fleet.clone(),
+        database: config.database.path.clone(),
+        busy_timeout: config.database.busy_timeout,
+        backoff_min: config.health.backoff_min,
+        backoff_max: config.health.backoff_max,
+        progress: Arc::clone(progress),
+        pool,
+    };
+    let (stop, stop_rx) = watch::channel(false);
+    Some((tokio::spawn(replicator.run(stop_rx)), stop))
 }
 
 /// The stored positions as the file follower keeps them, and the newest

@@ -283,6 +283,7 @@ impl Masked for crate::query::stats::Stats {
     }
 }
 
+#[cfg(feature = "fleet")]
 impl Masked for crate::query::fleet::trace::Journey {
     fn mask(&mut self) {
         self.header_message_ids.iter_mut().for_each(mask_text);

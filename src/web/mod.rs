@@ -17,6 +17,7 @@ mod api;
 mod auth;
 mod cache;
 mod chart;
+#[cfg(feature = "fleet")]
 mod fleet;
 mod live;
 mod mask;
@@ -87,6 +88,7 @@ struct App {
     /// Turns for heavy questions (statistics, domains, patterns).
     heavy: Arc<tokio::sync::Semaphore>,
     /// The fleet's PostgreSQL, when configured.
+    #[cfg(feature = "fleet")]
     fleet: Option<Arc<fleet::FleetView>>,
 }
 
@@ -193,9 +195,18 @@ pub(crate) fn bounded<'a>(name: &str, value: Option<&'a str>) -> Result<Option<&
     }
 }
 
+/// `/fleet` in a build without the fleet: says so.
+#[cfg(not(feature = "fleet"))]
+async fn fleet_not_built() -> Response {
+    reply::error_page(&WebError::NotFound(
+        "this exim-pilot was built without the `fleet` feature: no fleet pages".to_owned(),
+    ))
+}
+
 /// The router: pages, the API, the embedded assets, and the headers every
 /// response carries.
 fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) -> Router {
+    #[cfg(feature = "fleet")]
     let fleet = settings
         .fleet
         .as_ref()
@@ -217,12 +228,17 @@ fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) 
         cache: Arc::new(cache::Cache::default()),
         answer_bytes: turns::in_flight_budget(),
         heavy: turns::heavy_slots(),
+        #[cfg(feature = "fleet")]
         fleet,
     };
+    #[cfg(feature = "fleet")]
+    let fleet_routes = fleet::routes();
+    #[cfg(not(feature = "fleet"))]
+    let fleet_routes = Router::new().route("/fleet", get(fleet_not_built));
     Router::new()
         .merge(pages::routes())
         .merge(api::routes())
-        .merge(fleet::routes())
+        .merge(fleet_routes)
         .route("/live", get(live::page))
         .route("/api/v1/live", get(live::events))
         .route("/login", get(auth::login_form).post(auth::login))

@@ -19,6 +19,7 @@ pub mod output;
 pub mod parse;
 pub mod pipeline;
 pub mod query;
+pub mod queue;
 pub mod source;
 pub mod store;
 #[cfg(any(test, feature = "synth"))]

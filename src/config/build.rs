@@ -38,6 +38,11 @@ impl Config {
         let metrics = metrics(&mut check, raw.metrics.unwrap_or_default());
         let web = web(&mut check, raw.web.unwrap_or_default(), overrides);
         let fleet = super::fleet::fleet(&mut check, raw.fleet.unwrap_or_default());
+        let queue = super::QueueConfig::check(
+            &mut check,
+            raw.queue.unwrap_or_default(),
+            matches!(web.auth, WebAuth::None),
+        );
         if !check.problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: source,
@@ -55,6 +60,7 @@ impl Config {
             metrics,
             web,
             fleet,
+            queue,
         })
     }
 }

@@ -10,10 +10,12 @@ mod build;
 mod check;
 mod file;
 mod fleet;
+mod queue;
 mod raw;
 mod web;
 
 pub use fleet::{FleetConfig, FleetTls};
+pub use queue::{MAX_BULK_LIMIT, QueueConfig};
 pub use web::{WebAuth, WebConfig, WebRole, WebUser};
 
 use file::{parse_toml, read_file};
@@ -60,6 +62,8 @@ pub struct Config {
     pub web: WebConfig,
     /// `[fleet]`: `None` unless it names a PostgreSQL.
     pub fleet: Option<FleetConfig>,
+    /// `[queue]`: the queue helper's sockets, and whether actions may run.
+    pub queue: QueueConfig,
 }
 
 /// `[metrics]`: where the daemon exposes its metrics, if anywhere.
@@ -403,6 +407,7 @@ impl Config {
             }),
             web: Some(self.web.to_raw()),
             fleet: Some(FleetConfig::to_raw(self.fleet.as_ref())),
+            queue: Some(self.queue.to_raw()),
         }
     }
 

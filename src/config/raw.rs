@@ -31,6 +31,8 @@ pub struct RawConfig {
     pub web: Option<RawWeb>,
     /// `[fleet]`
     pub fleet: Option<super::fleet::RawFleet>,
+    /// `[queue]`
+    pub queue: Option<super::queue::RawQueue>,
 }
 
 /// `[log]`: which Exim main log to tail.

@@ -30,6 +30,7 @@ pub use entry::{
 pub use fields::parse_decimal;
 pub use fields::{quoted_text, unescape_quoted};
 pub use kind::Kind;
+pub use prefix::whole_message_id;
 pub use render::render;
 
 /// Parses one log line (without its newline). Never fails, never panics.

@@ -2,7 +2,8 @@
 //! set up: a real Exim delivering over loopback (`exim`, `exim_rotation`),
 //! a private PostgreSQL cluster (`fleet`), systemd's own checks of the
 //! shipped units (`systemd`), headless Chromium (`browser`), a real
-//! Prometheus (`prometheus`), and what needs root (`root`: other users,
+//! Prometheus (`prometheus`), the queue helper against a real Exim
+//! (`queue`), and what needs root (`root`: other users,
 //! a full tmpfs, journald's socket). Run with
 //! `cargo test --locked --all-features --test system` (and by `.ci/run`);
 //! `cargo test` alone runs the fast suite without them.
@@ -15,6 +16,7 @@ mod exim;
 mod exim_rotation;
 mod fleet;
 mod prometheus;
+mod queue;
 mod root;
 mod systemd;
 #[path = "../integration/util/mod.rs"]

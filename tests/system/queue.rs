@@ -1,0 +1,327 @@
+//! The queue helper against a real Exim (`tests/exim/queue.conf`): mail
+//! queued with `-odq` to a smarthost where nothing listens, the helper run
+//! as Exim's user exactly as systemd runs it (the connection on its
+//! standard input and output), in the first tier under NoNewPrivileges and
+//! in the second without. Exim's own log lines and listing are the truth.
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use exim_pilot::queue::helper::Reply;
+use exim_pilot::queue::listing::parse_listing;
+use exim_pilot::queue::outcome::Outcome;
+use exim_pilot::queue::record::Record;
+use tempfile::TempDir;
+
+use crate::util::system_program;
+
+/// A private Exim spool, and a helper set up to act on it.
+struct Queue {
+    dir: TempDir,
+    exim4: PathBuf,
+}
+
+impl Queue {
+    fn new() -> Option<Queue> {
+        let (Some(exim4), Some(_)) = (system_program("exim4"), system_program("setpriv")) else {
+            crate::util::stand_down(
+                "exim4 (exim4-daemon-light) or setpriv is not installed: the queue test",
+            );
+            return None;
+        };
+        if !crate::root::privileged("the queue test (it runs the helper as Debian-exim)") {
+            return None;
+        }
+        let dir = TempDir::new().unwrap();
+        let path = dir.path();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for sub in ["spool", "log", "mail", "actions"] {
+            std::fs::create_dir(path.join(sub)).unwrap();
+        }
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/exim/queue.conf"),
+            path.join("queue.conf"),
+        )
+        .unwrap();
+        // What systemd's ExecStart names: a root-owned helper and, for this
+        // private spool, Exim with its configuration (the helper's argv is
+        // fixed: "exim" is whatever [queue] exim names).
+        std::fs::copy(
+            env!("CARGO_BIN_EXE_exim-pilot-queue-helper"),
+            path.join("helper"),
+        )
+        .unwrap();
+        let wrapper = path.join("exim");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec {} -C {}/queue.conf -DDIR={} \"$@\"\n",
+                exim4,
+                path.display(),
+                path.display()
+            ),
+        )
+        .unwrap();
+        for file in ["helper", "exim"] {
+            std::fs::set_permissions(path.join(file), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+        std::fs::write(
+            path.join("pilot.toml"),
+            format!(
+                "[web]\nauth = \"proxy\"\nproxy_user_header = \"X-User\"\n\
+                 proxy_addresses = [\"127.0.0.1\"]\n\n\
+                 [queue]\nactions = true\nexim = \"{}\"\nactions_log = \"{}\"\nbulk_limit = 10\n",
+                wrapper.display(),
+                path.join("actions/actions.log").display()
+            ),
+        )
+        .unwrap();
+        let chown = Command::new("chown")
+            .args(["-R", "Debian-exim:Debian-exim"])
+            .args(["spool", "log", "mail", "actions"].map(|sub| path.join(sub)))
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        Some(Queue {
+            dir,
+            exim4: PathBuf::from(exim4),
+        })
+    }
+
+    /// Queues a message from `from` to `to` without trying to deliver it;
+    /// returns its id.
+    fn submit(&self, from: &str, to: &str, subject: &str) -> String {
+        let before = self.ids();
+        let mut exim = self
+            .exim_as_root(&["-odq", "-f", from, to])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        write!(
+            exim.stdin.take().unwrap(),
+            "From: {from}\nTo: {to}\nSubject: {subject}\n\nqueued by the test\n"
+        )
+        .unwrap();
+        assert!(exim.wait().unwrap().success());
+        let after = self.ids();
+        let new: Vec<String> = after
+            .into_iter()
+            .filter(|id| !before.contains(id))
+            .collect();
+        assert_eq!(new.len(), 1, "{new:?}");
+        new[0].clone()
+    }
+
+    fn exim_as_root(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.exim4);
+        command
+            .arg("-C")
+            .arg(self.dir.path().join("queue.conf"))
+            .arg(format!("-DDIR={}", self.dir.path().display()))
+            .args(args);
+        command
+    }
+
+    /// The queue as root's `exim -bp` lists it.
+    fn listing(&self) -> Vec<u8> {
+        let output = self.exim_as_root(&["-bp"]).output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        output.stdout
+    }
+
+    fn ids(&self) -> Vec<String> {
+        parse_listing(&self.listing())
+            .0
+            .into_iter()
+            .map(|m| m.id)
+            .collect()
+    }
+
+    fn mainlog(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log/mainlog")).unwrap_or_default()
+    }
+
+    fn records(&self) -> Vec<Record> {
+        std::fs::read(self.dir.path().join("actions/actions.log"))
+            .unwrap_or_default()
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| Record::from_line(line).unwrap())
+            .collect()
+    }
+
+    /// Sends `request` to the helper of `tier` run as Debian-exim (under
+    /// NoNewPrivileges when `no_new_privs`), its connection a socket as
+    /// systemd passes it; returns the reply and what followed it.
+    fn ask(&self, tier: u8, no_new_privs: bool, request: serde_json::Value) -> (Reply, Vec<u8>) {
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        let input: OwnedFd = theirs.into();
+        let output = input.try_clone().unwrap();
+        let mut setpriv = Command::new("setpriv");
+        setpriv.args([
+            "--reuid=Debian-exim",
+            "--regid=Debian-exim",
+            "--init-groups",
+        ]);
+        if no_new_privs {
+            setpriv.arg("--no-new-privs");
+        }
+        let helper = setpriv
+            .arg("--")
+            .arg(self.dir.path().join("helper"))
+            .args(["--tier", &tier.to_string(), "--config"])
+            .arg(self.dir.path().join("pilot.toml"))
+            .stdin(Stdio::from(input))
+            .stdout(Stdio::from(output))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The command holds the helper's end of the connection until it is
+        // dropped: without this, reading ours would never end.
+        drop(setpriv);
+        let mut line = request.to_string();
+        line.push('\n');
+        ours.write_all(line.as_bytes()).unwrap();
+        let done = helper.wait_with_output().unwrap();
+        let mut answer = Vec::new();
+        ours.read_to_end(&mut answer).unwrap();
+        assert!(
+            done.status.success(),
+            "helper: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        let newline = answer.iter().position(|&b| b == b'\n').unwrap();
+        let reply: Reply = serde_json::from_slice(&answer[..newline]).unwrap();
+        (reply, answer[newline + 1..].to_vec())
+    }
+}
+
+fn request(verb: &str, ids: &[&str]) -> serde_json::Value {
+    serde_json::json!({
+        "v": 1,
+        "request_id": format!("test-{verb}"),
+        "verb": verb,
+        "ids": ids,
+        "reason": "the queue test",
+        "origin": "cli",
+    })
+}
+
+#[test]
+fn the_first_tier_lists_freezes_thaws_and_removes_as_exim_logs_it() {
+    let Some(queue) = Queue::new() else { return };
+    let first = queue.submit("alice@test.example", "dave@remote.example", "one");
+    let second = queue.submit("<>", "erin@remote.example", "a bounce");
+    let third = queue.submit("bob@test.example", "frank@remote.example", "three");
+
+    // The listing equals root's, read by the same reader.
+    let (reply, listing) = queue.ask(1, true, request("list", &[]));
+    assert!(reply.ok, "{reply:?}");
+    let (mut listed, skipped) = parse_listing(&listing);
+    assert_eq!(skipped, 0);
+    // -bpr is unsorted, -bp sorted.
+    listed.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut expected = parse_listing(&queue.listing()).0;
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(listed, expected);
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().any(|m| m.id == second && m.sender.is_empty()));
+
+    let act = |verb: &str, ids: &[&str]| queue.ask(1, true, request(verb, ids)).0;
+    let reply = act("freeze", &[&first]);
+    assert_eq!(reply.outcomes, [Outcome::Done], "{reply:?}");
+    assert!(
+        queue
+            .mainlog()
+            .contains(&format!("{first} frozen by Debian-exim"))
+    );
+    let frozen = parse_listing(&queue.listing()).0;
+    assert!(frozen.iter().any(|m| m.id == first && m.frozen));
+    assert_eq!(act("freeze", &[&first]).outcomes, [Outcome::Noop]);
+    assert_eq!(
+        act("thaw", &[&first, &third]).outcomes,
+        [Outcome::Done, Outcome::Noop]
+    );
+    assert!(
+        queue
+            .mainlog()
+            .contains(&format!("{first} unfrozen by Debian-exim"))
+    );
+    assert_eq!(act("remove", &[&third]).outcomes, [Outcome::Done]);
+    assert!(
+        queue
+            .mainlog()
+            .contains(&format!("{third} removed by Debian-exim"))
+    );
+    assert_eq!(act("remove", &[&third]).outcomes, [Outcome::Absent]);
+    assert_eq!(queue.ids().len(), 2);
+
+    // The headers of a queued message, from the helper.
+    let (reply, headers) = queue.ask(1, true, request("show_headers", &[&first]));
+    assert!(reply.ok, "{reply:?}");
+    assert!(String::from_utf8_lossy(&headers).contains("Subject: one"));
+
+    // Every action has its intent and then its outcome, in order.
+    let records = queue.records();
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| match r {
+            Record::Intent(_) => "intent",
+            Record::Outcome(_) => "outcome",
+        })
+        .collect();
+    // freeze, freeze again, thaw, remove, remove again: showing headers is
+    // not audited.
+    assert_eq!(kinds.len(), 10, "{records:?}");
+    assert!(
+        kinds.chunks(2).all(|pair| pair == ["intent", "outcome"]),
+        "{kinds:?}"
+    );
+    match &records[0] {
+        Record::Intent(intent) => {
+            assert_eq!(intent.caller.actor.user, "root");
+            assert_eq!(intent.ids, [first.clone()]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn bad_requests_are_refused_and_deliver_needs_the_second_tier() {
+    let Some(queue) = Queue::new() else { return };
+    let id = queue.submit("alice@test.example", "alice@test.example", "local");
+    for (tier, request) in [
+        (1, request("remove", &["-C/tmp/evil"])),
+        (1, request("remove", &["1rAAAA-000001-AB;id"])),
+        (1, request("deliver", &[&id])),
+        (2, request("freeze", &[&id])),
+        (
+            1,
+            serde_json::json!({"v": 1, "request_id": "x", "verb": "run", "ids": []}),
+        ),
+    ] {
+        let (reply, _) = queue.ask(tier, tier == 1, request.clone());
+        assert!(!reply.ok, "{request}: {reply:?}");
+    }
+    // Nothing ran: no action lines, no records, the message still queued.
+    assert!(!queue.mainlog().contains(" by Debian-exim"));
+    assert!(queue.records().is_empty());
+    assert_eq!(queue.ids(), [id.clone()]);
+
+    // The second tier, without NoNewPrivileges: Exim's setuid root makes the
+    // local delivery that the first tier could not.
+    let (reply, _) = queue.ask(2, false, request("deliver", &[&id]));
+    assert_eq!(reply.outcomes, [Outcome::Started], "{reply:?}");
+    let log = queue.mainlog();
+    assert!(
+        log.contains(&format!("{id} => alice <alice@test.example>")),
+        "{log}"
+    );
+    assert!(log.contains(&format!("{id} Completed")), "{log}");
+    assert!(queue.ids().is_empty());
+}

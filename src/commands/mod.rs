@@ -9,6 +9,7 @@ mod ingest;
 mod parse;
 mod prune;
 mod query;
+mod queue;
 #[cfg(feature = "web")]
 mod serve;
 
@@ -79,6 +80,7 @@ pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -
             older_than, json, ..
         } => query::stuck(&config, &older_than, json),
         Command::Metrics { .. } => query::metrics(&config),
+        Command::Queue { action, .. } => queue::run(&config, action),
         Command::Serve { hash_password, .. } => serve_command(&config, hash_password).await,
         Command::Generate { what } => generate::stdout(what),
     }

@@ -12,6 +12,7 @@ pub mod flow;
 pub mod health;
 pub mod lines;
 pub mod metrics;
+pub mod queue;
 pub mod stats;
 pub mod stuck;
 pub mod trace;

@@ -201,6 +201,68 @@ impl Queue {
     }
 }
 
+impl Queue {
+    /// Listens on `queue.sock` and `deliver.sock` as systemd's sockets with
+    /// `Accept=yes` do: each connection gets a helper of its own (the first
+    /// tier under NoNewPrivileges), as Debian-exim.
+    fn listen(&self) {
+        for (name, tier) in [("queue.sock", 1u8), ("deliver.sock", 2u8)] {
+            let listener =
+                std::os::unix::net::UnixListener::bind(self.dir.path().join(name)).unwrap();
+            let dir = self.dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { return };
+                    let input: OwnedFd = stream.into();
+                    let output = input.try_clone().unwrap();
+                    let mut setpriv = Command::new("setpriv");
+                    setpriv.args([
+                        "--reuid=Debian-exim",
+                        "--regid=Debian-exim",
+                        "--init-groups",
+                    ]);
+                    if tier == 1 {
+                        setpriv.arg("--no-new-privs");
+                    }
+                    let helper = setpriv
+                        .arg("--")
+                        .arg(dir.join("helper"))
+                        .args(["--tier", &tier.to_string(), "--config"])
+                        .arg(dir.join("pilot.toml"))
+                        .stdin(Stdio::from(input))
+                        .stdout(Stdio::from(output))
+                        .spawn();
+                    drop(setpriv);
+                    if let Ok(mut helper) = helper {
+                        let _ = helper.wait();
+                    }
+                }
+            });
+        }
+        let mut config = std::fs::read_to_string(self.dir.path().join("pilot.toml")).unwrap();
+        config.push_str(&format!(
+            "socket = \"{}\"\ndeliver_socket = \"{}\"\n\n[database]\npath = \"{}\"\n",
+            self.dir.path().join("queue.sock").display(),
+            self.dir.path().join("deliver.sock").display(),
+            self.dir.path().join("pilot.db").display(),
+        ));
+        std::fs::write(self.dir.path().join("pilot.toml"), config).unwrap();
+    }
+
+    /// `exim-pilot` with this queue's configuration.
+    fn pilot(&self, args: &[&str]) -> (i32, String, String) {
+        let output = Command::new(crate::util::binary())
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("pilot.toml"))
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        crate::util::outcome(&output)
+    }
+}
+
 fn request(verb: &str, ids: &[&str]) -> serde_json::Value {
     serde_json::json!({
         "v": 1,
@@ -324,4 +386,92 @@ fn bad_requests_are_refused_and_deliver_needs_the_second_tier() {
     );
     assert!(log.contains(&format!("{id} Completed")), "{log}");
     assert!(queue.ids().is_empty());
+}
+
+#[test]
+fn the_cli_lists_with_the_logs_deferral_reasons_and_acts_through_the_helper() {
+    let Some(queue) = Queue::new() else { return };
+    queue.listen();
+    let remote = queue.submit("alice@test.example", "dave@remote.example", "deferred");
+    let frozen = queue.submit("bob@test.example", "erin@remote.example", "to freeze");
+    // A delivery attempt through the second tier: the smarthost refuses
+    // the connection, Exim defers and logs why.
+    let (status, stdout, stderr) = queue.pilot(&["queue", "deliver", &remote, "--yes"]);
+    assert_eq!(status, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("{remote} deliver: started")),
+        "{stdout}"
+    );
+    assert!(
+        queue
+            .mainlog()
+            .contains(&format!("{remote} == dave@remote.example"))
+    );
+    // The log into a database of its own, for the reasons.
+    let (status, _, stderr) = queue.pilot(&[
+        "ingest",
+        queue.dir.path().join("log/mainlog").to_str().unwrap(),
+    ]);
+    assert_eq!(status, 0, "{stderr}");
+
+    let (status, stdout, stderr) = queue.pilot(&["queue", "list", "--json"]);
+    assert_eq!(status, 0, "{stderr}");
+    let rows: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    let deferred = rows
+        .iter()
+        .find(|r| r["queue_id"] == remote.as_str())
+        .unwrap();
+    let recipient = &deferred["recipients"][0];
+    assert_eq!(recipient["address"], "dave@remote.example");
+    assert_eq!(recipient["attempts"], 1, "{deferred}");
+    assert!(
+        recipient["delay_reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Connection refused"),
+        "{deferred}"
+    );
+
+    // An action on a selection, confirmed with --yes; a selection of
+    // everything is refused, as is an action without confirmation.
+    let (status, _, stderr) = queue.pilot(&["queue", "freeze", "--older", "0s"]);
+    assert_eq!(status, 2, "{stderr}");
+    assert!(stderr.contains("--yes"), "{stderr}");
+    let (status, _, stderr) = queue.pilot(&["queue", "remove", "--yes"]);
+    assert_eq!(status, 2, "{stderr}");
+    let (status, stdout, stderr) = queue.pilot(&[
+        "queue",
+        "freeze",
+        "--recipient",
+        "erin@",
+        "--yes",
+        "--reason",
+        "loops",
+    ]);
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(stdout.trim(), format!("{frozen} freeze: done"));
+    let (_, stdout, _) = queue.pilot(&["queue", "list", "--frozen"]);
+    assert!(
+        stdout.contains(&frozen) && !stdout.contains(&remote),
+        "{stdout}"
+    );
+    let (_, stdout, _) = queue.pilot(&["queue", "count"]);
+    assert_eq!(stdout.trim(), "2");
+    let (status, stdout, _) = queue.pilot(&["queue", "remove", &frozen, "--dry-run"]);
+    assert_eq!(status, 0);
+    assert!(stdout.contains("dry_run"), "{stdout}");
+    assert_eq!(queue.ids().len(), 2);
+    let reasons: Vec<String> = queue
+        .records()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Intent(intent) => Some(format!("{} {}", intent.verb.name(), intent.reason)),
+            Record::Outcome(_) => None,
+        })
+        .collect();
+    assert_eq!(reasons, ["deliver ", "freeze loops", "remove "]);
 }

@@ -7,6 +7,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Overrides;
 
+mod queue;
+pub use queue::{Act, QueueAction, Selection};
+
 /// Tails Exim's main log into SQLite and answers what happened to every
 /// message.
 ///
@@ -177,6 +180,15 @@ pub enum Command {
         /// The database to prune.
         db: DbArg,
     },
+    /// See Exim's queue and act on it, through the queue helper ([queue])
+    Queue {
+        #[command(subcommand)]
+        /// What to do (list when none is named).
+        action: Option<QueueAction>,
+        #[command(flatten)]
+        /// The database the deferral reasons come from.
+        db: DbArg,
+    },
     /// Look after the fleet's PostgreSQL ([fleet] postgres)
     Fleet {
         #[command(subcommand)]
@@ -281,7 +293,8 @@ impl Command {
             | Command::Metrics { db }
             | Command::Serve { db, .. }
             | Command::Lines { db, .. }
-            | Command::Prune { db } => (None, false, db.db_path.clone()),
+            | Command::Prune { db }
+            | Command::Queue { db, .. } => (None, false, db.db_path.clone()),
             Command::Parse { .. } | Command::Generate { .. } | Command::Fleet { .. } => {
                 (None, false, None)
             }

@@ -3,8 +3,8 @@
 //!
 //! `exim-pilot-queue-helper --tier 1|2 [--config FILE]`. It reads only
 //! `[queue]` of the configuration, and only from a file root owns and no
-//! one else may write: the file says which Exim to run and whether actions
-//! may run at all.
+//! one else may write, or systemd's copy of one: the file says which Exim
+//! to run and whether actions may run at all.
 
 use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
@@ -66,7 +66,14 @@ fn arguments(mut args: impl Iterator<Item = String>) -> Result<(u8, PathBuf), St
 
 /// The configuration is trusted only when root owns it and no one else may
 /// change it: it names the program the helper runs with Exim's privileges.
+/// A copy systemd made from root's file (`LoadCredential=`, in the unit's
+/// credentials directory) is trusted as the file it came from.
 fn trusted(path: &Path) -> Result<(), String> {
+    if let Some(credentials) = std::env::var_os("CREDENTIALS_DIRECTORY")
+        && path.starts_with(credentials)
+    {
+        return Ok(());
+    }
     let metadata = std::fs::metadata(path).map_err(|err| format!("{}: {err}", path.display()))?;
     if metadata.uid() != 0 || metadata.mode() & 0o022 != 0 {
         return Err(format!(

@@ -210,3 +210,84 @@ fn the_web_units_file_limit_is_above_its_connection_bound() {
         "LimitNOFILE={limit}"
     );
 }
+
+/// The queue helper's units: both sockets and both services verify, the
+/// first tier is as tight as the daemon's unit and runs under
+/// NoNewPrivileges, and the second tier sets nothing that implies it (its
+/// deliveries need Exim's setuid root) yet still bounds what it may write.
+#[test]
+fn the_queue_helpers_units_verify_and_the_tiers_differ_only_where_they_must() {
+    let Some(analyze) = systemd_analyze() else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let helper = PathBuf::from(env!("CARGO_BIN_EXE_exim-pilot-queue-helper"));
+    let man8 = dir.path().join("man/man8");
+    std::fs::create_dir_all(&man8).unwrap();
+    let page = Command::new(binary())
+        .args(["generate", "man"])
+        .output()
+        .unwrap();
+    std::fs::write(man8.join("exim-pilot.8"), page.stdout).unwrap();
+    for name in [
+        "exim-pilot-queue.socket",
+        "exim-pilot-queue@.service",
+        "exim-pilot-deliver.socket",
+        "exim-pilot-deliver@.service",
+    ] {
+        let text = unit_text(name).replace(
+            "/usr/libexec/exim-pilot/exim-pilot-queue-helper",
+            &helper.display().to_string(),
+        );
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    for name in ["exim-pilot-queue.socket", "exim-pilot-deliver.socket"] {
+        let output = Command::new(&analyze)
+            .arg("verify")
+            .arg(dir.path().join(name))
+            .env("MANPATH", dir.path().join("man"))
+            .output()
+            .unwrap();
+        let (status, stdout, stderr) = outcome(&output);
+        assert_eq!(
+            (status, stdout.as_str(), stderr.as_str()),
+            (0, "", ""),
+            "{name}"
+        );
+    }
+    let tight = exposure(&analyze, &unit_path("exim-pilot-queue@.service"));
+    let loose = exposure(&analyze, &unit_path("exim-pilot-deliver@.service"));
+    eprintln!("exim-pilot-queue@.service: exposure {tight}; exim-pilot-deliver@.service: {loose}");
+    assert!(tight <= MAX_EXPOSURE, "first tier: exposure {tight}");
+    assert!(loose > tight, "{loose} {tight}");
+    let first = unit_text("exim-pilot-queue@.service");
+    let second = unit_text("exim-pilot-deliver@.service");
+    assert!(first.contains("\nNoNewPrivileges=yes\n"));
+    // systemd.exec(5): each of these implies NoNewPrivileges.
+    for implies in [
+        "SystemCallFilter=",
+        "SystemCallArchitectures=",
+        "RestrictAddressFamilies=",
+        "RestrictNamespaces=",
+        "PrivateDevices=",
+        "ProtectKernelTunables=",
+        "ProtectKernelModules=",
+        "ProtectKernelLogs=",
+        "ProtectClock=",
+        "MemoryDenyWriteExecute=",
+        "RestrictRealtime=",
+        "RestrictSUIDSGID=",
+        "DynamicUser=",
+        "LockPersonality=",
+        "NoNewPrivileges=",
+    ] {
+        assert!(
+            !second.lines().any(|l| l.starts_with(implies)),
+            "second tier sets {implies}"
+        );
+    }
+    for unit in [&first, &second] {
+        assert!(unit.contains("\nProtectSystem=strict\n") && unit.contains("\nUser=Debian-exim\n"));
+        assert!(unit.contains("LoadCredential=exim-pilot.toml:/etc/exim-pilot/exim-pilot.toml"));
+    }
+}

@@ -180,6 +180,25 @@ pub enum Command {
         /// The database to prune.
         db: DbArg,
     },
+    /// The audit log: what the program did on its own, and what people did
+    /// to Exim's queue (who, from where, what came of it), newest first
+    Audit {
+        #[command(flatten)]
+        /// The database to read.
+        db: DbArg,
+        /// Only records about this message (an Exim id)
+        #[arg(long, value_name = "ID")]
+        message: Option<String>,
+        /// Only records by this actor
+        #[arg(long, value_name = "USER")]
+        actor: Option<String>,
+        /// Only records younger than this age ("2h", "7d")
+        #[arg(long, value_name = "AGE")]
+        since: Option<String>,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// See Exim's queue and act on it, through the queue helper ([queue])
     Queue {
         #[command(subcommand)]
@@ -294,7 +313,8 @@ impl Command {
             | Command::Serve { db, .. }
             | Command::Lines { db, .. }
             | Command::Prune { db }
-            | Command::Queue { db, .. } => (None, false, db.db_path.clone()),
+            | Command::Queue { db, .. }
+            | Command::Audit { db, .. } => (None, false, db.db_path.clone()),
             Command::Parse { .. } | Command::Generate { .. } | Command::Fleet { .. } => {
                 (None, false, None)
             }

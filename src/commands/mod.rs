@@ -81,6 +81,19 @@ pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -
         } => query::stuck(&config, &older_than, json),
         Command::Metrics { .. } => query::metrics(&config),
         Command::Queue { action, .. } => queue::run(&config, action),
+        Command::Audit {
+            message,
+            actor,
+            since,
+            json,
+            ..
+        } => query::audit(
+            &config,
+            message.as_deref(),
+            actor.as_deref(),
+            since.as_deref(),
+            json,
+        ),
         Command::Serve { hash_password, .. } => serve_command(&config, hash_password).await,
         Command::Generate { what } => generate::stdout(what),
     }

@@ -150,3 +150,43 @@ pub fn stuck(config: &Config, older_than: &str, json: bool) -> Result<()> {
     out.flush()?;
     Ok(())
 }
+
+/// `exim-pilot audit`: the audit log, newest first.
+pub fn audit(
+    config: &Config,
+    message: Option<&str>,
+    actor: Option<&str>,
+    since: Option<&str>,
+    json: bool,
+) -> Result<()> {
+    let since_ms = since
+        .map(|age| {
+            humantime::parse_duration(age)
+                .map(|age| {
+                    crate::store::repo::now_ms()
+                        - i64::try_from(age.as_millis()).unwrap_or(i64::MAX)
+                })
+                .map_err(|err| {
+                    Failure::new(
+                        USAGE,
+                        format!("--since {age:?}: {err} (an age such as 2h or 7d)"),
+                    )
+                })
+        })
+        .transpose()?;
+    let conn = query::open(&config.database.path).map_err(usage)?;
+    let filter = query::audit::AuditFilter {
+        message_id: message,
+        actor,
+        since_ms,
+    };
+    let rows = query::audit::find(&conn, &filter).map_err(usage)?;
+    let mut out = crate::output::stdout();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+    } else {
+        write!(out, "{}", for_terminal(&query::audit::render(&rows)))?;
+    }
+    out.flush()?;
+    Ok(())
+}

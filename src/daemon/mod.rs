@@ -13,6 +13,7 @@ mod health;
 mod lock;
 mod metrics;
 mod progress;
+mod queue_actions;
 mod reload;
 mod signals;
 mod source_thread;
@@ -80,6 +81,8 @@ struct Running {
     notifier: Arc<Mutex<Notifier>>,
     control: Arc<ReaderControl>,
     source_thread: std::thread::JoinHandle<()>,
+    /// The queue helper's actions log, followed like Exim's when it exists.
+    actions: Option<queue_actions::ActionsReader>,
     settings: watch::Sender<WriterSettings>,
     config_tx: watch::Sender<Arc<Config>>,
     shutdown: watch::Sender<bool>,
@@ -105,8 +108,7 @@ impl Running {
     ///
     /// Long because the tasks start in the order they depend on each other
     /// (store, metrics, fleet pool, writer, source thread, health, stall
-    /// watch, replicator), each handing the next its channel or handle; a
-    /// candidate for splitting with the sources' one loop (#29).
+    /// watch, replicator), each handing the next its channel or handle.
     async fn start(
         config_path: Option<PathBuf>,
         overrides: Overrides,
@@ -138,7 +140,7 @@ impl Running {
             .is_some();
         let (source, indexes): (Box<dyn LineSource>, _) = match config.log.source {
             LogSource::File => {
-                let (positions, latest) = file_positions(&stored, &config);
+                let (positions, latest) = file_positions(&stored, &config.log.path);
                 let indexes = catch_up_indexes(&handle, &config, latest.as_ref()).await?;
                 let follower = Follower::new(config.log.path.clone(), follow_settings, positions);
                 (Box::new(FileSource::new(follower, latest)), indexes)
@@ -152,6 +154,7 @@ impl Running {
         };
         let (sender, receiver) = channel::for_config(&config.ingest);
         let audit = Some(sender.clone());
+        let actions = queue_actions::start(&config, &stored, sender.clone());
         let (control, source_thread) = source_thread::spawn(source, sender, poll_active, poll_idle);
         control.set_stall_after(config.health.stall_after);
         let fleet_progress = config
@@ -203,6 +206,7 @@ impl Running {
             notifier,
             control,
             source_thread,
+            actions,
             settings: started.settings,
             config_tx,
             shutdown,
@@ -257,6 +261,9 @@ impl Running {
         lock(&self.notifier).stopping();
         self.audit.take();
         self.control.stop();
+        if let Some(actions) = &self.actions {
+            actions.control.stop();
+        }
         let _ = self.shutdown.send(true);
         let result = match ended {
             Some(result) => result,
@@ -300,6 +307,13 @@ impl Running {
         .await;
         if joined.is_err() {
             tracing::warn!("the reader did not stop in time; exiting without it");
+        }
+        if let Some(actions) = self.actions.take() {
+            let _ = tokio::time::timeout(
+                READER_JOIN_TIMEOUT,
+                tokio::task::spawn_blocking(move || actions.thread.join()),
+            )
+            .await;
         }
         let totals = result.context("the writer task failed")??;
         let truncated = self
@@ -351,9 +365,12 @@ fn start_replicator(
 }
 
 /// The stored positions as the file follower keeps them, and the newest
-/// one of the configured log (where a restart resumes).
-fn file_positions(rows: &[SourcePosition], config: &Config) -> (Positions, Option<LastRead>) {
-    let live_path = config.log.path.display().to_string();
+/// one of the file at `path` (where a restart resumes).
+pub(crate) fn file_positions(
+    rows: &[SourcePosition],
+    path: &std::path::Path,
+) -> (Positions, Option<LastRead>) {
+    let live_path = path.display().to_string();
     let latest = rows
         .iter()
         .find(|row| row.path == live_path)

@@ -252,6 +252,7 @@ mod tests {
                 path: "mainlog".to_owned(),
                 device: None,
                 inode: None,
+                kind: Default::default(),
             }),
             start: 0,
             end: bytes as u64 + 1,

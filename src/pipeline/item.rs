@@ -14,6 +14,19 @@ pub struct SourceInfo {
     pub device: Option<u64>,
     /// Its inode then.
     pub inode: Option<u64>,
+    /// What its lines are.
+    pub kind: SourceKind,
+}
+
+/// What a source's lines are: Exim's log, or the queue helper's records
+/// of the actions it ran (which go to the audit log, not among Exim's lines).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum SourceKind {
+    /// Exim's main log.
+    #[default]
+    EximLog,
+    /// The queue helper's actions log (`crate::queue::record`).
+    QueueActions,
 }
 
 /// One framed line, owned so it can cross the channel.

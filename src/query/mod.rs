@@ -6,6 +6,7 @@
 //! age (`2h`, `3d`) counted back from the newest line in the database, so
 //! questions about old logs and live ones work the same way.
 
+pub mod audit;
 #[cfg(feature = "fleet")]
 pub mod fleet;
 pub mod flow;

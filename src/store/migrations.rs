@@ -54,6 +54,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0011_messages_header_id"),
     migration!("0012_fleet_shipped"),
     migration!("0013_metric_label_slots"),
+    migration!("0014_audit_queue_actions"),
 ];
 
 /// The schema version this build writes.
@@ -314,7 +315,8 @@ mod tests {
                 "0010_metric_counters",
                 "0011_messages_header_id",
                 "0012_fleet_shipped",
-                "0013_metric_label_slots"
+                "0013_metric_label_slots",
+                "0014_audit_queue_actions"
             ]
         );
         assert_eq!(rows_as_text(&conn, attempts), before_attempts);
@@ -414,7 +416,8 @@ mod tests {
                 "0010_metric_counters",
                 "0011_messages_header_id",
                 "0012_fleet_shipped",
-                "0013_metric_label_slots"
+                "0013_metric_label_slots",
+                "0014_audit_queue_actions"
             ]
         );
         let lines: Vec<String> = crate::store::repo::all_lines(&conn)

@@ -17,6 +17,7 @@ mod metrics;
 mod model;
 mod parser;
 mod query;
+mod queue_audit;
 mod retention;
 mod rewrites;
 mod scenarios;

@@ -192,6 +192,7 @@ async fn the_writer_stores_a_replayed_line_once() {
         path: "mainlog".to_owned(),
         device: None,
         inode: None,
+        kind: Default::default(),
     });
     let lines: Vec<Item> = (0..4u64)
         .map(|i| {

@@ -9,12 +9,12 @@ use rustc_hash::FxHashMap as HashMap;
 
 use deadpool_sqlite::rusqlite::Transaction;
 
-use super::{WriteTotals, WriterState};
+use super::{WriteTotals, WriterState, queue_actions};
 use crate::model::BatchModel;
 use crate::model::counter_seed::seed_if_needed;
 use crate::model::counters::CounterTally;
 use crate::parse::{Entry, Event, parse_line};
-use crate::pipeline::item::{AuditItem, GapItem, Item, LineItem, SourceInfo};
+use crate::pipeline::item::{AuditItem, GapItem, Item, LineItem, SourceInfo, SourceKind};
 use crate::store::chunk::LineRecord;
 use crate::store::repo::{
     AuditRecord, Checkpoint, ChunkedLines, Gap, ReadPosition, SourceIdentity, add_line_counts,
@@ -192,6 +192,16 @@ impl<'b> BatchWriter<'_, 'b> {
             self.totals.replayed += 1;
             return Ok(());
         }
+        if line.source.kind == SourceKind::QueueActions {
+            // The queue helper's records go to the audit log, not among
+            // Exim's lines; their read position commits the same way.
+            queue_actions::ingest(tx, &line.bytes, &mut self.state.awaiting)?;
+            self.stored_to.insert(source_id, line.end);
+            self.positions
+                .insert(source_id, (line.end, line.resume.as_bytes()));
+            self.totals.inserted += 1;
+            return Ok(());
+        }
         self.counters
             .line(&entry, line.length > line.bytes.len() as u64);
         let at = entry.prefix.map(|prefix| prefix.timestamp.local_ms());
@@ -219,6 +229,7 @@ impl<'b> BatchWriter<'_, 'b> {
             message_row,
             context.logged_ms,
         )?;
+        queue_actions::confirm(tx, &entry, context.logged_ms, &mut self.state.awaiting)?;
         *self
             .counts
             .entry((minute_of(context.logged_ms), entry.kind().name()))

@@ -82,6 +82,7 @@ async fn commit_once(
         attempt_state.texts.clear();
         attempt_state.contexts.clear();
         attempt_state.counters_seeded = false;
+        attempt_state.awaiting = None;
         attempt_state.store_generation = generation;
     }
     let outcome = store

@@ -13,6 +13,7 @@ mod batch;
 mod catch_up;
 mod commit;
 mod pruning;
+mod queue_actions;
 
 pub use catch_up::Indexes;
 
@@ -163,6 +164,8 @@ struct WriterState {
     store_generation: u64,
     /// Whether this database's counters were seeded (or needed no seed).
     counters_seeded: bool,
+    /// The messages with a queue action awaiting Exim's line.
+    awaiting: queue_actions::Awaiting,
 }
 
 /// Runs until the channel closes and everything received is committed.

@@ -9,7 +9,7 @@ use super::framing::{Line, LineReader, TailMarker};
 use super::identity::Fingerprint;
 use super::input::{LogInput, MarkerCheck};
 use super::positions::Positions;
-use crate::pipeline::item::{GapItem, Item, LineItem, ResumeMarker, SourceInfo};
+use crate::pipeline::item::{GapItem, Item, LineItem, ResumeMarker, SourceInfo, SourceKind};
 use crate::pipeline::source::ItemSink;
 
 /// How reading one file ended.
@@ -47,11 +47,12 @@ pub fn identify(path: &Path) -> std::io::Result<Option<Arc<SourceInfo>>> {
         path: path.display().to_string(),
         device: Some(metadata.dev()),
         inode: Some(metadata.ino()),
+        kind: SourceKind::EximLog,
     })))
 }
 
-/// Reads `path` from its stored position to the end and sends every
-/// complete line. With `finish`, an unterminated last line is sent too (the
+/// Reads `path` (whose lines are `kind`) from its stored position to the
+/// end and sends every complete line. With `finish`, an unterminated last line is sent too (the
 /// file is finished: rotated and drained, or named to `ingest` explicitly as
 /// complete); without it, it waits for a later run.
 pub fn read_file(
@@ -59,6 +60,7 @@ pub fn read_file(
     positions: &mut Positions,
     max_line_bytes: usize,
     finish: bool,
+    kind: SourceKind,
     sink: &mut dyn ItemSink,
 ) -> std::io::Result<ReadSummary> {
     let Some(mut source) = identify(path)? else {
@@ -67,6 +69,7 @@ pub fn read_file(
             ..ReadSummary::default()
         });
     };
+    Arc::make_mut(&mut source).kind = kind;
     let (resolved, input) = resolve(path, positions, &mut source)?;
     let (offset, marker) = (resolved.position.byte_offset, resolved.position.marker);
     let compressed = input.compressed;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::finished::{ReadSummary, read_file};
 use super::positions::Positions;
+use crate::pipeline::item::SourceKind;
 use crate::pipeline::source::{ItemSink, LineSource, PollOutcome};
 
 /// Files to read in order, and what reading each gave.
@@ -50,7 +51,14 @@ impl LineSource for NamedFiles {
         let Some(path) = self.current().map(Path::to_path_buf) else {
             return Ok(PollOutcome::default());
         };
-        let summary = read_file(&path, &mut self.positions, self.max_line_bytes, false, sink)?;
+        let summary = read_file(
+            &path,
+            &mut self.positions,
+            self.max_line_bytes,
+            false,
+            SourceKind::EximLog,
+            sink,
+        )?;
         let outcome = PollOutcome {
             lines: summary.lines,
             again: true,

@@ -67,6 +67,7 @@ impl JournalSettings {
             path,
             device: None,
             inode: None,
+            kind: crate::pipeline::item::SourceKind::EximLog,
         })
     }
 }

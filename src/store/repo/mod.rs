@@ -11,6 +11,7 @@ use super::error::{Context, ResultExt, StoreError};
 mod audit;
 mod counts;
 mod lines;
+pub mod queue_actions;
 mod shipped;
 mod sources;
 

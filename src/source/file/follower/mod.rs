@@ -60,6 +60,8 @@ pub struct FollowSettings {
     pub rotate_grace: Duration,
     /// Cap of the retry delay when the path cannot be opened.
     pub open_retry_max: Duration,
+    /// What the followed file's lines are.
+    pub kind: crate::pipeline::item::SourceKind,
 }
 
 impl FollowSettings {
@@ -71,6 +73,7 @@ impl FollowSettings {
             poll_idle: Duration::from_secs(1),
             rotate_grace: Duration::from_secs(2),
             open_retry_max: Duration::from_secs(5),
+            kind: crate::pipeline::item::SourceKind::EximLog,
         }
     }
 }

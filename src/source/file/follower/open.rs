@@ -94,6 +94,7 @@ impl Follower {
             path: self.path.display().to_string(),
             device: Some(metadata.dev()),
             inode: Some(metadata.ino()),
+            kind: self.settings.kind,
         };
         let resolved = self.positions.resolve(fingerprint, |offset, marker| {
             check_marker(&file, offset, marker)

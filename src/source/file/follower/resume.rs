@@ -91,6 +91,7 @@ impl Follower {
             &mut self.positions,
             self.settings.max_line_bytes,
             true,
+            self.settings.kind,
             sink,
         )
     }

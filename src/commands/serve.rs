@@ -40,6 +40,7 @@ pub async fn run(config: &Config) -> Result<()> {
             database: config.database.path.clone(),
             config: config.web.clone(),
             fleet: config.fleet.clone(),
+            queue: config.queue.clone(),
         },
     )
     .await?;

@@ -272,6 +272,16 @@ impl Masked for crate::query::stuck::Stuck {
     }
 }
 
+impl Masked for crate::query::queue::QueuedView {
+    fn mask(&mut self) {
+        mask_field(&mut self.sender);
+        for recipient in &mut self.recipients {
+            mask_field(&mut recipient.address);
+            recipient.delay_reason.iter_mut().for_each(mask_text);
+        }
+    }
+}
+
 impl Masked for crate::query::stats::Stats {
     fn mask(&mut self) {
         for row in &mut self.top_senders {

@@ -22,6 +22,7 @@ mod fleet;
 mod live;
 mod mask;
 mod pages;
+mod queue;
 mod reply;
 mod server;
 mod slots;
@@ -51,6 +52,8 @@ pub struct WebSettings {
     pub config: crate::config::WebConfig,
     /// `[fleet]`, for the fleet's pages.
     pub fleet: Option<crate::config::FleetConfig>,
+    /// `[queue]`: the queue helper's socket.
+    pub queue: crate::config::QueueConfig,
 }
 
 /// Longest value of any query parameter, in bytes.
@@ -90,6 +93,8 @@ struct App {
     /// The fleet's PostgreSQL, when configured.
     #[cfg(feature = "fleet")]
     fleet: Option<Arc<fleet::FleetView>>,
+    /// `[queue]`: where the queue helper listens.
+    queue: Arc<crate::config::QueueConfig>,
 }
 
 /// Why a request could not be answered, with its status.
@@ -230,6 +235,7 @@ fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) 
         heavy: turns::heavy_slots(),
         #[cfg(feature = "fleet")]
         fleet,
+        queue: Arc::new(settings.queue.clone()),
     };
     #[cfg(feature = "fleet")]
     let fleet_routes = fleet::routes();
@@ -239,6 +245,7 @@ fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) 
         .merge(pages::routes())
         .merge(api::routes())
         .merge(fleet_routes)
+        .merge(queue::routes())
         .route("/live", get(live::page))
         .route("/api/v1/live", get(live::events))
         .route("/login", get(auth::login_form).post(auth::login))

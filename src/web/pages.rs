@@ -325,7 +325,7 @@ async fn stuck_page(
             label { "Waiting longer than" input name="older_than" value=(older_than); }
             button type="submit" { "Show" }
         }
-        p.muted { (rows.len()) " recipient(s) pending or deferred, oldest first" }
+        p.muted { (rows.len()) " recipient(s) pending or deferred, oldest first. What is in Exim's queue now, and acting on it: " a href="/queue" { "the queue" } "." }
         table {
             thead { tr { th { "Received" } th { "Message" } th { "Recipient" } th { "Status" } th { "Last attempt" } th { "Last error" } } }
             tbody {

@@ -10,11 +10,12 @@ use maud::{DOCTYPE, Markup, html};
 use super::WebError;
 use super::mask::Masking;
 
-const NAV: [(&str, &str); 7] = [
+const NAV: [(&str, &str); 8] = [
     ("/", "Search"),
     ("/fleet", "Fleet"),
     ("/flow", "Mail flow"),
     ("/stuck", "Stuck"),
+    ("/queue", "Queue"),
     ("/live", "Live"),
     ("/log", "Log"),
     ("/health", "Health"),

@@ -28,3 +28,4 @@ mod transactions;
 mod util;
 mod web;
 mod web_hostile;
+mod web_queue;

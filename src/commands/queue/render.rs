@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use crate::query::queue::RecipientHistory;
 use crate::queue::filter::queued_seconds;
-use crate::queue::listing::{QueuedMessage, arrival_seconds};
+use crate::queue::listing::QueuedMessage;
 
 type Histories = HashMap<(String, String), RecipientHistory>;
 
@@ -69,31 +69,8 @@ pub fn text(message: &QueuedMessage, histories: &Histories) -> String {
 
 /// One message as a JSON line (`postqueue -j`'s names, and the history).
 pub fn json(message: &QueuedMessage, histories: &Histories) -> serde_json::Value {
-    let recipients: Vec<serde_json::Value> = message
-        .recipients
-        .iter()
-        .map(|recipient| {
-            let address = text_of(&recipient.address);
-            let history = histories.get(&(message.id.clone(), address.clone()));
-            serde_json::json!({
-                "address": address,
-                "delivered": recipient.delivered,
-                "generated": recipient.generated,
-                "delay_reason": history.and_then(|h| h.last_error.clone()),
-                "attempts": history.map_or(0, |h| h.attempts),
-                "last_attempt": history.and_then(|h| h.last_attempt.clone()),
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "queue_id": message.id,
-        "arrival_time": arrival_seconds(&message.id),
-        "message_size": message.size_bytes,
-        "sender": text_of(&message.sender),
-        "frozen": message.frozen,
-        "spool_error": message.spool_error,
-        "recipients": recipients,
-    })
+    let views = crate::query::queue::views(std::slice::from_ref(message), histories);
+    serde_json::to_value(&views[0]).unwrap_or_default()
 }
 
 /// Per domain of the waiting recipients: messages, bytes, the oldest and

@@ -63,6 +63,16 @@ pub(crate) struct Auth {
 }
 
 impl Auth {
+    /// How users sign in (`none`, `users`, `proxy`), as the queue helper
+    /// records it.
+    pub(crate) fn method(&self) -> &'static str {
+        match self.config.auth {
+            WebAuth::None => "none",
+            WebAuth::Users(_) => "users",
+            WebAuth::Proxy { .. } => "proxy",
+        }
+    }
+
     /// A new key each start: signing in again after a restart is the price
     /// of keeping no secret on disk.
     pub(crate) fn new(config: WebConfig) -> Self {

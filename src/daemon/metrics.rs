@@ -38,6 +38,7 @@ struct Source {
     settings: watch::Receiver<MetricsConfig>,
     permits: Arc<Semaphore>,
     fleet: Option<Arc<crate::fleet::FleetProgress>>,
+    queue: Arc<super::queue_gauge::QueueCounts>,
 }
 
 impl Source {
@@ -54,6 +55,7 @@ impl Source {
             ),
             lag_seconds: Some(self.control.lag_seconds()),
             source_stalled: Some(self.control.stall().is_some()),
+            queue: self.queue.get(),
             ..Live::default()
         };
         if let Some(fleet) = &self.fleet {
@@ -106,6 +108,7 @@ impl Bound {
         database: PathBuf,
         control: Arc<ReaderControl>,
         fleet: Option<Arc<crate::fleet::FleetProgress>>,
+        queue: Arc<super::queue_gauge::QueueCounts>,
     ) -> Metrics {
         let Bound { config, listener } = self;
         let (settings, settings_rx) = watch::channel(config.clone());
@@ -116,6 +119,7 @@ impl Bound {
             settings: settings_rx,
             permits: Arc::new(Semaphore::new(CONCURRENT_SCRAPES)),
             fleet,
+            queue,
         };
         if let Some(path) = &config.textfile {
             let text = source.render().await;

@@ -14,6 +14,7 @@ mod lock;
 mod metrics;
 mod progress;
 mod queue_actions;
+mod queue_gauge;
 mod reload;
 mod signals;
 mod source_thread;
@@ -175,6 +176,7 @@ impl Running {
         );
         let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let queue_counts = queue_gauge::start(&config.queue, shutdown_rx.clone());
         let health = tokio::spawn(health::run(handle.clone(), config_rx, shutdown_rx));
         #[cfg(feature = "fleet")]
         let fleet = start_replicator(&config, fleet_progress.as_ref(), fleet_pool);
@@ -186,6 +188,7 @@ impl Running {
                 config.database.path.clone(),
                 Arc::clone(&control),
                 fleet_progress,
+                queue_counts,
             )
             .await;
         let stall = stall::StallWatch::new(Arc::clone(&control), stall_open);

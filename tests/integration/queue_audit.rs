@@ -69,15 +69,16 @@ fn append(path: &Path, records: &[Record]) {
 /// every queue action in the audit log.
 type Row = (String, Option<String>, String, String, String, bool, String);
 
+/// The rows, or none while the database is not there or not migrated yet.
 fn rows(db: &Path) -> Vec<Row> {
     let conn = Connection::open(db).unwrap();
-    let mut statement = conn
-        .prepare(
-            "SELECT request_id, message_id, actor, action, outcome, confirmed_ms IS NOT NULL,
-                    client_ip
-             FROM audit_log WHERE request_id IS NOT NULL ORDER BY id",
-        )
-        .unwrap();
+    let Ok(mut statement) = conn.prepare(
+        "SELECT request_id, message_id, actor, action, outcome, confirmed_ms IS NOT NULL,
+                client_ip
+         FROM audit_log WHERE request_id IS NOT NULL ORDER BY id",
+    ) else {
+        return Vec::new();
+    };
     statement
         .query_map([], |row| {
             Ok((
@@ -275,5 +276,60 @@ fn actions_come_in_once_stay_unknown_without_an_outcome_and_exims_line_confirms_
     assert!(
         stdout.contains("web bob queue_remove 1xWZzU-0001uN-1x: unknown from 192.0.2.7 (looping)"),
         "{stdout}"
+    );
+}
+
+/// The daemon's `exim_queue` and `exim_queue_frozen`, from what the queue
+/// helper lists (a stand-in here), and none while the helper is absent.
+#[test]
+fn the_daemon_exports_exims_queue_size_from_the_helper() {
+    let dir = TempDir::new().unwrap();
+    let socket = dir.path().join("queue.sock");
+    let port = crate::util::free_port();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!(
+            "{FAST_CONFIG}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n[queue]\nsocket = \"{}\"\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    append_lines(
+        &dir.path().join("mainlog"),
+        &crate::util::numbered_lines("q", 0, 1),
+    );
+    let daemon = Daemon::start(dir.path());
+    wait_for_lines(&daemon.db, 1, WAIT, Some(&daemon));
+    // Empty while the daemon is not listening yet.
+    let scrape = || {
+        crate::util::http_get(port, "/metrics")
+            .map(|(_, body)| crate::util::parse_exposition(&body))
+            .unwrap_or_default()
+    };
+    let samples = scrape();
+    assert!(samples.contains_key("exim_pilot_lag_bytes"), "{samples:?}");
+    assert!(!samples.contains_key("exim_queue"), "{samples:?}");
+    assert!(daemon.stop().success());
+
+    let seen = crate::util::queue_helper::stand_in_helper(&socket);
+    let daemon = Daemon::start(dir.path());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let samples = scrape();
+        if samples.get("exim_queue") == Some(&2.0) {
+            assert_eq!(samples.get("exim_queue_frozen"), Some(&1.0));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{samples:?}\n{}",
+            daemon.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let request = seen.lock().unwrap()[0].clone();
+    assert_eq!(
+        (request["verb"].as_str(), request["origin"].as_str()),
+        (Some("list"), Some("daemon"))
     );
 }

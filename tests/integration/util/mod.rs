@@ -12,6 +12,7 @@ use exim_pilot::store::chunk::StoredLine;
 mod daemon;
 pub mod metrics;
 mod postgres;
+pub mod queue_helper;
 pub mod web;
 pub use daemon::{Daemon, FAST_CONFIG};
 pub use postgres::{Postgres, Proxy};

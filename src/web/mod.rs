@@ -23,6 +23,7 @@ mod live;
 mod mask;
 mod pages;
 mod queue;
+mod queue_act;
 mod reply;
 mod server;
 mod slots;
@@ -95,6 +96,8 @@ struct App {
     fleet: Option<Arc<fleet::FleetView>>,
     /// `[queue]`: where the queue helper listens.
     queue: Arc<crate::config::QueueConfig>,
+    /// Form and confirmation tokens of queue actions, and their limits.
+    tokens: Arc<auth::Tokens>,
 }
 
 /// Why a request could not be answered, with its status.
@@ -158,6 +161,24 @@ impl App {
         })
         .await
         .map_err(|err| WebError::Unavailable(format!("the query failed: {err}")))?
+    }
+}
+
+impl App {
+    /// The client's address: the TCP peer, or the address the configured
+    /// reverse proxy puts last in `X-Forwarded-For` when the peer is that
+    /// proxy (any other client's header is ignored).
+    fn client_ip(&self, peer: std::net::SocketAddr, headers: &axum::http::HeaderMap) -> String {
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.rsplit(',').next())
+            .map(str::trim)
+            .filter(|value| value.parse::<std::net::IpAddr>().is_ok());
+        match forwarded {
+            Some(client) if self.auth.is_proxy(peer.ip()) => client.to_owned(),
+            _ => peer.ip().to_string(),
+        }
     }
 }
 
@@ -236,6 +257,7 @@ fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) 
         #[cfg(feature = "fleet")]
         fleet,
         queue: Arc::new(settings.queue.clone()),
+        tokens: Arc::new(auth::Tokens::new()),
     };
     #[cfg(feature = "fleet")]
     let fleet_routes = fleet::routes();
@@ -246,6 +268,7 @@ fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) 
         .merge(api::routes())
         .merge(fleet_routes)
         .merge(queue::routes())
+        .merge(queue_act::routes())
         .route("/live", get(live::page))
         .route("/api/v1/live", get(live::events))
         .route("/login", get(auth::login_form).post(auth::login))

@@ -154,20 +154,25 @@ async fn queue_api(
     State(app): State<App>,
     Extension(session): Extension<Session>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
     masking: Masking,
     Query(query): Query<QueueQuery>,
 ) -> Response {
-    answer(listing(&app, &session, peer.ip().to_string(), &query, masking).await)
+    let client_ip = app.client_ip(peer, &headers);
+    answer(listing(&app, &session, client_ip, &query, masking).await)
 }
 
 async fn queue_page(
     State(app): State<App>,
     Extension(session): Extension<Session>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
     masking: Masking,
     Query(query): Query<QueueQuery>,
 ) -> Response {
-    let rows = match listing(&app, &session, peer.ip().to_string(), &query, masking).await {
+    let client_ip = app.client_ip(peer, &headers);
+    let acts = super::queue_act::offered(&app, &session);
+    let rows = match listing(&app, &session, client_ip, &query, masking).await {
         Ok(rows) => rows,
         Err(error) => return error_page(&error),
     };
@@ -191,6 +196,8 @@ async fn queue_page(
             button type="submit" { "Show" }
         }
         p.muted { (rows.len()) " message(s), " (frozen) " frozen" }
+        form method="post" action="/queue/confirm" {
+        @if acts { (super::queue_act::action_form(&app, &session)) }
         table {
             thead { tr { th { "Message" } th { "Size" } th { "Sender" } th { "Recipient" } th { "Attempts" } th { "Why it waits" } } }
             tbody {
@@ -199,6 +206,7 @@ async fn queue_page(
                         tr {
                             td {
                                 @if index == 0 {
+                                    @if acts { input type="checkbox" name="id" value=(row.queue_id); " " }
                                     a href=(format!("/message/{}", row.queue_id)) { (row.queue_id) }
                                     @if row.frozen { " " span.status.status-frozen { "frozen" } }
                                 }
@@ -212,6 +220,7 @@ async fn queue_page(
                     }
                 }
             }
+        }
         }
     };
     page("/queue", "Queue", body)

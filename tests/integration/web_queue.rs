@@ -12,6 +12,10 @@ use crate::util::queue_helper::stand_in_helper;
 use crate::util::web::{Server, hash_of, sample_database, set_cookie};
 
 fn server(dir: &Path, db: &Path, socket: &Path) -> (Server, String, String) {
+    server_with(dir, db, socket, "")
+}
+
+fn server_with(dir: &Path, db: &Path, socket: &Path, queue: &str) -> (Server, String, String) {
     let config = dir.join("web.toml");
     std::fs::write(
         &config,
@@ -19,9 +23,10 @@ fn server(dir: &Path, db: &Path, socket: &Path) -> (Server, String, String) {
             "[web]\nauth = \"users\"\n\
              [[web.users]]\nname = \"root\"\npassword_hash = \"{}\"\nrole = \"admin\"\n\
              [[web.users]]\nname = \"eve\"\npassword_hash = \"{}\"\nrole = \"viewer\"\n\
-             [queue]\nsocket = \"{}\"\n",
+             [queue]\nsocket = \"{}\"\ndeliver_socket = \"{}\"\n{queue}",
             hash_of("root's secret"),
             hash_of("eve's secret"),
+            socket.display(),
             socket.display()
         ),
     )
@@ -109,4 +114,143 @@ fn without_a_helper_the_queue_page_says_so() {
     let (head, body) = get(&server, &admin, "/queue");
     assert!(head.contains(" 503 "), "{head}");
     assert!(body.contains("exim-pilot-queue.socket"), "{body}");
+}
+
+fn post(server: &Server, cookie: &str, path: &str, extra: &[&str], form: &str) -> (String, String) {
+    let mut headers = vec![cookie, "Content-Type: application/x-www-form-urlencoded"];
+    headers.extend_from_slice(extra);
+    crate::util::http(server.port, "POST", path, &headers, form).unwrap()
+}
+
+/// The value of the hidden input `name` in `page`.
+fn hidden(page: &str, name: &str) -> String {
+    let at = page
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("{name} in {page}"));
+    let rest = &page[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+#[test]
+fn an_admin_acts_through_a_confirmation_that_runs_exactly_what_it_showed() {
+    let dir = TempDir::new().unwrap();
+    let db = sample_database(dir.path());
+    let socket = dir.path().join("queue.sock");
+    let seen = stand_in_helper(&socket);
+    let (server, admin, viewer) = server_with(dir.path(), &db, &socket, "actions = true\n");
+    let (_, page) = get(&server, &admin, "/queue");
+    assert!(
+        page.contains("name=\"id\" value=\"1xWZzS-0001uN-1x\""),
+        "{page}"
+    );
+    let form_token = hidden(&page, "form_token");
+    let form = format!("action=freeze&id=1xWZzS-0001uN-1x&reason=loops&form_token={form_token}");
+
+    // The review is a dry run, recorded by the helper, naming the admin.
+    let (head, confirm) = post(&server, &admin, "/queue/confirm", &[], &form);
+    assert!(head.contains(" 200 "), "{head}\n{confirm}");
+    assert!(
+        confirm.contains("/usr/sbin/exim4 -Mf 1xWZzS-0001uN-1x"),
+        "{confirm}"
+    );
+    let dry = seen.lock().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (dry["verb"].as_str(), dry["dry_run"].as_bool()),
+        (Some("freeze"), Some(true))
+    );
+    assert_eq!(
+        (dry["actor"]["user"].as_str(), dry["reason"].as_str()),
+        (Some("root"), Some("loops"))
+    );
+    let (token, expires) = (hidden(&confirm, "confirm"), hidden(&confirm, "expires"));
+    let confirmed = format!("{form}&expires={expires}&confirm={token}");
+
+    // What was confirmed, and nothing else, runs.
+    let (head, _) = post(
+        &server,
+        &admin,
+        "/queue/act",
+        &[],
+        &format!("{confirmed}&id=1xWZzT-0001uO-1y"),
+    );
+    assert!(head.contains(" 403 "), "a widened selection: {head}");
+    let (head, _) = post(
+        &server,
+        &admin,
+        "/queue/act",
+        &[],
+        &confirmed.replace("freeze", "remove"),
+    );
+    assert!(head.contains(" 403 "), "another action: {head}");
+    let (head, _) = post(
+        &server,
+        &admin,
+        "/queue/act",
+        &["Origin: https://evil.example"],
+        &confirmed,
+    );
+    assert!(head.contains(" 403 "), "cross-site: {head}");
+    let (head, _) = post(
+        &server,
+        &admin,
+        "/queue/act",
+        &[],
+        &confirmed.replace(&form_token, "00"),
+    );
+    assert!(head.contains(" 403 "), "no form token: {head}");
+    let (head, _) = post(&server, &viewer, "/queue/act", &[], &confirmed);
+    assert!(head.contains(" 403 "), "a viewer: {head}");
+    let before = seen.lock().unwrap().len();
+    let (head, done) = post(&server, &admin, "/queue/act", &[], &confirmed);
+    assert!(
+        head.contains(" 200 ") && done.contains("done"),
+        "{head}\n{done}"
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        before + 1,
+        "only the confirmed request ran"
+    );
+    let ran = seen.lock().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (ran["verb"].as_str(), ran["dry_run"].as_bool()),
+        (Some("freeze"), Some(false))
+    );
+    assert_eq!(ran["ids"], serde_json::json!(["1xWZzS-0001uN-1x"]));
+
+    // Bulk actions: three a minute per user, then 429.
+    let bulk = format!(
+        "action=thaw&id=1xWZzS-0001uN-1x&id=1xWZzT-0001uO-1y&reason=&form_token={form_token}"
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let (_, confirm) = post(&server, &admin, "/queue/confirm", &[], &bulk);
+        let confirmed = format!(
+            "{bulk}&expires={}&confirm={}",
+            hidden(&confirm, "expires"),
+            hidden(&confirm, "confirm")
+        );
+        let (head, _) = post(&server, &admin, "/queue/act", &[], &confirmed);
+        statuses.push(head.split_whitespace().nth(1).unwrap().to_owned());
+    }
+    assert_eq!(statuses, ["200", "200", "200", "429"]);
+}
+
+#[test]
+fn with_actions_off_the_page_offers_none_and_a_post_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let db = sample_database(dir.path());
+    let socket = dir.path().join("queue.sock");
+    let _seen = stand_in_helper(&socket);
+    let (server, admin, _) = server(dir.path(), &db, &socket);
+    let (_, page) = get(&server, &admin, "/queue");
+    assert!(!page.contains("name=\"id\""), "{page}");
+    let (head, _) = post(
+        &server,
+        &admin,
+        "/queue/confirm",
+        &[],
+        "action=freeze&id=1xWZzS-0001uN-1x",
+    );
+    assert!(head.contains(" 403 "), "{head}");
 }

@@ -9,6 +9,7 @@
 mod limits;
 mod login;
 mod sessions;
+mod tokens;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -25,6 +26,7 @@ use limits::{FailureBackoff, Limiter};
 pub use login::hash_password;
 pub(crate) use login::{login, login_form, logout};
 use sessions::{Sessions, Ticket};
+pub(crate) use tokens::Tokens;
 
 /// The session cookie's name.
 const COOKIE: &str = "exim_pilot_session";
@@ -309,7 +311,7 @@ fn encode(text: &str) -> String {
 
 /// Whether a form post comes from this site's own pages: browsers send
 /// `Origin` (or `Sec-Fetch-Site`) with a POST; a cross-site one is refused.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         return matches!(site, "same-origin" | "none");
     }

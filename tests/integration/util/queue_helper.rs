@@ -16,7 +16,8 @@ pub const LISTING: &str = " 5m   328 1xWZzS-0001uN-1x <alice@outside.example>
 
 ";
 
-/// Answers every connection with [`LISTING`] and keeps the requests.
+/// Answers a listing with [`LISTING`] and an action with `done` for each
+/// id (`dry_run` for a dry run), and keeps the requests.
 pub fn stand_in_helper(socket: &Path) -> Arc<Mutex<Vec<serde_json::Value>>> {
     let listener = UnixListener::bind(socket).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -26,13 +27,34 @@ pub fn stand_in_helper(socket: &Path) -> Arc<Mutex<Vec<serde_json::Value>>> {
             let Ok(mut stream) = stream else { return };
             let mut line = String::new();
             BufReader::new(&stream).read_line(&mut line).unwrap();
-            keep.lock()
-                .unwrap()
-                .push(serde_json::from_str(&line).unwrap());
-            let reply = format!(
-                "{{\"ok\":true,\"payload_bytes\":{}}}\n{LISTING}",
-                LISTING.len()
-            );
+            let request: serde_json::Value = serde_json::from_str(&line).unwrap();
+            keep.lock().unwrap().push(request.clone());
+            let reply = if request["verb"] == "list" {
+                format!(
+                    "{{\"ok\":true,\"payload_bytes\":{}}}\n{LISTING}",
+                    LISTING.len()
+                )
+            } else {
+                // An action: done for each id (dry_run for a dry run), and
+                // the argv the real helper would run.
+                let ids = request["ids"].as_array().cloned().unwrap_or_default();
+                let outcome = if request["dry_run"] == true {
+                    "dry_run"
+                } else {
+                    "done"
+                };
+                let mut argv = vec![
+                    serde_json::json!("/usr/sbin/exim4"),
+                    serde_json::json!("-Mf"),
+                ];
+                argv.extend(ids.iter().cloned());
+                let reply = serde_json::json!({
+                    "ok": true,
+                    "outcomes": vec![outcome; ids.len()],
+                    "argv": argv,
+                });
+                format!("{reply}\n")
+            };
             let _ = stream.write_all(reply.as_bytes());
         }
     });

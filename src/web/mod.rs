@@ -14,6 +14,7 @@
 //! ```
 
 mod api;
+mod asker;
 mod auth;
 mod cache;
 mod chart;

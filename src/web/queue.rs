@@ -5,12 +5,13 @@
 //! signed-in user.
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Extension, Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::response::Response;
 use axum::routing::get;
 use maud::html;
 use serde::Deserialize;
 
+use super::asker::Asker;
 use super::auth::Session;
 use super::mask::Masking;
 use super::reply::{answer, error_page, page};
@@ -20,7 +21,7 @@ use crate::query::queue::{QueuedView, recipient_histories, views};
 use crate::queue::client;
 use crate::queue::filter::Filter;
 use crate::queue::listing::parse_listing;
-use crate::queue::request::{Actor, PROTOCOL_VERSION, Request, Verb};
+use crate::queue::request::Verb;
 
 /// Messages one answer lists at most.
 const MAX_ROWS: usize = 1000;
@@ -95,30 +96,14 @@ impl QueueQuery {
 /// joined with the log's history, masked for a viewer.
 async fn listing(
     app: &App,
-    session: &Session,
-    client_ip: String,
+    asker: &Asker,
     query: &QueueQuery,
     masking: Masking,
 ) -> Result<Vec<QueuedView>, WebError> {
-    let filter = query.filter(session.role)?;
+    let filter = query.filter(asker.session.role)?;
     let limit = query.limit.unwrap_or(MAX_ROWS).min(MAX_ROWS);
     let socket = app.queue.socket.clone();
-    let request = Request {
-        v: PROTOCOL_VERSION,
-        request_id: format!("web-{}", crate::store::repo::now_ms()),
-        verb: Verb::List,
-        ids: Vec::new(),
-        dry_run: false,
-        reason: String::new(),
-        selection: String::new(),
-        origin: "web".to_owned(),
-        actor: Actor {
-            user: session.user.clone(),
-            role: session.role.name().to_owned(),
-            auth: app.auth.method().to_owned(),
-            client_ip,
-        },
-    };
+    let request = asker.request(app, Verb::List, Vec::new());
     let answer = tokio::task::spawn_blocking(move || {
         client::ask(
             &socket,
@@ -152,27 +137,22 @@ async fn listing(
 
 async fn queue_api(
     State(app): State<App>,
-    Extension(session): Extension<Session>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    headers: axum::http::HeaderMap,
+    asker: Asker,
     masking: Masking,
     Query(query): Query<QueueQuery>,
 ) -> Response {
-    let client_ip = app.client_ip(peer, &headers);
-    answer(listing(&app, &session, client_ip, &query, masking).await)
+    answer(listing(&app, &asker, &query, masking).await)
 }
 
 async fn queue_page(
     State(app): State<App>,
-    Extension(session): Extension<Session>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    headers: axum::http::HeaderMap,
+    asker: Asker,
     masking: Masking,
     Query(query): Query<QueueQuery>,
 ) -> Response {
-    let client_ip = app.client_ip(peer, &headers);
-    let acts = super::queue_act::offered(&app, &session);
-    let rows = match listing(&app, &session, client_ip, &query, masking).await {
+    let session = &asker.session;
+    let acts = super::queue_act::offered(&app, session);
+    let rows = match listing(&app, &asker, &query, masking).await {
         Ok(rows) => rows,
         Err(error) => return error_page(&error),
     };
@@ -197,7 +177,7 @@ async fn queue_page(
         }
         p.muted { (rows.len()) " message(s), " (frozen) " frozen" }
         form method="post" action="/queue/confirm" {
-        @if acts { (super::queue_act::action_form(&app, &session)) }
+        @if acts { (super::queue_act::action_form(&app, session)) }
         table {
             thead { tr { th { "Message" } th { "Size" } th { "Sender" } th { "Recipient" } th { "Attempts" } th { "Why it waits" } } }
             tbody {

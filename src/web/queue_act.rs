@@ -8,19 +8,20 @@
 //! and an expiry; each user has a limit of actions per minute.
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Extension, Form, State};
+use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
 use maud::{Markup, html};
 
+use super::asker::Asker;
 use super::auth::{Session, same_origin};
 use super::reply::{error_page, page};
 use super::{App, WebError};
 use crate::config::WebRole;
 use crate::queue::client;
 use crate::queue::outcome::Outcome;
-use crate::queue::request::{Actor, PROTOCOL_VERSION, Request, Verb};
+use crate::queue::request::Verb;
 
 /// How long a confirmation page may be confirmed.
 const CONFIRM_WITHIN_MS: i64 = 5 * 60 * 1000;
@@ -138,27 +139,13 @@ fn posted(
 /// Asks the helper of the verb's tier, naming the signed-in user.
 async fn ask(
     app: &App,
-    session: &Session,
-    client_ip: String,
+    asker: &Asker,
     posted: &Posted,
     dry_run: bool,
 ) -> Result<crate::queue::helper::Reply, WebError> {
-    let request = Request {
-        v: PROTOCOL_VERSION,
-        request_id: format!("web-{}-{}", session.user, crate::store::repo::now_ms()),
-        verb: posted.verb,
-        ids: posted.ids.clone(),
-        dry_run,
-        reason: posted.reason.clone(),
-        selection: String::new(),
-        origin: "web".to_owned(),
-        actor: Actor {
-            user: session.user.clone(),
-            role: session.role.name().to_owned(),
-            auth: app.auth.method().to_owned(),
-            client_ip,
-        },
-    };
+    let mut request = asker.request(app, posted.verb, posted.ids.clone());
+    request.dry_run = dry_run;
+    request.reason.clone_from(&posted.reason);
     let socket = client::socket_for(&app.queue, &request).to_path_buf();
     let answer = tokio::task::spawn_blocking(move || {
         client::ask(&socket, &request, std::time::Duration::from_secs(660), 0)
@@ -175,36 +162,59 @@ async fn ask(
     Ok(answer.reply)
 }
 
+/// What both posts check first (see [`posted`]), and the helper's answer
+/// to the request they make (a dry run for the confirmation page).
+async fn checked_and_asked(
+    app: &App,
+    asker: &Asker,
+    headers: &HeaderMap,
+    fields: Vec<(String, String)>,
+    dry_run: bool,
+    confirmed: impl FnOnce(&Posted) -> Result<(), WebError>,
+) -> Result<(Posted, crate::queue::helper::Reply), WebError> {
+    let posted = posted(app, &asker.session, headers, fields)?;
+    confirmed(&posted)?;
+    let reply = ask(app, asker, &posted, dry_run).await?;
+    Ok((posted, reply))
+}
+
 /// The confirmation token of what a confirmation page shows.
 fn confirmation(app: &App, session: &Session, posted: &Posted, expires: &str) -> String {
-    let ids = posted.ids.join(",");
-    app.tokens.sign(&[
-        "queue-confirm",
-        &session.user,
-        posted.verb.name(),
-        &ids,
-        &posted.reason,
-        expires,
-    ])
+    let parts = confirmation_parts(session, posted, expires);
+    let parts: Vec<&str> = parts.iter().map(AsRef::as_ref).collect();
+    app.tokens.sign(&parts)
+}
+
+/// What a confirmation token is bound to.
+fn confirmation_parts<'a>(
+    session: &'a Session,
+    posted: &'a Posted,
+    expires: &'a str,
+) -> [std::borrow::Cow<'a, str>; 6] {
+    [
+        "queue-confirm".into(),
+        session.user.as_str().into(),
+        posted.verb.name().into(),
+        posted.ids.join(",").into(),
+        posted.reason.as_str().into(),
+        expires.into(),
+    ]
 }
 
 async fn confirm(
     State(app): State<App>,
-    Extension(session): Extension<Session>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    asker: Asker,
     headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    let posted = match posted(&app, &session, &headers, fields) {
-        Ok(posted) => posted,
-        Err(error) => return error_page(&error),
-    };
-    let reply = match ask(&app, &session, app.client_ip(peer, &headers), &posted, true).await {
-        Ok(reply) => reply,
-        Err(error) => return error_page(&error),
-    };
+    let session = &asker.session;
+    let (posted, reply) =
+        match checked_and_asked(&app, &asker, &headers, fields, true, |_| Ok(())).await {
+            Ok(done) => done,
+            Err(error) => return error_page(&error),
+        };
     let expires = (crate::store::repo::now_ms() + CONFIRM_WITHIN_MS).to_string();
-    let token = confirmation(&app, &session, &posted, &expires);
+    let token = confirmation(&app, session, &posted, &expires);
     let body = html! {
         h1 { "Confirm: " (posted.verb.name()) " " (posted.ids.len()) " message(s)" }
         p { "Exim will run: " code { (reply.argv.join(" ")) } }
@@ -216,7 +226,7 @@ async fn confirm(
             input type="hidden" name="reason" value=(posted.reason);
             input type="hidden" name="expires" value=(expires);
             input type="hidden" name="confirm" value=(token);
-            input type="hidden" name="form_token" value=(form_token(&app, &session));
+            input type="hidden" name="form_token" value=(form_token(&app, session));
             button type="submit" { "Confirm" }
             " " a href="/queue" { "Cancel" }
         }
@@ -226,64 +236,46 @@ async fn confirm(
 
 async fn act(
     State(app): State<App>,
-    Extension(session): Extension<Session>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    asker: Asker,
     headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    let posted = match posted(&app, &session, &headers, fields) {
-        Ok(posted) => posted,
-        Err(error) => return error_page(&error),
+    let session = &asker.session;
+    let shown = |posted: &Posted| -> Result<(), WebError> {
+        let field = |name: &str| {
+            posted
+                .fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let expires = field("expires").unwrap_or_default();
+        let fresh = expires
+            .parse::<i64>()
+            .is_ok_and(|at| at >= crate::store::repo::now_ms());
+        let token = field("confirm").unwrap_or_default();
+        let parts = confirmation_parts(session, posted, &expires);
+        let parts: Vec<&str> = parts.iter().map(AsRef::as_ref).collect();
+        if !fresh || !app.tokens.verify(&parts, &token) {
+            return Err(WebError::Refused(
+                StatusCode::FORBIDDEN,
+                "this confirmation is not the one shown, or it expired: review the action again"
+                    .to_owned(),
+            ));
+        }
+        if !app.tokens.allow(&session.user, posted.ids.len() > 1) {
+            return Err(WebError::Refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many actions this minute: wait a moment".to_owned(),
+            ));
+        }
+        Ok(())
     };
-    let field = |name: &str| {
-        posted
-            .fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let expires = field("expires").unwrap_or_default();
-    let fresh = expires
-        .parse::<i64>()
-        .is_ok_and(|at| at >= crate::store::repo::now_ms());
-    let token = field("confirm").unwrap_or_default();
-    if !fresh
-        || !app.tokens.verify(
-            &[
-                "queue-confirm",
-                &session.user,
-                posted.verb.name(),
-                &posted.ids.join(","),
-                &posted.reason,
-                &expires,
-            ],
-            &token,
-        )
-    {
-        return error_page(&WebError::Refused(
-            StatusCode::FORBIDDEN,
-            "this confirmation is not the one shown, or it expired: review the action again"
-                .to_owned(),
-        ));
-    }
-    if !app.tokens.allow(&session.user, posted.ids.len() > 1) {
-        return error_page(&WebError::Refused(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many actions this minute: wait a moment".to_owned(),
-        ));
-    }
-    let reply = match ask(
-        &app,
-        &session,
-        app.client_ip(peer, &headers),
-        &posted,
-        false,
-    )
-    .await
-    {
-        Ok(reply) => reply,
-        Err(error) => return error_page(&error),
-    };
+    let (posted, reply) =
+        match checked_and_asked(&app, &asker, &headers, fields, false, shown).await {
+            Ok(done) => done,
+            Err(error) => return error_page(&error),
+        };
     let body = html! {
         h1 { (posted.verb.name()) ": what Exim did" }
         table {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::util::status_is;
-use crate::util::web::{Server, hash_of, sample_database, set_cookie};
+use crate::util::web::{Server, admin_and_viewer, hash_of, sample_database, set_cookie};
 
 /// A raw request from `from` (a loopback address) with exactly `head`.
 fn raw(port: u16, from: &str, head: &str) -> std::io::Result<String> {
@@ -268,38 +268,6 @@ fn one_client_cannot_hold_every_live_stream() {
     }
 }
 
-/// A users configuration with an admin and a viewer, and a signed-in
-/// cookie for each.
-fn admin_and_viewer(dir: &Path, db: &Path) -> (Server, String, String) {
-    let config = dir.join("web.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[web]\nauth = \"users\"\n\
-             [[web.users]]\nname = \"root\"\npassword_hash = \"{}\"\nrole = \"admin\"\n\
-             [[web.users]]\nname = \"eve\"\npassword_hash = \"{}\"\nrole = \"viewer\"\n",
-            hash_of("root's secret"),
-            hash_of("eve's secret"),
-        ),
-    )
-    .unwrap();
-    let server = Server::start_with(db, dir, Some(&config));
-    let sign_in = |name: &str, password: &str| {
-        let (head, _) = crate::util::http(
-            server.port,
-            "POST",
-            "/login",
-            &[],
-            &format!("name={name}&password={password}&next=/"),
-        )
-        .unwrap();
-        format!("Cookie: {}", set_cookie(&head).0)
-    };
-    let admin = sign_in("root", "root%27s+secret");
-    let viewer = sign_in("eve", "eve%27s+secret");
-    (server, admin, viewer)
-}
-
 /// Local delivery targets, quoted local parts, dotless and literal
 /// domains: a regex over the text missed them; the parser's fields do not.
 #[test]
@@ -321,7 +289,7 @@ fn a_viewer_sees_no_address_the_parser_knows_in_any_page_or_answer() {
     .unwrap();
     let db = dir.path().join("masked.db");
     crate::util::ingest_into(&db, &log);
-    let (server, admin, viewer) = admin_and_viewer(dir.path(), &db);
+    let (server, admin, viewer) = admin_and_viewer(dir.path(), &db, "");
     let secrets = ["john", "alice", "bobby", "carol", "root@", "brien", "dave"];
     let paths = [
         "/log?since=2026-12-01".to_owned(),

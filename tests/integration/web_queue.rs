@@ -9,43 +9,21 @@ use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
 use crate::util::queue_helper::stand_in_helper;
-use crate::util::web::{Server, hash_of, sample_database, set_cookie};
+use crate::util::web::{Server, admin_and_viewer, sample_database};
 
 fn server(dir: &Path, db: &Path, socket: &Path) -> (Server, String, String) {
     server_with(dir, db, socket, "")
 }
 
+/// An admin and a viewer, the helper's sockets at `socket`, and `queue`'s
+/// lines in `[queue]`.
 fn server_with(dir: &Path, db: &Path, socket: &Path, queue: &str) -> (Server, String, String) {
-    let config = dir.join("web.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[web]\nauth = \"users\"\n\
-             [[web.users]]\nname = \"root\"\npassword_hash = \"{}\"\nrole = \"admin\"\n\
-             [[web.users]]\nname = \"eve\"\npassword_hash = \"{}\"\nrole = \"viewer\"\n\
-             [queue]\nsocket = \"{}\"\ndeliver_socket = \"{}\"\n{queue}",
-            hash_of("root's secret"),
-            hash_of("eve's secret"),
-            socket.display(),
-            socket.display()
-        ),
-    )
-    .unwrap();
-    let server = Server::start_with(db, dir, Some(&config));
-    let sign_in = |name: &str, password: &str| {
-        let (head, _) = crate::util::http(
-            server.port,
-            "POST",
-            "/login",
-            &[],
-            &format!("name={name}&password={password}&next=/"),
-        )
-        .unwrap();
-        format!("Cookie: {}", set_cookie(&head).0)
-    };
-    let admin = sign_in("root", "root%27s+secret");
-    let viewer = sign_in("eve", "eve%27s+secret");
-    (server, admin, viewer)
+    let extra = format!(
+        "[queue]\nsocket = \"{}\"\ndeliver_socket = \"{}\"\n{queue}",
+        socket.display(),
+        socket.display()
+    );
+    admin_and_viewer(dir, db, &extra)
 }
 
 fn get(server: &Server, cookie: &str, path: &str) -> (String, String) {

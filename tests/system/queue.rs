@@ -162,20 +162,8 @@ impl Queue {
         let (mut ours, theirs) = UnixStream::pair().unwrap();
         let input: OwnedFd = theirs.into();
         let output = input.try_clone().unwrap();
-        let mut setpriv = Command::new("setpriv");
-        setpriv.args([
-            "--reuid=Debian-exim",
-            "--regid=Debian-exim",
-            "--init-groups",
-        ]);
-        if no_new_privs {
-            setpriv.arg("--no-new-privs");
-        }
+        let mut setpriv = helper_command(self.dir.path(), tier, no_new_privs);
         let helper = setpriv
-            .arg("--")
-            .arg(self.dir.path().join("helper"))
-            .args(["--tier", &tier.to_string(), "--config"])
-            .arg(self.dir.path().join("pilot.toml"))
             .stdin(Stdio::from(input))
             .stdout(Stdio::from(output))
             .stderr(Stdio::piped())
@@ -215,20 +203,8 @@ impl Queue {
                     let Ok(stream) = stream else { return };
                     let input: OwnedFd = stream.into();
                     let output = input.try_clone().unwrap();
-                    let mut setpriv = Command::new("setpriv");
-                    setpriv.args([
-                        "--reuid=Debian-exim",
-                        "--regid=Debian-exim",
-                        "--init-groups",
-                    ]);
-                    if tier == 1 {
-                        setpriv.arg("--no-new-privs");
-                    }
+                    let mut setpriv = helper_command(&dir, tier, tier == 1);
                     let helper = setpriv
-                        .arg("--")
-                        .arg(dir.join("helper"))
-                        .args(["--tier", &tier.to_string(), "--config"])
-                        .arg(dir.join("pilot.toml"))
                         .stdin(Stdio::from(input))
                         .stdout(Stdio::from(output))
                         .spawn();
@@ -261,6 +237,26 @@ impl Queue {
             .unwrap();
         crate::util::outcome(&output)
     }
+}
+
+/// The helper of `tier` in `dir` as systemd runs it: as Debian-exim, under
+/// NoNewPrivileges when `no_new_privs` (the first tier's unit).
+fn helper_command(dir: &Path, tier: u8, no_new_privs: bool) -> Command {
+    let mut setpriv = Command::new("setpriv");
+    setpriv.args([
+        "--reuid=Debian-exim",
+        "--regid=Debian-exim",
+        "--init-groups",
+    ]);
+    if no_new_privs {
+        setpriv.arg("--no-new-privs");
+    }
+    setpriv
+        .arg("--")
+        .arg(dir.join("helper"))
+        .args(["--tier", &tier.to_string(), "--config"])
+        .arg(dir.join("pilot.toml"));
+    setpriv
 }
 
 fn request(verb: &str, ids: &[&str]) -> serde_json::Value {

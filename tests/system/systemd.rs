@@ -39,6 +39,37 @@ fn unit_text(name: &str) -> String {
     std::fs::read_to_string(unit_path(name)).unwrap()
 }
 
+/// The generated man page under `dir/man`, for `verify`'s Documentation= check
+/// (point `MANPATH` there).
+fn write_man_page(dir: &Path) {
+    let man8 = dir.join("man/man8");
+    std::fs::create_dir_all(&man8).unwrap();
+    let page = Command::new(binary())
+        .args(["generate", "man"])
+        .output()
+        .unwrap();
+    assert!(page.status.success());
+    std::fs::write(man8.join("exim-pilot.8"), page.stdout).unwrap();
+}
+
+/// `systemd-analyze verify` passes `unit` without a word (the man page
+/// under `dir/man`).
+fn verifies(analyze: &str, unit: &Path, dir: &Path) {
+    let output = Command::new(analyze)
+        .arg("verify")
+        .arg(unit)
+        .env("MANPATH", dir.join("man"))
+        .output()
+        .unwrap();
+    let (status, stdout, stderr) = outcome(&output);
+    assert_eq!(
+        (status, stdout.as_str(), stderr.as_str()),
+        (0, "", ""),
+        "systemd-analyze verify {}",
+        unit.display()
+    );
+}
+
 /// `systemd-analyze`, or `None` off CI when systemd is not installed.
 fn systemd_analyze() -> Option<String> {
     let program = system_program("systemd-analyze");
@@ -56,14 +87,7 @@ fn units_verify_without_a_complaint() {
     // verify checks that ExecStart's binary and the Documentation= man page
     // exist: give it the built binary and the generated page.
     let dir = TempDir::new().unwrap();
-    let man8 = dir.path().join("man/man8");
-    std::fs::create_dir_all(&man8).unwrap();
-    let page = Command::new(binary())
-        .args(["generate", "man"])
-        .output()
-        .unwrap();
-    assert!(page.status.success());
-    std::fs::write(man8.join("exim-pilot.8"), page.stdout).unwrap();
+    write_man_page(dir.path());
     for name in UNITS.into_iter().chain([WEB_UNIT.0]) {
         let text = unit_text(name);
         assert!(
@@ -74,18 +98,7 @@ fn units_verify_without_a_complaint() {
         let copy = dir.path().join(name);
         let built = binary().display().to_string();
         std::fs::write(&copy, text.replace("/usr/bin/exim-pilot", &built)).unwrap();
-        let output = Command::new(&analyze)
-            .arg("verify")
-            .arg(&copy)
-            .env("MANPATH", dir.path().join("man"))
-            .output()
-            .unwrap();
-        let (status, stdout, stderr) = outcome(&output);
-        assert_eq!(
-            (status, stdout.as_str(), stderr.as_str()),
-            (0, "", ""),
-            "systemd-analyze verify {name}"
-        );
+        verifies(&analyze, &copy, dir.path());
     }
 }
 
@@ -222,13 +235,7 @@ fn the_queue_helpers_units_verify_and_the_tiers_differ_only_where_they_must() {
     };
     let dir = TempDir::new().unwrap();
     let helper = PathBuf::from(env!("CARGO_BIN_EXE_exim-pilot-queue-helper"));
-    let man8 = dir.path().join("man/man8");
-    std::fs::create_dir_all(&man8).unwrap();
-    let page = Command::new(binary())
-        .args(["generate", "man"])
-        .output()
-        .unwrap();
-    std::fs::write(man8.join("exim-pilot.8"), page.stdout).unwrap();
+    write_man_page(dir.path());
     for name in [
         "exim-pilot-queue.socket",
         "exim-pilot-queue@.service",
@@ -242,18 +249,7 @@ fn the_queue_helpers_units_verify_and_the_tiers_differ_only_where_they_must() {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
     for name in ["exim-pilot-queue.socket", "exim-pilot-deliver.socket"] {
-        let output = Command::new(&analyze)
-            .arg("verify")
-            .arg(dir.path().join(name))
-            .env("MANPATH", dir.path().join("man"))
-            .output()
-            .unwrap();
-        let (status, stdout, stderr) = outcome(&output);
-        assert_eq!(
-            (status, stdout.as_str(), stderr.as_str()),
-            (0, "", ""),
-            "{name}"
-        );
+        verifies(&analyze, &dir.path().join(name), dir.path());
     }
     let tight = exposure(&analyze, &unit_path("exim-pilot-queue@.service"));
     let loose = exposure(&analyze, &unit_path("exim-pilot-deliver@.service"));

@@ -171,3 +171,35 @@ pub fn unique_line(tag: &str) -> String {
         std::process::id()
     )
 }
+
+/// A users configuration with an admin and a viewer, and a signed-in
+/// cookie for each; `extra` is appended to the configuration.
+pub fn admin_and_viewer(dir: &Path, db: &Path, extra: &str) -> (Server, String, String) {
+    let config = dir.join("web.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nauth = \"users\"\n\
+             [[web.users]]\nname = \"root\"\npassword_hash = \"{}\"\nrole = \"admin\"\n\
+             [[web.users]]\nname = \"eve\"\npassword_hash = \"{}\"\nrole = \"viewer\"\n{extra}",
+            hash_of("root's secret"),
+            hash_of("eve's secret"),
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(db, dir, Some(&config));
+    let sign_in = |name: &str, password: &str| {
+        let (head, _) = super::http(
+            server.port,
+            "POST",
+            "/login",
+            &[],
+            &format!("name={name}&password={password}&next=/"),
+        )
+        .unwrap();
+        format!("Cookie: {}", set_cookie(&head).0)
+    };
+    let admin = sign_in("root", "root%27s+secret");
+    let viewer = sign_in("eve", "eve%27s+secret");
+    (server, admin, viewer)
+}

@@ -188,6 +188,7 @@ async fn queue_page(
                                 @if index == 0 {
                                     @if acts { input type="checkbox" name="id" value=(row.queue_id); " " }
                                     a href=(format!("/message/{}", row.queue_id)) { (row.queue_id) }
+                                    @if session.role == WebRole::Admin { " " a href=(format!("/queue/{}", row.queue_id)) { "(spool)" } }
                                     @if row.frozen { " " span.status.status-frozen { "frozen" } }
                                 }
                             }

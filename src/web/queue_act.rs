@@ -5,12 +5,14 @@
 //! to `/queue/act`, which runs exactly what was shown. Both posts must come
 //! from this site (same origin) with the user's form token; the
 //! confirmation carries a token bound to the action, the ids, the reason
-//! and an expiry; each user has a limit of actions per minute.
+//! and an expiry; each user has a limit of actions per minute. Also a
+//! queued message's spool files for admins: `/queue/{id}` (headers and
+//! message log) and `/queue/{id}/body` (plain text, recorded).
 
 use axum::Router;
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use maud::{Markup, html};
 
@@ -30,6 +32,8 @@ pub(super) fn routes() -> Router<App> {
     Router::new()
         .route("/queue/confirm", post(confirm))
         .route("/queue/act", post(act))
+        .route("/queue/{id}", axum::routing::get(queued_message))
+        .route("/queue/{id}/body", axum::routing::get(queued_body))
 }
 
 /// The verbs the web view offers.
@@ -289,4 +293,86 @@ async fn act(
         p { a href="/queue" { "Back to the queue" } " · " a href="/audit" { "The audit log" } }
     };
     page("/queue", "Done", body)
+}
+
+/// `/queue/{id}`: a queued message's headers and its message log as Exim
+/// keeps them, for admins (they hold every address); the body behind a
+/// link of its own, since reading it is recorded.
+async fn queued_message(
+    State(app): State<App>,
+    asker: Asker,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let headers = match shown(&app, &asker, Verb::ShowHeaders, &id).await {
+        Ok(text) => text,
+        Err(error) => return error_page(&error),
+    };
+    // A message without a message log (message_logs = false) still shows.
+    let log = shown(&app, &asker, Verb::ShowLog, &id)
+        .await
+        .unwrap_or_else(|error| error.message().to_owned());
+    let body = html! {
+        h1 { "Queued message " (id) }
+        p { a href=(format!("/message/{id}")) { "What the log says of it" } " · "
+            a href=(format!("/queue/{id}/body")) { "Its body (as plain text; recorded in the audit log)" } }
+        h2 { "Headers (Exim's spool file)" }
+        pre { (headers) }
+        h2 { "Message log" }
+        pre { (log) }
+    };
+    page("/queue", "Queued message", body)
+}
+
+/// `/queue/{id}/body`: the body as plain text (never rendered as HTML),
+/// cut at 1 MiB; the helper records who read it.
+async fn queued_body(
+    State(app): State<App>,
+    asker: Asker,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    match shown(&app, &asker, Verb::ShowBody, &id).await {
+        Ok(text) => (
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8",
+                ),
+                (axum::http::header::CACHE_CONTROL, "no-store"),
+            ],
+            text,
+        )
+            .into_response(),
+        Err(error) => error_page(&error),
+    }
+}
+
+/// What the helper shows of message `id` (`verb` is one of the show verbs),
+/// for an admin.
+async fn shown(app: &App, asker: &Asker, verb: Verb, id: &str) -> Result<String, WebError> {
+    if asker.session.role != WebRole::Admin {
+        return Err(WebError::Refused(
+            StatusCode::FORBIDDEN,
+            "a queued message's spool files are for admins: they hold every address".to_owned(),
+        ));
+    }
+    let request = asker.request(app, verb, vec![id.to_owned()]);
+    let socket = client::socket_for(&app.queue, &request).to_path_buf();
+    let answer = tokio::task::spawn_blocking(move || {
+        client::ask(
+            &socket,
+            &request,
+            std::time::Duration::from_secs(30),
+            1 << 20,
+        )
+    })
+    .await
+    .map_err(|err| WebError::Unavailable(err.to_string()))?
+    .map_err(|err| match err {
+        client::ClientError::Request(refusal) => WebError::BadRequest(refusal.to_string()),
+        other => WebError::Unavailable(other.to_string()),
+    })?;
+    if !answer.reply.ok {
+        return Err(WebError::NotFound(answer.reply.error));
+    }
+    Ok(String::from_utf8_lossy(&answer.payload).into_owned())
 }

@@ -232,3 +232,41 @@ fn with_actions_off_the_page_offers_none_and_a_post_is_refused() {
     );
     assert!(head.contains(" 403 "), "{head}");
 }
+
+#[test]
+fn an_admin_reads_a_queued_messages_spool_files_and_the_body_only_as_text() {
+    let dir = TempDir::new().unwrap();
+    let db = sample_database(dir.path());
+    let socket = dir.path().join("queue.sock");
+    let seen = stand_in_helper(&socket);
+    let (server, admin, viewer) = server(dir.path(), &db, &socket);
+    let (head, page) = get(&server, &admin, "/queue/1xWZzS-0001uN-1x");
+    assert!(head.contains(" 200 "), "{head}");
+    assert!(page.contains("show_headers of"), "{page}");
+    assert!(page.contains("show_log of"), "{page}");
+    // Shown as text inside the page, never as markup.
+    assert!(page.contains("&lt;b&gt;not markup&lt;/b&gt;"), "{page}");
+    let (head, body) = get(&server, &admin, "/queue/1xWZzS-0001uN-1x/body");
+    assert!(
+        head.contains(" 200 ") && head.contains("content-type: text/plain"),
+        "{head}"
+    );
+    assert!(
+        body.starts_with("show_body of \"1xWZzS-0001uN-1x\""),
+        "{body}"
+    );
+    let request = seen.lock().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (request["verb"].as_str(), request["actor"]["user"].as_str()),
+        (Some("show_body"), Some("root"))
+    );
+    // A viewer reads none of it; a bad id never reaches the helper.
+    let before = seen.lock().unwrap().len();
+    for path in ["/queue/1xWZzS-0001uN-1x", "/queue/1xWZzS-0001uN-1x/body"] {
+        let (head, _) = get(&server, &viewer, path);
+        assert!(head.contains(" 403 "), "{path}: {head}");
+    }
+    let (head, _) = get(&server, &admin, "/queue/-C%2Ftmp%2Fx/body");
+    assert!(head.contains(" 400 "), "{head}");
+    assert_eq!(seen.lock().unwrap().len(), before);
+}

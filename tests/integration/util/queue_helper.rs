@@ -16,8 +16,9 @@ pub const LISTING: &str = " 5m   328 1xWZzS-0001uN-1x <alice@outside.example>
 
 ";
 
-/// Answers a listing with [`LISTING`] and an action with `done` for each
-/// id (`dry_run` for a dry run), and keeps the requests.
+/// Answers a listing with [`LISTING`], a message's headers, log or body
+/// with a line naming them, and an action with `done` for each id
+/// (`dry_run` for a dry run); keeps the requests.
 pub fn stand_in_helper(socket: &Path) -> Arc<Mutex<Vec<serde_json::Value>>> {
     let listener = UnixListener::bind(socket).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -29,10 +30,18 @@ pub fn stand_in_helper(socket: &Path) -> Arc<Mutex<Vec<serde_json::Value>>> {
             BufReader::new(&stream).read_line(&mut line).unwrap();
             let request: serde_json::Value = serde_json::from_str(&line).unwrap();
             keep.lock().unwrap().push(request.clone());
-            let reply = if request["verb"] == "list" {
+            let shown = match request["verb"].as_str() {
+                Some("list") => Some(LISTING.to_owned()),
+                Some(verb @ ("show_headers" | "show_log" | "show_body")) => Some(format!(
+                    "{verb} of {}\n<b>not markup</b>\n",
+                    request["ids"][0]
+                )),
+                _ => None,
+            };
+            let reply = if let Some(payload) = shown {
                 format!(
-                    "{{\"ok\":true,\"payload_bytes\":{}}}\n{LISTING}",
-                    LISTING.len()
+                    "{{\"ok\":true,\"payload_bytes\":{}}}\n{payload}",
+                    payload.len()
                 )
             } else {
                 // An action: done for each id (dry_run for a dry run), and

@@ -1,7 +1,8 @@
 //! The daemon's second source: the queue helper's actions log, followed
 //! like Exim's log (rotation, restarts, exactly once) and brought into the
 //! audit log by the writer (`pipeline/writer/queue_actions.rs`). Followed
-//! only where its directory exists (the queue helper is installed).
+//! only where its directory exists (the queue helper is installed) and can
+//! be read.
 
 use std::sync::Arc;
 
@@ -29,7 +30,20 @@ pub fn start(
     sender: LineSender,
 ) -> Option<ActionsReader> {
     let path = config.queue.actions_log.clone();
-    if !path.parent().is_some_and(std::path::Path::is_dir) {
+    let directory = path.parent()?;
+    if !directory.is_dir() {
+        return None;
+    }
+    // The helper's directory is Exim's user's, readable by the group that
+    // reads Exim's logs: a daemon outside it cannot follow the actions.
+    if let Err(err) = std::fs::read_dir(directory) {
+        tracing::warn!(
+            directory = %directory.display(),
+            error = %err,
+            "cannot read the queue helper's actions log in {} ({err}): queue actions will not \
+             reach the audit log; the service needs the group of Exim's logs",
+            directory.display()
+        );
         return None;
     }
     let settings = FollowSettings {

@@ -7,6 +7,7 @@ use axum::response::Response;
 use super::auth::Session;
 use super::reply::error_page;
 use super::{App, WebError};
+use crate::queue::client;
 use crate::queue::request::{Actor, PROTOCOL_VERSION, Request, Verb};
 
 /// Who asks the queue helper through this request: the signed-in user and
@@ -61,4 +62,25 @@ impl axum::extract::FromRequestParts<App> for Asker {
         let client_ip = app.client_ip(peer, &parts.headers);
         Ok(Asker { session, client_ip })
     }
+}
+
+/// Sends `request` to the helper of its verb's tier on a blocking thread,
+/// within `timeout` per read and `max_payload` bytes of output. A request
+/// the protocol refuses is the caller's mistake (400); a helper that cannot
+/// be reached, 503. Whether the helper ran it (`reply.ok`) is the caller's
+/// to judge.
+pub(super) async fn ask_helper(
+    app: &App,
+    request: Request,
+    timeout: std::time::Duration,
+    max_payload: u64,
+) -> Result<client::Answer, WebError> {
+    let socket = client::socket_for(&app.queue, &request).to_path_buf();
+    tokio::task::spawn_blocking(move || client::ask(&socket, &request, timeout, max_payload))
+        .await
+        .map_err(|err| WebError::Unavailable(err.to_string()))?
+        .map_err(|err| match err {
+            client::ClientError::Request(refusal) => WebError::BadRequest(refusal.to_string()),
+            other => WebError::Unavailable(other.to_string()),
+        })
 }

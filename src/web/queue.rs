@@ -11,14 +11,13 @@ use axum::routing::get;
 use maud::html;
 use serde::Deserialize;
 
-use super::asker::Asker;
+use super::asker::{Asker, ask_helper};
 use super::auth::Session;
 use super::mask::Masking;
 use super::reply::{answer, error_page, page};
 use super::{App, WebError, bounded};
 use crate::config::WebRole;
 use crate::query::queue::{QueuedView, recipient_histories, views};
-use crate::queue::client;
 use crate::queue::filter::Filter;
 use crate::queue::listing::parse_listing;
 use crate::queue::request::Verb;
@@ -102,19 +101,14 @@ async fn listing(
 ) -> Result<Vec<QueuedView>, WebError> {
     let filter = query.filter(asker.session.role)?;
     let limit = query.limit.unwrap_or(MAX_ROWS).min(MAX_ROWS);
-    let socket = app.queue.socket.clone();
     let request = asker.request(app, Verb::List, Vec::new());
-    let answer = tokio::task::spawn_blocking(move || {
-        client::ask(
-            &socket,
-            &request,
-            std::time::Duration::from_secs(60),
-            MAX_LISTING,
-        )
-    })
-    .await
-    .map_err(|err| WebError::Unavailable(err.to_string()))?
-    .map_err(|err| WebError::Unavailable(err.to_string()))?;
+    let answer = ask_helper(
+        app,
+        request,
+        std::time::Duration::from_secs(60),
+        MAX_LISTING,
+    )
+    .await?;
     if !answer.reply.ok {
         return Err(WebError::Unavailable(answer.reply.error));
     }

@@ -16,12 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use maud::{Markup, html};
 
-use super::asker::Asker;
+use super::asker::{Asker, ask_helper};
 use super::auth::{Session, same_origin};
 use super::reply::{error_page, page};
 use super::{App, WebError};
 use crate::config::WebRole;
-use crate::queue::client;
 use crate::queue::outcome::Outcome;
 use crate::queue::request::Verb;
 
@@ -150,16 +149,7 @@ async fn ask(
     let mut request = asker.request(app, posted.verb, posted.ids.clone());
     request.dry_run = dry_run;
     request.reason.clone_from(&posted.reason);
-    let socket = client::socket_for(&app.queue, &request).to_path_buf();
-    let answer = tokio::task::spawn_blocking(move || {
-        client::ask(&socket, &request, std::time::Duration::from_secs(660), 0)
-    })
-    .await
-    .map_err(|err| WebError::Unavailable(err.to_string()))?
-    .map_err(|err| match err {
-        client::ClientError::Request(refusal) => WebError::BadRequest(refusal.to_string()),
-        other => WebError::Unavailable(other.to_string()),
-    })?;
+    let answer = ask_helper(app, request, std::time::Duration::from_secs(660), 0).await?;
     if !answer.reply.ok {
         return Err(WebError::Refused(StatusCode::FORBIDDEN, answer.reply.error));
     }
@@ -356,21 +346,7 @@ async fn shown(app: &App, asker: &Asker, verb: Verb, id: &str) -> Result<String,
         ));
     }
     let request = asker.request(app, verb, vec![id.to_owned()]);
-    let socket = client::socket_for(&app.queue, &request).to_path_buf();
-    let answer = tokio::task::spawn_blocking(move || {
-        client::ask(
-            &socket,
-            &request,
-            std::time::Duration::from_secs(30),
-            1 << 20,
-        )
-    })
-    .await
-    .map_err(|err| WebError::Unavailable(err.to_string()))?
-    .map_err(|err| match err {
-        client::ClientError::Request(refusal) => WebError::BadRequest(refusal.to_string()),
-        other => WebError::Unavailable(other.to_string()),
-    })?;
+    let answer = ask_helper(app, request, std::time::Duration::from_secs(30), 1 << 20).await?;
     if !answer.reply.ok {
         return Err(WebError::NotFound(answer.reply.error));
     }

@@ -266,11 +266,12 @@ impl Request {
         Ok(())
     }
 
-    /// Exim's command line for this request: the fixed flag, then the
-    /// checked ids (none for the listing and the count).
-    pub fn exim_args(&self) -> Vec<String> {
+    /// Exim's command line for this request on `ids` (its own ids, or
+    /// those of them still on the queue): the fixed flag, then the ids
+    /// (none for the listing and the count).
+    pub fn exim_args(&self, ids: &[String]) -> Vec<String> {
         std::iter::once(self.verb.exim_flag().to_owned())
-            .chain(self.ids.iter().cloned())
+            .chain(ids.iter().cloned())
             .collect()
     }
 }

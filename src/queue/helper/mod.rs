@@ -17,6 +17,7 @@
 mod actions_log;
 mod exec;
 mod peer;
+mod recheck;
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -132,16 +133,43 @@ fn refused(error: &str) -> Reply {
     }
 }
 
-/// Checks that the caller may ask this, records the intent when the verb
-/// is audited, runs Exim, records the outcome.
+/// Checks that the caller may ask this, re-checks an action's ids against
+/// the queue, records the intent when the verb is audited, runs Exim,
+/// records the outcome.
 fn answer(config: &QueueConfig, peer: &Peer, request: &Request) -> (Reply, Vec<u8>) {
     let caller = peer.caller(config, request);
     if let Err(why) = may_ask(config, &caller, request) {
         return (refused(&why), Vec::new());
     }
-    let argv: Vec<String> = std::iter::once(config.exim.display().to_string())
-        .chain(request.exim_args())
+    let on_queue = if request.verb.acts() {
+        match recheck::on_queue(&config.exim, &request.ids) {
+            Ok(on_queue) => on_queue,
+            Err(err) => {
+                let why = format!(
+                    "cannot check the messages against the queue with {}: {err}",
+                    config.exim.display()
+                );
+                return (refused(&why), Vec::new());
+            }
+        }
+    } else {
+        vec![true; request.ids.len()]
+    };
+    let present: Vec<String> = request
+        .ids
+        .iter()
+        .zip(&on_queue)
+        .filter(|(_, here)| **here)
+        .map(|(id, _)| id.clone())
         .collect();
+    // Nothing runs when every id has left the queue: the argv says so.
+    let argv: Vec<String> = if request.verb.acts() && present.is_empty() {
+        Vec::new()
+    } else {
+        std::iter::once(config.exim.display().to_string())
+            .chain(request.exim_args(&present))
+            .collect()
+    };
     let log = &config.actions_log;
     if request.verb.audited() {
         let intent = Record::Intent(Intent {
@@ -163,8 +191,8 @@ fn answer(config: &QueueConfig, peer: &Peer, request: &Request) -> (Reply, Vec<u
             return (refused(&why), Vec::new());
         }
     }
-    if request.dry_run {
-        let outcomes = vec![Outcome::DryRun; request.ids.len()];
+    if request.dry_run || argv.is_empty() {
+        let outcomes = recheck::merge(&on_queue, vec![Outcome::DryRun; present.len()]);
         let finished = finish(request, None, &outcomes, &[], &[], "");
         record(log, request, finished);
         let reply = Reply {
@@ -175,15 +203,21 @@ fn answer(config: &QueueConfig, peer: &Peer, request: &Request) -> (Reply, Vec<u
         };
         return (reply, Vec::new());
     }
-    run_exim(config, request, argv)
+    run_exim(config, request, argv, &on_queue)
 }
 
-/// Runs Exim for `request` (after its intent is on disk), records the
-/// outcome of an audited one, and makes the reply and its payload.
-fn run_exim(config: &QueueConfig, request: &Request, argv: Vec<String>) -> (Reply, Vec<u8>) {
+/// Runs Exim for `request` (after its intent is on disk) with `argv`, on
+/// the ids `on_queue` marks, records the outcome of an audited one, and
+/// makes the reply and its payload.
+fn run_exim(
+    config: &QueueConfig,
+    request: &Request,
+    argv: Vec<String>,
+    on_queue: &[bool],
+) -> (Reply, Vec<u8>) {
     let log = &config.actions_log;
     let (deadline, cap) = limits(request.verb);
-    let ran = match exec::run(&config.exim, &request.exim_args(), deadline, cap) {
+    let ran = match exec::run(&config.exim, &argv[1..], deadline, cap) {
         Ok(ran) => ran,
         Err(err) => {
             let why = format!("cannot run {}: {err}", config.exim.display());
@@ -199,7 +233,11 @@ fn run_exim(config: &QueueConfig, request: &Request, argv: Vec<String>) -> (Repl
             );
         }
     };
-    let outcomes = action_outcomes(request, &ran);
+    let outcomes = if request.verb.acts() {
+        recheck::merge(on_queue, action_outcomes(request.verb, &argv[2..], &ran))
+    } else {
+        Vec::new()
+    };
     let error = if ran.timed_out {
         "Exim did not finish in time and was stopped"
     } else {
@@ -229,14 +267,11 @@ fn run_exim(config: &QueueConfig, request: &Request, argv: Vec<String>) -> (Repl
     (reply, payload)
 }
 
-/// The outcome per id of an action: what Exim printed, or for deliver and
-/// give up (which print nothing) `started` when Exim ran.
-fn action_outcomes(request: &Request, ran: &exec::Ran) -> Vec<Outcome> {
-    if !request.verb.acts() {
-        return Vec::new();
-    }
-    let read = outcomes(&request.ids, &ran.stdout);
-    match request.verb {
+/// The outcome per id of an action on `ids`: what Exim printed, or for
+/// deliver and give up (which print nothing) `started` when Exim ran.
+fn action_outcomes(verb: Verb, ids: &[String], ran: &exec::Ran) -> Vec<Outcome> {
+    let read = outcomes(ids, &ran.stdout);
+    match verb {
         Verb::Deliver | Verb::GiveUp if !ran.timed_out => read
             .into_iter()
             .map(|o| {

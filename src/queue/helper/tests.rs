@@ -1,6 +1,7 @@
-//! The helper against a stand-in Exim (a script that records its argv,
-//! its environment and whether the intent was on disk when it ran, and
-//! prints what Exim prints): what runs, what is refused, and what is
+//! The helper against a stand-in Exim (a script that lists the ids it is
+//! asked about as queued unless named in `gone`, and for anything else
+//! records its argv, its environment and whether the intent was on disk
+//! when it ran, and prints what Exim prints): what runs, what is refused, and what is
 //! recorded before and after.
 
 use std::io::Cursor;
@@ -24,6 +25,17 @@ fn setup(stdout: &str) -> Setup {
         &exim,
         format!(
             "#!/bin/sh\n\
+             if [ \"$1\" = -bpr ] && [ $# -gt 1 ]; then\n\
+               shift\n\
+               for id; do\n\
+                 if grep -qx \"$id\" {d}/gone 2>/dev/null; then\n\
+                   printf '  0 %s\\n    *** spool read error: No such file or directory ***\\n\\n' \"$id\"\n\
+                 else\n\
+                   printf ' 5m   328 %s <a@b>\\n          c@d\\n\\n' \"$id\"\n\
+                 fi\n\
+               done\n\
+               exit 0\n\
+             fi\n\
              echo \"$@\" > {d}/argv\n\
              env > {d}/env\n\
              cp {log} {d}/log-when-run 2>/dev/null\n\
@@ -265,4 +277,74 @@ fn the_web_view_names_its_user_and_anyone_else_is_named_by_uid() {
             ("mallory".into(), "cli".into(), String::new()),
         ]
     );
+}
+
+#[test]
+fn ids_that_left_the_queue_are_absent_and_never_reach_exim() {
+    let Setup { dir, config } = setup("Message 1rAAAA-000001-AB has been removed\n");
+    std::fs::write(dir.path().join("gone"), "1rAAAA-000002-AB\n").unwrap();
+    let ids = ["1rAAAA-000001-AB", "1rAAAA-000002-AB"];
+    let mut dry = request(Verb::Remove, &ids);
+    dry.dry_run = true;
+    let (reply, _) = ask(&config, &cli_peer(), &dry);
+    assert_eq!(reply.outcomes, [Outcome::DryRun, Outcome::Absent]);
+    assert_eq!(reply.argv[1..], ["-Mrm", "1rAAAA-000001-AB"]);
+    assert!(!dir.path().join("argv").exists(), "Exim ran");
+
+    let (reply, _) = ask(&config, &cli_peer(), &request(Verb::Remove, &ids));
+    assert!(reply.ok, "{reply:?}");
+    assert_eq!(reply.outcomes, [Outcome::Done, Outcome::Absent]);
+    let argv = std::fs::read_to_string(dir.path().join("argv")).unwrap();
+    assert_eq!(argv.trim(), "-Mrm 1rAAAA-000001-AB");
+    match records(&config.actions_log).as_slice() {
+        [_, _, Record::Intent(intent), Record::Outcome(outcome)] => {
+            assert_eq!(intent.ids, ids);
+            assert_eq!(intent.argv[1..], ["-Mrm", "1rAAAA-000001-AB"]);
+            assert_eq!(outcome.outcomes, ["done", "absent"]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn when_every_id_left_the_queue_exim_is_not_run() {
+    let Setup { dir, config } = setup("");
+    std::fs::write(dir.path().join("gone"), "1rAAAA-000001-AB\n").unwrap();
+    let (reply, _) = ask(
+        &config,
+        &cli_peer(),
+        &request(Verb::Freeze, &["1rAAAA-000001-AB"]),
+    );
+    assert!(reply.ok, "{reply:?}");
+    assert_eq!(reply.outcomes, [Outcome::Absent]);
+    assert!(reply.argv.is_empty(), "{reply:?}");
+    assert!(!dir.path().join("argv").exists(), "Exim ran");
+    match records(&config.actions_log).as_slice() {
+        [Record::Intent(intent), Record::Outcome(outcome)] => {
+            assert!(intent.argv.is_empty());
+            assert_eq!(outcome.outcomes, ["absent"]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_exim_that_cannot_list_refuses_the_action_and_records_nothing() {
+    let Setup { dir, mut config } = setup("");
+    for (exim, why) in [
+        (dir.path().join("no-such-exim"), "No such file"),
+        (PathBuf::from("/bin/false"), "exited with Some(1)"),
+    ] {
+        config.exim = exim;
+        let (reply, _) = ask(
+            &config,
+            &cli_peer(),
+            &request(Verb::Thaw, &["1rAAAA-000001-AB"]),
+        );
+        assert!(
+            !reply.ok && reply.error.contains("cannot check") && reply.error.contains(why),
+            "{reply:?}"
+        );
+    }
+    assert!(records(&config.actions_log).is_empty());
 }

@@ -24,13 +24,13 @@ fn an_allowed_verb_on_exim_ids_is_accepted_with_a_fixed_command_line() {
     .unwrap();
     assert_eq!(request.verb, Verb::Freeze);
     assert_eq!(
-        request.exim_args(),
+        request.exim_args(&request.ids),
         ["-Mf", "1rAAAA-000001-AB", "1rAbCd-0000000000A-1x2Y"]
     );
     let listing = Request::decode(&line("list", &[]), 1).unwrap();
-    assert_eq!(listing.exim_args(), ["-bpr"]);
+    assert_eq!(listing.exim_args(&listing.ids), ["-bpr"]);
     let deliver = Request::decode(&line("deliver", &["1rAAAA-000001-AB"]), 2).unwrap();
-    assert_eq!(deliver.exim_args(), ["-M", "1rAAAA-000001-AB"]);
+    assert_eq!(deliver.exim_args(&deliver.ids), ["-M", "1rAAAA-000001-AB"]);
 }
 
 #[test]

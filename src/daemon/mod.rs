@@ -155,6 +155,7 @@ impl Running {
         };
         let (sender, receiver) = channel::for_config(&config.ingest);
         let audit = Some(sender.clone());
+        let sender_for_gauge = sender.clone();
         let actions = queue_actions::start(&config, &stored, sender.clone());
         let (control, source_thread) = source_thread::spawn(source, sender, poll_active, poll_idle);
         control.set_stall_after(config.health.stall_after);
@@ -176,7 +177,7 @@ impl Running {
         );
         let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let queue_counts = queue_gauge::start(&config.queue, shutdown_rx.clone());
+        let queue_counts = queue_gauge::start(&config.queue, sender_for_gauge, shutdown_rx.clone());
         let health = tokio::spawn(health::run(handle.clone(), config_rx, shutdown_rx));
         #[cfg(feature = "fleet")]
         let fleet = start_replicator(&config, fleet_progress.as_ref(), fleet_pool);

@@ -1,7 +1,8 @@
-//! Exim's queue size for the metrics (`exim_queue`, `exim_queue_frozen`):
-//! the queue helper lists the queue once a minute while its socket is
-//! there; a scrape reads the last count. The daemon never reads Exim's
-//! spool itself.
+//! Exim's queue size for the metrics (`exim_queue`, `exim_queue_frozen`)
+//! and for the flow page's chart: the queue helper lists the queue once a
+//! minute while its socket is there; a scrape reads the last count, and
+//! each count goes to the writer to be kept (`queue_samples`). The daemon
+//! never reads Exim's spool itself.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,8 +11,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::QueueConfig;
+use crate::pipeline::channel::LineSender;
+use crate::pipeline::item::{Item, QueueSample};
 use crate::queue::client;
-use crate::queue::listing::ListingReader;
+use crate::queue::listing::{ListingReader, QueueSize};
 use crate::queue::request::{Actor, PROTOCOL_VERSION, Request, Verb};
 
 /// How often the queue is counted.
@@ -29,18 +32,21 @@ pub struct QueueCounts {
 
 impl QueueCounts {
     /// The last count, if the helper answered it.
-    pub fn get(&self) -> Option<(u64, u64)> {
-        self.known.load(Ordering::Relaxed).then(|| {
-            (
-                self.messages.load(Ordering::Relaxed),
-                self.frozen.load(Ordering::Relaxed),
-            )
+    pub fn get(&self) -> Option<QueueSize> {
+        self.known.load(Ordering::Relaxed).then(|| QueueSize {
+            messages: self.messages.load(Ordering::Relaxed),
+            frozen: self.frozen.load(Ordering::Relaxed),
         })
     }
 }
 
-/// Starts counting; ends when `stop` says so.
-pub fn start(config: &QueueConfig, mut stop: watch::Receiver<bool>) -> Arc<QueueCounts> {
+/// Starts counting, each count also sent to `keep` for the writer; ends
+/// when `stop` says so.
+pub fn start(
+    config: &QueueConfig,
+    keep: LineSender,
+    mut stop: watch::Receiver<bool>,
+) -> Arc<QueueCounts> {
     let counts = Arc::new(QueueCounts::default());
     let shared = Arc::clone(&counts);
     let socket = config.socket.clone();
@@ -50,11 +56,21 @@ pub fn start(config: &QueueConfig, mut stop: watch::Receiver<bool>) -> Arc<Queue
             let ask = socket.clone();
             let counted = tokio::task::spawn_blocking(move || count(&ask)).await;
             match counted {
-                Ok(Ok(Some((messages, frozen)))) => {
-                    shared.messages.store(messages, Ordering::Relaxed);
-                    shared.frozen.store(frozen, Ordering::Relaxed);
+                Ok(Ok(Some(size))) => {
+                    shared.messages.store(size.messages, Ordering::Relaxed);
+                    shared.frozen.store(size.frozen, Ordering::Relaxed);
                     shared.known.store(true, Ordering::Relaxed);
                     said = false;
+                    // The channel is full while the database is down: a
+                    // stop must not wait for it.
+                    let sample = Item::QueueSample(QueueSample {
+                        at_ms: in_the_logs_clock(crate::store::repo::now_ms()),
+                        size,
+                    });
+                    tokio::select! {
+                        _ = keep.send_record(sample) => {}
+                        _ = stop.changed() => return,
+                    }
                 }
                 Ok(Ok(None)) => shared.known.store(false, Ordering::Relaxed),
                 Ok(Err(err)) => {
@@ -75,9 +91,15 @@ pub fn start(config: &QueueConfig, mut stop: watch::Receiver<bool>) -> Arc<Queue
     counts
 }
 
-/// Messages and frozen ones, or `None` when the helper's socket is not
-/// there (the queue helper is not installed or not enabled).
-fn count(socket: &std::path::Path) -> Result<Option<(u64, u64)>, client::ClientError> {
+/// `utc_ms` as Exim writes its lines' times (local time), read as UTC as
+/// they are stored: a count then charts beside the lines of its minute.
+fn in_the_logs_clock(utc_ms: i64) -> i64 {
+    utc_ms + crate::localtime::utc_offset_seconds(utc_ms.div_euclid(1000)) * 1000
+}
+
+/// The queue's size, or `None` when the helper's socket is not there (the
+/// queue helper is not installed or not enabled).
+fn count(socket: &std::path::Path) -> Result<Option<QueueSize>, client::ClientError> {
     if !socket.exists() {
         return Ok(None);
     }
@@ -97,17 +119,11 @@ fn count(socket: &std::path::Path) -> Result<Option<(u64, u64)>, client::ClientE
         return Err(client::ClientError::Answer(answer.reply.error));
     }
     let mut reader = ListingReader::default();
-    let (mut messages, mut frozen) = (0u64, 0u64);
+    let mut size = QueueSize::default();
     for line in answer.payload.split(|&b| b == b'\n') {
         reader.line(line);
-        for message in reader.take() {
-            messages += 1;
-            frozen += u64::from(message.frozen);
-        }
+        reader.take().iter().for_each(|message| size.add(message));
     }
-    for message in reader.finish() {
-        messages += 1;
-        frozen += u64::from(message.frozen);
-    }
-    Ok(Some((messages, frozen)))
+    reader.finish().iter().for_each(|message| size.add(message));
+    Ok(Some(size))
 }

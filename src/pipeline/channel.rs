@@ -178,7 +178,7 @@ impl Drop for LineReceiver {
 pub fn weight(item: &Item) -> usize {
     match item {
         Item::Line(line) => line.bytes.len() + size_of::<super::item::LineItem>(),
-        Item::Gap(_) | Item::Audit(_) => 0,
+        Item::Gap(_) | Item::Audit(_) | Item::QueueSample(_) => 0,
     }
 }
 

@@ -116,6 +116,19 @@ pub enum Item {
     Gap(GapItem),
     /// A record for the audit log.
     Audit(AuditItem),
+    /// Exim's queue size, as the queue helper counted it: kept over time
+    /// for the flow page's chart.
+    QueueSample(QueueSample),
+}
+
+/// Exim's queue size at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSample {
+    /// When it was counted, in the log's clock (local time read as UTC, as
+    /// Exim's lines are stored), so that it charts beside their counts.
+    pub at_ms: i64,
+    /// The count.
+    pub size: crate::queue::listing::QueueSize,
 }
 
 /// A 128-bit fingerprint of a source generation's first line (how it is

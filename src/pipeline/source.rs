@@ -114,7 +114,7 @@ impl Collected {
             .iter()
             .filter_map(|item| match item {
                 Item::Line(line) => Some(line),
-                Item::Gap(_) | Item::Audit(_) => None,
+                Item::Gap(_) | Item::Audit(_) | Item::QueueSample(_) => None,
             })
             .collect()
     }
@@ -125,7 +125,7 @@ impl Collected {
             .iter()
             .filter_map(|item| match item {
                 Item::Gap(gap) => Some(gap),
-                Item::Line(_) | Item::Audit(_) => None,
+                Item::Line(_) | Item::Audit(_) | Item::QueueSample(_) => None,
             })
             .collect()
     }

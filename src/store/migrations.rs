@@ -55,6 +55,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0012_fleet_shipped"),
     migration!("0013_metric_label_slots"),
     migration!("0014_audit_queue_actions"),
+    migration!("0015_queue_samples"),
 ];
 
 /// The schema version this build writes.
@@ -316,7 +317,8 @@ mod tests {
                 "0011_messages_header_id",
                 "0012_fleet_shipped",
                 "0013_metric_label_slots",
-                "0014_audit_queue_actions"
+                "0014_audit_queue_actions",
+                "0015_queue_samples"
             ]
         );
         assert_eq!(rows_as_text(&conn, attempts), before_attempts);
@@ -417,7 +419,8 @@ mod tests {
                 "0011_messages_header_id",
                 "0012_fleet_shipped",
                 "0013_metric_label_slots",
-                "0014_audit_queue_actions"
+                "0014_audit_queue_actions",
+                "0015_queue_samples"
             ]
         );
         let lines: Vec<String> = crate::store::repo::all_lines(&conn)

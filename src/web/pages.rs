@@ -281,6 +281,7 @@ async fn flow_page(
             @for name in &flow.series { span { i class=(format!("s-{name}")) {} (name) } }
         }
         (chart::stacked_bars(&flow.series, &labels, &counts))
+        (queue_chart(&flow, &labels))
         div.columns {
             div { h2 { "Top senders" } (top_table(&report.top_senders)) }
             div { h2 { "Top recipient domains" } (top_table(&report.top_recipient_domains)) }
@@ -291,6 +292,32 @@ async fn flow_page(
         }
     };
     page("/flow", "Mail flow", body)
+}
+
+/// Exim's queue over the flow chart's buckets, as the daemon counted it
+/// through the queue helper; a line saying why when it never did.
+fn queue_chart(flow: &flow::Flow, labels: &[String]) -> Markup {
+    let values: Vec<Vec<Option<u64>>> = flow
+        .buckets
+        .iter()
+        .map(|b| vec![b.queue.map(|q| q.messages), b.queue.map(|q| q.frozen)])
+        .collect();
+    let counted = flow.buckets.iter().any(|b| b.queue.is_some());
+    html! {
+        h2 { "Exim's queue" }
+        @if counted {
+            div.legend {
+                span { i.l-messages {} "messages" }
+                span { i.l-frozen {} "frozen" }
+            }
+            (chart::levels("Exim's queue", &["messages", "frozen"], labels, &values))
+        } @else {
+            p.muted {
+                "The queue was not counted in this window: the daemon counts it once a minute "
+                "through the queue helper, when its socket is enabled (" a href="/queue" { "queue" } ")."
+            }
+        }
+    }
 }
 
 fn top_table(rows: &[stats::Row]) -> Markup {

@@ -94,7 +94,7 @@ impl Store {
                     });
                 }
                 Item::Gap(_) => self.gaps += 1,
-                Item::Audit(_) => {}
+                Item::Audit(_) | Item::QueueSample(_) => {}
             }
         }
     }

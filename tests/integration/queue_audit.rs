@@ -332,4 +332,53 @@ fn the_daemon_exports_exims_queue_size_from_the_helper() {
         (request["verb"].as_str(), request["origin"].as_str()),
         (Some("list"), Some("daemon"))
     );
+    // The count is kept for the flow page's chart, timed in the log's
+    // clock (local time, as Exim writes it: this test's TZ is the host's).
+    let kept = || {
+        Connection::open(&daemon.db)
+            .ok()?
+            .query_row(
+                "SELECT messages, frozen, at_ms FROM queue_samples",
+                [],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, i64>(2)?,
+                    ))
+                },
+            )
+            .ok()
+    };
+    let deadline = Instant::now() + WAIT;
+    let (messages, frozen, at_ms) = loop {
+        if let Some(row) = kept() {
+            break row;
+        }
+        assert!(Instant::now() < deadline, "{}", daemon.stderr_text());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!((messages, frozen), (2, 1));
+    let local_now = local_now_ms();
+    assert!(
+        (at_ms - local_now).abs() < 120_000,
+        "{at_ms} vs {local_now}"
+    );
+    assert!(daemon.stop().success());
+}
+
+/// Now in the local wall clock read as UTC, from `date` (the test's own
+/// reading of the clock Exim writes in).
+fn local_now_ms() -> i64 {
+    let out = std::process::Command::new("date")
+        .arg("+%s %z")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (seconds, zone) = text.trim().split_once(' ').unwrap();
+    let seconds: i64 = seconds.parse().unwrap();
+    let sign = if zone.starts_with('-') { -1 } else { 1 };
+    let hours: i64 = zone[1..3].parse().unwrap();
+    let minutes: i64 = zone[3..5].parse().unwrap();
+    (seconds + sign * (hours * 3600 + minutes * 60)) * 1000
 }

@@ -25,6 +25,17 @@ fn pages_and_api_answer_like_the_cli_and_bad_input_is_refused_clearly() {
     let dir = TempDir::new().unwrap();
     let db = sample_database(dir.path());
     let db_text = db.to_str().unwrap().to_owned();
+    // Two counts of Exim's queue, as the daemon keeps them: 13:30:10 and
+    // 13:45:00 on the sample's day, in the log's clock.
+    let at_1330: i64 = 1_795_699_800_000;
+    let conn = deadpool_sqlite::rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(&format!(
+        "INSERT INTO queue_samples VALUES ({}, 4, 1), ({}, 6, 2)",
+        at_1330 + 10_000,
+        at_1330 + 15 * 60_000
+    ))
+    .unwrap();
+    drop(conn);
     let before = std::fs::read(&db).unwrap();
     let server = Server::start(&db, dir.path());
 
@@ -88,6 +99,27 @@ fn pages_and_api_answer_like_the_cli_and_bad_input_is_refused_clearly() {
         .map(|b| b["counts"][0].as_u64().unwrap())
         .sum();
     assert_eq!(received, 10, "{flow}");
+    let queue: Vec<(&str, &serde_json::Value)> = flow["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| !b["queue"].is_null())
+        .map(|b| (b["start"].as_str().unwrap(), &b["queue"]))
+        .collect();
+    assert_eq!(
+        queue,
+        [
+            (
+                "2026-11-26 13:30:00",
+                &serde_json::json!({"messages": 4, "frozen": 1})
+            ),
+            (
+                "2026-11-26 13:45:00",
+                &serde_json::json!({"messages": 6, "frozen": 2})
+            )
+        ],
+        "{flow}"
+    );
     let health = server.json("/api/v1/health");
     assert_eq!(health["gap_count"], 0);
     assert!(
@@ -118,6 +150,12 @@ fn pages_and_api_answer_like_the_cli_and_bad_input_is_refused_clearly() {
     }
     let flow_page = server.page("/flow?since=2026-11-26", 200);
     assert!(flow_page.contains("<svg"), "{flow_page}");
+    // The queue's line, hour by hour: the last count of the 13:00 hour.
+    assert!(
+        flow_page.contains("aria-label=\"Exim's queue\"")
+            && flow_page.contains("<title>2026-11-26 13:00:00: 6 messages</title>"),
+        "{flow_page}"
+    );
     for (name, value) in [
         ("received", 10),
         ("delivered", 10),

@@ -75,7 +75,7 @@ pub(super) fn write_batch(
                     .iter()
                     .map(|item| match item {
                         Item::Line(line) => Some(parse_line(&line.bytes)),
-                        Item::Gap(_) | Item::Audit(_) => None,
+                        Item::Gap(_) | Item::Audit(_) | Item::QueueSample(_) => None,
                     })
                     .collect();
                 if sender.send(entries).is_err() {
@@ -89,6 +89,14 @@ pub(super) fn write_batch(
                 (Item::Line(line), Some(Some(entry))) => writing.line(line, entry)?,
                 (Item::Gap(gap), Some(None)) => writing.gap(gap)?,
                 (Item::Audit(audit), Some(None)) => writing.audit(audit)?,
+                (Item::QueueSample(sample), Some(None)) => {
+                    crate::store::repo::queue_samples::record(
+                        writing.tx,
+                        sample.at_ms,
+                        sample.size.messages,
+                        sample.size.frozen,
+                    )?;
+                }
                 _ => {
                     return Err(StoreError::other(
                         Context::op("parse lines"),

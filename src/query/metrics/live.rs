@@ -4,6 +4,7 @@
 
 use super::exposition::Family;
 use super::gauge;
+use crate::queue::listing::QueueSize;
 
 /// What only a running daemon knows; `None` fields are left out.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -27,7 +28,7 @@ pub struct Live {
     pub fleet_lag_seconds: Option<f64>,
     /// Messages in Exim's queue, and how many of them are frozen, as the
     /// queue helper last listed them (when its socket is there).
-    pub queue: Option<(u64, u64)>,
+    pub queue: Option<QueueSize>,
 }
 
 pub(super) fn live_gauges(live: &Live) -> Vec<Family> {
@@ -81,7 +82,7 @@ pub(super) fn live_gauges(live: &Live) -> Vec<Family> {
             seconds,
         ));
     }
-    if let Some((messages, frozen)) = live.queue {
+    if let Some(QueueSize { messages, frozen }) = live.queue {
         // exim_exporter's names, so that its dashboards and alerts work.
         families.push(gauge(
             "exim_queue",

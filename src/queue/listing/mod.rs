@@ -16,6 +16,8 @@
 //! or `    *** spool read error: <reason> ***`. Addresses are bytes:
 //! quoted local parts hold spaces, and nothing makes them UTF-8.
 
+use serde::Serialize;
+
 /// One queued message as the listing shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueuedMessage {
@@ -81,6 +83,25 @@ impl Age {
             AgeUnit::Days => 86_400,
         };
         u64::from(self.value) * unit
+    }
+}
+
+/// How large the queue is: its messages, and how many of them are frozen.
+/// One type for the metrics' gauges, the samples kept over time and the
+/// flow page's chart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueSize {
+    /// Messages on the queue.
+    pub messages: u64,
+    /// Of them, frozen.
+    pub frozen: u64,
+}
+
+impl QueueSize {
+    /// Counts `message` in.
+    pub fn add(&mut self, message: &QueuedMessage) {
+        self.messages += 1;
+        self.frozen += u64::from(message.frozen);
     }
 }
 

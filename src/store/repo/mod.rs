@@ -12,6 +12,7 @@ mod audit;
 mod counts;
 mod lines;
 pub mod queue_actions;
+pub mod queue_samples;
 mod shipped;
 mod sources;
 

@@ -27,6 +27,16 @@ pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -
         // Needs no configuration: packages are built where none exists.
         return generate::stdout(what);
     }
+    #[cfg(feature = "web")]
+    if let Command::Serve {
+        hash_password: true,
+        ..
+    } = cli.command
+    {
+        // Needs none either: the hashes go into a configuration that may not
+        // load until they are there (actions on, users not yet set).
+        return serve::hash_password();
+    }
     let overrides = cli.command.overrides();
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     let log = crate::logging::init(&config.logging);

@@ -457,3 +457,32 @@ fn an_unreadable_configuration_reports_the_os_error_once() {
     assert_eq!(status, 78, "{stderr}");
     assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
 }
+
+/// `serve --hash-password` reads no configuration: its hashes go into one
+/// that may not load until they are there (actions on, users not set yet).
+#[test]
+fn a_password_is_hashed_whatever_the_configuration_says() {
+    use std::io::Write as _;
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[queue]\nactions = true\n").unwrap();
+    let (status, _, stderr) = outcome(&run(&[
+        "check-config",
+        "--config",
+        config.to_str().unwrap(),
+    ]));
+    assert_eq!(status, 78, "the configuration is refused: {stderr}");
+    let mut child = std::process::Command::new(crate::util::binary())
+        .args(["serve", "--hash-password", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "a secret").unwrap();
+    let output = child.wait_with_output().unwrap();
+    let (status, stdout, stderr) = outcome(&output);
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stdout.starts_with("$argon2id$"), "{stdout}");
+}

@@ -221,12 +221,6 @@ impl Replicator {
         if held_by == name {
             return Ok(high_water);
         }
-        tracing::warn!(
-            host = %host, previous = %held_by, database = %name,
-            "rows for host {host} came from another database ({held_by}); this one ({name}) \
-             continues the host from its own first chunk. If another machine also uses \
-             [fleet] host_name = {host:?}, give each its own name"
-        );
         let moved = client
             .execute(
                 "UPDATE exim_pilot.replication SET database_name = $2, high_water = 0,
@@ -235,7 +229,15 @@ impl Replicator {
                 &[host, &name, &held_by],
             )
             .await?;
+        // Said once the mark is this database's, not before: whoever reads
+        // it (an operator, the fleet test) may act on it at once.
         if moved == 1 {
+            tracing::warn!(
+                host = %host, previous = %held_by, database = %name,
+                "rows for host {host} came from another database ({held_by}); this one ({name}) \
+                 continues the host from its own first chunk. If another machine also uses \
+                 [fleet] host_name = {host:?}, give each its own name"
+            );
             Ok(0)
         } else {
             Err(FleetError::Connection(

@@ -5,7 +5,7 @@
 
 use regex::bytes::Regex;
 
-use super::listing::{QueuedMessage, arrival_seconds};
+use super::listing::{ListingReader, QueuedMessage, arrival_seconds};
 
 /// The choices; the default takes every message.
 #[derive(Debug, Clone, Default)]
@@ -76,6 +76,29 @@ impl Filter {
             && self.younger_than.is_none()
     }
 
+    /// Reads `listing` message by message and keeps the first `limit` that
+    /// it takes at `now`: a long queue costs its listing's bytes and
+    /// `limit` messages, not every message parsed at once.
+    pub fn choose(&self, listing: &[u8], now: i64, limit: usize) -> Chosen {
+        let mut chosen = Chosen::default();
+        let mut reader = ListingReader::default();
+        let take = |messages: Vec<QueuedMessage>, chosen: &mut Chosen| {
+            for message in messages.into_iter().filter(|m| self.takes(m, now)) {
+                chosen.matching += 1;
+                if chosen.messages.len() < limit {
+                    chosen.messages.push(message);
+                }
+            }
+        };
+        for line in listing.split(|&b| b == b'\n') {
+            reader.line(line);
+            take(reader.take(), &mut chosen);
+        }
+        chosen.skipped = reader.skipped;
+        take(reader.finish(), &mut chosen);
+        chosen
+    }
+
     /// The choices as JSON, for the audit record of an action taken on them.
     pub fn describe(&self) -> serde_json::Value {
         serde_json::json!({
@@ -87,6 +110,17 @@ impl Filter {
             "younger_than_seconds": self.younger_than,
         })
     }
+}
+
+/// What [`Filter::choose`] took from a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chosen {
+    /// The first messages taken, in the listing's order, at most the limit.
+    pub messages: Vec<QueuedMessage>,
+    /// How many the filter takes in all.
+    pub matching: usize,
+    /// Lines of the listing that fit no part of Exim's format.
+    pub skipped: usize,
 }
 
 /// How long `message` has been queued at `now`: from its id, or from the
@@ -179,5 +213,21 @@ mod tests {
     #[test]
     fn a_pattern_too_large_is_refused() {
         assert!(Filter::pattern("(a+)+{1000}{1000}").is_err());
+    }
+
+    #[test]
+    fn choosing_keeps_the_first_taken_and_counts_them_all() {
+        let now = arrival_seconds("1xWZzS-0001uN-1x").unwrap() + 100;
+        let listing = format!("{LISTING}a line of no known shape\n");
+        let active = Filter {
+            frozen: Some(false),
+            ..Filter::default()
+        };
+        let chosen = active.choose(listing.as_bytes(), now, 1);
+        let ids: Vec<&str> = chosen.messages.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["1xWZzS-0001uN-1x"]);
+        assert_eq!((chosen.matching, chosen.skipped), (2, 1));
+        let all = Filter::default().choose(LISTING.as_bytes(), now, usize::MAX);
+        assert_eq!(all.messages, parse_listing(LISTING.as_bytes()).0);
     }
 }

@@ -19,7 +19,6 @@ use super::{App, WebError, bounded};
 use crate::config::WebRole;
 use crate::query::queue::{QueuedView, recipient_histories, views};
 use crate::queue::filter::Filter;
-use crate::queue::listing::parse_listing;
 use crate::queue::request::Verb;
 
 /// Messages one answer lists at most.
@@ -91,14 +90,15 @@ impl QueueQuery {
     }
 }
 
-/// The queue as `session` may see it: listed by the helper, chosen,
-/// joined with the log's history, masked for a viewer.
+/// The queue as `session` may see it: listed by the helper, chosen (the
+/// first `limit`, and how many the choice takes in all), joined with the
+/// log's history, masked for a viewer.
 async fn listing(
     app: &App,
     asker: &Asker,
     query: &QueueQuery,
     masking: Masking,
-) -> Result<Vec<QueuedView>, WebError> {
+) -> Result<(Vec<QueuedView>, usize), WebError> {
     let filter = query.filter(asker.session.role)?;
     let limit = query.limit.unwrap_or(MAX_ROWS).min(MAX_ROWS);
     let request = asker.request(app, Verb::List, Vec::new());
@@ -113,12 +113,9 @@ async fn listing(
         return Err(WebError::Unavailable(answer.reply.error));
     }
     let now = crate::store::repo::now_ms() / 1000;
-    let messages: Vec<_> = parse_listing(&answer.payload)
-        .0
-        .into_iter()
-        .filter(|m| filter.takes(m, now))
-        .take(limit)
-        .collect();
+    let chosen = filter.choose(&answer.payload, now, limit);
+    drop(answer);
+    let (messages, matching) = (chosen.messages, chosen.matching);
     let rows = app
         .ask(move |conn| {
             let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
@@ -126,7 +123,8 @@ async fn listing(
             Ok(views(&messages, &histories))
         })
         .await?;
-    Ok(rows.into_iter().map(|row| masking.apply(row)).collect())
+    let rows = rows.into_iter().map(|row| masking.apply(row)).collect();
+    Ok((rows, matching))
 }
 
 async fn queue_api(
@@ -135,7 +133,11 @@ async fn queue_api(
     masking: Masking,
     Query(query): Query<QueueQuery>,
 ) -> Response {
-    answer(listing(&app, &asker, &query, masking).await)
+    answer(
+        listing(&app, &asker, &query, masking)
+            .await
+            .map(|(rows, _)| rows),
+    )
 }
 
 async fn queue_page(
@@ -146,8 +148,8 @@ async fn queue_page(
 ) -> Response {
     let session = &asker.session;
     let acts = super::queue_act::offered(&app, session);
-    let rows = match listing(&app, &asker, &query, masking).await {
-        Ok(rows) => rows,
+    let (rows, matching) = match listing(&app, &asker, &query, masking).await {
+        Ok(listed) => listed,
         Err(error) => return error_page(&error),
     };
     let frozen = rows.iter().filter(|r| r.frozen).count();
@@ -169,7 +171,11 @@ async fn queue_page(
             }
             button type="submit" { "Show" }
         }
-        p.muted { (rows.len()) " message(s), " (frozen) " frozen" }
+        p.muted {
+            (matching) " message(s)"
+            @if matching > rows.len() { ", the first " (rows.len()) " shown" }
+            "; of those shown, " (frozen) " frozen"
+        }
         form method="post" action="/queue/confirm" {
         @if acts { (super::queue_act::action_form(&app, session)) }
         table {

@@ -69,6 +69,12 @@ fn the_queue_page_lists_through_the_helper_with_the_logs_history_masked_for_a_vi
         page.contains("1xWZzT-0001uO-1y") && page.contains("carol@example.com"),
         "{page}"
     );
+    // A limit shows the first messages and says how many there are.
+    let (_, page) = get(&server, &admin, "/queue?limit=1");
+    assert!(
+        page.contains("2 message(s), the first 1 shown") && !page.contains("carol@example.com"),
+        "{page}"
+    );
 
     // A viewer sees the queue, masked, and may not choose by address.
     let (_, body) = get(&server, &viewer, "/api/v1/queue");

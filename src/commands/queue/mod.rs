@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::exit::{Failure, TEMPFAIL, USAGE};
 use crate::queue::client::{self, Answer};
 use crate::queue::filter::Filter;
-use crate::queue::listing::{QueuedMessage, parse_listing};
+use crate::queue::listing::QueuedMessage;
 use crate::queue::request::{Actor, PROTOCOL_VERSION, Request, Verb};
 
 /// How long one read from the helper may wait.
@@ -101,19 +101,18 @@ fn chosen(config: &Config, select: &Selection) -> Result<Vec<QueuedMessage>> {
     if answer.reply.payload_cut {
         return Err(Failure::new(TEMPFAIL, "the queue listing was cut at its cap").into());
     }
-    let (messages, skipped) = parse_listing(&answer.payload);
-    if skipped > 0 {
-        eprintln!("exim-pilot: {skipped} lines of Exim's listing were not understood");
-    }
     let now = crate::store::repo::now_ms() / 1000;
     let limit = select
         .limit
         .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
-    Ok(messages
-        .into_iter()
-        .filter(|m| filter.takes(m, now))
-        .take(limit)
-        .collect())
+    let chosen = filter.choose(&answer.payload, now, limit);
+    if chosen.skipped > 0 {
+        eprintln!(
+            "exim-pilot: {} lines of Exim's listing were not understood",
+            chosen.skipped
+        );
+    }
+    Ok(chosen.messages)
 }
 
 /// The command line's choices as a [`Filter`].

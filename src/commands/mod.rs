@@ -23,19 +23,8 @@ use crate::exit::Failure;
 /// installed before anything else. Errors carry their exit status (see
 /// [`crate::exit::status_for`]).
 pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -> Result<()> {
-    if let Command::Generate { what } = cli.command {
-        // Needs no configuration: packages are built where none exists.
-        return generate::stdout(what);
-    }
-    #[cfg(feature = "web")]
-    if let Command::Serve {
-        hash_password: true,
-        ..
-    } = cli.command
-    {
-        // Needs none either: the hashes go into a configuration that may not
-        // load until they are there (actions on, users not yet set).
-        return serve::hash_password();
+    if let Some(done) = without_configuration(&cli.command) {
+        return done;
     }
     let overrides = cli.command.overrides();
     let config = Config::load(cli.config.as_deref(), &overrides)?;
@@ -106,6 +95,22 @@ pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -
         ),
         Command::Serve { hash_password, .. } => serve_command(&config, hash_password).await,
         Command::Generate { what } => generate::stdout(what),
+    }
+}
+
+/// The commands that read no configuration, run; `None` for the others.
+fn without_configuration(command: &Command) -> Option<Result<()>> {
+    match command {
+        // Packages are built where no configuration exists.
+        Command::Generate { what } => Some(generate::stdout(*what)),
+        // The hashes go into a configuration that may not load until they
+        // are there (actions on, users not set yet).
+        #[cfg(feature = "web")]
+        Command::Serve {
+            hash_password: true,
+            ..
+        } => Some(serve::hash_password()),
+        _ => None,
     }
 }
 

@@ -81,22 +81,40 @@ impl Filter {
     /// `limit` messages, not every message parsed at once.
     pub fn choose(&self, listing: &[u8], now: i64, limit: usize) -> Chosen {
         let mut chosen = Chosen::default();
-        let mut reader = ListingReader::default();
-        let take = |messages: Vec<QueuedMessage>, chosen: &mut Chosen| {
-            for message in messages.into_iter().filter(|m| self.takes(m, now)) {
-                chosen.matching += 1;
-                if chosen.messages.len() < limit {
-                    chosen.messages.push(message);
-                }
+        chosen.skipped = self.each_taken(listing, now, |message| {
+            chosen.matching += 1;
+            if chosen.messages.len() < limit {
+                chosen.messages.push(message);
             }
-        };
+        });
+        chosen
+    }
+
+    /// Hands each message of `listing` that it takes at `now` to `visit`,
+    /// in the listing's order, one at a time; returns the count of lines
+    /// that fit no part of Exim's format.
+    pub fn each_taken(
+        &self,
+        listing: &[u8],
+        now: i64,
+        mut visit: impl FnMut(QueuedMessage),
+    ) -> usize {
+        let mut reader = ListingReader::default();
         for line in listing.split(|&b| b == b'\n') {
             reader.line(line);
-            take(reader.take(), &mut chosen);
+            reader
+                .take()
+                .into_iter()
+                .filter(|m| self.takes(m, now))
+                .for_each(&mut visit);
         }
-        chosen.skipped = reader.skipped;
-        take(reader.finish(), &mut chosen);
-        chosen
+        let skipped = reader.skipped;
+        reader
+            .finish()
+            .into_iter()
+            .filter(|m| self.takes(m, now))
+            .for_each(&mut visit);
+        skipped
     }
 
     /// The choices as JSON, for the audit record of an action taken on them.

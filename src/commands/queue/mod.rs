@@ -6,7 +6,7 @@
 mod act;
 mod render;
 
-use std::io::Write as _;
+use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -68,51 +68,96 @@ pub fn run(config: &Config, action: Option<QueueAction>) -> Result<()> {
     }
 }
 
-/// `queue list`: the messages chosen, as text or JSON lines.
+/// Messages `queue list` joins with the log's history and prints at a
+/// time: a queue of any length costs its listing and one page.
+const LIST_PAGE: usize = 1000;
+
+/// `queue list`: the messages chosen, as text or JSON lines, a page at a
+/// time.
 fn list(config: &Config, select: &Selection, json: bool) -> Result<()> {
-    let messages = chosen(config, select)?;
-    let histories = match crate::query::open(&config.database.path) {
-        Ok(conn) => {
-            let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
-            crate::query::queue::recipient_histories(&conn, &ids)?
-        }
+    let (filter, answer) = listed(config, select)?;
+    let conn = match crate::query::open(&config.database.path) {
+        Ok(conn) => Some(conn),
         // The listing stands without the log's history.
         Err(err) => {
             eprintln!("exim-pilot: no deferral reasons ({err})");
-            Default::default()
+            None
         }
     };
     let mut out = crate::output::stdout();
-    for message in &messages {
-        if json {
-            writeln!(out, "{}", render::json(message, &histories))?;
-        } else {
-            write!(out, "{}", render::text(message, &histories))?;
+    let mut page = Vec::with_capacity(LIST_PAGE);
+    let mut left = limit(select);
+    let mut failed = None;
+    let print = |page: &mut Vec<QueuedMessage>, out: &mut dyn Write| -> Result<()> {
+        let histories = match &conn {
+            Some(conn) => {
+                let ids: Vec<&str> = page.iter().map(|m| m.id.as_str()).collect();
+                crate::query::queue::recipient_histories(conn, &ids)?
+            }
+            None => Default::default(),
+        };
+        for message in page.drain(..) {
+            if json {
+                writeln!(out, "{}", render::json(&message, &histories))?;
+            } else {
+                write!(out, "{}", render::text(&message, &histories))?;
+            }
         }
+        Ok(())
+    };
+    let now = crate::store::repo::now_ms() / 1000;
+    let skipped = filter.each_taken(&answer.payload, now, |message| {
+        if left == 0 || failed.is_some() {
+            return;
+        }
+        left -= 1;
+        page.push(message);
+        if page.len() == LIST_PAGE
+            && let Err(err) = print(&mut page, &mut out)
+        {
+            failed = Some(err);
+        }
+    });
+    if let Some(err) = failed {
+        return Err(err);
     }
+    print(&mut page, &mut out)?;
     out.flush()?;
+    said_skipped(skipped);
     Ok(())
 }
 
 /// The queue as the helper lists it, narrowed by `select`.
 fn chosen(config: &Config, select: &Selection) -> Result<Vec<QueuedMessage>> {
+    let (filter, answer) = listed(config, select)?;
+    let now = crate::store::repo::now_ms() / 1000;
+    let chosen = filter.choose(&answer.payload, now, limit(select));
+    said_skipped(chosen.skipped);
+    Ok(chosen.messages)
+}
+
+/// The filter `select` makes, and the helper's listing of the queue.
+fn listed(config: &Config, select: &Selection) -> Result<(Filter, Answer)> {
     let filter = filter(select)?;
     let answer = ask(config, request(Verb::List, Vec::new()), MAX_LISTING)?;
     if answer.reply.payload_cut {
         return Err(Failure::new(TEMPFAIL, "the queue listing was cut at its cap").into());
     }
-    let now = crate::store::repo::now_ms() / 1000;
-    let limit = select
+    Ok((filter, answer))
+}
+
+/// `--limit`, or no limit.
+fn limit(select: &Selection) -> usize {
+    select
         .limit
-        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
-    let chosen = filter.choose(&answer.payload, now, limit);
-    if chosen.skipped > 0 {
-        eprintln!(
-            "exim-pilot: {} lines of Exim's listing were not understood",
-            chosen.skipped
-        );
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// Says how many lines of Exim's listing were not understood, if any.
+fn said_skipped(skipped: usize) {
+    if skipped > 0 {
+        eprintln!("exim-pilot: {skipped} lines of Exim's listing were not understood");
     }
-    Ok(chosen.messages)
 }
 
 /// The command line's choices as a [`Filter`].

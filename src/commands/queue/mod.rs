@@ -38,13 +38,7 @@ pub fn run(config: &Config, action: Option<QueueAction>) -> Result<()> {
             out.flush()?;
             Ok(())
         }
-        QueueAction::Summary { select } => {
-            let messages = chosen(config, &select)?;
-            let mut out = crate::output::stdout();
-            write!(out, "{}", render::summary(&messages))?;
-            out.flush()?;
-            Ok(())
-        }
+        QueueAction::Summary { select } => summary(config, &select),
         QueueAction::Show { id, log, body, .. } => {
             let verb = match (log, body) {
                 (true, _) => Verb::ShowLog,
@@ -124,6 +118,26 @@ fn list(config: &Config, select: &Selection, json: bool) -> Result<()> {
     print(&mut page, &mut out)?;
     out.flush()?;
     said_skipped(skipped);
+    Ok(())
+}
+
+/// `queue summary`: the chosen messages summed per domain, a message at a
+/// time.
+fn summary(config: &Config, select: &Selection) -> Result<()> {
+    let (filter, answer) = listed(config, select)?;
+    let now = crate::store::repo::now_ms() / 1000;
+    let mut sum = render::Summary::default();
+    let mut left = limit(select);
+    let skipped = filter.each_taken(&answer.payload, now, |message| {
+        if left > 0 {
+            left -= 1;
+            sum.add(&message, now);
+        }
+    });
+    said_skipped(skipped);
+    let mut out = crate::output::stdout();
+    write!(out, "{}", sum.render())?;
+    out.flush()?;
     Ok(())
 }
 

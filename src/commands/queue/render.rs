@@ -74,18 +74,26 @@ pub fn json(message: &QueuedMessage, histories: &Histories) -> serde_json::Value
 }
 
 /// Per domain of the waiting recipients: messages, bytes, the oldest and
-/// the newest message's time on the queue (as exiqsumm sums it up).
-pub fn summary(messages: &[QueuedMessage]) -> String {
-    #[derive(Default)]
-    struct Domain {
-        messages: u64,
-        bytes: u64,
-        oldest: u64,
-        newest: u64,
-    }
-    let now = crate::store::repo::now_ms() / 1000;
-    let mut domains: BTreeMap<String, Domain> = BTreeMap::new();
-    for message in messages {
+/// the newest message's time on the queue (as exiqsumm sums it up), summed
+/// a message at a time.
+#[derive(Debug, Default)]
+pub struct Summary {
+    domains: BTreeMap<String, DomainSum>,
+    messages: u64,
+}
+
+#[derive(Debug)]
+struct DomainSum {
+    messages: u64,
+    bytes: u64,
+    oldest: u64,
+    newest: u64,
+}
+
+impl Summary {
+    /// Counts `message` in, its age taken at `now`.
+    pub fn add(&mut self, message: &QueuedMessage, now: i64) {
+        self.messages += 1;
         let age = queued_seconds(message, now);
         let mut seen = std::collections::BTreeSet::new();
         for recipient in message.recipients.iter().filter(|r| !r.delivered) {
@@ -97,9 +105,11 @@ pub fn summary(messages: &[QueuedMessage]) -> String {
             if !seen.insert(domain.clone()) {
                 continue;
             }
-            let entry = domains.entry(domain).or_insert(Domain {
+            let entry = self.domains.entry(domain).or_insert(DomainSum {
+                messages: 0,
+                bytes: 0,
+                oldest: 0,
                 newest: u64::MAX,
-                ..Domain::default()
             });
             entry.messages += 1;
             entry.bytes += message.size_bytes;
@@ -107,27 +117,30 @@ pub fn summary(messages: &[QueuedMessage]) -> String {
             entry.newest = entry.newest.min(age);
         }
     }
-    let mut out = format!(
-        "{:>7} {:>9} {:>8} {:>8}  domain\n",
-        "count", "volume", "oldest", "newest"
-    );
-    let ago = |seconds: u64| {
-        humantime::format_duration(std::time::Duration::from_secs(seconds - seconds % 60))
-            .to_string()
-    };
-    for (domain, d) in &domains {
-        let _ = writeln!(
-            out,
-            "{:>7} {:>9} {:>8} {:>8}  {domain}",
-            d.messages,
-            d.bytes,
-            ago(d.oldest),
-            ago(d.newest)
+
+    /// The table, a line per domain and the total.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "{:>7} {:>9} {:>8} {:>8}  domain\n",
+            "count", "volume", "oldest", "newest"
         );
+        let ago = |seconds: u64| {
+            humantime::format_duration(std::time::Duration::from_secs(seconds - seconds % 60))
+                .to_string()
+        };
+        for (domain, d) in &self.domains {
+            let _ = writeln!(
+                out,
+                "{:>7} {:>9} {:>8} {:>8}  {domain}",
+                d.messages,
+                d.bytes,
+                ago(d.oldest),
+                ago(d.newest)
+            );
+        }
+        let _ = writeln!(out, "{:>7} messages in all", self.messages);
+        out
     }
-    let total: u64 = messages.len() as u64;
-    let _ = writeln!(out, "{total:>7} messages in all");
-    out
 }
 
 #[cfg(test)]
@@ -187,7 +200,10 @@ mod tests {
     #[test]
     fn the_summary_counts_each_message_once_per_waiting_domain() {
         let (messages, _) = parse_listing(LISTING);
-        let summary = summary(&messages);
+        let mut sum = Summary::default();
+        let now = crate::store::repo::now_ms() / 1000;
+        messages.iter().for_each(|m| sum.add(m, now));
+        let summary = sum.render();
         let line = summary
             .lines()
             .find(|l| l.ends_with("example.net"))

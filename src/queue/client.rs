@@ -72,6 +72,15 @@ pub fn ask(
         .take(MAX_REPLY_LINE)
         .read_until(b'\n', &mut header)
         .map_err(broken)?;
+    if header.is_empty() {
+        // Killed mid-action, or stopped by its unit's RuntimeMaxSec: its
+        // intent is on record, its outcome not.
+        return Err(ClientError::Answer(
+            "the queue helper ended without answering: what came of the request is unknown \
+             (exim-pilot audit shows what was recorded)"
+                .to_owned(),
+        ));
+    }
     let reply: Reply = serde_json::from_slice(header.trim_ascii_end())
         .map_err(|err| ClientError::Answer(format!("not a reply ({err})")))?;
     if reply.payload_bytes > max_payload {
@@ -169,5 +178,9 @@ mod tests {
         let (_dir, socket) = helper(b"{\"ok\":true,\"payload_bytes\":50}\nshort");
         let err = ask(&socket, &list(), Duration::from_secs(5), 100).unwrap_err();
         assert!(err.to_string().contains("cut short"), "{err}");
+        // A helper killed before it answered.
+        let (_dir, socket) = helper(b"");
+        let err = ask(&socket, &list(), Duration::from_secs(5), 100).unwrap_err();
+        assert!(err.to_string().contains("ended without answering"), "{err}");
     }
 }

@@ -43,6 +43,13 @@ pub enum ClientError {
     /// The conversation broke off, or the answer is not one.
     #[error("the queue helper's answer: {0}")]
     Answer(String),
+    /// The helper ended without a word (killed mid-action, or stopped by
+    /// its unit's time limit): its intent is on record, its outcome not.
+    #[error(
+        "the queue helper ended without answering: what came of the request is unknown \
+         (exim-pilot audit shows what was recorded)"
+    )]
+    Unanswered,
 }
 
 /// Sends `request` to the helper listening on `socket` and reads its answer,
@@ -73,13 +80,7 @@ pub fn ask(
         .read_until(b'\n', &mut header)
         .map_err(broken)?;
     if header.is_empty() {
-        // Killed mid-action, or stopped by its unit's RuntimeMaxSec: its
-        // intent is on record, its outcome not.
-        return Err(ClientError::Answer(
-            "the queue helper ended without answering: what came of the request is unknown \
-             (exim-pilot audit shows what was recorded)"
-                .to_owned(),
-        ));
+        return Err(ClientError::Unanswered);
     }
     let reply: Reply = serde_json::from_slice(header.trim_ascii_end())
         .map_err(|err| ClientError::Answer(format!("not a reply ({err})")))?;

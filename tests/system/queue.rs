@@ -23,10 +23,17 @@ use crate::util::system_program;
 struct Queue {
     dir: TempDir,
     exim4: PathBuf,
+    /// Where mail for other domains goes.
+    port: u16,
 }
 
 impl Queue {
     fn new() -> Option<Queue> {
+        Queue::with_smarthost_port(9)
+    }
+
+    /// A queue whose mail for other domains goes to 127.0.0.1:`port`.
+    fn with_smarthost_port(port: u16) -> Option<Queue> {
         let (Some(exim4), Some(_)) = (system_program("exim4"), system_program("setpriv")) else {
             crate::util::stand_down(
                 "exim4 (exim4-daemon-light) or setpriv is not installed: the queue test",
@@ -59,7 +66,7 @@ impl Queue {
         std::fs::write(
             &wrapper,
             format!(
-                "#!/bin/sh\nexec {} -C {}/queue.conf -DDIR={} \"$@\"\n",
+                "#!/bin/sh\nexec {} -C {}/queue.conf -DDIR={} -DSMARTHOST_PORT={port} \"$@\"\n",
                 exim4,
                 path.display(),
                 path.display()
@@ -90,6 +97,7 @@ impl Queue {
         Some(Queue {
             dir,
             exim4: PathBuf::from(exim4),
+            port,
         })
     }
 
@@ -123,6 +131,7 @@ impl Queue {
             .arg("-C")
             .arg(self.dir.path().join("queue.conf"))
             .arg(format!("-DDIR={}", self.dir.path().display()))
+            .arg(format!("-DSMARTHOST_PORT={}", self.port))
             .args(args);
         command
     }
@@ -473,4 +482,104 @@ fn the_cli_lists_with_the_logs_deferral_reasons_and_acts_through_the_helper() {
         })
         .collect();
     assert_eq!(reasons, ["deliver ", "freeze loops", "remove "]);
+}
+
+/// A smarthost on loopback that takes one message and says 250 to
+/// everything; its thread returns what it was sent.
+fn smtp_sink() -> (u16, std::thread::JoinHandle<String>) {
+    use std::io::BufRead as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sink = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut lines = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut out = stream;
+        out.write_all(b"220 sink.test ESMTP\r\n").unwrap();
+        let (mut received, mut line, mut in_data) = (String::new(), String::new(), false);
+        loop {
+            line.clear();
+            if lines.read_line(&mut line).unwrap_or(0) == 0 {
+                return received;
+            }
+            received.push_str(&line);
+            if in_data {
+                if line == ".\r\n" {
+                    in_data = false;
+                    out.write_all(b"250 OK queued as sink1\r\n").unwrap();
+                }
+                continue;
+            }
+            let reply: &[u8] = match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
+                "EHLO" | "HELO" => b"250 sink.test\r\n",
+                "DATA" => {
+                    in_data = true;
+                    b"354 go ahead\r\n"
+                }
+                "QUIT" => {
+                    let _ = out.write_all(b"221 bye\r\n");
+                    return received;
+                }
+                _ => b"250 OK\r\n",
+            };
+            out.write_all(reply).unwrap();
+        }
+    });
+    (port, sink)
+}
+
+#[test]
+fn the_second_tier_delivers_gives_up_and_a_self_frozen_or_locked_message_reads_right() {
+    let (port, sink) = smtp_sink();
+    let Some(queue) = Queue::with_smarthost_port(port) else {
+        return;
+    };
+    let log_has = |text: &str| queue.mainlog().contains(text);
+
+    // Deliver now, to a smarthost that listens: Exim's own delivery line.
+    let sent = queue.submit("alice@test.example", "ivy@remote.example", "deliver me");
+    let (reply, _) = queue.ask(2, false, request("deliver", &[&sent]));
+    assert_eq!(reply.outcomes, [Outcome::Started], "{reply:?}");
+    assert!(
+        log_has(&format!("{sent} => ivy@remote.example")),
+        "{}",
+        queue.mainlog()
+    );
+    assert!(log_has(&format!("{sent} Completed")));
+    assert!(sink.join().unwrap().contains("Subject: deliver me"));
+
+    // A message another process holds (as a delivery does) is busy.
+    let held = queue.submit("alice@test.example", "gina@remote.example", "held");
+    let data = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(queue.dir.path().join(format!("spool/input/{held}-D")))
+        .unwrap();
+    rustix::fs::fcntl_lock(&data, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+    let (reply, _) = queue.ask(1, true, request("freeze", &[&held]));
+    assert_eq!(reply.outcomes, [Outcome::Busy], "{reply:?}");
+    drop(data);
+
+    // A bounce that cannot be delivered: Exim freezes it itself; thawed.
+    let bounce = queue.submit("<>", "nobody@test.example", "an undeliverable bounce");
+    queue.ask(2, false, request("deliver", &[&bounce]));
+    assert!(
+        log_has(&format!("{bounce} Frozen (delivery error message)")),
+        "{}",
+        queue.mainlog()
+    );
+    let listed = parse_listing(&queue.listing()).0;
+    assert!(
+        listed.iter().any(|m| m.id == bounce && m.frozen),
+        "{listed:?}"
+    );
+    let (reply, _) = queue.ask(1, true, request("thaw", &[&bounce]));
+    assert_eq!(reply.outcomes, [Outcome::Done], "{reply:?}");
+    assert!(log_has(&format!("{bounce} unfrozen by Debian-exim")));
+
+    // Give up: Exim cancels it and bounces it to its sender.
+    let doomed = queue.submit("alice@test.example", "hank@remote.example", "give up");
+    let (reply, _) = queue.ask(2, false, request("give_up", &[&doomed]));
+    assert_eq!(reply.outcomes, [Outcome::Started], "{reply:?}");
+    assert!(log_has(&format!("{doomed} cancelled by Debian-exim")));
+    assert!(log_has(&format!("<= <> R={doomed}")), "{}", queue.mainlog());
 }

@@ -154,6 +154,8 @@ pub fn host_line(body: &[u8]) -> Option<Event<'_>> {
 /// `[temporarily ]rejected WHAT[: reason]`, `rejected by local_scan()`,
 /// `dropped by ... ACL`.
 fn rejection<'a>(parsed: &HostAndIdent<'a>, detail: &'a [u8]) -> Option<Rejection<'a>> {
+    // dcc.c writes `H=... F=<...>: rejected by DCC`.
+    let detail = detail.strip_prefix(b": ").unwrap_or(detail);
     let (temporary, what) = if let Some(what) = after(detail, b"temporarily rejected ") {
         (true, what)
     } else if let Some(what) = after(detail, b"rejected ") {
@@ -161,7 +163,7 @@ fn rejection<'a>(parsed: &HostAndIdent<'a>, detail: &'a [u8]) -> Option<Rejectio
     } else if detail.starts_with(b"dropped by ") {
         return Some(rejection_of(parsed, Stage::Connect, false, None, detail));
     } else {
-        return None;
+        return cutthrough_refusal(parsed, detail);
     };
     let mut recipient = None;
     let mut sender = parsed.sender;
@@ -189,10 +191,42 @@ fn rejection<'a>(parsed: &HostAndIdent<'a>, detail: &'a [u8]) -> Option<Rejectio
         (Stage::Connect, reason_or_argument(rest))
     } else if let Some(rest) = after(what, b"AUTH ") {
         (Stage::Auth, reason_or_argument(rest))
+    } else if what.starts_with(b"by DCC") {
+        (Stage::AfterData, what)
     } else {
         (Stage::Other, reason_or_argument(what))
     };
     Some(rejection_of(parsed, stage, temporary, recipient, reason).with_sender(sender))
+}
+
+/// The target of a cutthrough delivery refusing the message while its
+/// client waits, which is then refused with the target's answer
+/// (verify.c, `delivery_log` with a message): `ADDRESS F=<sender>
+/// [P=<...>] tmp-reject from cutthrough after DATA: R=.. T=.. H=target
+/// C="answer"`, or `rejected after DATA:` for a permanent refusal. The
+/// reason is the target's answer.
+fn cutthrough_refusal<'a>(parsed: &HostAndIdent<'a>, detail: &'a [u8]) -> Option<Rejection<'a>> {
+    let (temporary, at) = [
+        (true, &b" tmp-reject from cutthrough after DATA:"[..]),
+        (false, b" rejected after DATA:"),
+    ]
+    .into_iter()
+    .find_map(|(temporary, marker)| find(detail, marker).map(|at| (temporary, at)))?;
+    let (recipient, fields) = token(&detail[..at]);
+    let sender = after(fields, b"F=")?;
+    let (sender, _) = bracketed(sender);
+    let outcome = &detail[at + 1..];
+    let reason = match find(outcome, b" C=\"") {
+        Some(c) => {
+            let answer = &outcome[c + 4..];
+            answer.strip_suffix(b"\"").unwrap_or(answer)
+        }
+        None => outcome,
+    };
+    Some(
+        rejection_of(parsed, Stage::AfterData, temporary, Some(recipient), reason)
+            .with_sender(Some(sender)),
+    )
 }
 
 fn rejection_of<'a>(
@@ -254,6 +288,10 @@ fn reason_or_argument(rest: &[u8]) -> &[u8] {
 /// the order they must be tried (a phrase that is a prefix of another
 /// comes after it).
 pub fn phrase_line(body: &[u8]) -> Option<Event<'_>> {
+    if let Some(rest) = after(body, b"SMTP connection lost after final dot ") {
+        // receive.c: the host follows as ` H=... P=...`.
+        return Some(Event::ConnectionLost(host_and_ident(rest).session()));
+    }
     if let Some(rest) = after(body, b"SMTP connection ") {
         return Some(connection(rest));
     }
@@ -379,7 +417,10 @@ fn connection(rest: &[u8]) -> Event<'_> {
     }
     let session = parsed.session();
     let detail = parsed.detail;
-    if detail.starts_with(b"(TCP/IP connection count") {
+    // A bare `SMTP connection from root` opens a local (-bs, inetd)
+    // session; its close says `closed by ...` or carries `D=`.
+    let opened_locally = detail.is_empty() && parsed.duration.is_none();
+    if detail.starts_with(b"(TCP/IP connection count") || opened_locally {
         Event::ConnectionOpened(session)
     } else if detail.starts_with(b"lost") || rest.starts_with(b"lost") {
         Event::ConnectionLost(session)
@@ -456,6 +497,21 @@ fn local_rejection(body: &[u8]) -> Option<Event<'_>> {
         (Stage::Helo, rest)
     } else if let Some(rest) = after(what, b"HELO from ") {
         (Stage::Helo, rest)
+    } else if let Some((command, rest)) = quoted_command(what) {
+        // `rejected "EHLO name" from HOST` (helo_verify_hosts), 4.98's
+        // `rejected "WELLKNOWN ..." from HOST`: the command is the reason.
+        let helo = command.starts_with(b"EHLO") || command.starts_with(b"HELO");
+        let parsed = host_and_ident(rest);
+        let stage = if helo { Stage::Helo } else { Stage::Other };
+        let rejection = rejection_of(&parsed, stage, temporary, None, command);
+        return Some(Event::Rejection(rejection));
+    } else if let Some(rest) = after(what, b"MAIL from ").or_else(|| after(what, b"MAIL command "))
+    {
+        // `rejected MAIL from HOST: no HELO/EHLO given`, `rejected MAIL
+        // command HOST: too many messages in one connection`.
+        (Stage::Mail, rest)
+    } else if let Some(rest) = after(what, b"XCLIENT from ") {
+        (Stage::Other, rest)
     } else if let Some(rest) = after(what, b"from ") {
         (Stage::Data, rest)
     } else if let Some(rest) = after(what, b"MAIL FROM:") {
@@ -475,6 +531,14 @@ fn local_rejection(body: &[u8]) -> Option<Event<'_>> {
     let mut rejection = rejection_of(&parsed, stage, temporary, None, reason);
     rejection.sender = sender.or(parsed.sender);
     Some(Event::Rejection(rejection))
+}
+
+/// `"COMMAND ARGUMENT" from REST`: the quoted command and what follows
+/// ` from `.
+fn quoted_command(what: &[u8]) -> Option<(&[u8], &[u8])> {
+    let quoted = what.strip_prefix(b"\"")?;
+    let end = find(quoted, b"\" from ")?;
+    Some((&quoted[..end], &quoted[end + b"\" from ".len()..]))
 }
 
 /// `<name> authenticator failed for <host>: 535 ... (set_id=...)`, and the

@@ -979,3 +979,33 @@ fn every_kind_is_covered_by_an_expectation_above() {
         );
     }
 }
+
+/// Each row of `catalogue.tsv` (a line of each of Exim's formats) reads as
+/// its kind, saying what the row says it says.
+#[test]
+fn every_catalogue_row_reads_right() {
+    let table = include_str!("catalogue.tsv");
+    let mut rows = 0;
+    for row in table
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let mut cells = row.splitn(4, '\t');
+        let (Some(section), Some(kind), Some(fields), Some(line)) =
+            (cells.next(), cells.next(), cells.next(), cells.next())
+        else {
+            panic!("a row of four cells: {row}");
+        };
+        let entry = parse_line(line.as_bytes());
+        let shown = render(&entry);
+        assert_eq!(entry.kind().name(), kind, "{section}: {line}\n{shown}");
+        for field in fields.split("; ").filter(|f| !f.is_empty()) {
+            assert!(
+                shown.contains(&format!(" {field}")),
+                "{section}: {line}\nwants {field} in\n{shown}"
+            );
+        }
+        rows += 1;
+    }
+    assert!(rows >= 55, "{rows} rows");
+}

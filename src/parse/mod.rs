@@ -16,9 +16,11 @@
 mod calendar;
 mod entry;
 mod fields;
+mod host_ident;
 mod kind;
 mod message;
 mod prefix;
+mod rejection;
 mod render;
 mod session;
 

@@ -69,6 +69,10 @@ pub enum Command {
         /// Print every parsed entry in compact form instead of a report
         #[arg(long)]
         show: bool,
+        /// Print only the shapes of the lines not understood, most frequent
+        /// first, with a count and an example each (to report a format)
+        #[arg(long, conflicts_with_all = ["show", "json"])]
+        unrecognised: bool,
         /// Exim main log files (plain or .gz)
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,

@@ -45,7 +45,12 @@ pub async fn dispatch(cli: Cli, signals: Option<crate::daemon::CaughtSignals>) -
             ..
         } => ingest::journal(&config, crate::source::journal::Window { since, until }).await,
         Command::Ingest { files, .. } => ingest::run(&config, &files).await,
-        Command::Parse { json, show, files } => parse::run(&config, &files, json, show),
+        Command::Parse {
+            json,
+            show,
+            unrecognised,
+            files,
+        } => parse::run(&config, &files, parse::Output::of(json, show, unrecognised)),
         command @ (Command::Trace { fleet: true, .. }
         | Command::Stats { fleet: true, .. }
         | Command::Fleet { .. }) => fleet_command(&config, command).await,

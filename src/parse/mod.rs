@@ -23,6 +23,7 @@ mod prefix;
 mod rejection;
 mod render;
 mod session;
+mod shape;
 
 pub use calendar::{civil_from_days, format_seconds};
 pub use entry::{
@@ -34,6 +35,7 @@ pub use fields::{quoted_text, unescape_quoted};
 pub use kind::Kind;
 pub use prefix::whole_message_id;
 pub use render::render;
+pub use shape::shape;
 
 /// Parses one log line (without its newline). Never fails, never panics.
 pub fn parse_line(line: &[u8]) -> Entry<'_> {

@@ -277,9 +277,42 @@ fn parse_shows_unrecognised_examples_and_counts_an_unterminated_last_line() {
     assert_eq!(status, 0);
     assert!(stdout.starts_with("3 lines"), "{stdout}");
     assert!(
-        stdout.contains("unrecognised: 1\n  nonsense here"),
+        stdout.contains("unrecognised: 1\n        1  nonsense here"),
         "{stdout}"
     );
+}
+
+/// `parse --unrecognised`: the lines not understood, counted by shape (what
+/// varies masked), most frequent first, with an example each.
+#[test]
+fn parse_counts_the_lines_it_cannot_place_by_shape() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("new-exim.log");
+    std::fs::write(
+        &log,
+        "2024-01-01 00:00:00 Start queue run: pid=1\n\
+         2024-01-01 00:00:01 quantum flux at 1200 mW for bob@example.org\n\
+         2024-01-01 00:00:02 quantum flux at 980 mW for eve@example.net\n\
+         2024-01-01 00:00:03 something else entirely\n",
+    )
+    .unwrap();
+    let (status, stdout, stderr) =
+        outcome(&run(&["parse", "--unrecognised", log.to_str().unwrap()]));
+    assert_eq!(status, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0], "        2  quantum flux at N mW for ADDR",
+        "{stdout}"
+    );
+    assert!(
+        lines[1].ends_with("quantum flux at 1200 mW for bob@example.org"),
+        "{stdout}"
+    );
+    assert_eq!(lines[2], "        1  something else entirely", "{stdout}");
+    assert_eq!(lines.len(), 4, "{stdout}");
+    let (_, stdout, _) = outcome(&run(&["parse", "--json", log.to_str().unwrap()]));
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["unrecognised_shapes"][0]["lines"], 2);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::entry::{DeliveryFlag, Event};
+use super::entry::{DeliveryFlag, Event, Problem};
 
 /// Declares [`Kind`] from `Variant => "name"` pairs, so a kind is listed
 /// once, not in three places that can drift apart.
@@ -75,6 +75,18 @@ kinds! {
     Sighup => "sighup",
     Process => "process",
     Warning => "warning",
+    SpaceCheckFailed => "space_check_failed",
+    SpoolError => "spool_error",
+    SocketError => "socket_error",
+    TlsSetupError => "tls_setup_error",
+    ProcessCrashed => "process_crashed",
+    DnslistDefer => "dnslist_defer",
+    ContentScanError => "content_scan_error",
+    Dmarc => "dmarc",
+    BounceFailed => "bounce_failed",
+    MessageAbandoned => "message_abandoned",
+    FilterDeferred => "filter_deferred",
+    RoutedToSelf => "routed_to_self",
     Continuation => "continuation",
     Blank => "blank",
     Comment => "comment",
@@ -132,6 +144,20 @@ impl Event<'_> {
             Event::DaemonStarted { .. } => Kind::DaemonStarted,
             Event::Sighup { .. } => Kind::Sighup,
             Event::Process { .. } => Kind::Process,
+            Event::Problem { problem, .. } => match problem {
+                Problem::SpaceCheck => Kind::SpaceCheckFailed,
+                Problem::Spool => Kind::SpoolError,
+                Problem::Socket => Kind::SocketError,
+                Problem::TlsSetup => Kind::TlsSetupError,
+                Problem::ProcessCrashed => Kind::ProcessCrashed,
+                Problem::DnslistDefer => Kind::DnslistDefer,
+                Problem::ContentScan => Kind::ContentScanError,
+                Problem::Dmarc => Kind::Dmarc,
+                Problem::BounceFailed => Kind::BounceFailed,
+                Problem::MessageAbandoned => Kind::MessageAbandoned,
+                Problem::FilterDeferred => Kind::FilterDeferred,
+                Problem::RoutedToSelf => Kind::RoutedToSelf,
+            },
             Event::Warning { .. } => Kind::Warning,
             Event::Continuation { .. } => Kind::Continuation,
             Event::Blank => Kind::Blank,

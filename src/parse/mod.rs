@@ -20,6 +20,7 @@ mod host_ident;
 mod kind;
 mod message;
 mod prefix;
+mod problem;
 mod rejection;
 mod render;
 mod session;
@@ -28,7 +29,7 @@ mod shape;
 pub use calendar::{civil_from_days, format_seconds};
 pub use entry::{
     AddressPart, Delivery, DeliveryFlag, Entry, Event, EximDuration, Host, MessageId, Prefix,
-    Reception, Rejection, Session, SmtpCode, Stage, Timestamp, Tls,
+    Problem, Reception, Rejection, Session, SmtpCode, Stage, Timestamp, Tls,
 };
 pub use fields::parse_decimal;
 pub use fields::{quoted_text, unescape_quoted};
@@ -165,10 +166,15 @@ fn body_event(body: &[u8], has_id: bool) -> Event<'_> {
     {
         return event;
     }
+    if let Some(event) = problem::problem_start(body) {
+        return event;
+    }
     if has_id && let Some(event) = message::state(body) {
         return event;
     }
-    session::phrase_line(body).unwrap_or(Event::Unrecognised { body })
+    session::phrase_line(body)
+        .or_else(|| problem::problem_phrase(body))
+        .unwrap_or(Event::Unrecognised { body })
 }
 
 fn starts_with_host_or_ident(body: &[u8]) -> bool {

@@ -45,7 +45,8 @@ pub fn render(entry: &Entry<'_>) -> String {
         | Event::Dkim { detail }
         | Event::HostLookupFailed { detail }
         | Event::MessageNote { detail }
-        | Event::Process { detail } => out.bytes("detail", Some(detail)),
+        | Event::Process { detail }
+        | Event::Problem { detail, .. } => out.bytes("detail", Some(detail)),
         Event::QueuedOnly { reason } => out.bytes("reason", Some(reason)),
         Event::Rejection(r) => rejection(&mut out, r),
         Event::SenderVerify {

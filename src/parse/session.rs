@@ -80,14 +80,24 @@ pub fn phrase_line(body: &[u8]) -> Option<Event<'_>> {
     if let Some(rest) = after(body, b"SMTP call from ") {
         return Some(Event::ProtocolError(host_and_ident(rest).session()));
     }
-    if let Some(rest) = after(
-        body,
-        b"unexpected disconnection while reading SMTP command from ",
-    ) {
-        return Some(Event::ConnectionLost(host_and_ident(rest).session()));
+    for marker in [
+        &b"unexpected disconnection while reading SMTP command from "[..],
+        // 4.99: a read that failed or hit EOF.
+        b"Error or EOF on input from ",
+    ] {
+        if let Some(rest) = after(body, marker) {
+            return Some(Event::ConnectionLost(host_and_ident(rest).session()));
+        }
+    }
+    if body.first() == Some(&b'[')
+        && find(body, b"] after QUIT, client reset TCP before SMTP response").is_some()
+    {
+        return Some(Event::ConnectionLost(host_and_ident(body).session()));
     }
     if body.starts_with(b"TLS error")
         || body.starts_with(b"DANE attempt failed")
+        // Exim 4.8x, on a client hanging up after the handshake.
+        || body.starts_with(b"TLS client disconnected cleanly")
         || body.starts_with(b"TLS session: ")
     {
         return Some(Event::TlsError(session_at_host(body)));

@@ -872,7 +872,7 @@ fn warnings_and_their_continuation() {
     check(
         "2026-11-26 13:58:22 [7330] Warning: No server certificate defined; will use a selfsigned one.",
         expect![[
-            r#"warning at="2026-11-26 13:58:22" pid="7330" text="No server certificate defined; will use a selfsigned one.""#
+            r#"tls_setup_error at="2026-11-26 13:58:22" pid="7330" detail="Warning: No server certificate defined; will use a selfsigned one.""#
         ]],
     );
     check(
@@ -966,7 +966,12 @@ fn a_huge_line_is_parsed() {
 #[test]
 fn every_kind_is_covered_by_an_expectation_above() {
     let source = include_str!("tests.rs");
+    let catalogue = include_str!("catalogue.tsv");
     for kind in Kind::ALL {
+        // A catalogue row is an expectation too.
+        if catalogue.contains(&format!("\t{}\t", kind.name())) {
+            continue;
+        }
         // rustfmt may move the raw string to its own line, so look for the
         // rendered form's opening: the kind name first.
         let opening = format!("r#\"{} ", kind.name());
@@ -1007,5 +1012,5 @@ fn every_catalogue_row_reads_right() {
         }
         rows += 1;
     }
-    assert!(rows >= 55, "{rows} rows");
+    assert!(rows >= 84, "{rows} rows");
 }

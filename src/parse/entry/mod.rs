@@ -297,6 +297,15 @@ pub enum Event<'a> {
         /// The note, as logged.
         detail: &'a [u8],
     },
+    /// A problem of the host rather than of one message or session (disk
+    /// space, spool, sockets, TLS setup, crashed processes, DNS lists,
+    /// content scanners), or a result worth counting (DMARC).
+    Problem {
+        /// Which.
+        problem: Problem,
+        /// The line, as logged.
+        detail: &'a [u8],
+    },
     /// `Warning: ...`
     Warning {
         /// The warning, as logged.
@@ -360,4 +369,35 @@ mod tests {
         };
         assert_eq!(leap.local_ms(), 951_868_800_000);
     }
+}
+
+/// The problems [`Event::Problem`] names, each its own kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Problem {
+    /// `spool directory space check failed`, `log directory ...`: a
+    /// message refused for want of disk space or inodes.
+    SpaceCheck,
+    /// A spool file that could not be written, closed or created.
+    Spool,
+    /// A listening or sending socket that could not be made.
+    Socket,
+    /// TLS set up wrong: a certificate that does not load, OCSP, DANE.
+    TlsSetup,
+    /// A delivery or transport process that crashed or vanished.
+    ProcessCrashed,
+    /// A DNS list lookup that timed out (treated as not listed).
+    DnslistDefer,
+    /// A spam or malware scanner that could not be asked.
+    ContentScan,
+    /// `DMARC results: ...`
+    Dmarc,
+    /// A bounce that could not be sent (`Process failed (N) when writing
+    /// error message`), or a message read with no sender to tell.
+    BounceFailed,
+    /// `Message abandoned`, or a header too long to take.
+    MessageAbandoned,
+    /// `Delivery deferred by system filter`.
+    FilterDeferred,
+    /// Routing that led back to this host (an MX pointing here).
+    RoutedToSelf,
 }

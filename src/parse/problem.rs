@@ -1,0 +1,129 @@
+//! Lines about problems of the host rather than of one message or session
+//! (Exim's catalogue: spool and disk, sockets, TLS set-up, crashed
+//! processes, DNS lists, content scanners), and DMARC results: each read
+//! into an [`Event::Problem`] by how it starts or a phrase it holds. The
+//! line is the detail; `stats`, the metrics and the health page count them
+//! by kind.
+
+use super::entry::{Event, Problem};
+use super::fields::find;
+
+/// How a problem line starts, and which problem it is.
+const STARTS: &[(&[u8], Problem)] = &[
+    (b"spool directory space check failed", Problem::SpaceCheck),
+    (b"log directory space check failed", Problem::SpaceCheck),
+    (b"Spool write error", Problem::Spool),
+    (b"spoolfile error on close", Problem::Spool),
+    (b"Failed to create spool file", Problem::Spool),
+    (b"Failed setting ownership on spool file", Problem::Spool),
+    (b"Couldn't open message log", Problem::Spool),
+    (b"Couldn't fdopen message log", Problem::Spool),
+    (b"IPv4 socket creation failed", Problem::Socket),
+    (b"IPv6 socket creation failed", Problem::Socket),
+    (
+        b"Failed to create IPv6 socket for wildcard listening",
+        Problem::Socket,
+    ),
+    (
+        b"Setting IPV6_V6ONLY on daemon's IPv6 wildcard socket failed",
+        Problem::Socket,
+    ),
+    (b"bind of [", Problem::Socket),
+    (b"failed to load cert chain", Problem::TlsSetup),
+    (b"failed to stat ", Problem::TlsSetup),
+    (b"could not stat '", Problem::TlsSetup),
+    (b"tls_verify_certificates ", Problem::TlsSetup),
+    (b"Failed to open OCSP response file", Problem::TlsSetup),
+    (b"Failed to read PEM file", Problem::TlsSetup),
+    (b"Error reading OCSP response", Problem::TlsSetup),
+    (
+        b"Required TLS certificate status not received",
+        Problem::TlsSetup,
+    ),
+    (b"Received TLS cert status response", Problem::TlsSetup),
+    (b"OCSP dates invalid", Problem::TlsSetup),
+    (b"Server certificate revoked", Problem::TlsSetup),
+    (b"Server certificate status unknown", Problem::TlsSetup),
+    (b"DANE error:", Problem::TlsSetup),
+    (b"TLS error in certificate", Problem::TlsSetup),
+    (b"Warning: No server certificate defined", Problem::TlsSetup),
+    (b"queue run: process ", Problem::ProcessCrashed),
+    (b"DNS list lookup defer", Problem::DnslistDefer),
+    (b"spam acl condition:", Problem::ContentScan),
+    (b"malware acl condition:", Problem::ContentScan),
+    (b"DMARC results:", Problem::Dmarc),
+    (
+        b"Error while reading message with no usable sender address",
+        Problem::BounceFailed,
+    ),
+    (b"Message abandoned", Problem::MessageAbandoned),
+    (
+        b"ridiculously long message header received",
+        Problem::MessageAbandoned,
+    ),
+    (
+        b"overlong message header line received",
+        Problem::MessageAbandoned,
+    ),
+    (
+        b"Delivery deferred by system filter",
+        Problem::FilterDeferred,
+    ),
+];
+
+/// Phrases a problem line holds past its first words (a transport's or
+/// process's name, a domain, comes first), and which problem it is.
+const PHRASES: &[(&[u8], Problem)] = &[
+    (
+        b" transport process returned non-zero status",
+        Problem::ProcessCrashed,
+    ),
+    (
+        b"transport process vanished unexpectedly",
+        Problem::ProcessCrashed,
+    ),
+    (b" crashed with signal ", Problem::ProcessCrashed),
+    (b") when writing error message to ", Problem::BounceFailed),
+    (
+        b"lowest numbered MX record points to local host",
+        Problem::RoutedToSelf,
+    ),
+    (
+        b"remote host address is the local host",
+        Problem::RoutedToSelf,
+    ),
+    (b"(DN: '", Problem::TlsSetup),
+];
+
+/// The problem `body` reports by how it starts, if it is one. Cheap: tried
+/// on every line that is not a delivery or a host's.
+pub fn problem_start(body: &[u8]) -> Option<Event<'_>> {
+    STARTS
+        .iter()
+        .find(|(start, _)| body.starts_with(start))
+        .map(|(_, problem)| Event::Problem {
+            problem: *problem,
+            detail: body,
+        })
+}
+
+/// The problem `body` reports by a phrase past its first words (a
+/// transport's or process's name, a domain, comes first), if it is one.
+/// Tried only on lines nothing else placed: each phrase is a search.
+pub fn problem_phrase(body: &[u8]) -> Option<Event<'_>> {
+    let problem = PHRASES
+        .iter()
+        .find(|(phrase, _)| find(body, phrase).is_some())
+        .map(|(_, problem)| *problem)?;
+    // "process N crashed" yes; a sentence that merely mentions a crash is
+    // someone else's line.
+    if problem == Problem::ProcessCrashed
+        && !(body.starts_with(b"process ") || find(body, b"transport process ").is_some())
+    {
+        return None;
+    }
+    Some(Event::Problem {
+        problem,
+        detail: body,
+    })
+}

@@ -93,6 +93,27 @@ kinds! {
     Unrecognised => "unrecognised",
 }
 
+impl Kind {
+    /// The kinds that are problems of the host (disk, spool, sockets, TLS
+    /// set-up, crashes, DNS lists, scanners, bounces that failed, messages
+    /// abandoned or held), and DMARC results: counted together by `stats`
+    /// and the health page.
+    pub const HOST_PROBLEMS: [Kind; 12] = [
+        Kind::SpaceCheckFailed,
+        Kind::SpoolError,
+        Kind::SocketError,
+        Kind::TlsSetupError,
+        Kind::ProcessCrashed,
+        Kind::DnslistDefer,
+        Kind::ContentScanError,
+        Kind::BounceFailed,
+        Kind::MessageAbandoned,
+        Kind::FilterDeferred,
+        Kind::RoutedToSelf,
+        Kind::Dmarc,
+    ];
+}
+
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

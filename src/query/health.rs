@@ -1,11 +1,13 @@
 //! The daemon's health as the database shows it: where each source's read
-//! position stands and when it last moved, the gaps recorded, and the
+//! position stands and when it last moved, the gaps recorded, the host
+//! problems of the last day (from the per-minute line counts), and the
 //! newest audit records. Read-only; the web view's health page.
 
 use deadpool_sqlite::rusqlite::Connection;
 use serde::Serialize;
 
 use super::{QueryError, format_ms};
+use crate::parse::Kind;
 use crate::store::{Context, ResultExt};
 
 /// Gaps and audit records listed, at most (the newest).
@@ -80,8 +82,50 @@ pub struct Health {
     pub gap_count: i64,
     /// The newest gaps.
     pub gaps: Vec<GapRecord>,
+    /// Host problems in the day up to the newest line, most frequent first.
+    pub host_problems: Vec<ProblemCount>,
     /// The newest audit records.
     pub audit: Vec<AuditEntry>,
+}
+
+/// Lines of one host-problem kind (`Kind::HOST_PROBLEMS`) in the day up to
+/// the newest line.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ProblemCount {
+    /// The kind's name.
+    pub kind: String,
+    /// Its lines in that day.
+    pub lines: u64,
+    /// The minute of the last one, in the log's clock.
+    pub last_at: String,
+}
+
+/// The host problems of the day up to `newest_ms`, most frequent first.
+fn host_problems(conn: &Connection, newest_ms: i64) -> Result<Vec<ProblemCount>, QueryError> {
+    let context = || Context::op("read the host problems").table("line_counts");
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT kind, sum(lines), max(minute_ms) FROM line_counts
+             WHERE minute_ms > ?1 GROUP BY kind",
+        )
+        .ctx(context)?;
+    let mut rows = statement
+        .query([newest_ms - 24 * 3600 * 1000])
+        .ctx(context)?;
+    let mut problems = Vec::new();
+    while let Some(row) = rows.next().ctx(context)? {
+        let kind: String = row.get(0).ctx(context)?;
+        if !Kind::HOST_PROBLEMS.iter().any(|k| k.name() == kind) {
+            continue;
+        }
+        problems.push(ProblemCount {
+            kind,
+            lines: u64::try_from(row.get::<_, i64>(1).ctx(context)?).unwrap_or(0),
+            last_at: format_ms(row.get(2).ctx(context)?),
+        });
+    }
+    problems.sort_by(|a, b| b.lines.cmp(&a.lines).then_with(|| a.kind.cmp(&b.kind)));
+    Ok(problems)
 }
 
 /// Reads the health facts.
@@ -155,6 +199,10 @@ pub fn read(conn: &Connection) -> Result<Health, QueryError> {
         sources,
         gap_count,
         gaps,
+        host_problems: match newest {
+            Some(newest) => host_problems(conn, newest)?,
+            None => Vec::new(),
+        },
         audit,
     })
 }

@@ -463,6 +463,20 @@ async fn health_page(State(app): State<App>) -> Response {
                 @if health.gaps.is_empty() { tr { td.muted { "none" } } }
             }
         }
+        h2 { "Host problems in the last day of the log" }
+        table id="host-problems" {
+            thead { tr { th { "Kind" } th.num { "Lines" } th { "Last" } } }
+            tbody {
+                @for problem in &health.host_problems {
+                    tr {
+                        td { a href=(format!("/log?kind={}", problem.kind)) { (problem.kind) } }
+                        td.num { (problem.lines) }
+                        td { (problem.last_at) }
+                    }
+                }
+                @if health.host_problems.is_empty() { tr { td.muted { "none" } } }
+            }
+        }
         h2 { "Audit log" }
         table {
             thead { tr { th { "When" } th { "Who" } th { "What" } th { "Details" } } }

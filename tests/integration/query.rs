@@ -504,3 +504,54 @@ fn trace_finds_by_message_id_header_and_by_domain() {
     assert_eq!(status, 2, "{stderr}");
     assert!(stderr.contains("at most 31 days"), "{stderr}");
 }
+
+/// Host problems (disk space, sockets, TLS set-up, crashes, DNS lists,
+/// scanners, DMARC) are counted by kind in `stats`, in the metrics'
+/// `exim_pilot_lines_total`, and on the health page's API.
+#[test]
+fn host_problems_are_counted_in_stats_metrics_and_health() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    std::fs::write(
+        &log,
+        "2026-12-07 09:00:00 spool directory space check failed: space=1024 inodes=77\n\
+         2026-12-07 09:00:01 spool directory space check failed: space=1000 inodes=70\n\
+         2026-12-07 09:00:02 IPv6 socket creation failed: Address family not supported by protocol\n\
+         2026-12-07 09:00:03 DNS list lookup defer (probably timeout) for 7.2.0.192.zen.spamhaus.org: assuming not listed\n\
+         2026-12-07 09:00:04 1xaUT1-0000Em-2M DMARC results: spf_domain=example.org dmarc_domain=example.org spf_align=yes dkim_align=no enforcement='Accept'\n\
+         2026-12-07 09:00:05 process 12345 crashed with signal 11 while delivering 1xaUT1-0000Em-2M\n",
+    )
+    .unwrap();
+    let db = dir.path().join("x.db").display().to_string();
+    crate::util::ingest_into(std::path::Path::new(&db), &log);
+    let (status, stdout, _) = outcome(&run(&["stats", "--db", &db]));
+    assert_eq!(status, 0);
+    let section = stdout
+        .split("Host problems and DMARC results")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no section:\n{stdout}"));
+    for row in [
+        "2  space_check_failed",
+        "1  socket_error",
+        "1  dnslist_defer",
+        "1  dmarc",
+        "1  process_crashed",
+    ] {
+        assert!(section.contains(row), "{row}:\n{section}");
+    }
+    let (_, metrics, _) = outcome(&run(&["metrics", "--db", &db]));
+    assert!(
+        metrics.contains("exim_pilot_lines_total{kind=\"space_check_failed\"} 2"),
+        "{metrics}"
+    );
+    let server = crate::util::web::Server::start(std::path::Path::new(&db), dir.path());
+    let health = server.json("/api/v1/health");
+    assert_eq!(health["host_problems"][0]["kind"], "space_check_failed");
+    assert_eq!(health["host_problems"][0]["lines"], 2);
+    assert_eq!(health["host_problems"].as_array().unwrap().len(), 5);
+    let page = server.page("/health", 200);
+    assert!(
+        page.contains("href=\"/log?kind=space_check_failed\""),
+        "{page}"
+    );
+}

@@ -47,6 +47,18 @@ pub fn render(stats: &Stats) -> String {
         })
         .collect();
     section(&mut out, "Messages by status", &status);
+    let problems: Vec<Row> = crate::parse::Kind::HOST_PROBLEMS
+        .iter()
+        .filter_map(|kind| {
+            let count = *stats.counts.kinds.get(kind.name())?;
+            Some(Row {
+                key: kind.name().to_owned(),
+                count,
+                volume: None,
+            })
+        })
+        .collect();
+    section(&mut out, "Host problems and DMARC results", &problems);
     out
 }
 

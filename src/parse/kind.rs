@@ -87,6 +87,9 @@ kinds! {
     MessageAbandoned => "message_abandoned",
     FilterDeferred => "filter_deferred",
     RoutedToSelf => "routed_to_self",
+    DnsProblem => "dns_problem",
+    ConfigError => "config_error",
+    SessionNote => "session_note",
     Continuation => "continuation",
     Blank => "blank",
     Comment => "comment",
@@ -98,7 +101,7 @@ impl Kind {
     /// set-up, crashes, DNS lists, scanners, bounces that failed, messages
     /// abandoned or held), and DMARC results: counted together by `stats`
     /// and the health page.
-    pub const HOST_PROBLEMS: [Kind; 12] = [
+    pub const HOST_PROBLEMS: [Kind; 14] = [
         Kind::SpaceCheckFailed,
         Kind::SpoolError,
         Kind::SocketError,
@@ -110,6 +113,8 @@ impl Kind {
         Kind::MessageAbandoned,
         Kind::FilterDeferred,
         Kind::RoutedToSelf,
+        Kind::DnsProblem,
+        Kind::ConfigError,
         Kind::Dmarc,
     ];
 }
@@ -178,7 +183,10 @@ impl Event<'_> {
                 Problem::MessageAbandoned => Kind::MessageAbandoned,
                 Problem::FilterDeferred => Kind::FilterDeferred,
                 Problem::RoutedToSelf => Kind::RoutedToSelf,
+                Problem::Dns => Kind::DnsProblem,
+                Problem::Config => Kind::ConfigError,
             },
+            Event::SessionNote(_) => Kind::SessionNote,
             Event::Warning { .. } => Kind::Warning,
             Event::Continuation { .. } => Kind::Continuation,
             Event::Blank => Kind::Blank,

@@ -1,7 +1,7 @@
 //! Lines about one message: `<=`, the delivery results, and the message
 //! state lines (`Completed`, `Frozen`, per-host errors ...).
 
-use super::entry::{AddressPart, Delivery, DeliveryFlag, Event, Host, Reception, Tls};
+use super::entry::{AddressPart, Delivery, DeliveryFlag, Event, Host, Reception, Session, Tls};
 use super::fields::{
     after, bracketed, duration, find, find_first_tag, host, quoted, smtp_code, token,
 };
@@ -420,6 +420,9 @@ pub fn state(body: &[u8]) -> Option<Event<'_>> {
         });
     }
     if MESSAGE_NOTES.iter().any(|note| body.starts_with(note))
+        || MESSAGE_NOTE_PHRASES
+            .iter()
+            .any(|phrase| find(body, phrase).is_some())
         || find(body, b" added by ").is_some() && body.starts_with(b"recipient ")
         || find(body, b" marked delivered by ").is_some() && body.starts_with(b"address ")
     {
@@ -434,13 +437,29 @@ pub fn state(body: &[u8]) -> Option<Event<'_>> {
 }
 
 /// Message state lines kept as notes.
-const MESSAGE_NOTES: [&[u8]; 5] = [
+const MESSAGE_NOTES: [&[u8]; 10] = [
     b"original recipients ignored",
     // sa-exim, the common SpamAssassin local_scan, reports its verdicts so.
     b"SA: ",
     b"sender address changed to ",
     b"moved from input",
     b"using queue ",
+    b"PRDR ",
+    b"rescind the above message-accept",
+    b"Child mail process returned status",
+    b"internal error: ",
+    b"peer close after all rcpt responses",
+];
+
+/// Phrases of message notes that start with a name or an address:
+/// `bob@ found in headers`, `<bob@x>: pipe transport output: ...`,
+/// `remote_smtp: delivering unencrypted to H=...`, `...: callout
+/// unencrypted to ...`.
+const MESSAGE_NOTE_PHRASES: [&[u8]; 4] = [
+    b" found in headers",
+    b" transport output: ",
+    b": delivering unencrypted to H=",
+    b": callout unencrypted to ",
 ];
 
 /// `H=host [ip]: error` or `H=host [ip] error`.
@@ -448,6 +467,17 @@ fn host_error(rest: &[u8]) -> Option<Event<'_>> {
     let (h, after_host): (Host<'_>, &[u8]) = host(rest)?;
     h.ip?;
     let error = after_host.strip_prefix(b": ").unwrap_or(after_host);
+    if error.starts_with(b"TLS error on connection") {
+        // tls-gnu.c: the client side's I/O error, logged after the host.
+        return Some(Event::TlsError(Session {
+            host: Some(h),
+            user: None,
+            interface: None,
+            connection_id: None,
+            duration: None,
+            detail: error,
+        }));
+    }
     Some(Event::HostError {
         host: h,
         error,

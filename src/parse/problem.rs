@@ -18,6 +18,14 @@ const STARTS: &[(&[u8], Problem)] = &[
     (b"Failed setting ownership on spool file", Problem::Spool),
     (b"Couldn't open message log", Problem::Spool),
     (b"Couldn't fdopen message log", Problem::Spool),
+    (b"Format error in spool file", Problem::Spool),
+    (b"Error reading spool file", Problem::Spool),
+    (b"Spool error: no recipients", Problem::Spool),
+    // The hints databases live in the spool too.
+    (b"failed to open database lock file", Problem::Spool),
+    (b"failed to open DB file", Problem::Spool),
+    (b"Bad db record size", Problem::Spool),
+    (b"Berkeley DB error", Problem::Spool),
     (b"IPv4 socket creation failed", Problem::Socket),
     (b"IPv6 socket creation failed", Problem::Socket),
     (
@@ -29,6 +37,7 @@ const STARTS: &[(&[u8], Problem)] = &[
         Problem::Socket,
     ),
     (b"bind of [", Problem::Socket),
+    (b"socket bind() to port", Problem::Socket),
     (b"failed to load cert chain", Problem::TlsSetup),
     (b"failed to stat ", Problem::TlsSetup),
     (b"could not stat '", Problem::TlsSetup),
@@ -49,6 +58,17 @@ const STARTS: &[(&[u8], Problem)] = &[
     (b"Warning: No server certificate defined", Problem::TlsSetup),
     (b"queue run: process ", Problem::ProcessCrashed),
     (b"DNS list lookup defer", Problem::DnslistDefer),
+    (b"DNS list lookup for ", Problem::DnslistDefer),
+    (b"host name alias list truncated", Problem::Dns),
+    (b"dnssec fail on SRV", Problem::Dns),
+    (b"CNAME loop for ", Problem::Dns),
+    (b"dns_again_means_nonexist recursion", Problem::Dns),
+    (b"failed to expand ", Problem::Config),
+    (b"expansion of ", Problem::Config),
+    (b"Expansion of ", Problem::Config),
+    (b"unable to expand ", Problem::Config),
+    (b"invalid message_size_limit", Problem::Config),
+    (b"bad value for smtp_receive_timeout", Problem::Config),
     (b"spam acl condition:", Problem::ContentScan),
     (b"malware acl condition:", Problem::ContentScan),
     (b"DMARC results:", Problem::Dmarc),
@@ -93,6 +113,8 @@ const PHRASES: &[(&[u8], Problem)] = &[
         Problem::RoutedToSelf,
     ),
     (b"(DN: '", Problem::TlsSetup),
+    // `Long A lookup for 'name': 5012 msec` (slow_lookup_log).
+    (b" lookup for '", Problem::Dns),
 ];
 
 /// The problem `body` reports by how it starts, if it is one. Cheap: tried

@@ -192,3 +192,39 @@ fn quoted_command(what: &[u8]) -> Option<(&[u8], &[u8])> {
     let end = find(quoted, b"\" from ")?;
     Some((&quoted[..end], &quoted[end + b"\" from ".len()..]))
 }
+
+/// `unqualified sender rejected: <x> HOST`, `unqualified recipient
+/// rejected: <x> HOST`, `too many recipients: message rejected:
+/// sender=<x> HOST` (or `excess temporarily rejected`), `Too many
+/// recipients: N`, and local_scan()'s temporary rejections.
+pub(super) fn unqualified_or_too_many(body: &[u8]) -> Option<Event<'_>> {
+    let (stage, temporary, rest) = if let Some(rest) = after(body, b"unqualified sender rejected: ")
+    {
+        (Stage::Mail, false, rest)
+    } else if let Some(rest) = after(body, b"unqualified recipient rejected: ") {
+        (Stage::Rcpt, false, rest)
+    } else if let Some(rest) = after(body, b"too many recipients: message rejected: sender=") {
+        (Stage::Rcpt, false, rest)
+    } else if let Some(rest) = after(
+        body,
+        b"too many recipients: excess temporarily rejected: sender=",
+    ) {
+        (Stage::Rcpt, true, rest)
+    } else if body.starts_with(b"Too many recipients: ") {
+        (Stage::Rcpt, false, &b""[..])
+    } else if body.starts_with(b"local_scan() function ") || body.starts_with(b"invalid return ") {
+        (Stage::AfterData, true, &b""[..])
+    } else {
+        return None;
+    };
+    let (address, rest) = bracketed(rest);
+    let parsed = host_and_ident(rest);
+    let mut rejection = rejection_of(&parsed, stage, temporary, None, body);
+    match stage {
+        Stage::Mail => rejection.sender = Some(address).filter(|a| !a.is_empty()),
+        Stage::Rcpt if body.starts_with(b"unqualified") => rejection.recipient = Some(address),
+        Stage::Rcpt => rejection.sender = Some(address).filter(|a| !a.is_empty()),
+        _ => {}
+    }
+    Some(Event::Rejection(rejection))
+}

@@ -70,7 +70,8 @@ pub fn render(entry: &Entry<'_>) -> String {
         | Event::IncompleteTransaction(s)
         | Event::TlsError(s)
         | Event::AclWarning(s)
-        | Event::Discarded(s) => session(&mut out, s),
+        | Event::Discarded(s)
+        | Event::SessionNote(s) => session(&mut out, s),
         Event::AuthFailed {
             authenticator,
             session: s,

@@ -6,7 +6,7 @@
 use super::entry::{Event, Session};
 use super::fields::{after, bracketed, find, smtp_code, token};
 use super::host_ident::host_and_ident;
-use super::rejection::{local_rejection, rejection};
+use super::rejection::{local_rejection, rejection, unqualified_or_too_many};
 
 /// Lines that start with the remote host (`H=...`), a local user (`U=`),
 /// the sender (`F=`), or `DS`: rejections, sender verification, incomplete
@@ -80,14 +80,23 @@ pub fn phrase_line(body: &[u8]) -> Option<Event<'_>> {
     if let Some(rest) = after(body, b"SMTP call from ") {
         return Some(Event::ProtocolError(host_and_ident(rest).session()));
     }
-    for marker in [
-        &b"unexpected disconnection while reading SMTP command from "[..],
+    if body.starts_with(b"unexpected ")
+        && let Some(at) = find(body, b" while reading SMTP command from ")
+    {
+        // `unexpected EOF ...`, `unexpected disconnection ...`.
+        let rest = &body[at + b" while reading SMTP command from ".len()..];
+        return Some(Event::ConnectionLost(host_and_ident(rest).session()));
+    }
+    if let Some(rest) = after(body, b"Error or EOF on input from ") {
         // 4.99: a read that failed or hit EOF.
-        b"Error or EOF on input from ",
-    ] {
-        if let Some(rest) = after(body, marker) {
-            return Some(Event::ConnectionLost(host_and_ident(rest).session()));
-        }
+        return Some(Event::ConnectionLost(host_and_ident(rest).session()));
+    }
+    if body.ends_with(b" while reading local message") {
+        // receive.c: a local message's input timed out or was signalled.
+        return Some(Event::ConnectionLost(session_at_host(body)));
+    }
+    if let Some(event) = session_note(body) {
+        return Some(event);
     }
     if body.first() == Some(&b'[')
         && find(body, b"] after QUIT, client reset TCP before SMTP response").is_some()
@@ -96,6 +105,8 @@ pub fn phrase_line(body: &[u8]) -> Option<Event<'_>> {
     }
     if body.starts_with(b"TLS error")
         || body.starts_with(b"DANE attempt failed")
+        || body.starts_with(b"TLS ALPN (")
+        || body.starts_with(b"Connection aborted; STARTTLS support by ")
         // Exim 4.8x, on a client hanging up after the handshake.
         || body.starts_with(b"TLS client disconnected cleanly")
         || body.starts_with(b"TLS session: ")
@@ -104,6 +115,11 @@ pub fn phrase_line(body: &[u8]) -> Option<Event<'_>> {
     }
     if body.first() == Some(&b'[') && find(body, b"] SSL verify error").is_some() {
         return Some(Event::TlsError(host_and_ident(body).session()));
+    }
+    if let Some(rest) = after(body, b"connection from ")
+        && find(rest, b" refused (IP options)").is_some()
+    {
+        return Some(Event::ConnectionRefused(host_and_ident(rest).session()));
     }
     if let Some(rest) = after(body, b"Connection from ") {
         return Some(Event::ConnectionRefused(host_and_ident(rest).session()));
@@ -152,6 +168,9 @@ pub fn phrase_line(body: &[u8]) -> Option<Event<'_>> {
     if let Some(text) = after(body, b"Warning: ") {
         return Some(Event::Warning { text });
     }
+    if let Some(event) = unqualified_or_too_many(body) {
+        return Some(event);
+    }
     if body.starts_with(b"rejected ") || body.starts_with(b"temporarily rejected ") {
         return local_rejection(body);
     }
@@ -164,11 +183,32 @@ pub fn phrase_line(body: &[u8]) -> Option<Event<'_>> {
 const PROCESS_NOTES: [&[u8]; 6] = [
     b"exim user lost privilege",
     b"cwd=",
-    b"socket bind() to port",
     b"daemon: ",
     b"fork() failed",
     b"Failed to get ",
+    b"notify triggered queue run",
 ];
+
+/// Notes about a session: `ETRN x received from HOST`, `ATRN 'x'
+/// received from HOST`, `ident connection to IP timed out`, `ignoring
+/// AUTH=<x> from HOST (why)`, `VRFY failed for ADDR HOST`.
+fn session_note(body: &[u8]) -> Option<Event<'_>> {
+    let host_at = if body.starts_with(b"ETRN ") || body.starts_with(b"ATRN ") {
+        find(body, b" received from ").map(|at| at + b" received from ".len())
+    } else if body.starts_with(b"ignoring AUTH=") {
+        find(body, b" from ").map(|at| at + b" from ".len())
+    } else if let Some(rest) = after(body, b"VRFY failed for ") {
+        Some(body.len() - rest.len() + token(rest).0.len() + 1)
+    } else if body.starts_with(b"ident connection to ") {
+        // An address alone, no host's tags.
+        return Some(Event::SessionNote(session_at_host(body)));
+    } else {
+        return None;
+    }?;
+    let mut session = host_and_ident(body.get(host_at..)?).session();
+    session.detail = body;
+    Some(Event::SessionNote(session))
+}
 
 /// `SMTP connection ...` after those words: opened, closed or lost.
 fn connection(rest: &[u8]) -> Event<'_> {

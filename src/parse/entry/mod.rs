@@ -145,7 +145,8 @@ impl<'a> Event<'a> {
             | Event::IncompleteTransaction(s)
             | Event::TlsError(s)
             | Event::AclWarning(s)
-            | Event::Discarded(s) => Some(s),
+            | Event::Discarded(s)
+            | Event::SessionNote(s) => Some(s),
             _ => None,
         }
     }
@@ -306,6 +307,10 @@ pub enum Event<'a> {
         /// The line, as logged.
         detail: &'a [u8],
     },
+    /// A note about an SMTP session that is neither a failure nor a
+    /// rejection: `ETRN`/`ATRN` received, an ident lookup timed out, an
+    /// `AUTH=` ignored, a VRFY that failed.
+    SessionNote(Session<'a>),
     /// `Warning: ...`
     Warning {
         /// The warning, as logged.
@@ -400,4 +405,9 @@ pub enum Problem {
     FilterDeferred,
     /// Routing that led back to this host (an MX pointing here).
     RoutedToSelf,
+    /// DNS trouble that is not a host's: slow lookups, truncated answers,
+    /// CNAME loops, DNSSEC failures.
+    Dns,
+    /// A configuration or expansion that failed at run time.
+    Config,
 }

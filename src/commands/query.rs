@@ -139,13 +139,13 @@ pub fn stuck(config: &Config, older_than: &str, json: bool) -> Result<()> {
         )
     })?;
     let conn = query::open(&config.database.path).map_err(usage)?;
-    let rows =
+    let report =
         stuck::find(&conn, i64::try_from(age.as_millis()).unwrap_or(i64::MAX)).map_err(usage)?;
     let mut out = crate::output::stdout();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        write!(out, "{}", for_terminal(&stuck::render(&rows)))?;
+        write!(out, "{}", for_terminal(&stuck::render(&report)))?;
     }
     out.flush()?;
     Ok(())

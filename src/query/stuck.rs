@@ -1,6 +1,8 @@
 //! `exim-pilot stuck`: recipients with no final disposition (pending or
 //! deferred) whose message has been waiting longer than an age, oldest
-//! first, with the last error Exim gave.
+//! first, with the last error Exim gave; and every message still frozen,
+//! with Exim's reason and since when (a frozen bounce has no pending
+//! recipient, so the first list alone misses it).
 
 use deadpool_sqlite::rusqlite::{Connection, params};
 use serde::Serialize;
@@ -28,9 +30,98 @@ pub struct Stuck {
     pub last_error: Option<String>,
 }
 
+/// One message still frozen.
+#[derive(Debug, Serialize)]
+pub struct Frozen {
+    /// The message's Exim id.
+    pub message: String,
+    /// When it was received, if seen.
+    pub received_at: Option<String>,
+    /// When it was last frozen (the time of Exim's `Frozen` line), if that
+    /// line is still stored.
+    pub frozen_at: Option<String>,
+    /// Why, in Exim's words (`(delivery error message)`, `by the system
+    /// filter: ...`, `frozen by root`), when it said.
+    pub reason: Option<String>,
+    /// Its recipients still waiting.
+    pub waiting_recipients: u64,
+}
+
+/// What `stuck` answers: the waiting recipients and the frozen messages.
+#[derive(Debug, Serialize)]
+pub struct StuckReport {
+    /// Recipients waiting longer than the age asked, oldest first.
+    pub waiting: Vec<Stuck>,
+    /// Every message still frozen (at most [`LIMIT`]), oldest first.
+    pub frozen: Vec<Frozen>,
+}
+
 /// Recipients waiting since before `older_than_ms` ago (in the log's
-/// clock: measured back from the newest line).
-pub fn find(conn: &Connection, older_than_ms: i64) -> Result<Vec<Stuck>, QueryError> {
+/// clock: measured back from the newest line), and the frozen messages.
+pub fn find(conn: &Connection, older_than_ms: i64) -> Result<StuckReport, QueryError> {
+    Ok(StuckReport {
+        waiting: waiting(conn, older_than_ms)?,
+        frozen: frozen(conn)?,
+    })
+}
+
+/// The messages whose status is frozen, oldest first, each with its last
+/// `Frozen` line read back from its stored lines.
+fn frozen(conn: &Connection) -> Result<Vec<Frozen>, QueryError> {
+    let context = || Context::op("find frozen messages").table("messages");
+    let messages: Vec<(i64, String, Option<i64>, u64)> = conn
+        .prepare_cached(
+            "SELECT m.id, m.exim_id, m.received_ms,
+                    (SELECT count(*) FROM recipients r
+                     WHERE r.message_id = m.id AND r.status IN ('pending', 'deferred'))
+             FROM messages m WHERE m.status = 'frozen'
+             ORDER BY coalesce(m.received_ms, m.last_event_ms), m.id LIMIT ?1",
+        )
+        .ctx(context)?
+        .query_map([LIMIT], |row| {
+            let waiting: i64 = row.get(3)?;
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                u64::try_from(waiting).unwrap_or(0),
+            ))
+        })
+        .ctx(context)?
+        .collect::<Result<_, _>>()
+        .ctx(context)?;
+    let mut frozen = Vec::with_capacity(messages.len());
+    for (row, message, received_ms, waiting_recipients) in messages {
+        let (lines, _) = crate::store::repo::message_lines(conn, row, MESSAGE_BYTES)?;
+        let last_frozen =
+            lines
+                .iter()
+                .rev()
+                .find_map(|line| match crate::parse::parse_line(&line.bytes).event {
+                    crate::parse::Event::Frozen { reason } => Some((
+                        line.logged_ms,
+                        reason.map(|r| String::from_utf8_lossy(r).into_owned()),
+                    )),
+                    _ => None,
+                });
+        let (frozen_ms, reason) = last_frozen.unwrap_or((None, None));
+        frozen.push(Frozen {
+            message,
+            received_at: received_ms.map(format_ms),
+            frozen_at: frozen_ms.map(format_ms),
+            reason,
+            waiting_recipients,
+        });
+    }
+    Ok(frozen)
+}
+
+/// The most of one message's lines read back for its `Frozen` line: a
+/// frozen message has few, and the read stays bounded per row.
+const MESSAGE_BYTES: usize = 256 << 10;
+
+/// Recipients waiting since before `older_than_ms` ago.
+fn waiting(conn: &Connection, older_than_ms: i64) -> Result<Vec<Stuck>, QueryError> {
     let context = || Context::op("find stuck recipients").table("recipients");
     let newest = crate::store::repo::newest_line_ms(conn)?;
     let cutoff = newest.unwrap_or(0).saturating_sub(older_than_ms);
@@ -64,14 +155,14 @@ pub fn find(conn: &Connection, older_than_ms: i64) -> Result<Vec<Stuck>, QueryEr
     Ok(rows)
 }
 
-/// One line per waiting recipient.
-pub fn render(rows: &[Stuck]) -> String {
+/// One line per waiting recipient, then one per frozen message.
+pub fn render(report: &StuckReport) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    if rows.is_empty() {
+    if report.waiting.is_empty() {
         out.push_str("no recipient is waiting that long\n");
     }
-    for row in rows {
+    for row in &report.waiting {
         let _ = writeln!(
             out,
             "{}  {}  {:<8} {}{}",
@@ -83,6 +174,22 @@ pub fn render(rows: &[Stuck]) -> String {
                 .as_deref()
                 .map(|e| format!("  last error: {e}"))
                 .unwrap_or_default()
+        );
+    }
+    if report.frozen.is_empty() {
+        out.push_str("no message is frozen\n");
+    } else {
+        let _ = writeln!(out, "\nfrozen messages ({}):", report.frozen.len());
+    }
+    for row in &report.frozen {
+        let _ = writeln!(
+            out,
+            "{}  {}  frozen {}: {}  ({} recipient(s) waiting)",
+            row.received_at.as_deref().unwrap_or("(reception not seen)"),
+            row.message,
+            row.frozen_at.as_deref().unwrap_or("(when not stored)"),
+            row.reason.as_deref().unwrap_or("(no reason given)"),
+            row.waiting_recipients
         );
     }
     out

@@ -121,7 +121,7 @@ pub(crate) fn stuck_rows(
     conn: &deadpool_sqlite::rusqlite::Connection,
     query: &StuckQuery,
     masking: Masking,
-) -> Result<Vec<stuck::Stuck>, WebError> {
+) -> Result<stuck::StuckReport, WebError> {
     let text = bounded("older_than", query.older_than.as_deref())?.unwrap_or("4h");
     let age = humantime::parse_duration(text).map_err(|err| {
         WebError::BadRequest(format!(

@@ -272,6 +272,19 @@ impl Masked for crate::query::stuck::Stuck {
     }
 }
 
+impl Masked for crate::query::stuck::Frozen {
+    fn mask(&mut self) {
+        self.reason.iter_mut().for_each(mask_text);
+    }
+}
+
+impl Masked for crate::query::stuck::StuckReport {
+    fn mask(&mut self) {
+        self.waiting.mask();
+        self.frozen.mask();
+    }
+}
+
 impl Masked for crate::query::queue::QueuedView {
     fn mask(&mut self) {
         mask_field(&mut self.sender);
@@ -397,6 +410,22 @@ mod tests {
             last_error: Some("mailbox of bob@example.com full".to_owned()),
         }]);
         assert_eq!(stuck[0].address, "a***");
+        let report = masking.apply(crate::query::stuck::StuckReport {
+            waiting: Vec::new(),
+            frozen: vec![crate::query::stuck::Frozen {
+                message: "1vXyZa-000001-AB".to_owned(),
+                received_at: None,
+                frozen_at: None,
+                reason: Some(
+                    "Process failed (1) when writing error message to bob@example.com".to_owned(),
+                ),
+                waiting_recipients: 0,
+            }],
+        });
+        assert_eq!(
+            report.frozen[0].reason.as_deref(),
+            Some("Process failed (1) when writing error message to b***@example.com")
+        );
         assert_eq!(
             stuck[0].last_error.as_deref(),
             Some("mailbox of b***@example.com full")

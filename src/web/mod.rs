@@ -20,6 +20,7 @@ mod cache;
 mod chart;
 #[cfg(feature = "fleet")]
 mod fleet;
+mod flow_page;
 mod live;
 mod mask;
 mod pages;
@@ -266,6 +267,7 @@ fn router(settings: &WebSettings, stopping: tokio::sync::watch::Receiver<bool>) 
     let fleet_routes = Router::new().route("/fleet", get(fleet_not_built));
     Router::new()
         .merge(pages::routes())
+        .merge(flow_page::routes())
         .merge(api::routes())
         .merge(fleet_routes)
         .merge(queue::routes())

@@ -1,5 +1,5 @@
-//! The HTML pages: search, a message, the mail flow, stuck recipients,
-//! the log, and health. Rendered on the server with maud (escaped by
+//! The HTML pages: search, a message, stuck recipients and frozen
+//! messages, the log, and health (the mail flow is `flow_page.rs`'s). Rendered on the server with maud (escaped by
 //! default, checked at compile time); each works without JavaScript.
 
 use axum::Router;
@@ -11,20 +11,19 @@ use maud::{Markup, html};
 use super::api::{LinesQuery, SearchQuery, StuckQuery, find_messages, read_lines, stuck_rows};
 use super::mask::Masking;
 use super::reply::{error_page, page};
-use super::{App, WebError, WindowQuery, chart};
-use crate::query::{flow, health, stats, trace};
+use super::{App, WebError, WindowQuery};
+use crate::query::{health, trace};
 
 pub(super) fn routes() -> Router<App> {
     Router::new()
         .route("/", get(search))
         .route("/message/{id}", get(message))
-        .route("/flow", get(flow_page))
         .route("/stuck", get(stuck_page))
         .route("/log", get(log_page))
         .route("/health", get(health_page))
 }
 
-fn window_fields(window: &WindowQuery) -> Markup {
+pub(super) fn window_fields(window: &WindowQuery) -> Markup {
     html! {
         label { "Since" input name="since" value=[window.since.as_deref()] placeholder="2d, 2026-11-26 or 2026-11-26 13:00"; }
         label { "Until" input name="until" value=[window.until.as_deref()] placeholder="(the newest line)"; }
@@ -217,135 +216,17 @@ fn seconds(ms: Option<i64>) -> String {
     }
 }
 
-async fn flow_page(
-    State(app): State<App>,
-    masking: Masking,
-    Query(mut window): Query<WindowQuery>,
-) -> Response {
-    // The last day unless asked: all-time statistics of a large database
-    // take seconds, which a page opened by a click should not.
-    if window.since.is_none() && window.until.is_none() {
-        window.since = Some("1d".to_owned());
-    }
-    let asked = window.clone();
-    let read = app
-        .ask(move |conn| {
-            let window = asked.window(conn)?;
-            Ok((
-                masking.apply(stats::compute(conn, window)?),
-                flow::compute(conn, window)?,
-            ))
-        })
-        .await;
-    let (report, flow) = match read {
-        Ok(read) => read,
-        Err(error) => return error_page(&error),
-    };
-    let labels: Vec<String> = flow.buckets.iter().map(|b| b.start.clone()).collect();
-    let counts: Vec<Vec<u64>> = flow.buckets.iter().map(|b| b.counts.to_vec()).collect();
-    let cards = [
-        ("received", report.counts.received),
-        ("delivered", report.counts.delivered),
-        ("deferred", report.counts.deferred),
-        ("bounced", report.counts.bounced),
-        (
-            "rejected",
-            report.counts.rejected + report.counts.temporarily_rejected,
-        ),
-        ("completed", report.counts.completed),
-        ("frozen", report.counts.frozen),
-    ];
-    let bands = |rows: &[stats::Row]| -> Vec<(String, u64)> {
-        rows.iter().map(|r| (r.key.clone(), r.count)).collect()
-    };
-    let body = html! {
-        h1 { "Mail flow" }
-        form.query method="get" action="/flow" {
-            (window_fields(&window))
-            button type="submit" { "Show" }
-        }
-        p.muted {
-            (report.since.as_deref().unwrap_or("From the first line"))
-            " to " (report.until.as_deref().unwrap_or("the newest line"))
-            "; the chart per " (flow.step) "."
-        }
-        div.cards {
-            @for (name, value) in cards {
-                div.card id=(format!("total-{name}")) {
-                    div.value { (value) }
-                    div.label { (name) }
-                }
-            }
-        }
-        div.legend {
-            @for name in &flow.series { span { i class=(format!("s-{name}")) {} (name) } }
-        }
-        (chart::stacked_bars(&flow.series, &labels, &counts))
-        (queue_chart(&flow, &labels))
-        div.columns {
-            div { h2 { "Top senders" } (top_table(&report.top_senders)) }
-            div { h2 { "Top recipient domains" } (top_table(&report.top_recipient_domains)) }
-            div { h2 { "Top sending hosts" } (top_table(&report.top_sending_hosts)) }
-            div { h2 { "Rejection reasons" } (top_table(&report.rejections_by_reason)) }
-            div { h2 { "Queue time (received to completed)" } (chart::bars(&bands(&report.queue_times))) }
-            div { h2 { "Delivery time (DT=)" } (chart::bars(&bands(&report.delivery_times))) }
-        }
-    };
-    page("/flow", "Mail flow", body)
-}
-
-/// Exim's queue over the flow chart's buckets, as the daemon counted it
-/// through the queue helper; a line saying why when it never did.
-fn queue_chart(flow: &flow::Flow, labels: &[String]) -> Markup {
-    let values: Vec<Vec<Option<u64>>> = flow
-        .buckets
-        .iter()
-        .map(|b| vec![b.queue.map(|q| q.messages), b.queue.map(|q| q.frozen)])
-        .collect();
-    let counted = flow.buckets.iter().any(|b| b.queue.is_some());
-    html! {
-        h2 { "Exim's queue" }
-        @if counted {
-            div.legend {
-                span { i.l-messages {} "messages" }
-                span { i.l-frozen {} "frozen" }
-            }
-            (chart::levels("Exim's queue", &["messages", "frozen"], labels, &values))
-        } @else {
-            p.muted {
-                "The queue was not counted in this window: the daemon counts it once a minute "
-                "through the queue helper, when its socket is enabled (" a href="/queue" { "queue" } ")."
-            }
-        }
-    }
-}
-
-fn top_table(rows: &[stats::Row]) -> Markup {
-    html! {
-        table {
-            tbody {
-                @for row in rows {
-                    tr {
-                        td { (row.key) }
-                        td.num { (row.count) }
-                    }
-                }
-                @if rows.is_empty() { tr { td.muted { "none" } } }
-            }
-        }
-    }
-}
-
 async fn stuck_page(
     State(app): State<App>,
     masking: Masking,
     Query(query): Query<StuckQuery>,
 ) -> Response {
     let older_than = query.older_than.clone().unwrap_or_else(|| "4h".to_owned());
-    let rows = match app.ask(move |conn| stuck_rows(conn, &query, masking)).await {
-        Ok(rows) => rows,
+    let report = match app.ask(move |conn| stuck_rows(conn, &query, masking)).await {
+        Ok(report) => report,
         Err(error) => return error_page(&error),
     };
+    let rows = &report.waiting;
     let body = html! {
         h1 { "Stuck and frozen" }
         form.query method="get" action="/stuck" {
@@ -356,7 +237,7 @@ async fn stuck_page(
         table {
             thead { tr { th { "Received" } th { "Message" } th { "Recipient" } th { "Status" } th { "Last attempt" } th { "Last error" } } }
             tbody {
-                @for row in &rows {
+                @for row in rows {
                     tr {
                         td { (row.received_at.as_deref().unwrap_or("(not seen)")) }
                         td { a href=(format!("/message/{}", row.message)) { (row.message) } }
@@ -366,6 +247,23 @@ async fn stuck_page(
                         td { (row.last_error.as_deref().unwrap_or("")) }
                     }
                 }
+            }
+        }
+        h2 { "Frozen messages" }
+        p.muted { (report.frozen.len()) " message(s) frozen, oldest first: Exim will not try them until thawed." }
+        table id="frozen" {
+            thead { tr { th { "Received" } th { "Message" } th { "Frozen since" } th { "Why" } th.num { "Waiting recipients" } } }
+            tbody {
+                @for row in &report.frozen {
+                    tr {
+                        td { (row.received_at.as_deref().unwrap_or("(not seen)")) }
+                        td { a href=(format!("/message/{}", row.message)) { (row.message) } }
+                        td { (row.frozen_at.as_deref().unwrap_or("")) }
+                        td { (row.reason.as_deref().unwrap_or("(no reason given)")) }
+                        td.num { (row.waiting_recipients) }
+                    }
+                }
+                @if report.frozen.is_empty() { tr { td.muted { "none" } } }
             }
         }
     };

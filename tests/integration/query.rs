@@ -170,10 +170,10 @@ fn trace_by_id_address_and_ip_with_related_messages() {
 }
 
 #[test]
-fn stuck_lists_the_greylisted_recipient() {
+fn stuck_lists_the_greylisted_recipient_and_the_frozen_bounce() {
     let (_dir, db) = sample_db();
-    let rows = json(&["stuck", "--db", &db, "--json", "--older-than", "10s"]);
-    let rows = rows.as_array().unwrap();
+    let report = json(&["stuck", "--db", &db, "--json", "--older-than", "10s"]);
+    let rows = report["waiting"].as_array().unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["address"], "greyuser@remote.example");
     assert_eq!(rows[0]["status"], "deferred");
@@ -183,8 +183,26 @@ fn stuck_lists_the_greylisted_recipient() {
             .unwrap()
             .contains("451 4.7.1")
     );
+    // The bounce Exim froze has no waiting recipient (its one bounced),
+    // and is listed all the same, with Exim's reason and since when.
+    let frozen = report["frozen"].as_array().unwrap();
+    assert_eq!(frozen.len(), 1, "{report}");
+    assert_eq!(frozen[0]["message"], "1xWZzT-0001un-20");
+    assert_eq!(frozen[0]["reason"], "(delivery error message)");
+    assert_eq!(frozen[0]["frozen_at"], "2026-11-26 13:58:23");
+    assert_eq!(frozen[0]["waiting_recipients"], 0);
     let none = json(&["stuck", "--db", &db, "--json", "--older-than", "1d"]);
-    assert_eq!(none.as_array().unwrap().len(), 0);
+    assert_eq!(none["waiting"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        none["frozen"].as_array().unwrap().len(),
+        1,
+        "frozen whatever the age"
+    );
+    let (_, text, _) = outcome(&run(&["stuck", "--db", &db, "--older-than", "1d"]));
+    assert!(
+        text.contains("1xWZzT-0001un-20  frozen 2026-11-26 13:58:23: (delivery error message)"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -169,7 +169,12 @@ fn pages_and_api_answer_like_the_cli_and_bad_input_is_refused_clearly() {
             "{name} {value}: {flow_page}"
         );
     }
-    assert!(server.page("/stuck?older_than=1m", 200).contains("<table>"));
+    let stuck = server.page("/stuck?older_than=1m", 200);
+    assert!(stuck.contains("<table>"), "{stuck}");
+    assert!(
+        stuck.contains("id=\"frozen\"") && stuck.contains("(delivery error message)"),
+        "{stuck}"
+    );
     let log = server.page("/log?since=2026-11-26&kind=rejection", 200);
     assert!(log.contains("relay not permitted"), "{log}");
     let health = server.page("/health", 200);

@@ -420,9 +420,7 @@ pub fn state(body: &[u8]) -> Option<Event<'_>> {
         });
     }
     if MESSAGE_NOTES.iter().any(|note| body.starts_with(note))
-        || MESSAGE_NOTE_PHRASES
-            .iter()
-            .any(|phrase| find(body, phrase).is_some())
+        || is_named_note(body)
         || find(body, b" added by ").is_some() && body.starts_with(b"recipient ")
         || find(body, b" marked delivered by ").is_some() && body.starts_with(b"address ")
     {
@@ -451,16 +449,21 @@ const MESSAGE_NOTES: [&[u8]; 10] = [
     b"peer close after all rcpt responses",
 ];
 
-/// Phrases of message notes that start with a name or an address:
-/// `bob@ found in headers`, `<bob@x>: pipe transport output: ...`,
-/// `remote_smtp: delivering unencrypted to H=...`, `...: callout
-/// unencrypted to ...`.
-const MESSAGE_NOTE_PHRASES: [&[u8]; 4] = [
-    b" found in headers",
-    b" transport output: ",
-    b": delivering unencrypted to H=",
-    b": callout unencrypted to ",
-];
+/// Message notes that start with a name or an address: `bob@ found in
+/// headers`, `<bob@x>: pipe transport output: ...`, `remote_smtp:
+/// delivering unencrypted to H=...`, `...: callout unencrypted to ...`.
+/// Each test is guarded so that the common lines (a host's error) pay at
+/// most one search.
+fn is_named_note(body: &[u8]) -> bool {
+    if body.starts_with(b"H=") {
+        return false;
+    }
+    body.ends_with(b" found in headers")
+        || body.first() == Some(&b'<') && find(body, b" transport output: ").is_some()
+        || find(body, b" unencrypted to ").is_some_and(|at| {
+            body[..at].ends_with(b": delivering") || body[..at].ends_with(b": callout")
+        })
+}
 
 /// `H=host [ip]: error` or `H=host [ip] error`.
 fn host_error(rest: &[u8]) -> Option<Event<'_>> {

@@ -62,6 +62,11 @@ pub(super) fn rejection<'a>(parsed: &HostAndIdent<'a>, detail: &'a [u8]) -> Opti
 /// C="answer"`, or `rejected after DATA:` for a permanent refusal. The
 /// reason is the target's answer.
 fn cutthrough_refusal<'a>(parsed: &HostAndIdent<'a>, detail: &'a [u8]) -> Option<Rejection<'a>> {
+    // The address, then `F=<`: tested first, so that a host's other lines
+    // (errors, warnings) are not searched.
+    if !token(detail).1.starts_with(b"F=<") {
+        return None;
+    }
     let (temporary, at) = [
         (true, &b" tmp-reject from cutthrough after DATA:"[..]),
         (false, b" rejected after DATA:"),

@@ -20,6 +20,7 @@ const TOP: usize = 10;
 
 mod attempt_tally;
 mod counts;
+mod reason;
 mod render;
 mod tally;
 #[cfg(test)]

@@ -366,7 +366,10 @@ impl Rejections {
                 self.permanent_hosts.insert(ip.into());
             }
         }
-        count(&mut self.reasons, reason.unwrap_or(""));
+        count(
+            &mut self.reasons,
+            &super::reason::group(reason.unwrap_or("")),
+        );
         count(&mut self.ips, host_ip.unwrap_or("(local)"));
     }
 

@@ -69,6 +69,9 @@ pub struct Generator {
     active: Vec<Pending>,
     truth: Truth,
     outcomes: Vec<Outcome>,
+    /// The next catalogue row to write: taken in turn, so that every row
+    /// appears once the generator has written as many as there are.
+    next_catalogue_row: usize,
 }
 
 const LOCAL_USERS: [&str; 6] = ["alice", "bob", "carol", "dave", "erin", "frank"];
@@ -101,6 +104,7 @@ impl Generator {
             active: Vec::new(),
             truth: Truth::default(),
             outcomes: Vec::new(),
+            next_catalogue_row: 0,
         }
     }
 
@@ -258,6 +262,8 @@ impl Generator {
             }
         } else if roll < hostile.saturating_add(3) {
             self.queue_run()
+        } else if roll < hostile.saturating_add(4) {
+            vec![self.catalogue_line().to_owned()]
         } else {
             self.message()
         };
@@ -320,6 +326,17 @@ impl Generator {
         }
     }
 
+    /// A line of another of Exim's formats, from the parser's catalogue
+    /// (`parse/catalogue.tsv`), so that every kind appears in generated
+    /// logs: one without a message id, and of a kind that names no
+    /// message count of the truth (the truth counts those itself).
+    fn catalogue_line(&mut self) -> &'static str {
+        let rows = catalogue_bodies();
+        let row = rows.get(self.next_catalogue_row % rows.len().max(1));
+        self.next_catalogue_row += 1;
+        row.copied().unwrap_or("notify triggered queue run")
+    }
+
     fn queue_run(&mut self) -> Vec<String> {
         let pid = self.next_pid();
         vec![
@@ -357,3 +374,38 @@ impl Generator {
 
 #[cfg(test)]
 mod tests;
+
+/// The bodies (after the timestamp) of the catalogue's rows that carry no
+/// message id and are of a kind the truth does not count, read once.
+fn catalogue_bodies() -> &'static [&'static str] {
+    static BODIES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    BODIES.get_or_init(|| {
+        const COUNTED: [&str; 11] = [
+            "reception",
+            "fake_reject",
+            "delivery",
+            "delivery_more",
+            "cutthrough",
+            "suppressed",
+            "failure",
+            "deferral",
+            "completed",
+            "frozen",
+            "rejection",
+        ];
+        include_str!("../parse/catalogue.tsv")
+            .lines()
+            .filter(|row| !row.starts_with('#') && !row.is_empty())
+            .filter_map(|row| {
+                let mut cells = row.splitn(4, '\t');
+                let kind = cells.nth(1)?;
+                let line = cells.nth(1)?;
+                let body = line.get(20..)?;
+                let first = body.split(' ').next()?;
+                let has_id = (first.len() == 16 || first.len() == 23)
+                    && first.bytes().filter(|&b| b == b'-').count() == 2;
+                (!COUNTED.contains(&kind) && !has_id).then_some(body)
+            })
+            .collect()
+    })
+}

@@ -105,3 +105,23 @@ fn every_profile_has_its_shape() {
         }
     }
 }
+
+/// Lines of the parser's catalogue appear in generated logs: every kind
+/// the catalogue's id-less rows show, in a long enough log.
+#[test]
+fn the_catalogues_kinds_appear_in_generated_logs() {
+    let mut out = Vec::new();
+    Generator::new(11).write(200_000, &mut out).unwrap();
+    let seen: std::collections::HashSet<Kind> = out
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| parse_line(l).kind())
+        .collect();
+    let wanted: std::collections::HashSet<Kind> = catalogue_bodies()
+        .iter()
+        .map(|body| parse_line(format!("2026-12-07 09:00:00 {body}").as_bytes()).kind())
+        .collect();
+    let missing: Vec<&Kind> = wanted.difference(&seen).collect();
+    assert!(missing.is_empty(), "never generated: {missing:?}");
+    assert!(wanted.len() >= 20, "{wanted:?}");
+}

@@ -87,6 +87,8 @@ fn flag_of(event: &Event<'_>) -> Option<usize> {
             DeliveryFlag::Suppressed => 5,
             DeliveryFlag::Failed => 6,
             DeliveryFlag::Deferred => 7,
+            // exim_exporter counts these `=>` lines as delivered; nothing was.
+            DeliveryFlag::Discarded => return None,
         },
         Event::Completed { .. } => 8,
         _ => return None,
@@ -292,6 +294,9 @@ impl<'b> CounterTally<'b> {
     }
 
     fn delivery(&mut self, delivery: &Delivery<'b>) {
+        if delivery.flag == DeliveryFlag::Discarded {
+            return;
+        }
         let transport = delivery.transport.unwrap_or_default();
         let outcome = match delivery.flag {
             DeliveryFlag::Delivered | DeliveryFlag::DeliveredMore | DeliveryFlag::Cutthrough => {
@@ -299,7 +304,7 @@ impl<'b> CounterTally<'b> {
             }
             DeliveryFlag::Suppressed => "suppressed",
             DeliveryFlag::Deferred => "deferred",
-            DeliveryFlag::Failed => "failed",
+            DeliveryFlag::Failed | DeliveryFlag::Discarded => "failed",
         };
         *self.deliveries.entry((transport, outcome)).or_default() += 1;
         match delivery.flag {

@@ -30,7 +30,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use deadpool_sqlite::rusqlite::Connection;
 
-use crate::parse::{Entry, Event, Reception};
+use crate::parse::{DeliveryFlag, Entry, Event, Reception};
 use crate::store::{StoreError, TextIds};
 
 pub use rules::{MessageState, RecipientState, Status};
@@ -106,6 +106,10 @@ pub struct BatchModel<'b> {
     recipient_rows: Vec<PendingRecipient>,
     attempts: Vec<attempts::AttemptRow<'b>>,
     rejections: Vec<write::PendingRejection<'b>>,
+    /// Messages all of whose waiting recipients were discarded (`=>
+    /// blackhole (DATA ACL discarded recipients)`, `=> discarded (system
+    /// filter)`), marked so after the recipients are written.
+    all_discarded: Vec<i64>,
     next_message_row: i64,
     next_recipient_row: i64,
 }
@@ -123,6 +127,7 @@ impl<'b> BatchModel<'b> {
             recipient_rows: Vec::new(),
             attempts: Vec::new(),
             rejections: Vec::new(),
+            all_discarded: Vec::new(),
             next_message_row,
             next_recipient_row,
         })
@@ -196,6 +201,15 @@ impl<'b> BatchModel<'b> {
                     pending.reception = Some(*reception);
                 }
             }
+            (Event::Delivery(delivery), Some(message))
+                if delivery.flag == DeliveryFlag::Discarded
+                    && delivery.address.original.is_none() =>
+            {
+                // All of the message's recipients, none named.
+                self.message_state(conn, message, exim_id)?
+                    .attempted(delivery.flag, at);
+                self.all_discarded.push(message);
+            }
             (Event::Delivery(delivery), Some(message)) => {
                 self.message_state(conn, message, exim_id)?
                     .attempted(delivery.flag, at);
@@ -205,6 +219,10 @@ impl<'b> BatchModel<'b> {
                 pending.state.attempted(delivery, at);
                 pending.changed = true;
                 let recipient = pending.state.row;
+                if delivery.flag == DeliveryFlag::Discarded {
+                    // A discard is no attempt: the recipient's status says it.
+                    return Ok(());
+                }
                 self.attempts.push(attempts::AttemptRow::of(
                     conn,
                     texts,
@@ -244,6 +262,7 @@ impl<'b> BatchModel<'b> {
             .collect();
         write::messages(conn, &messages, texts)?;
         write::recipients(conn, &self.recipient_rows)?;
+        write::all_discarded(conn, &self.all_discarded)?;
         attempts::attempts(conn, &self.attempts)?;
         write::rejections(conn, &self.rejections)
     }

@@ -123,9 +123,11 @@ impl MessageState {
 }
 
 /// What a delivery result line says happened: `delivered`, `deferred` or
-/// `failed` (the rule of the generated column `attempts.outcome`).
+/// `failed` (the rule of the generated column `attempts.outcome`), or
+/// `discarded` (no attempt is stored for a discard).
 pub fn attempt_outcome(flag: DeliveryFlag) -> &'static str {
     match flag {
+        DeliveryFlag::Discarded => "discarded",
         DeliveryFlag::Delivered
         | DeliveryFlag::DeliveredMore
         | DeliveryFlag::Cutthrough
@@ -143,7 +145,7 @@ pub const PENDING: &str = "pending";
 pub struct RecipientState {
     /// The recipient's row id.
     pub row: i64,
-    /// `pending`, `delivered`, `deferred` or `bounced`.
+    /// `pending`, `delivered`, `deferred`, `bounced` or `discarded`.
     pub status: &'static str,
     /// The address it was finally delivered to, when a router rewrote it.
     pub final_address: Option<String>,
@@ -171,6 +173,7 @@ impl RecipientState {
             "delivered" => "delivered",
             "deferred" => "deferred",
             "bounced" => "bounced",
+            "discarded" => "discarded",
             _ => PENDING,
         }
     }
@@ -182,7 +185,7 @@ impl RecipientState {
             "failed" => "bounced",
             outcome => outcome,
         };
-        let settled = matches!(self.status, "delivered" | "bounced");
+        let settled = matches!(self.status, "delivered" | "bounced" | "discarded");
         if !(settled && status == "deferred") {
             self.status = status;
         }

@@ -395,3 +395,19 @@ pub(super) fn rejections(
         },
     )
 }
+
+/// Marks the waiting recipients of each of `messages` discarded (a message
+/// whose recipients were all discarded at once, none named).
+pub fn all_discarded(conn: &Connection, messages: &[i64]) -> Result<(), StoreError> {
+    let context = || Context::op("mark discarded recipients").table("recipients");
+    let mut statement = conn
+        .prepare_cached(
+            "UPDATE recipients SET status = 'discarded'
+             WHERE message_id = ?1 AND status IN ('pending', 'deferred')",
+        )
+        .ctx(context)?;
+    for message in messages {
+        statement.execute([message]).ctx(context)?;
+    }
+    Ok(())
+}

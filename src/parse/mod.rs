@@ -25,6 +25,7 @@ mod rejection;
 mod render;
 mod session;
 mod shape;
+mod state;
 
 pub use calendar::{civil_from_days, format_seconds};
 pub use entry::{
@@ -169,7 +170,7 @@ fn body_event(body: &[u8], has_id: bool) -> Event<'_> {
     if let Some(event) = problem::problem_start(body) {
         return event;
     }
-    if has_id && let Some(event) = message::state(body) {
+    if has_id && let Some(event) = state::state(body) {
         return event;
     }
     session::phrase_line(body)

@@ -573,3 +573,63 @@ fn host_problems_are_counted_in_stats_metrics_and_health() {
         "{page}"
     );
 }
+
+/// Discarded recipients are not delivered: `=> blackhole (DATA ACL
+/// discarded recipients)` discards all of a message's, `=> :blackhole:
+/// <addr>` one; the recipients read `discarded`, no attempt is stored, and
+/// stats and the metrics do not count them delivered.
+#[test]
+fn discarded_recipients_are_not_delivered() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    std::fs::write(
+        &log,
+        "2026-12-07 09:00:00 1xaUT1-0000Em-2M <= a@example.org H=mx.example.net [192.0.2.1] P=esmtp S=100 for b@example.com c@example.com\n\
+         2026-12-07 09:00:00 1xaUT1-0000Em-2M => blackhole (DATA ACL discarded recipients)\n\
+         2026-12-07 09:00:00 1xaUT1-0000Em-2M Completed\n\
+         2026-12-07 09:00:01 1xaUT2-0000Em-2M <= a@example.org H=mx.example.net [192.0.2.1] P=esmtp S=100 for d@example.com e@example.com\n\
+         2026-12-07 09:00:01 1xaUT2-0000Em-2M => :blackhole: <d@example.com> R=system_aliases\n\
+         2026-12-07 09:00:01 1xaUT2-0000Em-2M => e <e@example.com> R=local_user T=mail_spool\n\
+         2026-12-07 09:00:01 1xaUT2-0000Em-2M Completed\n",
+    )
+    .unwrap();
+    let db = dir.path().join("x.db").display().to_string();
+    crate::util::ingest_into(std::path::Path::new(&db), &log);
+    let status_of = |id: &str| -> Vec<(String, String)> {
+        let traced = json(&["trace", "--json", "--db", &db, id]);
+        let message = &traced.as_array().unwrap()[0];
+        message["recipients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["address"].as_str().unwrap().to_owned(),
+                    r["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        status_of("1xaUT1-0000Em-2M"),
+        [
+            ("b@example.com".to_owned(), "discarded".to_owned()),
+            ("c@example.com".to_owned(), "discarded".to_owned())
+        ]
+    );
+    assert_eq!(
+        status_of("1xaUT2-0000Em-2M"),
+        [
+            ("d@example.com".to_owned(), "discarded".to_owned()),
+            ("e@example.com".to_owned(), "delivered".to_owned())
+        ]
+    );
+    let stats = json(&["stats", "--json", "--db", &db]);
+    assert_eq!(stats["delivered"], 1, "{stats}");
+    assert_eq!(stats["kinds"]["blackholed"], 2, "{stats}");
+    let (_, metrics, _) = outcome(&run(&["metrics", "--db", &db]));
+    assert!(
+        metrics.contains("exim_messages_total{flag=\"delivered\"} 1"),
+        "{metrics}"
+    );
+}

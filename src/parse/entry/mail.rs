@@ -108,13 +108,18 @@ pub enum DeliveryFlag {
     Failed,
     /// `==`: deferred; a temporary problem.
     Deferred,
+    /// `=>` to nothing: a recipient discarded (`:blackhole:`, a filter
+    /// that generated no delivery), or all of a message's (`=> blackhole
+    /// (DATA ACL discarded recipients)`, `=> discarded (system filter)`).
+    /// Exim writes `=>`; nothing was delivered.
+    Discarded,
 }
 
 impl DeliveryFlag {
     /// The flag as Exim writes it.
     pub fn symbol(self) -> &'static str {
         match self {
-            DeliveryFlag::Delivered => "=>",
+            DeliveryFlag::Delivered | DeliveryFlag::Discarded => "=>",
             DeliveryFlag::DeliveredMore => "->",
             DeliveryFlag::Cutthrough => ">>",
             DeliveryFlag::Suppressed => "*>",

@@ -10,7 +10,9 @@
 //!
 //! These are rows of events (one per line, only ever inserted), where the
 //! local model keeps states (one per message and recipient, updated): two
-//! projections by design. What a field of an entry becomes as a column
+//! projections by design: a discard (`=> :blackhole:`) is a delivery row
+//! here, flag `=>` as the line says, and a recipient's status there. What
+//! a field of an entry becomes as a column
 //! (a quoted text, an SMTP code) is said once, in `crate::parse`.
 
 use std::collections::BTreeSet;

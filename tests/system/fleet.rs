@@ -212,9 +212,16 @@ fn assert_replicated(pg: &Postgres, host: &str, db: &Path) {
             ),
         ),
         (
+            // The fleet keeps an event per line, and a discard is a `=>`
+            // line; the model keeps it as the recipient's status (the peer
+            // discards each recipient by name, `:blackhole:`).
             "delivery attempts",
             "SELECT m.exim_id, a.attempted_ms, a.flag
-             FROM attempts a JOIN messages m ON m.id = a.message_id"
+             FROM attempts a JOIN messages m ON m.id = a.message_id
+             UNION ALL
+             SELECT m.exim_id, r.last_attempt_ms, '=>'
+             FROM recipients r JOIN messages m ON m.id = r.message_id
+             WHERE r.status = 'discarded'"
                 .to_owned(),
             format!(
                 "SELECT concat_ws('|', exim_id, {}, flag)

@@ -170,14 +170,16 @@ pub(super) fn local_rejection(body: &[u8]) -> Option<Event<'_>> {
     } else if let Some(rest) = after(what, b"XCLIENT from ") {
         (Stage::Other, rest)
     } else if let Some(rest) = after(what, b"from ") {
-        (Stage::Data, rest)
+        // receive.c: `rejected from <sender> ...: message too big`, `Too
+        // many "Received" headers`: the data was read.
+        (Stage::AfterData, rest)
     } else if let Some(rest) = after(what, b"MAIL FROM:") {
         (Stage::Mail, rest)
     } else {
         (Stage::Other, what)
     };
     let (sender, rest) =
-        if matches!(stage, Stage::Data | Stage::Mail) && rest.first() == Some(&b'<') {
+        if matches!(stage, Stage::AfterData | Stage::Mail) && rest.first() == Some(&b'<') {
             let (sender, rest) = bracketed(rest);
             (Some(sender), rest)
         } else {

@@ -749,7 +749,7 @@ fn rejections_at_every_stage() {
     check(
         "1999-03-02 09:44:33 10HmaX-000000005vi-0000 rejected from <> U=CALLER: message too big: read=501 max=500",
         expect![[
-            r#"rejection at="1999-03-02 09:44:33" id="10HmaX-000000005vi-0000" stage="data" U="CALLER" sender="" reason="message too big: read=501 max=500""#
+            r#"rejection at="1999-03-02 09:44:33" id="10HmaX-000000005vi-0000" stage="after_data" U="CALLER" sender="" reason="message too big: read=501 max=500""#
         ]],
     );
     check(

@@ -81,6 +81,7 @@ kinds! {
     SocketError => "socket_error",
     TlsSetupError => "tls_setup_error",
     ProcessCrashed => "process_crashed",
+    ProcessFailure => "process_failure",
     DnslistDefer => "dnslist_defer",
     ContentScanError => "content_scan_error",
     Dmarc => "dmarc",
@@ -102,12 +103,13 @@ impl Kind {
     /// set-up, crashes, DNS lists, scanners, bounces that failed, messages
     /// abandoned or held), and DMARC results: counted together by `stats`
     /// and the health page.
-    pub const HOST_PROBLEMS: [Kind; 14] = [
+    pub const HOST_PROBLEMS: [Kind; 15] = [
         Kind::SpaceCheckFailed,
         Kind::SpoolError,
         Kind::SocketError,
         Kind::TlsSetupError,
         Kind::ProcessCrashed,
+        Kind::ProcessFailure,
         Kind::DnslistDefer,
         Kind::ContentScanError,
         Kind::BounceFailed,
@@ -178,6 +180,7 @@ impl Event<'_> {
                 Problem::Socket => Kind::SocketError,
                 Problem::TlsSetup => Kind::TlsSetupError,
                 Problem::ProcessCrashed => Kind::ProcessCrashed,
+                Problem::ProcessFailure => Kind::ProcessFailure,
                 Problem::DnslistDefer => Kind::DnslistDefer,
                 Problem::ContentScan => Kind::ContentScanError,
                 Problem::Dmarc => Kind::Dmarc,

@@ -57,6 +57,52 @@ const STARTS: &[(&[u8], Problem)] = &[
     (b"TLS error in certificate", Problem::TlsSetup),
     (b"Warning: No server certificate defined", Problem::TlsSetup),
     (b"queue run: process ", Problem::ProcessCrashed),
+    (b"Fork failed for local delivery", Problem::ProcessFailure),
+    (
+        b"failed to read delivery status for ",
+        Problem::ProcessFailure,
+    ),
+    (b"failed to fork ", Problem::ProcessFailure),
+    (b"delivery re-exec ", Problem::ProcessFailure),
+    (b"unable to set gid=", Problem::ProcessFailure),
+    (b"cannot run initgroups()", Problem::ProcessFailure),
+    (b"initgroups failed for uid=", Problem::ProcessFailure),
+    (b"getrlimit(", Problem::ProcessFailure),
+    (b"setrlimit(", Problem::ProcessFailure),
+    (b"delivery setrlimit(", Problem::ProcessFailure),
+    (
+        b"daemon: fork of queue-runner process failed",
+        Problem::ProcessFailure,
+    ),
+    (
+        b"daemon: delivery process fork failed",
+        Problem::ProcessFailure,
+    ),
+    (
+        b"failed to create pipe in queue runner",
+        Problem::ProcessFailure,
+    ),
+    (
+        b"fork of delivery process from queue runner",
+        Problem::ProcessFailure,
+    ),
+    (
+        b"queue run: unexpected data on pipe",
+        Problem::ProcessFailure,
+    ),
+    (b"queue run: error on pipe", Problem::ProcessFailure),
+    (b"excessive memory alloc request", Problem::ProcessFailure),
+    (b"SIGSEGV", Problem::ProcessFailure),
+    (
+        b"creation of pipe for filter or :include: failed",
+        Problem::ProcessFailure,
+    ),
+    (b"Attempt to exec tainted path", Problem::ProcessFailure),
+    (
+        b"Daemon cannot be run when mua_wrapper is set",
+        Problem::Config,
+    ),
+    (b"pid file path ", Problem::Config),
     (b"DNS list lookup defer", Problem::DnslistDefer),
     (b"DNS list lookup for ", Problem::DnslistDefer),
     (b"host name alias list truncated", Problem::Dns),
@@ -115,6 +161,16 @@ const PHRASES: &[(&[u8], Problem)] = &[
     (b"(DN: '", Problem::TlsSetup),
     // `Long A lookup for 'name': 5012 msec` (slow_lookup_log).
     (b" lookup for '", Problem::Dns),
+    // Starting with `re`, as the common `rejected ...` lines do: tried
+    // here, so that the start table turns those away unsearched.
+    (b"re-exec of exim", Problem::ProcessFailure),
+    (
+        b"remote delivery process count got out of step",
+        Problem::ProcessFailure,
+    ),
+    // `3 accept() failures: Too many open files` (the daemon).
+    (b" accept() failure", Problem::ProcessFailure),
+    (b" select() failure", Problem::ProcessFailure),
 ];
 
 /// Which two-byte openings some start in [`STARTS`] has, a bit each:

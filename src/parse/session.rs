@@ -180,13 +180,14 @@ pub fn phrase_line(body: &[u8]) -> Option<Event<'_>> {
 /// Lines about Exim's own processes rather than mail. The failures are the
 /// ones a loaded host produces: fork failures and hint-database lock
 /// timeouts (`Failed to get write lock for .../retry.lockfile: timed out`).
-const PROCESS_NOTES: [&[u8]; 6] = [
+const PROCESS_NOTES: [&[u8]; 7] = [
     b"exim user lost privilege",
     b"cwd=",
     b"daemon: ",
     b"fork() failed",
     b"Failed to get ",
     b"notify triggered queue run",
+    b"listen backlog ",
 ];
 
 /// Notes about a session: `ETRN x received from HOST`, `ATRN 'x'

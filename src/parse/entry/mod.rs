@@ -390,6 +390,9 @@ pub enum Problem {
     TlsSetup,
     /// A delivery or transport process that crashed or vanished.
     ProcessCrashed,
+    /// A process Exim could not start or run as it needed: fork, pipe and
+    /// exec failures, ids it could not take, limits, memory, signals.
+    ProcessFailure,
     /// A DNS list lookup that timed out (treated as not listed).
     DnslistDefer,
     /// A spam or malware scanner that could not be asked.

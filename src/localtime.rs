@@ -19,6 +19,12 @@ pub fn utc_offset_seconds(utc_seconds: i64) -> i64 {
     if converted.is_null() { 0 } else { tm.tm_gmtoff }
 }
 
+/// The host's offset from UTC at `utc_ms`, in ms: what turns a moment
+/// into the clock Exim writes its lines in (local time, stored as if UTC).
+pub fn utc_offset_ms(utc_ms: i64) -> i64 {
+    utc_offset_seconds(utc_ms.div_euclid(1000)) * 1000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

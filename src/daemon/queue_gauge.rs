@@ -64,7 +64,7 @@ pub fn start(
                     // The channel is full while the database is down: a
                     // stop must not wait for it.
                     let sample = Item::QueueSample(QueueSample {
-                        at_ms: in_the_logs_clock(crate::store::repo::now_ms()),
+                        at_ms: in_the_logs_clock(),
                         size,
                     });
                     tokio::select! {
@@ -91,10 +91,11 @@ pub fn start(
     counts
 }
 
-/// `utc_ms` as Exim writes its lines' times (local time), read as UTC as
-/// they are stored: a count then charts beside the lines of its minute.
-fn in_the_logs_clock(utc_ms: i64) -> i64 {
-    utc_ms + crate::localtime::utc_offset_seconds(utc_ms.div_euclid(1000)) * 1000
+/// Now as Exim writes its lines' times (local time), read as UTC as they
+/// are stored: a count then charts beside the lines of its minute.
+fn in_the_logs_clock() -> i64 {
+    let utc_ms = crate::store::repo::now_ms();
+    utc_ms + crate::localtime::utc_offset_ms(utc_ms)
 }
 
 /// The queue's size, or `None` when the helper's socket is not there (the

@@ -138,7 +138,7 @@ pub(crate) fn bound(
         _ => None,
     } {
         let now = crate::store::repo::now_ms();
-        let local = now + local_offset_ms(now);
+        let local = now + crate::localtime::utc_offset_ms(now);
         return Ok(local - local.rem_euclid(86_400_000) - days_back * 86_400_000);
     }
     let (naive, offset_ms) = split_offset(text);
@@ -157,7 +157,7 @@ pub(crate) fn bound(
                 // given with its offset is shown as the log would have it.
                 Some(offset) => {
                     let utc = naive_ms - offset;
-                    utc + local_offset_ms(utc)
+                    utc + crate::localtime::utc_offset_ms(utc)
                 }
                 None => naive_ms,
             })
@@ -198,12 +198,6 @@ fn split_offset(text: &str) -> (String, Option<i64>) {
         naive.truncate(19);
     }
     (naive, offset)
-}
-
-/// The host's offset from UTC at `utc_ms`, in ms (what Exim writes its
-/// log lines in, unless configured otherwise).
-fn local_offset_ms(utc_ms: i64) -> i64 {
-    crate::localtime::utc_offset_seconds(utc_ms.div_euclid(1000)) * 1000
 }
 
 /// `text` with every control character but newline and tab made visible
@@ -320,11 +314,14 @@ mod tests {
         assert_eq!(at("2026-09-22T23:59"), at("2026-09-22 23:59"));
         // With an offset, the instant is shown in the host's local time.
         let utc = 1_790_121_599_000; // 2026-09-22T23:59:59Z
-        assert_eq!(at("2026-09-22T23:59:59Z"), utc + local_offset_ms(utc));
+        assert_eq!(
+            at("2026-09-22T23:59:59Z"),
+            utc + crate::localtime::utc_offset_ms(utc)
+        );
         let plus_two = utc - 2 * 3_600_000;
         assert_eq!(
             at("2026-09-22T23:59:59+02:00"),
-            plus_two + local_offset_ms(plus_two)
+            plus_two + crate::localtime::utc_offset_ms(plus_two)
         );
         assert_eq!(
             at("2026-09-22T23:59:59+0200"),
@@ -333,13 +330,13 @@ mod tests {
         let minus = utc + 5 * 3_600_000 + 30 * 60_000;
         assert_eq!(
             at("2026-09-22T23:59:59-05:30"),
-            minus + local_offset_ms(minus)
+            minus + crate::localtime::utc_offset_ms(minus)
         );
         let today = at("today");
         assert_eq!(today % 86_400_000, 0);
         assert_eq!(at("yesterday"), today - 86_400_000);
         let now = crate::store::repo::now_ms();
-        let local_now = now + local_offset_ms(now);
+        let local_now = now + crate::localtime::utc_offset_ms(now);
         assert!(today <= local_now && local_now - today < 86_400_000);
     }
 

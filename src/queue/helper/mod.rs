@@ -203,17 +203,18 @@ fn answer(config: &QueueConfig, peer: &Peer, request: &Request) -> (Reply, Vec<u
         };
         return (reply, Vec::new());
     }
-    run_exim(config, request, argv, &on_queue)
+    run_exim(config, request, argv, (&present, &on_queue))
 }
 
 /// Runs Exim for `request` (after its intent is on disk) with `argv`, on
-/// the ids `on_queue` marks, records the outcome of an audited one, and
-/// makes the reply and its payload.
+/// the ids still queued (`present`, as `on_queue` marks the requested
+/// ones), records the outcome of an audited one, and makes the reply and
+/// its payload.
 fn run_exim(
     config: &QueueConfig,
     request: &Request,
     argv: Vec<String>,
-    on_queue: &[bool],
+    (present, on_queue): (&[String], &[bool]),
 ) -> (Reply, Vec<u8>) {
     let log = &config.actions_log;
     let (deadline, cap) = limits(request.verb);
@@ -234,7 +235,7 @@ fn run_exim(
         }
     };
     let outcomes = if request.verb.acts() {
-        recheck::merge(on_queue, action_outcomes(request.verb, &argv[2..], &ran))
+        recheck::merge(on_queue, action_outcomes(request.verb, present, &ran))
     } else {
         Vec::new()
     };

@@ -60,6 +60,10 @@ struct Local {
     /// (newest chunk id, when it was first seen), oldest first.
     observed: VecDeque<(i64, i64)>,
     saved_shipped: Option<(i64, Instant)>,
+    /// Whether this process has held the host's mark: a database that
+    /// has, and finds it held by another on reconnecting, is one of two
+    /// machines replicating under one name, not a rebuilt database.
+    held_mark: bool,
 }
 
 impl Replicator {
@@ -72,6 +76,7 @@ impl Replicator {
             conn: None,
             observed: VecDeque::new(),
             saved_shipped: None,
+            held_mark: false,
         };
         let mut backoff = Backoff::new(self.backoff_min, self.backoff_max);
         let mut migrated = false;
@@ -142,7 +147,9 @@ impl Replicator {
             *migrated = true;
         }
         let name = self.with_local(local, repo::store_name).await?;
-        let mut high_water = pg::bounded(timeout, self.claim(&client, &name)).await?;
+        let held_before = local.held_mark;
+        let mut high_water = pg::bounded(timeout, self.claim(&client, &name, held_before)).await?;
+        local.held_mark = true;
         self.progress.up.store(true, Ordering::Relaxed);
         backoff.reset();
         tracing::info!(
@@ -201,8 +208,17 @@ impl Replicator {
     /// Reads this host's mark, creating it, or taking it over when the
     /// host's rows came from a database that is gone (rebuilt: its chunk
     /// ids began again). Rows already shipped stay; lines read again have
-    /// the same keys, so they are not stored twice.
-    async fn claim(&self, client: &tokio_postgres::Client, name: &str) -> Result<i64, FleetError> {
+    /// the same keys, so they are not stored twice. A database that held
+    /// the mark earlier in this run (`held_before`) and finds another's
+    /// name on it was not rebuilt: another machine took the name while
+    /// this one was away (a timeout, a restarted PostgreSQL), and taking
+    /// it back would mix two machines' rows.
+    async fn claim(
+        &self,
+        client: &tokio_postgres::Client,
+        name: &str,
+        held_before: bool,
+    ) -> Result<i64, FleetError> {
         let host = &self.progress.host;
         client
             .execute(
@@ -220,6 +236,12 @@ impl Replicator {
         let (held_by, high_water): (String, i64) = (row.get(0), row.get(1));
         if held_by == name {
             return Ok(high_water);
+        }
+        if held_before {
+            return Err(contended(
+                host,
+                "took the fleet mark while this one was disconnected",
+            ));
         }
         let moved = client
             .execute(
@@ -284,11 +306,10 @@ impl Replicator {
             .await?;
         if moved != 1 {
             // Dropping the transaction rolls it back.
-            return Err(FleetError::Contended(format!(
-                "another database moved the fleet mark of host {host:?} while this one \
-                 shipped: two machines replicate with [fleet] host_name = {host:?}; give each \
-                 its own name"
-            )));
+            return Err(contended(
+                host,
+                "moved the fleet mark while this one shipped",
+            ));
         }
         crate::pipeline::failpoint::hit("fleet-before-commit");
         tx.commit().await?;
@@ -380,6 +401,15 @@ impl Replicator {
         // connection.
         result.map_err(|err| FleetError::Connection(format!("this host's database: {err}")))
     }
+}
+
+/// The error that stops replication: another database replicates as
+/// `host`, having done `what`.
+fn contended(host: &str, what: &str) -> FleetError {
+    FleetError::Contended(format!(
+        "another database {what} for host {host:?}: two machines replicate with \
+         [fleet] host_name = {host:?}; give each its own name"
+    ))
 }
 
 /// The rows of `chunks`.

@@ -937,6 +937,56 @@ fn two_databases_replicating_as_one_host_name_are_caught() {
     assert!(two.stop().success());
 }
 
+/// A database that held the mark and lost its connection (a timeout, a
+/// restarted PostgreSQL) does not take the host back from the twin that
+/// took it meanwhile: it was not rebuilt, and taking back would mix two
+/// machines' rows (CI saw the first take the mark back after a timeout).
+#[test]
+fn a_twin_that_reconnects_does_not_take_the_host_back() {
+    let Some(pg) = Postgres::start() else { return };
+    let (first, second) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    for dir in [&first, &second] {
+        write_config(dir.path(), &pg.socket_url("postgres"), "twin", "");
+    }
+    append_lines(&first.path().join("mainlog"), &generated(34, 300));
+    let one = Daemon::start(first.path());
+    wait_until_shipped(&pg, "twin", &one, lines_in(&first.path().join("mainlog")));
+    append_lines(&second.path().join("mainlog"), &generated(35, 300));
+    let two = Daemon::start(second.path());
+    two.wait_for_log("came from another database");
+    let held_by =
+        || pg.psql("SELECT database_name FROM exim_pilot.replication WHERE host = 'twin'");
+    let taken = held_by();
+    // Every replicator's connection dropped: both reconnect and claim again.
+    pg.psql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+    );
+    append_lines(&first.path().join("mainlog"), &generated(36, 300));
+    append_lines(&second.path().join("mainlog"), &generated(37, 300));
+    one.wait_for_log("took the fleet mark while this one was disconnected");
+    one.wait_for_log("fleet replication stopped until exim-pilot restarts");
+    // The second keeps the host and ships on, to its newest chunk.
+    let all = lines_in(&second.path().join("mainlog"));
+    poll(|| {
+        let newest: i64 = Connection::open(&two.db)
+            .and_then(|conn| {
+                conn.query_row("SELECT coalesce(max(id), 0) FROM log_chunks", [], |row| {
+                    row.get(0)
+                })
+            })
+            .unwrap_or(0);
+        let mark = pg.psql("SELECT high_water FROM exim_pilot.replication WHERE host = 'twin'");
+        if local_lines(&two.db) == all && mark.trim() == newest.to_string() {
+            return Ok(());
+        }
+        Err(format!("mark {mark:?}, newest chunk {newest}"))
+    });
+    assert_eq!(held_by(), taken);
+    assert!(one.stop().success());
+    assert!(two.stop().success());
+}
+
 /// Runs openssl with `args` in `dir`.
 fn openssl(dir: &Path, args: &[&str]) {
     let output = std::process::Command::new("openssl")

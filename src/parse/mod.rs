@@ -17,6 +17,7 @@ mod calendar;
 mod entry;
 mod fields;
 mod host_ident;
+mod internals;
 mod kind;
 mod message;
 mod prefix;
@@ -154,6 +155,10 @@ fn body_event(body: &[u8], has_id: bool) -> Event<'_> {
             b"->" => Some(message::delivery(rest, DeliveryFlag::DeliveredMore)),
             b">>" => Some(message::delivery(rest, DeliveryFlag::Cutthrough)),
             b"*>" => Some(message::delivery(rest, DeliveryFlag::Suppressed)),
+            // mua_wrapper's whole-message failure names no address.
+            b"**" if rest.starts_with(b"mua_wrapper is set") => {
+                Some(Event::MessageNote { detail: body })
+            }
             b"**" => Some(message::delivery(rest, DeliveryFlag::Failed)),
             b"==" => Some(message::delivery(rest, DeliveryFlag::Deferred)),
             _ => None,
@@ -175,6 +180,7 @@ fn body_event(body: &[u8], has_id: bool) -> Event<'_> {
     }
     session::phrase_line(body)
         .or_else(|| problem::problem_phrase(body))
+        .or_else(|| internals::internal(body))
         .unwrap_or(Event::Unrecognised { body })
 }
 

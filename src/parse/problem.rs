@@ -98,6 +98,22 @@ const STARTS: &[(&[u8], Problem)] = &[
         Problem::ProcessFailure,
     ),
     (b"Attempt to exec tainted path", Problem::ProcessFailure),
+    (b"fork() failed", Problem::ProcessFailure),
+    (b"fork failed for TLS check", Problem::ProcessFailure),
+    (
+        b"daemon: accept process fork failed",
+        Problem::ProcessFailure,
+    ),
+    (
+        b"daemon: couldn't dup socket descriptor",
+        Problem::ProcessFailure,
+    ),
+    (b"daemon: close(", Problem::ProcessFailure),
+    (b"daemon: fclose(", Problem::ProcessFailure),
+    // The daemon's notifier socket (`daemon_notifier_socket bind: ...`).
+    (b"daemon_notifier_socket ", Problem::Socket),
+    (b"daemon_notification: sendto", Problem::Socket),
+    (b"Cannot lock ", Problem::Spool),
     (
         b"Daemon cannot be run when mua_wrapper is set",
         Problem::Config,

@@ -113,7 +113,13 @@ pub fn phrase_line(body: &[u8]) -> Option<Event<'_>> {
     {
         return Some(Event::TlsError(session_at_host(body)));
     }
-    if body.first() == Some(&b'[') && find(body, b"] SSL verify error").is_some() {
+    if body.starts_with(b"SSL verify denied") {
+        // GnuTLS names no peer.
+        let mut session = host_and_ident(b"").session();
+        session.detail = body;
+        return Some(Event::TlsError(session));
+    }
+    if body.first() == Some(&b'[') && find(body, b"] SSL verify ").is_some() {
         return Some(Event::TlsError(host_and_ident(body).session()));
     }
     if let Some(rest) = after(body, b"connection from ")
@@ -177,14 +183,14 @@ pub fn phrase_line(body: &[u8]) -> Option<Event<'_>> {
     authenticator_failed(body)
 }
 
-/// Lines about Exim's own processes rather than mail. The failures are the
-/// ones a loaded host produces: fork failures and hint-database lock
-/// timeouts (`Failed to get write lock for .../retry.lockfile: timed out`).
-const PROCESS_NOTES: [&[u8]; 7] = [
+/// Lines about Exim's own processes rather than mail, and the hint-database
+/// lock timeouts a loaded host produces (`Failed to get write lock for
+/// .../retry.lockfile: timed out`). Failures to fork are problems
+/// ([`super::problem`]).
+const PROCESS_NOTES: [&[u8]; 6] = [
     b"exim user lost privilege",
     b"cwd=",
     b"daemon: ",
-    b"fork() failed",
     b"Failed to get ",
     b"notify triggered queue run",
     b"listen backlog ",

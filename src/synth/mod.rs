@@ -400,6 +400,10 @@ fn catalogue_bodies() -> &'static [&'static str] {
                 let mut cells = row.splitn(4, '\t');
                 let kind = cells.nth(1)?;
                 let line = cells.nth(1)?;
+                // A continuation row has no timestamp to cut.
+                if !line.starts_with(|c: char| c.is_ascii_digit()) {
+                    return None;
+                }
                 let body = line.get(20..)?;
                 let first = body.split(' ').next()?;
                 let has_id = (first.len() == 16 || first.len() == 23)

@@ -382,7 +382,8 @@ pub enum Problem {
     /// `spool directory space check failed`, `log directory ...`: a
     /// message refused for want of disk space or inodes.
     SpaceCheck,
-    /// A spool file that could not be written, closed or created.
+    /// A spool file that could not be written, closed, created, locked or
+    /// moved, a delivery journal, a hints database.
     Spool,
     /// A listening or sending socket that could not be made.
     Socket,
@@ -411,6 +412,7 @@ pub enum Problem {
     /// DNS trouble that is not a host's: slow lookups, truncated answers,
     /// CNAME loops, DNSSEC failures.
     Dns,
-    /// A configuration or expansion that failed at run time.
+    /// A configuration, expansion, module or lookup that failed at run
+    /// time (DMARC's and ARC's libraries included), tainted data refused.
     Config,
 }

@@ -1,6 +1,8 @@
 //! `exim-pilot stuck`: recipients with no final disposition (pending or
 //! deferred) whose message has been waiting longer than an age, oldest
-//! first, with the last error Exim gave; and every message still frozen,
+//! first, with the last error Exim gave (or, when no attempt said why, the
+//! system filter's deferral of the whole message); and every message still
+//! frozen,
 //! with Exim's reason and since when (a frozen bounce has no pending
 //! recipient, so the first list alone misses it).
 
@@ -8,6 +10,7 @@ use deadpool_sqlite::rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::{QueryError, format_ms};
+use crate::parse::Problem;
 use crate::store::{Context, ResultExt};
 
 /// Rows returned at most.
@@ -20,14 +23,20 @@ pub struct Stuck {
     pub message: String,
     /// When it was received, if seen.
     pub received_at: Option<String>,
-    /// The recipient waiting.
-    pub address: String,
+    /// The recipient waiting; `None` for a message whose recipients no
+    /// line has named yet (its `<=` line lists none, and nothing was tried:
+    /// held by the system filter, queued for a queue runner).
+    pub address: Option<String>,
     /// `pending` or `deferred`.
     pub status: String,
     /// When delivery was last tried.
     pub last_attempt_at: Option<String>,
     /// The error of that try.
     pub last_error: Option<String>,
+    /// Why the whole message waits, when no attempt said so: Exim's last
+    /// `Delivery deferred by system filter` or `Message abandoned` line
+    /// for it (a filter's deferral writes no `==` line).
+    pub held: Option<String>,
 }
 
 /// One message still frozen.
@@ -128,32 +137,80 @@ fn waiting(conn: &Connection, older_than_ms: i64) -> Result<Vec<Stuck>, QueryErr
     let rows = conn
         .prepare(
             "SELECT m.exim_id, m.received_ms, r.address, r.status, r.last_attempt_ms,
+                    m.id,
                     (SELECT a.error_text FROM delivery_attempts a
                      WHERE a.message_id = r.message_id AND a.recipient_id = r.id
-                     ORDER BY a.attempted_ms DESC, a.id DESC LIMIT 1)
+                     ORDER BY a.attempted_ms DESC, a.id DESC LIMIT 1),
+                    coalesce(m.received_ms, m.last_event_ms) AS since, r.id AS recipient_row
              FROM recipients r JOIN messages m ON m.id = r.message_id
              WHERE r.status IN ('pending', 'deferred')
                AND m.status NOT IN ('completed', 'rejected')
                AND coalesce(m.received_ms, m.last_event_ms) <= ?1
-             ORDER BY coalesce(m.received_ms, m.last_event_ms), m.id, r.id
+             UNION ALL
+             SELECT m.exim_id, m.received_ms, NULL, 'pending', NULL, m.id, NULL,
+                    coalesce(m.received_ms, m.last_event_ms), NULL
+             FROM messages m
+             WHERE m.status IN ('received', 'deferred')
+               AND coalesce(m.received_ms, m.last_event_ms) <= ?1
+               AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id)
+             ORDER BY since, 6, recipient_row
              LIMIT ?2",
         )
         .ctx(context)?
         .query_map(params![cutoff, LIMIT], |row| {
-            Ok(Stuck {
+            let stuck = Stuck {
                 message: row.get(0)?,
                 received_at: row.get::<_, Option<i64>>(1)?.map(format_ms),
                 address: row.get(2)?,
                 status: row.get(3)?,
                 last_attempt_at: row.get::<_, Option<i64>>(4)?.map(format_ms),
-                last_error: row.get(5)?,
-            })
+                last_error: row.get(6)?,
+                held: None,
+            };
+            Ok((row.get::<_, i64>(5)?, stuck))
         })
         .ctx(context)?
-        .collect::<Result<_, _>>()
+        .collect::<Result<Vec<_>, _>>()
         .ctx(context)?;
-    Ok(rows)
+    // Each message's lines are read once, and only for recipients no
+    // attempt explains.
+    let mut held: std::collections::HashMap<i64, Option<String>> = std::collections::HashMap::new();
+    let mut waiting = Vec::with_capacity(rows.len());
+    for (message_row, mut stuck) in rows {
+        if stuck.last_error.is_none() {
+            stuck.held = match held.get(&message_row) {
+                Some(known) => known.clone(),
+                None => {
+                    let found = last_hold(conn, message_row)?;
+                    held.insert(message_row, found.clone());
+                    found
+                }
+            };
+        }
+        waiting.push(stuck);
+    }
+    Ok(waiting)
 }
+
+/// The message's last line saying the whole message waits: the system
+/// filter's deferral or `Message abandoned`.
+fn last_hold(conn: &Connection, message_row: i64) -> Result<Option<String>, QueryError> {
+    let (lines, _) = crate::store::repo::message_lines(conn, message_row, HOLD_BYTES)?;
+    Ok(lines
+        .iter()
+        .rev()
+        .find_map(|line| match crate::parse::parse_line(&line.bytes).event {
+            crate::parse::Event::Problem {
+                problem: Problem::FilterDeferred | Problem::MessageAbandoned,
+                detail,
+            } => Some(String::from_utf8_lossy(detail).into_owned()),
+            _ => None,
+        }))
+}
+
+/// The most of one message's lines read back for its hold: the filter
+/// defers once per queue run, and the read stays bounded per message.
+const HOLD_BYTES: usize = 64 << 10;
 
 /// One line per waiting recipient, then one per frozen message.
 pub fn render(report: &StuckReport) -> String {
@@ -169,11 +226,14 @@ pub fn render(report: &StuckReport) -> String {
             row.received_at.as_deref().unwrap_or("(reception not seen)"),
             row.message,
             row.status,
-            row.address,
-            row.last_error
+            row.address
                 .as_deref()
-                .map(|e| format!("  last error: {e}"))
-                .unwrap_or_default()
+                .unwrap_or("(recipients not logged yet)"),
+            match (&row.last_error, &row.held) {
+                (Some(error), _) => format!("  last error: {error}"),
+                (None, Some(held)) => format!("  held: {held}"),
+                (None, None) => String::new(),
+            }
         );
     }
     if report.frozen.is_empty() {

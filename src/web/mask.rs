@@ -267,8 +267,9 @@ impl Masked for crate::query::trace::TracedMessage {
 
 impl Masked for crate::query::stuck::Stuck {
     fn mask(&mut self) {
-        mask_field(&mut self.address);
+        self.address.iter_mut().for_each(mask_field);
         self.last_error.iter_mut().for_each(mask_text);
+        self.held.iter_mut().for_each(mask_text);
     }
 }
 
@@ -404,12 +405,13 @@ mod tests {
         let stuck = masking.apply(vec![Stuck {
             message: "1vXyZa-000001-AB".to_owned(),
             received_at: None,
-            address: "alice".to_owned(),
+            address: Some("alice".to_owned()),
             status: "deferred".to_owned(),
             last_attempt_at: None,
             last_error: Some("mailbox of bob@example.com full".to_owned()),
+            held: Some("Delivery deferred by system filter: hold for bob@example.com".to_owned()),
         }]);
-        assert_eq!(stuck[0].address, "a***");
+        assert_eq!(stuck[0].address.as_deref(), Some("a***"));
         let report = masking.apply(crate::query::stuck::StuckReport {
             waiting: Vec::new(),
             frozen: vec![crate::query::stuck::Frozen {
@@ -429,6 +431,10 @@ mod tests {
         assert_eq!(
             stuck[0].last_error.as_deref(),
             Some("mailbox of b***@example.com full")
+        );
+        assert_eq!(
+            stuck[0].held.as_deref(),
+            Some("Delivery deferred by system filter: hold for b***@example.com")
         );
         let admin = Masking::of(WebRole::Admin);
         assert_eq!(admin.line(LINES[0].as_bytes()), LINES[0]);

@@ -241,10 +241,13 @@ async fn stuck_page(
                     tr {
                         td { (row.received_at.as_deref().unwrap_or("(not seen)")) }
                         td { a href=(format!("/message/{}", row.message)) { (row.message) } }
-                        td { (row.address) }
+                        td { (row.address.as_deref().unwrap_or("(not logged yet)")) }
                         td { (status(&row.status)) }
                         td { (row.last_attempt_at.as_deref().unwrap_or("")) }
-                        td { (row.last_error.as_deref().unwrap_or("")) }
+                        td {
+                            @if let Some(error) = &row.last_error { (error) }
+                            @else if let Some(held) = &row.held { "held: " (held) }
+                        }
                     }
                 }
             }

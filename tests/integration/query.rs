@@ -205,6 +205,48 @@ fn stuck_lists_the_greylisted_recipient_and_the_frozen_bounce() {
     );
 }
 
+/// The system filter's deferral writes no `==` line: the recipients wait
+/// with no attempt, and `stuck` says why from the filter's last line.
+#[test]
+fn stuck_says_when_the_system_filter_holds_a_message() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    std::fs::write(
+        &log,
+        "2026-12-07 09:00:00 1xaUT1-0000Em-2M <= alice@example.com H=mail.example.com [192.0.2.1] P=esmtp S=2345\n\
+         2026-12-07 09:00:01 1xaUT1-0000Em-2M Delivery deferred by system filter: held for review\n\
+         2026-12-07 09:30:01 1xaUT1-0000Em-2M Delivery deferred by system filter: still held for bob@example.net\n\
+         2026-12-07 10:00:00 1xaUT2-0000Em-2M <= carol@example.com H=mail.example.com [192.0.2.1] P=esmtp S=100\n\
+         2026-12-07 10:00:01 1xaUT2-0000Em-2M == dave@example.net R=dnslookup T=remote_smtp defer (111): Connection refused\n",
+    )
+    .unwrap();
+    let db = dir.path().join("x.db").display().to_string();
+    let (status, _, stderr) = outcome(&run(&["ingest", "--db", &db, log.to_str().unwrap()]));
+    assert_eq!(status, 0, "{stderr}");
+    let report = json(&["stuck", "--db", &db, "--json", "--older-than", "1s"]);
+    let rows = report["waiting"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{report}");
+    // No line named its recipients: the message is listed all the same.
+    let held = &rows[0];
+    assert_eq!(held["message"], "1xaUT1-0000Em-2M");
+    assert!(held["address"].is_null(), "{held}");
+    assert!(held["last_error"].is_null(), "{held}");
+    assert_eq!(
+        held["held"],
+        "Delivery deferred by system filter: still held for bob@example.net"
+    );
+    // An attempt's error explains the other: no hold read for it.
+    assert_eq!(rows[1]["last_error"], "Connection refused");
+    assert!(rows[1]["held"].is_null(), "{report}");
+    let (_, text, _) = outcome(&run(&["stuck", "--db", &db, "--older-than", "1s"]));
+    assert!(
+        text.contains(
+            "(recipients not logged yet)  held: Delivery deferred by system filter: still held"
+        ),
+        "{text}"
+    );
+}
+
 #[test]
 fn bad_arguments_get_one_clear_line_and_status_2() {
     let (_dir, db) = sample_db();

@@ -91,10 +91,36 @@ fn without_prefix(line: &[u8]) -> Entry<'_> {
     if let Some(inner) = syslog_payload(line) {
         return wrapped(inner, None);
     }
+    if is_reject_log_header(line) {
+        return Entry {
+            prefix: None,
+            event: Event::Continuation { text: line },
+        };
+    }
     Entry {
         prefix: None,
         event: Event::Unrecognised { body: line },
     }
+}
+
+/// The reject log's lines after a rejection (log.c, `rejected_header`):
+/// `Envelope-from: <s>`, `Envelope-to: <r>`, then each header as Exim's
+/// type letter (or `*` for a deleted one), a space and the header
+/// (`P Received: from ...`, `F From: ...`).
+fn is_reject_log_header(line: &[u8]) -> bool {
+    if line.starts_with(b"Envelope-from: <") || line.starts_with(b"Envelope-to: <") {
+        return true;
+    }
+    let [kind, b' ', rest @ ..] = line else {
+        return false;
+    };
+    let name_len = rest
+        .iter()
+        .position(|&b| !(b.is_ascii_graphic() && b != b':'))
+        .unwrap_or(rest.len());
+    (kind.is_ascii_uppercase() || *kind == b'*')
+        && name_len > 0
+        && rest.get(name_len) == Some(&b':')
 }
 
 /// An Exim line inside a syslog record: with its own timestamp, or (with

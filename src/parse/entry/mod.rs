@@ -316,8 +316,9 @@ pub enum Event<'a> {
         /// The warning, as logged.
         text: &'a [u8],
     },
-    /// A line without a timestamp that starts with white space: more of
-    /// the entry before it.
+    /// More of the entry before it: a line without a timestamp that
+    /// starts with white space, or the reject log's envelope and header
+    /// lines after a rejection (`Envelope-to: <...>`, `P Received: ...`).
     Continuation {
         /// The line, leading white space included.
         text: &'a [u8],

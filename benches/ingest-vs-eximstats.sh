@@ -5,7 +5,7 @@
 #        (default 1000000 lines, 3 runs, every profile of src/synth/mod.rs)
 #
 # For each profile (mixed, many-addresses, multi-recipient, attack,
-# bounce-storm, long-lines) it generates a main log with Exim 4.96's message
+# bounce-storm, long-lines, realistic, unique-texts) it generates a main log with Exim 4.96's message
 # ids, which Debian 12's eximstats counts correctly, then times RUNS times:
 #   eximstats <LOG                  its default report (what an operator runs)
 #   exim-pilot ingest --db DB LOG   parse, model and commit into a new database
@@ -21,7 +21,7 @@ lines=${1:-1000000}
 runs=${2:-3}
 shift $(($# < 2 ? $# : 2))
 profiles=("$@")
-[ ${#profiles[@]} -gt 0 ] || profiles=(mixed many-addresses multi-recipient attack bounce-storm long-lines)
+[ ${#profiles[@]} -gt 0 ] || profiles=(mixed many-addresses multi-recipient attack bounce-storm long-lines realistic unique-texts)
 
 command -v eximstats >/dev/null || [ -x /usr/sbin/eximstats ] || { echo "needs eximstats (apt-get install exim4-base)" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "needs GNU time (apt-get install time)" >&2; exit 2; }

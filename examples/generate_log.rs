@@ -6,7 +6,8 @@
 //! The third argument picks the message id format (default mixed); `old`
 //! gives logs that Debian 12's eximstats counts correctly. The fourth picks
 //! the traffic's shape: mixed (the default), many-addresses,
-//! multi-recipient, attack, bounce-storm or long-lines.
+//! multi-recipient, attack, bounce-storm, long-lines, realistic (the public
+//! logs' shape, `examples/calibrate.rs`) or unique-texts.
 
 use std::io::{BufWriter, Write};
 

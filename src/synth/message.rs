@@ -2,7 +2,7 @@
 //! (local, remote, greylisted then delivered, or bounced with a bounce
 //! message of its own), each outcome recorded in the truth.
 
-use super::{CIPHER, Generator, LOCAL_USERS, REMOTE_DOMAINS, SUBJECTS};
+use super::{CIPHER, Generator, LOCAL_USERS, REMOTE_DOMAINS};
 
 /// A received message, as its delivery lines need it.
 struct Message {
@@ -22,7 +22,7 @@ impl Generator {
         let id = self.message_id();
         let (host, _) = self.client();
         let tls = self.rng.u8(..100) < 60;
-        let size = self.rng.u32(300..200_000);
+        let size = self.message_size();
         let profile = self.profile;
         let sender = format!(
             "user{}@{}",
@@ -31,7 +31,7 @@ impl Generator {
         );
         let (local, recipients) = self.recipients();
         let filler = "x".repeat(profile.long_text);
-        let subject = format!("{}{filler}", self.pick(&SUBJECTS));
+        let subject = self.subject(&filler);
         let mut lines = vec![
             format!("[{receiver}] SMTP connection from {host} (TCP/IP connection count = 1)"),
             format!(
@@ -138,9 +138,10 @@ impl Generator {
         let (id, deliverer, size, filler) = (&m.id, m.deliverer, m.size, &m.filler);
         for (index, recipient) in m.recipients.iter().enumerate() {
             let flag = if index == 0 { "=>" } else { "->" };
+            let confirmation = self.confirmation(filler);
             lines.push(format!(
-                "[{deliverer}] {id} {flag} {recipient} R=dnslookup T=remote_smtp S={size} {peer} X={CIPHER} CV=yes K C=\"250 2.0.0 Ok: queued as {:X}{filler}\" QT={}s DT={}s",
-                self.rng.u32(..), self.rng.u8(..9), self.rng.u8(..3)
+                "[{deliverer}] {id} {flag} {recipient} R=dnslookup T=remote_smtp S={size} {peer} X={CIPHER} CV=yes K C=\"{confirmation}\" QT={}s DT={}s",
+                self.rng.u8(..9), self.rng.u8(..3)
             ));
         }
         lines.push(format!(
@@ -166,8 +167,9 @@ impl Generator {
         let retry = self.next_pid();
         for (index, recipient) in m.recipients.iter().enumerate() {
             let flag = if index == 0 { "=>" } else { "->" };
+            let confirmation = self.short_confirmation();
             lines.push(format!(
-                "[{retry}] {id} {flag} {recipient} R=dnslookup T=remote_smtp S={size} {peer} C=\"250 OK\" QT={}m{}s DT=1s",
+                "[{retry}] {id} {flag} {recipient} R=dnslookup T=remote_smtp S={size} {peer} C=\"{confirmation}\" QT={}m{}s DT=1s",
                 self.rng.u8(5..30), self.rng.u8(..60)
             ));
         }
@@ -183,8 +185,9 @@ impl Generator {
     fn bounced(&mut self, m: &Message, peer: &str, lines: &mut Vec<String>) {
         let (id, deliverer, size, sender) = (&m.id, m.deliverer, m.size, &m.sender);
         for recipient in &m.recipients {
+            let refusal = self.refusal(recipient);
             lines.push(format!(
-                "[{deliverer}] {id} ** {recipient} R=dnslookup T=remote_smtp {peer}: SMTP error from remote mail server after RCPT TO:<{recipient}>: 550 5.1.1 User unknown"
+                "[{deliverer}] {id} ** {recipient} R=dnslookup T=remote_smtp {peer}: SMTP error from remote mail server after RCPT TO:<{recipient}>: {refusal}"
             ));
         }
         let bounce = self.message_id();
@@ -198,6 +201,7 @@ impl Generator {
         let bounce_recipients = [sender.clone()];
         if self.rng.bool() {
             self.record(&bounce, "frozen", true, &bounce_recipients, "bounced");
+            self.still_frozen(&bounce);
             lines.push(format!(
                 "[{bouncer}] {bounce} ** {sender}: Unrouteable address"
             ));
@@ -206,8 +210,9 @@ impl Generator {
             ));
         } else {
             self.record(&bounce, "completed", false, &bounce_recipients, "delivered");
+            let confirmation = self.short_confirmation();
             lines.push(format!(
-                "[{bouncer}] {bounce} => {sender} R=dnslookup T=remote_smtp H=mx.example.com [203.0.113.9]:25 C=\"250 OK\" QT=2s DT=1s"
+                "[{bouncer}] {bounce} => {sender} R=dnslookup T=remote_smtp H=mx.example.com [203.0.113.9]:25 C=\"{confirmation}\" QT=2s DT=1s"
             ));
             lines.push(format!("[{bouncer}] {bounce} Completed QT=2s"));
         }

@@ -6,8 +6,9 @@
 
 mod message;
 mod profile;
+mod realistic;
 
-pub use profile::{PROFILES, Profile};
+pub use profile::{Attacks, PROFILES, Profile};
 
 use std::io::{self, Write};
 
@@ -72,7 +73,14 @@ pub struct Generator {
     /// The next catalogue row to write: taken in turn, so that every row
     /// appears once the generator has written as many as there are.
     next_catalogue_row: usize,
+    /// Frozen messages still in the queue, reported by each queue run
+    /// (`Profile::frozen_reported`).
+    frozen: Vec<String>,
 }
+
+/// Frozen messages queue runs report at most: the public logs' host
+/// reported about 23 a run; more here, as this shape runs the queue less often.
+const FROZEN_REPORTED: usize = 34;
 
 const LOCAL_USERS: [&str; 6] = ["alice", "bob", "carol", "dave", "erin", "frank"];
 const REMOTE_DOMAINS: [&str; 5] = [
@@ -105,6 +113,7 @@ impl Generator {
             truth: Truth::default(),
             outcomes: Vec::new(),
             next_catalogue_row: 0,
+            frozen: Vec::new(),
         }
     }
 
@@ -255,10 +264,10 @@ impl Generator {
         let roll = self.rng.u8(..100);
         let hostile = self.profile.hostile_sessions;
         let lines = if roll < hostile {
-            if self.profile.varied_attacks {
-                self.attack()
-            } else {
-                self.rejected_session()
+            match self.profile.attacks {
+                Attacks::Relay => self.rejected_session(),
+                Attacks::Varied => self.attack(),
+                Attacks::BruteForce => self.brute_force(),
             }
         } else if roll < hostile.saturating_add(3) {
             self.queue_run()
@@ -339,10 +348,27 @@ impl Generator {
 
     fn queue_run(&mut self) -> Vec<String> {
         let pid = self.next_pid();
-        vec![
-            format!("[{pid}] Start queue run: pid={pid}"),
-            format!("[{pid}] End queue run: pid={pid}"),
-        ]
+        let mut lines = vec![format!("[{pid}] Start queue run: pid={pid}")];
+        // A queue runner skips each frozen message, saying so.
+        for id in &self.frozen {
+            let runner = pid + 1;
+            lines.push(format!("[{runner}] {id} Message is frozen"));
+        }
+        lines.push(format!("[{pid}] End queue run: pid={pid}"));
+        lines
+    }
+
+    /// Keeps `id` among the frozen messages queue runs report, when the
+    /// profile has them reported: the newest [`FROZEN_REPORTED`] (an
+    /// operator removes the others).
+    fn still_frozen(&mut self, id: &str) {
+        if !self.profile.frozen_reported {
+            return;
+        }
+        if self.frozen.len() == FROZEN_REPORTED {
+            self.frozen.remove(0);
+        }
+        self.frozen.push(id.to_owned());
     }
 
     // Longer than 80 lines on purpose: the script of one message's life

@@ -101,6 +101,44 @@ fn every_profile_has_its_shape() {
             }
             "bounce-storm" => assert!(share(count(Kind::Failure)) >= 0.10, "{name}: {counts:?}"),
             "long-lines" => assert!(longest_reception >= 500, "{name}: {longest_reception}"),
+            // Within a few points of the public logs' shares (profile.rs).
+            "realistic" => {
+                for (kind, low, high) in [
+                    (Kind::AuthFailed, 0.25, 0.45),
+                    (Kind::HostLookupFailed, 0.12, 0.25),
+                    (Kind::MessageIsFrozen, 0.10, 0.30),
+                    (Kind::Reception, 0.003, 0.03),
+                ] {
+                    let got = share(count(kind));
+                    assert!(
+                        (low..=high).contains(&got),
+                        "{name}: {kind:?} {got:.3}: {counts:?}"
+                    );
+                }
+            }
+            "unique-texts" => {
+                let texts = |field: &str| {
+                    let values: Vec<&[u8]> = out
+                        .split(|&b| b == b'\n')
+                        .filter_map(|line| {
+                            let at = line
+                                .windows(field.len())
+                                .position(|w| w == field.as_bytes())?;
+                            Some(&line[at..])
+                        })
+                        .collect();
+                    let distinct: std::collections::HashSet<&[u8]> =
+                        values.iter().copied().collect();
+                    (values.len(), distinct.len())
+                };
+                for field in [" T=\"", " C=\""] {
+                    let (seen, distinct) = texts(field);
+                    assert!(
+                        seen > 1000 && distinct * 100 >= seen * 95,
+                        "{name}: {field} {distinct} of {seen}"
+                    );
+                }
+            }
             _ => {}
         }
     }

@@ -117,7 +117,7 @@ const MESSAGE_COLUMNS: [&str; 20] = [
     "auth_user",
     "local_user",
     "subject",
-    "header_message_id",
+    "header_id_hash",
     "parent_exim_id",
     "status",
     "frozen",
@@ -169,7 +169,7 @@ pub(super) fn messages(
             "UPDATE messages SET
                  received_ms = ?3, sender = ?4, size = ?5, host_name_id = ?6, helo_id = ?7,
                  host_ip = ?8, host_port = ?9, protocol_id = ?10, tls_cipher_id = ?11,
-                 auth_user = ?12, local_user = ?13, subject = ?14, header_message_id = ?15,
+                 auth_user = ?12, local_user = ?13, subject = ?14, header_id_hash = ?15,
                  parent_exim_id = ?16, status = ?17, frozen = ?18, completed_ms = ?19,
                  last_event_ms = ?20
              WHERE id = ?1"
@@ -208,7 +208,7 @@ fn bind_message(
         &r.and_then(|r| r.auth_user.as_ref()),
         &r.and_then(|r| r.local_user.as_ref()),
         &r.and_then(|r| r.subject.as_ref()),
-        &r.and_then(|r| r.header_message_id.as_ref()),
+        &r.and_then(|r| r.header_id_hash),
         &r.and_then(|r| r.parent_exim_id),
         &state.status.name(),
         &state.frozen,
@@ -243,7 +243,9 @@ struct ReceptionFields<'b> {
     auth_user: Option<Cow<'b, str>>,
     local_user: Option<Cow<'b, str>>,
     subject: Option<String>,
-    header_message_id: Option<Cow<'b, str>>,
+    /// The Message-ID header's hash (`store::text_hash`): the text stays
+    /// in the `<=` line.
+    header_id_hash: Option<i64>,
     parent_exim_id: Option<&'b str>,
 }
 
@@ -269,7 +271,7 @@ impl<'b> ReceptionFields<'b> {
             auth_user,
             local_user,
             subject: r.subject.map(quoted_text),
-            header_message_id: text(r.header_message_id),
+            header_id_hash: text(r.header_message_id).map(|id| crate::store::text_hash(&id)),
             parent_exim_id: r.bounce_of.map(|id| id.as_str()),
         })
     }

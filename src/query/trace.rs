@@ -104,7 +104,8 @@ pub struct TracedMessage {
     pub parent: Option<String>,
     /// Whether it is frozen now.
     pub frozen: bool,
-    /// The `Message-ID:` header (`id=` of its reception), when logged.
+    /// The `Message-ID:` header (`id=` of its reception), when logged and
+    /// its `<=` line is among the lines shown.
     pub header_message_id: Option<String>,
     /// Each recipient's state.
     pub recipients: Vec<TracedRecipient>,
@@ -166,8 +167,9 @@ pub struct TracedRecipient {
     pub status: String,
 }
 
-/// The ids of the messages `target` names: ?1 is its text, and ?5 the
-/// hash of an IP address (see [`crate::store::text_hash`]).
+/// The ids of the messages `target` names: ?1 is its text, and ?5 its
+/// hash (see [`crate::store::text_hash`]): an IP address's text, a
+/// Message-ID header's.
 fn target_sql(target: &Target) -> &'static str {
     match target {
         Target::MessageId(_) => "SELECT id FROM messages WHERE exim_id = ?1",
@@ -178,7 +180,7 @@ fn target_sql(target: &Target) -> &'static str {
             "SELECT id FROM messages WHERE sender = ?1 COLLATE NOCASE
              UNION SELECT message_id FROM recipients WHERE address = ?1 COLLATE NOCASE
              UNION SELECT message_id FROM recipients WHERE final_address = ?1 COLLATE NOCASE
-             UNION SELECT id FROM messages WHERE header_message_id = ?1"
+             UNION SELECT id FROM messages WHERE header_id_hash = ?5"
         }
         Target::Domain(_) => {
             // No index holds domains: the messages received in the
@@ -227,17 +229,17 @@ pub fn find(
     let mut statement = conn.prepare(&windowed).ctx(context)?;
     let id = |row: &deadpool_sqlite::rusqlite::Row<'_>| row.get::<_, i64>(0);
     let found = match target {
-        Target::Ip(ip) => statement.query_map(
+        Target::Ip(text) | Target::Address(text) => statement.query_map(
             params![
                 value,
                 since,
                 until,
                 MAX_MESSAGES,
-                crate::store::text_hash(ip)
+                crate::store::text_hash(text)
             ],
             id,
         ),
-        Target::MessageId(_) | Target::Address(_) | Target::Domain(_) => {
+        Target::MessageId(_) | Target::Domain(_) => {
             statement.query_map(params![value, since, until, MAX_MESSAGES], id)
         }
     };
@@ -294,19 +296,19 @@ fn domain_window(conn: &Connection, window: Window) -> Result<Window, QueryError
 
 fn load(conn: &Connection, id: i64, line_bytes: &mut usize) -> Result<TracedMessage, QueryError> {
     let context = || Context::op("trace").table("messages").key(id);
-    let mut message = conn
+    let (mut message, header_id_hash) = conn
         .prepare_cached(
             "SELECT exim_id, status, sender, received_ms, completed_ms, size,
                     CASE WHEN host_ip IS NULL THEN NULL
                          ELSE trim(coalesce((SELECT text FROM texts WHERE id = host_name_id), '')
                                    || ' (' || coalesce((SELECT text FROM texts WHERE id = helo_id), '')
                                    || ') [' || host_ip || ']') END,
-                    subject, parent_exim_id, frozen, header_message_id
+                    subject, parent_exim_id, frozen, header_id_hash
              FROM messages WHERE id = ?1",
         )
         .ctx(context)?
         .query_row([id], |row| {
-            Ok(TracedMessage {
+            let message = TracedMessage {
                 id: row.get(0)?,
                 status: row.get(1)?,
                 sender: row.get(2)?,
@@ -317,12 +319,13 @@ fn load(conn: &Connection, id: i64, line_bytes: &mut usize) -> Result<TracedMess
                 subject: row.get(7)?,
                 parent: row.get(8)?,
                 frozen: row.get::<_, i64>(9)? != 0,
-                header_message_id: row.get(10)?,
+                header_message_id: None,
                 recipients: Vec::new(),
                 attempts: Vec::new(),
                 lines: Vec::new(),
                 lines_left_out: 0,
-            })
+            };
+            Ok((message, row.get::<_, Option<i64>>(10)?))
         })
         .ctx(context)?;
     message.recipients = recipients(conn, id)?;
@@ -330,12 +333,29 @@ fn load(conn: &Connection, id: i64, line_bytes: &mut usize) -> Result<TracedMess
     let (lines, left_out) = crate::store::repo::message_lines(conn, id, *line_bytes)?;
     let used: usize = lines.iter().map(|line| line.bytes.len()).sum();
     *line_bytes = line_bytes.saturating_sub(used);
+    if let Some(hash) = header_id_hash {
+        message.header_message_id = header_message_id(&lines, hash);
+    }
     message.lines = lines
         .into_iter()
         .map(|line| String::from_utf8_lossy(&line.bytes).into_owned())
         .collect();
     message.lines_left_out = left_out;
     Ok(message)
+}
+
+/// The Message-ID header whose hash the message row keeps, read back
+/// from its `<=` line among `lines` (not there when the lines shown were
+/// cut short or pruned).
+fn header_message_id(lines: &[crate::store::chunk::StoredLine], hash: i64) -> Option<String> {
+    lines.iter().find_map(|line| {
+        let crate::parse::Event::Reception(reception) = crate::parse::parse_line(&line.bytes).event
+        else {
+            return None;
+        };
+        let header = String::from_utf8_lossy(reception.header_message_id?).into_owned();
+        (crate::store::text_hash(&header) == hash).then_some(header)
+    })
 }
 
 /// A message row's recipients, in the order they were added.

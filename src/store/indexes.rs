@@ -49,8 +49,8 @@ pub const SECONDARY: &[Index] = &[
         "ON messages (parent_exim_id) WHERE parent_exim_id IS NOT NULL",
     ),
     index(
-        "messages_header_id",
-        "ON messages (header_message_id) WHERE header_message_id IS NOT NULL",
+        "messages_header_id_hash",
+        "ON messages (header_id_hash) WHERE header_id_hash IS NOT NULL",
     ),
     index(
         "messages_open",

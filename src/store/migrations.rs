@@ -56,7 +56,31 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0013_metric_label_slots"),
     migration!("0014_audit_queue_actions"),
     migration!("0015_queue_samples"),
+    migration!("0016_messages_header_id_hash", Some(hash_header_ids)),
 ];
+
+/// Migration 0016's data: each Message-ID header's hash, then the text
+/// dropped.
+fn hash_header_ids(conn: &Connection) -> Result<(), StoreError> {
+    let context = || Context::op("hash Message-ID headers").table("messages");
+    let headers: Vec<(i64, String)> = conn
+        .prepare("SELECT id, header_message_id FROM messages WHERE header_message_id IS NOT NULL")
+        .ctx(context)?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .ctx(context)?
+        .collect::<Result<_, _>>()
+        .ctx(context)?;
+    let mut update = conn
+        .prepare("UPDATE messages SET header_id_hash = ?2 WHERE id = ?1")
+        .ctx(context)?;
+    for (id, header) in headers {
+        update
+            .execute((id, super::texts::text_hash(&header)))
+            .ctx(context)?;
+    }
+    conn.execute_batch("ALTER TABLE messages DROP COLUMN header_message_id")
+        .ctx(context)
+}
 
 /// The schema version this build writes.
 pub fn latest_version() -> u32 {
@@ -318,7 +342,8 @@ mod tests {
                 "0012_fleet_shipped",
                 "0013_metric_label_slots",
                 "0014_audit_queue_actions",
-                "0015_queue_samples"
+                "0015_queue_samples",
+                "0016_messages_header_id_hash"
             ]
         );
         assert_eq!(rows_as_text(&conn, attempts), before_attempts);
@@ -420,7 +445,8 @@ mod tests {
                 "0012_fleet_shipped",
                 "0013_metric_label_slots",
                 "0014_audit_queue_actions",
-                "0015_queue_samples"
+                "0015_queue_samples",
+                "0016_messages_header_id_hash"
             ]
         );
         let lines: Vec<String> = crate::store::repo::all_lines(&conn)
@@ -487,5 +513,54 @@ mod tests {
             .query_row("SELECT count(*) FROM rejections", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rejections, 1);
+    }
+
+    /// 0016: a Message-ID header is kept as its hash, found as before.
+    #[test]
+    fn message_ids_are_found_by_their_hash_after_0016() {
+        let mut conn = database_at(15);
+        conn.execute_batch(
+            "INSERT INTO messages (id, exim_id, received_ms, sender, header_message_id, status)
+                 VALUES (1, 'a', 5, 's@x', 'abc.123@example.com', 'completed'),
+                        (2, 'b', 6, 't@x', NULL, 'completed');",
+        )
+        .unwrap();
+        assert_eq!(
+            migrate(&mut conn).unwrap(),
+            ["0016_messages_header_id_hash"]
+        );
+        let hashes = rows_as_text(&conn, "SELECT id, header_id_hash FROM messages ORDER BY id");
+        assert_eq!(
+            hashes,
+            [
+                vec![
+                    Some("Integer(1)".to_owned()),
+                    Some(format!(
+                        "Integer({})",
+                        super::super::texts::text_hash("abc.123@example.com")
+                    ))
+                ],
+                vec![Some("Integer(2)".to_owned()), None],
+            ]
+        );
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('messages')")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            !columns.iter().any(|c| c == "header_message_id"),
+            "{columns:?}"
+        );
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id FROM messages WHERE header_id_hash = 1",
+                [],
+                |row| row.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("messages_header_id_hash"), "{plan}");
     }
 }

@@ -528,6 +528,11 @@ fn trace_finds_by_message_id_header_and_by_domain() {
     let by_header = json(&["trace", "--db", db, "--json", "20261126135823.007360@vm"]);
     assert_eq!(by_header.as_array().unwrap().len(), 1, "{by_header}");
     assert_eq!(by_header[0]["id"], "1xWZzT-0001uj-1r");
+    // Kept as its hash, read back from the `<=` line.
+    assert_eq!(
+        by_header[0]["header_message_id"],
+        "20261126135823.007360@vm"
+    );
     let bracketed = json(&["trace", "--db", db, "--json", "<20261126135823.007360@vm>"]);
     assert_eq!(bracketed, by_header);
 

@@ -6,11 +6,11 @@
 use deadpool_sqlite::rusqlite::{Connection, Statement, ToSql};
 
 use super::write::bind_all;
-use crate::parse::{Delivery, DeliveryFlag, Host, quoted_text};
+use crate::parse::{Delivery, DeliveryFlag, Host};
 use crate::store::repo::insert_rows;
 use crate::store::{StoreError, TextIds};
 
-const ATTEMPT_COLUMNS: [&str; 21] = [
+const ATTEMPT_COLUMNS: [&str; 20] = [
     "message_id",
     "recipient_id",
     "flag",
@@ -23,7 +23,6 @@ const ATTEMPT_COLUMNS: [&str; 21] = [
     "host_port",
     "tls_cipher_id",
     "cert_verified",
-    "confirmation",
     "smtp_code_id",
     "error_text_id",
     "error_address_at",
@@ -52,8 +51,6 @@ pub(super) struct AttemptRow<'b> {
     host_port: Option<u16>,
     tls_cipher: Option<i64>,
     cert_verified: Option<bool>,
-    /// Still escaped, as the line has it.
-    confirmation: Option<&'b [u8]>,
     smtp_code: Option<i64>,
     error_text: Option<i64>,
     /// Where the recipient's address was cut out of the error text, in
@@ -97,7 +94,6 @@ impl<'b> AttemptRow<'b> {
                 .tls
                 .certificate_verified
                 .map(|cv| cv == b"yes" || cv == b"dane"),
-            confirmation: d.confirmation,
             smtp_code: texts.optional(conn, smtp_code.as_deref().map(str::as_bytes))?,
             error_text: texts.optional(
                 conn,
@@ -147,7 +143,7 @@ fn bind_attempt(
     first: usize,
     a: &AttemptRow<'_>,
 ) -> deadpool_sqlite::rusqlite::Result<()> {
-    let values: [&dyn ToSql; 21] = [
+    let values: [&dyn ToSql; 20] = [
         &a.message,
         &a.recipient,
         &a.flag.symbol(),
@@ -160,7 +156,6 @@ fn bind_attempt(
         &a.host_port,
         &a.tls_cipher,
         &a.cert_verified,
-        &a.confirmation.map(quoted_text),
         &a.smtp_code,
         &a.error_text,
         &a.error_address_at,

@@ -336,6 +336,7 @@ fn load(conn: &Connection, id: i64, line_bytes: &mut usize) -> Result<TracedMess
     if let Some(hash) = header_id_hash {
         message.header_message_id = header_message_id(&lines, hash);
     }
+    confirmations(&mut message.attempts, &lines);
     message.lines = lines
         .into_iter()
         .map(|line| String::from_utf8_lossy(&line.bytes).into_owned())
@@ -356,6 +357,33 @@ fn header_message_id(lines: &[crate::store::chunk::StoredLine], hash: i64) -> Op
         let header = String::from_utf8_lossy(reception.header_message_id?).into_owned();
         (crate::store::text_hash(&header) == hash).then_some(header)
     })
+}
+
+/// Each attempt's confirmation (`C="..."`), read back from its line among
+/// `lines`: the line of the same time, flag and address. Not there when
+/// the lines shown were cut short or pruned.
+fn confirmations(attempts: &mut [TracedAttempt], lines: &[crate::store::chunk::StoredLine]) {
+    let mut used = vec![false; lines.len()];
+    for attempt in attempts.iter_mut().filter(|a| a.outcome == "delivered") {
+        let found = lines.iter().enumerate().find_map(|(index, line)| {
+            if used[index] || line.logged_ms.map(format_ms).as_deref() != Some(&attempt.at) {
+                return None;
+            }
+            let crate::parse::Event::Delivery(delivery) =
+                crate::parse::parse_line(&line.bytes).event
+            else {
+                return None;
+            };
+            let address = String::from_utf8_lossy(delivery.address.final_address);
+            (delivery.flag.symbol() == attempt.flag
+                && attempt.address.as_deref() == Some(address.as_ref()))
+            .then(|| (index, delivery.confirmation.map(crate::parse::quoted_text)))
+        });
+        if let Some((index, confirmation)) = found {
+            used[index] = true;
+            attempt.confirmation = confirmation;
+        }
+    }
 }
 
 /// A message row's recipients, in the order they were added.
@@ -389,7 +417,7 @@ fn attempts(conn: &Connection, id: i64) -> Result<Vec<TracedAttempt>, QueryError
                     CASE WHEN host_name IS NULL AND host_ip IS NULL THEN NULL
                          ELSE trim(coalesce(host_name, '') || coalesce(' [' || host_ip || ']', '')
                                    || coalesce(':' || host_port, '')) END,
-                    tls_cipher, cert_verified, confirmation, smtp_code, error_text,
+                    tls_cipher, cert_verified, smtp_code, error_text,
                     queue_time_ms, delivery_time_ms
              FROM delivery_attempts WHERE message_id = ?1 ORDER BY attempted_ms, id",
     )
@@ -405,11 +433,11 @@ fn attempts(conn: &Connection, id: i64) -> Result<Vec<TracedAttempt>, QueryError
             host: row.get(6)?,
             tls_cipher: row.get(7)?,
             certificate_verified: row.get::<_, Option<i64>>(8)?.map(|v| v != 0),
-            confirmation: row.get(9)?,
-            smtp_code: row.get(10)?,
-            error: row.get(11)?,
-            queue_time_ms: row.get(12)?,
-            delivery_time_ms: row.get(13)?,
+            confirmation: None,
+            smtp_code: row.get(9)?,
+            error: row.get(10)?,
+            queue_time_ms: row.get(11)?,
+            delivery_time_ms: row.get(12)?,
         })
     })
     .ctx(context)?

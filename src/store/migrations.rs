@@ -57,6 +57,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0014_audit_queue_actions"),
     migration!("0015_queue_samples"),
     migration!("0016_messages_header_id_hash", Some(hash_header_ids)),
+    migration!("0017_attempts_without_confirmation"),
 ];
 
 /// Migration 0016's data: each Message-ID header's hash, then the text
@@ -322,7 +323,11 @@ mod tests {
                          NULL, NULL, NULL, NULL, 'unrouteable');",
         )
         .unwrap();
-        let attempts = "SELECT * FROM delivery_attempts ORDER BY id";
+        // Every column but the confirmation, which 0017 leaves to the lines.
+        let attempts = "SELECT id, message_id, recipient_id, flag, attempted_ms, final_address,
+                               outcome, router, transport, host_name, host_ip, host_port,
+                               tls_cipher, cert_verified, smtp_code, error_text
+                        FROM delivery_attempts ORDER BY id";
         let before_attempts = rows_as_text(&conn, attempts);
         let before_messages = rows_as_text(
             &conn,
@@ -343,7 +348,8 @@ mod tests {
                 "0013_metric_label_slots",
                 "0014_audit_queue_actions",
                 "0015_queue_samples",
-                "0016_messages_header_id_hash"
+                "0016_messages_header_id_hash",
+                "0017_attempts_without_confirmation"
             ]
         );
         assert_eq!(rows_as_text(&conn, attempts), before_attempts);
@@ -446,7 +452,8 @@ mod tests {
                 "0013_metric_label_slots",
                 "0014_audit_queue_actions",
                 "0015_queue_samples",
-                "0016_messages_header_id_hash"
+                "0016_messages_header_id_hash",
+                "0017_attempts_without_confirmation"
             ]
         );
         let lines: Vec<String> = crate::store::repo::all_lines(&conn)
@@ -527,7 +534,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             migrate(&mut conn).unwrap(),
-            ["0016_messages_header_id_hash"]
+            [
+                "0016_messages_header_id_hash",
+                "0017_attempts_without_confirmation"
+            ]
         );
         let hashes = rows_as_text(&conn, "SELECT id, header_id_hash FROM messages ORDER BY id");
         assert_eq!(

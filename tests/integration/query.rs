@@ -169,6 +169,33 @@ fn trace_by_id_address_and_ip_with_related_messages() {
     assert_eq!(by_ip[0]["recipients"][0]["final_address"], "bob");
 }
 
+/// An attempt's confirmation is read back from its line (the row no
+/// longer holds it): each `=>`/`->` gets its own line's `C=`, unescaped.
+#[test]
+fn trace_shows_each_attempts_confirmation_from_its_line() {
+    let (_dir, db) = sample_db();
+    let traced = json(&["trace", "--db", &db, "--json", "1xWZzT-0001ud-14"]);
+    let attempts = traced[0]["attempts"].as_array().unwrap();
+    let confirmations: Vec<(&str, &str)> = attempts
+        .iter()
+        .map(|a| {
+            (
+                a["address"].as_str().unwrap(),
+                a["confirmation"].as_str().unwrap_or("(none)"),
+            )
+        })
+        .collect();
+    let answer = "250- 445 byte chunk, total 445\\n250 OK id=1xWZzT-0001ug-18";
+    assert_eq!(
+        confirmations,
+        [
+            ("dave@remote.example", answer),
+            ("erin@remote.example", answer)
+        ],
+        "{traced}"
+    );
+}
+
 #[test]
 fn stuck_lists_the_greylisted_recipient_and_the_frozen_bounce() {
     let (_dir, db) = sample_db();

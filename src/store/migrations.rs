@@ -64,21 +64,12 @@ pub const MIGRATIONS: &[Migration] = &[
 /// dropped.
 fn hash_header_ids(conn: &Connection) -> Result<(), StoreError> {
     let context = || Context::op("hash Message-ID headers").table("messages");
-    let headers: Vec<(i64, String)> = conn
-        .prepare("SELECT id, header_message_id FROM messages WHERE header_message_id IS NOT NULL")
-        .ctx(context)?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .ctx(context)?
-        .collect::<Result<_, _>>()
-        .ctx(context)?;
-    let mut update = conn
-        .prepare("UPDATE messages SET header_id_hash = ?2 WHERE id = ?1")
-        .ctx(context)?;
-    for (id, header) in headers {
-        update
-            .execute((id, super::texts::text_hash(&header)))
-            .ctx(context)?;
-    }
+    super::texts::hash_column(
+        conn,
+        "SELECT id, header_message_id FROM messages WHERE header_message_id IS NOT NULL",
+        "UPDATE messages SET header_id_hash = ?2 WHERE id = ?1",
+        context,
+    )?;
     conn.execute_batch("ALTER TABLE messages DROP COLUMN header_message_id")
         .ctx(context)
 }

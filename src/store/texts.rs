@@ -32,19 +32,32 @@ pub fn text_hash(text: &str) -> i64 {
 /// Fills in the hash of every text (migration 0008 copies texts in SQL,
 /// which has no such function).
 pub(super) fn fill_hashes(conn: &Connection) -> Result<(), StoreError> {
-    let context = || Context::op("hash texts").table("texts");
+    hash_column(
+        conn,
+        "SELECT id, text FROM texts",
+        "UPDATE texts SET hash = ?2 WHERE id = ?1",
+        || Context::op("hash texts").table("texts"),
+    )
+}
+
+/// For each `(id, text)` row `select` reads, runs `update` with the id and
+/// the text's [`text_hash`]: a migration's hashes, which SQL cannot make.
+pub(super) fn hash_column(
+    conn: &Connection,
+    select: &str,
+    update: &str,
+    context: impl Fn() -> Context,
+) -> Result<(), StoreError> {
     let texts: Vec<(i64, String)> = conn
-        .prepare("SELECT id, text FROM texts")
-        .ctx(context)?
+        .prepare(select)
+        .ctx(&context)?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .ctx(context)?
+        .ctx(&context)?
         .collect::<Result<_, _>>()
-        .ctx(context)?;
-    let mut update = conn
-        .prepare("UPDATE texts SET hash = ?2 WHERE id = ?1")
-        .ctx(context)?;
+        .ctx(&context)?;
+    let mut update = conn.prepare(update).ctx(&context)?;
     for (id, text) in texts {
-        update.execute((id, text_hash(&text))).ctx(context)?;
+        update.execute((id, text_hash(&text))).ctx(&context)?;
     }
     Ok(())
 }

@@ -509,7 +509,12 @@ mod tests {
     fn addresses_and_peers_are_found_from_indexes() {
         let conn = crate::store::migrated_in_memory();
         let address = plan(&conn, target_sql(&Target::Address("a@b".to_owned())));
-        for index in ["messages_sender", "recipients_address", "recipients_final"] {
+        for index in [
+            "messages_sender",
+            "recipients_address",
+            "recipients_final",
+            "messages_header_id_hash",
+        ] {
             assert!(
                 address.contains(&format!("INDEX {index} ")),
                 "{index}:\n{address}"

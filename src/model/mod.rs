@@ -233,7 +233,12 @@ impl<'b> BatchModel<'b> {
             (Event::Completed { .. }, Some(message)) => {
                 self.message_state(conn, message, exim_id)?.completed(at);
             }
-            (Event::Frozen { .. } | Event::MessageIsFrozen, Some(message)) => {
+            (Event::Frozen { reason }, Some(message)) => {
+                let reason_id = texts.optional(conn, *reason)?;
+                self.message_state(conn, message, exim_id)?
+                    .frozen_because(at, reason_id);
+            }
+            (Event::MessageIsFrozen, Some(message)) => {
                 self.message_state(conn, message, exim_id)?.frozen(at);
             }
             (Event::Unfrozen { .. }, Some(message)) => {

@@ -57,6 +57,10 @@ pub struct MessageState {
     pub completed_ms: Option<i64>,
     /// The time of its latest line.
     pub last_event_ms: Option<i64>,
+    /// The time of its last `Frozen` line.
+    pub frozen_ms: Option<i64>,
+    /// Exim's reason on that line, as a text id.
+    pub frozen_reason_id: Option<i64>,
 }
 
 impl MessageState {
@@ -101,6 +105,14 @@ impl MessageState {
             self.status = Status::Frozen;
         }
         self.touched(at);
+    }
+
+    /// A `Frozen` line (not `Message is frozen`, which says no more than
+    /// that it still is): since when, and why.
+    pub fn frozen_because(&mut self, at: Option<i64>, reason_id: Option<i64>) {
+        self.frozen(at);
+        self.frozen_ms = at;
+        self.frozen_reason_id = reason_id;
     }
 
     /// `Unfrozen by ...`: back to waiting.

@@ -167,7 +167,24 @@ fn bounce_creates_a_linked_bounce_message_that_freezes() {
         "2024-01-01 10:00:01 1WQstC-0000qD-Vl Completed",
         "2024-01-01 10:00:02 1WQstD-0000qH-EP ** a@example.com: Unrouteable address",
         "2024-01-01 10:00:02 1WQstD-0000qH-EP Frozen (delivery error message)",
+        // A queue run later: still frozen, since the `Frozen` line, for its reason.
+        "2024-01-01 10:30:00 1WQstD-0000qH-EP Message is frozen",
     ]);
+    let (frozen_ms, reason): (i64, String) = conn
+        .query_row(
+            "SELECT frozen_ms, (SELECT text FROM texts WHERE id = frozen_reason_id)
+             FROM messages WHERE exim_id = '1WQstD-0000qH-EP'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            crate::parse::format_seconds(frozen_ms / 1000),
+            reason.as_str()
+        ),
+        ("2024-01-01 10:00:02".to_owned(), "(delivery error message)")
+    );
     assert_eq!(message(&conn, "1WQstC-0000qD-Vl").0, "completed");
     assert_eq!(recipients(&conn, "1WQstC-0000qD-Vl")[0].2, "bounced");
     let (status, frozen, _) = message(&conn, "1WQstD-0000qH-EP");

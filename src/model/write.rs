@@ -49,7 +49,8 @@ pub(super) fn find_message(conn: &Connection, exim_id: &str) -> Result<Option<i6
 pub(super) fn load_message(conn: &Connection, row: i64) -> Result<MessageState, StoreError> {
     let context = || Context::op("read message").table("messages").key(row);
     conn.prepare_cached(
-        "SELECT status, frozen, received_ms, completed_ms, last_event_ms FROM messages WHERE id = ?1",
+        "SELECT status, frozen, received_ms, completed_ms, last_event_ms, frozen_ms, frozen_reason_id
+         FROM messages WHERE id = ?1",
     )
     .ctx(context)?
     .query_row([row], |row| {
@@ -59,6 +60,8 @@ pub(super) fn load_message(conn: &Connection, row: i64) -> Result<MessageState, 
             received_ms: row.get(2)?,
             completed_ms: row.get(3)?,
             last_event_ms: row.get(4)?,
+            frozen_ms: row.get(5)?,
+            frozen_reason_id: row.get(6)?,
         })
     })
     .ctx(context)
@@ -102,7 +105,7 @@ fn text(bytes: Option<&[u8]>) -> Option<Cow<'_, str>> {
 
 /// The columns of `messages` in the order they are bound, so that in an
 /// UPDATE `?N` is the Nth of them.
-const MESSAGE_COLUMNS: [&str; 20] = [
+const MESSAGE_COLUMNS: [&str; 22] = [
     "id",
     "exim_id",
     "received_ms",
@@ -123,6 +126,8 @@ const MESSAGE_COLUMNS: [&str; 20] = [
     "frozen",
     "completed_ms",
     "last_event_ms",
+    "frozen_ms",
+    "frozen_reason_id",
 ];
 
 /// Writes the messages the batch changed as it leaves them: new rows whole,
@@ -171,10 +176,11 @@ pub(super) fn messages(
                  host_ip = ?8, host_port = ?9, protocol_id = ?10, tls_cipher_id = ?11,
                  auth_user = ?12, local_user = ?13, subject = ?14, header_id_hash = ?15,
                  parent_exim_id = ?16, status = ?17, frozen = ?18, completed_ms = ?19,
-                 last_event_ms = ?20
+                 last_event_ms = ?20, frozen_ms = ?21, frozen_reason_id = ?22
              WHERE id = ?1"
         } else {
-            "UPDATE messages SET status = ?17, frozen = ?18, completed_ms = ?19, last_event_ms = ?20
+            "UPDATE messages SET status = ?17, frozen = ?18, completed_ms = ?19, last_event_ms = ?20,
+                 frozen_ms = ?21, frozen_reason_id = ?22
              WHERE id = ?1"
         };
         let mut statement = conn.prepare_cached(sql).ctx(context)?;
@@ -193,7 +199,7 @@ fn bind_message(
 ) -> deadpool_sqlite::rusqlite::Result<()> {
     let state = pending.state.unwrap_or_default();
     let r = reception;
-    let values: [&dyn ToSql; 20] = [
+    let values: [&dyn ToSql; 22] = [
         &row,
         &pending.exim_id,
         &state.received_ms,
@@ -214,6 +220,8 @@ fn bind_message(
         &state.frozen,
         &state.completed_ms,
         &state.last_event_ms,
+        &state.frozen_ms,
+        &state.frozen_reason_id,
     ];
     bind_all(statement, first, values)
 }

@@ -75,14 +75,17 @@ pub fn find(conn: &Connection, older_than_ms: i64) -> Result<StuckReport, QueryE
 }
 
 /// The messages whose status is frozen, oldest first, each with its last
-/// `Frozen` line read back from its stored lines.
+/// `Frozen` line's time and reason as the writer kept them (read back from
+/// the message's lines for a message frozen before migration 0018).
 fn frozen(conn: &Connection) -> Result<Vec<Frozen>, QueryError> {
     let context = || Context::op("find frozen messages").table("messages");
-    let messages: Vec<(i64, String, Option<i64>, u64)> = conn
+    type Row = (i64, String, Option<i64>, u64, Option<i64>, Option<String>);
+    let messages: Vec<Row> = conn
         .prepare_cached(
             "SELECT m.id, m.exim_id, m.received_ms,
                     (SELECT count(*) FROM recipients r
-                     WHERE r.message_id = m.id AND r.status IN ('pending', 'deferred'))
+                     WHERE r.message_id = m.id AND r.status IN ('pending', 'deferred')),
+                    m.frozen_ms, (SELECT text FROM texts WHERE id = m.frozen_reason_id)
              FROM messages m WHERE m.status = 'frozen'
              ORDER BY coalesce(m.received_ms, m.last_event_ms), m.id LIMIT ?1",
         )
@@ -94,26 +97,19 @@ fn frozen(conn: &Connection) -> Result<Vec<Frozen>, QueryError> {
                 row.get(1)?,
                 row.get(2)?,
                 u64::try_from(waiting).unwrap_or(0),
+                row.get(4)?,
+                row.get(5)?,
             ))
         })
         .ctx(context)?
         .collect::<Result<_, _>>()
         .ctx(context)?;
     let mut frozen = Vec::with_capacity(messages.len());
-    for (row, message, received_ms, waiting_recipients) in messages {
-        let (lines, _) = crate::store::repo::message_lines(conn, row, MESSAGE_BYTES)?;
-        let last_frozen =
-            lines
-                .iter()
-                .rev()
-                .find_map(|line| match crate::parse::parse_line(&line.bytes).event {
-                    crate::parse::Event::Frozen { reason } => Some((
-                        line.logged_ms,
-                        reason.map(|r| String::from_utf8_lossy(r).into_owned()),
-                    )),
-                    _ => None,
-                });
-        let (frozen_ms, reason) = last_frozen.unwrap_or((None, None));
+    for (row, message, received_ms, waiting_recipients, frozen_ms, reason) in messages {
+        let (frozen_ms, reason) = match frozen_ms {
+            Some(at) => (Some(at), reason),
+            None => last_frozen_line(conn, row)?,
+        };
         frozen.push(Frozen {
             message,
             received_at: received_ms.map(format_ms),
@@ -123,6 +119,27 @@ fn frozen(conn: &Connection) -> Result<Vec<Frozen>, QueryError> {
         });
     }
     Ok(frozen)
+}
+
+/// The time and reason of the message's last `Frozen` line, from its
+/// stored lines.
+fn last_frozen_line(
+    conn: &Connection,
+    message_row: i64,
+) -> Result<(Option<i64>, Option<String>), QueryError> {
+    let (lines, _) = crate::store::repo::message_lines(conn, message_row, MESSAGE_BYTES)?;
+    let last =
+        lines
+            .iter()
+            .rev()
+            .find_map(|line| match crate::parse::parse_line(&line.bytes).event {
+                crate::parse::Event::Frozen { reason } => Some((
+                    line.logged_ms,
+                    reason.map(|r| String::from_utf8_lossy(r).into_owned()),
+                )),
+                _ => None,
+            });
+    Ok(last.unwrap_or((None, None)))
 }
 
 /// The most of one message's lines read back for its `Frozen` line: a

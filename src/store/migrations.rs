@@ -58,6 +58,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0015_queue_samples"),
     migration!("0016_messages_header_id_hash", Some(hash_header_ids)),
     migration!("0017_attempts_without_confirmation"),
+    migration!("0018_messages_frozen_reason"),
 ];
 
 /// Migration 0016's data: each Message-ID header's hash, then the text
@@ -340,7 +341,8 @@ mod tests {
                 "0014_audit_queue_actions",
                 "0015_queue_samples",
                 "0016_messages_header_id_hash",
-                "0017_attempts_without_confirmation"
+                "0017_attempts_without_confirmation",
+                "0018_messages_frozen_reason"
             ]
         );
         assert_eq!(rows_as_text(&conn, attempts), before_attempts);
@@ -444,7 +446,8 @@ mod tests {
                 "0014_audit_queue_actions",
                 "0015_queue_samples",
                 "0016_messages_header_id_hash",
-                "0017_attempts_without_confirmation"
+                "0017_attempts_without_confirmation",
+                "0018_messages_frozen_reason"
             ]
         );
         let lines: Vec<String> = crate::store::repo::all_lines(&conn)
@@ -527,7 +530,8 @@ mod tests {
             migrate(&mut conn).unwrap(),
             [
                 "0016_messages_header_id_hash",
-                "0017_attempts_without_confirmation"
+                "0017_attempts_without_confirmation",
+                "0018_messages_frozen_reason"
             ]
         );
         let hashes = rows_as_text(&conn, "SELECT id, header_id_hash FROM messages ORDER BY id");

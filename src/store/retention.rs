@@ -196,7 +196,8 @@ fn sweep_texts(conn: &mut Connection) -> Result<u64, StoreError> {
                  UNION SELECT host_name_id FROM messages WHERE host_name_id IS NOT NULL
                  UNION SELECT helo_id FROM messages WHERE helo_id IS NOT NULL
                  UNION SELECT protocol_id FROM messages WHERE protocol_id IS NOT NULL
-                 UNION SELECT tls_cipher_id FROM messages WHERE tls_cipher_id IS NOT NULL)",
+                 UNION SELECT tls_cipher_id FROM messages WHERE tls_cipher_id IS NOT NULL
+                 UNION SELECT frozen_reason_id FROM messages WHERE frozen_reason_id IS NOT NULL)",
             [],
         )
         .ctx(context)?;

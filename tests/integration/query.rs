@@ -230,6 +230,17 @@ fn stuck_lists_the_greylisted_recipient_and_the_frozen_bounce() {
         text.contains("1xWZzT-0001un-20  frozen 2026-11-26 13:58:23: (delivery error message)"),
         "{text}"
     );
+    // A message frozen before the writer kept why (migration 0018) is
+    // read back from its lines, to the same answer.
+    let kept = json(&["stuck", "--db", &db, "--json", "--older-than", "10s"]);
+    deadpool_sqlite::rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("UPDATE messages SET frozen_ms = NULL, frozen_reason_id = NULL")
+        .unwrap();
+    assert_eq!(
+        json(&["stuck", "--db", &db, "--json", "--older-than", "10s"]),
+        kept
+    );
 }
 
 /// The system filter's deferral writes no `==` line: the recipients wait

@@ -123,35 +123,6 @@ const STARTS: &[(&[u8], Problem)] = &[
     (b"read from fakens failed", Problem::Dns),
 ];
 
-/// Phrases past a name (a router's, a module's, a file's), and which
-/// problem they report.
-const PHRASES: &[(&[u8], Problem)] = &[
-    (
-        b" failed to create child process to send ",
-        Problem::BounceFailed,
-    ),
-    (b" router generated more than ", Problem::Config),
-    (b" router: reroute string ", Problem::Config),
-    (b" router: skipped error: ", Problem::Config),
-    (b" router failed to expand ", Problem::Config),
-    (b" router returned unknown value ", Problem::Config),
-    (b": not loading driver modules", Problem::Config),
-    (b": not loading lookup modules", Problem::Config),
-    (b" does not appear to be a ", Problem::Config),
-    (
-        b" is not compatible with this version of Exim",
-        Problem::Config,
-    ),
-    (
-        b" does not contain the expected module info symbol",
-        Problem::Config,
-    ),
-    (b": failed to expand transport's", Problem::Config),
-    (b": chown(", Problem::Config),
-    // `pid N: exec of /usr/sbin/exim4 failed: ...` (a daemon's re-exec).
-    (b": exec of ", Problem::ProcessFailure),
-];
-
 /// Notes rather than problems: a message's addresses rewritten, an admin
 /// command's bad address, the debugging daemon, a caller's IP options or
 /// early talk.
@@ -184,16 +155,12 @@ fn note(body: &[u8]) -> Option<Event<'_>> {
 }
 
 /// What a line nothing else placed says, if it is one of Exim's rare
-/// internal lines.
+/// internal lines by how it starts (their phrases past a name are in
+/// [`super::problem`]'s one phrase table), or a note.
 pub fn internal(body: &[u8]) -> Option<Event<'_>> {
     let problem = STARTS
         .iter()
         .find(|(start, _)| body.starts_with(start))
-        .or_else(|| {
-            PHRASES
-                .iter()
-                .find(|(phrase, _)| find(body, phrase).is_some())
-        })
         .map(|(_, problem)| *problem);
     match problem {
         Some(problem) => Some(Event::Problem {

@@ -187,6 +187,32 @@ const PHRASES: &[(&[u8], Problem)] = &[
     // `3 accept() failures: Too many open files` (the daemon).
     (b" accept() failure", Problem::ProcessFailure),
     (b" select() failure", Problem::ProcessFailure),
+    // Exim's rare internals (`super::internals`) past a router's, a
+    // module's or a file's name.
+    (
+        b" failed to create child process to send ",
+        Problem::BounceFailed,
+    ),
+    (b" router generated more than ", Problem::Config),
+    (b" router: reroute string ", Problem::Config),
+    (b" router: skipped error: ", Problem::Config),
+    (b" router failed to expand ", Problem::Config),
+    (b" router returned unknown value ", Problem::Config),
+    (b": not loading driver modules", Problem::Config),
+    (b": not loading lookup modules", Problem::Config),
+    (b" does not appear to be a ", Problem::Config),
+    (
+        b" is not compatible with this version of Exim",
+        Problem::Config,
+    ),
+    (
+        b" does not contain the expected module info symbol",
+        Problem::Config,
+    ),
+    (b": failed to expand transport's", Problem::Config),
+    (b": chown(", Problem::Config),
+    // `pid N: exec of /usr/sbin/exim4 failed: ...` (a daemon's re-exec).
+    (b": exec of ", Problem::ProcessFailure),
 ];
 
 /// Which two-byte openings some start in [`STARTS`] has, a bit each:

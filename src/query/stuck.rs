@@ -10,7 +10,8 @@ use deadpool_sqlite::rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::{QueryError, format_ms};
-use crate::parse::Problem;
+use crate::parse::{Event, Problem};
+use crate::store::chunk::StoredLine;
 use crate::store::{Context, ResultExt};
 
 /// Rows returned at most.
@@ -127,19 +128,35 @@ fn last_frozen_line(
     conn: &Connection,
     message_row: i64,
 ) -> Result<(Option<i64>, Option<String>), QueryError> {
-    let (lines, _) = crate::store::repo::message_lines(conn, message_row, MESSAGE_BYTES)?;
-    let last =
-        lines
-            .iter()
-            .rev()
-            .find_map(|line| match crate::parse::parse_line(&line.bytes).event {
-                crate::parse::Event::Frozen { reason } => Some((
-                    line.logged_ms,
-                    reason.map(|r| String::from_utf8_lossy(r).into_owned()),
-                )),
-                _ => None,
-            });
+    let last = last_line_saying(
+        conn,
+        message_row,
+        MESSAGE_BYTES,
+        |line, event| match event {
+            Event::Frozen { reason } => Some((line.logged_ms, reason.map(text))),
+            _ => None,
+        },
+    )?;
     Ok(last.unwrap_or((None, None)))
+}
+
+/// What `pick` takes from the last of the message's stored lines (the
+/// first `max_bytes` of them) it takes anything from.
+fn last_line_saying<T>(
+    conn: &Connection,
+    message_row: i64,
+    max_bytes: usize,
+    pick: impl Fn(&StoredLine, Event<'_>) -> Option<T>,
+) -> Result<Option<T>, QueryError> {
+    let (lines, _) = crate::store::repo::message_lines(conn, message_row, max_bytes)?;
+    Ok(lines
+        .iter()
+        .rev()
+        .find_map(|line| pick(line, crate::parse::parse_line(&line.bytes).event)))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The most of one message's lines read back for its `Frozen` line: a
@@ -217,17 +234,13 @@ fn waiting(conn: &Connection, older_than_ms: i64) -> Result<Vec<Stuck>, QueryErr
 /// The message's last line saying the whole message waits: the system
 /// filter's deferral or `Message abandoned`.
 fn last_hold(conn: &Connection, message_row: i64) -> Result<Option<String>, QueryError> {
-    let (lines, _) = crate::store::repo::message_lines(conn, message_row, HOLD_BYTES)?;
-    Ok(lines
-        .iter()
-        .rev()
-        .find_map(|line| match crate::parse::parse_line(&line.bytes).event {
-            crate::parse::Event::Problem {
-                problem: Problem::FilterDeferred | Problem::MessageAbandoned,
-                detail,
-            } => Some(String::from_utf8_lossy(detail).into_owned()),
-            _ => None,
-        }))
+    last_line_saying(conn, message_row, HOLD_BYTES, |_, event| match event {
+        Event::Problem {
+            problem: Problem::FilterDeferred | Problem::MessageAbandoned,
+            detail,
+        } => Some(text(detail)),
+        _ => None,
+    })
 }
 
 /// The most of one message's lines read back for its hold: the filter

@@ -65,6 +65,19 @@ pub struct Stall {
 }
 
 impl ReaderControl {
+    fn new(wake: SyncSender<()>, described: String) -> Self {
+        ReaderControl {
+            stop: AtomicBool::new(false),
+            switch_to: Mutex::new(None),
+            wake,
+            lag_bytes: AtomicU64::new(0),
+            behind_since_ms: AtomicI64::new(0),
+            truncated_lines: AtomicU64::new(0),
+            described: Mutex::new(described),
+            health: ReaderHealth::default(),
+        }
+    }
+
     /// Notes the bytes behind after a poll, and since when they have not
     /// been 0.
     fn record_lag(&self, lag: u64) {
@@ -216,16 +229,7 @@ pub fn spawn(
     poll_idle: Duration,
 ) -> (Arc<ReaderControl>, std::thread::JoinHandle<()>) {
     let (wake_tx, wake_rx) = sync_channel(1);
-    let control = Arc::new(ReaderControl {
-        stop: AtomicBool::new(false),
-        switch_to: Mutex::new(None),
-        wake: wake_tx,
-        lag_bytes: AtomicU64::new(0),
-        behind_since_ms: AtomicI64::new(0),
-        truncated_lines: AtomicU64::new(0),
-        described: Mutex::new(source.describe()),
-        health: ReaderHealth::default(),
-    });
+    let control = Arc::new(ReaderControl::new(wake_tx, source.describe()));
     let thread_control = Arc::clone(&control);
     let mut sender = ReaderSink {
         sender,
@@ -377,16 +381,19 @@ impl Steering for Following<'_> {
     }
 }
 
-/// Watches `directory`; any event (an overflow included) only means "poll
-/// now". Without a watch the thread polls alone, and says so.
+/// Watches `directory`; an event that may mean new lines or another file
+/// (an overflow or error included) only means "poll now". Without a watch
+/// the thread polls alone, and says so.
 fn watch(
     directory: Option<PathBuf>,
     control: &Arc<ReaderControl>,
 ) -> Option<notify::RecommendedWatcher> {
     let directory = directory?;
     let waker = Arc::clone(control);
-    let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-        waker.wake();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if wakes(&event) {
+            waker.wake();
+        }
     })
     .and_then(|mut watcher| {
         watcher.watch(&directory, RecursiveMode::NonRecursive)?;
@@ -403,5 +410,81 @@ fn watch(
             );
             None
         }
+    }
+}
+
+/// Whether a file-system event can mean new lines or another file. Opening
+/// a file or the directory cannot: notify reports opens (inotify's
+/// `IN_OPEN`), and the reader's own polls open the directory (listing the
+/// rotated generations) and the log, so waking on them turned a poll into
+/// the next one's wake-up: a reader waiting for a log that does not exist
+/// yet (the queue helper's actions log before the first action) polled
+/// without pause, a core's worth of CPU.
+fn wakes(event: &notify::Result<notify::Event>) -> bool {
+    use notify::EventKind;
+    use notify::event::AccessKind;
+    match event {
+        Ok(event) => !matches!(
+            event.kind,
+            EventKind::Access(AccessKind::Open(_) | AccessKind::Read)
+        ),
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A watcher on a fresh directory and the receiver its wake-ups reach.
+    fn watched() -> (tempfile::TempDir, notify::RecommendedWatcher, Receiver<()>) {
+        let dir = tempfile::TempDir::new().unwrap();
+        let (wake_tx, wake_rx) = sync_channel(1);
+        let control = Arc::new(ReaderControl::new(wake_tx, "test".to_owned()));
+        let watcher = watch(Some(dir.path().to_path_buf()), &control).unwrap();
+        (dir, watcher, wake_rx)
+    }
+
+    #[test]
+    fn the_readers_own_opens_do_not_wake_it() {
+        let (dir, _watcher, wake) = watched();
+        let log = dir.path().join("mainlog");
+        std::fs::write(&log, "line\n").unwrap();
+        // The write's events arrive; then only the reader's own acts follow.
+        assert!(wake.recv_timeout(Duration::from_secs(5)).is_ok());
+        while wake.recv_timeout(Duration::from_millis(300)).is_ok() {}
+        for _ in 0..20 {
+            let _ = std::fs::read_dir(dir.path()).unwrap().count();
+            let _ = std::fs::read(&log).unwrap();
+            let _ = std::fs::metadata(dir.path().join("actions.log"));
+        }
+        assert_eq!(
+            wake.recv_timeout(Duration::from_millis(500)),
+            Err(RecvTimeoutError::Timeout),
+            "listing the directory and reading the log woke the reader"
+        );
+    }
+
+    #[test]
+    fn a_write_a_new_file_and_a_rename_wake_the_reader() {
+        let (dir, _watcher, wake) = watched();
+        let log = dir.path().join("mainlog");
+        std::fs::File::create(&log).unwrap();
+        assert!(
+            wake.recv_timeout(Duration::from_secs(5)).is_ok(),
+            "a new file"
+        );
+        while wake.recv_timeout(Duration::from_millis(300)).is_ok() {}
+        let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        while wake.recv_timeout(Duration::from_millis(300)).is_ok() {}
+        file.write_all(b"line\n").unwrap();
+        assert!(wake.recv_timeout(Duration::from_secs(5)).is_ok(), "a write");
+        while wake.recv_timeout(Duration::from_millis(300)).is_ok() {}
+        std::fs::rename(&log, dir.path().join("mainlog.1")).unwrap();
+        assert!(
+            wake.recv_timeout(Duration::from_secs(5)).is_ok(),
+            "a rename"
+        );
     }
 }

@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 use super::check::{
-    BACKOFF_MAX, BACKOFF_MIN, BATCH_SIZE, BUSY_TIMEOUT, CHANNEL_CAPACITY, CONN_MAX_LIFETIME,
-    Checker, FLIGHT_BYTES, FLUSH_INTERVAL, HEALTH_INTERVAL, HEALTH_TIMEOUT, MAX_IDLE_CONNS,
-    MAX_LINE_BYTES, MAX_OPEN_CONNS, METRICS_INTERVAL, POOL_WAIT_TIMEOUT, RETENTION_INTERVAL,
-    SESSION_LIFETIME, STALL_AFTER, STUCK_AFTER, days_kept,
+    BACKOFF_MAX, BACKOFF_MIN, BATCH_BYTES, BATCH_SIZE, BUSY_TIMEOUT, CHANNEL_CAPACITY,
+    CONN_MAX_LIFETIME, Checker, FLIGHT_BYTES, FLUSH_INTERVAL, HEALTH_INTERVAL, HEALTH_TIMEOUT,
+    MAX_IDLE_CONNS, MAX_LINE_BYTES, MAX_OPEN_CONNS, METRICS_INTERVAL, POOL_WAIT_TIMEOUT,
+    RETENTION_INTERVAL, SESSION_LIFETIME, STALL_AFTER, STUCK_AFTER, days_kept,
 };
 use super::raw::{
     RawConfig, RawDatabase, RawHealth, RawIngest, RawLog, RawLogging, RawMetrics, RawRetention,
@@ -186,7 +186,7 @@ fn ingest(check: &mut Checker, ingest: RawIngest) -> IngestConfig {
         batch_size_bytes: check.count(
             "[ingest] batch_size_bytes",
             ingest.batch_size_bytes,
-            FLIGHT_BYTES,
+            BATCH_BYTES,
         ),
         max_line_bytes: check.count(
             "[ingest] max_line_bytes",

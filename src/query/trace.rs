@@ -333,10 +333,17 @@ fn load(conn: &Connection, id: i64, line_bytes: &mut usize) -> Result<TracedMess
     let (lines, left_out) = crate::store::repo::message_lines(conn, id, *line_bytes)?;
     let used: usize = lines.iter().map(|line| line.bytes.len()).sum();
     *line_bytes = line_bytes.saturating_sub(used);
+    // Each line parsed once: a message delivered to many recipients in one
+    // second has as many lines of that second to match its attempts with.
+    let entries: Vec<crate::parse::Entry<'_>> = lines
+        .iter()
+        .map(|line| crate::parse::parse_line(&line.bytes))
+        .collect();
     if let Some(hash) = header_id_hash {
-        message.header_message_id = header_message_id(&lines, hash);
+        message.header_message_id = header_message_id(&entries, hash);
     }
-    confirmations(&mut message.attempts, &lines);
+    confirmations(&mut message.attempts, &lines, &entries);
+    drop(entries);
     message.lines = lines
         .into_iter()
         .map(|line| String::from_utf8_lossy(&line.bytes).into_owned())
@@ -346,12 +353,11 @@ fn load(conn: &Connection, id: i64, line_bytes: &mut usize) -> Result<TracedMess
 }
 
 /// The Message-ID header whose hash the message row keeps, read back
-/// from its `<=` line among `lines` (not there when the lines shown were
-/// cut short or pruned).
-fn header_message_id(lines: &[crate::store::chunk::StoredLine], hash: i64) -> Option<String> {
-    lines.iter().find_map(|line| {
-        let crate::parse::Event::Reception(reception) = crate::parse::parse_line(&line.bytes).event
-        else {
+/// from its `<=` line among the message's parsed lines (not there when the
+/// lines shown were cut short or pruned).
+fn header_message_id(entries: &[crate::parse::Entry<'_>], hash: i64) -> Option<String> {
+    entries.iter().find_map(|entry| {
+        let crate::parse::Event::Reception(reception) = &entry.event else {
             return None;
         };
         let header = String::from_utf8_lossy(reception.header_message_id?).into_owned();
@@ -360,18 +366,22 @@ fn header_message_id(lines: &[crate::store::chunk::StoredLine], hash: i64) -> Op
 }
 
 /// Each attempt's confirmation (`C="..."`), read back from its line among
-/// `lines`: the line of the same time, flag and address. Not there when
-/// the lines shown were cut short or pruned.
-fn confirmations(attempts: &mut [TracedAttempt], lines: &[crate::store::chunk::StoredLine]) {
+/// `lines` (`entries` are the same lines parsed): the line of the same
+/// time, flag and address. Not there when the lines shown were cut short
+/// or pruned.
+fn confirmations(
+    attempts: &mut [TracedAttempt],
+    lines: &[crate::store::chunk::StoredLine],
+    entries: &[crate::parse::Entry<'_>],
+) {
+    let times: Vec<Option<String>> = lines.iter().map(|l| l.logged_ms.map(format_ms)).collect();
     let mut used = vec![false; lines.len()];
     for attempt in attempts.iter_mut().filter(|a| a.outcome == "delivered") {
-        let found = lines.iter().enumerate().find_map(|(index, line)| {
-            if used[index] || line.logged_ms.map(format_ms).as_deref() != Some(&attempt.at) {
+        let found = entries.iter().enumerate().find_map(|(index, entry)| {
+            if used[index] || times[index].as_deref() != Some(&attempt.at) {
                 return None;
             }
-            let crate::parse::Event::Delivery(delivery) =
-                crate::parse::parse_line(&line.bytes).event
-            else {
+            let crate::parse::Event::Delivery(delivery) = &entry.event else {
                 return None;
             };
             let address = String::from_utf8_lossy(delivery.address.final_address);

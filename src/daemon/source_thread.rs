@@ -1,5 +1,6 @@
 //! The source thread: drives a [`LineSource`] on a thread of its own with
-//! the one drive loop (`crate::pipeline::drive`), waking on file-system events (notify, on the source's directory) or the
+//! the one drive loop (`crate::pipeline::drive`), waking on file-system events that may mean new
+//! lines (notify, on the source's directory; not the reader's own opens) or the
 //! poll interval, whichever comes first, and sending lines into the bounded
 //! channel (it blocks there when the writer is behind: the log is the
 //! buffer).

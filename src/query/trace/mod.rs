@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use deadpool_sqlite::rusqlite::{Connection, params};
 use serde::Serialize;
 
+mod read_back;
+
 use super::{QueryError, Window, format_ms};
 use crate::store::{Context, ResultExt};
 
@@ -333,67 +335,13 @@ fn load(conn: &Connection, id: i64, line_bytes: &mut usize) -> Result<TracedMess
     let (lines, left_out) = crate::store::repo::message_lines(conn, id, *line_bytes)?;
     let used: usize = lines.iter().map(|line| line.bytes.len()).sum();
     *line_bytes = line_bytes.saturating_sub(used);
-    // Each line parsed once: a message delivered to many recipients in one
-    // second has as many lines of that second to match its attempts with.
-    let entries: Vec<crate::parse::Entry<'_>> = lines
-        .iter()
-        .map(|line| crate::parse::parse_line(&line.bytes))
-        .collect();
-    if let Some(hash) = header_id_hash {
-        message.header_message_id = header_message_id(&entries, hash);
-    }
-    confirmations(&mut message.attempts, &lines, &entries);
-    drop(entries);
+    read_back::fill(&mut message, &lines, header_id_hash);
     message.lines = lines
         .into_iter()
         .map(|line| String::from_utf8_lossy(&line.bytes).into_owned())
         .collect();
     message.lines_left_out = left_out;
     Ok(message)
-}
-
-/// The Message-ID header whose hash the message row keeps, read back
-/// from its `<=` line among the message's parsed lines (not there when the
-/// lines shown were cut short or pruned).
-fn header_message_id(entries: &[crate::parse::Entry<'_>], hash: i64) -> Option<String> {
-    entries.iter().find_map(|entry| {
-        let crate::parse::Event::Reception(reception) = &entry.event else {
-            return None;
-        };
-        let header = String::from_utf8_lossy(reception.header_message_id?).into_owned();
-        (crate::store::text_hash(&header) == hash).then_some(header)
-    })
-}
-
-/// Each attempt's confirmation (`C="..."`), read back from its line among
-/// `lines` (`entries` are the same lines parsed): the line of the same
-/// time, flag and address. Not there when the lines shown were cut short
-/// or pruned.
-fn confirmations(
-    attempts: &mut [TracedAttempt],
-    lines: &[crate::store::chunk::StoredLine],
-    entries: &[crate::parse::Entry<'_>],
-) {
-    let times: Vec<Option<String>> = lines.iter().map(|l| l.logged_ms.map(format_ms)).collect();
-    let mut used = vec![false; lines.len()];
-    for attempt in attempts.iter_mut().filter(|a| a.outcome == "delivered") {
-        let found = entries.iter().enumerate().find_map(|(index, entry)| {
-            if used[index] || times[index].as_deref() != Some(&attempt.at) {
-                return None;
-            }
-            let crate::parse::Event::Delivery(delivery) = &entry.event else {
-                return None;
-            };
-            let address = String::from_utf8_lossy(delivery.address.final_address);
-            (delivery.flag.symbol() == attempt.flag
-                && attempt.address.as_deref() == Some(address.as_ref()))
-            .then(|| (index, delivery.confirmation.map(crate::parse::quoted_text)))
-        });
-        if let Some((index, confirmation)) = found {
-            used[index] = true;
-            attempt.confirmation = confirmation;
-        }
-    }
 }
 
 /// A message row's recipients, in the order they were added.

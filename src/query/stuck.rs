@@ -133,7 +133,10 @@ fn last_frozen_line(
         message_row,
         MESSAGE_BYTES,
         |line, event| match event {
-            Event::Frozen { reason } => Some((line.logged_ms, reason.map(text))),
+            Event::Frozen { reason } => Some((
+                line.logged_ms,
+                reason.map(|r| String::from_utf8_lossy(r).into_owned()),
+            )),
             _ => None,
         },
     )?;
@@ -153,10 +156,6 @@ fn last_line_saying<T>(
         .iter()
         .rev()
         .find_map(|line| pick(line, crate::parse::parse_line(&line.bytes).event)))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The most of one message's lines read back for its `Frozen` line: a
@@ -238,7 +237,7 @@ fn last_hold(conn: &Connection, message_row: i64) -> Result<Option<String>, Quer
         Event::Problem {
             problem: Problem::FilterDeferred | Problem::MessageAbandoned,
             detail,
-        } => Some(text(detail)),
+        } => Some(String::from_utf8_lossy(detail).into_owned()),
         _ => None,
     })
 }

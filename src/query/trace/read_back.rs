@@ -13,6 +13,11 @@ use crate::store::chunk::StoredLine;
 /// delivered to many recipients in one second has as many lines of that
 /// second to match its attempts with.
 pub(super) fn fill(message: &mut TracedMessage, lines: &[StoredLine], header_id_hash: Option<i64>) {
+    let delivered = message.attempts.iter().any(|a| a.outcome == "delivered");
+    if header_id_hash.is_none() && !delivered {
+        // Nothing to read back: a message never delivered, without `id=`.
+        return;
+    }
     let entries: Vec<Entry<'_>> = lines.iter().map(|line| parse_line(&line.bytes)).collect();
     if let Some(hash) = header_id_hash {
         message.header_message_id = header_message_id(&entries, hash);

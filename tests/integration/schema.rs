@@ -95,6 +95,7 @@ fn repository_functions_work_inside_and_outside_a_transaction() {
                     marker: b"two \xff\0\n".to_vec(),
                 },
             },
+            exim_pilot::store::repo::now_ms(),
         )
     })
     .unwrap();
@@ -257,4 +258,87 @@ async fn the_writer_stores_a_replayed_line_once() {
         })
         .collect();
     assert_eq!(stored, sent);
+}
+
+/// One batch that finishes a log's generations and starts the next commits
+/// their positions with one time, and the newest of them is the one read
+/// last: a restart resumes there, whatever order the positions were saved
+/// in and however the clock ticked meanwhile.
+#[tokio::test]
+async fn positions_committed_together_share_a_time_and_the_last_generation_is_newest() {
+    use exim_pilot::pipeline::item::{Item, LineItem, SourceInfo};
+    use exim_pilot::pipeline::source::Fingerprint;
+    use exim_pilot::pipeline::writer::{self, NoProgress, WriterSettings};
+    use exim_pilot::store::repo::source_positions;
+
+    let dir = TempDir::new().unwrap();
+    let handle = store::StoreHandle::new(open(&dir).await);
+    // Enough generations that saving their positions takes milliseconds.
+    const GENERATIONS: u16 = 3000;
+    let lines: Vec<Item> = (0..GENERATIONS)
+        .map(|generation| {
+            let mut fingerprint = [0; 16];
+            fingerprint[..2].copy_from_slice(&generation.to_be_bytes());
+            let bytes = format!("2024-01-01 00:00:00 [1] generation {generation}").into_bytes();
+            Item::Line(LineItem {
+                source: Arc::new(SourceInfo {
+                    fingerprint: Fingerprint(fingerprint),
+                    path: "mainlog".to_owned(),
+                    device: None,
+                    inode: None,
+                    kind: Default::default(),
+                }),
+                start: 0,
+                end: bytes.len() as u64 + 1,
+                length: bytes.len() as u64,
+                resume: ResumeMarker::Tail(TailMarker::of(&bytes)),
+                bytes,
+            })
+        })
+        .collect();
+    let settings = WriterSettings {
+        batch_size: usize::from(GENERATIONS),
+        batch_bytes: 1 << 24,
+        flush_interval: Duration::from_secs(10),
+        backoff_min: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(10),
+        max_attempts: Some(1),
+        retention: None,
+    };
+    // Room for every line: they are all sent before the writer starts.
+    let (mut sender, receiver) = exim_pilot::pipeline::channel::channel(1 << 16, 1 << 24);
+    let (_keep, settings) = tokio::sync::watch::channel(settings);
+    let expected_last = match lines.last() {
+        Some(Item::Line(line)) => line.source.fingerprint.0.to_vec(),
+        _ => unreachable!(),
+    };
+    tokio::task::spawn_blocking(move || {
+        for item in lines {
+            assert!(ItemSink::send(&mut sender, item));
+        }
+        assert!(sender.flush());
+    })
+    .await
+    .unwrap();
+    let written = writer::run(
+        handle,
+        receiver,
+        settings,
+        &mut NoProgress,
+        writer::Indexes::Kept,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (written.inserted, written.batches),
+        (u64::from(GENERATIONS), 1)
+    );
+    let positions = source_positions(&side_connection(&dir)).unwrap();
+    assert_eq!(positions.len(), usize::from(GENERATIONS));
+    let times: std::collections::BTreeSet<i64> = positions.iter().map(|p| p.updated_ms).collect();
+    assert_eq!(times.len(), 1, "one commit, one time: {times:?}");
+    assert_eq!(
+        positions[0].fingerprint, expected_last,
+        "the generation read last is the newest"
+    );
 }

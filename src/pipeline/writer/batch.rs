@@ -18,8 +18,8 @@ use crate::pipeline::item::{AuditItem, GapItem, Item, LineItem, SourceInfo, Sour
 use crate::store::chunk::LineRecord;
 use crate::store::repo::{
     AuditRecord, Checkpoint, ChunkedLines, Gap, ReadPosition, SourceIdentity, add_line_counts,
-    load_checkpoint, minute_of, record_audit, record_gap, save_checkpoint, seal_all, store_sealed,
-    upsert_source,
+    load_checkpoint, minute_of, now_ms, record_audit, record_gap, save_checkpoint, seal_all,
+    store_sealed, upsert_source,
 };
 use crate::store::{Context, StoreError};
 
@@ -150,8 +150,7 @@ struct ImplausibleTimes<'b> {
 impl<'b> ImplausibleTimes<'b> {
     fn new() -> Self {
         ImplausibleTimes {
-            latest_ms: crate::store::repo::now_ms()
-                .saturating_add(crate::store::repo::FUTURE_TOLERANCE_MS),
+            latest_ms: now_ms().saturating_add(crate::store::repo::FUTURE_TOLERANCE_MS),
             ..ImplausibleTimes::default()
         }
     }
@@ -356,6 +355,7 @@ impl<'b> BatchWriter<'_, 'b> {
         std::mem::take(&mut self.counters).flush(tx)?;
         let counts: Vec<((i64, &str), u64)> = self.counts.into_iter().collect();
         add_line_counts(tx, &counts)?;
+        let committed_ms = now_ms();
         for (source_id, (byte_offset, marker)) in self.positions {
             let checkpoint = Checkpoint {
                 source_id,
@@ -364,7 +364,7 @@ impl<'b> BatchWriter<'_, 'b> {
                     marker: marker.to_vec(),
                 },
             };
-            save_checkpoint(tx, &checkpoint)?;
+            save_checkpoint(tx, &checkpoint, committed_ms)?;
         }
         Ok(self.totals)
     }

@@ -67,9 +67,16 @@ pub struct Checkpoint {
     pub position: ReadPosition,
 }
 
-/// Records that everything in `source_id` before `byte_offset` is stored.
-/// Call it in the transaction that stores those lines.
-pub fn save_checkpoint(conn: &Connection, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+/// Records that everything in `source_id` before `byte_offset` is stored,
+/// committed at `committed_ms`. Call it in the transaction that stores
+/// those lines, with one time for every position it commits: the newest
+/// position of a path is then decided by [`source_positions`]' tie-break
+/// (the later source row), not by the clock ticking between two saves.
+pub fn save_checkpoint(
+    conn: &Connection,
+    checkpoint: &Checkpoint,
+    committed_ms: i64,
+) -> Result<(), StoreError> {
     let context = || {
         Context::op("save read position")
             .table("ingest_checkpoints")
@@ -89,7 +96,7 @@ pub fn save_checkpoint(conn: &Connection, checkpoint: &Checkpoint) -> Result<(),
         checkpoint.source_id,
         offset,
         checkpoint.position.marker,
-        now_ms()
+        committed_ms
     ])
     .ctx(context)?;
     Ok(())
@@ -137,7 +144,10 @@ pub struct SourcePosition {
     pub updated_ms: i64,
 }
 
-/// Every source with a checkpoint, most recently advanced first.
+/// Every source with a checkpoint, most recently advanced first; among
+/// positions committed together, the source created last first (a path's
+/// generations get their rows in the order they are read, so a batch that
+/// finishes one generation and starts the next makes the next the newest).
 pub fn source_positions(conn: &Connection) -> Result<Vec<SourcePosition>, StoreError> {
     let context = || Context::op("load read positions").table("ingest_checkpoints");
     let mut statement = conn

@@ -10,7 +10,7 @@ use crate::pipeline::item::{GapItem, Item};
 use crate::pipeline::source::ItemSink;
 use crate::source::file::finished::{ReadSummary, identify, read_file};
 use crate::source::file::identity::Fingerprint;
-use crate::source::file::siblings::rotated_generations;
+use crate::source::file::siblings::{rotated_generations, siblings_signature};
 
 impl Follower {
     /// Handles rotation while stopped: finishes the generation the newest
@@ -22,6 +22,10 @@ impl Follower {
         latest: Option<LastRead>,
         sink: &mut dyn ItemSink,
     ) -> std::io::Result<u64> {
+        // Taken before they are read: the first poll reads the rotated
+        // generations again only if they change after this (reading a
+        // compressed one from a position decompresses it from its start).
+        self.siblings_signature_seen = Some(siblings_signature(&self.path));
         let identified = self.identified_generations();
         // What is rotated now is history; only what appears later is new.
         self.siblings_known = Some(identified.iter().map(|(_, f)| *f).collect());

@@ -195,3 +195,45 @@ fn a_generation_gone_while_stopped_is_a_gap() {
     assert_eq!(gaps.len(), 1);
     assert_eq!((gaps[0].start, gaps[0].end), (500, None));
 }
+
+#[test]
+fn a_truncated_gzip_generation_is_read_once_on_resume_and_its_gap_sent_once() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    append(&log, "g0\n");
+    let mut positions = Positions::default();
+    let mut sink = Collect::default();
+    {
+        let mut follower = Follower::new(log.clone(), settings(), positions.clone());
+        poll_until_quiet(&mut follower, &mut sink);
+        positions = follower.positions.clone();
+    }
+    // While stopped: many more lines, rotated into a .gz cut in half.
+    let more: String = (1..3000).map(|i| format!("g{i}\n")).collect();
+    append(&log, &more);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&read_all(&log)).unwrap();
+    let whole = gz.finish().unwrap();
+    std::fs::write(dir.path().join("mainlog.1.gz"), &whole[..whole.len() / 2]).unwrap();
+    std::fs::write(&log, "h0\n").unwrap();
+
+    let latest = Fingerprint::of_head(&mut &b"g0\n"[..])
+        .unwrap()
+        .map(|fingerprint| LastRead {
+            fingerprint,
+            offset: 3,
+            committed_ms: 0,
+        });
+    let mut follower = Follower::new(log.clone(), settings(), positions);
+    follower.resume(latest, &mut sink).unwrap();
+    poll_until_quiet(&mut follower, &mut sink);
+    let read = lines(&sink);
+    assert!(read.len() > 2 && read.len() < 3001, "{}", read.len());
+    assert_eq!(read.last().map(String::as_str), Some("h0"));
+    let gaps = sink.gaps();
+    assert_eq!(
+        gaps.len(),
+        1,
+        "the damaged generation is read once: {gaps:?}"
+    );
+}

@@ -13,7 +13,7 @@ use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, Statement, ToSql,
 
 use super::rules::{MessageState, RecipientState, Status};
 use super::{PendingMessage, PendingRecipient};
-use crate::parse::{Reception, Rejection, quoted_text};
+use crate::parse::{Reception, Rejection};
 use crate::store::repo::insert_rows;
 use crate::store::{Context, ResultExt, StoreError, TextIds};
 
@@ -105,7 +105,7 @@ fn text(bytes: Option<&[u8]>) -> Option<Cow<'_, str>> {
 
 /// The columns of `messages` in the order they are bound, so that in an
 /// UPDATE `?N` is the Nth of them.
-const MESSAGE_COLUMNS: [&str; 22] = [
+const MESSAGE_COLUMNS: [&str; 21] = [
     "id",
     "exim_id",
     "received_ms",
@@ -119,7 +119,6 @@ const MESSAGE_COLUMNS: [&str; 22] = [
     "tls_cipher_id",
     "auth_user",
     "local_user",
-    "subject",
     "header_id_hash",
     "parent_exim_id",
     "status",
@@ -174,13 +173,13 @@ pub(super) fn messages(
             "UPDATE messages SET
                  received_ms = ?3, sender = ?4, size = ?5, host_name_id = ?6, helo_id = ?7,
                  host_ip = ?8, host_port = ?9, protocol_id = ?10, tls_cipher_id = ?11,
-                 auth_user = ?12, local_user = ?13, subject = ?14, header_id_hash = ?15,
-                 parent_exim_id = ?16, status = ?17, frozen = ?18, completed_ms = ?19,
-                 last_event_ms = ?20, frozen_ms = ?21, frozen_reason_id = ?22
+                 auth_user = ?12, local_user = ?13, header_id_hash = ?14,
+                 parent_exim_id = ?15, status = ?16, frozen = ?17, completed_ms = ?18,
+                 last_event_ms = ?19, frozen_ms = ?20, frozen_reason_id = ?21
              WHERE id = ?1"
         } else {
-            "UPDATE messages SET status = ?17, frozen = ?18, completed_ms = ?19, last_event_ms = ?20,
-                 frozen_ms = ?21, frozen_reason_id = ?22
+            "UPDATE messages SET status = ?16, frozen = ?17, completed_ms = ?18, last_event_ms = ?19,
+                 frozen_ms = ?20, frozen_reason_id = ?21
              WHERE id = ?1"
         };
         let mut statement = conn.prepare_cached(sql).ctx(context)?;
@@ -199,7 +198,7 @@ fn bind_message(
 ) -> deadpool_sqlite::rusqlite::Result<()> {
     let state = pending.state.unwrap_or_default();
     let r = reception;
-    let values: [&dyn ToSql; 22] = [
+    let values: [&dyn ToSql; 21] = [
         &row,
         &pending.exim_id,
         &state.received_ms,
@@ -213,7 +212,6 @@ fn bind_message(
         &r.and_then(|r| r.tls_cipher),
         &r.and_then(|r| r.auth_user.as_ref()),
         &r.and_then(|r| r.local_user.as_ref()),
-        &r.and_then(|r| r.subject.as_ref()),
         &r.and_then(|r| r.header_id_hash),
         &r.and_then(|r| r.parent_exim_id),
         &state.status.name(),
@@ -250,7 +248,6 @@ struct ReceptionFields<'b> {
     tls_cipher: Option<i64>,
     auth_user: Option<Cow<'b, str>>,
     local_user: Option<Cow<'b, str>>,
-    subject: Option<String>,
     /// The Message-ID header's hash (`store::text_hash`): the text stays
     /// in the `<=` line.
     header_id_hash: Option<i64>,
@@ -278,7 +275,6 @@ impl<'b> ReceptionFields<'b> {
             tls_cipher: texts.optional(conn, r.tls.cipher)?,
             auth_user,
             local_user,
-            subject: r.subject.map(quoted_text),
             header_id_hash: text(r.header_message_id).map(|id| crate::store::text_hash(&id)),
             parent_exim_id: r.bounce_of.map(|id| id.as_str()),
         })

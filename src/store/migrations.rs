@@ -59,6 +59,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0016_messages_header_id_hash", Some(hash_header_ids)),
     migration!("0017_attempts_without_confirmation"),
     migration!("0018_messages_frozen_reason"),
+    migration!("0019_messages_without_subject"),
 ];
 
 /// Migration 0016's data: each Message-ID header's hash, then the text
@@ -342,7 +343,8 @@ mod tests {
                 "0015_queue_samples",
                 "0016_messages_header_id_hash",
                 "0017_attempts_without_confirmation",
-                "0018_messages_frozen_reason"
+                "0018_messages_frozen_reason",
+                "0019_messages_without_subject"
             ]
         );
         assert_eq!(rows_as_text(&conn, attempts), before_attempts);
@@ -447,7 +449,8 @@ mod tests {
                 "0015_queue_samples",
                 "0016_messages_header_id_hash",
                 "0017_attempts_without_confirmation",
-                "0018_messages_frozen_reason"
+                "0018_messages_frozen_reason",
+                "0019_messages_without_subject"
             ]
         );
         let lines: Vec<String> = crate::store::repo::all_lines(&conn)
@@ -516,6 +519,36 @@ mod tests {
         assert_eq!(rejections, 1);
     }
 
+    /// 0019: the subject leaves the message rows (it stays in the `<=`
+    /// line); every other column keeps its values.
+    #[test]
+    fn subjects_leave_the_message_rows_in_0019_and_nothing_else_changes() {
+        let mut conn = database_at(18);
+        conn.execute_batch(
+            "INSERT INTO messages (id, exim_id, received_ms, sender, size, subject, status,
+                                   header_id_hash, frozen_ms)
+                 VALUES (1, 'a', 5, 's@x', 10, 'Hi there', 'completed', 77, NULL),
+                        (2, 'b', 6, '<>', NULL, NULL, 'frozen', NULL, 9);",
+        )
+        .unwrap();
+        let others = "SELECT id, exim_id, received_ms, sender, size, status, header_id_hash,
+                             frozen_ms FROM messages ORDER BY id";
+        let before = rows_as_text(&conn, others);
+        assert_eq!(
+            migrate(&mut conn).unwrap(),
+            ["0019_messages_without_subject"]
+        );
+        assert_eq!(rows_as_text(&conn, others), before);
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('messages')")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!columns.iter().any(|c| c == "subject"), "{columns:?}");
+    }
+
     /// 0016: a Message-ID header is kept as its hash, found as before.
     #[test]
     fn message_ids_are_found_by_their_hash_after_0016() {
@@ -531,7 +564,8 @@ mod tests {
             [
                 "0016_messages_header_id_hash",
                 "0017_attempts_without_confirmation",
-                "0018_messages_frozen_reason"
+                "0018_messages_frozen_reason",
+                "0019_messages_without_subject"
             ]
         );
         let hashes = rows_as_text(&conn, "SELECT id, header_id_hash FROM messages ORDER BY id");

@@ -555,7 +555,8 @@ fn lines_reproduce_the_log_and_filter_like_counts_from_the_file() {
 }
 
 /// `trace` takes a Message-ID header and a mail domain too: the header's
-/// id finds its message; a domain finds every message from or to it within
+/// id finds its message (its subject, like the header, read back from the
+/// `<=` line); a domain finds every message from or to it within
 /// a window of at most 31 days (the last week by default).
 #[test]
 fn trace_finds_by_message_id_header_and_by_domain() {
@@ -570,6 +571,19 @@ fn trace_finds_by_message_id_header_and_by_domain() {
     assert_eq!(
         by_header[0]["header_message_id"],
         "20261126135823.007360@vm"
+    );
+    // The subject too, from the same line: of a message never delivered
+    // (only its `<=` line is read) and of one delivered.
+    assert_eq!(by_header[0]["subject"], "will bounce");
+    let delivered = json(&["trace", "--db", db, "--json", "1xWZzS-0001uR-2j"]);
+    assert_eq!(delivered[0]["subject"], "team note", "{delivered}");
+    assert!(
+        delivered[0]["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["outcome"] == "delivered"),
+        "{delivered}"
     );
     let bracketed = json(&["trace", "--db", db, "--json", "<20261126135823.007360@vm>"]);
     assert_eq!(bracketed, by_header);

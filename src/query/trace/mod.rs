@@ -100,7 +100,8 @@ pub struct TracedMessage {
     pub size: Option<i64>,
     /// The host it came from: `name (helo) [ip]`.
     pub host: Option<String>,
-    /// Its subject (`T=`), when logged.
+    /// Its subject (`T=`), when logged and its `<=` line is among the
+    /// lines shown (read back from it).
     pub subject: Option<String>,
     /// The message it is a bounce of.
     pub parent: Option<String>,
@@ -305,7 +306,7 @@ fn load(conn: &Connection, id: i64, line_bytes: &mut usize) -> Result<TracedMess
                          ELSE trim(coalesce((SELECT text FROM texts WHERE id = host_name_id), '')
                                    || ' (' || coalesce((SELECT text FROM texts WHERE id = helo_id), '')
                                    || ') [' || host_ip || ']') END,
-                    subject, parent_exim_id, frozen, header_id_hash
+                    parent_exim_id, frozen, header_id_hash
              FROM messages WHERE id = ?1",
         )
         .ctx(context)?
@@ -318,16 +319,16 @@ fn load(conn: &Connection, id: i64, line_bytes: &mut usize) -> Result<TracedMess
                 completed_at: row.get::<_, Option<i64>>(4)?.map(format_ms),
                 size: row.get(5)?,
                 host: row.get(6)?,
-                subject: row.get(7)?,
-                parent: row.get(8)?,
-                frozen: row.get::<_, i64>(9)? != 0,
+                subject: None,
+                parent: row.get(7)?,
+                frozen: row.get::<_, i64>(8)? != 0,
                 header_message_id: None,
                 recipients: Vec::new(),
                 attempts: Vec::new(),
                 lines: Vec::new(),
                 lines_left_out: 0,
             };
-            Ok((message, row.get::<_, Option<i64>>(10)?))
+            Ok((message, row.get::<_, Option<i64>>(9)?))
         })
         .ctx(context)?;
     message.recipients = recipients(conn, id)?;

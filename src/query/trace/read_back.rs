@@ -1,41 +1,53 @@
 //! What `trace` reads back from a message's stored lines rather than from
-//! its rows: the Message-ID header (the row keeps only its hash) and each
-//! delivery's confirmation (`C="..."`, each attempt's own, not stored
-//! twice). Pure: the lines are already read.
+//! its rows: the subject and the Message-ID header (the row keeps only the
+//! latter's hash) from its `<=` line, and each delivery's confirmation
+//! (`C="..."`, each attempt's own). None of them is stored twice. Pure:
+//! the lines are already read.
 
 use super::{TracedAttempt, TracedMessage};
-use crate::parse::{Entry, Event, parse_line, quoted_text};
+use crate::parse::{Entry, Event, Reception, parse_line, quoted_text};
 use crate::query::format_ms;
 use crate::store::chunk::StoredLine;
 
-/// Fills `message`'s Message-ID (when the row keeps its hash) and its
-/// attempts' confirmations from `lines`, each parsed once: a message
-/// delivered to many recipients in one second has as many lines of that
-/// second to match its attempts with.
+/// Fills `message`'s subject and Message-ID (when the row keeps its hash)
+/// from its `<=` line and its attempts' confirmations from their lines,
+/// each line parsed once: a message delivered to many recipients in one
+/// second has as many lines of that second to match its attempts with.
+/// Without a delivery, lines are parsed only up to the `<=` line (most
+/// often the first). Not there when the lines shown were cut short or
+/// pruned.
 pub(super) fn fill(message: &mut TracedMessage, lines: &[StoredLine], header_id_hash: Option<i64>) {
-    let delivered = message.attempts.iter().any(|a| a.outcome == "delivered");
-    if header_id_hash.is_none() && !delivered {
-        // Nothing to read back: a message never delivered, without `id=`.
-        return;
+    if message.attempts.iter().any(|a| a.outcome == "delivered") {
+        let entries: Vec<Entry<'_>> = lines.iter().map(|line| parse_line(&line.bytes)).collect();
+        from_reception(message, entries.iter().find_map(reception), header_id_hash);
+        confirmations(&mut message.attempts, lines, &entries);
+    } else {
+        let found = lines
+            .iter()
+            .find_map(|line| reception(&parse_line(&line.bytes)));
+        from_reception(message, found, header_id_hash);
     }
-    let entries: Vec<Entry<'_>> = lines.iter().map(|line| parse_line(&line.bytes)).collect();
-    if let Some(hash) = header_id_hash {
-        message.header_message_id = header_message_id(&entries, hash);
-    }
-    confirmations(&mut message.attempts, lines, &entries);
 }
 
-/// The Message-ID header whose hash the message row keeps, read back
-/// from its `<=` line among the message's parsed lines (not there when the
-/// lines shown were cut short or pruned).
-fn header_message_id(entries: &[Entry<'_>], hash: i64) -> Option<String> {
-    entries.iter().find_map(|entry| {
-        let Event::Reception(reception) = &entry.event else {
-            return None;
-        };
+/// The reception `entry` is, if it is one.
+fn reception<'l>(entry: &Entry<'l>) -> Option<Reception<'l>> {
+    match &entry.event {
+        Event::Reception(reception) => Some(*reception),
+        _ => None,
+    }
+}
+
+/// The subject and the Message-ID header whose hash the message row keeps,
+/// from its reception.
+fn from_reception(message: &mut TracedMessage, found: Option<Reception<'_>>, hash: Option<i64>) {
+    let Some(reception) = found else {
+        return;
+    };
+    message.subject = reception.subject.map(quoted_text);
+    message.header_message_id = hash.and_then(|hash| {
         let header = String::from_utf8_lossy(reception.header_message_id?).into_owned();
         (crate::store::text_hash(&header) == hash).then_some(header)
-    })
+    });
 }
 
 /// Each attempt's confirmation (`C="..."`), read back from its line among

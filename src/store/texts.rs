@@ -66,6 +66,8 @@ pub(super) fn hash_column(
 #[derive(Debug, Default, Clone)]
 pub struct TextIds {
     ids: HashMap<Box<[u8]>, i64>,
+    /// The bytes of the texts in `ids`.
+    cached_bytes: usize,
     /// `texts_swept.sweeps` when the cached ids were read.
     sweeps: i64,
 }
@@ -74,11 +76,16 @@ pub struct TextIds {
 /// transports, peers and ciphers of a host; a miss costs one indexed
 /// lookup.
 const TEXT_ID_CACHE: usize = 8_192;
+/// Bytes of text kept before the cache starts over: the values that
+/// repeat are short, and long error texts, each a remote server's own,
+/// rarely come again but would hold megabytes.
+const TEXT_ID_CACHE_BYTES: usize = 256 * 1024;
 
 impl TextIds {
     /// Forgets everything (the database was replaced, or texts pruned).
     pub fn clear(&mut self) {
         self.ids.clear();
+        self.cached_bytes = 0;
     }
 
     /// Drops the cache if retention removed texts since it was filled
@@ -91,7 +98,7 @@ impl TextIds {
             .query_row([], |row| row.get(0))
             .ctx(|| Context::op("check texts").table("texts_swept"))?;
         if sweeps != self.sweeps {
-            self.ids.clear();
+            self.clear();
             self.sweeps = sweeps;
         }
         Ok(())
@@ -122,9 +129,10 @@ impl TextIds {
                 conn.last_insert_rowid()
             }
         };
-        if self.ids.len() >= TEXT_ID_CACHE {
-            self.ids.clear();
+        if self.ids.len() >= TEXT_ID_CACHE || self.cached_bytes >= TEXT_ID_CACHE_BYTES {
+            self.clear();
         }
+        self.cached_bytes += bytes.len();
         self.ids.insert(bytes.into(), id);
         Ok(id)
     }
@@ -186,6 +194,27 @@ mod tests {
             })
             .unwrap();
         assert_eq!(text, "b");
+    }
+
+    #[test]
+    fn the_cache_holds_a_bounded_number_of_bytes_and_ids_stay_right() {
+        let conn = crate::store::migrated_in_memory();
+        let mut ids = TextIds::default();
+        let long = |i: usize| format!("{i:05} {}", "x".repeat(10_000)).into_bytes();
+        let first: Vec<i64> = (0..100).map(|i| ids.id(&conn, &long(i)).unwrap()).collect();
+        // Each text is 10 KB: the cache started over instead of holding 1 MB.
+        assert!(
+            ids.cached_bytes <= TEXT_ID_CACHE_BYTES + 10_006,
+            "{}",
+            ids.cached_bytes
+        );
+        assert!(ids.ids.len() < 100, "{}", ids.ids.len());
+        let again: Vec<i64> = (0..100).map(|i| ids.id(&conn, &long(i)).unwrap()).collect();
+        assert_eq!(again, first);
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM texts", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(count, 100);
     }
 
     #[test]

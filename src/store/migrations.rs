@@ -271,6 +271,16 @@ mod tests {
         conn
     }
 
+    /// The names of the columns of `messages`.
+    fn message_columns(conn: &Connection) -> Vec<String> {
+        conn.prepare("SELECT name FROM pragma_table_info('messages')")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
     /// Every row `sql` returns, each column as text.
     fn rows_as_text(conn: &Connection, sql: &str) -> Vec<Vec<Option<String>>> {
         let mut statement = conn.prepare(sql).unwrap();
@@ -539,13 +549,7 @@ mod tests {
             ["0019_messages_without_subject"]
         );
         assert_eq!(rows_as_text(&conn, others), before);
-        let columns: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_table_info('messages')")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let columns = message_columns(&conn);
         assert!(!columns.iter().any(|c| c == "subject"), "{columns:?}");
     }
 
@@ -582,13 +586,7 @@ mod tests {
                 vec![Some("Integer(2)".to_owned()), None],
             ]
         );
-        let columns: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_table_info('messages')")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let columns = message_columns(&conn);
         assert!(
             !columns.iter().any(|c| c == "header_message_id"),
             "{columns:?}"

@@ -184,7 +184,6 @@ async fn pooled_connections_never_create_a_missing_database() {
 async fn the_writer_stores_a_replayed_line_once() {
     use exim_pilot::pipeline::item::{Item, LineItem, SourceInfo};
     use exim_pilot::pipeline::source::Fingerprint;
-    use exim_pilot::pipeline::writer::{self, NoProgress, WriterSettings};
 
     let dir = TempDir::new().unwrap();
     let handle = store::StoreHandle::new(open(&dir).await);
@@ -209,38 +208,10 @@ async fn the_writer_stores_a_replayed_line_once() {
             })
         })
         .collect();
-    let settings = WriterSettings {
-        batch_size: 2,
-        batch_bytes: 1 << 20,
-        flush_interval: Duration::from_millis(10),
-        backoff_min: Duration::from_millis(10),
-        backoff_max: Duration::from_millis(10),
-        max_attempts: Some(1),
-        retention: None,
-    };
     let mut totals = Vec::new();
     // Lines 0-1, then 0-3 again (0 and 1 replayed), then all of them.
     for sent in [&lines[..2], &lines[..], &lines[..]] {
-        let (mut sender, receiver) = exim_pilot::pipeline::channel::channel(8, 1 << 20);
-        let (_keep, settings) = tokio::sync::watch::channel(settings);
-        let sent = sent.to_vec();
-        tokio::task::spawn_blocking(move || {
-            for item in sent {
-                assert!(ItemSink::send(&mut sender, item));
-            }
-            assert!(sender.flush());
-        })
-        .await
-        .unwrap();
-        let written = writer::run(
-            handle.clone(),
-            receiver,
-            settings,
-            &mut NoProgress,
-            writer::Indexes::Kept,
-        )
-        .await
-        .unwrap();
+        let written = write_items(&handle, sent.to_vec(), 2).await;
         totals.push((written.inserted, written.replayed));
     }
     assert_eq!(totals, [(2, 0), (2, 2), (0, 4)]);
@@ -268,7 +239,6 @@ async fn the_writer_stores_a_replayed_line_once() {
 async fn positions_committed_together_share_a_time_and_the_last_generation_is_newest() {
     use exim_pilot::pipeline::item::{Item, LineItem, SourceInfo};
     use exim_pilot::pipeline::source::Fingerprint;
-    use exim_pilot::pipeline::writer::{self, NoProgress, WriterSettings};
     use exim_pilot::store::repo::source_positions;
 
     let dir = TempDir::new().unwrap();
@@ -296,39 +266,11 @@ async fn positions_committed_together_share_a_time_and_the_last_generation_is_ne
             })
         })
         .collect();
-    let settings = WriterSettings {
-        batch_size: usize::from(GENERATIONS),
-        batch_bytes: 1 << 24,
-        flush_interval: Duration::from_secs(10),
-        backoff_min: Duration::from_millis(10),
-        backoff_max: Duration::from_millis(10),
-        max_attempts: Some(1),
-        retention: None,
-    };
-    // Room for every line: they are all sent before the writer starts.
-    let (mut sender, receiver) = exim_pilot::pipeline::channel::channel(1 << 16, 1 << 24);
-    let (_keep, settings) = tokio::sync::watch::channel(settings);
     let expected_last = match lines.last() {
         Some(Item::Line(line)) => line.source.fingerprint.0.to_vec(),
         _ => unreachable!(),
     };
-    tokio::task::spawn_blocking(move || {
-        for item in lines {
-            assert!(ItemSink::send(&mut sender, item));
-        }
-        assert!(sender.flush());
-    })
-    .await
-    .unwrap();
-    let written = writer::run(
-        handle,
-        receiver,
-        settings,
-        &mut NoProgress,
-        writer::Indexes::Kept,
-    )
-    .await
-    .unwrap();
+    let written = write_items(&handle, lines, usize::from(GENERATIONS)).await;
     assert_eq!(
         (written.inserted, written.batches),
         (u64::from(GENERATIONS), 1)
@@ -341,4 +283,43 @@ async fn positions_committed_together_share_a_time_and_the_last_generation_is_ne
         positions[0].fingerprint, expected_last,
         "the generation read last is the newest"
     );
+}
+
+/// Sends `items` to a writer of `handle`'s database in batches of
+/// `batch_size` lines, and returns what it wrote once they are all stored.
+async fn write_items(
+    handle: &store::StoreHandle,
+    items: Vec<exim_pilot::pipeline::item::Item>,
+    batch_size: usize,
+) -> exim_pilot::pipeline::writer::WriteTotals {
+    use exim_pilot::pipeline::writer::{self, NoProgress, WriterSettings};
+    let settings = WriterSettings {
+        batch_size,
+        batch_bytes: 1 << 24,
+        flush_interval: Duration::from_secs(10),
+        backoff_min: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(10),
+        max_attempts: Some(1),
+        retention: None,
+    };
+    // Room for every item: they are all sent before the writer starts.
+    let (mut sender, receiver) = exim_pilot::pipeline::channel::channel(1 << 16, 1 << 24);
+    let (_keep, settings) = tokio::sync::watch::channel(settings);
+    tokio::task::spawn_blocking(move || {
+        for item in items {
+            assert!(ItemSink::send(&mut sender, item));
+        }
+        assert!(sender.flush());
+    })
+    .await
+    .unwrap();
+    writer::run(
+        handle.clone(),
+        receiver,
+        settings,
+        &mut NoProgress,
+        writer::Indexes::Kept,
+    )
+    .await
+    .unwrap()
 }

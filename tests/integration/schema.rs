@@ -95,7 +95,7 @@ fn repository_functions_work_inside_and_outside_a_transaction() {
                     marker: b"two \xff\0\n".to_vec(),
                 },
             },
-            exim_pilot::store::repo::now_ms(),
+            store::repo::now_ms(),
         )
     })
     .unwrap();

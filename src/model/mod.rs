@@ -72,8 +72,8 @@ struct PendingMessage<'b> {
     /// Not in the database yet: inserted by the flush, with this row id.
     new: bool,
     /// The reception read in this batch, written by the flush (its time is
-    /// the state's `received_ms`).
-    reception: Option<Reception<'b>>,
+    /// the state's `received_ms`), with the ids of its texts.
+    reception: Option<(Reception<'b>, write::ReceptionTexts)>,
     /// The row's state as the batch leaves it; `None` while the batch has
     /// not needed it (then the flush leaves it alone).
     state: Option<MessageState>,
@@ -197,8 +197,9 @@ impl<'b> BatchModel<'b> {
                 for address in reception.recipient_list() {
                     self.recipient(conn, message, &String::from_utf8_lossy(address))?;
                 }
+                let reception_texts = write::ReceptionTexts::of(reception, conn, texts)?;
                 if let Some(pending) = self.messages.get_mut(&message) {
-                    pending.reception = Some(*reception);
+                    pending.reception = Some((*reception, reception_texts));
                 }
             }
             (Event::Delivery(delivery), Some(message))
@@ -256,16 +257,17 @@ impl<'b> BatchModel<'b> {
         Ok(())
     }
 
-    /// Writes every change of the batch: messages first, then recipients,
-    /// attempts and rejections, which refer to them. `texts` remembers the
-    /// ids of attempts' repeated values.
+    /// Writes every change of the batch: the new texts its rows refer to,
+    /// messages, then recipients, attempts and rejections, which refer to
+    /// them.
     pub fn flush(self, conn: &Connection, texts: &mut TextIds) -> Result<(), StoreError> {
+        texts.write_unwritten(conn)?;
         let messages: Vec<(i64, &PendingMessage<'_>)> = self
             .message_order
             .iter()
             .filter_map(|row| Some((*row, self.messages.get(row)?)))
             .collect();
-        write::messages(conn, &messages, texts)?;
+        write::messages(conn, &messages)?;
         write::recipients(conn, &self.recipient_rows)?;
         write::all_discarded(conn, &self.all_discarded)?;
         attempts::attempts(conn, &self.attempts)?;

@@ -134,7 +134,6 @@ const MESSAGE_COLUMNS: [&str; 21] = [
 pub(super) fn messages(
     conn: &Connection,
     messages: &[(i64, &PendingMessage<'_>)],
-    texts: &mut TextIds,
 ) -> Result<(), StoreError> {
     let mut new = Vec::new();
     let mut known = Vec::new();
@@ -142,10 +141,10 @@ pub(super) fn messages(
         if pending.state.is_none() {
             continue;
         }
-        let reception = match &pending.reception {
-            Some(reception) => Some(ReceptionFields::of(reception, conn, texts)?),
-            None => None,
-        };
+        let reception = pending
+            .reception
+            .as_ref()
+            .map(|(reception, texts)| ReceptionFields::of(reception, texts));
         let message = (*row, *pending, reception);
         if pending.new {
             new.push(message);
@@ -254,8 +253,34 @@ struct ReceptionFields<'b> {
     parent_exim_id: Option<&'b str>,
 }
 
+/// A reception's repeated values as ids of `texts`, found when the
+/// reception is applied (ids are given before any row is written).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReceptionTexts {
+    host_name: Option<i64>,
+    helo: Option<i64>,
+    protocol: Option<i64>,
+    tls_cipher: Option<i64>,
+}
+
+impl ReceptionTexts {
+    pub(super) fn of(
+        r: &Reception<'_>,
+        conn: &Connection,
+        texts: &mut TextIds,
+    ) -> Result<Self, StoreError> {
+        let host = r.host.unwrap_or_default();
+        Ok(ReceptionTexts {
+            host_name: texts.optional(conn, host.name)?,
+            helo: texts.optional(conn, host.helo)?,
+            protocol: texts.optional(conn, r.protocol)?,
+            tls_cipher: texts.optional(conn, r.tls.cipher)?,
+        })
+    }
+}
+
 impl<'b> ReceptionFields<'b> {
-    fn of(r: &Reception<'b>, conn: &Connection, texts: &mut TextIds) -> Result<Self, StoreError> {
+    fn of(r: &Reception<'b>, texts: &ReceptionTexts) -> Self {
         let host = r.host.unwrap_or_default();
         // A login name is the local user when the message came from no
         // host; an authenticated sender is the auth user.
@@ -264,20 +289,20 @@ impl<'b> ReceptionFields<'b> {
             (None, None) => (None, text(r.user)),
             (None, Some(_)) => (None, None),
         };
-        Ok(ReceptionFields {
+        ReceptionFields {
             sender: String::from_utf8_lossy(r.sender),
             size: r.size_bytes().and_then(|s| i64::try_from(s).ok()),
-            host_name: texts.optional(conn, host.name)?,
-            helo: texts.optional(conn, host.helo)?,
+            host_name: texts.host_name,
+            helo: texts.helo,
             host_ip: text(host.ip),
             host_port: host.port_number().map(i64::from),
-            protocol: texts.optional(conn, r.protocol)?,
-            tls_cipher: texts.optional(conn, r.tls.cipher)?,
+            protocol: texts.protocol,
+            tls_cipher: texts.tls_cipher,
             auth_user,
             local_user,
             header_id_hash: text(r.header_message_id).map(|id| crate::store::text_hash(&id)),
             parent_exim_id: r.bounce_of.map(|id| id.as_str()),
-        })
+        }
     }
 }
 

@@ -63,6 +63,12 @@ pub(super) fn hash_column(
 }
 
 /// Text ids by the bytes they were read from.
+///
+/// A new text gets its id here, in memory (one past the largest stored or
+/// given), and waits in `unwritten` until [`write_unwritten`](Self::write_unwritten)
+/// inserts it with the rows that refer to it: finding a text's id reads
+/// the database but never writes it, so the model can be applied apart
+/// from writing its rows.
 #[derive(Debug, Default, Clone)]
 pub struct TextIds {
     ids: HashMap<Box<[u8]>, i64>,
@@ -70,6 +76,13 @@ pub struct TextIds {
     cached_bytes: usize,
     /// `texts_swept.sweeps` when the cached ids were read.
     sweeps: i64,
+    /// Texts given an id that no transaction has written yet, in id order.
+    unwritten: Vec<(i64, String)>,
+    /// The same texts by their bytes (the bounded cache may forget them
+    /// before they are written; this never does).
+    unwritten_ids: HashMap<Box<[u8]>, i64>,
+    /// The id the next new text gets; read from the table when unknown.
+    next_id: Option<i64>,
 }
 
 /// Entries kept before the cache starts over: far more than the routers,
@@ -86,6 +99,9 @@ impl TextIds {
     pub fn clear(&mut self) {
         self.ids.clear();
         self.cached_bytes = 0;
+        self.unwritten.clear();
+        self.unwritten_ids.clear();
+        self.next_id = None;
     }
 
     /// Drops the cache if retention removed texts since it was filled
@@ -101,40 +117,81 @@ impl TextIds {
             self.clear();
             self.sweeps = sweeps;
         }
+        // Another writer (an `ingest` beside the daemon) may have added
+        // texts since: the next id is read again when a text is new.
+        self.next_id = None;
         Ok(())
     }
 
-    /// The id of `bytes` (as text, invalid UTF-8 replaced), added to the
-    /// table when it is new.
+    /// The id of `bytes` (as text, invalid UTF-8 replaced); a new text is
+    /// given one and kept for [`write_unwritten`](Self::write_unwritten).
     pub fn id(&mut self, conn: &Connection, bytes: &[u8]) -> Result<i64, StoreError> {
-        if let Some(id) = self.ids.get(bytes) {
+        if let Some(id) = self
+            .ids
+            .get(bytes)
+            .or_else(|| self.unwritten_ids.get(bytes))
+        {
             return Ok(*id);
         }
         let text = String::from_utf8_lossy(bytes);
         let hash = text_hash(&text);
-        let context = || Context::op("record text").table("texts");
+        let context = || Context::op("find text").table("texts");
         let found: Option<i64> = conn
             .prepare_cached("SELECT id FROM texts WHERE hash = ?1 AND text = ?2")
             .ctx(context)?
             .query_row((hash, &text), |row| row.get(0))
             .optional()
             .ctx(context)?;
-        let id = match found {
-            Some(id) => id,
-            None => {
-                conn.prepare_cached("INSERT INTO texts (hash, text) VALUES (?1, ?2)")
+        let Some(id) = found else {
+            let id = match self.next_id {
+                Some(id) => id,
+                None => conn
+                    .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM texts")
                     .ctx(context)?
-                    .execute((hash, &text))
-                    .ctx(context)?;
-                conn.last_insert_rowid()
-            }
+                    .query_row([], |row| row.get(0))
+                    .ctx(context)?,
+            };
+            self.next_id = Some(id + 1);
+            self.unwritten.push((id, text.into_owned()));
+            self.unwritten_ids.insert(bytes.into(), id);
+            return Ok(id);
         };
+        self.remember(bytes.into(), id);
+        Ok(id)
+    }
+
+    /// Keeps `id` of `bytes` in the bounded cache.
+    fn remember(&mut self, bytes: Box<[u8]>, id: i64) {
         if self.ids.len() >= TEXT_ID_CACHE || self.cached_bytes >= TEXT_ID_CACHE_BYTES {
-            self.clear();
+            self.ids.clear();
+            self.cached_bytes = 0;
         }
         self.cached_bytes += bytes.len();
-        self.ids.insert(bytes.into(), id);
-        Ok(id)
+        self.ids.insert(bytes, id);
+    }
+
+    /// Inserts the texts given ids since the last call, in the transaction
+    /// that writes the rows referring to them. A rolled-back transaction
+    /// loses them with the rest of the writer's state.
+    pub fn write_unwritten(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        super::repo::insert_rows(
+            conn,
+            "texts",
+            &["id", "hash", "text"],
+            &self.unwritten,
+            |statement, first, (id, text)| {
+                statement.raw_bind_parameter(first, id)?;
+                statement.raw_bind_parameter(first + 1, text_hash(text))?;
+                statement.raw_bind_parameter(first + 2, text)
+            },
+        )?;
+        self.unwritten.clear();
+        // Written: the bounded cache answers for them from now on, or the
+        // table does.
+        for (bytes, id) in std::mem::take(&mut self.unwritten_ids) {
+            self.remember(bytes, id);
+        }
+        Ok(())
     }
 
     /// [`id`](Self::id) of a value that may be absent.
@@ -159,10 +216,12 @@ mod tests {
         assert_eq!(ids.id(&conn, b"remote_smtp").unwrap(), first);
         let other = ids.id(&conn, b"dnslookup").unwrap();
         assert_ne!(other, first);
+        ids.write_unwritten(&conn).unwrap();
         ids.clear();
         assert_eq!(ids.id(&conn, b"remote_smtp").unwrap(), first);
         // Invalid UTF-8 is stored replaced, and the same bytes find it.
         let odd = ids.id(&conn, b"caf\xe9").unwrap();
+        ids.write_unwritten(&conn).unwrap();
         ids.clear();
         assert_eq!(ids.id(&conn, b"caf\xe9").unwrap(), odd);
         let count: i64 = conn
@@ -188,6 +247,7 @@ mod tests {
         .unwrap();
         let mut ids = TextIds::default();
         let b = ids.id(&conn, b"b").unwrap();
+        ids.write_unwritten(&conn).unwrap();
         let text: String = conn
             .query_row("SELECT text FROM texts WHERE id = ?1", [b], |row| {
                 row.get(0)
@@ -202,6 +262,7 @@ mod tests {
         let mut ids = TextIds::default();
         let long = |i: usize| format!("{i:05} {}", "x".repeat(10_000)).into_bytes();
         let first: Vec<i64> = (0..100).map(|i| ids.id(&conn, &long(i)).unwrap()).collect();
+        ids.write_unwritten(&conn).unwrap();
         // Each text is 10 KB: the cache started over instead of holding 1 MB.
         assert!(
             ids.cached_bytes <= TEXT_ID_CACHE_BYTES + 10_006,
@@ -223,6 +284,7 @@ mod tests {
         let mut ids = TextIds::default();
         ids.revalidate(&conn).unwrap();
         let first = ids.id(&conn, b"remote_smtp").unwrap();
+        ids.write_unwritten(&conn).unwrap();
         conn.execute_batch(
             "DELETE FROM texts; UPDATE texts_swept SET sweeps = sweeps + 1;
              INSERT INTO texts (hash, text) VALUES (0, 'x')",
@@ -230,6 +292,7 @@ mod tests {
         .unwrap();
         ids.revalidate(&conn).unwrap();
         let again = ids.id(&conn, b"remote_smtp").unwrap();
+        ids.write_unwritten(&conn).unwrap();
         assert_ne!(again, first, "a cached id of a removed text was reused");
         let text: String = conn
             .query_row("SELECT text FROM texts WHERE id = ?1", [again], |row| {
@@ -237,5 +300,46 @@ mod tests {
             })
             .unwrap();
         assert_eq!(text, "remote_smtp");
+    }
+
+    #[test]
+    fn a_new_text_gets_its_id_in_memory_and_is_written_once_with_its_rows() {
+        let conn = crate::store::migrated_in_memory();
+        let count = || -> i64 {
+            conn.query_row("SELECT count(*) FROM texts", [], |row| row.get(0))
+                .unwrap()
+        };
+        let mut ids = TextIds::default();
+        ids.revalidate(&conn).unwrap();
+        let first = ids.id(&conn, b"remote_smtp").unwrap();
+        assert_eq!(ids.id(&conn, b"remote_smtp").unwrap(), first);
+        assert_eq!(count(), 0, "finding an id wrote the table");
+        ids.write_unwritten(&conn).unwrap();
+        ids.write_unwritten(&conn).unwrap();
+        assert_eq!(count(), 1);
+        // Another writer adds a text between two batches: the next new
+        // text's id follows it, and the cached one stays right.
+        conn.execute("INSERT INTO texts (hash, text) VALUES (0, 'elsewhere')", [])
+            .unwrap();
+        ids.revalidate(&conn).unwrap();
+        let second = ids.id(&conn, b"dnslookup").unwrap();
+        assert_eq!(ids.id(&conn, b"remote_smtp").unwrap(), first);
+        ids.write_unwritten(&conn).unwrap();
+        let stored: Vec<(i64, String)> = conn
+            .prepare("SELECT id, text FROM texts ORDER BY id")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            stored,
+            [
+                (first, "remote_smtp".to_owned()),
+                (first + 1, "elsewhere".to_owned()),
+                (second, "dnslookup".to_owned())
+            ]
+        );
+        assert_eq!(second, first + 2);
     }
 }

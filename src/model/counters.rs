@@ -216,7 +216,7 @@ struct Observed {
 /// Counted in arrays where the labels are a fixed list and in small maps
 /// keyed by borrowed bytes otherwise: this runs for every line, and
 /// hashing names and label sets per line cost several percent of ingest.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CounterTally<'b> {
     lines: [u64; Kind::ALL.len()],
     flags: [u64; FLAGS.len()],

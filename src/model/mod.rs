@@ -15,6 +15,11 @@
 //! A line about a message whose reception has not been read (it arrived
 //! before the oldest log read, or its `<=` comes later, as with cutthrough
 //! `>>`) creates a placeholder message row; the reception fills it in.
+//!
+//! A batch reads the states it needs from the database, except those the
+//! batch before it left in [`Carried`]: the writer applies a batch while
+//! the one before it is still being written, and the database does not
+//! show that one's rows until it commits.
 
 mod attempts;
 pub mod counter_seed;
@@ -34,6 +39,7 @@ use crate::parse::{DeliveryFlag, Entry, Event, Reception};
 use crate::store::{StoreError, TextIds};
 
 pub use rules::{MessageState, RecipientState, Status};
+pub use write::next_rows;
 
 /// Message row ids by Exim id, remembered between batches. Bounded: it is
 /// a cache, and the database answers when it forgets.
@@ -62,6 +68,46 @@ impl MessageIds {
             self.ids.clear();
         }
         self.ids.insert(exim_id.to_owned(), row);
+    }
+}
+
+/// What a batch leaves that the database shows only once it commits: the
+/// rows it created, the states it left, and the next row ids. The batch
+/// after it reads these first.
+#[derive(Debug, Default)]
+pub struct Carried {
+    /// Rows created, by Exim id.
+    created: HashMap<String, i64>,
+    messages: HashMap<i64, MessageState>,
+    recipients: std::collections::HashMap<(i64, String), RecipientState>,
+    next_rows: Option<(i64, i64)>,
+    /// Messages the batch completed: most messages complete within a
+    /// batch, so their states and recipients are not carried, and a batch
+    /// that touches one again is applied after this one commits.
+    completed: rustc_hash::FxHashSet<i64>,
+    /// The batch changed recipients it does not hold (all of a message's
+    /// waiting recipients discarded): the next batch must be applied after
+    /// it commits, reading the database.
+    must_settle: bool,
+}
+
+impl Carried {
+    /// Whether the next batch can be applied before this one commits.
+    pub fn settled_enough(&self) -> bool {
+        !self.must_settle
+    }
+
+    /// Fails if the batch before completed message `row`: its state is
+    /// not carried, and the database shows it only once that batch
+    /// commits.
+    fn check_not_completed(&self, row: i64) -> Result<(), StoreError> {
+        if self.completed.contains(&row) {
+            return Err(StoreError::other(
+                crate::store::Context::op("apply a batch ahead").key(row),
+                "the batch before completed this message; apply after it commits",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -112,13 +158,22 @@ pub struct BatchModel<'b> {
     all_discarded: Vec<i64>,
     next_message_row: i64,
     next_recipient_row: i64,
+    /// The row ids this batch started from.
+    first_rows: (i64, i64),
+    /// What the batch before this one left, not yet committed.
+    carried: Carried,
 }
 
 impl<'b> BatchModel<'b> {
-    /// An empty batch. Row ids for new messages and recipients continue
-    /// after the largest in the database (the writer is the only writer).
-    pub fn begin(conn: &Connection) -> Result<Self, StoreError> {
-        let (next_message_row, next_recipient_row) = write::next_rows(conn)?;
+    /// An empty batch after the one that left `carried` (empty when the
+    /// database holds everything before it). Row ids for new messages and
+    /// recipients continue after the largest in the database, or after
+    /// those the batch before it gave.
+    pub fn begin(conn: &Connection, carried: Carried) -> Result<Self, StoreError> {
+        let (next_message_row, next_recipient_row) = match carried.next_rows {
+            Some(rows) => rows,
+            None => next_rows(conn)?,
+        };
         Ok(BatchModel {
             messages: HashMap::default(),
             message_order: Vec::new(),
@@ -130,7 +185,53 @@ impl<'b> BatchModel<'b> {
             all_discarded: Vec::new(),
             next_message_row,
             next_recipient_row,
+            first_rows: (next_message_row, next_recipient_row),
+            carried,
         })
+    }
+
+    /// The message and recipient row ids the batch started from: the
+    /// writer checks in the batch's transaction that nobody else took
+    /// them since (see [`write::next_rows`]).
+    pub fn first_rows(&self) -> (i64, i64) {
+        self.first_rows
+    }
+
+    /// What this batch leaves for the next one, which may be applied
+    /// before this one commits. Ends applying: what only applying needed
+    /// (the lookups, what the batch before left) is let go here, so a
+    /// batch waiting to be written holds only its rows.
+    pub fn carry(&mut self) -> Carried {
+        self.carried = Carried::default();
+        let mut messages = HashMap::default();
+        let mut completed = rustc_hash::FxHashSet::default();
+        for (row, pending) in &self.messages {
+            match pending.state {
+                Some(state) if state.status == Status::Completed => {
+                    completed.insert(*row);
+                }
+                Some(state) => {
+                    messages.insert(*row, state);
+                }
+                None => {}
+            }
+        }
+        let recipients = std::mem::take(&mut self.recipients)
+            .into_iter()
+            .filter(|((message, _), _)| !completed.contains(message))
+            .map(|(key, index)| (key, self.recipient_rows[index].state.clone()))
+            .collect();
+        Carried {
+            created: std::mem::take(&mut self.created)
+                .into_iter()
+                .map(|(exim_id, row)| (exim_id.to_owned(), row))
+                .collect(),
+            messages,
+            recipients,
+            completed,
+            next_rows: Some((self.next_message_row, self.next_recipient_row)),
+            must_settle: !self.all_discarded.is_empty(),
+        }
     }
 
     /// The row of the message `entry` is about, if it names one: a row
@@ -149,6 +250,7 @@ impl<'b> BatchModel<'b> {
         let row = match ids
             .get(exim_id)
             .or_else(|| self.created.get(exim_id).copied())
+            .or_else(|| self.carried.created.get(exim_id).copied())
         {
             Some(row) => row,
             None => {
@@ -257,11 +359,10 @@ impl<'b> BatchModel<'b> {
         Ok(())
     }
 
-    /// Writes every change of the batch: the new texts its rows refer to,
-    /// messages, then recipients, attempts and rejections, which refer to
-    /// them.
-    pub fn flush(self, conn: &Connection, texts: &mut TextIds) -> Result<(), StoreError> {
-        texts.write_unwritten(conn)?;
+    /// Writes every change of the batch: messages first, then recipients,
+    /// attempts and rejections, which refer to them (the batch's new texts
+    /// are written beside, see [`TextIds::take_unwritten`]).
+    pub fn flush(&self, conn: &Connection) -> Result<(), StoreError> {
         let messages: Vec<(i64, &PendingMessage<'_>)> = self
             .message_order
             .iter()
@@ -295,7 +396,11 @@ impl<'b> BatchModel<'b> {
             }
         };
         if pending.state.is_none() {
-            pending.state = Some(write::load_message(conn, row)?);
+            self.carried.check_not_completed(row)?;
+            pending.state = Some(match self.carried.messages.get(&row) {
+                Some(state) => *state,
+                None => write::load_message(conn, row)?,
+            });
         }
         Ok(pending.state.get_or_insert_with(MessageState::default))
     }
@@ -313,8 +418,13 @@ impl<'b> BatchModel<'b> {
             return Ok(*index);
         }
         let message_is_new = self.messages.get(&message).is_some_and(|m| m.new);
+        if !message_is_new {
+            self.carried.check_not_completed(message)?;
+        }
         let known = if message_is_new {
             None
+        } else if let Some(state) = self.carried.recipients.get(&key) {
+            Some(state.clone())
         } else {
             write::load_recipient(conn, message, address)?
         };

@@ -1,7 +1,9 @@
 //! The model's rules end to end, on an in-memory database. Every scenario
-//! runs twice, with the lines in one batch and with a batch per line, and
-//! both must leave the same rows: one batch keeps states in memory, a
-//! batch per line reads them back from the rows.
+//! runs in one batch, in a batch per line, with caches that forget, and
+//! with each batch applied before the one before it is written (as the
+//! writer does while catching up), and all must leave the same rows: one
+//! batch keeps states in memory, a batch per line reads them back from the
+//! rows or takes them from the batch before.
 
 use deadpool_sqlite::rusqlite::Connection;
 
@@ -13,11 +15,13 @@ fn dump(conn: &Connection) -> Vec<String> {
     let mut rows = Vec::new();
     for sql in [
         "SELECT id, exim_id, received_ms, sender, status, frozen, completed_ms, last_event_ms,
-                parent_exim_id FROM messages ORDER BY id",
+                parent_exim_id, host_name_id, protocol_id, frozen_reason_id FROM messages ORDER BY id",
         "SELECT id, message_id, address, status, final_address, parent_address, last_attempt_ms,
                 delivered_ms FROM recipients ORDER BY id",
         "SELECT message_id, recipient_id, flag, attempted_ms, outcome FROM delivery_attempts ORDER BY id",
         "SELECT message_id, stage, temporary FROM rejections ORDER BY id",
+        "SELECT router_id, transport_id, error_text_id FROM attempts ORDER BY id",
+        "SELECT id, text FROM texts ORDER BY id",
     ] {
         let mut statement = conn.prepare(sql).unwrap();
         let columns = statement.column_count();
@@ -64,7 +68,7 @@ pub(crate) fn apply_in_batches(
     for batch in lines.chunks(per_batch) {
         let tx = conn.transaction().unwrap();
         texts.revalidate(&tx).unwrap();
-        let mut model = BatchModel::begin(&tx).unwrap();
+        let mut model = BatchModel::begin(&tx, Carried::default()).unwrap();
         for line in batch {
             let entry = parse_line(line.as_bytes());
             let at = entry.prefix.map(|p| p.timestamp.local_ms());
@@ -75,9 +79,85 @@ pub(crate) fn apply_in_batches(
                 texts.clear();
             }
         }
-        model.flush(&tx, &mut texts).unwrap();
+        crate::store::insert_texts(&tx, &texts.take_unwritten()).unwrap();
+        model.flush(&tx).unwrap();
         tx.commit().unwrap();
     }
+}
+
+/// Applies `lines`, `per_batch` to a batch, each batch before the batch
+/// before it is written, from what that one left: as the writer prepares a
+/// batch while the one before commits.
+fn apply_ahead(lines: &[&str], per_batch: usize) -> Connection {
+    let mut conn = crate::store::migrated_in_memory();
+    conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+    let entries: Vec<Vec<_>> = lines
+        .chunks(per_batch)
+        .map(|batch| {
+            batch
+                .iter()
+                .map(|line| parse_line(line.as_bytes()))
+                .collect()
+        })
+        .collect();
+    let mut ids = MessageIds::default();
+    let mut texts = TextIds::default();
+    let mut carried = Carried::default();
+    let mut unwritten = None;
+    let write = |conn: &mut Connection, (model, new_texts): (BatchModel<'_>, Vec<_>)| {
+        let tx = conn.transaction().unwrap();
+        crate::store::insert_texts(&tx, &new_texts).unwrap();
+        model.flush(&tx).unwrap();
+        tx.commit().unwrap();
+    };
+    for batch in &entries {
+        texts.revalidate(&conn).unwrap();
+        if !carried.settled_enough() {
+            // The writer prepares such a batch after the one before commits.
+            if let Some(previous) = unwritten.take() {
+                write(&mut conn, previous);
+            }
+            carried = Carried::default();
+            texts.settle();
+        }
+        let apply = |carried: Carried, ids: &mut MessageIds, texts: &mut TextIds| {
+            let mut model = BatchModel::begin(&conn, carried)?;
+            for entry in batch {
+                let at = entry.prefix.map(|p| p.timestamp.local_ms());
+                let message = model.message_row(&conn, ids, entry)?;
+                model.apply(&conn, texts, entry, message, at)?;
+            }
+            Ok::<_, StoreError>(model)
+        };
+        let mut model = match apply(std::mem::take(&mut carried), &mut ids, &mut texts) {
+            Ok(model) => model,
+            Err(_) => {
+                // As the writer does: start over once the batch before
+                // is written, reading everything from the database.
+                if let Some(previous) = unwritten.take() {
+                    write(&mut conn, previous);
+                }
+                (ids, texts) = (MessageIds::default(), TextIds::default());
+                texts.revalidate(&conn).unwrap();
+                let mut model = BatchModel::begin(&conn, Carried::default()).unwrap();
+                for entry in batch {
+                    let at = entry.prefix.map(|p| p.timestamp.local_ms());
+                    let message = model.message_row(&conn, &mut ids, entry).unwrap();
+                    model.apply(&conn, &mut texts, entry, message, at).unwrap();
+                }
+                model
+            }
+        };
+        carried = model.carry();
+        let new_texts = texts.take_unwritten();
+        if let Some(previous) = unwritten.replace((model, new_texts)) {
+            write(&mut conn, previous);
+        }
+    }
+    if let Some(previous) = unwritten.take() {
+        write(&mut conn, previous);
+    }
+    conn
 }
 
 /// Applies lines in one batch, after checking that a batch per line
@@ -96,6 +176,14 @@ fn apply_lines(lines: &[&str]) -> Connection {
         dump(&forgetful),
         "the id cache changed the outcome"
     );
+    for per_batch in [1, 2, 3] {
+        assert_eq!(
+            dump(&whole),
+            dump(&apply_ahead(lines, per_batch)),
+            "applying each batch of {per_batch} before the one before it was written changed the \
+             outcome"
+        );
+    }
     whole
 }
 
@@ -319,6 +407,37 @@ fn a_generated_log_leaves_the_same_rows_whatever_the_batch_size() {
         reference,
         "the id cache forgetting everything after each line"
     );
+    for per_batch in [1, 7, 256] {
+        assert_eq!(
+            dump(&apply_ahead(&lines, per_batch)),
+            reference,
+            "{per_batch} lines per batch, each applied before the one before was written"
+        );
+    }
+}
+
+#[test]
+fn recipients_all_discarded_at_once_stay_discarded_in_the_batches_after() {
+    // The discard changes recipients the batch does not hold; the batch
+    // after it must see them discarded, not as the batch before left them.
+    let conn = apply_lines(&[
+        "2024-01-01 10:00:00 1smkL5-00000000e65-24eQ <= a@example.com H=(x) [192.0.2.1] P=esmtp S=100 for b@example.net c@example.net",
+        "2024-01-01 10:00:01 1smkL5-00000000e65-24eQ == b@example.net R=dnslookup T=remote_smtp defer (-44): SMTP error from remote mail server after RCPT TO:<b@example.net>: 451 4.7.1 later",
+        "2024-01-01 10:00:02 1smkL5-00000000e65-24eQ => blackhole (DATA ACL discarded recipients)",
+        "2024-01-01 10:00:03 1smkL5-00000000e65-24eQ == c@example.net R=dnslookup T=remote_smtp defer (-44): SMTP error from remote mail server after RCPT TO:<c@example.net>: 451 4.7.1 later",
+        "2024-01-01 10:00:04 1smkL5-00000000e65-24eQ Completed",
+    ]);
+    let statuses: Vec<(String, String)> = conn
+        .prepare("SELECT address, status FROM recipients ORDER BY id")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        statuses[0],
+        ("b@example.net".to_owned(), "discarded".to_owned())
+    );
 }
 
 #[test]
@@ -354,4 +473,21 @@ fn an_error_naming_its_recipient_is_stored_once_and_read_back_whole() {
         )
         .unwrap();
     assert_eq!(stored, 1, "one text for both recipients");
+}
+
+#[test]
+fn a_line_after_completed_in_a_later_batch_finds_the_message_as_it_was_left() {
+    // The batch that completes a message does not carry its state: a batch
+    // applied ahead that touches it again starts over once that one is
+    // written.
+    let conn = apply_lines(&[
+        "2024-01-01 10:00:00 1smkL5-00000000e65-24eQ <= a@example.com H=(x) [192.0.2.1] P=esmtp S=100 for b@example.net",
+        "2024-01-01 10:00:01 1smkL5-00000000e65-24eQ => b@example.net R=dnslookup T=remote_smtp H=mx [192.0.2.2] C=\"250 OK\"",
+        "2024-01-01 10:00:02 1smkL5-00000000e65-24eQ Completed",
+        "2024-01-01 10:00:03 1smkL5-00000000e65-24eQ => b@example.net R=dnslookup T=remote_smtp H=mx [192.0.2.2] C=\"250 OK\"",
+    ]);
+    let recipients: i64 = conn
+        .query_row("SELECT count(*) FROM recipients", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(recipients, 1);
 }

@@ -21,7 +21,7 @@ use crate::store::{Context, ResultExt, StoreError, TextIds};
 /// largest stored. The batch's transaction is IMMEDIATE, holding the write
 /// lock from its start, so nobody else (a concurrent `ingest`, say) can take
 /// these ids before it commits.
-pub(super) fn next_rows(conn: &Connection) -> Result<(i64, i64), StoreError> {
+pub fn next_rows(conn: &Connection) -> Result<(i64, i64), StoreError> {
     let context = || Context::op("allocate row ids").table("messages");
     let next = |sql: &str| -> Result<i64, StoreError> {
         conn.prepare_cached(sql)

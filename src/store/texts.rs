@@ -62,13 +62,39 @@ pub(super) fn hash_column(
     Ok(())
 }
 
+/// Inserts `texts`, the new texts of a batch as [`TextIds::take_unwritten`]
+/// gave them, in the transaction that writes the rows referring to them.
+pub fn insert(conn: &Connection, texts: &[(i64, String)]) -> Result<(), StoreError> {
+    super::repo::insert_rows(
+        conn,
+        "texts",
+        &["id", "hash", "text"],
+        texts,
+        |statement, first, (id, text)| {
+            statement.raw_bind_parameter(first, id)?;
+            statement.raw_bind_parameter(first + 1, text_hash(text))?;
+            statement.raw_bind_parameter(first + 2, text)
+        },
+    )
+}
+
+/// The id the next new text would get were nothing in flight: checked
+/// against the first id a batch gave, in its transaction.
+pub fn next_stored_id(conn: &Connection) -> Result<i64, StoreError> {
+    let context = || Context::op("find text").table("texts");
+    conn.prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM texts")
+        .ctx(context)?
+        .query_row([], |row| row.get(0))
+        .ctx(context)
+}
+
 /// Text ids by the bytes they were read from.
 ///
 /// A new text gets its id here, in memory (one past the largest stored or
-/// given), and waits in `unwritten` until [`write_unwritten`](Self::write_unwritten)
-/// inserts it with the rows that refer to it: finding a text's id reads
-/// the database but never writes it, so the model can be applied apart
-/// from writing its rows.
+/// given), and waits in `unwritten` until [`take_unwritten`](Self::take_unwritten)
+/// hands it to the transaction that writes the rows referring to it
+/// ([`insert`]): finding a text's id reads the database but never writes
+/// it, so the model can be applied apart from writing its rows.
 #[derive(Debug, Default, Clone)]
 pub struct TextIds {
     ids: HashMap<Box<[u8]>, i64>,
@@ -81,6 +107,8 @@ pub struct TextIds {
     /// The same texts by their bytes (the bounded cache may forget them
     /// before they are written; this never does).
     unwritten_ids: HashMap<Box<[u8]>, i64>,
+    /// The new texts of the batch before, which may not be committed yet.
+    in_flight_ids: HashMap<Box<[u8]>, i64>,
     /// The id the next new text gets; read from the table when unknown.
     next_id: Option<i64>,
 }
@@ -95,13 +123,17 @@ const TEXT_ID_CACHE: usize = 8_192;
 const TEXT_ID_CACHE_BYTES: usize = 256 * 1024;
 
 impl TextIds {
-    /// Forgets everything (the database was replaced, or texts pruned).
+    /// Forgets the cached ids of stored texts (texts were pruned), not
+    /// those given to texts still to be written.
     pub fn clear(&mut self) {
         self.ids.clear();
         self.cached_bytes = 0;
-        self.unwritten.clear();
-        self.unwritten_ids.clear();
-        self.next_id = None;
+    }
+
+    /// `texts_swept.sweeps` as last read: the writer checks that it is
+    /// unchanged when it writes a batch whose ids were found before.
+    pub fn sweeps(&self) -> i64 {
+        self.sweeps
     }
 
     /// Drops the cache if retention removed texts since it was filled
@@ -115,21 +147,29 @@ impl TextIds {
             .ctx(|| Context::op("check texts").table("texts_swept"))?;
         if sweeps != self.sweeps {
             self.clear();
+            // Texts of the batch before may be among those removed; if that
+            // batch is not committed yet, it fails its own check of the
+            // sweeps and whatever was prepared after it is void anyway.
+            self.in_flight_ids.clear();
             self.sweeps = sweeps;
         }
         // Another writer (an `ingest` beside the daemon) may have added
-        // texts since: the next id is read again when a text is new.
-        self.next_id = None;
+        // texts since: the next id is read again when a text is new,
+        // unless the batch before gave ids the table may not show yet.
+        if self.in_flight_ids.is_empty() {
+            self.next_id = None;
+        }
         Ok(())
     }
 
     /// The id of `bytes` (as text, invalid UTF-8 replaced); a new text is
-    /// given one and kept for [`write_unwritten`](Self::write_unwritten).
+    /// given one and kept for [`take_unwritten`](Self::take_unwritten).
     pub fn id(&mut self, conn: &Connection, bytes: &[u8]) -> Result<i64, StoreError> {
         if let Some(id) = self
             .ids
             .get(bytes)
             .or_else(|| self.unwritten_ids.get(bytes))
+            .or_else(|| self.in_flight_ids.get(bytes))
         {
             return Ok(*id);
         }
@@ -145,11 +185,7 @@ impl TextIds {
         let Some(id) = found else {
             let id = match self.next_id {
                 Some(id) => id,
-                None => conn
-                    .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM texts")
-                    .ctx(context)?
-                    .query_row([], |row| row.get(0))
-                    .ctx(context)?,
+                None => next_stored_id(conn)?,
             };
             self.next_id = Some(id + 1);
             self.unwritten.push((id, text.into_owned()));
@@ -158,6 +194,14 @@ impl TextIds {
         };
         self.remember(bytes.into(), id);
         Ok(id)
+    }
+
+    /// Nothing is in flight any more (the batch before committed, or was
+    /// dropped with everything prepared after it): the table answers.
+    pub fn settle(&mut self) {
+        for (bytes, id) in std::mem::take(&mut self.in_flight_ids) {
+            self.remember(bytes, id);
+        }
     }
 
     /// Keeps `id` of `bytes` in the bounded cache.
@@ -170,28 +214,14 @@ impl TextIds {
         self.ids.insert(bytes, id);
     }
 
-    /// Inserts the texts given ids since the last call, in the transaction
-    /// that writes the rows referring to them. A rolled-back transaction
-    /// loses them with the rest of the writer's state.
-    pub fn write_unwritten(&mut self, conn: &Connection) -> Result<(), StoreError> {
-        super::repo::insert_rows(
-            conn,
-            "texts",
-            &["id", "hash", "text"],
-            &self.unwritten,
-            |statement, first, (id, text)| {
-                statement.raw_bind_parameter(first, id)?;
-                statement.raw_bind_parameter(first + 1, text_hash(text))?;
-                statement.raw_bind_parameter(first + 2, text)
-            },
-        )?;
-        self.unwritten.clear();
-        // Written: the bounded cache answers for them from now on, or the
-        // table does.
-        for (bytes, id) in std::mem::take(&mut self.unwritten_ids) {
-            self.remember(bytes, id);
-        }
-        Ok(())
+    /// The texts given ids since the last call, in id order, for the
+    /// transaction that writes the rows referring to them ([`insert`]).
+    /// Until the next call they are still found here by their bytes: the
+    /// next batch may look them up before this one commits.
+    pub fn take_unwritten(&mut self) -> Vec<(i64, String)> {
+        self.settle();
+        self.in_flight_ids = std::mem::take(&mut self.unwritten_ids);
+        std::mem::take(&mut self.unwritten)
     }
 
     /// [`id`](Self::id) of a value that may be absent.
@@ -216,12 +246,12 @@ mod tests {
         assert_eq!(ids.id(&conn, b"remote_smtp").unwrap(), first);
         let other = ids.id(&conn, b"dnslookup").unwrap();
         assert_ne!(other, first);
-        ids.write_unwritten(&conn).unwrap();
+        insert(&conn, &ids.take_unwritten()).unwrap();
         ids.clear();
         assert_eq!(ids.id(&conn, b"remote_smtp").unwrap(), first);
         // Invalid UTF-8 is stored replaced, and the same bytes find it.
         let odd = ids.id(&conn, b"caf\xe9").unwrap();
-        ids.write_unwritten(&conn).unwrap();
+        insert(&conn, &ids.take_unwritten()).unwrap();
         ids.clear();
         assert_eq!(ids.id(&conn, b"caf\xe9").unwrap(), odd);
         let count: i64 = conn
@@ -247,7 +277,7 @@ mod tests {
         .unwrap();
         let mut ids = TextIds::default();
         let b = ids.id(&conn, b"b").unwrap();
-        ids.write_unwritten(&conn).unwrap();
+        insert(&conn, &ids.take_unwritten()).unwrap();
         let text: String = conn
             .query_row("SELECT text FROM texts WHERE id = ?1", [b], |row| {
                 row.get(0)
@@ -262,7 +292,7 @@ mod tests {
         let mut ids = TextIds::default();
         let long = |i: usize| format!("{i:05} {}", "x".repeat(10_000)).into_bytes();
         let first: Vec<i64> = (0..100).map(|i| ids.id(&conn, &long(i)).unwrap()).collect();
-        ids.write_unwritten(&conn).unwrap();
+        insert(&conn, &ids.take_unwritten()).unwrap();
         // Each text is 10 KB: the cache started over instead of holding 1 MB.
         assert!(
             ids.cached_bytes <= TEXT_ID_CACHE_BYTES + 10_006,
@@ -284,7 +314,7 @@ mod tests {
         let mut ids = TextIds::default();
         ids.revalidate(&conn).unwrap();
         let first = ids.id(&conn, b"remote_smtp").unwrap();
-        ids.write_unwritten(&conn).unwrap();
+        insert(&conn, &ids.take_unwritten()).unwrap();
         conn.execute_batch(
             "DELETE FROM texts; UPDATE texts_swept SET sweeps = sweeps + 1;
              INSERT INTO texts (hash, text) VALUES (0, 'x')",
@@ -292,7 +322,7 @@ mod tests {
         .unwrap();
         ids.revalidate(&conn).unwrap();
         let again = ids.id(&conn, b"remote_smtp").unwrap();
-        ids.write_unwritten(&conn).unwrap();
+        insert(&conn, &ids.take_unwritten()).unwrap();
         assert_ne!(again, first, "a cached id of a removed text was reused");
         let text: String = conn
             .query_row("SELECT text FROM texts WHERE id = ?1", [again], |row| {
@@ -314,8 +344,8 @@ mod tests {
         let first = ids.id(&conn, b"remote_smtp").unwrap();
         assert_eq!(ids.id(&conn, b"remote_smtp").unwrap(), first);
         assert_eq!(count(), 0, "finding an id wrote the table");
-        ids.write_unwritten(&conn).unwrap();
-        ids.write_unwritten(&conn).unwrap();
+        insert(&conn, &ids.take_unwritten()).unwrap();
+        insert(&conn, &ids.take_unwritten()).unwrap();
         assert_eq!(count(), 1);
         // Another writer adds a text between two batches: the next new
         // text's id follows it, and the cached one stays right.
@@ -324,7 +354,7 @@ mod tests {
         ids.revalidate(&conn).unwrap();
         let second = ids.id(&conn, b"dnslookup").unwrap();
         assert_eq!(ids.id(&conn, b"remote_smtp").unwrap(), first);
-        ids.write_unwritten(&conn).unwrap();
+        insert(&conn, &ids.take_unwritten()).unwrap();
         let stored: Vec<(i64, String)> = conn
             .prepare("SELECT id, text FROM texts ORDER BY id")
             .unwrap()

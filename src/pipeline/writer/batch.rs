@@ -1,6 +1,6 @@
-//! Writing one batch inside its transaction: sources, lines (parsed on a
-//! second thread), the model's rows, compressed chunks, line counts, gaps,
-//! audit records and the read position of every source it touched.
+//! Writing one prepared batch inside its transaction: sources, lines, the
+//! model's rows, compressed chunks, line counts, gaps, audit records and
+//! the read position of every source it touched.
 
 // FxHash: keys are row ids, file fingerprints and (minute, kind) pairs,
 // none of them chosen by a sender; hashing several per line was a few
@@ -9,12 +9,11 @@ use rustc_hash::FxHashMap as HashMap;
 
 use deadpool_sqlite::rusqlite::Transaction;
 
-use super::{WriteTotals, WriterState, queue_actions};
-use crate::model::BatchModel;
+use super::prepare::{Assumed, Planned, Prepared};
+use super::{WriteState, WriteTotals, queue_actions};
 use crate::model::counter_seed::seed_if_needed;
 use crate::model::counters::CounterTally;
-use crate::parse::{Entry, Event, parse_line};
-use crate::pipeline::item::{AuditItem, GapItem, Item, LineItem, SourceInfo, SourceKind};
+use crate::pipeline::item::{AuditItem, GapItem, Item, LineItem, SourceInfo};
 use crate::store::chunk::LineRecord;
 use crate::store::repo::{
     AuditRecord, Checkpoint, ChunkedLines, Gap, ReadPosition, SourceIdentity, add_line_counts,
@@ -23,24 +22,70 @@ use crate::store::repo::{
 };
 use crate::store::{Context, StoreError};
 
-/// Lines parsed ahead per message between the parsing thread and the
-/// writer (a slice of the batch; not a line chunk).
-const PARSE_AHEAD: usize = 64;
+/// Why a batch prepared before its transaction began cannot be written as
+/// prepared: someone else changed what it read. The writer prepares it
+/// again inside its transaction.
+pub(super) fn check_assumed(
+    tx: &Transaction<'_>,
+    assumed: &Assumed,
+    generation: u64,
+) -> Result<(), StoreError> {
+    let stale = |what: &str| {
+        Err(StoreError::other(
+            Context::op("check a prepared batch"),
+            format!("{what} changed since the batch was prepared"),
+        ))
+    };
+    if assumed.generation != generation {
+        return stale("the database");
+    }
+    if crate::model::next_rows(tx)? != assumed.first_rows {
+        return stale("the row ids");
+    }
+    if let Some(first_text) = assumed.first_text
+        && crate::store::next_text_id(tx)? != first_text
+    {
+        return stale("the text ids");
+    }
+    let mut texts = crate::store::TextIds::default();
+    texts.revalidate(tx)?;
+    if texts.sweeps() != assumed.sweeps {
+        return stale("the texts");
+    }
+    for (source_id, offset) in &assumed.positions {
+        let stored = load_checkpoint(tx, *source_id)?.map_or(0, |c| c.position.byte_offset);
+        if stored != *offset {
+            return stale("a read position");
+        }
+    }
+    Ok(())
+}
 
-/// Stores one batch inside `tx`: sources, lines, gaps, what they add to
-/// the metrics' counters (with the `retries` this commit took), and the
-/// read position after the last line of each source.
-///
-/// Uses both cores: a second thread parses the lines while this one applies
-/// them, and then compresses the chunks of lines while this one writes the
-/// model's rows.
-pub(super) fn write_batch(
+/// Stores the sources of `batch`'s lines that the database does not hold
+/// yet (a batch prepared in its own transaction needs their rows first).
+pub(super) fn store_sources(
     tx: &Transaction<'_>,
     batch: &[Item],
-    state: &mut WriterState,
+    state: &mut WriteState,
+) -> Result<(), StoreError> {
+    for item in batch {
+        if let Item::Line(line) = item {
+            source_id(tx, &line.source, state)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores one prepared batch inside `tx`: sources, lines, gaps, what they
+/// add to the metrics' counters (with the `retries` this commit took), the
+/// model's rows and the read position after the last line of each source.
+pub(super) fn write_batch<'b>(
+    tx: &Transaction<'_>,
+    batch: &'b [Item],
+    prepared: &'b Prepared<'b>,
+    state: &mut WriteState,
     retries: u32,
 ) -> Result<WriteTotals, StoreError> {
-    state.texts.revalidate(tx)?;
     if !state.counters_seeded {
         if let Some(lines) = seed_if_needed(tx)? {
             tracing::info!(
@@ -50,211 +95,117 @@ pub(super) fn write_batch(
         }
         state.counters_seeded = true;
     }
-    let mut counters = CounterTally::default();
+    // Each attempt counts from what the batch's lines add.
+    let mut counters = prepared.counters.clone();
     counters.writer_retries(retries);
     let mut writing = BatchWriter {
         tx,
         state,
-        model: BatchModel::begin(tx)?,
         chunks: ChunkedLines::default(),
         counters,
         counts: HashMap::default(),
-        stored_to: HashMap::default(),
         positions: HashMap::default(),
-        implausible: ImplausibleTimes::new(),
         totals: WriteTotals {
             batches: 1,
             ..WriteTotals::default()
         },
     };
-    std::thread::scope(|scope| -> Result<(), StoreError> {
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Option<Entry<'_>>>>(4);
-        scope.spawn(move || {
-            for slice in batch.chunks(PARSE_AHEAD) {
-                let entries = slice
-                    .iter()
-                    .map(|item| match item {
-                        Item::Line(line) => Some(parse_line(&line.bytes)),
-                        Item::Gap(_) | Item::Audit(_) | Item::QueueSample(_) => None,
-                    })
-                    .collect();
-                if sender.send(entries).is_err() {
-                    return;
-                }
+    if batch.len() != prepared.planned.len() {
+        return Err(StoreError::other(
+            Context::op("write batch"),
+            "the prepared batch is not the batch",
+        ));
+    }
+    for (item, planned) in batch.iter().zip(&prepared.planned) {
+        match (item, planned) {
+            (Item::Line(_), Planned::Replayed) => writing.totals.replayed += 1,
+            (Item::Line(line), Planned::QueueAction { source_id }) => {
+                // The queue helper's records go to the audit log, not among
+                // Exim's lines; their read position commits the same way.
+                source_id_checked(tx, &line.source, writing.state, *source_id)?;
+                queue_actions::ingest(tx, &line.bytes, &mut writing.state.awaiting)?;
+                writing
+                    .positions
+                    .insert(*source_id, (line.end, line.resume.as_bytes()));
+                writing.totals.inserted += 1;
             }
-        });
-        let mut entries = receiver.into_iter().flatten();
-        for item in batch {
-            match (item, entries.next()) {
-                (Item::Line(line), Some(Some(entry))) => writing.line(line, entry)?,
-                (Item::Gap(gap), Some(None)) => writing.gap(gap)?,
-                (Item::Audit(audit), Some(None)) => writing.audit(audit)?,
-                (Item::QueueSample(sample), Some(None)) => {
-                    crate::store::repo::queue_samples::record(
-                        writing.tx,
-                        sample.at_ms,
-                        sample.size.messages,
-                        sample.size.frozen,
-                    )?;
-                }
-                _ => {
-                    return Err(StoreError::other(
-                        Context::op("parse lines"),
-                        "the parsing thread stopped early",
-                    ));
-                }
+            (Item::Line(line), Planned::Line { .. }) => writing.line(line, planned, prepared)?,
+            (Item::Gap(gap), Planned::Other) => writing.gap(gap)?,
+            (Item::Audit(audit), Planned::Other) => writing.audit(audit)?,
+            (Item::QueueSample(sample), Planned::Other) => {
+                crate::store::repo::queue_samples::record(
+                    tx,
+                    sample.at_ms,
+                    sample.size.messages,
+                    sample.size.frozen,
+                )?;
+            }
+            _ => {
+                return Err(StoreError::other(
+                    Context::op("write batch"),
+                    "the prepared batch is not the batch",
+                ));
             }
         }
-        Ok(())
-    })?;
-    writing.finish()
+    }
+    writing.finish(prepared)
 }
 
 /// One batch being written.
 struct BatchWriter<'t, 'b> {
     tx: &'t Transaction<'t>,
-    state: &'t mut WriterState,
-    model: BatchModel<'b>,
+    state: &'t mut WriteState,
     chunks: ChunkedLines,
     /// What the batch adds to the metrics' counters.
     counters: CounterTally<'b>,
     /// Lines per (minute, kind).
     counts: HashMap<(i64, &'static str), u64>,
-    /// Per source, the offset before which every line is stored: lines
-    /// before it (a replay) are skipped, so none is stored twice.
-    stored_to: HashMap<i64, u64>,
     /// Where each source stands after this batch: its end offset and the
     /// bytes before it (borrowed, so a line costs no copy of them).
     positions: HashMap<i64, (u64, &'b [u8])>,
-    /// Lines dated outside [`PlausibleTimes`], reported once per batch.
-    implausible: ImplausibleTimes<'b>,
     totals: WriteTotals,
 }
 
-/// The earliest time a line of Exim's can carry: its first release. An
-/// earlier one (1970 above all) comes from a reset clock or garbage.
-const EXIM_EPOCH_MS: i64 = 788_918_400_000; // 1995-01-01T00:00:00Z
-
-/// Lines of a batch dated before Exim existed or beyond the wall clock's
-/// tolerance: stored like any other line, and reported, because they are
-/// garbage or a clock jump that an operator should know of.
-#[derive(Debug, Default)]
-struct ImplausibleTimes<'b> {
-    count: u64,
-    /// The first such line: its path, offset and time.
-    first: Option<(&'b str, u64, i64)>,
-    /// The latest plausible time (the wall clock plus tolerance).
-    latest_ms: i64,
-}
-
-impl<'b> ImplausibleTimes<'b> {
-    fn new() -> Self {
-        ImplausibleTimes {
-            latest_ms: now_ms().saturating_add(crate::store::repo::FUTURE_TOLERANCE_MS),
-            ..ImplausibleTimes::default()
-        }
-    }
-
-    fn check(&mut self, line: &'b LineItem, logged_ms: i64) {
-        if (EXIM_EPOCH_MS..=self.latest_ms).contains(&logged_ms) {
-            return;
-        }
-        self.count += 1;
-        self.first
-            .get_or_insert((line.source.path.as_str(), line.start, logged_ms));
-    }
-
-    /// The audit record's details, if any line was implausible.
-    fn report(&self) -> Option<String> {
-        let (path, offset, logged_ms) = self.first?;
-        tracing::warn!(
-            lines = self.count,
-            path,
-            offset,
-            logged_ms,
-            "stored {} line(s) dated before 1995 or more than a day ahead of the clock \
-             (first in {path} at byte {offset}); they do not move the retention clock",
-            self.count
-        );
-        Some(
-            serde_json::json!({
-                "lines": self.count, "path": path, "offset": offset, "logged_ms": logged_ms,
-            })
-            .to_string(),
-        )
-    }
-}
-
 impl<'b> BatchWriter<'_, 'b> {
-    fn line(&mut self, line: &'b LineItem, entry: Entry<'b>) -> Result<(), StoreError> {
-        let tx = self.tx;
-        let source_id = source_id(tx, &line.source, self.state)?;
-        let stored_to = match self.stored_to.get(&source_id) {
-            Some(offset) => *offset,
-            None => load_checkpoint(tx, source_id)?.map_or(0, |c| c.position.byte_offset),
+    fn line(
+        &mut self,
+        line: &'b LineItem,
+        planned: &Planned,
+        prepared: &Prepared<'b>,
+    ) -> Result<(), StoreError> {
+        let Planned::Line {
+            source_id,
+            logged_ms,
+            message,
+            kind,
+            confirms,
+        } = planned
+        else {
+            return Ok(());
         };
-        if line.start < stored_to {
-            // Before the stored read position: already stored.
-            self.stored_to.insert(source_id, stored_to);
-            self.totals.replayed += 1;
-            return Ok(());
+        let tx = self.tx;
+        source_id_checked(tx, &line.source, self.state, *source_id)?;
+        if let Some(index) = confirms {
+            let confirms = prepared.confirms.get(*index as usize).copied();
+            queue_actions::confirm(tx, confirms, *logged_ms, &mut self.state.awaiting)?;
         }
-        if line.source.kind == SourceKind::QueueActions {
-            // The queue helper's records go to the audit log, not among
-            // Exim's lines; their read position commits the same way.
-            queue_actions::ingest(tx, &line.bytes, &mut self.state.awaiting)?;
-            self.stored_to.insert(source_id, line.end);
-            self.positions
-                .insert(source_id, (line.end, line.resume.as_bytes()));
-            self.totals.inserted += 1;
-            return Ok(());
-        }
-        self.counters
-            .line(&entry, line.length > line.bytes.len() as u64);
-        let at = entry.prefix.map(|prefix| prefix.timestamp.local_ms());
-        if let Some(at) = at {
-            self.implausible.check(line, at);
-        }
-        let message_row = self
-            .model
-            .message_row(tx, &mut self.state.messages, &entry)?;
-        let context = self
-            .state
-            .contexts
-            .entry(line.source.fingerprint)
-            .or_default();
-        if !matches!(entry.event, Event::Continuation { .. }) {
-            context.logged_ms = at;
-            context.message_row = message_row;
-        }
-        // What the line means for its message, in this same transaction as
-        // the line itself.
-        self.model.apply(
-            tx,
-            &mut self.state.texts,
-            &entry,
-            message_row,
-            context.logged_ms,
-        )?;
-        queue_actions::confirm(tx, &entry, context.logged_ms, &mut self.state.awaiting)?;
         *self
             .counts
-            .entry((minute_of(context.logged_ms), entry.kind().name()))
+            .entry((minute_of(*logged_ms), kind.name()))
             .or_default() += 1;
         self.chunks.push(
-            source_id,
+            *source_id,
             &LineRecord {
                 start: line.start,
                 end: line.end,
                 length: line.length,
                 bytes: &line.bytes,
-                logged_ms: context.logged_ms,
-                message: context.message_row,
+                logged_ms: *logged_ms,
+                message: *message,
             },
         );
-        self.stored_to.insert(source_id, line.end);
         self.positions
-            .insert(source_id, (line.end, line.resume.as_bytes()));
+            .insert(*source_id, (line.end, line.resume.as_bytes()));
         self.totals.inserted += 1;
         Ok(())
     }
@@ -323,9 +274,9 @@ impl<'b> BatchWriter<'_, 'b> {
     /// Writes the model's rows while another thread compresses the chunks,
     /// then the chunks (they link to the message rows), the line counts and
     /// the read positions.
-    fn finish(mut self) -> Result<WriteTotals, StoreError> {
+    fn finish(mut self, prepared: &Prepared<'_>) -> Result<WriteTotals, StoreError> {
         let tx = self.tx;
-        if let Some(details) = self.implausible.report() {
+        if let Some(details) = prepared.implausible.report() {
             record_audit(
                 tx,
                 &AuditRecord {
@@ -338,12 +289,11 @@ impl<'b> BatchWriter<'_, 'b> {
             )?;
         }
         let chunks = self.chunks.take();
-        let model = self.model;
-        let texts = &mut self.state.texts;
         let compressor = &mut self.state.compressor;
         let sealed = std::thread::scope(|scope| {
             let sealing = scope.spawn(move || seal_all(chunks, compressor));
-            model.flush(tx, texts)?;
+            crate::store::insert_texts(tx, &prepared.texts)?;
+            prepared.model.flush(tx)?;
             sealing.join().map_err(|_| {
                 StoreError::other(
                     Context::op("compress lines"),
@@ -370,10 +320,30 @@ impl<'b> BatchWriter<'_, 'b> {
     }
 }
 
+/// Stores `source` (the first time this writer sees it) and checks that
+/// its row is the one the batch was prepared with.
+fn source_id_checked(
+    tx: &Transaction<'_>,
+    source: &SourceInfo,
+    state: &mut WriteState,
+    prepared_with: i64,
+) -> Result<(), StoreError> {
+    if source_id(tx, source, state)? == prepared_with {
+        return Ok(());
+    }
+    Err(StoreError::other(
+        Context::op("write batch"),
+        format!(
+            "the row of source {} changed since the batch was prepared",
+            source.path
+        ),
+    ))
+}
+
 fn source_id(
     tx: &Transaction<'_>,
     source: &SourceInfo,
-    state: &mut WriterState,
+    state: &mut WriteState,
 ) -> Result<i64, StoreError> {
     if let Some(id) = state.source_ids.get(&source.fingerprint) {
         return Ok(*id);

@@ -8,10 +8,20 @@
 //! source's stored position is skipped, so a replayed batch stores nothing
 //! twice. A failed commit keeps the batch and tries again with backoff while
 //! the reader waits on the full channel.
+//!
+//! A batch is prepared (parsed, placed, applied to the model: `prepare.rs`)
+//! and then written (`batch.rs`). While batches come full, the next one is
+//! prepared on a connection of its own while this one is written and
+//! committed, from what this one left (`model::Carried`); its transaction
+//! checks that nobody else changed what it read, and if anything did, or
+//! the batch before it was not committed as prepared, it is prepared again
+//! inside its transaction.
 
 mod batch;
 mod catch_up;
 mod commit;
+mod implausible;
+mod prepare;
 mod pruning;
 mod queue_actions;
 
@@ -20,6 +30,7 @@ pub use catch_up::Indexes;
 // FxHash: keys are row ids and file fingerprints, none of them chosen by a
 // sender.
 use rustc_hash::FxHashMap as HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -27,10 +38,10 @@ use tokio::sync::{mpsc, watch};
 use super::channel::{LineReceiver, weight};
 use super::item::Item;
 use super::source::Fingerprint;
-use crate::model::MessageIds;
 use crate::store::chunk::Compressor;
-use crate::store::{RetentionPolicy, StoreError, StoreHandle, TextIds};
-use commit::commit_with_retry;
+use crate::store::{Context, RetentionPolicy, StoreError, StoreHandle};
+use commit::{Ready, commit_ahead, commit_in_transaction};
+use prepare::{PrepareState, PreparedBatch};
 use pruning::Pruning;
 
 /// Batching limits, changeable while running (SIGHUP).
@@ -147,18 +158,12 @@ struct EntryContext {
     message_row: Option<i64>,
 }
 
-/// State that survives from batch to batch. An attempt takes it and gives
-/// it back when it commits; a rolled-back attempt loses the caches (they
-/// may name rows that were never committed, and the database answers
-/// again) and restores the contexts from a copy (one entry per source), so
-/// it leaves no trace. Copying the whole state per batch, caches included,
-/// cost more than a tenth of a second per million lines.
+/// What writing carries from batch to batch (preparing carries its own,
+/// [`PrepareState`]). An attempt takes it and gives it back when it
+/// commits; a rolled-back attempt starts over ([`WriteState::fresh`]).
 #[derive(Debug, Default)]
-struct WriterState {
+struct WriteState {
     source_ids: HashMap<Fingerprint, i64>,
-    contexts: HashMap<Fingerprint, EntryContext>,
-    messages: MessageIds,
-    texts: TextIds,
     compressor: Compressor,
     /// The store generation the cached ids belong to.
     store_generation: u64,
@@ -166,6 +171,27 @@ struct WriterState {
     counters_seeded: bool,
     /// The messages with a queue action awaiting Exim's line.
     awaiting: queue_actions::Awaiting,
+}
+
+impl WriteState {
+    /// Nothing cached, for the store of `generation`.
+    fn fresh(generation: u64) -> Self {
+        WriteState {
+            store_generation: generation,
+            ..WriteState::default()
+        }
+    }
+}
+
+/// The writer's loop: the batch prepared and not yet committed, and the
+/// states of preparing and writing.
+struct Writer<'p> {
+    store: StoreHandle,
+    progress: &'p mut dyn Progress,
+    preparing: PrepareState,
+    writing: WriteState,
+    ready: Option<Ready>,
+    totals: WriteTotals,
 }
 
 /// Runs until the channel closes and everything received is committed.
@@ -178,8 +204,14 @@ pub async fn run(
     progress: &mut dyn Progress,
     mut indexes: Indexes,
 ) -> Result<WriteTotals, StoreError> {
-    let mut totals = WriteTotals::default();
-    let mut state = WriterState::default();
+    let mut writer = Writer {
+        store,
+        progress,
+        preparing: PrepareState::default(),
+        writing: WriteState::default(),
+        ready: None,
+        totals: WriteTotals::default(),
+    };
     let mut pruning = Pruning::new();
     let mut open = true;
     while open {
@@ -187,37 +219,195 @@ pub async fn run(
         // Not while catching up without indexes: a prune step would scan.
         if let Some((policy, interval)) = current.retention
             && indexes == Indexes::Kept
+            && pruning.due()
         {
-            pruning.step(&store, &policy, interval).await;
+            // A prune step removes rows a prepared batch may have read.
+            writer.commit_ready(&current).await?;
+            pruning.step(&writer.store, &policy, interval).await;
+            writer.preparing.forget_rows();
         }
-        let mut batch = Vec::with_capacity(current.batch_size.min(65_536));
-        let collected = collect(&mut receiver, &mut batch, &current, progress, &store).await;
+        let (collected, received) = writer.step(&mut receiver, &current).await?;
         open = collected != Collected::Closed;
+        if collected == Collected::Full {
+            // More is waiting: the batch commits while the next is prepared.
+            continue;
+        }
+        writer.commit_ready(&current).await?;
+        if collected == Collected::RanDry && !received {
+            writer.progress.alive(writer.store.is_healthy());
+        }
         if indexes == Indexes::DroppedUntilCaughtUp
             && collected == Collected::RanDry
-            && catch_up::build_indexes(&store, progress).await
+            && catch_up::build_indexes(&writer.store, writer.progress).await
         {
             indexes = Indexes::Kept;
         }
-        if batch.is_empty() {
-            continue;
-        }
-        let written = commit_with_retry(&store, batch, &mut state, &current, progress).await?;
-        tracing::debug!(
-            inserted = written.inserted,
-            replayed = written.replayed,
-            gaps = written.gaps,
-            "committed a batch"
-        );
-        totals.add(written);
-        progress.committed(written, totals);
     }
     if indexes == Indexes::DroppedUntilCaughtUp {
         // Stopping: building them now could outlast the stop timeout; the
         // next open builds them.
         tracing::info!("stopping before the catch-up ended: the next start builds the indexes");
     }
-    Ok(totals)
+    Ok(writer.totals)
+}
+
+impl Writer<'_> {
+    /// Collects the next batch and prepares it, meanwhile committing the
+    /// batch ready before it, if any. Returns how collecting ended and
+    /// whether anything was received.
+    async fn step(
+        &mut self,
+        receiver: &mut LineReceiver,
+        settings: &WriterSettings,
+    ) -> Result<(Collected, bool), StoreError> {
+        let Writer {
+            store,
+            progress,
+            preparing,
+            writing,
+            ready,
+            ..
+        } = self;
+        let (written, collected, received) = match ready.take() {
+            Some(Ready::Ahead(prepared)) => {
+                // This batch's rows are written while the next batch is
+                // prepared from what this one left.
+                let (committed, (collected, next)) = tokio::join!(
+                    commit_ahead(store, prepared, writing, settings, *progress),
+                    async {
+                        let (collected, batch) = collect(receiver, settings).await;
+                        (collected, prepare_next(store, batch, preparing).await)
+                    }
+                );
+                let (written, restarted) = committed?;
+                let received = next.is_some();
+                *ready = match restarted {
+                    // Prepared from what the batch before would have left:
+                    // void, prepared again in its own transaction.
+                    Some(state) => {
+                        *preparing = state;
+                        next.map(|next| Ready::InTransaction(next.into_batch()))
+                    }
+                    None => next,
+                };
+                (Some(written), collected, received)
+            }
+            Some(Ready::InTransaction(batch)) => {
+                let (committed, (collected, next)) = tokio::join!(
+                    commit_in_transaction(store, batch, preparing, writing, settings, *progress),
+                    collect(receiver, settings)
+                );
+                let written = committed?;
+                let received = !next.is_empty();
+                *ready = prepare_next(store, next, preparing).await;
+                (Some(written), collected, received)
+            }
+            None => {
+                let (collected, batch) = collect(receiver, settings).await;
+                let received = !batch.is_empty();
+                *ready = prepare_next(store, batch, preparing).await;
+                (None, collected, received)
+            }
+        };
+        if let Some(written) = written {
+            self.committed(written);
+        }
+        Ok((collected, received))
+    }
+
+    /// Commits the batch ready, if any, with nothing prepared after it.
+    async fn commit_ready(&mut self, settings: &WriterSettings) -> Result<(), StoreError> {
+        let written = match self.ready.take() {
+            None => return Ok(()),
+            Some(Ready::Ahead(prepared)) => {
+                let (written, restarted) = commit_ahead(
+                    &self.store,
+                    prepared,
+                    &mut self.writing,
+                    settings,
+                    self.progress,
+                )
+                .await?;
+                if let Some(state) = restarted {
+                    self.preparing = state;
+                }
+                written
+            }
+            Some(Ready::InTransaction(batch)) => {
+                commit_in_transaction(
+                    &self.store,
+                    batch,
+                    &mut self.preparing,
+                    &mut self.writing,
+                    settings,
+                    self.progress,
+                )
+                .await?
+            }
+        };
+        self.committed(written);
+        Ok(())
+    }
+
+    fn committed(&mut self, written: WriteTotals) {
+        self.preparing.source_ids.extend(&self.writing.source_ids);
+        tracing::debug!(
+            inserted = written.inserted,
+            replayed = written.replayed,
+            gaps = written.gaps,
+            "committed a batch"
+        );
+        self.totals.add(written);
+        self.progress.committed(written, self.totals);
+    }
+}
+
+/// Makes `batch` ready to commit: prepared now, on a connection of its
+/// own, when it can be (see [`PrepareState::can_prepare_ahead`]), else left
+/// to be prepared inside its transaction.
+async fn prepare_next(
+    store: &StoreHandle,
+    batch: Vec<Item>,
+    preparing: &mut PrepareState,
+) -> Option<Ready> {
+    if batch.is_empty() {
+        return None;
+    }
+    let batch = Arc::new(batch);
+    let generation = store.generation();
+    if preparing.store_generation != generation || !preparing.can_prepare_ahead(&batch) {
+        return Some(Ready::InTransaction(batch));
+    }
+    let contexts = preparing.contexts.clone();
+    let mut state = std::mem::take(preparing);
+    let owner = Arc::clone(&batch);
+    let path = store.current().path().to_owned();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let prepared = PreparedBatch::try_new(owner, |batch| state.prepare_ahead(&path, batch));
+        Ok((prepared, state))
+    })
+    .await
+    .unwrap_or_else(|err| match err.try_into_panic() {
+        Ok(panic) => std::panic::resume_unwind(panic),
+        Err(err) => Err(StoreError::other(
+            Context::op("prepare a batch"),
+            err.to_string(),
+        )),
+    });
+    match outcome {
+        Ok((Ok(prepared), state)) => {
+            *preparing = state;
+            Some(Ready::Ahead(prepared))
+        }
+        Ok((Err(err), _)) | Err(err) => {
+            tracing::debug!(
+                error = %err,
+                "could not prepare a batch ahead ({err}); preparing it in its transaction"
+            );
+            *preparing = PrepareState::after(contexts, generation);
+            Some(Ready::InTransaction(batch))
+        }
+    }
 }
 
 /// How [`collect`] ended.
@@ -234,12 +424,17 @@ enum Collected {
 
 /// Fills `batch` with up to `batch_size` lines and `batch_bytes` bytes of
 /// them, waiting at most `flush_interval` after the first.
-async fn collect(
+async fn collect(receiver: &mut LineReceiver, settings: &WriterSettings) -> (Collected, Vec<Item>) {
+    let mut batch = Vec::with_capacity(settings.batch_size.min(65_536));
+    let collected = collect_into(receiver, &mut batch, settings).await;
+    (collected, batch)
+}
+
+/// Fills `batch` (see [`collect`]).
+async fn collect_into(
     receiver: &mut LineReceiver,
     batch: &mut Vec<Item>,
     settings: &WriterSettings,
-    progress: &mut dyn Progress,
-    store: &StoreHandle,
 ) -> Collected {
     // Idle: wake up now and then to show the writer is alive (and let
     // the caller prune).
@@ -247,10 +442,7 @@ async fn collect(
     let first = match tokio::time::timeout(idle_tick, receiver.recv()).await {
         Ok(Some(item)) => item,
         Ok(None) => return Collected::Closed,
-        Err(_) => {
-            progress.alive(store.is_healthy());
-            return Collected::RanDry;
-        }
+        Err(_) => return Collected::RanDry,
     };
     let mut bytes = weight(&first);
     batch.push(first);
@@ -273,3 +465,6 @@ async fn collect(
     }
     Collected::Full
 }
+
+#[cfg(test)]
+mod tests;

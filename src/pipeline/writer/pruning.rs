@@ -21,6 +21,14 @@ impl Pruning {
         }
     }
 
+    /// Whether the next [`step`](Self::step) may delete rows.
+    pub(super) fn due(&self) -> bool {
+        self.active.is_some()
+            || self
+                .next
+                .is_none_or(|next| tokio::time::Instant::now() >= next)
+    }
+
     pub(super) async fn step(
         &mut self,
         store: &StoreHandle,

@@ -87,27 +87,35 @@ pub(super) fn ingest(
     Ok(())
 }
 
-/// Marks the actions that Exim's line `entry` (logged at `at_ms`) confirms.
-/// Looks at the database only for messages with an action awaiting.
+/// The message and the actions Exim's line `entry` would confirm, if any:
+/// found when the batch is prepared, so the entry need not be kept.
+pub(super) fn confirmable<'b>(entry: &Entry<'b>) -> Option<Confirmable<'b>> {
+    let id = entry.message_id()?;
+    let actions = confirmed_actions(&entry.event);
+    (!actions.is_empty()).then_some((id.as_str(), actions))
+}
+
+/// A message's Exim id and the queue actions a line of it confirms.
+pub(super) type Confirmable<'b> = (&'b str, &'static [&'static str]);
+
+/// Marks the actions a line (logged at `at_ms`) confirms, as
+/// [`confirmable`] found them. Looks at the database only for messages
+/// with an action awaiting.
 pub(super) fn confirm(
     conn: &Connection,
-    entry: &Entry<'_>,
+    confirmable: Option<Confirmable<'_>>,
     at_ms: Option<i64>,
     awaiting: &mut Awaiting,
 ) -> Result<(), StoreError> {
-    let Some(id) = entry.message_id() else {
+    let Some((id, actions)) = confirmable else {
         return Ok(());
     };
-    let actions = confirmed_actions(&entry.event);
-    if actions.is_empty() {
-        return Ok(());
-    }
     let awaiting = loaded(conn, awaiting)?;
-    if !awaiting.contains(id.as_str()) {
+    if !awaiting.contains(id) {
         return Ok(());
     }
     let at = at_ms.unwrap_or_else(crate::store::repo::now_ms);
-    queue_actions::confirm(conn, id.as_str(), actions, at)?;
+    queue_actions::confirm(conn, id, actions, at)?;
     Ok(())
 }
 

@@ -51,7 +51,7 @@ pub struct MessageIds {
 /// Entries kept before the cache starts over: enough for the messages in
 /// flight on a busy host (a miss costs one indexed lookup), small enough to
 /// keep the daemon's memory flat.
-const MESSAGE_ID_CACHE: usize = 16_384;
+const MESSAGE_ID_CACHE: usize = 4_096;
 
 impl MessageIds {
     /// Forgets everything (the database was replaced).

@@ -32,7 +32,10 @@ pub use open::{DATABASE_FILE_MODE, ReadOnly, open_connection, open_read_only};
 pub use pool::{PoolStats, Store, connect};
 pub use retention::{Pruned, ROWS_PER_PRUNE_STEP, RetentionPolicy};
 pub use retry::{retry, retry_logged};
-pub use texts::{TextIds, insert as insert_texts, next_stored_id as next_text_id, text_hash};
+pub use texts::{
+    TextIds, insert as insert_texts, next_stored_id as next_text_id, sweeps as texts_sweeps,
+    text_hash,
+};
 pub use tx::{TxError, in_transaction};
 
 /// A migrated database in memory, for tests.

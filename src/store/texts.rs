@@ -88,6 +88,16 @@ pub fn next_stored_id(conn: &Connection) -> Result<i64, StoreError> {
         .ctx(context)
 }
 
+/// How many times retention has removed texts (`texts_swept`): cached ids
+/// read before a change may name removed texts.
+pub fn sweeps(conn: &Connection) -> Result<i64, StoreError> {
+    let context = || Context::op("check texts").table("texts_swept");
+    conn.prepare_cached("SELECT sweeps FROM texts_swept WHERE id = 1")
+        .ctx(context)?
+        .query_row([], |row| row.get(0))
+        .ctx(context)
+}
+
 /// Text ids by the bytes they were read from.
 ///
 /// A new text gets its id here, in memory (one past the largest stored or
@@ -140,11 +150,7 @@ impl TextIds {
     /// (another process may have). Call inside the transaction that will
     /// use the ids.
     pub fn revalidate(&mut self, conn: &Connection) -> Result<(), StoreError> {
-        let sweeps: i64 = conn
-            .prepare_cached("SELECT sweeps FROM texts_swept WHERE id = 1")
-            .ctx(|| Context::op("check texts").table("texts_swept"))?
-            .query_row([], |row| row.get(0))
-            .ctx(|| Context::op("check texts").table("texts_swept"))?;
+        let sweeps = sweeps(conn)?;
         if sweeps != self.sweeps {
             self.clear();
             // Texts of the batch before may be among those removed; if that

@@ -22,9 +22,10 @@ use crate::store::repo::{
 };
 use crate::store::{Context, StoreError};
 
-/// Why a batch prepared before its transaction began cannot be written as
-/// prepared: someone else changed what it read. The writer prepares it
-/// again inside its transaction.
+/// Checks, in the transaction that writes a batch prepared before it
+/// began, that nobody changed what the batch read: another writer's rows
+/// or texts, a text sweep, a read position moved, the database replaced.
+/// An error sends the batch to be prepared again inside its transaction.
 pub(super) fn check_assumed(
     tx: &Transaction<'_>,
     assumed: &Assumed,
@@ -47,9 +48,7 @@ pub(super) fn check_assumed(
     {
         return stale("the text ids");
     }
-    let mut texts = crate::store::TextIds::default();
-    texts.revalidate(tx)?;
-    if texts.sweeps() != assumed.sweeps {
+    if crate::store::texts_sweeps(tx)? != assumed.sweeps {
         return stale("the texts");
     }
     for (source_id, offset) in &assumed.positions {

@@ -131,6 +131,9 @@ pub(super) async fn commit_in_transaction(
     .await;
     (*preparing, *state) = std::mem::take(&mut *lock_states(&slot));
     let written = result?;
+    // Committed, and nothing prepared after it: the database shows all
+    // the batch left.
+    preparing.settle();
     if attempts > 1 {
         tracing::info!(
             after = ?started.elapsed(),

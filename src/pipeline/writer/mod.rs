@@ -331,6 +331,8 @@ impl Writer<'_> {
                 if let Some(state) = restarted {
                     self.preparing = state;
                 }
+                // Nothing is prepared after it.
+                self.preparing.settle();
                 written
             }
             Some(Ready::InTransaction(batch)) => {

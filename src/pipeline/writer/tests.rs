@@ -214,3 +214,53 @@ async fn lines_another_reader_stored_meanwhile_are_not_stored_twice() {
     assert_eq!(stored.len(), distinct.len(), "a line stored twice");
     assert_eq!(stored.len(), 8);
 }
+
+#[tokio::test]
+async fn a_batch_touching_a_message_the_batch_in_flight_completed_is_prepared_after_it() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let store = store(&dir).await;
+    let mut preparing = PrepareState::default();
+    let mut writing = WriteState::default();
+    // The first batch, committed in its transaction: nothing in flight,
+    // so the next one, touching the message it completed, is prepared
+    // ahead from the database.
+    commit_in_transaction(
+        &store,
+        Arc::new(items(1, 0..3)),
+        &mut preparing,
+        &mut writing,
+        &settings(),
+        &mut NoProgress,
+    )
+    .await
+    .unwrap();
+    preparing.source_ids.extend(&writing.source_ids);
+    let again = |range, further: u64| {
+        let mut batch = items(1, range);
+        // The same lines once more, further on in the log.
+        for item in &mut batch {
+            if let Item::Line(line) = item {
+                line.start += further;
+                line.end += further;
+            }
+        }
+        batch
+    };
+    let Some(Ready::Ahead(second)) =
+        prepare_next(&store, again(1..3, 10_000), &mut preparing).await
+    else {
+        panic!("not prepared ahead though nothing was in flight");
+    };
+    // Still in flight, it completed the message again: a batch touching
+    // it waits for it, and is prepared in its own transaction.
+    let third = prepare_next(&store, again(1..2, 20_000), &mut preparing).await;
+    assert!(
+        matches!(third, Some(Ready::InTransaction(_))),
+        "prepared ahead over a message the batch in flight completed"
+    );
+    let (written, restarted) =
+        commit_ahead(&store, second, &mut writing, &settings(), &mut NoProgress)
+            .await
+            .unwrap();
+    assert_eq!((written.inserted, restarted.is_some()), (2, false));
+}

@@ -47,10 +47,6 @@ pub(super) struct PrepareState {
     positions: HashMap<i64, u64>,
     /// The store generation the cached ids belong to.
     pub(super) store_generation: u64,
-    /// A read-only connection of its own for preparing ahead: the writer's
-    /// pooled connections keep their page caches, and nothing prepared
-    /// this way can write.
-    reader: Option<Connection>,
 }
 
 impl PrepareState {
@@ -83,20 +79,20 @@ impl PrepareState {
         };
     }
 
-    /// Prepares `batch` ahead on this state's own read-only connection to
-    /// `path`, opened the first time.
+    /// Prepares `batch` ahead on a read-only connection of its own to
+    /// `path`, opened for it and closed after: the writer's pooled
+    /// connections keep their page caches, nothing prepared this way can
+    /// write, and no connection outlives a time the files were read-only
+    /// (SQLite shares one process's view of the shared-memory file among
+    /// its connections: one opened while it was read-only keeps every
+    /// later one read-only while it stays open).
     pub(super) fn prepare_ahead<'b>(
         &mut self,
         path: &Path,
         batch: &'b [Item],
     ) -> Result<Prepared<'b>, StoreError> {
-        let conn = match self.reader.take() {
-            Some(conn) => conn,
-            None => open_reader(path)?,
-        };
-        let prepared = prepare(&conn, batch, self);
-        self.reader = Some(conn);
-        prepared
+        let conn = open_reader(path)?;
+        prepare(&conn, batch, self)
     }
 
     /// Every batch prepared before is committed: what they left is in the

@@ -54,6 +54,23 @@ fn apply_with(lines: &[&str], per_batch: usize, forgetful: bool) -> Connection {
     conn
 }
 
+/// Applies `batch` to a model that starts from `carried`.
+fn apply_batch<'b>(
+    conn: &Connection,
+    batch: &'b [Entry<'b>],
+    carried: Carried,
+    ids: &mut MessageIds,
+    texts: &mut TextIds,
+) -> Result<BatchModel<'b>, StoreError> {
+    let mut model = BatchModel::begin(conn, carried)?;
+    for entry in batch {
+        let at = entry.prefix.map(|p| p.timestamp.local_ms());
+        let message = model.message_row(conn, ids, entry)?;
+        model.apply(conn, texts, entry, message, at)?;
+    }
+    Ok(model)
+}
+
 /// Applies `lines` to `conn` as the writer would (without the raw lines
 /// and their counts), `per_batch` lines to a transaction; with
 /// `forgetful`, the caches forget everything after each line.
@@ -120,16 +137,13 @@ fn apply_ahead(lines: &[&str], per_batch: usize) -> Connection {
             carried = Carried::default();
             texts.settle();
         }
-        let apply = |carried: Carried, ids: &mut MessageIds, texts: &mut TextIds| {
-            let mut model = BatchModel::begin(&conn, carried)?;
-            for entry in batch {
-                let at = entry.prefix.map(|p| p.timestamp.local_ms());
-                let message = model.message_row(&conn, ids, entry)?;
-                model.apply(&conn, texts, entry, message, at)?;
-            }
-            Ok::<_, StoreError>(model)
-        };
-        let mut model = match apply(std::mem::take(&mut carried), &mut ids, &mut texts) {
+        let mut model = match apply_batch(
+            &conn,
+            batch,
+            std::mem::take(&mut carried),
+            &mut ids,
+            &mut texts,
+        ) {
             Ok(model) => model,
             Err(_) => {
                 // As the writer does: start over once the batch before
@@ -139,13 +153,7 @@ fn apply_ahead(lines: &[&str], per_batch: usize) -> Connection {
                 }
                 (ids, texts) = (MessageIds::default(), TextIds::default());
                 texts.revalidate(&conn).unwrap();
-                let mut model = BatchModel::begin(&conn, Carried::default()).unwrap();
-                for entry in batch {
-                    let at = entry.prefix.map(|p| p.timestamp.local_ms());
-                    let message = model.message_row(&conn, &mut ids, entry).unwrap();
-                    model.apply(&conn, &mut texts, entry, message, at).unwrap();
-                }
-                model
+                apply_batch(&conn, batch, Carried::default(), &mut ids, &mut texts).unwrap()
             }
         };
         carried = model.carry();

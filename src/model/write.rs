@@ -15,7 +15,7 @@ use super::rules::{MessageState, RecipientState, Status};
 use super::{PendingMessage, PendingRecipient};
 use crate::parse::{Reception, Rejection};
 use crate::store::repo::insert_rows;
-use crate::store::{Context, ResultExt, StoreError, TextIds};
+use crate::store::{Context, ResultExt, StoreError, TextIds, query_value};
 
 /// The ids the next new message and recipient rows get: one past the
 /// largest stored. The batch's transaction is IMMEDIATE, holding the write
@@ -23,12 +23,7 @@ use crate::store::{Context, ResultExt, StoreError, TextIds};
 /// these ids before it commits.
 pub fn next_rows(conn: &Connection) -> Result<(i64, i64), StoreError> {
     let context = || Context::op("allocate row ids").table("messages");
-    let next = |sql: &str| -> Result<i64, StoreError> {
-        conn.prepare_cached(sql)
-            .ctx(context)?
-            .query_row([], |row| row.get(0))
-            .ctx(context)
-    };
+    let next = |sql: &str| query_value(conn, sql, [], context);
     Ok((
         next("SELECT coalesce(max(id), 0) + 1 FROM messages")?,
         next("SELECT coalesce(max(id), 0) + 1 FROM recipients")?,

@@ -21,6 +21,7 @@ mod retention;
 mod retry;
 mod texts;
 mod tx;
+mod value;
 
 pub use error::{ConstraintKind, Context, ErrorClass, ResultExt, StoreError};
 pub use files::deleted_while_open;
@@ -37,6 +38,7 @@ pub use texts::{
     text_hash,
 };
 pub use tx::{TxError, in_transaction};
+pub use value::query_value;
 
 /// A migrated database in memory, for tests.
 #[cfg(test)]

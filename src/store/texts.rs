@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use deadpool_sqlite::rusqlite::{Connection, OptionalExtension};
 
 use super::error::{Context, ResultExt, StoreError};
+use super::value::query_value;
 
 /// 64-bit FNV-1a of `text`'s bytes, as SQLite's signed integer. Stored in
 /// the database, so it must never change.
@@ -82,20 +83,24 @@ pub fn insert(conn: &Connection, texts: &[(i64, String)]) -> Result<(), StoreErr
 /// against the first id a batch gave, in its transaction.
 pub fn next_stored_id(conn: &Connection) -> Result<i64, StoreError> {
     let context = || Context::op("find text").table("texts");
-    conn.prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM texts")
-        .ctx(context)?
-        .query_row([], |row| row.get(0))
-        .ctx(context)
+    query_value(
+        conn,
+        "SELECT coalesce(max(id), 0) + 1 FROM texts",
+        [],
+        context,
+    )
 }
 
 /// How many times retention has removed texts (`texts_swept`): cached ids
 /// read before a change may name removed texts.
 pub fn sweeps(conn: &Connection) -> Result<i64, StoreError> {
     let context = || Context::op("check texts").table("texts_swept");
-    conn.prepare_cached("SELECT sweeps FROM texts_swept WHERE id = 1")
-        .ctx(context)?
-        .query_row([], |row| row.get(0))
-        .ctx(context)
+    query_value(
+        conn,
+        "SELECT sweeps FROM texts_swept WHERE id = 1",
+        [],
+        context,
+    )
 }
 
 /// Text ids by the bytes they were read from.

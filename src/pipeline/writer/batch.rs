@@ -14,6 +14,7 @@ use super::{WriteState, WriteTotals, queue_actions};
 use crate::model::counter_seed::seed_if_needed;
 use crate::model::counters::CounterTally;
 use crate::pipeline::item::{AuditItem, GapItem, Item, LineItem, SourceInfo};
+use crate::pipeline::source::Fingerprint;
 use crate::store::chunk::LineRecord;
 use crate::store::repo::{
     AuditRecord, Checkpoint, ChunkedLines, Gap, ReadPosition, SourceIdentity, add_line_counts,
@@ -60,16 +61,21 @@ pub(super) fn check_assumed(
     Ok(())
 }
 
-/// Stores the sources of `batch`'s lines that the database does not hold
-/// yet (a batch prepared in its own transaction needs their rows first).
+/// Stores the sources of `batch`'s lines that `source_ids` (preparing's
+/// map, the one the writer keeps) does not hold yet: a batch prepared in
+/// its own transaction needs their rows first. A rolled-back transaction
+/// drops the map with the rest of preparing's state.
 pub(super) fn store_sources(
     tx: &Transaction<'_>,
     batch: &[Item],
-    state: &mut WriteState,
+    source_ids: &mut HashMap<Fingerprint, i64>,
 ) -> Result<(), StoreError> {
     for item in batch {
-        if let Item::Line(line) = item {
-            source_id(tx, &line.source, state)?;
+        if let Item::Line(line) = item
+            && !source_ids.contains_key(&line.source.fingerprint)
+        {
+            let id = store_source(tx, &line.source)?;
+            source_ids.insert(line.source.fingerprint, id);
         }
     }
     Ok(())
@@ -121,7 +127,6 @@ pub(super) fn write_batch<'b>(
             (Item::Line(line), Planned::QueueAction { source_id }) => {
                 // The queue helper's records go to the audit log, not among
                 // Exim's lines; their read position commits the same way.
-                source_id_checked(tx, &line.source, writing.state, *source_id)?;
                 queue_actions::ingest(tx, &line.bytes, &mut writing.state.awaiting)?;
                 writing
                     .positions
@@ -183,7 +188,6 @@ impl<'b> BatchWriter<'_, 'b> {
             return Ok(());
         };
         let tx = self.tx;
-        source_id_checked(tx, &line.source, self.state, *source_id)?;
         if let Some(index) = confirms {
             let confirms = prepared.confirms.get(*index as usize).copied();
             queue_actions::confirm(tx, confirms, *logged_ms, &mut self.state.awaiting)?;
@@ -211,7 +215,8 @@ impl<'b> BatchWriter<'_, 'b> {
 
     fn gap(&mut self, gap: &GapItem) -> Result<(), StoreError> {
         let source_id = match &gap.source {
-            Some(source) => Some(source_id(self.tx, source, self.state)?),
+            // Gaps are rare: the source's row is looked up each time.
+            Some(source) => Some(store_source(self.tx, source)?),
             None => None,
         };
         let recorded = record_gap(
@@ -319,35 +324,9 @@ impl<'b> BatchWriter<'_, 'b> {
     }
 }
 
-/// Stores `source` (the first time this writer sees it) and checks that
-/// its row is the one the batch was prepared with.
-fn source_id_checked(
-    tx: &Transaction<'_>,
-    source: &SourceInfo,
-    state: &mut WriteState,
-    prepared_with: i64,
-) -> Result<(), StoreError> {
-    if source_id(tx, source, state)? == prepared_with {
-        return Ok(());
-    }
-    Err(StoreError::other(
-        Context::op("write batch"),
-        format!(
-            "the row of source {} changed since the batch was prepared",
-            source.path
-        ),
-    ))
-}
-
-fn source_id(
-    tx: &Transaction<'_>,
-    source: &SourceInfo,
-    state: &mut WriteState,
-) -> Result<i64, StoreError> {
-    if let Some(id) = state.source_ids.get(&source.fingerprint) {
-        return Ok(*id);
-    }
-    let id = upsert_source(
+/// Stores `source` if the database does not hold it yet; returns its row.
+fn store_source(tx: &Transaction<'_>, source: &SourceInfo) -> Result<i64, StoreError> {
+    upsert_source(
         tx,
         &SourceIdentity {
             fingerprint: &source.fingerprint.0,
@@ -355,7 +334,5 @@ fn source_id(
             device: source.device,
             inode: source.inode,
         },
-    )?;
-    state.source_ids.insert(source.fingerprint, id);
-    Ok(id)
+    )
 }

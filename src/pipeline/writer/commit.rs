@@ -173,8 +173,7 @@ async fn commit_once(
         .current()
         .transaction("commit batch", move |tx| {
             crate::pipeline::failpoint::hit("before_insert");
-            store_sources(tx, &attempt_batch, &mut writing)?;
-            preparing.source_ids.extend(&writing.source_ids);
+            store_sources(tx, &attempt_batch, &mut preparing.source_ids)?;
             // Every batch before this one is committed: the transaction
             // shows what they left.
             preparing.settle();

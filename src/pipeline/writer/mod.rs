@@ -27,9 +27,6 @@ mod queue_actions;
 
 pub use catch_up::Indexes;
 
-// FxHash: keys are row ids and file fingerprints, none of them chosen by a
-// sender.
-use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +34,6 @@ use tokio::sync::{mpsc, watch};
 
 use super::channel::{LineReceiver, weight};
 use super::item::Item;
-use super::source::Fingerprint;
 use crate::store::chunk::Compressor;
 use crate::store::{Context, RetentionPolicy, StoreError, StoreHandle};
 use commit::{Ready, commit_ahead, commit_in_transaction};
@@ -163,7 +159,6 @@ struct EntryContext {
 /// commits; a rolled-back attempt starts over ([`WriteState::fresh`]).
 #[derive(Debug, Default)]
 struct WriteState {
-    source_ids: HashMap<Fingerprint, i64>,
     compressor: Compressor,
     /// The store generation the cached ids belong to.
     store_generation: u64,
@@ -352,7 +347,6 @@ impl Writer<'_> {
     }
 
     fn committed(&mut self, written: WriteTotals) {
-        self.preparing.source_ids.extend(&self.writing.source_ids);
         tracing::debug!(
             inserted = written.inserted,
             replayed = written.replayed,
@@ -386,7 +380,7 @@ async fn prepare_next(
     let path = store.current().path().to_owned();
     let outcome = tokio::task::spawn_blocking(move || {
         let prepared = PreparedBatch::try_new(owner, |batch| state.prepare_ahead(&path, batch));
-        Ok((prepared, state))
+        prepared.map(|prepared| (prepared, state))
     })
     .await
     .unwrap_or_else(|err| match err.try_into_panic() {
@@ -397,11 +391,11 @@ async fn prepare_next(
         )),
     });
     match outcome {
-        Ok((Ok(prepared), state)) => {
+        Ok((prepared, state)) => {
             *preparing = state;
             Some(Ready::Ahead(prepared))
         }
-        Ok((Err(err), _)) | Err(err) => {
+        Err(err) => {
             tracing::debug!(
                 error = %err,
                 "could not prepare a batch ahead ({err}); preparing it in its transaction"

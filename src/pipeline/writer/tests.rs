@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::commit::{Ready, commit_ahead, commit_in_transaction};
 use super::*;
 use crate::pipeline::item::{LineItem, ResumeMarker, SourceInfo};
-use crate::pipeline::source::TailMarker;
+use crate::pipeline::source::{Fingerprint, TailMarker};
 
 const LINES: [&str; 9] = [
     "2024-01-01 10:00:00 1smkL5-00000000e65-24eQ <= a@example.com H=(x) [192.0.2.1] P=esmtp S=100 for b@example.net",
@@ -132,7 +132,6 @@ async fn ahead_after<F: Future<Output = ()>>(
     )
     .await
     .unwrap();
-    preparing.source_ids.extend(&writing.source_ids);
     let Some(Ready::Ahead(prepared)) = prepare_next(store, second, &mut preparing).await else {
         panic!("the batch was not prepared ahead");
     };
@@ -234,7 +233,6 @@ async fn a_batch_touching_a_message_the_batch_in_flight_completed_is_prepared_af
     )
     .await
     .unwrap();
-    preparing.source_ids.extend(&writing.source_ids);
     let again = |range, further: u64| {
         let mut batch = items(1, range);
         // The same lines once more, further on in the log.

@@ -20,7 +20,7 @@ use deadpool_sqlite::rusqlite::Connection;
 use crate::model::counters::{DURATION_BUCKETS, FLAGS, NO_BUCKET, family};
 use crate::model::reasons::ReasonClass;
 use crate::parse::{Kind, Stage};
-use crate::store::{Context, ResultExt, StoreError};
+use crate::store::{Context, ResultExt, StoreError, query_value};
 pub use exposition::{Family, MetricType, Sample, encode};
 use live::live_gauges;
 pub use live::{Live, live_only};
@@ -298,12 +298,10 @@ fn not_yet_dealt_with(status: &str) -> String {
 fn queue_gauges(conn: &Connection, stuck_after: Duration) -> Result<Vec<Family>, StoreError> {
     let context = || Context::op("read the queue gauges").table("messages");
     let count = |sql: &str, cutoff: Option<i64>| -> Result<i64, StoreError> {
-        let mut statement = conn.prepare_cached(sql).ctx(context)?;
         match cutoff {
-            Some(cutoff) => statement.query_row([cutoff], |row| row.get(0)),
-            None => statement.query_row([], |row| row.get(0)),
+            Some(cutoff) => query_value(conn, sql, [cutoff], context),
+            None => query_value(conn, sql, [], context),
         }
-        .ctx(context)
     };
     let frozen = count(
         "SELECT count(*) FROM messages WHERE status = 'frozen' AND status <> 'completed'",
@@ -328,15 +326,16 @@ fn queue_gauges(conn: &Connection, stuck_after: Duration) -> Result<Vec<Family>,
         ),
         Some(cutoff),
     )?;
-    let oldest: Option<i64> = conn
-        .prepare_cached(&format!(
+    let oldest: Option<i64> = query_value(
+        conn,
+        &format!(
             "SELECT min(coalesce(received_ms, last_event_ms)) FROM messages
              WHERE {}",
             not_yet_dealt_with("status")
-        ))
-        .ctx(context)?
-        .query_row([], |row| row.get(0))
-        .ctx(context)?;
+        ),
+        [],
+        context,
+    )?;
     let oldest_age = match (newest, oldest) {
         (Some(newest), Some(oldest)) => newest.saturating_sub(oldest).max(0) as f64 / 1000.0,
         _ => 0.0,
@@ -367,22 +366,24 @@ fn queue_gauges(conn: &Connection, stuck_after: Duration) -> Result<Vec<Family>,
 
 fn store_gauges(conn: &Connection, database: &Path) -> Result<Vec<Family>, StoreError> {
     let context = || Context::op("read the store gauges").table("ingest_checkpoints");
-    let last_commit: Option<i64> = conn
-        .prepare_cached("SELECT max(updated_ms) FROM ingest_checkpoints")
-        .ctx(context)?
-        .query_row([], |row| row.get(0))
-        .ctx(context)?;
+    let last_commit: Option<i64> = query_value(
+        conn,
+        "SELECT max(updated_ms) FROM ingest_checkpoints",
+        [],
+        context,
+    )?;
     let size = |suffix: &str| {
         let mut path = database.as_os_str().to_owned();
         path.push(suffix);
         std::fs::metadata(path).map_or(0, |m| m.len())
     };
     let bytes = size("") + size("-wal");
-    let counted_all: bool = conn
-        .prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM metric_state WHERE key = 'needs_seed')")
-        .ctx(context)?
-        .query_row([], |row| row.get(0))
-        .ctx(context)?;
+    let counted_all: bool = query_value(
+        conn,
+        "SELECT NOT EXISTS (SELECT 1 FROM metric_state WHERE key = 'needs_seed')",
+        [],
+        context,
+    )?;
     Ok(vec![
         gauge(
             "exim_pilot_last_commit_timestamp_seconds",

@@ -7,6 +7,7 @@ use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, params};
 use super::now_ms;
 use crate::store::chunk::{self, StoredLine};
 use crate::store::error::{Context, ResultExt, StoreError};
+use crate::store::value::query_value;
 
 /// One committed chunk to ship.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,16 +60,18 @@ pub fn chunks_after(
 /// after `after`.
 pub fn chunks_beyond(conn: &Connection, after: i64) -> Result<(i64, u64), StoreError> {
     let context = || Context::op("count unshipped lines").table("log_chunks");
-    let newest: i64 = conn
-        .prepare_cached("SELECT coalesce(max(id), 0) FROM log_chunks")
-        .ctx(context)?
-        .query_row([], |row| row.get(0))
-        .ctx(context)?;
-    let lines: i64 = conn
-        .prepare_cached("SELECT coalesce(sum(lines), 0) FROM log_chunks WHERE id > ?1")
-        .ctx(context)?
-        .query_row(params![after], |row| row.get(0))
-        .ctx(context)?;
+    let newest: i64 = query_value(
+        conn,
+        "SELECT coalesce(max(id), 0) FROM log_chunks",
+        [],
+        context,
+    )?;
+    let lines: i64 = query_value(
+        conn,
+        "SELECT coalesce(sum(lines), 0) FROM log_chunks WHERE id > ?1",
+        [after],
+        context,
+    )?;
     Ok((newest, u64::try_from(lines).unwrap_or(0)))
 }
 

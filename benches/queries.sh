@@ -22,7 +22,8 @@ profile=${3:-mixed}
 command -v sqlite3 >/dev/null || { echo "needs sqlite3 (apt-get install sqlite3)" >&2; exit 2; }
 
 cargo build --release --quiet --features synth --bin exim-pilot --example generate_log
-binary=target/release/exim-pilot
+# EXIM_PILOT_BIN: another build to time (the one before a change, say).
+binary=${EXIM_PILOT_BIN:-target/release/exim-pilot}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 target/release/examples/generate_log "$lines" 42 old "$profile" >"$work/mainlog" 2>/dev/null

@@ -1,18 +1,21 @@
-//! Delivery attempts on their way to `attempts`: a row per `=>`, `->`,
-//! `>>`, `*>`, `==` or `**` line, its repeated texts as ids of `texts`, and
+//! Delivery attempts on their way to the store: a recipient's first in its
+//! own row, the later ones a row of `attempts`, one per `=>`, `->`, `>>`,
+//! `*>`, `==` or `**` line, its repeated texts as ids of `texts`, and
 //! the error text without the recipient's own address (so one text serves
 //! every recipient a remote host refused alike).
 
+use deadpool_sqlite::rusqlite::types::Null;
 use deadpool_sqlite::rusqlite::{Connection, Statement, ToSql};
 
-use super::write::bind_all;
 use crate::parse::{Delivery, DeliveryFlag, Host};
-use crate::store::repo::insert_rows;
+use crate::store::repo::{HELD_ATTEMPT_COLUMNS, bind_all, insert_rows};
 use crate::store::{StoreError, TextIds};
 
-const ATTEMPT_COLUMNS: [&str; 20] = [
-    "message_id",
-    "recipient_id",
+/// An attempt's own columns, in the order [`AttemptRow::bind_fields`]
+/// binds them: in `attempts` (after the message and the recipient, before
+/// the cutthrough and suppressed marks), and as [`HELD_ATTEMPT_COLUMNS`]
+/// where a recipient's row holds its first attempt.
+const ATTEMPT_FIELDS: [&str; HELD_ATTEMPT_COLUMNS.len()] = [
     "flag",
     "attempted_ms",
     "final_address",
@@ -29,8 +32,6 @@ const ATTEMPT_COLUMNS: [&str; 20] = [
     "queue_time_ms",
     "delivery_time_ms",
     "shadow",
-    "cutthrough",
-    "suppressed",
 ];
 
 /// A delivery attempt as its row will be written: repeated texts already
@@ -133,39 +134,74 @@ fn error_template(error: &[u8], address: &[u8]) -> (String, Option<i64>) {
     }
 }
 
-/// Inserts delivery attempts.
-pub(super) fn attempts(conn: &Connection, attempts: &[AttemptRow<'_>]) -> Result<(), StoreError> {
-    insert_rows(conn, "attempts", &ATTEMPT_COLUMNS, attempts, bind_attempt)
+impl AttemptRow<'_> {
+    /// Binds the attempt's own columns ([`ATTEMPT_FIELDS`]) to parameters
+    /// `first`, `first + 1`...
+    pub(super) fn bind_fields(
+        &self,
+        statement: &mut Statement<'_>,
+        first: usize,
+    ) -> deadpool_sqlite::rusqlite::Result<()> {
+        let values: [&dyn ToSql; 16] = [
+            &self.flag.symbol(),
+            &self.at,
+            &self.final_address.map(String::from_utf8_lossy),
+            &self.router,
+            &self.transport,
+            &self.host_name,
+            &self.host_ip,
+            &self.host_port,
+            &self.tls_cipher,
+            &self.cert_verified,
+            &self.smtp_code,
+            &self.error_text,
+            &self.error_address_at,
+            &self.queue_time_ms,
+            &self.delivery_time_ms,
+            &self.shadow,
+        ];
+        bind_all(statement, first, values)
+    }
 }
 
-fn bind_attempt(
+/// Binds NULL to the 16 parameters from `first` on: a recipient row that
+/// holds no attempt.
+pub(super) fn bind_no_attempt(
     statement: &mut Statement<'_>,
     first: usize,
-    a: &AttemptRow<'_>,
 ) -> deadpool_sqlite::rusqlite::Result<()> {
-    let values: [&dyn ToSql; 20] = [
-        &a.message,
-        &a.recipient,
-        &a.flag.symbol(),
-        &a.at,
-        &a.final_address.map(String::from_utf8_lossy),
-        &a.router,
-        &a.transport,
-        &a.host_name,
-        &a.host_ip,
-        &a.host_port,
-        &a.tls_cipher,
-        &a.cert_verified,
-        &a.smtp_code,
-        &a.error_text,
-        &a.error_address_at,
-        &a.queue_time_ms,
-        &a.delivery_time_ms,
-        &a.shadow,
-        &(a.flag == DeliveryFlag::Cutthrough),
-        &(a.flag == DeliveryFlag::Suppressed),
-    ];
-    bind_all(statement, first, values)
+    bind_all(
+        statement,
+        first,
+        [&Null as &dyn ToSql; HELD_ATTEMPT_COLUMNS.len()],
+    )
+}
+
+/// Inserts the attempts after each recipient's first.
+pub(super) fn attempts(conn: &Connection, attempts: &[AttemptRow<'_>]) -> Result<(), StoreError> {
+    let columns: Vec<&str> = ["message_id", "recipient_id"]
+        .into_iter()
+        .chain(ATTEMPT_FIELDS)
+        .chain(["cutthrough", "suppressed"])
+        .collect();
+    insert_rows(
+        conn,
+        "attempts",
+        &columns,
+        attempts,
+        |statement, first, a| {
+            bind_all(statement, first, [&a.message, &a.recipient])?;
+            a.bind_fields(statement, first + 2)?;
+            bind_all(
+                statement,
+                first + 2 + ATTEMPT_FIELDS.len(),
+                [
+                    &(a.flag == DeliveryFlag::Cutthrough),
+                    &(a.flag == DeliveryFlag::Suppressed),
+                ],
+            )
+        },
+    )
 }
 
 #[cfg(test)]

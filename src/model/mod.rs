@@ -127,12 +127,14 @@ struct PendingMessage<'b> {
 
 /// A recipient the batch touched.
 #[derive(Debug)]
-struct PendingRecipient {
+struct PendingRecipient<'b> {
     message: i64,
     address: String,
     new: bool,
     state: RecipientState,
     changed: bool,
+    /// Its first attempt, read in this batch: written in its row.
+    first_attempt: Option<attempts::AttemptRow<'b>>,
 }
 
 /// The effect of one batch of entries, borrowed from the batch's lines
@@ -149,7 +151,7 @@ pub struct BatchModel<'b> {
     /// Keyed by addresses, which senders choose: the standard hasher,
     /// which crafted keys cannot make collide.
     recipients: std::collections::HashMap<(i64, String), usize>,
-    recipient_rows: Vec<PendingRecipient>,
+    recipient_rows: Vec<PendingRecipient<'b>>,
     attempts: Vec<attempts::AttemptRow<'b>>,
     rejections: Vec<write::PendingRejection<'b>>,
     /// Messages all of whose waiting recipients were discarded (`=>
@@ -326,12 +328,14 @@ impl<'b> BatchModel<'b> {
                     // A discard is no attempt: the recipient's status says it.
                     return Ok(());
                 }
-                self.attempts.push(attempts::AttemptRow::of(
-                    conn,
-                    texts,
-                    (message, recipient, at),
-                    delivery,
-                )?);
+                let attempt =
+                    attempts::AttemptRow::of(conn, texts, (message, recipient, at), delivery)?;
+                if pending.state.holds_attempt {
+                    self.attempts.push(attempt);
+                } else {
+                    pending.state.holds_attempt = true;
+                    pending.first_attempt = Some(attempt);
+                }
             }
             (Event::Completed { .. }, Some(message)) => {
                 self.message_state(conn, message, exim_id)?.completed(at);
@@ -435,6 +439,7 @@ impl<'b> BatchModel<'b> {
                 new: false,
                 state,
                 changed: false,
+                first_attempt: None,
             },
             None => {
                 let row = self.next_recipient_row;
@@ -445,6 +450,7 @@ impl<'b> BatchModel<'b> {
                     new: true,
                     state: RecipientState::pending(row),
                     changed: true,
+                    first_attempt: None,
                 }
             }
         };

@@ -167,6 +167,9 @@ pub struct RecipientState {
     pub last_attempt_ms: Option<i64>,
     /// When it was delivered, if it was.
     pub delivered_ms: Option<i64>,
+    /// Whether its row holds its first attempt (any later one is a row of
+    /// `attempts`).
+    pub holds_attempt: bool,
 }
 
 impl RecipientState {

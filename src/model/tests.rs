@@ -18,7 +18,10 @@ fn dump(conn: &Connection) -> Vec<String> {
                 parent_exim_id, host_name_id, protocol_id, frozen_reason_id FROM messages ORDER BY id",
         "SELECT id, message_id, address, status, final_address, parent_address, last_attempt_ms,
                 delivered_ms FROM recipients ORDER BY id",
-        "SELECT message_id, recipient_id, flag, attempted_ms, outcome FROM delivery_attempts ORDER BY id",
+        "SELECT message_id, recipient_id, flag, attempted_ms, outcome FROM delivery_attempts
+         ORDER BY id NULLS FIRST, recipient_id",
+        "SELECT id, attempt_flag, attempt_ms, attempt_router_id, attempt_transport_id,
+                attempt_error_text_id FROM recipients ORDER BY id",
         "SELECT message_id, stage, temporary FROM rejections ORDER BY id",
         "SELECT router_id, transport_id, error_text_id FROM attempts ORDER BY id",
         "SELECT id, text FROM texts ORDER BY id",
@@ -252,6 +255,30 @@ fn received_deferred_then_delivered_then_completed() {
         .query_row("SELECT count(*) FROM delivery_attempts", [], |r| r.get(0))
         .unwrap();
     assert_eq!(attempts, 4);
+    // Each recipient's first attempt is in its row, the later ones rows
+    // of `attempts`, in the order the log gave them.
+    let held: Vec<(String, Option<String>)> = conn2
+        .prepare("SELECT address, attempt_flag FROM recipients ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        held,
+        [
+            ("b@example.net".to_owned(), Some("==".to_owned())),
+            ("c@example.net".to_owned(), Some("->".to_owned()))
+        ]
+    );
+    let later: Vec<String> = conn2
+        .prepare("SELECT flag FROM attempts ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(later, ["=>", "=="]);
 }
 
 #[test]

@@ -12,9 +12,9 @@ use std::borrow::Cow;
 use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, Statement, ToSql, params};
 
 use super::rules::{MessageState, RecipientState, Status};
-use super::{PendingMessage, PendingRecipient};
+use super::{PendingMessage, PendingRecipient, attempts};
 use crate::parse::{Reception, Rejection};
-use crate::store::repo::insert_rows;
+use crate::store::repo::{HELD_ATTEMPT_COLUMNS, bind_all, insert_rows};
 use crate::store::{Context, ResultExt, StoreError, TextIds, query_value};
 
 /// The ids the next new message and recipient rows get: one past the
@@ -74,7 +74,8 @@ pub(super) fn load_recipient(
             .key(address)
     };
     conn.prepare_cached(
-        "SELECT id, status, final_address, parent_address, last_attempt_ms, delivered_ms
+        "SELECT id, status, final_address, parent_address, last_attempt_ms, delivered_ms,
+                attempt_flag IS NOT NULL
          FROM recipients WHERE message_id = ?1 AND address = ?2",
     )
     .ctx(context)?
@@ -86,6 +87,7 @@ pub(super) fn load_recipient(
             parent_address: row.get(3)?,
             last_attempt_ms: row.get(4)?,
             delivered_ms: row.get(5)?,
+            holds_attempt: row.get(6)?,
         })
     })
     .optional()
@@ -218,18 +220,6 @@ fn bind_message(
     bind_all(statement, first, values)
 }
 
-/// Binds `values` to parameters `first`, `first + 1`...
-pub(super) fn bind_all<const N: usize>(
-    statement: &mut Statement<'_>,
-    first: usize,
-    values: [&dyn ToSql; N],
-) -> deadpool_sqlite::rusqlite::Result<()> {
-    for (offset, value) in values.into_iter().enumerate() {
-        statement.raw_bind_parameter(first + offset, value)?;
-    }
-    Ok(())
-}
-
 /// A reception's columns, as bound; repeated values as ids of `texts`.
 struct ReceptionFields<'b> {
     sender: Cow<'b, str>,
@@ -301,7 +291,8 @@ impl<'b> ReceptionFields<'b> {
     }
 }
 
-/// The columns of `recipients` in the order they are bound.
+/// The columns of `recipients` in the order they are bound, before those
+/// of the first attempt it holds ([`HELD_ATTEMPT_COLUMNS`]).
 const RECIPIENT_COLUMNS: [&str; 8] = [
     "id",
     "message_id",
@@ -313,21 +304,29 @@ const RECIPIENT_COLUMNS: [&str; 8] = [
     "delivered_ms",
 ];
 
-/// Writes the recipients the batch changed as it leaves them.
+/// Writes the recipients the batch changed as it leaves them, with the
+/// first attempt of those tried for the first time.
 pub(super) fn recipients(
     conn: &Connection,
-    recipients: &[PendingRecipient],
+    recipients: &[PendingRecipient<'_>],
 ) -> Result<(), StoreError> {
-    let (new, known): (Vec<&PendingRecipient>, Vec<&PendingRecipient>) = recipients
+    let (new, known): (Vec<&PendingRecipient<'_>>, Vec<&PendingRecipient<'_>>) = recipients
         .iter()
         .filter(|recipient| recipient.changed)
         .partition(|recipient| recipient.new);
+    let columns: Vec<&str> = RECIPIENT_COLUMNS
+        .into_iter()
+        .chain(HELD_ATTEMPT_COLUMNS)
+        .collect();
     insert_rows(
         conn,
         "recipients",
-        &RECIPIENT_COLUMNS,
+        &columns,
         &new,
-        |statement, first, recipient| bind_recipient(statement, first, recipient),
+        |statement, first, recipient| {
+            bind_recipient(statement, first, recipient)?;
+            bind_first_attempt(statement, first + RECIPIENT_COLUMNS.len(), recipient)
+        },
     )?;
     for recipient in known {
         let context = || {
@@ -335,14 +334,30 @@ pub(super) fn recipients(
                 .table("recipients")
                 .key(&recipient.address)
         };
-        let mut statement = conn
-            .prepare_cached(
-                "UPDATE recipients SET status = ?4, final_address = ?5, parent_address = ?6,
-                     last_attempt_ms = ?7, delivered_ms = ?8
-                 WHERE id = ?1",
-            )
-            .ctx(context)?;
+        // The attempt's columns are set only when it is new: setting one
+        // an index covers rewrites the index entry, changed or not.
+        let sql = if recipient.first_attempt.is_some() {
+            "UPDATE recipients SET status = ?4, final_address = ?5, parent_address = ?6,
+                 last_attempt_ms = ?7, delivered_ms = ?8,
+                 attempt_flag = ?9, attempt_ms = ?10, attempt_final_address = ?11,
+                 attempt_router_id = ?12, attempt_transport_id = ?13,
+                 attempt_host_name_id = ?14, attempt_host_ip_id = ?15, attempt_host_port = ?16,
+                 attempt_tls_cipher_id = ?17, attempt_cert_verified = ?18,
+                 attempt_smtp_code_id = ?19, attempt_error_text_id = ?20,
+                 attempt_error_address_at = ?21, attempt_queue_time_ms = ?22,
+                 attempt_delivery_time_ms = ?23, attempt_shadow = ?24
+             WHERE id = ?1"
+        } else {
+            "UPDATE recipients SET status = ?4, final_address = ?5, parent_address = ?6,
+                 last_attempt_ms = ?7, delivered_ms = ?8
+             WHERE id = ?1"
+        };
+        let mut statement = conn.prepare_cached(sql).ctx(context)?;
         bind_recipient(&mut statement, 1, recipient).ctx(context)?;
+        if recipient.first_attempt.is_some() {
+            bind_first_attempt(&mut statement, 1 + RECIPIENT_COLUMNS.len(), recipient)
+                .ctx(context)?;
+        }
         statement.raw_execute().ctx(context)?;
     }
     Ok(())
@@ -351,7 +366,7 @@ pub(super) fn recipients(
 fn bind_recipient(
     statement: &mut Statement<'_>,
     first: usize,
-    recipient: &PendingRecipient,
+    recipient: &PendingRecipient<'_>,
 ) -> deadpool_sqlite::rusqlite::Result<()> {
     let state = &recipient.state;
     bind_all(
@@ -372,6 +387,17 @@ fn bind_recipient(
             &state.delivered_ms,
         ],
     )
+}
+
+fn bind_first_attempt(
+    statement: &mut Statement<'_>,
+    first: usize,
+    recipient: &PendingRecipient<'_>,
+) -> deadpool_sqlite::rusqlite::Result<()> {
+    match &recipient.first_attempt {
+        Some(attempt) => attempt.bind_fields(statement, first),
+        None => attempts::bind_no_attempt(statement, first),
+    }
 }
 
 /// A rejection to insert: its message row, if any, the line and its time.

@@ -6,6 +6,20 @@
 //! age (`2h`, `3d`) counted back from the newest line in the database, so
 //! questions about old logs and live ones work the same way.
 
+/// SQL for the last error of recipient `r` (a row of `recipients`): its
+/// latest later attempt's, if it has any, else its first attempt's. A
+/// macro, so that constant statements can `concat!` it.
+macro_rules! last_error_of_r {
+    () => {
+        "CASE WHEN EXISTS (SELECT 1 FROM attempts a
+                           WHERE a.message_id = r.message_id AND a.recipient_id = r.id)
+              THEN (SELECT a.error_text FROM later_attempts a
+                    WHERE a.message_id = r.message_id AND a.recipient_id = r.id
+                    ORDER BY a.attempted_ms DESC, a.id DESC LIMIT 1)
+              ELSE (SELECT f.error_text FROM first_attempts f WHERE f.recipient_id = r.id) END"
+    };
+}
+
 pub mod audit;
 #[cfg(feature = "fleet")]
 pub mod fleet;

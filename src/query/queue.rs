@@ -32,16 +32,15 @@ pub fn recipient_histories(
 ) -> Result<HashMap<(String, String), RecipientHistory>, QueryError> {
     let context = || Context::op("read queued recipients' history").table("recipients");
     let mut statement = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT r.address, r.status, r.last_attempt_ms,
-                    (SELECT count(*) FROM attempts a
-                     WHERE a.message_id = r.message_id AND a.recipient_id = r.id),
-                    (SELECT a.error_text FROM delivery_attempts a
-                     WHERE a.message_id = r.message_id AND a.recipient_id = r.id
-                     ORDER BY a.attempted_ms DESC, a.id DESC LIMIT 1)
-             FROM messages m JOIN recipients r ON r.message_id = m.id
+                    (r.attempt_flag IS NOT NULL)
+                    + (SELECT count(*) FROM attempts a
+                       WHERE a.message_id = r.message_id AND a.recipient_id = r.id), ",
+            last_error_of_r!(),
+            " FROM messages m JOIN recipients r ON r.message_id = m.id
              WHERE m.exim_id = ?1",
-        )
+        ))
         .ctx(context)?;
     let mut histories = HashMap::new();
     for id in ids {

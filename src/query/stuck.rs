@@ -165,11 +165,11 @@ const MESSAGE_BYTES: usize = 256 << 10;
 /// The waiting recipients (?1: received before, ?2: how many), then the
 /// waiting messages no line has named a recipient of, from the open
 /// indexes.
-const WAITING: &str = "SELECT m.exim_id, m.received_ms, r.address, r.status, r.last_attempt_ms,
-        m.id,
-        (SELECT a.error_text FROM delivery_attempts a
-         WHERE a.message_id = r.message_id AND a.recipient_id = r.id
-         ORDER BY a.attempted_ms DESC, a.id DESC LIMIT 1),
+const WAITING: &str = concat!(
+    "SELECT m.exim_id, m.received_ms, r.address, r.status, r.last_attempt_ms,
+        m.id, ",
+    last_error_of_r!(),
+    ",
         coalesce(m.received_ms, m.last_event_ms) AS since, r.id AS recipient_row
  FROM recipients r JOIN messages m ON m.id = r.message_id
  WHERE r.status IN ('pending', 'deferred')
@@ -185,7 +185,8 @@ const WAITING: &str = "SELECT m.exim_id, m.received_ms, r.address, r.status, r.l
    AND coalesce(m.received_ms, m.last_event_ms) <= ?1
    AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id)
  ORDER BY since, 6, recipient_row
- LIMIT ?2";
+ LIMIT ?2"
+);
 
 /// Recipients waiting since before `older_than_ms` ago.
 fn waiting(conn: &Connection, older_than_ms: i64) -> Result<Vec<Stuck>, QueryError> {

@@ -79,6 +79,14 @@ pub const SECONDARY: &[Index] = &[
         "attempts_host_ip",
         "ON attempts (host_ip_id) WHERE host_ip_id IS NOT NULL",
     ),
+    index(
+        "recipients_attempt_time",
+        "ON recipients (attempt_ms) WHERE attempt_ms IS NOT NULL",
+    ),
+    index(
+        "recipients_attempt_host_ip",
+        "ON recipients (attempt_host_ip_id) WHERE attempt_host_ip_id IS NOT NULL",
+    ),
     index("rejections_time", "ON rejections (rejected_ms)"),
     index("rejections_host_ip", "ON rejections (host_ip)"),
     index(

@@ -60,6 +60,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0017_attempts_without_confirmation"),
     migration!("0018_messages_frozen_reason"),
     migration!("0019_messages_without_subject"),
+    migration!("0020_recipients_hold_first_attempt"),
 ];
 
 /// Migration 0016's data: each Message-ID header's hash, then the text
@@ -327,10 +328,12 @@ mod tests {
         )
         .unwrap();
         // Every column but the confirmation, which 0017 leaves to the lines.
-        let attempts = "SELECT id, message_id, recipient_id, flag, attempted_ms, final_address,
+        // Not the ids, which 0020 gives only to a recipient's later
+        // attempts; the times are distinct.
+        let attempts = "SELECT message_id, recipient_id, flag, attempted_ms, final_address,
                                outcome, router, transport, host_name, host_ip, host_port,
                                tls_cipher, cert_verified, smtp_code, error_text
-                        FROM delivery_attempts ORDER BY id";
+                        FROM delivery_attempts ORDER BY attempted_ms";
         let before_attempts = rows_as_text(&conn, attempts);
         let before_messages = rows_as_text(
             &conn,
@@ -354,7 +357,8 @@ mod tests {
                 "0016_messages_header_id_hash",
                 "0017_attempts_without_confirmation",
                 "0018_messages_frozen_reason",
-                "0019_messages_without_subject"
+                "0019_messages_without_subject",
+                "0020_recipients_hold_first_attempt"
             ]
         );
         assert_eq!(rows_as_text(&conn, attempts), before_attempts);
@@ -412,6 +416,7 @@ mod tests {
         let repeated: i64 = conn
             .query_row(
                 "SELECT (SELECT count(*) FROM recipients WHERE final_address IS NOT NULL)
+                      + (SELECT count(*) FROM recipients WHERE attempt_final_address IS NOT NULL)
                       + (SELECT count(*) FROM attempts WHERE final_address IS NOT NULL)",
                 [],
                 |r| r.get(0),
@@ -460,7 +465,8 @@ mod tests {
                 "0016_messages_header_id_hash",
                 "0017_attempts_without_confirmation",
                 "0018_messages_frozen_reason",
-                "0019_messages_without_subject"
+                "0019_messages_without_subject",
+                "0020_recipients_hold_first_attempt"
             ]
         );
         let lines: Vec<String> = crate::store::repo::all_lines(&conn)
@@ -546,11 +552,99 @@ mod tests {
         let before = rows_as_text(&conn, others);
         assert_eq!(
             migrate(&mut conn).unwrap(),
-            ["0019_messages_without_subject"]
+            [
+                "0019_messages_without_subject",
+                "0020_recipients_hold_first_attempt"
+            ]
         );
         assert_eq!(rows_as_text(&conn, others), before);
         let columns = message_columns(&conn);
         assert!(!columns.iter().any(|c| c == "subject"), "{columns:?}");
+    }
+
+    /// 0020: each recipient's first attempt moves into its row, the later
+    /// ones (and those of no recipient) stay in `attempts`; every attempt
+    /// reads the same through `delivery_attempts`, and a trace lists them
+    /// in the same order.
+    #[test]
+    fn first_attempts_move_into_the_recipient_rows_in_0020_and_read_the_same() {
+        let mut conn = database_at(19);
+        conn.execute_batch(
+            "INSERT INTO texts (id, hash, text)
+                 VALUES (1, 0, 'dnslookup'), (2, 0, 'remote_smtp'), (3, 0, '192.0.2.9'),
+                        (4, 0, 'SMTP error after RCPT TO:<>: 451 later'), (5, 0, '451');
+             INSERT INTO messages (id, exim_id, received_ms, status)
+                 VALUES (1, 'a', 1, 'completed'), (2, 'b', 2, 'deferred');
+             INSERT INTO recipients (id, message_id, address, status, last_attempt_ms,
+                                     delivered_ms)
+                 VALUES (1, 1, 'r@y', 'delivered', 7, 7),
+                        (2, 2, 'q@z', 'delivered', 9, 9),
+                        (3, 2, 'never@z', 'pending', NULL, NULL);
+             INSERT INTO attempts (id, message_id, recipient_id, flag, attempted_ms,
+                                   final_address, router_id, transport_id, host_ip_id,
+                                   host_port, smtp_code_id, error_text_id, error_address_at,
+                                   queue_time_ms, delivery_time_ms, shadow, cutthrough)
+                 VALUES (1, 1, 1, '>>', 7, NULL, 1, 2, 3, 25, NULL, NULL, NULL, 5, 1, 0, 1),
+                        (2, 2, 2, '==', 8, NULL, 1, 2, 3, 25, 5, 4, 26, 6, NULL, 0, 0),
+                        (3, 2, 2, '=>', 9, 'Q@z', 1, 2, 3, 25, NULL, NULL, NULL, 7, 2, 1, 0),
+                        (4, 2, NULL, '**', 9, 'gone@z', NULL, NULL, NULL, NULL, NULL, NULL,
+                         NULL, NULL, NULL, 0, 0);",
+        )
+        .unwrap();
+        let every = "SELECT message_id, recipient_id, flag, attempted_ms, final_address, outcome,
+                            router, transport, host_name, host_ip, host_port, tls_cipher,
+                            cert_verified, smtp_code, error_text, queue_time_ms,
+                            delivery_time_ms, shadow, cutthrough, suppressed
+                     FROM delivery_attempts ORDER BY attempted_ms, recipient_id";
+        let before = rows_as_text(&conn, every);
+        assert_eq!(
+            migrate(&mut conn).unwrap(),
+            ["0020_recipients_hold_first_attempt"]
+        );
+        assert_eq!(rows_as_text(&conn, every), before);
+        let in_rows = rows_as_text(
+            &conn,
+            "SELECT id, attempt_flag, attempt_ms FROM recipients ORDER BY id",
+        );
+        let expected = |values: &[Option<&str>]| -> Vec<Option<String>> {
+            values.iter().map(|v| v.map(str::to_owned)).collect()
+        };
+        assert_eq!(
+            in_rows,
+            [
+                expected(&[
+                    Some("Integer(1)"),
+                    Some("Text([62, 62])"),
+                    Some("Integer(7)")
+                ]),
+                expected(&[
+                    Some("Integer(2)"),
+                    Some("Text([61, 61])"),
+                    Some("Integer(8)")
+                ]),
+                expected(&[Some("Integer(3)"), None, None]),
+            ]
+        );
+        let left: Vec<i64> = conn
+            .prepare("SELECT id FROM attempts ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            left,
+            [3, 4],
+            "the second attempt, and the one of no recipient"
+        );
+        let error: String = conn
+            .query_row(
+                "SELECT error_text FROM first_attempts WHERE recipient_id = 2",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(error, "SMTP error after RCPT TO:<q@z>: 451 later");
     }
 
     /// 0016: a Message-ID header is kept as its hash, found as before.
@@ -569,7 +663,8 @@ mod tests {
                 "0016_messages_header_id_hash",
                 "0017_attempts_without_confirmation",
                 "0018_messages_frozen_reason",
-                "0019_messages_without_subject"
+                "0019_messages_without_subject",
+                "0020_recipients_hold_first_attempt"
             ]
         );
         let hashes = rows_as_text(&conn, "SELECT id, header_id_hash FROM messages ORDER BY id");

@@ -11,7 +11,7 @@ use std::time::Duration;
 use deadpool_sqlite::rusqlite::{Connection, params};
 
 use super::error::{Context, ResultExt, StoreError};
-use super::repo::now_ms;
+use super::repo::{HELD_ATTEMPT_COLUMNS, now_ms};
 
 /// Rows deleted per transaction (one prune step).
 pub const ROWS_PER_PRUNE_STEP: i64 = 5000;
@@ -96,9 +96,12 @@ impl Pruned {
 
 /// The tables in pruning order (dependent rows first). `log_chunks` is
 /// pruned by [`prune_lines`] instead.
-const STEPS: [(&str, &str); 5] = [
+const STEPS: [(&str, &str); 6] = [
     ("log_chunks", ""),
     ("attempts", "attempted_ms < ?1"),
+    // The first attempts the recipients' rows hold: cleared, not deleted
+    // (by [`forget_first_attempts`]).
+    ("recipients", "attempt_ms < ?1"),
     ("rejections", "rejected_ms < ?1"),
     (
         "messages",
@@ -120,6 +123,7 @@ impl RetentionPolicy {
         let ages = [
             self.log_lines,
             self.delivery_attempts,
+            self.delivery_attempts,
             self.rejections,
             self.messages,
             self.audit_log,
@@ -137,6 +141,8 @@ impl RetentionPolicy {
             let tx = conn.transaction().ctx(context)?;
             let deleted = if index == 0 {
                 prune_lines(&tx, cutoff, self.hold_unshipped)?
+            } else if *table == "recipients" {
+                forget_first_attempts(&tx, cutoff)?
             } else {
                 // Table and condition come from the constant list above.
                 tx.execute(
@@ -151,9 +157,9 @@ impl RetentionPolicy {
             tx.commit().ctx(context)?;
             let slot = match index {
                 0 => &mut pruned.log_lines,
-                1 => &mut pruned.delivery_attempts,
-                2 => &mut pruned.rejections,
-                3 => &mut pruned.messages,
+                1 | 2 => &mut pruned.delivery_attempts,
+                3 => &mut pruned.rejections,
+                4 => &mut pruned.messages,
                 _ => &mut pruned.audit_log,
             };
             *slot += deleted;
@@ -176,10 +182,31 @@ impl RetentionPolicy {
     }
 }
 
-/// Deletes the texts no message or attempt refers to, in one transaction,
-/// and counts the sweep so writers drop their cached ids. It reads every
-/// message and attempt (the id columns have no index: one would cost a
-/// write per row on ingest), so it runs once per prune, after rows went.
+/// Clears up to [`ROWS_PER_PRUNE_STEP`] first attempts older than `cutoff`
+/// from the recipients' rows that hold them (found by
+/// recipients_attempt_time); returns how many.
+fn forget_first_attempts(tx: &Connection, cutoff: i64) -> Result<u64, StoreError> {
+    let context = || Context::op("prune").table("recipients");
+    let cleared: Vec<String> = HELD_ATTEMPT_COLUMNS
+        .iter()
+        .map(|column| format!("{column} = NULL"))
+        .collect();
+    let sql = format!(
+        "UPDATE recipients SET {} WHERE id IN
+             (SELECT id FROM recipients WHERE attempt_ms < ?1 LIMIT ?2)",
+        cleared.join(", ")
+    );
+    let cleared = tx
+        .execute(&sql, params![cutoff, ROWS_PER_PRUNE_STEP])
+        .ctx(context)?;
+    Ok(cleared as u64)
+}
+
+/// Deletes the texts no message, recipient or attempt refers to, in one
+/// transaction, and counts the sweep so writers drop their cached ids. It
+/// reads every message, recipient and attempt (the id columns have no
+/// index: one would cost a write per row on ingest), so it runs once per
+/// prune, after rows went.
 fn sweep_texts(conn: &mut Connection) -> Result<u64, StoreError> {
     let context = || Context::op("prune").table("texts");
     let tx = conn.transaction().ctx(context)?;
@@ -193,6 +220,18 @@ fn sweep_texts(conn: &mut Connection) -> Result<u64, StoreError> {
                  UNION SELECT tls_cipher_id FROM attempts WHERE tls_cipher_id IS NOT NULL
                  UNION SELECT smtp_code_id FROM attempts WHERE smtp_code_id IS NOT NULL
                  UNION SELECT error_text_id FROM attempts WHERE error_text_id IS NOT NULL
+                 UNION SELECT attempt_router_id FROM recipients WHERE attempt_router_id IS NOT NULL
+                 UNION SELECT attempt_transport_id FROM recipients
+                       WHERE attempt_transport_id IS NOT NULL
+                 UNION SELECT attempt_host_name_id FROM recipients
+                       WHERE attempt_host_name_id IS NOT NULL
+                 UNION SELECT attempt_host_ip_id FROM recipients WHERE attempt_host_ip_id IS NOT NULL
+                 UNION SELECT attempt_tls_cipher_id FROM recipients
+                       WHERE attempt_tls_cipher_id IS NOT NULL
+                 UNION SELECT attempt_smtp_code_id FROM recipients
+                       WHERE attempt_smtp_code_id IS NOT NULL
+                 UNION SELECT attempt_error_text_id FROM recipients
+                       WHERE attempt_error_text_id IS NOT NULL
                  UNION SELECT host_name_id FROM messages WHERE host_name_id IS NOT NULL
                  UNION SELECT helo_id FROM messages WHERE helo_id IS NOT NULL
                  UNION SELECT protocol_id FROM messages WHERE protocol_id IS NOT NULL

@@ -60,6 +60,46 @@ fn old_and_new_log(path: &std::path::Path, old: usize) {
     append_lines(path, &lines);
 }
 
+/// Attempts kept for less time than their messages: the first attempt a
+/// recipient's row holds is cleared from it (the recipient stays), and the
+/// texts only those attempts used go.
+#[test]
+fn old_attempts_leave_the_recipient_rows_that_held_them() {
+    let dir = TempDir::new().unwrap();
+    let log = dir.path().join("mainlog");
+    old_and_new_log(&log, 300);
+    let db = dir.path().join("x.db");
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[retention]\ndelivery_attempts_days = 5\n").unwrap();
+    let db_text = db.display().to_string();
+    let config_text = config.display().to_string();
+    let args = ["--config", &config_text, "--db", &db_text];
+    let (status, _, stderr) = outcome(&run(
+        &[&["ingest"][..], &args, &[log.to_str().unwrap()]].concat()
+    ));
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(count(&db, "SELECT count(*) FROM delivery_attempts"), 301);
+    let (status, stdout, stderr) = outcome(&run(&[&["prune"][..], &args].concat()));
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stdout.contains("300 delivery attempts"), "{stdout}");
+    assert_eq!(count(&db, "SELECT count(*) FROM recipients"), 301);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM recipients WHERE attempt_flag IS NOT NULL"
+        ),
+        1
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM delivery_attempts"), 1);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM texts WHERE text = 'old_transport'"
+        ),
+        0
+    );
+}
+
 #[test]
 fn prune_deletes_old_rows_in_chunks_and_keeps_recent_ones() {
     let dir = TempDir::new().unwrap();

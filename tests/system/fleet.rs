@@ -220,7 +220,7 @@ fn assert_replicated(pg: &Postgres, host: &str, db: &Path) {
             // discards each recipient by name, `:blackhole:`).
             "delivery attempts",
             "SELECT m.exim_id, a.attempted_ms, a.flag
-             FROM attempts a JOIN messages m ON m.id = a.message_id
+             FROM delivery_attempts a JOIN messages m ON m.id = a.message_id
              UNION ALL
              SELECT m.exim_id, r.last_attempt_ms, '=>'
              FROM recipients r JOIN messages m ON m.id = r.message_id

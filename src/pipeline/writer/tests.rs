@@ -94,7 +94,8 @@ async fn rows(store: &StoreHandle) -> Vec<String> {
             let mut rows = Vec::new();
             for sql in [
                 "SELECT id || ' ' || exim_id || ' ' || status FROM messages ORDER BY id",
-                "SELECT id || ' ' || message_id || ' ' || address || ' ' || status FROM recipients ORDER BY id",
+                "SELECT id || ' ' || message_id || ' ' || address || ' ' || status || ' '
+                        || coalesce(attempt_router_id, '-') FROM recipients ORDER BY id",
                 "SELECT message_id || ' ' || recipient_id || ' ' || router_id FROM attempts ORDER BY id",
                 "SELECT id || ' ' || text FROM texts ORDER BY id",
             ] {

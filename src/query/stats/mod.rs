@@ -304,6 +304,11 @@ fn message_row<'r>(
 const ATTEMPT_COLUMNS: &str = "a.message_id, a.flag, a.attempted_ms, a.transport_id,
     a.delivery_time_ms, a.error_text_id, a.error_address_at, a.final_address";
 
+/// [`ATTEMPT_COLUMNS`] of the first attempt a recipient's row holds.
+const HELD_ATTEMPT_COLUMNS: &str = "r.message_id, r.attempt_flag, r.attempt_ms,
+    r.attempt_transport_id, r.attempt_delivery_time_ms, r.attempt_error_text_id,
+    r.attempt_error_address_at, r.attempt_final_address";
+
 fn attempt_row<'r>(
     row: &'r deadpool_sqlite::rusqlite::Row<'r>,
     size: Option<i64>,

@@ -8,7 +8,8 @@
 //!    every recipient's domain on the second thread first;
 //! 2. the attempts, each thread half of them by id, with the address of
 //!    the recipient joined in for the deferrals and failures that quote
-//!    it (the few rows a join per row costs little for).
+//!    it (the few rows a join per row costs little for); then the first
+//!    attempts the recipients' rows hold, each thread half the recipients.
 //!
 //! The second thread has its own read-only connection. Like every query
 //! here, each statement reads its own snapshot: while the daemon writes,
@@ -21,7 +22,8 @@ use deadpool_sqlite::rusqlite::Connection;
 use super::attempt_tally::{Attempts, Recipient};
 use super::tally::{Bounds, Domains, Messages};
 use super::{
-    ATTEMPT_COLUMNS, MESSAGE_COLUMNS, QueryError, Read, attempt_row, context, each_row, message_row,
+    ATTEMPT_COLUMNS, HELD_ATTEMPT_COLUMNS, MESSAGE_COLUMNS, QueryError, Read, attempt_row, context,
+    each_row, message_row,
 };
 use crate::store::{ResultExt, StoreError};
 
@@ -64,12 +66,20 @@ pub(super) fn read_with(
     )?;
     messages.merge(theirs);
 
-    let (first, last) = id_range(conn, "attempts")?;
-    let (low, high) = halves(conn, &mut second, (first, last), |conn, from, to| {
-        read_attempts(conn, bounds, (from, to), &sizes, &recipients)
-    })?;
+    let (low, high) = halves(
+        conn,
+        &mut second,
+        id_range(conn, "attempts")?,
+        |conn, from, to| read_attempts(conn, bounds, (from, to), &sizes, &recipients, Held::No),
+    )?;
+    let (held_low, held_high) = halves(
+        conn,
+        &mut second,
+        id_range(conn, "recipients")?,
+        |conn, from, to| read_attempts(conn, bounds, (from, to), &sizes, &recipients, Held::Yes),
+    )?;
     let mut attempts = Attempts::numbered_by(recipients.domains);
-    for half in [low, high] {
+    for half in [low, high, held_low, held_high] {
         attempts.merge(half.attempts);
         for id in half.deferred {
             sizes.mark(id, DEFERRED);
@@ -321,24 +331,42 @@ struct AttemptsHalf {
     failed: Vec<i64>,
 }
 
+/// Which attempts a step reads: the first of each recipient, held in its
+/// row (a range of recipient ids), or the later ones (of attempt ids).
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    Yes,
+    No,
+}
+
 fn read_attempts(
     conn: &Connection,
     bounds: Bounds,
     (from, to): (i64, i64),
     sizes: &Sizes,
     recipients: &RecipientDomains,
+    held: Held,
 ) -> Result<AttemptsHalf, QueryError> {
     let mut half = AttemptsHalf {
         attempts: Attempts::numbered_by(recipients.domains.clone()),
         deferred: Vec::new(),
         failed: Vec::new(),
     };
-    let sql = format!(
-        "SELECT {ATTEMPT_COLUMNS}, a.recipient_id,
-                CASE WHEN a.error_address_at IS NOT NULL AND a.final_address IS NULL
-                     THEN (SELECT address FROM recipients r WHERE r.id = a.recipient_id) END
-         FROM attempts a WHERE a.id BETWEEN ?1 AND ?2"
-    );
+    // The address only for the deferrals and failures that quote it.
+    let sql = match held {
+        Held::No => format!(
+            "SELECT {ATTEMPT_COLUMNS}, a.recipient_id,
+                    CASE WHEN a.error_address_at IS NOT NULL AND a.final_address IS NULL
+                         THEN (SELECT address FROM recipients r WHERE r.id = a.recipient_id) END
+             FROM attempts a WHERE a.id BETWEEN ?1 AND ?2"
+        ),
+        Held::Yes => format!(
+            "SELECT {HELD_ATTEMPT_COLUMNS}, r.id,
+                    CASE WHEN r.attempt_error_address_at IS NOT NULL
+                              AND r.attempt_final_address IS NULL THEN r.address END
+             FROM recipients r WHERE r.id BETWEEN ?1 AND ?2 AND r.attempt_flag IS NOT NULL"
+        ),
+    };
     each_row(conn, &sql, [from, to], |row| {
         let message_id: i64 = row.get(0)?;
         let recipient = match (row.get_ref(9)?.as_str_or_null()?, row.get(8)?) {

@@ -6,8 +6,8 @@ use deadpool_sqlite::rusqlite::Connection;
 use super::attempt_tally::{Attempts, Recipient};
 use super::tally::{Bounds, Messages};
 use super::{
-    ATTEMPT_COLUMNS, MESSAGE_COLUMNS, QueryError, Read, attempt_row, context, each_row,
-    message_row, to_u64,
+    ATTEMPT_COLUMNS, HELD_ATTEMPT_COLUMNS, MESSAGE_COLUMNS, QueryError, Read, attempt_row, context,
+    each_row, message_row, to_u64,
 };
 use crate::store::ResultExt;
 
@@ -46,20 +46,29 @@ const QUEUE_TIMES_SQL: &str = "SELECT completed_ms - received_ms FROM messages
     WHERE status = 'completed' AND received_ms IS NOT NULL AND completed_ms BETWEEN ?1 AND ?2";
 
 /// Per message received in the window: any deferral, any failure (from
-/// attempts_message, which holds the flags).
+/// attempts_message, which holds the flags, and recipients_message for
+/// the first attempts the recipients' rows hold).
 const DELAYED_AND_FAILED_SQL: &str = "SELECT
-        sum(EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.flag = '==')),
-        sum(EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.flag = '**'))
+        sum(EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.flag = '==')
+            OR EXISTS (SELECT 1 FROM recipients r
+                       WHERE r.message_id = m.id AND r.attempt_flag = '==')),
+        sum(EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.flag = '**')
+            OR EXISTS (SELECT 1 FROM recipients r
+                       WHERE r.message_id = m.id AND r.attempt_flag = '**'))
     FROM messages m WHERE m.received_ms BETWEEN ?1 AND ?2";
 
-/// The window's attempts, from attempts_time, with their messages' sizes
-/// and recipients' addresses joined in.
+/// The window's attempts, from attempts_time and recipients_attempt_time,
+/// with their messages' sizes and recipients' addresses joined in.
 fn attempts_sql() -> String {
     format!(
         "SELECT {ATTEMPT_COLUMNS}, m.size, r.address FROM attempts a
          LEFT JOIN messages m ON m.id = a.message_id
          LEFT JOIN recipients r ON r.id = a.recipient_id
-         WHERE a.attempted_ms BETWEEN ?1 AND ?2"
+         WHERE a.attempted_ms BETWEEN ?1 AND ?2
+         UNION ALL
+         SELECT {HELD_ATTEMPT_COLUMNS}, m.size, r.address FROM recipients r
+         LEFT JOIN messages m ON m.id = r.message_id
+         WHERE r.attempt_ms BETWEEN ?1 AND ?2"
     )
 }
 

@@ -197,6 +197,8 @@ fn target_sql(target: &Target) -> &'static str {
         Target::Ip(_) => {
             // The peer's text found by its hash, from texts_hash.
             "SELECT id FROM messages WHERE host_ip = ?1
+             UNION SELECT message_id FROM recipients
+                   WHERE attempt_host_ip_id IN (SELECT id FROM texts WHERE hash = ?5 AND text = ?1)
              UNION SELECT message_id FROM attempts
                    WHERE host_ip_id IN (SELECT id FROM texts WHERE hash = ?5 AND text = ?1)"
         }
@@ -378,7 +380,9 @@ fn attempts(conn: &Connection, id: i64) -> Result<Vec<TracedAttempt>, QueryError
                                    || coalesce(':' || host_port, '')) END,
                     tls_cipher, cert_verified, smtp_code, error_text,
                     queue_time_ms, delivery_time_ms
-             FROM delivery_attempts WHERE message_id = ?1 ORDER BY attempted_ms, id",
+             FROM delivery_attempts WHERE message_id = ?1
+             -- A recipient's first attempt (id NULL) before its later ones.
+             ORDER BY attempted_ms, id NULLS FIRST, recipient_id",
     )
     .ctx(context)?
     .query_map([id], |row| {
@@ -480,7 +484,12 @@ mod tests {
             );
         }
         let ip = plan(&conn, target_sql(&Target::Ip("192.0.2.1".to_owned())));
-        for index in ["messages_host_ip", "attempts_host_ip", "texts_hash"] {
+        for index in [
+            "messages_host_ip",
+            "recipients_attempt_host_ip",
+            "attempts_host_ip",
+            "texts_hash",
+        ] {
             assert!(ip.contains(&format!("INDEX {index} ")), "{index}:\n{ip}");
         }
         assert!(
@@ -501,9 +510,13 @@ mod tests {
         conn.execute_batch(
             "INSERT INTO messages (id, exim_id, received_ms, host_ip, status)
                  VALUES (1, '1aaaaa-000000-01', 1000, '192.0.2.1', 'completed'),
-                        (2, '1aaaaa-000000-02', 2000, '192.0.2.1', 'completed');
+                        (2, '1aaaaa-000000-02', 2000, '192.0.2.1', 'completed'),
+                        (3, '1aaaaa-000000-03', 3000, '192.0.2.1', 'completed');
              INSERT INTO attempts (message_id, flag, attempted_ms, host_ip_id)
-                 VALUES (2, '=>', 2500, 7);",
+                 VALUES (2, '=>', 2500, 7);
+             INSERT INTO recipients (message_id, address, status, attempt_flag, attempt_ms,
+                                     attempt_host_ip_id)
+                 VALUES (3, 'r@x', 'delivered', '=>', 3500, 7);",
         )
         .unwrap();
         let found = find(
@@ -515,6 +528,6 @@ mod tests {
         )
         .unwrap();
         let ids: Vec<&str> = found.iter().map(|m| m.id.as_str()).collect();
-        assert_eq!(ids, ["1aaaaa-000000-02"]);
+        assert_eq!(ids, ["1aaaaa-000000-02", "1aaaaa-000000-03"]);
     }
 }

@@ -4,7 +4,7 @@
 //! one, so the same function serves inside the writer's batch transaction and
 //! on its own. Statements are prepared through the connection's cache.
 
-use deadpool_sqlite::rusqlite::{Connection, Statement};
+use deadpool_sqlite::rusqlite::{Connection, Statement, ToSql};
 
 use super::error::{Context, ResultExt, StoreError};
 
@@ -44,6 +44,28 @@ pub fn now_ms() -> i64 {
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The columns of `recipients` that hold the recipient's first delivery
+/// attempt (migration 0020), NULL until it has one; in the order of the
+/// same columns of `attempts` (`flag`, `attempted_ms`...).
+pub const HELD_ATTEMPT_COLUMNS: [&str; 16] = [
+    "attempt_flag",
+    "attempt_ms",
+    "attempt_final_address",
+    "attempt_router_id",
+    "attempt_transport_id",
+    "attempt_host_name_id",
+    "attempt_host_ip_id",
+    "attempt_host_port",
+    "attempt_tls_cipher_id",
+    "attempt_cert_verified",
+    "attempt_smtp_code_id",
+    "attempt_error_text_id",
+    "attempt_error_address_at",
+    "attempt_queue_time_ms",
+    "attempt_delivery_time_ms",
+    "attempt_shadow",
+];
+
 /// Rows written by one multi-row INSERT: SQLite runs one statement for
 /// many rows far faster than one statement per row (binding, not B-tree
 /// work, dominated appending rows).
@@ -59,6 +81,19 @@ pub fn insert_rows<T>(
     bind: impl Fn(&mut Statement<'_>, usize, &T) -> deadpool_sqlite::rusqlite::Result<()>,
 ) -> Result<(), StoreError> {
     write_rows(conn, table, columns, "", rows, bind)
+}
+
+/// Binds `values` to parameters `first`, `first + 1`... (a row of
+/// [`insert_rows`], or an UPDATE's parameters in column order).
+pub fn bind_all<const N: usize>(
+    statement: &mut Statement<'_>,
+    first: usize,
+    values: [&dyn ToSql; N],
+) -> deadpool_sqlite::rusqlite::Result<()> {
+    for (offset, value) in values.into_iter().enumerate() {
+        statement.raw_bind_parameter(first + offset, value)?;
+    }
+    Ok(())
 }
 
 /// [`insert_rows`] with an `ON CONFLICT` clause (`on_conflict`).

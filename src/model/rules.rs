@@ -61,6 +61,10 @@ pub struct MessageState {
     pub frozen_ms: Option<i64>,
     /// Exim's reason on that line, as a text id.
     pub frozen_reason_id: Option<i64>,
+    /// Whether any of its attempts was deferred (`==`).
+    pub had_deferral: bool,
+    /// Whether any of its attempts failed (`**`).
+    pub had_failure: bool,
 }
 
 impl MessageState {
@@ -82,6 +86,8 @@ impl MessageState {
     /// A delivery result line: a deferral defers a message still waiting;
     /// nothing else changes the message's status.
     pub fn attempted(&mut self, flag: DeliveryFlag, at: Option<i64>) {
+        self.had_deferral |= flag == DeliveryFlag::Deferred;
+        self.had_failure |= flag == DeliveryFlag::Failed;
         if flag == DeliveryFlag::Deferred
             && matches!(self.status, Status::Received | Status::Deferred)
         {

@@ -15,7 +15,8 @@ fn dump(conn: &Connection) -> Vec<String> {
     let mut rows = Vec::new();
     for sql in [
         "SELECT id, exim_id, received_ms, sender, status, frozen, completed_ms, last_event_ms,
-                parent_exim_id, host_name_id, protocol_id, frozen_reason_id FROM messages ORDER BY id",
+                parent_exim_id, host_name_id, protocol_id, frozen_reason_id, had_deferral,
+                had_failure FROM messages ORDER BY id",
         "SELECT id, message_id, address, status, final_address, parent_address, last_attempt_ms,
                 delivered_ms FROM recipients ORDER BY id",
         "SELECT message_id, recipient_id, flag, attempted_ms, outcome FROM delivery_attempts
@@ -279,6 +280,12 @@ fn received_deferred_then_delivered_then_completed() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(later, ["=>", "=="]);
+    let flags: (bool, bool) = conn2
+        .query_row("SELECT had_deferral, had_failure FROM messages", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(flags, (true, false), "deferred once, never failed");
 }
 
 #[test]

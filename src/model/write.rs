@@ -44,7 +44,8 @@ pub(super) fn find_message(conn: &Connection, exim_id: &str) -> Result<Option<i6
 pub(super) fn load_message(conn: &Connection, row: i64) -> Result<MessageState, StoreError> {
     let context = || Context::op("read message").table("messages").key(row);
     conn.prepare_cached(
-        "SELECT status, frozen, received_ms, completed_ms, last_event_ms, frozen_ms, frozen_reason_id
+        "SELECT status, frozen, received_ms, completed_ms, last_event_ms, frozen_ms, frozen_reason_id,
+                had_deferral, had_failure
          FROM messages WHERE id = ?1",
     )
     .ctx(context)?
@@ -57,6 +58,8 @@ pub(super) fn load_message(conn: &Connection, row: i64) -> Result<MessageState, 
             last_event_ms: row.get(4)?,
             frozen_ms: row.get(5)?,
             frozen_reason_id: row.get(6)?,
+            had_deferral: row.get(7)?,
+            had_failure: row.get(8)?,
         })
     })
     .ctx(context)
@@ -102,7 +105,7 @@ fn text(bytes: Option<&[u8]>) -> Option<Cow<'_, str>> {
 
 /// The columns of `messages` in the order they are bound, so that in an
 /// UPDATE `?N` is the Nth of them.
-const MESSAGE_COLUMNS: [&str; 21] = [
+const MESSAGE_COLUMNS: [&str; 23] = [
     "id",
     "exim_id",
     "received_ms",
@@ -124,6 +127,8 @@ const MESSAGE_COLUMNS: [&str; 21] = [
     "last_event_ms",
     "frozen_ms",
     "frozen_reason_id",
+    "had_deferral",
+    "had_failure",
 ];
 
 /// Writes the messages the batch changed as it leaves them: new rows whole,
@@ -171,11 +176,12 @@ pub(super) fn messages(
                  host_ip = ?8, host_port = ?9, protocol_id = ?10, tls_cipher_id = ?11,
                  auth_user = ?12, local_user = ?13, header_id_hash = ?14,
                  parent_exim_id = ?15, status = ?16, frozen = ?17, completed_ms = ?18,
-                 last_event_ms = ?19, frozen_ms = ?20, frozen_reason_id = ?21
+                 last_event_ms = ?19, frozen_ms = ?20, frozen_reason_id = ?21,
+                 had_deferral = ?22, had_failure = ?23
              WHERE id = ?1"
         } else {
             "UPDATE messages SET status = ?16, frozen = ?17, completed_ms = ?18, last_event_ms = ?19,
-                 frozen_ms = ?20, frozen_reason_id = ?21
+                 frozen_ms = ?20, frozen_reason_id = ?21, had_deferral = ?22, had_failure = ?23
              WHERE id = ?1"
         };
         let mut statement = conn.prepare_cached(sql).ctx(context)?;
@@ -194,7 +200,7 @@ fn bind_message(
 ) -> deadpool_sqlite::rusqlite::Result<()> {
     let state = pending.state.unwrap_or_default();
     let r = reception;
-    let values: [&dyn ToSql; 21] = [
+    let values: [&dyn ToSql; 23] = [
         &row,
         &pending.exim_id,
         &state.received_ms,
@@ -216,6 +222,8 @@ fn bind_message(
         &state.last_event_ms,
         &state.frozen_ms,
         &state.frozen_reason_id,
+        &state.had_deferral,
+        &state.had_failure,
     ];
     bind_all(statement, first, values)
 }

@@ -564,8 +564,8 @@ mod tests {
 
     /// 0020: each recipient's first attempt moves into its row, the later
     /// ones (and those of no recipient) stay in `attempts`; every attempt
-    /// reads the same through `delivery_attempts`, and a trace lists them
-    /// in the same order.
+    /// reads the same through `delivery_attempts`; each message says
+    /// whether it had a deferral or a failure.
     #[test]
     fn first_attempts_move_into_the_recipient_rows_in_0020_and_read_the_same() {
         let mut conn = database_at(19);
@@ -645,6 +645,12 @@ mod tests {
             )
             .unwrap();
         assert_eq!(error, "SMTP error after RCPT TO:<q@z>: 451 later");
+        let flags = rows_as_text(
+            &conn,
+            "SELECT had_deferral, had_failure FROM messages ORDER BY id",
+        );
+        let flag = |value: i64| Some(format!("Integer({value})"));
+        assert_eq!(flags, [[flag(0), flag(0)], [flag(1), flag(1)]]);
     }
 
     /// 0016: a Message-ID header is kept as its hash, found as before.

@@ -182,9 +182,6 @@ struct Read {
     rejections: Rejections,
     messages: Messages,
     attempts: Attempts,
-    /// Messages received with at least one deferral, and failure.
-    delayed: u64,
-    failed: u64,
 }
 
 /// The report for `window` from what was read for it, naming texts
@@ -195,8 +192,6 @@ fn made_from(conn: &Connection, window: Window, read: Read) -> Result<Stats, Que
         rejections,
         messages,
         mut attempts,
-        delayed,
-        failed,
     } = read;
     let counts = LineCounts::from_kinds(kinds, rejections.permanent, rejections.temporary);
     let mut texts = Texts::new(conn)?;
@@ -207,8 +202,8 @@ fn made_from(conn: &Connection, window: Window, read: Read) -> Result<Stats, Que
             received_messages: counts.received,
             received_volume: messages.received.bytes,
             received_hosts: messages.received_hosts(),
-            delayed_messages: delayed,
-            failed_messages: failed,
+            delayed_messages: messages.delayed,
+            failed_messages: messages.failed,
             delivered_messages: counts.delivered_messages(),
             delivered_addresses: counts.delivered,
             delivered_volume: attempts.delivered.bytes,
@@ -269,7 +264,8 @@ fn read_rejections(
 /// The message columns [`message_row`] reads, for `SELECT ... FROM
 /// messages`.
 const MESSAGE_COLUMNS: &str = "id, received_ms, sender, size, host_ip,
-    coalesce(host_name_id, helo_id), status, completed_ms, last_event_ms";
+    coalesce(host_name_id, helo_id), status, completed_ms, last_event_ms, had_deferral,
+    had_failure";
 
 fn message_row<'r>(
     row: &'r deadpool_sqlite::rusqlite::Row<'r>,
@@ -296,6 +292,8 @@ fn message_row<'r>(
         } else {
             None
         },
+        had_deferral: row.get(9)?,
+        had_failure: row.get(10)?,
     })
 }
 

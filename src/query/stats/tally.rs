@@ -160,6 +160,9 @@ pub(super) struct MessageRow<'a> {
     pub status: &'a str,
     pub completed_ms: Option<i64>,
     pub last_event_ms: Option<i64>,
+    /// Any of its attempts deferred (`==`), failed (`**`).
+    pub had_deferral: bool,
+    pub had_failure: bool,
 }
 
 /// A sending host: its messages and the name its newest message gave.
@@ -181,6 +184,10 @@ pub(super) struct Messages {
     pub status: BTreeMap<String, u64>,
     /// Filled here only for the whole database (see [`Messages::add`]).
     pub queue_times: Durations,
+    /// Messages received in the window with at least one deferral, and
+    /// with at least one failure (at any time).
+    pub delayed: u64,
+    pub failed: u64,
 }
 
 impl Messages {
@@ -192,6 +199,8 @@ impl Messages {
         let received = bounds.hold(row.received_ms);
         if received {
             self.received.add(row.size);
+            self.delayed += u64::from(row.had_deferral);
+            self.failed += u64::from(row.had_failure);
             if let Some(ms) = row.received_ms {
                 self.received_per_hour[hour_of_day(ms)] += 1;
             }
@@ -254,6 +263,8 @@ impl Messages {
             *self.status.entry(status).or_default() += count;
         }
         self.queue_times.merge(&other.queue_times);
+        self.delayed += other.delayed;
+        self.failed += other.failed;
     }
 
     /// Distinct hosts that sent the window's messages.
@@ -443,6 +454,8 @@ mod tests {
             status: "completed",
             completed_ms: Some(id * 3_600_000 + 90_000),
             last_event_ms: None,
+            had_deferral: id % 2 == 0,
+            had_failure: false,
         }
     }
 
@@ -535,6 +548,11 @@ mod tests {
         };
         messages.add(&unreceived, window, false);
         assert_eq!(messages.received.count, 1);
+        assert_eq!(
+            (messages.delayed, messages.failed),
+            (0, 0),
+            "5 was not deferred"
+        );
         assert_eq!(messages.status["completed"], 1);
         assert_eq!(messages.status["deferred"], 1);
         assert_eq!(

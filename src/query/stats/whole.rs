@@ -80,13 +80,7 @@ pub(super) fn read_with(
     )?;
     let mut attempts = Attempts::numbered_by(recipients.domains);
     for half in [low, high, held_low, held_high] {
-        attempts.merge(half.attempts);
-        for id in half.deferred {
-            sizes.mark(id, DEFERRED);
-        }
-        for id in half.failed {
-            sizes.mark(id, FAILED);
-        }
+        attempts.merge(half);
     }
 
     Ok(Read {
@@ -94,8 +88,6 @@ pub(super) fn read_with(
         rejections,
         messages,
         attempts,
-        delayed: sizes.received_with(DEFERRED),
-        failed: sizes.received_with(FAILED),
     })
 }
 
@@ -169,47 +161,24 @@ fn slot(first: i64, id: i64) -> Option<usize> {
     usize::try_from(id.checked_sub(first)?).ok()
 }
 
-/// Per message, by id: its size, and whether it was received, deferred or
-/// failed. For the volume of each delivery without a join per attempt,
-/// and the delayed and failed totals.
+/// Per message, by id: its size, for the volume of each delivery without
+/// a join per attempt.
 struct Sizes {
     first: i64,
     /// [`NO_SIZE`] where unknown: half the memory of an `Option<i64>`
     /// for every message of the database.
     sizes: Vec<i64>,
-    flags: Vec<u8>,
 }
 
 /// No size: the column is NULL (it is never negative: a CHECK says so).
 const NO_SIZE: i64 = -1;
 
-const RECEIVED: u8 = 1;
-const DEFERRED: u8 = 2;
-const FAILED: u8 = 4;
-
 impl Sizes {
-    fn index(&self, id: i64) -> Option<usize> {
-        slot(self.first, id).filter(|index| *index < self.flags.len())
-    }
-
-    fn mark(&mut self, id: i64, flag: u8) {
-        if let Some(index) = self.index(id) {
-            self.flags[index] |= flag;
-        }
-    }
-
     fn size(&self, id: i64) -> Option<i64> {
-        self.index(id)
-            .map(|index| self.sizes[index])
+        slot(self.first, id)
+            .and_then(|index| self.sizes.get(index))
+            .copied()
             .filter(|size| *size != NO_SIZE)
-    }
-
-    /// Received messages with `flag` set.
-    fn received_with(&self, flag: u8) -> u64 {
-        self.flags
-            .iter()
-            .filter(|flags| **flags & (RECEIVED | flag) == RECEIVED | flag)
-            .count() as u64
     }
 }
 
@@ -220,10 +189,7 @@ const MESSAGES_PER_PIECE: usize = 16_384;
 /// The pieces of [`Sizes`] not read yet, each with the id of its first
 /// message; taken by whichever thread is free.
 type Pieces<'s> = std::sync::Mutex<
-    std::iter::Zip<
-        std::iter::Zip<std::iter::StepBy<std::ops::RangeFrom<i64>>, std::slice::ChunksMut<'s, i64>>,
-        std::slice::ChunksMut<'s, u8>,
-    >,
+    std::iter::Zip<std::iter::StepBy<std::ops::RangeFrom<i64>>, std::slice::ChunksMut<'s, i64>>,
 >;
 
 fn sizes_for(conn: &Connection) -> Result<Sizes, QueryError> {
@@ -231,21 +197,16 @@ fn sizes_for(conn: &Connection) -> Result<Sizes, QueryError> {
     Ok(Sizes {
         first: range.0,
         sizes: slots(range, NO_SIZE),
-        flags: slots(range, 0),
     })
 }
 
 fn pieces_of(sizes: &mut Sizes) -> Pieces<'_> {
     let firsts = (sizes.first..).step_by(MESSAGES_PER_PIECE);
-    std::sync::Mutex::new(
-        firsts
-            .zip(sizes.sizes.chunks_mut(MESSAGES_PER_PIECE))
-            .zip(sizes.flags.chunks_mut(MESSAGES_PER_PIECE)),
-    )
+    std::sync::Mutex::new(firsts.zip(sizes.sizes.chunks_mut(MESSAGES_PER_PIECE)))
 }
 
 /// Reads pieces of the messages until none is left, counting them into
-/// `messages` and filling in their sizes and flags.
+/// `messages` and filling in their sizes.
 fn read_messages(
     conn: &Connection,
     bounds: Bounds,
@@ -257,7 +218,7 @@ fn read_messages(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .next();
-        let Some(((first, sizes), flags)) = piece else {
+        let Some((first, sizes)) = piece else {
             return Ok(());
         };
         let last = first.saturating_add(i64::try_from(sizes.len()).unwrap_or(i64::MAX) - 1);
@@ -269,9 +230,6 @@ fn read_messages(
                 // A negative size, which the CHECK forbids, would add
                 // nothing to a volume anyway.
                 sizes[index] = message.size.filter(|size| *size >= 0).unwrap_or(NO_SIZE);
-                if bounds.hold(message.received_ms) {
-                    flags[index] |= RECEIVED;
-                }
             }
             Ok(())
         })?;
@@ -323,14 +281,6 @@ impl RecipientDomains {
     }
 }
 
-/// One half of the attempts: what they counted, and the messages that
-/// had a deferral or a failure.
-struct AttemptsHalf {
-    attempts: Attempts,
-    deferred: Vec<i64>,
-    failed: Vec<i64>,
-}
-
 /// Which attempts a step reads: the first of each recipient, held in its
 /// row (a range of recipient ids), or the later ones (of attempt ids).
 #[derive(Debug, Clone, Copy)]
@@ -346,12 +296,8 @@ fn read_attempts(
     sizes: &Sizes,
     recipients: &RecipientDomains,
     held: Held,
-) -> Result<AttemptsHalf, QueryError> {
-    let mut half = AttemptsHalf {
-        attempts: Attempts::numbered_by(recipients.domains.clone()),
-        deferred: Vec::new(),
-        failed: Vec::new(),
-    };
+) -> Result<Attempts, QueryError> {
+    let mut attempts = Attempts::numbered_by(recipients.domains.clone());
     // The address only for the deferrals and failures that quote it.
     let sql = match held {
         Held::No => format!(
@@ -374,14 +320,11 @@ fn read_attempts(
             (None, Some(id)) => Recipient::Numbered(recipients.of(id)),
             (None, None) => Recipient::None,
         };
-        let attempt = attempt_row(row, sizes.size(message_id), recipient)?;
-        match attempt.flag {
-            "==" => half.deferred.push(message_id),
-            "**" => half.failed.push(message_id),
-            _ => {}
-        }
-        half.attempts.add(&attempt, bounds);
+        attempts.add(
+            &attempt_row(row, sizes.size(message_id), recipient)?,
+            bounds,
+        );
         Ok(())
     })?;
-    Ok(half)
+    Ok(attempts)
 }

@@ -6,10 +6,9 @@ use deadpool_sqlite::rusqlite::Connection;
 use super::attempt_tally::{Attempts, Recipient};
 use super::tally::{Bounds, Messages};
 use super::{
-    ATTEMPT_COLUMNS, HELD_ATTEMPT_COLUMNS, MESSAGE_COLUMNS, QueryError, Read, attempt_row, context,
-    each_row, message_row, to_u64,
+    ATTEMPT_COLUMNS, HELD_ATTEMPT_COLUMNS, MESSAGE_COLUMNS, QueryError, Read, attempt_row,
+    each_row, message_row,
 };
-use crate::store::ResultExt;
 
 /// Reads what the report over `bounds` needs.
 pub(super) fn read(conn: &Connection, bounds: Bounds) -> Result<Read, QueryError> {
@@ -17,15 +16,12 @@ pub(super) fn read(conn: &Connection, bounds: Bounds) -> Result<Read, QueryError
     let rejections = super::read_rejections(conn, bounds, false)?;
     let mut messages = read_messages(conn, bounds)?;
     read_queue_times(conn, bounds, &mut messages)?;
-    let (delayed, failed) = delayed_and_failed(conn, bounds)?;
     let attempts = read_attempts(conn, bounds)?;
     Ok(Read {
         kinds,
         rejections,
         messages,
         attempts,
-        delayed,
-        failed,
     })
 }
 
@@ -44,18 +40,6 @@ fn messages_sql() -> String {
 /// messages_completed.
 const QUEUE_TIMES_SQL: &str = "SELECT completed_ms - received_ms FROM messages
     WHERE status = 'completed' AND received_ms IS NOT NULL AND completed_ms BETWEEN ?1 AND ?2";
-
-/// Per message received in the window: any deferral, any failure (from
-/// attempts_message, which holds the flags, and recipients_message for
-/// the first attempts the recipients' rows hold).
-const DELAYED_AND_FAILED_SQL: &str = "SELECT
-        sum(EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.flag = '==')
-            OR EXISTS (SELECT 1 FROM recipients r
-                       WHERE r.message_id = m.id AND r.attempt_flag = '==')),
-        sum(EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.flag = '**')
-            OR EXISTS (SELECT 1 FROM recipients r
-                       WHERE r.message_id = m.id AND r.attempt_flag = '**'))
-    FROM messages m WHERE m.received_ms BETWEEN ?1 AND ?2";
 
 /// The window's attempts, from attempts_time and recipients_attempt_time,
 /// with their messages' sizes and recipients' addresses joined in.
@@ -93,20 +77,6 @@ fn read_queue_times(
     })
 }
 
-/// The window's messages with at least one deferral, and with at least
-/// one failure (at any time): answered from `attempts_message`, which
-/// holds the flags.
-fn delayed_and_failed(conn: &Connection, bounds: Bounds) -> Result<(u64, u64), QueryError> {
-    let (delayed, failed): (Option<i64>, Option<i64>) = conn
-        .prepare_cached(DELAYED_AND_FAILED_SQL)
-        .ctx(context)?
-        .query_row([bounds.since, bounds.until], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .ctx(context)?;
-    Ok((delayed.map_or(0, to_u64), failed.map_or(0, to_u64)))
-}
-
 /// The window's attempts, with their messages' sizes and recipients'
 /// addresses joined in.
 fn read_attempts(conn: &Connection, bounds: Bounds) -> Result<Attempts, QueryError> {
@@ -136,7 +106,6 @@ mod tests {
         for sql in [
             messages.as_str(),
             QUEUE_TIMES_SQL,
-            DELAYED_AND_FAILED_SQL,
             attempts.as_str(),
             super::super::REJECTIONS_WINDOW_SQL,
         ] {

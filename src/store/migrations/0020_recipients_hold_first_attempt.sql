@@ -1,4 +1,5 @@
--- 0020: a recipient's first delivery attempt is kept in its own row.
+-- 0020: a recipient's first delivery attempt is kept in its own row, and
+-- a message says whether it ever had a deferral or a failure.
 --
 -- Most recipients are tried once: a row of `attempts` and an entry in each
 -- of its indexes for every delivery was most of what a delivery cost to
@@ -23,6 +24,16 @@ ALTER TABLE recipients ADD COLUMN attempt_error_address_at INTEGER;
 ALTER TABLE recipients ADD COLUMN attempt_queue_time_ms INTEGER;
 ALTER TABLE recipients ADD COLUMN attempt_delivery_time_ms INTEGER;
 ALTER TABLE recipients ADD COLUMN attempt_shadow INTEGER;
+
+-- Whether a message ever had a deferral (`==`) or a failure (`**`):
+-- `stats` counts them per message received, which would otherwise ask
+-- both tables about every message (one scan of the attempts here).
+ALTER TABLE messages ADD COLUMN had_deferral INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN had_failure INTEGER NOT NULL DEFAULT 0;
+UPDATE messages SET had_deferral = 1
+WHERE id IN (SELECT message_id FROM attempts WHERE flag = '==');
+UPDATE messages SET had_failure = 1
+WHERE id IN (SELECT message_id FROM attempts WHERE flag = '**');
 
 -- Each recipient's first attempt moves into its row.
 CREATE TEMP TABLE first_attempts AS

@@ -137,3 +137,33 @@ pub fn views(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    /// A recipient's history counts the attempt its row holds and the
+    /// later ones, and its last error is the latest attempt's.
+    #[test]
+    fn a_history_reads_the_first_attempt_and_the_later_ones() {
+        let conn = crate::store::migrated_in_memory();
+        conn.execute_batch(
+            "INSERT INTO texts (id, hash, text) VALUES (1, 0, 'first try'), (2, 0, 'second try');
+             INSERT INTO messages (id, exim_id, status) VALUES (1, 'q', 'deferred');
+             INSERT INTO recipients (id, message_id, address, status, last_attempt_ms,
+                                     attempt_flag, attempt_ms, attempt_error_text_id)
+                 VALUES (1, 1, 'once@x', 'deferred', 10, '==', 10, 1),
+                        (2, 1, 'twice@x', 'deferred', 20, '==', 10, 1),
+                        (3, 1, 'never@x', 'pending', NULL, NULL, NULL, NULL);
+             INSERT INTO attempts (message_id, recipient_id, flag, attempted_ms, error_text_id)
+                 VALUES (1, 2, '==', 20, 2);",
+        )
+        .unwrap();
+        let histories = super::recipient_histories(&conn, &["q"]).unwrap();
+        let history = |address: &str| {
+            let h = &histories[&("q".to_owned(), address.to_owned())];
+            (h.attempts, h.last_error.clone())
+        };
+        assert_eq!(history("once@x"), (1, Some("first try".to_owned())));
+        assert_eq!(history("twice@x"), (2, Some("second try".to_owned())));
+        assert_eq!(history("never@x"), (0, None));
+    }
+}

@@ -4,8 +4,9 @@
 //! The writer feeds a batch's entries, in log order, to a [`BatchModel`],
 //! which keeps the batch's effect in memory: each message and recipient the
 //! batch touches is one state ([`MessageState`], [`RecipientState`]),
-//! changed line by line by the rules in `rules.rs`; attempts and rejections
-//! are appended. [`BatchModel::flush`] then writes each changed row once
+//! changed line by line by the rules in `rules.rs`; a recipient's first
+//! attempt is kept with its state (its row holds it), later attempts and
+//! rejections are appended. [`BatchModel::flush`] then writes each changed row once
 //! (`write.rs`), in the batch transaction, so a
 //! delivery attempt, the recipient's status and the message's status always
 //! change together. Most messages are received, delivered and completed

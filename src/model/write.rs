@@ -8,6 +8,7 @@
 //! which doubled the bytes an ingest wrote.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, Statement, ToSql, params};
 
@@ -312,6 +313,29 @@ const RECIPIENT_COLUMNS: [&str; 8] = [
     "delivered_ms",
 ];
 
+/// An UPDATE of a stored recipient's state, bound as [`bind_recipient`]
+/// binds a row.
+static UPDATE_RECIPIENT: LazyLock<String> = LazyLock::new(|| update_recipient(&[]));
+
+/// [`UPDATE_RECIPIENT`] with the first attempt it now holds, bound after
+/// the recipient's columns ([`bind_first_attempt`]).
+static UPDATE_WITH_FIRST_ATTEMPT: LazyLock<String> =
+    LazyLock::new(|| update_recipient(&HELD_ATTEMPT_COLUMNS));
+
+/// `UPDATE recipients` setting every column of [`RECIPIENT_COLUMNS`] but the
+/// first three (the row, its message, its address), then `more`, each to
+/// the parameter of its place in the row.
+fn update_recipient(more: &[&str]) -> String {
+    let sets: Vec<String> = RECIPIENT_COLUMNS
+        .iter()
+        .chain(more)
+        .enumerate()
+        .skip(3)
+        .map(|(index, column)| format!("{column} = ?{}", index + 1))
+        .collect();
+    format!("UPDATE recipients SET {} WHERE id = ?1", sets.join(", "))
+}
+
 /// Writes the recipients the batch changed as it leaves them, with the
 /// first attempt of those tried for the first time.
 pub(super) fn recipients(
@@ -345,20 +369,9 @@ pub(super) fn recipients(
         // The attempt's columns are set only when it is new: setting one
         // an index covers rewrites the index entry, changed or not.
         let sql = if recipient.first_attempt.is_some() {
-            "UPDATE recipients SET status = ?4, final_address = ?5, parent_address = ?6,
-                 last_attempt_ms = ?7, delivered_ms = ?8,
-                 attempt_flag = ?9, attempt_ms = ?10, attempt_final_address = ?11,
-                 attempt_router_id = ?12, attempt_transport_id = ?13,
-                 attempt_host_name_id = ?14, attempt_host_ip_id = ?15, attempt_host_port = ?16,
-                 attempt_tls_cipher_id = ?17, attempt_cert_verified = ?18,
-                 attempt_smtp_code_id = ?19, attempt_error_text_id = ?20,
-                 attempt_error_address_at = ?21, attempt_queue_time_ms = ?22,
-                 attempt_delivery_time_ms = ?23, attempt_shadow = ?24
-             WHERE id = ?1"
+            UPDATE_WITH_FIRST_ATTEMPT.as_str()
         } else {
-            "UPDATE recipients SET status = ?4, final_address = ?5, parent_address = ?6,
-                 last_attempt_ms = ?7, delivered_ms = ?8
-             WHERE id = ?1"
+            UPDATE_RECIPIENT.as_str()
         };
         let mut statement = conn.prepare_cached(sql).ctx(context)?;
         bind_recipient(&mut statement, 1, recipient).ctx(context)?;
